@@ -340,7 +340,7 @@ func (g *gen) decField(s *segment, f *field) {
 func (g *gen) asciiScan(f *field, onValue string) {
 	// The stop bit is found eight bytes at a time; the cleared last byte is written from
 	// the input, not read back from the window just copied (a store-forwarding stall).
-	g.w("end := p\nif q := b[p:]; len(q) >= 8 {\nif m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {\nend = p + bits.TrailingZeros64(m)>>3\n} else {\nend = p + 8\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n} else {\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n")
+	g.w("end := p\nif q := b[p:]; len(q) >= 8 {\nif m := %s & 0x8080808080808080; m != 0 {\nend = p + bits.TrailingZeros64(m)>>3\n} else {\nend = p + 8\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n} else {\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n", le64("q"))
 	g.w("if end < len(b) {\nif end >= len(win) {\nwin = c.Extend(b, end)\n}\nw := win[p : end+1 : end+1]\nw[end-p] = b[end] &^ 0x80\n")
 	g.w("%s%sp = end + 1\ndone = true\n}\n", onValue, setv(f, "w", "true"))
 }
@@ -414,16 +414,35 @@ func (g *gen) decGroup(f *field) {
 }
 
 // parse writes the parse of a stop-bit integer at b[at:] into new variables x (int64 or
-// uint64) and n (0 if the short forms do not apply): two to four bytes inline, longer
-// values through fastrt.
+// uint64) and n (0 if the short forms do not apply): two to four bytes with a branch per
+// byte (which a feed's steady value lengths let the CPU predict), also at the end of the
+// input; five to eight bytes from one 64-bit load without a branch per byte
+// (fastrt.UintWord and IntWord written out: the inliner takes only the smallest functions
+// into the large ones of generated code); longer values through fastrt.
 func (g *gen) parse(signed bool, at string) {
 	if signed {
-		g.w("x, n := int64(0), 0\nif q := b[%s:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {\nx = int64(int8(q[0]<<1) >> 1)\n", at)
-		g.w("if q[1] >= 0x80 {\nx, n = x<<7|int64(q[1]&0x7f), 2\n} else if q[2] >= 0x80 {\nx, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3\n} else if q[3] >= 0x80 {\nx, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4\n}\n}\n")
+		g.w("x, n := int64(0), 0\nif q := b[%s:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {\nx = int64(int8(q[0]<<1) >> 1)\n", at)
+		g.w("if q[1] >= 0x80 {\nx, n = x<<7|int64(q[1]&0x7f), 2\n} else if len(q) >= 3 && q[2] >= 0x80 {\nx, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3\n} else if len(q) >= 4 && q[3] >= 0x80 {\nx, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4\n}")
+		g.w(" else if len(q) >= 8 {\nw := %s\n", le64("q"))
+		g.w("if m := w & 0x8080808080808080; m != 0 {\n")
+		g.w("k := uint(bits.TrailingZeros64(m) >> 3)\nu := bits.ReverseBytes64(w) >> (56 - 8*k)\n%s\nx, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1\n}\n}\n}\n", pack7)
 		g.w("if n == 0 {\nx, n = fastrt.Int(b, %s)\n}\n", at)
 		return
 	}
-	g.w("x, n := uint64(0), 0\nif q := b[%s:]; len(q) >= 4 && q[0] != 0 {\n", at)
-	g.w("if q[1] >= 0x80 {\nx, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2\n} else if q[2] >= 0x80 {\nx, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3\n} else if q[3] >= 0x80 {\nx, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4\n}\n}\n")
+	g.w("x, n := uint64(0), 0\nif q := b[%s:]; len(q) >= 2 && q[0] != 0 {\n", at)
+	g.w("if q[1] >= 0x80 {\nx, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2\n} else if len(q) >= 3 && q[2] >= 0x80 {\nx, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3\n} else if len(q) >= 4 && q[3] >= 0x80 {\nx, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4\n}")
+	g.w(" else if len(q) >= 8 {\nw := %s\n", le64("q"))
+	g.w("if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {\nk := uint(bits.TrailingZeros64(m) >> 3)\nu := bits.ReverseBytes64(w) >> (56 - 8*k)\n%s\nx, n = u, int(k)+1\n}\n}\n}\n", pack7)
 	g.w("if n == 0 {\nx, n = fastrt.Uint(b, %s)\n}\n", at)
+}
+
+// pack7 is fastrt.Pack7 of u written out, for the same reason as le64.
+const pack7 = "u &= 0x7f7f7f7f7f7f7f7f\nu = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1\nu = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2\nu = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4"
+
+// le64 is the little-endian load of q[0:8] (len(q) >= 8), written out: the compiler
+// combines it into one load, and it needs no call in the large functions of generated code,
+// where the inliner takes only the smallest functions (binary.LittleEndian.Uint64 is not
+// among them).
+func le64(q string) string {
+	return fmt.Sprintf("(uint64(%[1]s[0]) | uint64(%[1]s[1])<<8 | uint64(%[1]s[2])<<16 | uint64(%[1]s[3])<<24 | uint64(%[1]s[4])<<32 | uint64(%[1]s[5])<<40 | uint64(%[1]s[6])<<48 | uint64(%[1]s[7])<<56)", q)
 }

@@ -2,6 +2,8 @@ package fastrt
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -52,5 +54,35 @@ func TestDictReset(t *testing.T) {
 	d.Gen = ^uint32(0) - 1
 	if !d.Reset() || d.Gen != 2 {
 		t.Fatalf("wrap: Gen %d", d.Gen)
+	}
+}
+
+func TestWordParsers(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 200000 {
+		var buf [8]byte
+		for j := range buf {
+			buf[j] = byte(r.Uint32())
+			if r.IntN(3) > 0 {
+				buf[j] &= 0x7f
+			}
+		}
+		if i%7 == 0 {
+			buf[0] = 0
+		}
+		if i%11 == 0 {
+			buf[0] = 0x7f
+		}
+		w := binary.LittleEndian.Uint64(buf[:])
+		ux, un := UintWord(w)
+		wx, wn := Uint(buf[:], 0)
+		if un != 0 && (un != wn || ux != wx) || un == 0 && wn != 0 && wn <= 8 {
+			t.Fatalf("UintWord(% x) = %d, %d; Uint %d, %d", buf, ux, un, wx, wn)
+		}
+		sx, sn := IntWord(w)
+		ix, in := Int(buf[:], 0)
+		if sn != 0 && (sn != in || sx != ix) || sn == 0 && in != 0 && in <= 8 {
+			t.Fatalf("IntWord(% x) = %d, %d; Int %d, %d", buf, sx, sn, ix, in)
+		}
 	}
 }

@@ -1,5 +1,7 @@
 package fastrt
 
+import "math/bits"
+
 // Decimal is a decimal value: Mantissa times ten to the power Exponent.
 type Decimal struct {
 	Mantissa int64
@@ -22,6 +24,39 @@ func Uint(b []byte, p int) (x uint64, n int) {
 		}
 	}
 	return 0, 0
+}
+
+// UintWord parses a stop-bit unsigned integer of one to eight bytes from w, the next eight
+// input bytes read little-endian, without a branch per byte: the stop bit is found in the
+// word and the seven-bit groups are packed together with masks and shifts. It returns
+// n == 0 when w holds no stop bit or starts with 0x00 (a longer or overlong value: Uint or
+// the general path decides). Small enough to be inlined.
+func UintWord(w uint64) (x uint64, n int) {
+	m := w & 0x8080808080808080
+	if m == 0 || w&0xff == 0 {
+		return 0, 0
+	}
+	n = bits.TrailingZeros64(m)>>3 + 1
+	return Pack7(bits.ReverseBytes64(w) >> (64 - 8*uint(n))), n
+}
+
+// IntWord is UintWord for a signed integer; n == 0 also for an overlong encoding (R6),
+// as Int.
+func IntWord(w uint64) (x int64, n int) {
+	m := w & 0x8080808080808080
+	if t := w & 0x407f; m == 0 || m&0x80 == 0 && (t == 0 || t == 0x407f) {
+		return 0, 0
+	}
+	k := uint(bits.TrailingZeros64(m) >> 3) // n - 1
+	return int64(Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k)) >> (57 - 7*k), int(k) + 1
+}
+
+// Pack7 packs the low seven bits of each byte of u (the first at the top) together.
+func Pack7(u uint64) uint64 {
+	u &= 0x7f7f7f7f7f7f7f7f
+	u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+	u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+	return u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 }
 
 // Int parses a signed integer of at most nine bytes at b[p:]; n == 0 as for Uint.

@@ -1363,7 +1363,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -1409,13 +1409,24 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1449,13 +1460,24 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1489,14 +1511,25 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1526,7 +1559,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -1573,7 +1606,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -1620,7 +1653,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -1681,7 +1714,7 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -1727,13 +1760,24 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1767,13 +1811,24 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1803,7 +1858,7 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -1875,13 +1930,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1915,13 +1981,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1951,7 +2028,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -1998,7 +2075,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -2048,13 +2125,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2090,14 +2178,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2135,13 +2234,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2181,13 +2291,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2229,14 +2350,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2280,14 +2412,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2329,13 +2472,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2380,14 +2534,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -2456,7 +2621,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -2503,7 +2668,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -2558,13 +2723,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -2604,13 +2780,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -2650,13 +2837,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -2701,14 +2899,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -2754,14 +2963,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -2794,7 +3014,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -2841,7 +3061,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -2888,7 +3108,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -2935,7 +3155,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -2990,13 +3210,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -3036,13 +3267,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -3087,14 +3329,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -3140,14 +3393,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -3193,14 +3457,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -3246,14 +3521,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -3299,14 +3585,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -3349,14 +3646,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -3403,14 +3711,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -3456,14 +3775,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -3509,14 +3839,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -3559,14 +3900,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -3610,14 +3962,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -3664,14 +4027,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -3712,13 +4086,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -3750,7 +4135,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -3807,14 +4192,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -3848,7 +4244,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -3895,7 +4291,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -3955,14 +4351,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -4003,13 +4410,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4049,13 +4467,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4100,14 +4529,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -4150,14 +4590,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4204,14 +4655,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -4257,14 +4719,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -4310,14 +4783,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -4358,13 +4842,24 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4396,7 +4891,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -4443,7 +4938,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -4519,13 +5014,24 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -4559,13 +5065,24 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -4639,13 +5156,24 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4677,7 +5205,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -4724,7 +5252,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -4781,14 +5309,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4830,13 +5369,24 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4876,13 +5426,24 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4922,13 +5483,24 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4960,7 +5532,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -5015,13 +5587,24 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -5061,13 +5644,24 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -5107,13 +5701,24 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -5145,7 +5750,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -5205,14 +5810,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -5258,14 +5874,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -5298,7 +5925,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -5345,7 +5972,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -5392,7 +6019,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -5439,7 +6066,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -5499,14 +6126,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -5552,14 +6190,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -5605,14 +6254,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -5658,14 +6318,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -5711,14 +6382,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -5764,14 +6446,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -5814,14 +6507,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -5868,14 +6572,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -5921,14 +6636,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -5974,14 +6700,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -6024,14 +6761,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6075,14 +6823,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6129,14 +6888,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -6179,14 +6949,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6220,7 +7001,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -6267,7 +7048,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -6327,14 +7108,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -6375,13 +7167,24 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6421,13 +7224,24 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6472,14 +7286,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -6522,14 +7347,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6576,14 +7412,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -6629,14 +7476,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -6682,14 +7540,25 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -6730,13 +7599,24 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6768,7 +7648,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -6815,7 +7695,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -6862,7 +7742,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -6938,13 +7818,24 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6978,13 +7869,24 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7022,13 +7924,24 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7064,14 +7977,25 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7109,13 +8033,24 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7155,13 +8090,24 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7203,14 +8149,25 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7244,7 +8201,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -7291,7 +8248,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -7343,14 +8300,25 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7392,13 +8360,24 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7485,7 +8464,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -7531,7 +8510,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -7709,7 +8688,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -7766,7 +8745,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -7839,7 +8818,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -7917,13 +8896,24 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7957,13 +8947,24 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8001,13 +9002,24 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8043,14 +9055,25 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8088,13 +9111,24 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8134,13 +9168,24 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8182,14 +9227,25 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8223,7 +9279,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -8270,7 +9326,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -8322,14 +9378,25 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8418,7 +9485,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -8464,7 +9531,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -8626,7 +9693,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -8683,7 +9750,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -8761,13 +9828,24 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8801,13 +9879,24 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8845,13 +9934,24 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8887,14 +9987,25 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8932,13 +10043,24 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8978,13 +10100,24 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -9026,14 +10159,25 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -9067,7 +10211,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -9114,7 +10258,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -9166,14 +10310,25 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -9215,13 +10370,24 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -9297,7 +10463,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -9339,7 +10505,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -9469,7 +10635,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -9630,7 +10796,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -9783,7 +10949,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -9840,7 +11006,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -9918,13 +11084,24 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -9958,13 +11135,24 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -10002,13 +11190,24 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -10044,14 +11243,25 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -10089,13 +11299,24 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -10135,13 +11356,24 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -10183,14 +11415,25 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -10224,7 +11467,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -10271,7 +11514,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -10323,14 +11566,25 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -10408,7 +11662,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10450,7 +11704,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10580,7 +11834,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10709,7 +11963,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10862,7 +12116,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10919,7 +12173,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10997,13 +12251,24 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -11037,13 +12302,24 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -11117,13 +12393,24 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -11155,7 +12442,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -11202,7 +12489,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -11249,7 +12536,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -11306,14 +12593,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -11360,14 +12658,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -11413,14 +12722,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -11461,13 +12781,24 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -11507,13 +12838,24 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -11553,13 +12895,24 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -11591,7 +12944,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -11638,7 +12991,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -11685,7 +13038,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -11745,14 +13098,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -11798,14 +13162,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -11851,14 +13226,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -11904,14 +13290,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -11957,14 +13354,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -12010,14 +13418,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -12060,14 +13479,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -12114,14 +13544,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -12167,14 +13608,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -12217,14 +13669,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -12268,14 +13731,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -12322,14 +13796,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -12375,14 +13860,25 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -12423,13 +13919,24 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -12469,13 +13976,24 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -12515,13 +14033,24 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -12553,7 +14082,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -12600,7 +14129,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -12647,7 +14176,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -12694,7 +14223,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -12770,13 +14299,24 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -12810,13 +14350,24 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -12890,13 +14441,24 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -12928,7 +14490,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -12975,7 +14537,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -13022,7 +14584,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -13079,14 +14641,25 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13133,14 +14706,25 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -13186,14 +14770,25 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -13234,13 +14829,24 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13280,13 +14886,24 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13326,13 +14943,24 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13364,7 +14992,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -13411,7 +15039,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -13458,7 +15086,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -13518,14 +15146,25 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -13571,14 +15210,25 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -13624,14 +15274,25 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -13677,14 +15338,25 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -13730,14 +15402,25 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -13780,14 +15463,25 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13834,14 +15528,25 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -13884,14 +15589,25 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13935,14 +15651,25 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13989,14 +15716,25 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -14037,13 +15775,24 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14075,7 +15824,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14122,7 +15871,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14169,7 +15918,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14216,7 +15965,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14292,13 +16041,24 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -14332,13 +16092,24 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -14420,13 +16191,24 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14469,7 +16251,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14515,7 +16297,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14573,7 +16355,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14629,14 +16411,25 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14801,7 +16594,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14858,7 +16651,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14931,7 +16724,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14988,7 +16781,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -15066,13 +16859,24 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -15106,13 +16910,24 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -15221,7 +17036,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -15267,7 +17082,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -15325,7 +17140,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -15381,14 +17196,25 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -15537,7 +17363,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -15594,7 +17420,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -15651,7 +17477,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -15729,13 +17555,24 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -15769,13 +17606,24 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -15849,13 +17697,24 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -15887,7 +17746,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -15929,7 +17788,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -15976,7 +17835,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16033,14 +17892,25 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16082,13 +17952,24 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16128,13 +18009,24 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16174,13 +18066,24 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16212,7 +18115,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16272,14 +18175,25 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -16325,14 +18239,25 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -16378,14 +18303,25 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -16431,14 +18367,25 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -16484,14 +18431,25 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -16532,13 +18490,24 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16570,7 +18539,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16630,14 +18599,25 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -16680,14 +18660,25 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16734,14 +18725,25 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -16787,14 +18789,25 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -16835,13 +18848,24 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16873,7 +18897,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16920,7 +18944,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16967,7 +18991,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -17043,13 +19067,24 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -17083,13 +19118,24 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -17163,13 +19209,24 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -17201,7 +19258,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -17243,7 +19300,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -17290,7 +19347,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -17347,14 +19404,25 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -17396,13 +19464,24 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -17442,13 +19521,24 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -17488,13 +19578,24 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -17526,7 +19627,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -17586,14 +19687,25 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -17639,14 +19751,25 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -17692,14 +19815,25 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -17740,13 +19874,24 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -17778,7 +19923,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -17838,14 +19983,25 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -17888,14 +20044,25 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -17942,14 +20109,25 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -17995,14 +20173,25 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -18043,13 +20232,24 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -18081,7 +20281,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -18128,7 +20328,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -18175,7 +20375,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -18261,13 +20461,24 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			done = true
 		} else {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -18303,13 +20514,24 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -18364,14 +20586,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -18405,7 +20638,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -18494,14 +20727,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -18575,13 +20819,24 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -18621,13 +20876,24 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -18659,7 +20925,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -18719,14 +20985,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -18767,13 +21044,24 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -18818,14 +21106,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -18866,13 +21165,24 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -18917,14 +21227,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -19041,14 +21362,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -19099,7 +21431,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -19193,14 +21525,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -19267,7 +21610,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -19309,7 +21652,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -19366,14 +21709,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -19417,14 +21771,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -19468,7 +21833,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -19525,14 +21890,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -19566,7 +21942,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -19658,14 +22034,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -19711,14 +22098,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -19764,14 +22162,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -19817,14 +22226,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -19870,14 +22290,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -19923,14 +22354,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -19976,14 +22418,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -20029,14 +22482,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -20082,14 +22546,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -20130,13 +22605,24 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -20181,14 +22667,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -20234,14 +22731,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -20287,14 +22795,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -20337,14 +22856,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -20403,13 +22933,24 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -20443,13 +22984,24 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -20479,7 +23031,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -20521,7 +23073,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -20568,7 +23120,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -20625,14 +23177,25 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -20674,13 +23237,24 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -20737,13 +23311,24 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -20777,13 +23362,24 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -20817,14 +23413,25 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -20854,7 +23461,7 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -20901,7 +23508,7 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -20964,13 +23571,24 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -21004,13 +23622,24 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {

@@ -3759,13 +3759,24 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -3799,13 +3810,24 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -3841,13 +3863,24 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -3913,13 +3946,24 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -3953,13 +3997,24 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -4002,7 +4057,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -4058,7 +4113,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -4103,7 +4158,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -4171,13 +4226,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -4207,7 +4273,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -4253,13 +4319,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -4289,7 +4366,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -4375,7 +4452,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -4430,13 +4507,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4508,7 +4596,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -4584,7 +4672,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 												end := p
 												if q := b[p:]; len(q) >= 8 {
-													if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+													if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 														end = p + bits.TrailingZeros64(m)>>3
 													} else {
 														end = p + 8
@@ -4630,13 +4718,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											}
 											if !done {
 												x, n := uint64(0), 0
-												if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+												if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 													if q[1] >= 0x80 {
 														x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-													} else if q[2] >= 0x80 {
+													} else if len(q) >= 3 && q[2] >= 0x80 {
 														x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-													} else if q[3] >= 0x80 {
+													} else if len(q) >= 4 && q[3] >= 0x80 {
 														x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+													} else if len(q) >= 8 {
+														w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+														if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+															k := uint(bits.TrailingZeros64(m) >> 3)
+															u := bits.ReverseBytes64(w) >> (56 - 8*k)
+															u &= 0x7f7f7f7f7f7f7f7f
+															u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+															u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+															u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+															x, n = u, int(k)+1
+														}
 													}
 												}
 												if n == 0 {
@@ -4717,7 +4816,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -4770,7 +4869,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -4865,7 +4964,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -4911,13 +5010,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -4972,14 +5082,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											d, dn = fastrt.SignExtend7(b[q]), 1
 										} else {
 											x, n := int64(0), 0
-											if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+											if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 												x = int64(int8(q[0]<<1) >> 1)
 												if q[1] >= 0x80 {
 													x, n = x<<7|int64(q[1]&0x7f), 2
-												} else if q[2] >= 0x80 {
+												} else if len(q) >= 3 && q[2] >= 0x80 {
 													x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-												} else if q[3] >= 0x80 {
+												} else if len(q) >= 4 && q[3] >= 0x80 {
 													x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+												} else if len(q) >= 8 {
+													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+													if m := w & 0x8080808080808080; m != 0 {
+														k := uint(bits.TrailingZeros64(m) >> 3)
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+													}
 												}
 											}
 											if n == 0 {
@@ -5037,14 +5158,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											d, dn = fastrt.SignExtend7(b[q]), 1
 										} else {
 											x, n := int64(0), 0
-											if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+											if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 												x = int64(int8(q[0]<<1) >> 1)
 												if q[1] >= 0x80 {
 													x, n = x<<7|int64(q[1]&0x7f), 2
-												} else if q[2] >= 0x80 {
+												} else if len(q) >= 3 && q[2] >= 0x80 {
 													x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-												} else if q[3] >= 0x80 {
+												} else if len(q) >= 4 && q[3] >= 0x80 {
 													x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+												} else if len(q) >= 8 {
+													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+													if m := w & 0x8080808080808080; m != 0 {
+														k := uint(bits.TrailingZeros64(m) >> 3)
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+													}
 												}
 											}
 											if n == 0 {
@@ -5099,14 +5231,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -5184,14 +5327,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -5225,7 +5379,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -5338,14 +5492,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											d, dn = fastrt.SignExtend7(b[q]), 1
 										} else {
 											x, n := int64(0), 0
-											if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+											if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 												x = int64(int8(q[0]<<1) >> 1)
 												if q[1] >= 0x80 {
 													x, n = x<<7|int64(q[1]&0x7f), 2
-												} else if q[2] >= 0x80 {
+												} else if len(q) >= 3 && q[2] >= 0x80 {
 													x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-												} else if q[3] >= 0x80 {
+												} else if len(q) >= 4 && q[3] >= 0x80 {
 													x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+												} else if len(q) >= 8 {
+													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+													if m := w & 0x8080808080808080; m != 0 {
+														k := uint(bits.TrailingZeros64(m) >> 3)
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+													}
 												}
 											}
 											if n == 0 {
@@ -5403,14 +5568,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											d, dn = fastrt.SignExtend7(b[q]), 1
 										} else {
 											x, n := int64(0), 0
-											if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+											if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 												x = int64(int8(q[0]<<1) >> 1)
 												if q[1] >= 0x80 {
 													x, n = x<<7|int64(q[1]&0x7f), 2
-												} else if q[2] >= 0x80 {
+												} else if len(q) >= 3 && q[2] >= 0x80 {
 													x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-												} else if q[3] >= 0x80 {
+												} else if len(q) >= 4 && q[3] >= 0x80 {
 													x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+												} else if len(q) >= 8 {
+													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+													if m := w & 0x8080808080808080; m != 0 {
+														k := uint(bits.TrailingZeros64(m) >> 3)
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+													}
 												}
 											}
 											if n == 0 {
@@ -5468,14 +5644,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											d, dn = fastrt.SignExtend7(b[q]), 1
 										} else {
 											x, n := int64(0), 0
-											if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+											if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 												x = int64(int8(q[0]<<1) >> 1)
 												if q[1] >= 0x80 {
 													x, n = x<<7|int64(q[1]&0x7f), 2
-												} else if q[2] >= 0x80 {
+												} else if len(q) >= 3 && q[2] >= 0x80 {
 													x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-												} else if q[3] >= 0x80 {
+												} else if len(q) >= 4 && q[3] >= 0x80 {
 													x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+												} else if len(q) >= 8 {
+													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+													if m := w & 0x8080808080808080; m != 0 {
+														k := uint(bits.TrailingZeros64(m) >> 3)
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+													}
 												}
 											}
 											if n == 0 {
@@ -5522,14 +5709,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -5613,7 +5811,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -5659,13 +5857,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -5720,7 +5929,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -5766,14 +5975,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -5813,7 +6033,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -5897,14 +6117,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -5946,13 +6177,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -6010,14 +6252,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -6062,13 +6315,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6121,14 +6385,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -6173,13 +6448,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6219,13 +6505,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6267,14 +6564,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6318,14 +6626,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6359,7 +6678,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -6406,7 +6725,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -6457,14 +6776,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6494,7 +6824,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -6536,7 +6866,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -6578,7 +6908,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -6625,7 +6955,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -6672,7 +7002,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -6722,13 +7052,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6768,13 +7109,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6814,13 +7166,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -6873,14 +7236,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -6917,7 +7291,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -6974,14 +7348,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7025,14 +7410,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7087,14 +7483,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -7139,13 +7546,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7177,7 +7595,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -7219,7 +7637,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -7265,13 +7683,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7309,13 +7738,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7355,13 +7795,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7401,13 +7852,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7439,7 +7901,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -7494,13 +7956,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7536,13 +8009,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7572,7 +8056,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -7619,7 +8103,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -7676,14 +8160,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7717,7 +8212,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -7769,14 +8264,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7838,13 +8344,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7874,7 +8391,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -7920,13 +8437,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7956,7 +8484,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -8042,7 +8570,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -8097,13 +8625,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -8175,7 +8714,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -8251,7 +8790,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 												end := p
 												if q := b[p:]; len(q) >= 8 {
-													if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+													if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 														end = p + bits.TrailingZeros64(m)>>3
 													} else {
 														end = p + 8
@@ -8297,13 +8836,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											}
 											if !done {
 												x, n := uint64(0), 0
-												if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+												if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 													if q[1] >= 0x80 {
 														x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-													} else if q[2] >= 0x80 {
+													} else if len(q) >= 3 && q[2] >= 0x80 {
 														x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-													} else if q[3] >= 0x80 {
+													} else if len(q) >= 4 && q[3] >= 0x80 {
 														x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+													} else if len(q) >= 8 {
+														w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+														if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+															k := uint(bits.TrailingZeros64(m) >> 3)
+															u := bits.ReverseBytes64(w) >> (56 - 8*k)
+															u &= 0x7f7f7f7f7f7f7f7f
+															u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+															u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+															u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+															x, n = u, int(k)+1
+														}
 													}
 												}
 												if n == 0 {
@@ -8384,7 +8934,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -8437,7 +8987,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -8532,7 +9082,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -8578,13 +9128,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -8639,14 +9200,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											d, dn = fastrt.SignExtend7(b[q]), 1
 										} else {
 											x, n := int64(0), 0
-											if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+											if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 												x = int64(int8(q[0]<<1) >> 1)
 												if q[1] >= 0x80 {
 													x, n = x<<7|int64(q[1]&0x7f), 2
-												} else if q[2] >= 0x80 {
+												} else if len(q) >= 3 && q[2] >= 0x80 {
 													x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-												} else if q[3] >= 0x80 {
+												} else if len(q) >= 4 && q[3] >= 0x80 {
 													x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+												} else if len(q) >= 8 {
+													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+													if m := w & 0x8080808080808080; m != 0 {
+														k := uint(bits.TrailingZeros64(m) >> 3)
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+													}
 												}
 											}
 											if n == 0 {
@@ -8701,14 +9273,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -8786,14 +9369,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -8827,7 +9421,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -8940,14 +9534,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											d, dn = fastrt.SignExtend7(b[q]), 1
 										} else {
 											x, n := int64(0), 0
-											if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+											if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 												x = int64(int8(q[0]<<1) >> 1)
 												if q[1] >= 0x80 {
 													x, n = x<<7|int64(q[1]&0x7f), 2
-												} else if q[2] >= 0x80 {
+												} else if len(q) >= 3 && q[2] >= 0x80 {
 													x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-												} else if q[3] >= 0x80 {
+												} else if len(q) >= 4 && q[3] >= 0x80 {
 													x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+												} else if len(q) >= 8 {
+													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+													if m := w & 0x8080808080808080; m != 0 {
+														k := uint(bits.TrailingZeros64(m) >> 3)
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+													}
 												}
 											}
 											if n == 0 {
@@ -9005,14 +9610,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											d, dn = fastrt.SignExtend7(b[q]), 1
 										} else {
 											x, n := int64(0), 0
-											if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+											if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 												x = int64(int8(q[0]<<1) >> 1)
 												if q[1] >= 0x80 {
 													x, n = x<<7|int64(q[1]&0x7f), 2
-												} else if q[2] >= 0x80 {
+												} else if len(q) >= 3 && q[2] >= 0x80 {
 													x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-												} else if q[3] >= 0x80 {
+												} else if len(q) >= 4 && q[3] >= 0x80 {
 													x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+												} else if len(q) >= 8 {
+													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+													if m := w & 0x8080808080808080; m != 0 {
+														k := uint(bits.TrailingZeros64(m) >> 3)
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+													}
 												}
 											}
 											if n == 0 {
@@ -9070,14 +9686,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											d, dn = fastrt.SignExtend7(b[q]), 1
 										} else {
 											x, n := int64(0), 0
-											if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+											if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 												x = int64(int8(q[0]<<1) >> 1)
 												if q[1] >= 0x80 {
 													x, n = x<<7|int64(q[1]&0x7f), 2
-												} else if q[2] >= 0x80 {
+												} else if len(q) >= 3 && q[2] >= 0x80 {
 													x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-												} else if q[3] >= 0x80 {
+												} else if len(q) >= 4 && q[3] >= 0x80 {
 													x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+												} else if len(q) >= 8 {
+													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+													if m := w & 0x8080808080808080; m != 0 {
+														k := uint(bits.TrailingZeros64(m) >> 3)
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+													}
 												}
 											}
 											if n == 0 {
@@ -9124,14 +9751,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -9215,7 +9853,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -9261,13 +9899,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -9322,7 +9971,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -9368,14 +10017,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -9415,7 +10075,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -9499,14 +10159,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -9548,13 +10219,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -9612,14 +10294,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -9664,13 +10357,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -9723,14 +10427,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -9775,13 +10490,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -9821,13 +10547,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -9869,14 +10606,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -9920,14 +10668,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -9961,7 +10720,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10008,7 +10767,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10059,14 +10818,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -10096,7 +10866,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10138,7 +10908,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10180,7 +10950,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10227,7 +10997,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10274,7 +11044,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10324,13 +11094,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -10370,13 +11151,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -10416,13 +11208,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -10475,14 +11278,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -10519,7 +11333,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10576,14 +11390,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -10627,14 +11452,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -10689,14 +11525,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -10741,13 +11588,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -10779,7 +11637,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10821,7 +11679,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -10867,13 +11725,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -10911,13 +11780,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -10957,13 +11837,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -11003,13 +11894,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -11041,7 +11943,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -11096,13 +11998,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -11138,13 +12051,24 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -11174,7 +12098,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -11221,7 +12145,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -11278,14 +12202,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -11319,7 +12254,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -11371,14 +12306,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -11440,13 +12386,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -11476,7 +12433,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -11522,13 +12479,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -11558,7 +12526,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -11644,7 +12612,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -11699,13 +12667,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -11777,7 +12756,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -11853,7 +12832,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 												end := p
 												if q := b[p:]; len(q) >= 8 {
-													if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+													if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 														end = p + bits.TrailingZeros64(m)>>3
 													} else {
 														end = p + 8
@@ -11899,13 +12878,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											}
 											if !done {
 												x, n := uint64(0), 0
-												if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+												if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 													if q[1] >= 0x80 {
 														x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-													} else if q[2] >= 0x80 {
+													} else if len(q) >= 3 && q[2] >= 0x80 {
 														x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-													} else if q[3] >= 0x80 {
+													} else if len(q) >= 4 && q[3] >= 0x80 {
 														x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+													} else if len(q) >= 8 {
+														w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+														if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+															k := uint(bits.TrailingZeros64(m) >> 3)
+															u := bits.ReverseBytes64(w) >> (56 - 8*k)
+															u &= 0x7f7f7f7f7f7f7f7f
+															u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+															u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+															u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+															x, n = u, int(k)+1
+														}
 													}
 												}
 												if n == 0 {
@@ -11986,7 +12976,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -12039,7 +13029,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -12134,7 +13124,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -12180,13 +13170,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -12241,14 +13242,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											d, dn = fastrt.SignExtend7(b[q]), 1
 										} else {
 											x, n := int64(0), 0
-											if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+											if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 												x = int64(int8(q[0]<<1) >> 1)
 												if q[1] >= 0x80 {
 													x, n = x<<7|int64(q[1]&0x7f), 2
-												} else if q[2] >= 0x80 {
+												} else if len(q) >= 3 && q[2] >= 0x80 {
 													x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-												} else if q[3] >= 0x80 {
+												} else if len(q) >= 4 && q[3] >= 0x80 {
 													x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+												} else if len(q) >= 8 {
+													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+													if m := w & 0x8080808080808080; m != 0 {
+														k := uint(bits.TrailingZeros64(m) >> 3)
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+													}
 												}
 											}
 											if n == 0 {
@@ -12303,14 +13315,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -12388,14 +13411,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -12429,7 +13463,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -12542,14 +13576,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											d, dn = fastrt.SignExtend7(b[q]), 1
 										} else {
 											x, n := int64(0), 0
-											if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+											if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 												x = int64(int8(q[0]<<1) >> 1)
 												if q[1] >= 0x80 {
 													x, n = x<<7|int64(q[1]&0x7f), 2
-												} else if q[2] >= 0x80 {
+												} else if len(q) >= 3 && q[2] >= 0x80 {
 													x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-												} else if q[3] >= 0x80 {
+												} else if len(q) >= 4 && q[3] >= 0x80 {
 													x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+												} else if len(q) >= 8 {
+													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+													if m := w & 0x8080808080808080; m != 0 {
+														k := uint(bits.TrailingZeros64(m) >> 3)
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+													}
 												}
 											}
 											if n == 0 {
@@ -12607,14 +13652,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											d, dn = fastrt.SignExtend7(b[q]), 1
 										} else {
 											x, n := int64(0), 0
-											if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+											if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 												x = int64(int8(q[0]<<1) >> 1)
 												if q[1] >= 0x80 {
 													x, n = x<<7|int64(q[1]&0x7f), 2
-												} else if q[2] >= 0x80 {
+												} else if len(q) >= 3 && q[2] >= 0x80 {
 													x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-												} else if q[3] >= 0x80 {
+												} else if len(q) >= 4 && q[3] >= 0x80 {
 													x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+												} else if len(q) >= 8 {
+													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+													if m := w & 0x8080808080808080; m != 0 {
+														k := uint(bits.TrailingZeros64(m) >> 3)
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+													}
 												}
 											}
 											if n == 0 {
@@ -12672,14 +13728,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											d, dn = fastrt.SignExtend7(b[q]), 1
 										} else {
 											x, n := int64(0), 0
-											if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+											if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 												x = int64(int8(q[0]<<1) >> 1)
 												if q[1] >= 0x80 {
 													x, n = x<<7|int64(q[1]&0x7f), 2
-												} else if q[2] >= 0x80 {
+												} else if len(q) >= 3 && q[2] >= 0x80 {
 													x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-												} else if q[3] >= 0x80 {
+												} else if len(q) >= 4 && q[3] >= 0x80 {
 													x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+												} else if len(q) >= 8 {
+													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+													if m := w & 0x8080808080808080; m != 0 {
+														k := uint(bits.TrailingZeros64(m) >> 3)
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+													}
 												}
 											}
 											if n == 0 {
@@ -12726,14 +13793,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -12817,7 +13895,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -12863,13 +13941,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -12924,7 +14013,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -12970,14 +14059,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -13017,7 +14117,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -13101,14 +14201,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -13150,13 +14261,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -13214,14 +14336,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -13266,13 +14399,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13325,14 +14469,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -13377,13 +14532,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13423,13 +14589,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13471,14 +14648,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13522,14 +14710,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13563,7 +14762,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -13610,7 +14809,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -13661,14 +14860,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13698,7 +14908,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -13740,7 +14950,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -13782,7 +14992,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -13829,7 +15039,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -13876,7 +15086,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -13926,13 +15136,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -13972,13 +15193,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14018,13 +15250,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14077,14 +15320,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -14121,7 +15375,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14178,14 +15432,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14229,14 +15494,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14291,14 +15567,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -14343,13 +15630,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14381,7 +15679,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14423,7 +15721,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14469,13 +15767,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14513,13 +15822,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14559,13 +15879,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14605,13 +15936,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14643,7 +15985,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14698,13 +16040,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14740,13 +16093,24 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14776,7 +16140,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14823,7 +16187,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14880,14 +16244,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -14921,7 +16296,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -14973,14 +16348,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -15042,13 +16428,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -15082,13 +16479,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -15122,13 +16530,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -15158,7 +16577,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -15244,7 +16663,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -15299,13 +16718,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -15377,7 +16807,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -15453,7 +16883,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 											if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 												end := p
 												if q := b[p:]; len(q) >= 8 {
-													if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+													if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 														end = p + bits.TrailingZeros64(m)>>3
 													} else {
 														end = p + 8
@@ -15499,13 +16929,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 											}
 											if !done {
 												x, n := uint64(0), 0
-												if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+												if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 													if q[1] >= 0x80 {
 														x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-													} else if q[2] >= 0x80 {
+													} else if len(q) >= 3 && q[2] >= 0x80 {
 														x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-													} else if q[3] >= 0x80 {
+													} else if len(q) >= 4 && q[3] >= 0x80 {
 														x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+													} else if len(q) >= 8 {
+														w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+														if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+															k := uint(bits.TrailingZeros64(m) >> 3)
+															u := bits.ReverseBytes64(w) >> (56 - 8*k)
+															u &= 0x7f7f7f7f7f7f7f7f
+															u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+															u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+															u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+															x, n = u, int(k)+1
+														}
 													}
 												}
 												if n == 0 {
@@ -15586,7 +17027,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -15639,7 +17080,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -15726,7 +17167,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -15772,13 +17213,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -15859,7 +17311,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -15905,13 +17357,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -15966,7 +17429,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -16008,7 +17471,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
-										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
 										} else {
 											end = p + 8
@@ -16060,7 +17523,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16106,13 +17569,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16150,13 +17624,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16206,14 +17691,25 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -16253,13 +17749,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16293,13 +17800,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16333,13 +17851,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16369,7 +17898,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16411,7 +17940,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16453,7 +17982,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16495,7 +18024,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16537,7 +18066,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16579,7 +18108,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16621,7 +18150,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16671,13 +18200,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16717,13 +18257,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16776,14 +18327,25 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -16820,7 +18382,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -16885,14 +18447,25 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -16936,13 +18509,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -16974,7 +18558,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -17016,7 +18600,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -17062,13 +18646,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -17102,13 +18697,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -17146,13 +18752,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -17192,13 +18809,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -17230,7 +18858,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -17285,13 +18913,24 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -17339,7 +18978,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -17409,13 +19048,24 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -17449,13 +19099,24 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -17596,7 +19257,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -17735,13 +19396,24 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -17865,13 +19537,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -17905,13 +19588,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -17949,13 +19643,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -18044,13 +19749,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -18093,7 +19809,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -18155,13 +19871,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -18207,13 +19934,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -18309,7 +20047,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -18369,13 +20107,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -18570,7 +20319,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -18680,7 +20429,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -18735,13 +20484,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -18781,13 +20541,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -18907,13 +20678,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -18953,13 +20735,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -18999,13 +20792,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -19125,13 +20929,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -19171,13 +20986,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -19217,13 +21043,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -19263,13 +21100,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -19309,13 +21157,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -19355,13 +21214,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -19401,13 +21271,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -19447,13 +21328,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -19567,13 +21459,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -19621,13 +21524,24 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -19687,13 +21601,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -19727,13 +21652,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -19771,13 +21707,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -19866,13 +21813,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -19915,7 +21873,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -19977,13 +21935,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -20029,13 +21998,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -20131,7 +22111,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -20191,13 +22171,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -20344,7 +22335,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -20454,7 +22445,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -20509,13 +22500,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -20555,13 +22557,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -20681,13 +22694,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -20727,13 +22751,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -20773,13 +22808,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -20899,13 +22945,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -20945,13 +23002,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -20991,13 +23059,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -21037,13 +23116,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -21083,13 +23173,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -21129,13 +23230,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -21175,13 +23287,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -21221,13 +23344,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -21341,13 +23475,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -21395,13 +23540,24 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -21461,13 +23617,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -21501,13 +23668,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -21545,13 +23723,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -21640,13 +23829,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -21689,7 +23889,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -21751,13 +23951,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -21803,13 +24014,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -21905,7 +24127,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -21965,13 +24187,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -22118,7 +24351,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -22228,7 +24461,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -22283,13 +24516,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -22329,13 +24573,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -22455,13 +24710,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -22501,13 +24767,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -22547,13 +24824,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -22673,13 +24961,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -22719,13 +25018,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -22765,13 +25075,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -22811,13 +25132,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -22857,13 +25189,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -22977,13 +25320,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -23031,13 +25385,24 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -23097,13 +25462,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -23137,13 +25513,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -23181,13 +25568,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -23276,13 +25674,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -23325,7 +25734,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -23387,13 +25796,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -23439,13 +25859,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -23541,7 +25972,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -23601,13 +26032,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -23754,7 +26196,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -23864,7 +26306,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -23919,13 +26361,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -23957,7 +26410,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -24092,13 +26545,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -24138,13 +26602,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -24184,13 +26659,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -24310,13 +26796,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -24356,13 +26853,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -24402,13 +26910,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -24448,13 +26967,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -24494,13 +27024,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -24614,13 +27155,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -24668,13 +27220,24 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -24734,13 +27297,24 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -24774,13 +27348,24 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -24814,13 +27399,24 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -24907,13 +27503,24 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -24981,7 +27588,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -25026,7 +27633,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -25090,13 +27697,24 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -25142,13 +27760,24 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -25228,7 +27857,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -25288,13 +27917,24 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -25441,7 +28081,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -25567,7 +28207,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -25622,13 +28262,24 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -25780,13 +28431,24 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -25926,13 +28588,24 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -25966,13 +28639,24 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -26006,13 +28690,24 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -26099,13 +28794,24 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -26173,7 +28879,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -26218,7 +28924,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -26282,13 +28988,24 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -26334,13 +29051,24 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -26420,7 +29148,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -26480,13 +29208,24 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -26633,7 +29372,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -26759,7 +29498,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -26814,13 +29553,24 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -26972,13 +29722,24 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -27118,13 +29879,24 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -27158,13 +29930,24 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -27194,7 +29977,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -27249,13 +30032,24 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -27303,7 +30097,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -27350,7 +30144,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -27405,13 +30199,24 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -27451,13 +30256,24 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -27497,13 +30313,24 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -27539,13 +30366,24 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -27579,13 +30417,24 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -27623,13 +30472,24 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -27682,13 +30542,24 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -27722,13 +30593,24 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -27758,7 +30640,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -27805,7 +30687,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -27860,13 +30742,24 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -27914,7 +30807,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -27961,7 +30854,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -28016,13 +30909,24 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28062,13 +30966,24 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28108,13 +31023,24 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28150,13 +31076,24 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28190,13 +31127,24 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28234,13 +31182,24 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28293,13 +31252,24 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28333,13 +31303,24 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28373,13 +31354,24 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28409,7 +31401,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -28456,7 +31448,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -28511,13 +31503,24 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28565,7 +31568,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -28612,7 +31615,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -28667,13 +31670,24 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28713,13 +31727,24 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28755,13 +31780,24 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28799,13 +31835,24 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28856,13 +31903,24 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28898,13 +31956,24 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28938,13 +32007,24 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -28982,13 +32062,24 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -29028,13 +32119,24 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -29077,7 +32179,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -29133,14 +32235,25 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -29178,13 +32291,24 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -29218,13 +32342,24 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -29464,7 +32599,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -29574,7 +32709,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -29943,13 +33078,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -29985,13 +33131,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -30025,13 +33182,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -30069,13 +33237,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -30115,13 +33294,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -30164,7 +33354,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -30220,14 +33410,25 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -30265,13 +33466,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -30305,13 +33517,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -30460,13 +33683,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -30565,7 +33799,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -30771,7 +34005,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -30858,13 +34092,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -30904,13 +34149,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -31134,13 +34390,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -31180,13 +34447,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -31290,13 +34568,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -31336,13 +34625,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -31382,13 +34682,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -31428,13 +34739,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -31474,13 +34796,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -31520,13 +34853,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -31566,13 +34910,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -31612,13 +34967,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -31748,13 +35114,24 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -31820,13 +35197,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -31862,13 +35250,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -31902,13 +35301,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -31946,13 +35356,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -31992,13 +35413,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -32041,7 +35473,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -32097,14 +35529,25 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -32142,13 +35585,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -32182,13 +35636,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -32337,13 +35802,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -32442,7 +35918,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -32600,7 +36076,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -32687,13 +36163,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -32733,13 +36220,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -32963,13 +36461,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -33009,13 +36518,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -33119,13 +36639,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -33165,13 +36696,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -33211,13 +36753,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -33257,13 +36810,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -33303,13 +36867,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -33349,13 +36924,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -33395,13 +36981,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -33441,13 +37038,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -33577,13 +37185,24 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -33649,13 +37268,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -33691,13 +37321,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -33731,13 +37372,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -33775,13 +37427,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -33821,13 +37484,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -33870,7 +37544,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -33926,14 +37600,25 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -33971,13 +37656,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -34011,13 +37707,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -34166,13 +37873,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -34271,7 +37989,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -34429,7 +38147,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -34516,13 +38234,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -34562,13 +38291,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -34792,13 +38532,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -34838,13 +38589,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -34948,13 +38710,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -34994,13 +38767,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -35040,13 +38824,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -35086,13 +38881,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -35132,13 +38938,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -35268,13 +39085,24 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -35340,13 +39168,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -35382,13 +39221,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -35422,13 +39272,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -35466,13 +39327,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -35512,13 +39384,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -35561,7 +39444,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -35617,14 +39500,25 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -35662,13 +39556,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -35702,13 +39607,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -35857,13 +39773,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -35962,7 +39889,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -36120,7 +40047,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -36207,13 +40134,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -36253,13 +40191,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -36483,13 +40432,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -36529,13 +40489,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -36639,13 +40610,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -36685,13 +40667,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -36731,13 +40724,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -36777,13 +40781,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -36823,13 +40838,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -36959,13 +40985,24 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -37031,13 +41068,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -37073,13 +41121,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -37113,13 +41172,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -37157,13 +41227,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -37203,13 +41284,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -37252,7 +41344,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -37308,14 +41400,25 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -37353,13 +41456,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -37393,13 +41507,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -37548,13 +41673,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -37653,7 +41789,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -37811,7 +41947,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -37898,13 +42034,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -37944,13 +42091,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -38174,13 +42332,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -38220,13 +42389,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -38330,13 +42510,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -38376,13 +42567,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -38422,13 +42624,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -38468,13 +42681,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -38514,13 +42738,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -38650,13 +42885,24 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 								}
 								if !done {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {
@@ -38722,13 +42968,24 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -38764,13 +43021,24 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -38804,13 +43072,24 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -38848,13 +43127,24 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -38894,13 +43184,24 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -38943,7 +43244,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -38999,14 +43300,25 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -39044,13 +43356,24 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -39084,13 +43407,24 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -39330,7 +43664,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -39440,7 +43774,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -39543,13 +43877,24 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -39841,13 +44186,24 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -39881,13 +44237,24 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -39952,7 +44319,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -40009,7 +44376,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -40066,7 +44433,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -40123,7 +44490,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -40180,7 +44547,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -40234,13 +44601,24 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -40343,13 +44721,24 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -40383,7 +44772,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -40486,7 +44875,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -40539,13 +44928,24 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -40622,13 +45022,24 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -40662,13 +45073,24 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -40733,7 +45155,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -40790,7 +45212,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -40847,7 +45269,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -40904,7 +45326,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -40961,7 +45383,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -41015,13 +45437,24 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -41124,13 +45557,24 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -41164,7 +45608,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -41267,7 +45711,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -41320,13 +45764,24 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -41403,13 +45858,24 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -41443,13 +45909,24 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -41487,13 +45964,24 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -41536,7 +46024,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -41593,7 +46081,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -41650,7 +46138,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -41707,7 +46195,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -41808,13 +46296,24 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -41848,7 +46347,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -41956,7 +46455,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -42064,7 +46563,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -42117,13 +46616,24 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -42155,7 +46665,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -42229,13 +46739,24 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -42269,13 +46790,24 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -42324,13 +46856,24 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -42364,13 +46907,24 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -42419,13 +46973,24 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -42459,13 +47024,24 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -42530,13 +47106,24 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -42570,13 +47157,24 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -42614,13 +47212,24 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -42673,13 +47282,24 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -42713,13 +47333,24 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -42751,7 +47382,7 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -42815,13 +47446,24 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -42855,13 +47497,24 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -42911,13 +47564,24 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {

@@ -663,13 +663,24 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 			done = true
 		} else {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -737,7 +748,7 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -808,13 +819,24 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 			done = true
 		} else {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -882,7 +904,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -1143,13 +1165,24 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 				}
 				if !done {
 					x, n := uint64(0), 0
-					if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+					if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 						if q[1] >= 0x80 {
 							x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = u, int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -1179,7 +1212,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 				if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 					end := p
 					if q := b[p:]; len(q) >= 8 {
-						if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+						if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 							end = p + bits.TrailingZeros64(m)>>3
 						} else {
 							end = p + 8
@@ -1261,13 +1294,24 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					done = true
 				} else {
 					x, n := uint64(0), 0
-					if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+					if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 						if q[1] >= 0x80 {
 							x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = u, int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -1386,7 +1430,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 									} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 										end := p
 										if q := b[p:]; len(q) >= 8 {
-											if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+											if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 												end = p + bits.TrailingZeros64(m)>>3
 											} else {
 												end = p + 8
@@ -1490,13 +1534,24 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1583,13 +1638,24 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 									done = true
 								} else {
 									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
 											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										} else if len(q) >= 8 {
+											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+												k := uint(bits.TrailingZeros64(m) >> 3)
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
+											}
 										}
 									}
 									if n == 0 {

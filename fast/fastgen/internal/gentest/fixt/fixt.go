@@ -301,13 +301,24 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -341,13 +352,24 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -385,13 +407,24 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -480,13 +513,24 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -529,7 +573,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -585,7 +629,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -644,13 +688,24 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						done = true
 					} else {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -682,7 +737,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -750,14 +805,25 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -807,14 +873,25 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -855,13 +932,24 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -921,13 +1009,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -961,13 +1060,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1001,13 +1111,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1037,7 +1158,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -1083,13 +1204,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1127,13 +1259,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1220,7 +1363,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -1265,7 +1408,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -1330,14 +1473,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 								d, dn = fastrt.SignExtend7(b[q]), 1
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -1379,14 +1533,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -1426,13 +1591,24 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1492,13 +1668,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1532,13 +1719,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1576,13 +1774,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1614,7 +1823,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -1664,13 +1873,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1702,7 +1922,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -1749,7 +1969,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -1818,14 +2038,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -1861,14 +2092,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1936,13 +2178,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1974,7 +2227,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -2037,13 +2290,24 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2077,13 +2341,24 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2113,7 +2388,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -2163,13 +2438,24 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2201,7 +2487,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -2248,7 +2534,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -2312,13 +2598,24 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2352,13 +2649,24 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2392,13 +2700,24 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2445,13 +2764,24 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2485,13 +2815,24 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2525,13 +2866,24 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {

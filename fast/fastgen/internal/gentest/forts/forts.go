@@ -674,13 +674,24 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -714,13 +725,24 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -758,13 +780,24 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -836,13 +869,24 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -872,7 +916,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -922,13 +966,24 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -962,7 +1017,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -1009,7 +1064,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -1064,13 +1119,24 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1106,13 +1172,24 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1150,13 +1227,24 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1196,13 +1284,24 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1244,14 +1343,25 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1298,14 +1408,25 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -1348,14 +1469,25 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1397,13 +1529,24 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1439,13 +1582,24 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1485,14 +1639,25 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1526,7 +1691,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -1583,14 +1748,25 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1637,14 +1813,25 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -1687,14 +1874,25 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1728,7 +1926,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -1783,13 +1981,24 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -1821,7 +2030,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -1895,13 +2104,24 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1935,13 +2155,24 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -1979,13 +2210,24 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2021,13 +2263,24 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2061,13 +2314,24 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2101,13 +2365,24 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2145,13 +2420,24 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -2185,7 +2471,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -2232,7 +2518,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -2315,7 +2601,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -2365,13 +2651,24 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -2413,14 +2710,25 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -2462,13 +2770,24 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -2513,14 +2832,25 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -2561,13 +2891,24 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -2603,13 +2944,24 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -2649,14 +3001,25 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -2698,13 +3061,24 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -2746,14 +3120,25 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -2787,7 +3172,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -2844,14 +3229,25 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -2895,14 +3291,25 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -2936,7 +3343,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -2983,7 +3390,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -3057,13 +3464,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -3097,13 +3515,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -3137,13 +3566,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -3173,7 +3613,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -3235,13 +3675,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -3273,7 +3724,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -3320,7 +3771,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -3367,7 +3818,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -3414,7 +3865,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -3474,14 +3925,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -3527,14 +3989,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -3575,13 +4048,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -3613,7 +4097,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -3662,7 +4146,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -3712,13 +4196,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -3758,13 +4253,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -3809,14 +4315,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -3885,7 +4402,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -3935,13 +4452,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -3981,13 +4509,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4057,7 +4596,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -4107,13 +4646,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4163,14 +4713,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -4216,14 +4777,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -4269,14 +4841,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -4322,14 +4905,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -4375,14 +4969,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -4428,14 +5033,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -4481,14 +5097,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -4521,7 +5148,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -4581,14 +5208,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -4634,14 +5272,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -4708,7 +5357,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -4754,13 +5403,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4796,14 +5456,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -4878,14 +5549,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -4915,7 +5597,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -4975,14 +5657,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -5015,7 +5708,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -5098,14 +5791,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -5139,13 +5843,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -5179,13 +5894,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -5228,13 +5954,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -5274,13 +6011,24 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -5333,13 +6081,24 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -5373,13 +6132,24 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -5413,13 +6183,24 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -5464,14 +6245,25 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -5517,14 +6309,25 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -5570,14 +6373,25 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -5633,13 +6447,24 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -5673,13 +6498,24 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -5713,13 +6549,24 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -5751,7 +6598,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -5801,13 +6648,24 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -5852,14 +6710,25 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -5905,14 +6774,25 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -5958,14 +6838,25 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -6011,14 +6902,25 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -6064,14 +6966,25 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -6125,13 +7038,24 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6165,13 +7089,24 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6222,13 +7157,24 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6262,13 +7208,24 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6302,13 +7259,24 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6361,13 +7329,24 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6401,13 +7380,24 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6441,13 +7431,24 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6481,13 +7482,24 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6525,13 +7537,24 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6571,13 +7594,24 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6613,13 +7647,24 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6657,13 +7702,24 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6699,13 +7755,24 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6737,7 +7804,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -6789,14 +7856,25 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6853,13 +7931,24 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6893,13 +7982,24 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6937,13 +8037,24 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -6975,7 +8086,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -7030,13 +8141,24 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7068,7 +8190,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -7123,13 +8245,24 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7178,7 +8311,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8
@@ -7301,13 +8434,24 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7341,13 +8485,24 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7381,13 +8536,24 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -7457,13 +8623,24 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7493,7 +8670,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -7545,14 +8722,25 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7594,13 +8782,24 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7642,13 +8841,24 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7688,13 +8898,24 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7730,13 +8951,24 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7779,14 +9011,25 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -7829,14 +9072,25 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7883,14 +9137,25 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -7933,14 +9198,25 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -7984,14 +9260,25 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -8033,13 +9320,24 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -8081,14 +9379,25 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -8130,13 +9439,24 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -8195,13 +9515,24 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8235,13 +9566,24 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8275,13 +9617,24 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8319,13 +9672,24 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8361,13 +9725,24 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8401,13 +9776,24 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8441,13 +9827,24 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8485,13 +9882,24 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -8561,7 +9969,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
-							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
 							} else {
 								end = p + 8
@@ -8613,14 +10021,25 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -8662,13 +10081,24 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -8704,13 +10134,24 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -8753,14 +10194,25 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									} else if len(q) >= 8 {
+										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+										if m := w & 0x8080808080808080; m != 0 {
+											k := uint(bits.TrailingZeros64(m) >> 3)
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+										}
 									}
 								}
 								if n == 0 {
@@ -8803,14 +10255,25 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -8854,14 +10317,25 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -8905,14 +10379,25 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							} else if len(q) >= 8 {
+								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+								if m := w & 0x8080808080808080; m != 0 {
+									k := uint(bits.TrailingZeros64(m) >> 3)
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+								}
 							}
 						}
 						if n == 0 {
@@ -8971,13 +10456,24 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -9011,13 +10507,24 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -9070,13 +10577,24 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -9110,13 +10628,24 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
 				}
 			}
 			if n == 0 {
@@ -9146,7 +10675,7 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
 				} else {
 					end = p + 8

@@ -356,14 +356,25 @@ func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pmb uint64, pmx bool)
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -419,14 +430,25 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pmb uint64, pmx bool) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
@@ -518,14 +540,25 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint
 					d, dn = fastrt.SignExtend7(b[q]), 1
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
 						}
 					}
 					if n == 0 {
