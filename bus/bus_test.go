@@ -420,10 +420,12 @@ func TestSlowClient(t *testing.T) {
 		t.Cleanup(func() { os.WriteFile(path, old, 0o644) })
 	}
 	m := startMarket(t, 8, 1000, 6000, Config{Users: users(User{Username: "demo", Entitlements: []feed.Pattern{"*"}}),
-		// SlowLimit leaves the fast client room on a loaded 2-CPU machine (it was
-		// evicted at 500 ms, and at 2 s with eight builds and test runs at once); the
-		// slow one, reading nothing through 64 KiB buffers, is evicted all the same.
-		QueueSize: 8192, MaxInFlight: 64, SlowLimit: 8 * time.Second})
+		// SlowLimit and QueueSize leave the fast client room on a loaded 2-CPU machine (it
+		// was evicted at 500 ms, and at 2 s, and conflated with a queue of 8192, while eight
+		// builds and test runs shared the machine); the slow one, subscribed four times and
+		// reading nothing through 64 KiB buffers, overflows its own queue and is evicted all
+		// the same.
+		QueueSize: 32768, MaxInFlight: 64, SlowLimit: 8 * time.Second})
 	fast := m.client(t, "FAST", "demo")
 	if err := fast.Subscribe("f1", "*"); err != nil {
 		t.Fatal(err)
