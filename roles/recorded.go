@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -86,6 +87,11 @@ func parseRecorded(comment string) (r Recorded, ok bool, err error) {
 // so). It returns the names it set, sorted, and the files it could not take.
 func applyRecorded(fs *flag.FlagSet, set map[string]bool, r Recorded) (applied, missing []string, err error) {
 	for name, v := range r.Flags {
+		// Only the settings record keeps: a capture from elsewhere must not name
+		// files to write (--dump-books) or a server to connect to.
+		if !slices.Contains(recordedFlags, name) && name != "templates" && name != "mcast-key" {
+			continue
+		}
 		if set[name] || fs.Lookup(name) == nil {
 			continue
 		}
