@@ -372,23 +372,9 @@ var _ feed.Recovery = (*fixrecovery.Client)(nil)
 // working directory or beside the binary, else the demo configuration compiled in (said
 // in the log). It runs before the handler joins any group.
 func (o *FeedOptions) busConfig(set map[string]bool, cfg feed.Config, log *slog.Logger) (bus.Config, error) {
-	explicit := set["bus-config"] || o.BusConfig != DefaultBusConfig
-	var bc bus.Config
-	path, err := findFixture(o.BusConfig, explicit, "OMS service configuration", "--bus-config")
-	switch {
-	case err == nil:
-		if bc, err = bus.LoadConfig(path); err != nil {
-			return bc, fmt.Errorf("--bus-config %w", err)
-		}
-		log.Info("OMS service configuration", "file", path, "users", len(bc.Users))
-	case explicit:
+	bc, err := loadBusConfig(o.BusConfig, set["bus-config"] || o.BusConfig != DefaultBusConfig, log)
+	if err != nil {
 		return bc, err
-	default:
-		if bc, err = bus.ParseConfig(bytes.NewReader(fixtures.BusConfig())); err != nil {
-			return bc, fmt.Errorf("the compiled-in OMS service configuration: %w", err)
-		}
-		log.Warn("OMS service configuration: no "+DefaultBusConfig+" here or beside the binary; using the demo one compiled in "+
-			"(users demo, equities, sber, fx, passwords their names): give --bus-config FILE for your own", "users", len(bc.Users))
 	}
 	bc.Listen = o.ServeFIX
 	if err := o.FIXLimits.Apply(&bc.FIXLimits, set); err != nil {
@@ -396,7 +382,7 @@ func (o *FeedOptions) busConfig(set map[string]bool, cfg feed.Config, log *slog.
 	}
 	tc, err := o.FIXLimits.TLS.Config()
 	if err != nil {
-		return nil, err
+		return bc, err
 	}
 	if tc != nil {
 		bc.TLS = tc
@@ -406,6 +392,31 @@ func (o *FeedOptions) busConfig(set map[string]bool, cfg feed.Config, log *slog.
 	if err := bc.Check(); err != nil {
 		return bc, fmt.Errorf("--serve-fix %s: %w", o.ServeFIX, err)
 	}
+	return bc, nil
+}
+
+// loadBusConfig reads the OMS service's configuration: the file at path when explicit,
+// else fixtures/bus.json found from the working directory or beside the binary, else the
+// demo configuration compiled in, said in the log.
+func loadBusConfig(path string, explicit bool, log *slog.Logger) (bus.Config, error) {
+	found, err := findFixture(path, explicit, "OMS service configuration", "--bus-config")
+	switch {
+	case err == nil:
+		bc, err := bus.LoadConfig(found)
+		if err != nil {
+			return bc, fmt.Errorf("--bus-config %w", err)
+		}
+		log.Info("OMS service configuration", "file", found, "users", len(bc.Users))
+		return bc, nil
+	case explicit:
+		return bus.Config{}, err
+	}
+	bc, err := bus.ParseConfig(bytes.NewReader(fixtures.BusConfig()))
+	if err != nil {
+		return bc, fmt.Errorf("the compiled-in OMS service configuration: %w", err)
+	}
+	log.Warn("OMS service configuration: no "+DefaultBusConfig+" here or beside the binary; using the demo one compiled in "+
+		"(users demo, equities, sber, fx, passwords their names): give --bus-config FILE for your own", "users", len(bc.Users))
 	return bc, nil
 }
 
