@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -77,6 +78,20 @@ type Config struct {
 
 	// Logger receives client logons, logouts, rejects and evictions; nil discards them.
 	Logger *slog.Logger
+}
+
+// Check reports what is wrong with the configuration (no users, a user without a
+// password or given twice, a bad entitlement pattern, bad FIX limits, a negative bound,
+// a listen address that is not host:port) without starting anything, as New would; a
+// caller checks it before joining groups.
+func (c Config) Check() error {
+	if err := c.setDefaults(); err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("bus: listen address %q: %w", c.Listen, err)
+	}
+	return nil
 }
 
 func (c *Config) setDefaults() error {

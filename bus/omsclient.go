@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,16 +75,38 @@ func (c *Client) Start(ctx context.Context) error {
 	if err := c.ini.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
-	select {
-	case <-c.loggedOn:
-		return nil
-	case <-ctx.Done():
-		c.mu.Lock()
-		reason := c.logout
-		c.mu.Unlock()
-		return fmt.Errorf("bus: client %s: no logon to %s (%s): %w", c.cfg.SenderCompID, c.cfg.Connect, reason, ctx.Err())
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.loggedOn:
+			return nil
+		case <-tick.C:
+			// Nobody listening: after RefusedAttempts refused connections in a row,
+			// say so rather than wait for ctx.
+			if msg, n := c.ini.ConnectError(); n >= RefusedAttempts && strings.Contains(msg, "connection refused") {
+				return fmt.Errorf("bus: client %s: connection refused by %s (%d attempts; is the handler's --serve-fix listening there?): %s",
+					c.cfg.SenderCompID, c.cfg.Connect, n, msg)
+			}
+		case <-ctx.Done():
+			c.mu.Lock()
+			reason := c.logout
+			c.mu.Unlock()
+			if reason == "" {
+				if msg, _ := c.ini.ConnectError(); msg != "" {
+					reason = msg
+				} else {
+					reason = "no connection made, no Logon answered yet"
+				}
+			}
+			return fmt.Errorf("bus: client %s: no logon to %s (%s): %w", c.cfg.SenderCompID, c.cfg.Connect, reason, ctx.Err())
+		}
 	}
 }
+
+// RefusedAttempts is how many refused connections in a row make Client.Start give up
+// (one a second: about 3 s).
+const RefusedAttempts = 3
 
 // Close logs out and disconnects.
 func (c *Client) Close() { c.ini.Stop() }

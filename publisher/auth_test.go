@@ -88,7 +88,7 @@ func TestSealedHotPathNoAllocs(t *testing.T) {
 	p.w = discardWriter{}
 	epoch := time.Now()
 	p.clock(epoch)
-	p.startup()
+	p.startup(context.Background())
 	for range 500 {
 		p.produce(maxTickDatagrams)
 		p.send()

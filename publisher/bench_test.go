@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func benchPublisher(b *testing.B, instruments int, w batchWriter) (*Publisher, t
 	p.w = w
 	epoch := time.Now()
 	p.clock(epoch)
-	p.startup()
+	p.startup(context.Background())
 	for p.ret.tail == 0 || p.st.Incrementals < 20000 {
 		p.clock(epoch)
 		p.produce(maxTickDatagrams)

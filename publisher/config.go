@@ -22,6 +22,7 @@ const (
 	DefaultPayloadLimit        = 1400 // bytes of FAST message per datagram, preamble excluded
 	DefaultHeartbeat           = time.Second
 	DefaultDefinitionsInterval = 5 * time.Second
+	DefaultDefinitionsLead     = 20 * time.Millisecond
 	DefaultMinDepth            = 5
 	DefaultMaxDepth            = 20
 	DefaultRetention           = 100000   // sequenced datagrams kept, all channels together
@@ -128,8 +129,14 @@ type Config struct {
 	PayloadLimit        int           // 0 means DefaultPayloadLimit
 	Heartbeat           time.Duration // idle time before a heartbeat; 0 means DefaultHeartbeat
 	DefinitionsInterval time.Duration // 0 means DefaultDefinitionsInterval
-	NoStatus            bool          // do not send the SecurityStatus (f) of each instrument at startup
-	MinDepth, MaxDepth  int           // levels per side the simulator keeps; 0 means the defaults
+	// DefinitionsLead is how long, at startup, the definitions go out before the
+	// instrument channels' first datagram (their SequenceReset), so that a recorder or
+	// handler that joins a channel when its definition names it (record --all, feed
+	// --all) is joined before the channel starts. 0 means DefaultDefinitionsLead; a
+	// negative lead sends everything at once.
+	DefinitionsLead    time.Duration
+	NoStatus           bool // do not send the SecurityStatus (f) of each instrument at startup
+	MinDepth, MaxDepth int  // levels per side the simulator keeps; 0 means the defaults
 
 	Retention      int // sequenced datagrams kept for Retransmit; 0 means DefaultRetention
 	RetentionBytes int // bytes kept for Retransmit; 0 means DefaultRetentionBytes
@@ -169,6 +176,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DefinitionsInterval == 0 {
 		c.DefinitionsInterval = DefaultDefinitionsInterval
+	}
+	if c.DefinitionsLead == 0 {
+		c.DefinitionsLead = DefaultDefinitionsLead
 	}
 	if c.MinDepth == 0 {
 		c.MinDepth = DefaultMinDepth

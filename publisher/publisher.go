@@ -261,11 +261,12 @@ func (p *Publisher) loop(ctx context.Context) error {
 	cfg := &p.cfg
 	epoch := time.Now()
 	p.clock(epoch)
-	p.startup()
+	p.startup(ctx)
 	p.send()
 	if p.err != nil {
 		return p.err
 	}
+	p.clock(epoch)
 	p.logStart()
 
 	dataStart := p.now
@@ -379,13 +380,28 @@ func (p *Publisher) sleep(ctx context.Context, timer *time.Timer, d time.Duratio
 }
 
 // startup sends a SequenceReset on every channel, every security
-// definition, the security statuses and the opening books.
-func (p *Publisher) startup() {
-	for ch := range p.chans {
-		p.reset(ch)
-	}
+// definition, the security statuses and the opening books: the definitions
+// channel first, then, DefinitionsLead later, the instrument channels (a
+// receiver joining a channel when its definition names it then has it from its
+// first datagram).
+func (p *Publisher) startup(ctx context.Context) {
+	p.reset(p.defs)
 	p.defCursor = 0
 	p.definitions(len(p.insDefs))
+	if p.cfg.DefinitionsLead > 0 {
+		p.send()
+		t := time.NewTimer(p.cfg.DefinitionsLead)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	for ch := range p.chans {
+		if ch != p.defs {
+			p.reset(ch)
+		}
+	}
 	if !p.cfg.NoStatus {
 		for i := range p.cfg.Instruments {
 			p.status(i)

@@ -159,7 +159,7 @@ func TestHotPathNoAllocs(t *testing.T) {
 	p.w = discardWriter{}
 	epoch := time.Now()
 	p.clock(epoch)
-	p.startup()
+	p.startup(context.Background())
 	for range 2000 { // books at depth, arena wrapped
 		p.produce(maxTickDatagrams)
 		p.send()

@@ -160,6 +160,16 @@ func unexpected(err error) error {
 // Format returns the format of the file being read.
 func (r *Reader) Format() Format { return r.format }
 
+// Comment returns the comment of the capture's (first) pcapng section header, ""
+// for a classic pcap file or a section without one. fastfeed record writes what it
+// was asked for there (see NewWriterComment).
+func (r *Reader) Comment() string {
+	if r.ng == nil {
+		return ""
+	}
+	return r.ng.SectionInfo().Comment
+}
+
 // Stats returns the counts so far.
 func (r *Reader) Stats() Stats { return r.stats }
 

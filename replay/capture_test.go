@@ -953,3 +953,48 @@ func TestFormatString(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateComment checks that a section comment written with CreateComment is read
+// back by Reader.Comment (and by pcapgo), that a pcap file refuses one, and that a file
+// without one reads "".
+func TestCreateComment(t *testing.T) {
+	const comment = `fastfeed-record {"flags":{"topics":"SBER"}}`
+	name := filepath.Join(t.TempDir(), "c.pcapng")
+	w, err := CreateComment(name, PcapNG, comment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteUDP(ts0, wantSrc, wantDst, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := r.Comment(); got != comment {
+		t.Errorf("Comment() = %q, want %q", got, comment)
+	}
+	if got := readAll(t, r); len(got) != 1 || got[0].payload != "hello" {
+		t.Errorf("datagrams after the comment: %v", got)
+	}
+	if _, err := NewWriterComment(io.Discard, Pcap, comment); err == nil || !strings.Contains(err.Error(), "no room for a comment") {
+		t.Errorf("pcap with a comment: err = %v", err)
+	}
+	var buf bytes.Buffer
+	w2, err := NewWriter(&buf, PcapNG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2.Close()
+	r2, err := NewReader(&buf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r2.Comment(); got != "" {
+		t.Errorf("no comment written, Comment() = %q", got)
+	}
+}

@@ -50,6 +50,17 @@ type Writer struct {
 // NewWriter writes the file header of the given format to w and returns a
 // Writer for its datagrams. Writes are buffered: call Flush or Close.
 func NewWriter(w io.Writer, format Format) (*Writer, error) {
+	return NewWriterComment(w, format, "")
+}
+
+// NewWriterComment is NewWriter with a comment in the pcapng section header
+// (the opt_comment option, which Reader.Comment, Wireshark's capture file
+// properties and tshark -r show). A classic pcap file has no place for it: the
+// comment must be empty.
+func NewWriterComment(w io.Writer, format Format, comment string) (*Writer, error) {
+	if comment != "" && format != PcapNG {
+		return nil, fmt.Errorf("replay: a %v capture has no room for a comment", format)
+	}
 	wr := &Writer{format: format, frame: make([]byte, 0, 2048)}
 	switch format {
 	case Pcap:
@@ -69,6 +80,7 @@ func NewWriter(w io.Writer, format Format) (*Writer, error) {
 			Application: "fastfeed",
 			OS:          runtime.GOOS,
 			Hardware:    runtime.GOARCH,
+			Comment:     comment,
 		}}
 		ng, err := pcapgo.NewNgWriterInterface(w, intf, opts)
 		if err != nil {
@@ -84,11 +96,16 @@ func NewWriter(w io.Writer, format Format) (*Writer, error) {
 // Create creates (or truncates) the file name and returns a Writer to it.
 // Close the Writer to flush and close the file.
 func Create(name string, format Format) (*Writer, error) {
+	return CreateComment(name, format, "")
+}
+
+// CreateComment is Create with a section comment (see NewWriterComment).
+func CreateComment(name string, format Format, comment string) (*Writer, error) {
 	f, err := os.Create(name)
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
-	w, err := NewWriter(f, format)
+	w, err := NewWriterComment(f, format, comment)
 	if err != nil {
 		f.Close()
 		os.Remove(name)

@@ -26,28 +26,40 @@ const DefaultTemplates = "fixtures/templates.xml"
 // defaultPort is the channels' UDP port by default.
 const defaultPort = 30001
 
-// Common are the flags every networked role has: --log-level and --templates.
+// Common are the flags every networked role has: --log-level, --log-format and
+// --templates.
 type Common struct {
 	LogLevel  string
+	LogFormat string
 	Templates string
 }
 
-// register adds --log-level and, unless templates is "", --templates with that usage.
+// register adds --log-level, --log-format and, unless templates is "", --templates with
+// that usage.
 func (c *Common) register(fs *flag.FlagSet, templates string) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text (key=value lines) or json (one JSON object a line, for a log collector)")
 	c.Templates = DefaultTemplates
 	if templates != "" {
 		fs.StringVar(&c.Templates, "templates", DefaultTemplates, templates)
 	}
 }
 
-// Logger returns a text logger writing to w at the --log-level given.
+// Logger returns a logger writing to w at the --log-level given, as --log-format says:
+// slog's text handler or its JSON handler.
 func (c *Common) Logger(w io.Writer) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return nil, usagef("--log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch c.LogFormat {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("--log-format %q: want text or json", c.LogFormat)
 }
 
 // LoadTemplates loads the --templates file; see [LoadTemplates].

@@ -1,6 +1,7 @@
 package roles
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"fastfeed/fast"
 	"fastfeed/feed"
 	"fastfeed/feed/fixrecovery"
+	"fastfeed/fixtures"
 	"fastfeed/gap"
 	"fastfeed/internal/fixsession"
 	"fastfeed/mcast"
@@ -163,6 +165,13 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Recovery = rec
 		fixSessions = append(fixSessions, func() int { return b2i(rec.LoggedOn()) })
 	}
+	// The OMS service's configuration is checked before any group is joined.
+	var busCfg bus.Config
+	if o.ServeFIX != "" {
+		if busCfg, err = o.busConfig(c.set, cfg, log); err != nil {
+			return err
+		}
+	}
 	h, err := feed.New(cfg)
 	if err != nil {
 		return err
@@ -172,7 +181,7 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var oms *bus.Bus
 	if o.ServeFIX != "" {
-		b, err := o.startBus(ctx, h, c.set, cfg, log)
+		b, err := o.startBus(ctx, h, busCfg)
 		if err != nil {
 			return err
 		}
@@ -358,29 +367,62 @@ func (o *FeedOptions) recoveryClient(ts *fast.Templates, log *slog.Logger) (*fix
 
 var _ feed.Recovery = (*fixrecovery.Client)(nil)
 
-// startBus starts the OMS distribution service of h on --serve-fix.
-func (o *FeedOptions) startBus(ctx context.Context, h *feed.Handler, set map[string]bool, cfg feed.Config, log *slog.Logger) (*bus.Bus, error) {
-	path, err := findFixture(o.BusConfig, set["bus-config"] || o.BusConfig != DefaultBusConfig, "OMS service configuration", "--bus-config")
+// busConfig reads and checks the OMS service's configuration (--bus-config, the
+// --fix-* limits, --serve-fix): the file given, else fixtures/bus.json found from the
+// working directory or beside the binary, else the demo configuration compiled in (said
+// in the log). It runs before the handler joins any group.
+func (o *FeedOptions) busConfig(set map[string]bool, cfg feed.Config, log *slog.Logger) (bus.Config, error) {
+	bc, err := loadBusConfig(o.BusConfig, set["bus-config"] || o.BusConfig != DefaultBusConfig, log)
 	if err != nil {
-		return nil, err
-	}
-	bc, err := bus.LoadConfig(path)
-	if err != nil {
-		return nil, err
+		return bc, err
 	}
 	bc.Listen = o.ServeFIX
 	if err := o.FIXLimits.Apply(&bc.FIXLimits, set); err != nil {
-		return nil, err
+		return bc, err
 	}
 	tc, err := o.FIXLimits.TLS.Config()
 	if err != nil {
-		return nil, err
+		return bc, err
 	}
 	if tc != nil {
 		bc.TLS = tc
 	}
 	bc.ChannelOf = bus.MappingChannels(cfg.Mapping, cfg.Port)
 	bc.Logger = log
+	if err := bc.Check(); err != nil {
+		return bc, fmt.Errorf("--serve-fix %s: %w", o.ServeFIX, err)
+	}
+	return bc, nil
+}
+
+// loadBusConfig reads the OMS service's configuration: the file at path when explicit,
+// else fixtures/bus.json found from the working directory or beside the binary, else the
+// demo configuration compiled in, said in the log.
+func loadBusConfig(path string, explicit bool, log *slog.Logger) (bus.Config, error) {
+	found, err := findFixture(path, explicit, "OMS service configuration", "--bus-config")
+	switch {
+	case err == nil:
+		bc, err := bus.LoadConfig(found)
+		if err != nil {
+			return bc, fmt.Errorf("--bus-config %w", err)
+		}
+		log.Info("OMS service configuration", "file", found, "users", len(bc.Users))
+		return bc, nil
+	case explicit:
+		return bus.Config{}, err
+	}
+	bc, err := bus.ParseConfig(bytes.NewReader(fixtures.BusConfig()))
+	if err != nil {
+		return bc, fmt.Errorf("the compiled-in OMS service configuration: %w", err)
+	}
+	log.Warn("OMS service configuration: no "+DefaultBusConfig+" here or beside the binary; using the demo one compiled in "+
+		"(users demo, equities, sber, fx, passwords their names): give --bus-config FILE for your own", "users", len(bc.Users))
+	return bc, nil
+}
+
+// startBus starts the OMS distribution service of h on --serve-fix, configured by
+// busConfig.
+func (o *FeedOptions) startBus(ctx context.Context, h *feed.Handler, bc bus.Config) (*bus.Bus, error) {
 	b, err := bus.New(h, bc)
 	if err != nil {
 		return nil, err

@@ -52,11 +52,7 @@ func Gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	path, err := findFixture(*busConfig, c.set["bus-config"] || *busConfig != DefaultBusConfig, "OMS service configuration", "--bus-config")
-	if err != nil {
-		return err
-	}
-	bc, err := bus.LoadConfig(path)
+	bc, err := loadBusConfig(*busConfig, c.set["bus-config"] || *busConfig != DefaultBusConfig, log)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ type PubOptions struct {
 	Seed                                              uint64
 	NoStatus                                          bool
 	Duration, Linger, Heartbeat, DefsInterval         time.Duration
+	DefsLead                                          time.Duration
 	FIXLimits                                         FIXLimitOptions
 	Snap                                              SnapshotChannelOptions
 	SnapshotRate                                      float64
@@ -55,6 +56,7 @@ func (o *PubOptions) Register(fs *flag.FlagSet) {
 		"b-group-base": "send a B line on groups from this `base` (same mapping size)",
 	})
 	fs.DurationVar(&o.DefsInterval, "definitions-interval", publisher.DefaultDefinitionsInterval, "resend every security definition every `D`")
+	fs.DurationVar(&o.DefsLead, "definitions-lead", publisher.DefaultDefinitionsLead, "at startup, send the definitions `D` before the instrument channels' first datagram (for receivers that join a channel when its definition names it; 0: all at once)")
 	fs.DurationVar(&o.Heartbeat, "heartbeat", publisher.DefaultHeartbeat, "heartbeat a channel idle for `D`")
 	fs.IntVar(&o.PayloadLimit, "payload-limit", publisher.DefaultPayloadLimit, "most `bytes` of FAST message per datagram; larger updates are split")
 	fs.BoolVar(&o.NoStatus, "no-status", false, "do not send a SecurityStatus per instrument at startup")
@@ -240,6 +242,8 @@ func (o *PubOptions) apply(cfg *publisher.Config, set map[string]bool) error {
 		return fmt.Errorf("--linger %v is negative", o.Linger)
 	case set["heartbeat"] && o.Heartbeat < time.Millisecond:
 		return fmt.Errorf("--heartbeat %v: want at least 1ms", o.Heartbeat)
+	case o.DefsLead < 0:
+		return fmt.Errorf("--definitions-lead %v is negative", o.DefsLead)
 	case set["definitions-interval"] && o.DefsInterval < time.Millisecond:
 		return fmt.Errorf("--definitions-interval %v: want at least 1ms", o.DefsInterval)
 	case set["payload-limit"] && (o.PayloadLimit < publisher.MinPayloadLimit || o.PayloadLimit > publisher.MaxPayloadLimit):
@@ -284,6 +288,12 @@ func (o *PubOptions) apply(cfg *publisher.Config, set map[string]bool) error {
 		{"count", func() { cfg.Count = o.Count }},
 		{"heartbeat", func() { cfg.Heartbeat = o.Heartbeat }},
 		{"definitions-interval", func() { cfg.DefinitionsInterval = o.DefsInterval }},
+		{"definitions-lead", func() {
+			cfg.DefinitionsLead = o.DefsLead
+			if o.DefsLead == 0 {
+				cfg.DefinitionsLead = -1 // none
+			}
+		}},
 		{"payload-limit", func() { cfg.PayloadLimit = o.PayloadLimit }},
 		{"no-status", func() { cfg.NoStatus = o.NoStatus }},
 		{"retention", func() { cfg.Retention = o.Retention }},

@@ -90,7 +90,15 @@ func Record(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 	}
-	w, err := replay.Create(o.Out, format)
+	// What record was asked for goes into the capture, for replay to take as its
+	// defaults; a classic pcap file has no room for it.
+	comment := ""
+	if format == replay.PcapNG {
+		comment = o.recorded(c.set, cfg.Key).Comment()
+	} else {
+		log.Info("a pcap file keeps no settings: replay it with the same --topics, --group-base, --port ... (pcapng keeps them)")
+	}
+	w, err := replay.CreateComment(o.Out, format, comment)
 	if err != nil {
 		return err
 	}

@@ -95,7 +95,11 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"usage: fastfeed replay FILE [--speed X | --max] [--topics A,B] [--dump-books FILE] [--stats-out FILE]",
 		"                           [--to-multicast [--iface IP]] [--fix-connect ADDR] [--config FILE]",
 		"\nReplays a pcap or pcapng capture of the feed into a handler in this process (or onto multicast),",
-		"paced by the capture's timestamps. Bad records are reported with their packet number and skipped.")
+		"paced by the capture's timestamps. Bad records are reported with their packet number and skipped.",
+		"A pcapng capture from fastfeed record keeps what record was asked for (--topics, --group-base,",
+		"--group-size, --single-group, --port, --definitions-group, --templates, --mcast-key): those are the",
+		"defaults here, flags given win. The summary's not_joined counts datagrams for groups the handler",
+		"did not join (channels outside --topics), not replayed into the books.")
 	var o ReplayOptions
 	o.Register(fs)
 	c, err := parse(fs, args, parseOpts{positional: -1, config: "config"})
@@ -104,6 +108,15 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if len(c.pos) != 1 {
 		return usagef("give exactly one capture FILE")
+	}
+	// What fastfeed record was asked for (kept in a pcapng capture) is the default of
+	// the flags neither the command line nor --config gave.
+	rec, recorded, recErr := readRecorded(c.pos[0])
+	var fromCapture, missing []string
+	if recorded && recErr == nil {
+		if fromCapture, missing, recErr = applyRecorded(fs, c.set, rec); recErr != nil {
+			return &UsageError{fmt.Sprintf("%s: %v", c.pos[0], recErr)}
+		}
 	}
 	speed, err := o.check(c.set)
 	if err != nil {
@@ -114,12 +127,28 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	switch {
+	case recErr != nil:
+		log.Warn("capture settings not read: give the flags record was given", "error", recErr)
+	case len(fromCapture) > 0:
+		args := []any{"file", c.pos[0]}
+		for _, name := range fromCapture {
+			args = append(args, name, fs.Lookup(name).Value.String())
+		}
+		log.Info("settings from the capture (fastfeed record kept them; flags given win)", args...)
+	}
+	for _, m := range missing {
+		log.Warn("the capture was recorded with a file that is not there any more: using the default", "flag", m)
+	}
 	cfg, err := o.HandlerConfig(c.set)
 	if err != nil {
 		return &UsageError{err.Error()}
 	}
 	if cfg.Key, err = o.Feed.LoadKey(); err != nil {
 		return err
+	}
+	if recorded && recErr == nil && !o.ToMulticast {
+		checkRecorded(log, rec, o.Feed.Templates, c.set["templates"] || o.Feed.Templates != DefaultTemplates, cfg.Key)
 	}
 
 	file, err := os.Open(c.pos[0])
@@ -238,6 +267,10 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			"recovered_fix", st.RecoveredFIX, "decode_errors", st.DecodeErrors, "books", st.Instruments, "stale_books", st.StaleBooks)
 	}
 	log.Info("replay done", attrs...)
+	if h != nil && sum.NotJoined > 0 {
+		log.Info("not_joined counts the capture's datagrams for groups this handler did not join: channels of instruments outside --topics, "+
+			"or captured before a definition named their channel; they were not replayed into the books", "not_joined", sum.NotJoined)
+	}
 	if h != nil {
 		warnForged(log, st)
 	}
@@ -257,6 +290,18 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		err = uerr
 	}
 	return err
+}
+
+// readRecorded reads the settings fastfeed record kept in the capture at path: ok is
+// false for a capture without them (pcap, or another recorder's pcapng). An unreadable
+// file is left for the replay to report.
+func readRecorded(path string) (r Recorded, ok bool, err error) {
+	rd, oerr := replay.Open(path, nil)
+	if oerr != nil {
+		return r, false, nil
+	}
+	defer rd.Close()
+	return parseRecorded(rd.Comment())
 }
 
 // writeReplayStats writes the handler's counters with the capture's: packets (records

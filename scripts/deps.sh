@@ -12,6 +12,8 @@ command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 # The browser test of the live page (opshttp TestBrowser) drives Debian's chromium.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The deployment test checks docs/fastfeed-feed.service with systemd-analyze verify.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # NATS binaries, pinned, built into bin/ once: the official server for the multi-host
 # cluster tests (about 45 s to build on 2 cores), and with --bench the NATS CLI for
 # `nats bench` (about 3 min, mostly downloads), which the test suite does not need.

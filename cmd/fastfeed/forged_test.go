@@ -247,8 +247,21 @@ func TestRecordReplayWithKey(t *testing.T) {
 		t.Errorf("stats %v: want auth_failures 2 (the forged incremental and definition), 3 books", st)
 	}
 
+	// The capture names the key file record was given: replay takes it unasked.
 	code, _, log = fastfeed(t, ctx, bin, "replay", capture, "--max", "--dump-books", dump, "--stats-out", stats)
 	st = readJSON(t, stats)
+	if code != 0 || st["auth_failures"] != 2.0 || st["instruments"] != 3.0 || !strings.Contains(log, "mcast-key="+keyFile) {
+		t.Errorf("replay without --mcast-key of a capture recorded with it: exit %d, stats %v\n%s", code, st, log)
+	}
+	// With the key file gone, the sealed datagrams do not decode, and replay says why.
+	if err := os.Rename(keyFile, keyFile+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	code, _, log = fastfeed(t, ctx, bin, "replay", capture, "--max", "--dump-books", dump, "--stats-out", stats)
+	st = readJSON(t, stats)
+	if !strings.Contains(log, "the capture was recorded with --mcast-key: give --mcast-key FILE") || !strings.Contains(log, "not there any more") {
+		t.Errorf("replay with the recorded key file gone does not say so:\n%s", log)
+	}
 	if code != 0 || st["decode_errors"] == 0.0 || st["messages"] != 0.0 || st["instruments"] != 1.0 || !strings.Contains(log, "17 bytes after the") {
 		t.Errorf("replay of a sealed capture without the key: exit %d, stats %v\n%s", code, st, log)
 	}

@@ -46,6 +46,10 @@ func commands() map[string]command {
 }
 
 func main() {
+	// A closed terminal or a "reload" (kill -HUP) must not kill a publisher or a handler
+	// that is serving: SIGHUP is ignored (the logs go to stderr, there is nothing to
+	// reopen). SIGINT and SIGTERM stop gracefully, writing --stats-out and --dump-books.
+	signal.Ignore(syscall.SIGHUP)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -149,6 +149,25 @@ type app struct {
 	loggedOn map[quickfix.SessionID]bool
 	reasons  map[quickfix.SessionID]string // Text of the last Logout received
 	flow     map[quickfix.SessionID]*flow
+	// An Initiator's last failure to connect ("dial tcp ...: connection refused") and
+	// how many attempts in a row failed; a logon clears them.
+	connectErr      string
+	connectFailures int
+}
+
+// connectFailed notes an Initiator's failed connection attempt.
+func (a *app) connectFailed(msg string) {
+	a.mu.Lock()
+	a.connectErr = msg
+	a.connectFailures++
+	a.mu.Unlock()
+}
+
+// lastConnectError returns the last failure to connect and the failures in a row.
+func (a *app) lastConnectError() (string, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.connectErr, a.connectFailures
 }
 
 // flow counts a session's application messages given to quickfix and handed by it to
@@ -227,6 +246,7 @@ func (a *app) OnLogon(id quickfix.SessionID) {
 	a.mu.Lock()
 	a.loggedOn[id] = true
 	delete(a.reasons, id)
+	a.connectErr, a.connectFailures = "", 0
 	a.mu.Unlock()
 	a.logger.Info("fix logon", "session", id.String())
 	a.h.OnLogon(id)

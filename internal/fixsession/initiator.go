@@ -160,6 +160,11 @@ func (i *Initiator) Stop() {
 	i.endStop()
 }
 
+// ConnectError returns the last failure to connect to the acceptor (the dial error, e.g.
+// "dial tcp 127.0.0.1:9871: connect: connection refused") and how many attempts in a
+// row failed; "" and 0 once the session has logged on, or before the first failure.
+func (i *Initiator) ConnectError() (string, int) { return i.app.lastConnectError() }
+
 // LoggedOn reports whether the session is logged on now.
 func (i *Initiator) LoggedOn() bool { return i.app.isLoggedOn(i.id) }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"github.com/quickfixgo/quickfix"
 )
@@ -103,6 +104,11 @@ func field(b []byte, tag int) string {
 func (l sessionLog) OnEvent(s string) { l.debug("fix event", []byte(s)) }
 
 func (l sessionLog) OnEventf(format string, a ...any) {
+	// quickfix's initiator says "Failed to connect: %v" (the dial error) and retries:
+	// kept for the Initiator's ConnectError.
+	if l.session && strings.HasPrefix(format, "Failed to connect") && len(a) == 1 {
+		l.app.connectFailed(fmt.Sprint(a[0]))
+	}
 	if l.app.logger.Enabled(context.Background(), slog.LevelDebug) {
 		l.debug("fix event", fmt.Appendf(nil, format, a...))
 	}
