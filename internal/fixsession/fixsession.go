@@ -144,6 +144,7 @@ type app struct {
 	rl    *ratelog.Logger // warnings about clients, rate-limited
 
 	identities map[quickfix.SessionID]Identity // an Acceptor's sessions that passed Credentials
+	limiter    *limiter                        // an Acceptor's RequestLimits, nil if none
 
 	mu       sync.Mutex
 	loggedOn map[quickfix.SessionID]bool
@@ -243,6 +244,17 @@ func (a *app) OnLogout(id quickfix.SessionID) {
 	a.mu.Lock()
 	delete(a.identities, id)
 	a.mu.Unlock()
+	if a.limiter != nil {
+		a.limiter.forget(id)
+	}
+}
+
+// logout sends session id a Logout (5) with reason as its Text (58).
+func (a *app) logout(id quickfix.SessionID, reason string) {
+	msg := quickfix.NewMessage()
+	msg.Header.SetString(tag.MsgType, "5")
+	msg.Body.SetString(tag.Text, reason)
+	_ = a.send(id, msg) // the session may have ended meanwhile
 }
 
 // Identity is who a session authenticated as.
@@ -305,6 +317,15 @@ func (a *app) FromAdmin(msg *quickfix.Message, id quickfix.SessionID) quickfix.M
 }
 
 func (a *app) FromApp(msg *quickfix.Message, id quickfix.SessionID) quickfix.MessageRejectError {
+	if a.limiter != nil {
+		if rej, logout := a.limiter.admit(id); rej != nil {
+			a.rl.Warn("rate limit", "fix request over the rate limit", "session", id.String(), "logout", logout)
+			if logout {
+				go a.logout(id, reasonRateLogout)
+			}
+			return rej
+		}
+	}
 	err := a.h.OnMessage(id, msg)
 	if err == nil {
 		return nil
@@ -422,7 +443,8 @@ func seconds(d time.Duration) int {
 // CreationTime, which is the signal; Start and Stop wait for it before going on.
 type storeFactory struct {
 	mu      sync.Mutex
-	pending map[*signalStore]time.Time // created, not yet seen running; creation time
+	inner   quickfix.MessageStoreFactory // nil: memory
+	pending map[*signalStore]time.Time   // created, not yet seen running; creation time
 }
 
 func newStoreFactory() *storeFactory {
@@ -436,8 +458,21 @@ type signalStore struct {
 	running chan struct{}
 }
 
+// setInner makes the stores with inner from now on; nil means in memory.
+func (f *storeFactory) setInner(inner quickfix.MessageStoreFactory) {
+	f.mu.Lock()
+	f.inner = inner
+	f.mu.Unlock()
+}
+
 func (f *storeFactory) Create(id quickfix.SessionID) (quickfix.MessageStore, error) {
-	ms, err := quickfix.NewMemoryStoreFactory().Create(id)
+	f.mu.Lock()
+	inner := f.inner
+	f.mu.Unlock()
+	if inner == nil {
+		inner = quickfix.NewMemoryStoreFactory()
+	}
+	ms, err := inner.Create(id)
 	if err != nil {
 		return nil, err
 	}
