@@ -246,6 +246,9 @@ func (a *Acceptor) Stop() {
 		return
 	}
 	a.guard.closeListener()
+	if a.cfg.Persistence.FileStorePath != "" {
+		a.logoutAll(persistentLogoutWait)
+	}
 	a.guard.stopAll() // the Logouts go out through the guard
 	a.guard.close()
 	a.app.rl.Close() // reports the warnings suppressed and not yet reported

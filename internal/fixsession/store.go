@@ -201,3 +201,26 @@ func newLogFactory(a *app, p Persistence) (teeFactory, *fileLogs) {
 	}
 	return t, t.files
 }
+
+// persistentLogoutWait bounds the wait of Stop for the clients' answers to its Logouts,
+// with a file store.
+const persistentLogoutWait = 2 * time.Second
+
+// logoutAll sends every logged-on session a Logout and waits up to d for the answers.
+// quickfix v0.9.7 stops a session without waiting for the answer to its Logout: with a
+// file store, the client's answer would be missing from the store, and the client's next
+// Logon would find a gap that quickfix fills with a resend exchange, during which
+// quickfix v0.9.7 can lose an application message the client sends at once.
+func (a *Acceptor) logoutAll(d time.Duration) {
+	ids := a.app.sessions()
+	if len(ids) == 0 {
+		return
+	}
+	for _, id := range ids {
+		a.app.logout(id, "service stopping")
+	}
+	deadline := time.Now().Add(d)
+	for len(a.app.sessions()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
