@@ -70,6 +70,12 @@ type RecoveryOptions struct {
 	// TLS, if set, makes the service take FIX over TLS only (fixsession.ServerTLS);
 	// nil: RecoveryConfig's TLS files, if any, else plain TCP.
 	TLS *tls.Config
+	// RequestLimits bounds the rate of each session's requests: over it, a
+	// session-level Reject (3) with the reason, then a Logout (fixsession).
+	RequestLimits fixsession.RequestLimits
+	// Persistence keeps the sessions' sequence numbers across restarts (a file store)
+	// and logs their messages to files.
+	Persistence fixsession.Persistence
 	// Logger receives logons, logouts and refusals (and quickfix's traffic at
 	// Debug); nil means the publisher's logger.
 	Logger *slog.Logger
@@ -273,6 +279,9 @@ func NewRecoveryService(p *Publisher, opts RecoveryOptions) (*RecoveryService, e
 		Limits:      opts.Limits,
 		TLS:         opts.TLS,
 		Logger:      opts.Logger,
+
+		RequestLimits: opts.RequestLimits,
+		Persistence:   opts.Persistence,
 	}, fixsession.HandlerFuncs{Logon: s.onLogon, Logout: s.onLogout, Message: s.onMessage})
 	if err != nil {
 		return nil, fmt.Errorf("publisher: recovery service: %w", err)
