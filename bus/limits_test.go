@@ -250,12 +250,18 @@ func TestOMSSubscriptionLimit(t *testing.T) {
 			t.Errorf("reject %+v", r)
 		}
 	}
+	c.conn.Close()
+	var end ClientStats
 	waitFor(t, "the client's end", func() bool {
 		for _, cs := range m.b.Clients() {
 			if strings.Contains(cs.Session, "SUBS") && !cs.Connected {
-				return cs.OverLimit == 3 && cs.Requests == 2
+				end = cs
+				return true
 			}
 		}
 		return false
 	})
+	if end.OverLimit != 3 || end.Rejects != 3 {
+		t.Errorf("client stats %+v: want 3 rejects over the limit", end)
+	}
 }
