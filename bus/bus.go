@@ -95,7 +95,7 @@ func NewFromSource(src Source, cfg Config) (*Bus, error) {
 	}
 	acc, err := fixsession.NewAcceptor(fixsession.AcceptorConfig{
 		Listen: cfg.Listen, CompID: cfg.CompID, Credentials: b.credentials, HeartBtInt: cfg.HeartBtInt, Limits: cfg.FIXLimits, TLS: cfg.TLS,
-		RequestLimits: cfg.RequestLimits, Persistence: cfg.Persistence,
+		RequestLimits: cfg.RequestLimits, Persistence: cfg.Persistence, MaxMessageSize: cfg.MaxMessageSize,
 		Logger: slog.New(logTap{b: b, next: cfg.Logger.Handler()}),
 	}, fixsession.HandlerFuncs{Logon: b.onLogon, Logout: b.onLogout, Message: b.onMessage})
 	if err != nil {

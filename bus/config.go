@@ -83,6 +83,9 @@ type Config struct {
 	// (RequestLimits.MaxRejects in a row, default fixsession.DefaultMaxLimitRejects)
 	// is logged out.
 	MaxSubscriptions int
+	// MaxMessageSize bounds a message from a client after its Logon, framing included;
+	// a longer one closes its connection (0: fixsession.DefaultMaxMessageSize).
+	MaxMessageSize int
 	// Persistence keeps the sessions' sequence numbers across restarts (a file store)
 	// and logs their messages to files.
 	Persistence fixsession.Persistence
@@ -125,8 +128,8 @@ func (c *Config) setDefaults() error {
 	if err := c.RequestLimits.Check(); err != nil {
 		return fmt.Errorf("bus: request limits: %w", err)
 	}
-	if c.MaxSubscriptions < 0 {
-		return fmt.Errorf("bus: negative MaxSubscriptions %d", c.MaxSubscriptions)
+	if c.MaxSubscriptions < 0 || c.MaxMessageSize < 0 {
+		return fmt.Errorf("bus: negative MaxSubscriptions %d or MaxMessageSize %d", c.MaxSubscriptions, c.MaxMessageSize)
 	}
 	if c.QueueSize < 0 || c.MaxInFlight < 0 || c.SlowLimit < 0 || c.MaxBatch < 0 || c.HeartBtInt < 0 {
 		return errors.New("bus: negative QueueSize, MaxInFlight, SlowLimit, MaxBatch or HeartBtInt")

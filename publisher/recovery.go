@@ -73,6 +73,9 @@ type RecoveryOptions struct {
 	// RequestLimits bounds the rate of each session's requests: over it, a
 	// session-level Reject (3) with the reason, then a Logout (fixsession).
 	RequestLimits fixsession.RequestLimits
+	// MaxMessageSize bounds a message from a client after its Logon, framing
+	// included; a longer one closes its connection (0: fixsession's default).
+	MaxMessageSize int
 	// Persistence keeps the sessions' sequence numbers across restarts (a file store)
 	// and logs their messages to files.
 	Persistence fixsession.Persistence
@@ -280,8 +283,9 @@ func NewRecoveryService(p *Publisher, opts RecoveryOptions) (*RecoveryService, e
 		TLS:         opts.TLS,
 		Logger:      opts.Logger,
 
-		RequestLimits: opts.RequestLimits,
-		Persistence:   opts.Persistence,
+		RequestLimits:  opts.RequestLimits,
+		Persistence:    opts.Persistence,
+		MaxMessageSize: opts.MaxMessageSize,
 	}, fixsession.HandlerFuncs{Logon: s.onLogon, Logout: s.onLogout, Message: s.onMessage})
 	if err != nil {
 		return nil, fmt.Errorf("publisher: recovery service: %w", err)

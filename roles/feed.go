@@ -15,7 +15,6 @@ import (
 	"fastfeed/bench"
 	"fastfeed/bus"
 	"fastfeed/bus/natsbus"
-	"fastfeed/fast"
 	"fastfeed/feed"
 	"fastfeed/feed/fixrecovery"
 	"fastfeed/gap"
@@ -48,6 +47,7 @@ type FeedOptions struct {
 	SnapshotAfter                                                  int
 	SnapshotWait                                                   time.Duration
 	RecoveryTLS                                                    FIXClientTLS
+	FIXFile                                                        FIXFileOptions
 }
 
 // InjectOptions are feed's receive-path test faults.
@@ -70,6 +70,8 @@ func (o *FeedOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.ServeFIX, "serve-fix", "", "serve OMS clients over FIX on `address` (e.g. 127.0.0.1:9871; users and entitlements from --bus-config)")
 	fs.StringVar(&o.BusConfig, "bus-config", DefaultBusConfig, "OMS service configuration `file` (users, passwords, entitlements, queue limits)")
 	o.FIXLimits.register(fs, "OMS service (overrides --bus-config)")
+	o.FIXFile.registerFile(fs)
+	o.FIXFile.registerLimits(fs, "OMS service", true)
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after `D` (0: on SIGINT/SIGTERM)")
 	fs.StringVar(&o.DumpBooks, "dump-books", "", "write the books to `file` at exit")
 	fs.StringVar(&o.StatsOut, "stats-out", "", "write the counters to `file` at exit (one JSON object)")
@@ -135,6 +137,15 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &UsageError{err.Error()}
 	}
+	rc, err := o.applyRecoveryFIX(c.set)
+	if err != nil {
+		return err
+	}
+	if o.ServeFIX == "" {
+		if o.ServeFIX, err = o.omsServiceListen(); err != nil {
+			return err
+		}
+	}
 	for _, name := range fixLimitFlags {
 		if c.set[name] && o.ServeFIX == "" {
 			return usagef("--%s bounds the OMS service: give --serve-fix too", name)
@@ -155,7 +166,7 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var fixSessions []func() int // for --http
 	if o.FixConnect != "" {
-		rec, err := o.recoveryClient(cfg.Templates, log)
+		rec, err := o.recoveryClient(rc, log)
 		if err != nil {
 			return err
 		}
@@ -343,7 +354,9 @@ func (o *FeedOptions) HandlerConfig(set map[string]bool) (feed.Config, error) {
 }
 
 // recoveryClient connects the handler to the FIX recovery service at --fix-connect.
-func (o *FeedOptions) recoveryClient(ts *fast.Templates, log *slog.Logger) (*fixrecovery.Client, error) {
+// rc holds what --fix-config gave (HeartBtInt, ReconnectInterval, TargetCompID,
+// Persistence).
+func (o *FeedOptions) recoveryClient(rc fixrecovery.Config, log *slog.Logger) (*fixrecovery.Client, error) {
 	compID := o.CompID
 	if compID == "" {
 		compID = fmt.Sprintf("FFFEED-%d", os.Getpid())
@@ -352,8 +365,8 @@ func (o *FeedOptions) recoveryClient(ts *fast.Templates, log *slog.Logger) (*fix
 	if err != nil {
 		return nil, err
 	}
-	return fixrecovery.New(fixrecovery.Config{Connect: o.FixConnect, SenderCompID: compID,
-		Username: o.Username, Password: o.Password, TLS: tc, Templates: ts, Logger: log})
+	rc.Connect, rc.SenderCompID, rc.Username, rc.Password, rc.TLS, rc.Logger = o.FixConnect, compID, o.Username, o.Password, tc, log
+	return fixrecovery.New(rc)
 }
 
 var _ feed.Recovery = (*fixrecovery.Client)(nil)
@@ -378,6 +391,9 @@ func (o *FeedOptions) startBus(ctx context.Context, h *feed.Handler, set map[str
 	}
 	if tc != nil {
 		bc.TLS = tc
+	}
+	if err := o.applyOMSServiceFIX(set, &bc); err != nil {
+		return nil, err
 	}
 	bc.ChannelOf = bus.MappingChannels(cfg.Mapping, cfg.Port)
 	bc.Logger = log

@@ -37,6 +37,7 @@ type PubOptions struct {
 	FIXLimits                                         FIXLimitOptions
 	Snap                                              SnapshotChannelOptions
 	SnapshotRate                                      float64
+	FIXFile                                           FIXFileOptions
 }
 
 // Register adds pub's flags to fs.
@@ -75,6 +76,8 @@ func (o *PubOptions) Register(fs *flag.FlagSet) {
 	o.McastKey.register(fs, "seal every datagram")
 	o.FIXLimits.register(fs, "recovery service")
 	fs.StringVar(&o.HTTP, "http", "", "serve /metrics, /healthz, /api/channels and /api/books (the ground truth, once the data stops) on `address` (off by default)")
+	o.FIXFile.registerFile(fs)
+	o.FIXFile.registerLimits(fs, "recovery service", false)
 	o.Common.register(fs, "FAST template XML `file`")
 }
 
@@ -140,6 +143,10 @@ func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := checkHTTPAddr(o.HTTP); err != nil {
 		return &UsageError{err.Error()}
 	}
+	ro := o.RecoveryOptions()
+	if err := o.FIXFile.applyPubFIX(c.set, &cfg, &ro); err != nil {
+		return err
+	}
 	cfg.Logger = log
 	if cfg.Templates, err = o.LoadTemplates(c.set); err != nil {
 		return err
@@ -154,7 +161,6 @@ func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.Key != nil {
 		log.Info("datagrams sealed", "key_file", o.McastKeyFile, "key_id", cfg.Key.ID())
 	}
-	ro := o.RecoveryOptions()
 	ro.Limits = limits
 	if ro.TLS, err = o.FIXLimits.TLS.Config(); err != nil {
 		return err
