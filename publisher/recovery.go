@@ -98,6 +98,9 @@ type RecoveryStats struct {
 	// FIX counts the connections and the malformed, garbled and rejected messages of the
 	// service's FIX acceptor.
 	FIX fixsession.AcceptorStats
+	// Limits counts the requests over RecoveryOptions.RequestLimits and the sessions
+	// logged out for them.
+	Limits fixsession.LimitStats
 }
 
 // RecoveryService is the publisher's FIX recovery service (DESIGN.md, "Wire:
@@ -360,6 +363,7 @@ func (s *RecoveryService) Stats() RecoveryStats {
 		Aligned:         s.aligned.Load(),
 		TooSlow:         s.tooSlow.Load(),
 		FIX:             s.acc.Stats(),
+		Limits:          s.acc.LimitStats(),
 	}
 }
 

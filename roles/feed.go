@@ -165,6 +165,7 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var fixSessions []func() int // for --http
+	var recClient *fixrecovery.Client
 	if o.FixConnect != "" {
 		rec, err := o.recoveryClient(rc, log)
 		if err != nil {
@@ -173,6 +174,7 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer rec.Close()
 		cfg.Recovery = rec
 		fixSessions = append(fixSessions, func() int { return b2i(rec.LoggedOn()) })
+		recClient = rec
 	}
 	h, err := feed.New(cfg)
 	if err != nil {
@@ -193,7 +195,7 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			for _, c := range b.Clients() {
 				log.Info("OMS client", "session", c.Session, "username", c.Username, "messages", c.Messages,
 					"entries", c.Entries, "snapshots", c.Snapshots, "rejects", c.Rejects, "conflations", c.Conflations,
-					"dropped", c.Dropped, "logged_out", c.LoggedOut)
+					"dropped", c.Dropped, "over_limit", c.OverLimit, "logged_out", c.LoggedOut)
 			}
 		}()
 		fixSessions = append(fixSessions, func() int { return connectedClients(b) })
@@ -247,8 +249,12 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		keep(writeFile(o.StatsOut, func(w io.Writer) error {
 			out := FeedStats{Stats: st}
 			if oms != nil {
-				fs := oms.FIXStats()
-				out.OMSFIX = &fs
+				fs, ls := oms.FIXStats(), oms.LimitStats()
+				out.OMSFIX, out.OMSLimits = &fs, &ls
+			}
+			if recClient != nil {
+				gs := recClient.GuardStats()
+				out.RecoveryGuard = &gs
 			}
 			if np != nil {
 				ns := np.Stats()
@@ -267,6 +273,13 @@ type FeedStats struct {
 	feed.Stats
 	OMSFIX                  *fixsession.AcceptorStats `json:"oms_fix,omitempty"`
 	*natsbus.PublisherStats                           // with --nats: the nats_* counters
+	// OMSLimits counts the OMS clients' requests over --fix-max-requests-per-second
+	// and the clients logged out for them (subscriptions over --fix-max-subscriptions
+	// are counted per client, in the log at exit).
+	OMSLimits *fixsession.LimitStats `json:"oms_limits,omitempty"`
+	// RecoveryGuard counts the recovery client's connections and the malformed
+	// messages from the recovery service its framing guard caught.
+	RecoveryGuard *fixsession.InitiatorStats `json:"recovery_guard,omitempty"`
 }
 
 // HandlerConfig returns the handler's configuration from the options, checked; the

@@ -223,6 +223,9 @@ type PubStats struct {
 	TooSlow               uint64 `json:"fix_too_slow"` // recovery clients logged out for reading slower than --fix-min-rate
 	// FIXAcceptor counts the recovery service's connections and what its guard refused.
 	FIXAcceptor fixsession.AcceptorStats `json:"fix_acceptor"`
+	// FIXLimits counts requests over --fix-max-requests-per-second and the clients
+	// logged out for them.
+	FIXLimits fixsession.LimitStats `json:"fix_limits"`
 }
 
 // NewPubStats gathers the publisher's and the recovery service's counters.
@@ -230,7 +233,8 @@ func NewPubStats(s publisher.Stats, r publisher.RecoveryStats) PubStats {
 	return PubStats{Datagrams: s.Datagrams, Incrementals: s.Incrementals, Heartbeats: s.Heartbeats, Resets: s.Resets,
 		Seconds: s.DataTime.Seconds(), MaxLagMicros: s.MaxLag.Microseconds(), Logons: r.Logons, Requests: r.Requests,
 		Retransmitted: r.Retransmitted, Snapshots: r.Snapshots, Rejects: r.Rejects, TooSlow: r.TooSlow, FIXAcceptor: r.FIX,
-		SnapshotChannelW: s.SnapshotDatagrams, SnapshotChannelCycles: s.SnapshotCycles}
+		SnapshotChannelW: s.SnapshotDatagrams, SnapshotChannelCycles: s.SnapshotCycles,
+		FIXLimits: r.Limits}
 }
 
 // apply puts the flags given (in set) into cfg, checking each.
