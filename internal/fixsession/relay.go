@@ -7,6 +7,7 @@ package fixsession
 // which kills the process: a broken or hostile acceptor must not crash a client.
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,10 @@ type InitiatorStats struct {
 
 // relayDialTimeout bounds a connection to the acceptor.
 const relayDialTimeout = 5 * time.Second
+
+// relayWriteBuffer is the most of the acceptor's messages the relay writes to quickfix
+// at once.
+const relayWriteBuffer = 64 << 10
 
 type relay struct {
 	ln     net.Listener
@@ -124,18 +129,29 @@ func (r *relay) serve() {
 	}
 }
 
-// inbound passes the acceptor's messages to quickfix one by one until the stream ends or
-// a malformed message arrives, which closes both connections (quickfix then reconnects).
+// inbound passes the acceptor's messages to quickfix until the stream ends or a malformed
+// message arrives, which closes both connections (quickfix then reconnects). The checked
+// messages are written in batches: all that arrived together, in one write.
 func (r *relay) inbound(remote, local net.Conn) {
 	fr := NewFrameReader(remote, r.limit)
 	defer fr.Release()
+	bw := bufio.NewWriterSize(local, relayWriteBuffer)
+	defer bw.Flush()
 	for {
 		msg, err := fr.Next()
 		if err == nil {
-			if _, err := local.Write(msg); err != nil {
+			if _, err := bw.Write(msg); err != nil {
 				return
 			}
+			if fr.Buffered() == 0 { // the next message is not here yet
+				if err := bw.Flush(); err != nil {
+					return
+				}
+			}
 			continue
+		}
+		if bw.Flush() != nil {
+			return
 		}
 		var fe *FrameError
 		if !errors.As(err, &fe) {
