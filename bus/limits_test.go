@@ -42,6 +42,22 @@ func TestOMSRestartFileStore(t *testing.T) {
 	if err := c.Subscribe("all", "*"); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, f := range []string{"cli-log/FIXT.1.1-RESTARTER-FFFEED", "oms-log/FIXT.1.1-FFFEED-RESTARTER"} {
+			b, _ := os.ReadFile(filepath.Join(dir, f+".messages.log"))
+			var keep []string
+			for _, line := range strings.Split(string(b), "\n") {
+				if !strings.Contains(line, "|35=X|") {
+					keep = append(keep, line)
+				}
+			}
+			ev, _ := os.ReadFile(filepath.Join(dir, f+".event.log"))
+			t.Logf("%s (X left out):\n%s\n%s", f, strings.Join(keep, "\n"), ev)
+		}
+	})
 	m.publish()
 	waitFor(t, "updates before the restart", func() bool { return c.Report().Updates > 200 })
 

@@ -150,7 +150,21 @@ func (c *Client) onLogon(quickfix.SessionID) {
 		}
 	}
 	c.mu.Unlock()
-	for _, r := range again {
+	if len(again) > 0 {
+		go c.resubscribe(again)
+	}
+}
+
+// resubscribe sends the subscriptions again once the session is in sync: after a
+// restart on a file store, quickfix first exchanges a ResendRequest and a gap fill, which
+// it sends right after the Logon; a W sent by the service before the gap fill arrives
+// would be lost in it.
+func (c *Client) resubscribe(reqs []md.MarketDataRequest) {
+	time.Sleep(resubscribeSettle)
+	for deadline := time.Now().Add(5 * time.Second); c.ini.Resending() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, r := range reqs {
 		if err := c.request(r); err != nil {
 			c.mu.Lock()
 			c.errs = append(c.errs, err)
@@ -158,6 +172,11 @@ func (c *Client) onLogon(quickfix.SessionID) {
 		}
 	}
 }
+
+// resubscribeSettle is the wait after a logon for the session's resend exchange, if any,
+// to start (quickfix sends its ResendRequest on the session's goroutine right after the
+// Logon is handled).
+const resubscribeSettle = 100 * time.Millisecond
 
 // Logons returns how many times the session has logged on.
 func (c *Client) Logons() int {

@@ -150,6 +150,7 @@ type app struct {
 	loggedOn map[quickfix.SessionID]bool
 	reasons  map[quickfix.SessionID]string // Text of the last Logout received
 	flow     map[quickfix.SessionID]*flow
+	resend   map[quickfix.SessionID]bool // a ResendRequest sent, its answer not yet complete (store.go)
 }
 
 // flow counts a session's application messages given to quickfix and handed by it to
@@ -201,6 +202,7 @@ func newApp(h Handler, logger *slog.Logger, linesPerSecond int) *app {
 		loggedOn:   make(map[quickfix.SessionID]bool),
 		flow:       make(map[quickfix.SessionID]*flow),
 		reasons:    make(map[quickfix.SessionID]string),
+		resend:     make(map[quickfix.SessionID]bool),
 	}
 }
 
@@ -228,6 +230,7 @@ func (a *app) OnLogon(id quickfix.SessionID) {
 	a.mu.Lock()
 	a.loggedOn[id] = true
 	delete(a.reasons, id)
+	delete(a.resend, id)
 	a.mu.Unlock()
 	a.logger.Info("fix logon", "session", id.String())
 	a.h.OnLogon(id)

@@ -224,3 +224,33 @@ func (a *Acceptor) logoutAll(d time.Duration) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// msgTypeIs reports whether b, a raw message, has the one-character MsgType t.
+func msgTypeIs(b []byte, t byte) bool {
+	i := bytes.Index(b, []byte("\x0135="))
+	return i >= 0 && i < 32 && len(b) > i+5 && b[i+4] == t && b[i+5] == 1
+}
+
+// setResending records that session id sent a ResendRequest (2) whose answer has not
+// come yet (on), or that a SequenceReset (4) came (off).
+func (a *app) setResending(id quickfix.SessionID, on bool) {
+	a.mu.Lock()
+	if on {
+		a.resend[id] = true
+	} else {
+		delete(a.resend, id)
+	}
+	a.mu.Unlock()
+}
+
+// Resending reports whether the session has asked the acceptor to resend messages (a
+// gap in its sequence numbers, as after a restart on a file store) and has not yet
+// received the answer. An application message the acceptor sends meanwhile may fall in
+// the range the acceptor fills with a gap fill (it keeps no messages for resends), and
+// quickfix v0.9.7 may drop one that arrives while the gap is open: a client that
+// subscribes after a logon waits until this is false.
+func (i *Initiator) Resending() bool {
+	i.app.mu.Lock()
+	defer i.app.mu.Unlock()
+	return i.app.resend[i.id]
+}
