@@ -40,7 +40,7 @@ func (o *FIXFileOptions) registerLimits(fs *flag.FlagSet, service string, subscr
 		fmt.Sprintf("most application `messages` per second from one client of the %s (0: no limit); beyond, a session Reject (3) with the reason", service))
 	fs.IntVar(&o.Burst, "fix-request-burst", 0, "most `messages` at once within --fix-max-requests-per-second (0: as many as the rate)")
 	fs.IntVar(&o.MaxRejects, "fix-max-limit-rejects", fixsession.DefaultMaxLimitRejects,
-		"log a client out after this many `rejects` in a row for going over a limit")
+		"log a client out after this many `rejects` for going over a limit, each within a second of the one before")
 	fs.IntVar(&o.MaxMessage, "fix-max-message-size", fixsession.DefaultMaxMessageSize,
 		"most `bytes` of a client's message after its Logon; a longer one closes its connection")
 	if subscriptions {

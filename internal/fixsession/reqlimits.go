@@ -19,8 +19,9 @@ type RequestLimits struct {
 	// PerSecond is the sustained rate of application messages a session may send; 0 is
 	// no limit. Burst (default PerSecond) is how many may come at once.
 	PerSecond, Burst int
-	// MaxRejects is how many messages over the limit, in a row without a message within
-	// it, a session may send before it is logged out (default DefaultMaxLimitRejects).
+	// MaxRejects is how many messages over the limit a session may send, each less than
+	// rejectMemory after the one before, before it is logged out (default
+	// DefaultMaxLimitRejects).
 	MaxRejects int
 }
 
@@ -56,11 +57,16 @@ type limiter struct {
 }
 
 type bucket struct {
-	tokens  float64
-	last    time.Time
-	over    int  // rejects in a row
-	logging bool // a Logout was sent
+	tokens     float64
+	last       time.Time
+	over       int       // rejects, each less than rejectMemory after the one before
+	lastReject time.Time // of the last reject
+	logging    bool      // a Logout was sent
 }
+
+// rejectMemory: a reject this long after the one before starts the count of a session's
+// rejects again.
+const rejectMemory = time.Second
 
 func newLimiter(l RequestLimits) *limiter {
 	if l.PerSecond == 0 {
@@ -89,11 +95,14 @@ func (l *limiter) admit(id quickfix.SessionID) (quickfix.MessageRejectError, boo
 	b.last = now
 	if b.tokens >= 1 {
 		b.tokens--
-		b.over = 0
 		l.mu.Unlock()
 		return nil, false
 	}
+	if now.Sub(b.lastReject) >= rejectMemory {
+		b.over = 0
+	}
 	b.over++
+	b.lastReject = now
 	logout := b.over >= l.lim.MaxRejects && !b.logging
 	if logout {
 		b.logging = true

@@ -39,8 +39,33 @@ func TestLimiterBucket(t *testing.T) {
 	if rej, _ := l.admit(id); rej != nil {
 		t.Errorf("after 100 ms at 10/s: %v", rej)
 	}
-	if st := l.stats(); st.RateRejects != 4 || st.RateLogouts != 1 || logouts != 1 {
-		t.Errorf("stats %+v, logouts %d; want 4 rejects, 1 logout", st, logouts)
+	// A sustained flood gets a token now and then; its rejects still count up.
+	other := quickfix.SessionID{BeginString: BeginString, SenderCompID: "A", TargetCompID: "C"}
+	var otherLogout bool
+	for k := range 40 {
+		now = now.Add(20 * time.Millisecond) // 50/s against 10/s
+		if _, logout := l.admit(other); logout {
+			otherLogout = true
+			if k < 3 {
+				t.Errorf("logout at message %d", k)
+			}
+		}
+	}
+	// A second's quiet starts the count again.
+	third := quickfix.SessionID{BeginString: BeginString, SenderCompID: "A", TargetCompID: "D"}
+	for range 2 {
+		l.admit(third)
+	}
+	for range 4 {
+		now = now.Add(1100 * time.Millisecond)
+		for range 3 { // 1 token, 2 rejects
+			if _, logout := l.admit(third); logout {
+				t.Error("logged out with a second between its rejects")
+			}
+		}
+	}
+	if st := l.stats(); st.RateLogouts != 2 || logouts != 1 || !otherLogout {
+		t.Errorf("stats %+v, logouts %d, sustained flood logged out %v; want 2 logouts", st, logouts, otherLogout)
 	}
 	if newLimiter(RequestLimits{}) != nil {
 		t.Error("a zero RequestLimits makes a limiter")
