@@ -2,6 +2,7 @@ package fixsession
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,10 +31,12 @@ type InitiatorConfig struct {
 	ReconnectInterval  time.Duration // wait after a lost or refused session
 	LogonTimeout       time.Duration // wait for the Logon answer
 	LogoutTimeout      time.Duration // wait for the Logout answer when stopping
-	// TLS, if not nil, connects over TLS 1.2 or later (quickfix's own TLS: its
-	// handshake has no deadline of its own, so a service that accepts and never
-	// answers holds a reconnect, and Stop, until it closes; fastfeed's services close
-	// after their Limits.LogonTimeout).
+	// TLS, if not nil, connects over TLS 1.2 or later. The framing guard (relay.go)
+	// does the TLS, the handshake bounded by its dial timeout, and quickfix talks plain
+	// to it on loopback; with GuardOff it is quickfix's own TLS, whose handshake has no
+	// deadline of its own (a service that accepts and never answers holds a reconnect,
+	// and Stop, until it closes; fastfeed's services close after their
+	// Limits.LogonTimeout).
 	TLS *ClientTLS
 	// Persistence keeps sequence numbers across restarts and logs messages to files.
 	Persistence Persistence
@@ -125,8 +128,16 @@ func (i *Initiator) Start(ctx context.Context) error {
 	s.Set(config.SenderCompID, i.cfg.SenderCompID)
 	s.Set(config.TargetCompID, i.cfg.TargetCompID)
 	tlsByQuickfix := i.cfg.TLS
-	if !i.cfg.GuardOff && i.cfg.TLS == nil { // TLS through the guard: a later commit
-		r, err := newRelay(i.cfg.Connect, i.cfg.MaxMessageSize, i.app)
+	if !i.cfg.GuardOff {
+		// The guard terminates TLS: quickfix talks plain to it on loopback.
+		var tc *tls.Config
+		if i.cfg.TLS != nil {
+			var err error
+			if tc, err = i.cfg.TLS.config(host); err != nil {
+				return fmt.Errorf("fixsession: initiator %v: %w", i.id, err)
+			}
+		}
+		r, err := newRelay(i.cfg.Connect, i.cfg.MaxMessageSize, tc, i.app)
 		if err != nil {
 			return fmt.Errorf("fixsession: initiator %v: %w", i.id, err)
 		}

@@ -8,6 +8,9 @@ package fixsession
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +44,7 @@ type relay struct {
 	target string
 	limit  int
 	app    *app
+	tls    *tls.Config // nil: plain TCP
 
 	conns, dialErrs, malformed, garbled atomic.Uint64
 	lastErr                             atomic.Pointer[string]
@@ -51,14 +55,15 @@ type relay struct {
 	wg     sync.WaitGroup
 }
 
-// newRelay listens on a free loopback port for quickfix's connections to target.
-func newRelay(target string, limit int, a *app) (*relay, error) {
+// newRelay listens on a free loopback port for quickfix's connections to target, over
+// TLS if tc is not nil.
+func newRelay(target string, limit int, tc *tls.Config, a *app) (*relay, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("framing guard: %w", err)
 	}
 	r := &relay{ln: ln, host: "127.0.0.1", port: ln.Addr().(*net.TCPAddr).Port, target: target,
-		limit: limit, app: a, open: map[net.Conn]struct{}{}}
+		limit: limit, app: a, tls: tc, open: map[net.Conn]struct{}{}}
 	r.wg.Add(1)
 	go r.serve()
 	return r, nil
@@ -104,7 +109,7 @@ func (r *relay) serve() {
 		if err != nil {
 			return
 		}
-		remote, err := net.DialTimeout("tcp", r.target, relayDialTimeout)
+		remote, err := r.dial()
 		if err != nil {
 			r.dialErrs.Add(1)
 			r.app.rl.Info("relay dial", "fix connect failed", "addr", r.target, "err", err)
@@ -170,6 +175,17 @@ func (r *relay) inbound(remote, local net.Conn) {
 	}
 }
 
+// dial connects to the acceptor, the TLS handshake included, within relayDialTimeout.
+func (r *relay) dial() (net.Conn, error) {
+	d := &net.Dialer{Timeout: relayDialTimeout}
+	if r.tls == nil {
+		return d.Dial("tcp", r.target)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), relayDialTimeout)
+	defer cancel()
+	return (&tls.Dialer{NetDialer: d, Config: r.tls}).DialContext(ctx, "tcp", r.target)
+}
+
 // close stops listening, closes every connection and waits for the relay's goroutines.
 func (r *relay) close() {
 	r.ln.Close()
@@ -181,4 +197,29 @@ func (r *relay) close() {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+}
+
+// config returns the crypto/tls configuration of t for a service on host: TLS 1.2 or
+// later, the service verified by t.CA (or the system's roots) under t.ServerName (or
+// host), and the client certificate if t has one.
+func (t *ClientTLS) config(host string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+	if t.ServerName != "" {
+		c.ServerName = t.ServerName
+	}
+	if len(t.CA) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(t.CA) {
+			return nil, errors.New("TLS: no certificate in the CA")
+		}
+		c.RootCAs = pool
+	}
+	if len(t.Cert) > 0 {
+		cert, err := tls.X509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("TLS client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }
