@@ -57,6 +57,7 @@ type ClientStats struct {
 	Snapshots   uint64 `json:"snapshots"`   // Ws sent
 	Rejects     uint64 `json:"rejects"`     // Ys sent
 	Conflations uint64 `json:"conflations"` // queue overflows answered with fresh Ws
+	OverLimit   uint64 `json:"over_limit"`  // of Rejects: subscriptions beyond MaxSubscriptions
 	Dropped     uint64 `json:"dropped"`     // events dropped by conflation
 	LoggedOut   string `json:"logged_out,omitempty"`
 	Connected   bool   `json:"connected"`
@@ -94,6 +95,7 @@ func NewFromSource(src Source, cfg Config) (*Bus, error) {
 	}
 	acc, err := fixsession.NewAcceptor(fixsession.AcceptorConfig{
 		Listen: cfg.Listen, CompID: cfg.CompID, Credentials: b.credentials, HeartBtInt: cfg.HeartBtInt, Limits: cfg.FIXLimits, TLS: cfg.TLS,
+		RequestLimits: cfg.RequestLimits, Persistence: cfg.Persistence, MaxMessageSize: cfg.MaxMessageSize,
 		Logger: slog.New(logTap{b: b, next: cfg.Logger.Handler()}),
 	}, fixsession.HandlerFuncs{Logon: b.onLogon, Logout: b.onLogout, Message: b.onMessage})
 	if err != nil {
@@ -139,6 +141,9 @@ func (b *Bus) Stop() {
 // FIXStats returns the counters of the bus's FIX acceptor: connections, and malformed,
 // garbled and rejected messages from clients.
 func (b *Bus) FIXStats() fixsession.AcceptorStats { return b.acc.Stats() }
+
+// LimitStats returns the counters of the request rate limit (Config.RequestLimits).
+func (b *Bus) LimitStats() fixsession.LimitStats { return b.acc.LimitStats() }
 
 // Clients returns the counters of every client seen, connected or not, by session.
 func (b *Bus) Clients() []ClientStats {

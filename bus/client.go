@@ -11,6 +11,7 @@ import (
 
 	"fastfeed/book"
 	"fastfeed/feed"
+	"fastfeed/internal/fixsession"
 	"fastfeed/md"
 )
 
@@ -46,6 +47,8 @@ type client struct {
 
 	// Counters.
 	messages, nEntries, snapshots, rejects atomic.Uint64
+	overLimit                              atomic.Uint64 // subscriptions refused over MaxSubscriptions
+	overInRow                              int           // of them in a row (the run goroutine's)
 	conflations, dropped                   atomic.Uint64
 	mu                                     sync.Mutex
 	loggedOut                              string
@@ -94,7 +97,7 @@ func (c *client) stats(connected bool) ClientStats {
 	c.mu.Unlock()
 	return ClientStats{Session: c.key, Username: c.user.Username, Requests: int(c.nReqs.Load()),
 		Messages: c.messages.Load(), Entries: c.nEntries.Load(), Snapshots: c.snapshots.Load(),
-		Rejects: c.rejects.Load(), Conflations: c.conflations.Load(), Dropped: c.dropped.Load(),
+		Rejects: c.rejects.Load(), OverLimit: c.overLimit.Load(), Conflations: c.conflations.Load(), Dropped: c.dropped.Load(),
 		LoggedOut: lo, Connected: connected}
 }
 
@@ -455,7 +458,17 @@ func (c *client) request(req md.MarketDataRequest) {
 	case req.MarketDepth != 0:
 		reject(md.RejectUnsupportedMarketDepth, "only MarketDepth 0 (full book) is served")
 		return
+	case subscribe && c.b.cfg.MaxSubscriptions > 0 && len(c.reqs) >= c.b.cfg.MaxSubscriptions:
+		c.overLimit.Add(1)
+		reject(md.RejectInsufficientBandwidth, fmt.Sprintf("subscription limit of %d per client reached", c.b.cfg.MaxSubscriptions))
+		c.overInRow++
+		if limit := c.b.cfg.RequestLimits.MaxRejects; c.overInRow == limit || limit == 0 && c.overInRow == fixsession.DefaultMaxLimitRejects {
+			c.b.log.Warn("OMS client over its subscription limit: logging out", "session", c.key)
+			go c.b.acc.Logout(c.id, "subscription limit: logged out") //nolint:errcheck // best effort
+		}
+		return
 	}
+	c.overInRow = 0
 	r := &request{c: c, id: req.MDReqID}
 	for _, s := range req.Symbols {
 		r.patterns = append(r.patterns, feed.Pattern(s))

@@ -75,6 +75,21 @@ type Config struct {
 	// TLSCert, TLSKey and TLSCA are PEM files New makes TLS from when TLS is nil: the
 	// certificate and key, and the CAs whose client certificates are required.
 	TLSCert, TLSKey, TLSCA string
+	// RequestLimits bounds the requests of each logged-on client (fixsession): over
+	// the rate, a session-level Reject (3) with the reason, then a Logout.
+	RequestLimits fixsession.RequestLimits
+	// MaxSubscriptions bounds the subscriptions a client holds at once; 0 is no limit.
+	// A subscription beyond it gets a MarketDataRequestReject (Y) with reason 2
+	// (insufficient bandwidth) and the limit in its Text; a client that goes on
+	// (RequestLimits.MaxRejects in a row, default fixsession.DefaultMaxLimitRejects)
+	// is logged out.
+	MaxSubscriptions int
+	// MaxMessageSize bounds a message from a client after its Logon, framing included;
+	// a longer one closes its connection (0: fixsession.DefaultMaxMessageSize).
+	MaxMessageSize int
+	// Persistence keeps the sessions' sequence numbers across restarts (a file store)
+	// and logs their messages to files.
+	Persistence fixsession.Persistence
 
 	// Logger receives client logons, logouts, rejects and evictions; nil discards them.
 	Logger *slog.Logger
@@ -124,6 +139,12 @@ func (c *Config) setDefaults() error {
 	}
 	if err := c.FIXLimits.Check(); err != nil {
 		return fmt.Errorf("bus: FIX limits: %w", err)
+	}
+	if err := c.RequestLimits.Check(); err != nil {
+		return fmt.Errorf("bus: request limits: %w", err)
+	}
+	if c.MaxSubscriptions < 0 || c.MaxMessageSize < 0 {
+		return fmt.Errorf("bus: negative MaxSubscriptions %d or MaxMessageSize %d", c.MaxSubscriptions, c.MaxMessageSize)
 	}
 	if c.QueueSize < 0 || c.MaxInFlight < 0 || c.SlowLimit < 0 || c.MaxBatch < 0 || c.HeartBtInt < 0 {
 		return errors.New("bus: negative QueueSize, MaxInFlight, SlowLimit, MaxBatch or HeartBtInt")

@@ -27,7 +27,15 @@ type ClientConfig struct {
 	// OnMessage, if set, is called after each market-data message is applied, on the
 	// session's goroutine (a slow OnMessage makes a slow client).
 	OnMessage func(kind md.Kind, mdReqID string, books *Books)
-	Logger    *slog.Logger
+	// Persistence keeps the session's sequence numbers across restarts of the client
+	// or the service (a file store) and logs its messages to files.
+	Persistence fixsession.Persistence
+	// HeartBtInt and ReconnectInterval: fixsession's defaults when zero.
+	HeartBtInt, ReconnectInterval time.Duration
+	// Resubscribe sends the subscriptions open (Subscribe, not yet Unsubscribe) again
+	// after each logon but the first: a service that restarted has forgotten them.
+	Resubscribe bool
+	Logger      *slog.Logger
 }
 
 // Client is a reference OMS client of the bus (a quickfix initiator): it sends
@@ -46,6 +54,8 @@ type Client struct {
 	errs     []error
 	loggedOn chan struct{}
 	once     sync.Once
+	logons   int                 // sessions logged on so far
+	subs     map[string][]string // open subscriptions by MDReqID, for Resubscribe
 }
 
 // NewClient returns a client; Start connects it.
@@ -56,10 +66,12 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.TargetCompID == "" {
 		cfg.TargetCompID = fixsession.OMSCompID
 	}
-	c := &Client{cfg: cfg, books: NewBooks(), latency: hdrhistogram.New(1, int64(10*time.Second), 3), loggedOn: make(chan struct{})}
+	c := &Client{cfg: cfg, books: NewBooks(), latency: hdrhistogram.New(1, int64(10*time.Second), 3), loggedOn: make(chan struct{}),
+		subs: map[string][]string{}}
 	ini, err := fixsession.NewInitiator(fixsession.InitiatorConfig{Connect: cfg.Connect, SenderCompID: cfg.SenderCompID,
-		TargetCompID: cfg.TargetCompID, Username: cfg.Username, Password: cfg.Password, TLS: cfg.TLS, Logger: cfg.Logger}, fixsession.HandlerFuncs{
-		Logon:   func(quickfix.SessionID) { c.once.Do(func() { close(c.loggedOn) }) },
+		TargetCompID: cfg.TargetCompID, Username: cfg.Username, Password: cfg.Password, TLS: cfg.TLS, Logger: cfg.Logger,
+		Persistence: cfg.Persistence, HeartBtInt: cfg.HeartBtInt, ReconnectInterval: cfg.ReconnectInterval}, fixsession.HandlerFuncs{
+		Logon:   c.onLogon,
 		Logout:  func(_ quickfix.SessionID, reason string) { c.mu.Lock(); c.logout = reason; c.mu.Unlock() },
 		Message: c.onMessage,
 	})
@@ -148,9 +160,60 @@ func (c *Client) onMessage(_ quickfix.SessionID, msg *quickfix.Message) error {
 	return nil
 }
 
+// onLogon marks the client logged on and, with Resubscribe, sends the open
+// subscriptions again after a logon but the first.
+func (c *Client) onLogon(quickfix.SessionID) {
+	c.once.Do(func() { close(c.loggedOn) })
+	c.mu.Lock()
+	c.logons++
+	var again []md.MarketDataRequest
+	if c.logons > 1 && c.cfg.Resubscribe {
+		for id, patterns := range c.subs {
+			again = append(again, md.MarketDataRequest{MDReqID: id, SubscriptionType: md.SubscriptionSubscribe, Symbols: patterns})
+		}
+	}
+	c.mu.Unlock()
+	if len(again) > 0 {
+		go c.resubscribe(again)
+	}
+}
+
+// resubscribe sends the subscriptions again once the session is in sync: after a
+// restart on a file store, quickfix first exchanges a ResendRequest and a gap fill, which
+// it sends right after the Logon; a W sent by the service before the gap fill arrives
+// would be lost in it.
+func (c *Client) resubscribe(reqs []md.MarketDataRequest) {
+	time.Sleep(resubscribeSettle)
+	for deadline := time.Now().Add(5 * time.Second); c.ini.Resending() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, r := range reqs {
+		if err := c.request(r); err != nil {
+			c.mu.Lock()
+			c.errs = append(c.errs, err)
+			c.mu.Unlock()
+		}
+	}
+}
+
+// resubscribeSettle is the wait after a logon for the session's resend exchange, if any,
+// to start (quickfix sends its ResendRequest on the session's goroutine right after the
+// Logon is handled).
+const resubscribeSettle = 100 * time.Millisecond
+
+// Logons returns how many times the session has logged on.
+func (c *Client) Logons() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.logons
+}
+
 // Subscribe asks for snapshots and then updates of the instruments matching patterns
 // (symbols, prefixes "SB*", channels or "*") under mdReqID.
 func (c *Client) Subscribe(mdReqID string, patterns ...string) error {
+	c.mu.Lock()
+	c.subs[mdReqID] = append([]string(nil), patterns...)
+	c.mu.Unlock()
 	return c.request(md.MarketDataRequest{MDReqID: mdReqID, SubscriptionType: md.SubscriptionSubscribe, Symbols: patterns})
 }
 
@@ -161,6 +224,9 @@ func (c *Client) Snapshot(mdReqID string, patterns ...string) error {
 
 // Unsubscribe ends the subscription mdReqID.
 func (c *Client) Unsubscribe(mdReqID string) error {
+	c.mu.Lock()
+	delete(c.subs, mdReqID)
+	c.mu.Unlock()
 	return c.request(md.MarketDataRequest{MDReqID: mdReqID, SubscriptionType: md.SubscriptionUnsubscribe})
 }
 

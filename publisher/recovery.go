@@ -70,6 +70,15 @@ type RecoveryOptions struct {
 	// TLS, if set, makes the service take FIX over TLS only (fixsession.ServerTLS);
 	// nil: RecoveryConfig's TLS files, if any, else plain TCP.
 	TLS *tls.Config
+	// RequestLimits bounds the rate of each session's requests: over it, a
+	// session-level Reject (3) with the reason, then a Logout (fixsession).
+	RequestLimits fixsession.RequestLimits
+	// MaxMessageSize bounds a message from a client after its Logon, framing
+	// included; a longer one closes its connection (0: fixsession's default).
+	MaxMessageSize int
+	// Persistence keeps the sessions' sequence numbers across restarts (a file store)
+	// and logs their messages to files.
+	Persistence fixsession.Persistence
 	// Logger receives logons, logouts and refusals (and quickfix's traffic at
 	// Debug); nil means the publisher's logger.
 	Logger *slog.Logger
@@ -89,6 +98,9 @@ type RecoveryStats struct {
 	// FIX counts the connections and the malformed, garbled and rejected messages of the
 	// service's FIX acceptor.
 	FIX fixsession.AcceptorStats
+	// Limits counts the requests over RecoveryOptions.RequestLimits and the sessions
+	// logged out for them.
+	Limits fixsession.LimitStats
 }
 
 // RecoveryService is the publisher's FIX recovery service (DESIGN.md, "Wire:
@@ -273,6 +285,10 @@ func NewRecoveryService(p *Publisher, opts RecoveryOptions) (*RecoveryService, e
 		Limits:      opts.Limits,
 		TLS:         opts.TLS,
 		Logger:      opts.Logger,
+
+		RequestLimits:  opts.RequestLimits,
+		Persistence:    opts.Persistence,
+		MaxMessageSize: opts.MaxMessageSize,
 	}, fixsession.HandlerFuncs{Logon: s.onLogon, Logout: s.onLogout, Message: s.onMessage})
 	if err != nil {
 		return nil, fmt.Errorf("publisher: recovery service: %w", err)
@@ -347,6 +363,7 @@ func (s *RecoveryService) Stats() RecoveryStats {
 		Aligned:         s.aligned.Load(),
 		TooSlow:         s.tooSlow.Load(),
 		FIX:             s.acc.Stats(),
+		Limits:          s.acc.LimitStats(),
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"fastfeed/bench"
 	"fastfeed/bus"
 	"fastfeed/bus/natsbus"
-	"fastfeed/fast"
 	"fastfeed/feed"
 	"fastfeed/feed/fixrecovery"
 	"fastfeed/fixtures"
@@ -50,6 +49,7 @@ type FeedOptions struct {
 	SnapshotAfter                                                  int
 	SnapshotWait                                                   time.Duration
 	RecoveryTLS                                                    FIXClientTLS
+	FIXFile                                                        FIXFileOptions
 }
 
 // InjectOptions are feed's receive-path test faults.
@@ -72,6 +72,8 @@ func (o *FeedOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.ServeFIX, "serve-fix", "", "serve OMS clients over FIX on `address` (e.g. 127.0.0.1:9871; users and entitlements from --bus-config)")
 	fs.StringVar(&o.BusConfig, "bus-config", DefaultBusConfig, "OMS service configuration `file` (users, passwords, entitlements, queue limits)")
 	o.FIXLimits.register(fs, "OMS service (overrides --bus-config)")
+	o.FIXFile.registerFile(fs)
+	o.FIXFile.registerLimits(fs, "OMS service", true)
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after `D` (0: on SIGINT/SIGTERM)")
 	fs.StringVar(&o.DumpBooks, "dump-books", "", "write the books to `file` at exit")
 	fs.StringVar(&o.StatsOut, "stats-out", "", "write the counters to `file` at exit (one JSON object)")
@@ -137,6 +139,15 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &UsageError{err.Error()}
 	}
+	rc, err := o.applyRecoveryFIX(c.set)
+	if err != nil {
+		return err
+	}
+	if o.ServeFIX == "" {
+		if o.ServeFIX, err = o.omsServiceListen(); err != nil {
+			return err
+		}
+	}
 	for _, name := range fixLimitFlags {
 		if c.set[name] && o.ServeFIX == "" {
 			return usagef("--%s bounds the OMS service: give --serve-fix too", name)
@@ -156,14 +167,16 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var fixSessions []func() int // for --http
+	var recClient *fixrecovery.Client
 	if o.FixConnect != "" {
-		rec, err := o.recoveryClient(cfg.Templates, log)
+		rec, err := o.recoveryClient(rc, log)
 		if err != nil {
 			return err
 		}
 		defer rec.Close()
 		cfg.Recovery = rec
 		fixSessions = append(fixSessions, func() int { return b2i(rec.LoggedOn()) })
+		recClient = rec
 	}
 	// The OMS service's configuration is checked before any group is joined.
 	var busCfg bus.Config
@@ -191,7 +204,7 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			for _, c := range b.Clients() {
 				log.Info("OMS client", "session", c.Session, "username", c.Username, "messages", c.Messages,
 					"entries", c.Entries, "snapshots", c.Snapshots, "rejects", c.Rejects, "conflations", c.Conflations,
-					"dropped", c.Dropped, "logged_out", c.LoggedOut)
+					"dropped", c.Dropped, "over_limit", c.OverLimit, "logged_out", c.LoggedOut)
 			}
 		}()
 		fixSessions = append(fixSessions, func() int { return connectedClients(b) })
@@ -245,8 +258,12 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		keep(writeFile(o.StatsOut, func(w io.Writer) error {
 			out := FeedStats{Stats: st}
 			if oms != nil {
-				fs := oms.FIXStats()
-				out.OMSFIX = &fs
+				fs, ls := oms.FIXStats(), oms.LimitStats()
+				out.OMSFIX, out.OMSLimits = &fs, &ls
+			}
+			if recClient != nil {
+				gs := recClient.GuardStats()
+				out.RecoveryGuard = &gs
 			}
 			if np != nil {
 				ns := np.Stats()
@@ -265,6 +282,13 @@ type FeedStats struct {
 	feed.Stats
 	OMSFIX                  *fixsession.AcceptorStats `json:"oms_fix,omitempty"`
 	*natsbus.PublisherStats                           // with --nats: the nats_* counters
+	// OMSLimits counts the OMS clients' requests over --fix-max-requests-per-second
+	// and the clients logged out for them (subscriptions over --fix-max-subscriptions
+	// are counted per client, in the log at exit).
+	OMSLimits *fixsession.LimitStats `json:"oms_limits,omitempty"`
+	// RecoveryGuard counts the recovery client's connections and the malformed
+	// messages from the recovery service its framing guard caught.
+	RecoveryGuard *fixsession.InitiatorStats `json:"recovery_guard,omitempty"`
 }
 
 // HandlerConfig returns the handler's configuration from the options, checked; the
@@ -352,7 +376,9 @@ func (o *FeedOptions) HandlerConfig(set map[string]bool) (feed.Config, error) {
 }
 
 // recoveryClient connects the handler to the FIX recovery service at --fix-connect.
-func (o *FeedOptions) recoveryClient(ts *fast.Templates, log *slog.Logger) (*fixrecovery.Client, error) {
+// rc holds what --fix-config gave (HeartBtInt, ReconnectInterval, TargetCompID,
+// Persistence).
+func (o *FeedOptions) recoveryClient(rc fixrecovery.Config, log *slog.Logger) (*fixrecovery.Client, error) {
 	compID := o.CompID
 	if compID == "" {
 		compID = fmt.Sprintf("FFFEED-%d", os.Getpid())
@@ -361,8 +387,8 @@ func (o *FeedOptions) recoveryClient(ts *fast.Templates, log *slog.Logger) (*fix
 	if err != nil {
 		return nil, err
 	}
-	return fixrecovery.New(fixrecovery.Config{Connect: o.FixConnect, SenderCompID: compID,
-		Username: o.Username, Password: o.Password, TLS: tc, Templates: ts, Logger: log})
+	rc.Connect, rc.SenderCompID, rc.Username, rc.Password, rc.TLS, rc.Logger = o.FixConnect, compID, o.Username, o.Password, tc, log
+	return fixrecovery.New(rc)
 }
 
 var _ feed.Recovery = (*fixrecovery.Client)(nil)
@@ -386,6 +412,9 @@ func (o *FeedOptions) busConfig(set map[string]bool, cfg feed.Config, log *slog.
 	}
 	if tc != nil {
 		bc.TLS = tc
+	}
+	if err := o.applyOMSServiceFIX(set, &bc); err != nil {
+		return bc, err
 	}
 	bc.ChannelOf = bus.MappingChannels(cfg.Mapping, cfg.Port)
 	bc.Logger = log

@@ -27,6 +27,7 @@ type OMSOptions struct {
 	NATS                                                   NATSOptions
 	Clients                                                int
 	TLS                                                    FIXClientTLS
+	FIXFile                                                FIXFileOptions
 }
 
 // Register adds oms's flags to fs.
@@ -45,6 +46,7 @@ func (o *OMSOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.StatsOut, "stats-out", "", "write the counters, rejects and latency to `file` at exit (one JSON object)")
 	o.NATS.register(fs, false)
 	fs.IntVar(&o.Clients, "clients", 1, "with --nats: run `N` consumers, each on its own connection (the first one's books are printed and dumped; the others' must equal them)")
+	o.FIXFile.registerFile(fs)
 	o.Common.register(fs, "")
 }
 
@@ -90,7 +92,12 @@ func OMS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"usage: fastfeed oms [--nats URL | --connect ADDR] [--username U --password P] [--subscribe 'SBER,SB*,*'] [--duration D] [--config FILE]")
 	var o OMSOptions
 	o.Register(fs)
-	if _, err := parse(fs, args, parseOpts{config: "config"}); err != nil {
+	cl, err := parse(fs, args, parseOpts{config: "config"})
+	if err != nil {
+		return err
+	}
+	cc := bus.ClientConfig{Resubscribe: true}
+	if err := o.applyOMSClientFIX(cl.set, &cc); err != nil {
 		return err
 	}
 	log, err := o.Logger(stderr)
@@ -111,7 +118,8 @@ func OMS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := bus.NewClient(bus.ClientConfig{Connect: o.Connect, SenderCompID: o.CompID, Username: o.Username, Password: o.Password, TLS: tc})
+	cc.Connect, cc.SenderCompID, cc.Username, cc.Password, cc.TLS = o.Connect, o.CompID, o.Username, o.Password, tc
+	c, err := bus.NewClient(cc)
 	if err != nil {
 		return err
 	}

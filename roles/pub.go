@@ -38,6 +38,7 @@ type PubOptions struct {
 	FIXLimits                                         FIXLimitOptions
 	Snap                                              SnapshotChannelOptions
 	SnapshotRate                                      float64
+	FIXFile                                           FIXFileOptions
 }
 
 // Register adds pub's flags to fs.
@@ -77,6 +78,8 @@ func (o *PubOptions) Register(fs *flag.FlagSet) {
 	o.McastKey.register(fs, "seal every datagram")
 	o.FIXLimits.register(fs, "recovery service")
 	fs.StringVar(&o.HTTP, "http", "", "serve /metrics, /healthz, /api/channels and /api/books (the ground truth, once the data stops) on `address` (off by default)")
+	o.FIXFile.registerFile(fs)
+	o.FIXFile.registerLimits(fs, "recovery service", false)
 	o.Common.register(fs, "FAST template XML `file`")
 }
 
@@ -142,6 +145,10 @@ func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := checkHTTPAddr(o.HTTP); err != nil {
 		return &UsageError{err.Error()}
 	}
+	ro := o.RecoveryOptions()
+	if err := o.FIXFile.applyPubFIX(c.set, &cfg, &ro); err != nil {
+		return err
+	}
 	cfg.Logger = log
 	if cfg.Templates, err = o.LoadTemplates(c.set); err != nil {
 		return err
@@ -156,7 +163,6 @@ func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.Key != nil {
 		log.Info("datagrams sealed", "key_file", o.McastKeyFile, "key_id", cfg.Key.ID())
 	}
-	ro := o.RecoveryOptions()
 	ro.Limits = limits
 	if ro.TLS, err = o.FIXLimits.TLS.Config(); err != nil {
 		return err
@@ -219,6 +225,9 @@ type PubStats struct {
 	TooSlow               uint64 `json:"fix_too_slow"` // recovery clients logged out for reading slower than --fix-min-rate
 	// FIXAcceptor counts the recovery service's connections and what its guard refused.
 	FIXAcceptor fixsession.AcceptorStats `json:"fix_acceptor"`
+	// FIXLimits counts requests over --fix-max-requests-per-second and the clients
+	// logged out for them.
+	FIXLimits fixsession.LimitStats `json:"fix_limits"`
 }
 
 // NewPubStats gathers the publisher's and the recovery service's counters.
@@ -226,7 +235,8 @@ func NewPubStats(s publisher.Stats, r publisher.RecoveryStats) PubStats {
 	return PubStats{Datagrams: s.Datagrams, Incrementals: s.Incrementals, Heartbeats: s.Heartbeats, Resets: s.Resets,
 		Seconds: s.DataTime.Seconds(), MaxLagMicros: s.MaxLag.Microseconds(), Logons: r.Logons, Requests: r.Requests,
 		Retransmitted: r.Retransmitted, Snapshots: r.Snapshots, Rejects: r.Rejects, TooSlow: r.TooSlow, FIXAcceptor: r.FIX,
-		SnapshotChannelW: s.SnapshotDatagrams, SnapshotChannelCycles: s.SnapshotCycles}
+		SnapshotChannelW: s.SnapshotDatagrams, SnapshotChannelCycles: s.SnapshotCycles,
+		FIXLimits: r.Limits}
 }
 
 // apply puts the flags given (in set) into cfg, checking each.

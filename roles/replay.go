@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"fastfeed/feed"
+	"fastfeed/feed/fixrecovery"
 	"fastfeed/gap"
 	"fastfeed/mcast"
 	"fastfeed/replay"
@@ -190,7 +191,7 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		var packet int
 		cfg.Logger = slog.New(packetHandler{log.Handler(), &packet})
 		if o.Feed.FixConnect != "" {
-			rec, err := o.Feed.recoveryClient(cfg.Templates, log)
+			rec, err := o.Feed.recoveryClient(fixrecovery.Config{}, log)
 			if err != nil {
 				return err
 			}

@@ -76,6 +76,14 @@ type Config struct {
 	HeartBtInt        time.Duration // the session's heartbeat interval; default fixsession's
 	ReconnectInterval time.Duration // wait after a lost or refused session; default fixsession's
 
+	// Persistence keeps the session's sequence numbers across restarts (a file store)
+	// and logs its messages to files.
+	Persistence fixsession.Persistence
+	// MaxMessageSize bounds a message from the service (0: fixsession's default). Every
+	// message from the service passes the initiator's framing guard: a malformed one is
+	// counted (GuardStats) and closes the connection, and the client reconnects.
+	MaxMessageSize int
+
 	// Logger receives session events, refusals and timeouts; nil discards them.
 	Logger *slog.Logger
 }
@@ -180,6 +188,8 @@ func New(cfg Config) (*Client, error) {
 		TLS:               cfg.TLS,
 		HeartBtInt:        cfg.HeartBtInt,
 		ReconnectInterval: cfg.ReconnectInterval,
+		Persistence:       cfg.Persistence,
+		MaxMessageSize:    cfg.MaxMessageSize,
 		Logger:            cfg.Logger,
 	}, fixsession.HandlerFuncs{Logon: c.onLogon, Logout: c.onLogout, Message: c.onMessage})
 	if err != nil {
@@ -212,6 +222,10 @@ func (c *Client) Close() {
 	c.cancel()
 	c.ini.Stop()
 }
+
+// GuardStats returns the counters of the session's framing guard: connections made,
+// and malformed messages from the service, each of which closed its connection.
+func (c *Client) GuardStats() fixsession.InitiatorStats { return c.ini.Stats() }
 
 // LoggedOn reports whether the session is logged on now.
 func (c *Client) LoggedOn() bool { return c.ini.LoggedOn() }

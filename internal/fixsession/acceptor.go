@@ -48,6 +48,10 @@ type AcceptorConfig struct {
 	// guard terminates TLS, quickfix behind it stays plain on loopback. Its MinVersion is
 	// raised to TLS 1.2 if lower; it needs a certificate.
 	TLS *tls.Config
+	// Persistence keeps sequence numbers across restarts and logs messages to files.
+	Persistence Persistence
+	// RequestLimits bounds what a logged-on client asks for (limits.go).
+	RequestLimits RequestLimits
 	// Logger receives logons, logouts and refusals at Info, malformed messages and
 	// session-level Rejects at Warn (rate-limited per cause, Limits.LogLinesPerSecond), and quickfix's messages (the password hidden) and
 	// events at Debug. Nil discards everything.
@@ -68,6 +72,9 @@ type Acceptor struct {
 	addr  string
 
 	beforeDial func() // tests: called before each connection to quickfix
+
+	logs  teeFactory
+	files *fileLogs // nil without FileLogPath
 }
 
 // NewAcceptor returns an acceptor for cfg whose sessions report to h.
@@ -96,6 +103,12 @@ func NewAcceptor(cfg AcceptorConfig, h Handler) (*Acceptor, error) {
 		cfg.TLS = cfg.TLS.Clone()
 		cfg.TLS.MinVersion = max(cfg.TLS.MinVersion, tls.VersionTLS12)
 	}
+	if err := cfg.RequestLimits.Check(); err != nil {
+		return nil, fmt.Errorf("fixsession: acceptor: RequestLimits: %w", err)
+	}
+	if err := cfg.Persistence.Check(); err != nil {
+		return nil, fmt.Errorf("fixsession: acceptor: %w", err)
+	}
 	cfg.Limits = cfg.Limits.withDefaults(fdLimit())
 	host, port, err := splitHostPort(cfg.Listen)
 	if err != nil {
@@ -105,6 +118,8 @@ func NewAcceptor(cfg AcceptorConfig, h Handler) (*Acceptor, error) {
 	a.app.acceptor = true
 	a.app.compID = cfg.CompID
 	a.app.credentials = cfg.Credentials
+	a.app.limiter = newLimiter(cfg.RequestLimits)
+	a.logs, a.files = newLogFactory(a.app, cfg.Persistence)
 	return a, nil
 }
 
@@ -169,6 +184,7 @@ func (a *Acceptor) start(port int) (*backend, error) {
 	settings := quickfix.NewSettings()
 	g := settings.GlobalSettings()
 	setBase(g)
+	a.cfg.Persistence.apply(g)
 	g.Set(config.SenderCompID, a.cfg.CompID)
 	g.Set(config.SocketAcceptHost, backendHost)
 	g.Set(config.SocketAcceptPort, strconv.Itoa(port))
@@ -186,7 +202,8 @@ func (a *Acceptor) start(port int) (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	qf, err := quickfix.NewAcceptor(a.app, a.stores, settings, logFactory{a.app})
+	a.stores.setInner(a.cfg.Persistence.factory(settings))
+	qf, err := quickfix.NewAcceptor(a.app, a.stores, settings, a.logs)
 	if err != nil {
 		_ = quickfix.UnregisterSession(id)
 		a.stores.forget()
@@ -229,9 +246,15 @@ func (a *Acceptor) Stop() {
 		return
 	}
 	a.guard.closeListener()
+	if a.cfg.Persistence.FileStorePath != "" {
+		a.logoutAll(persistentLogoutWait)
+	}
 	a.guard.stopAll() // the Logouts go out through the guard
 	a.guard.close()
 	a.app.rl.Close() // reports the warnings suppressed and not yet reported
+	if a.files != nil {
+		a.files.close()
+	}
 	a.app.logger.Info("fix acceptor stopped", "addr", a.Addr())
 	a.endStop()
 }

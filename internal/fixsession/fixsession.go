@@ -144,11 +144,13 @@ type app struct {
 	rl    *ratelog.Logger // warnings about clients, rate-limited
 
 	identities map[quickfix.SessionID]Identity // an Acceptor's sessions that passed Credentials
+	limiter    *limiter                        // an Acceptor's RequestLimits, nil if none
 
 	mu       sync.Mutex
 	loggedOn map[quickfix.SessionID]bool
 	reasons  map[quickfix.SessionID]string // Text of the last Logout received
 	flow     map[quickfix.SessionID]*flow
+	resend   map[quickfix.SessionID]bool // a ResendRequest sent, its answer not yet complete (store.go)
 	// An Initiator's last failure to connect ("dial tcp ...: connection refused") and
 	// how many attempts in a row failed; a logon clears them.
 	connectErr      string
@@ -219,6 +221,7 @@ func newApp(h Handler, logger *slog.Logger, linesPerSecond int) *app {
 		loggedOn:   make(map[quickfix.SessionID]bool),
 		flow:       make(map[quickfix.SessionID]*flow),
 		reasons:    make(map[quickfix.SessionID]string),
+		resend:     make(map[quickfix.SessionID]bool),
 	}
 }
 
@@ -247,6 +250,7 @@ func (a *app) OnLogon(id quickfix.SessionID) {
 	a.loggedOn[id] = true
 	delete(a.reasons, id)
 	a.connectErr, a.connectFailures = "", 0
+	delete(a.resend, id)
 	a.mu.Unlock()
 	a.logger.Info("fix logon", "session", id.String())
 	a.h.OnLogon(id)
@@ -263,6 +267,17 @@ func (a *app) OnLogout(id quickfix.SessionID) {
 	a.mu.Lock()
 	delete(a.identities, id)
 	a.mu.Unlock()
+	if a.limiter != nil {
+		a.limiter.forget(id)
+	}
+}
+
+// logout sends session id a Logout (5) with reason as its Text (58).
+func (a *app) logout(id quickfix.SessionID, reason string) {
+	msg := quickfix.NewMessage()
+	msg.Header.SetString(tag.MsgType, "5")
+	msg.Body.SetString(tag.Text, reason)
+	_ = a.send(id, msg) // the session may have ended meanwhile
 }
 
 // Identity is who a session authenticated as.
@@ -325,6 +340,15 @@ func (a *app) FromAdmin(msg *quickfix.Message, id quickfix.SessionID) quickfix.M
 }
 
 func (a *app) FromApp(msg *quickfix.Message, id quickfix.SessionID) quickfix.MessageRejectError {
+	if a.limiter != nil {
+		if rej, logout := a.limiter.admit(id); rej != nil {
+			a.rl.Warn("rate limit", "fix request over the rate limit", "session", id.String(), "logout", logout)
+			if logout {
+				go a.logout(id, reasonRateLogout)
+			}
+			return rej
+		}
+	}
 	err := a.h.OnMessage(id, msg)
 	if err == nil {
 		return nil
@@ -442,7 +466,8 @@ func seconds(d time.Duration) int {
 // CreationTime, which is the signal; Start and Stop wait for it before going on.
 type storeFactory struct {
 	mu      sync.Mutex
-	pending map[*signalStore]time.Time // created, not yet seen running; creation time
+	inner   quickfix.MessageStoreFactory // nil: memory
+	pending map[*signalStore]time.Time   // created, not yet seen running; creation time
 }
 
 func newStoreFactory() *storeFactory {
@@ -456,8 +481,21 @@ type signalStore struct {
 	running chan struct{}
 }
 
+// setInner makes the stores with inner from now on; nil means in memory.
+func (f *storeFactory) setInner(inner quickfix.MessageStoreFactory) {
+	f.mu.Lock()
+	f.inner = inner
+	f.mu.Unlock()
+}
+
 func (f *storeFactory) Create(id quickfix.SessionID) (quickfix.MessageStore, error) {
-	ms, err := quickfix.NewMemoryStoreFactory().Create(id)
+	f.mu.Lock()
+	inner := f.inner
+	f.mu.Unlock()
+	if inner == nil {
+		inner = quickfix.NewMemoryStoreFactory()
+	}
+	ms, err := inner.Create(id)
 	if err != nil {
 		return nil, err
 	}

@@ -431,3 +431,7 @@ func hasField(b []byte, tag int) bool {
 	}
 	return false
 }
+
+// Buffered returns how many bytes of the stream have been read and not yet returned by
+// Next: 0 means the next call reads from the stream.
+func (fr *FrameReader) Buffered() int { return fr.r.Buffered() }

@@ -2,6 +2,7 @@ package fixsession
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,11 +31,19 @@ type InitiatorConfig struct {
 	ReconnectInterval  time.Duration // wait after a lost or refused session
 	LogonTimeout       time.Duration // wait for the Logon answer
 	LogoutTimeout      time.Duration // wait for the Logout answer when stopping
-	// TLS, if not nil, connects over TLS 1.2 or later (quickfix's own TLS: its
-	// handshake has no deadline of its own, so a service that accepts and never
-	// answers holds a reconnect, and Stop, until it closes; fastfeed's services close
-	// after their Limits.LogonTimeout).
+	// TLS, if not nil, connects over TLS 1.2 or later. The framing guard (relay.go)
+	// does the TLS, the handshake bounded by its dial timeout, and quickfix talks plain
+	// to it on loopback; with GuardOff it is quickfix's own TLS, whose handshake has no
+	// deadline of its own (a service that accepts and never answers holds a reconnect,
+	// and Stop, until it closes; fastfeed's services close after their
+	// Limits.LogonTimeout).
 	TLS *ClientTLS
+	// Persistence keeps sequence numbers across restarts and logs messages to files.
+	Persistence Persistence
+	// MaxMessageSize bounds a message from the acceptor, framing included (0:
+	// DefaultMaxMessageSize); GuardOff turns off the framing guard (relay.go).
+	MaxMessageSize int
+	GuardOff       bool
 	// Logger receives logons and logouts at Info, and quickfix's messages (the password
 	// hidden) and events at Debug. Nil discards everything.
 	Logger *slog.Logger
@@ -49,7 +58,10 @@ type Initiator struct {
 	id     quickfix.SessionID
 
 	lifecycle
-	qf *quickfix.Initiator
+	qf    *quickfix.Initiator
+	relay *relay // the framing guard, nil if GuardOff
+	logs  teeFactory
+	files *fileLogs // nil without FileLogPath
 }
 
 // NewInitiator returns an initiator for cfg whose session reports to h.
@@ -61,6 +73,11 @@ func NewInitiator(cfg InitiatorConfig, h Handler) (*Initiator, error) {
 		return nil, errors.New("fixsession: initiator: SenderCompID and TargetCompID required")
 	case cfg.HeartBtInt < 0 || cfg.ReconnectInterval < 0 || cfg.LogonTimeout < 0 || cfg.LogoutTimeout < 0:
 		return nil, errors.New("fixsession: initiator: negative duration")
+	case cfg.MaxMessageSize < 0:
+		return nil, fmt.Errorf("fixsession: initiator: negative MaxMessageSize %d", cfg.MaxMessageSize)
+	}
+	if err := cfg.Persistence.Check(); err != nil {
+		return nil, fmt.Errorf("fixsession: initiator: %w", err)
 	}
 	if _, port, err := splitHostPort(cfg.Connect); err != nil || port == 0 {
 		return nil, fmt.Errorf("fixsession: initiator: bad Connect address %q", cfg.Connect)
@@ -82,6 +99,7 @@ func NewInitiator(cfg InitiatorConfig, h Handler) (*Initiator, error) {
 		lifecycle: newLifecycle(),
 	}
 	i.app.username, i.app.password = cfg.Username, cfg.Password
+	i.logs, i.files = newLogFactory(i.app, cfg.Persistence)
 	return i, nil
 }
 
@@ -106,15 +124,34 @@ func (i *Initiator) Start(ctx context.Context) error {
 	host, port, _ := splitHostPort(i.cfg.Connect)
 	s := quickfix.NewSessionSettings()
 	setBase(s)
+	i.cfg.Persistence.apply(s)
 	s.Set(config.SenderCompID, i.cfg.SenderCompID)
 	s.Set(config.TargetCompID, i.cfg.TargetCompID)
+	tlsByQuickfix := i.cfg.TLS
+	if !i.cfg.GuardOff {
+		// The guard terminates TLS: quickfix talks plain to it on loopback.
+		var tc *tls.Config
+		if i.cfg.TLS != nil {
+			var err error
+			if tc, err = i.cfg.TLS.config(host); err != nil {
+				return fmt.Errorf("fixsession: initiator %v: %w", i.id, err)
+			}
+		}
+		r, err := newRelay(i.cfg.Connect, i.cfg.MaxMessageSize, tc, i.app)
+		if err != nil {
+			return fmt.Errorf("fixsession: initiator %v: %w", i.id, err)
+		}
+		i.relay = r
+		host, port = r.host, r.port
+		tlsByQuickfix = nil
+	}
 	s.Set(config.SocketConnectHost, host)
 	s.Set(config.SocketConnectPort, strconv.Itoa(port))
 	s.Set(config.HeartBtInt, strconv.Itoa(seconds(i.cfg.HeartBtInt)))
 	s.Set(config.ReconnectInterval, i.cfg.ReconnectInterval.String())
 	s.Set(config.LogonTimeout, i.cfg.LogonTimeout.String())
 	s.Set(config.LogoutTimeout, i.cfg.LogoutTimeout.String())
-	if t := i.cfg.TLS; t != nil {
+	if t := tlsByQuickfix; t != nil {
 		s.Set(config.SocketUseSSL, "Y")
 		s.Set(config.SocketMinimumTLSVersion, "TLS12")
 		s.Set(config.SocketServerName, host)
@@ -133,13 +170,16 @@ func (i *Initiator) Start(ctx context.Context) error {
 	if _, err := settings.AddSession(s); err != nil {
 		return fmt.Errorf("fixsession: initiator %v: %w", i.id, err)
 	}
-	qf, err := quickfix.NewInitiator(i.app, i.stores, settings, logFactory{i.app})
+	i.stores.setInner(i.cfg.Persistence.factory(settings))
+	qf, err := quickfix.NewInitiator(i.app, i.stores, settings, i.logs)
 	if err != nil {
+		i.closeRelay()
 		i.stores.forget()
 		return fmt.Errorf("fixsession: initiator %v: %w", i.id, err)
 	}
 	if err := qf.Start(); err != nil {
 		_ = quickfix.UnregisterSession(i.id)
+		i.closeRelay()
 		i.stores.forget()
 		return fmt.Errorf("fixsession: initiator %v: %w", i.id, err)
 	}
@@ -157,6 +197,10 @@ func (i *Initiator) Stop() {
 		return
 	}
 	i.qf.Stop()
+	i.closeRelay()
+	if i.files != nil {
+		i.files.close()
+	}
 	i.endStop()
 }
 
@@ -164,6 +208,20 @@ func (i *Initiator) Stop() {
 // "dial tcp 127.0.0.1:9871: connect: connection refused") and how many attempts in a
 // row failed; "" and 0 once the session has logged on, or before the first failure.
 func (i *Initiator) ConnectError() (string, int) { return i.app.lastConnectError() }
+
+func (i *Initiator) closeRelay() {
+	if i.relay != nil {
+		i.relay.close()
+	}
+}
+
+// Stats returns the counters of the initiator's framing guard.
+func (i *Initiator) Stats() InitiatorStats {
+	if i.relay == nil {
+		return InitiatorStats{}
+	}
+	return i.relay.stats()
+}
 
 // LoggedOn reports whether the session is logged on now.
 func (i *Initiator) LoggedOn() bool { return i.app.isLoggedOn(i.id) }

@@ -33,6 +33,9 @@ type sessionLog struct {
 }
 
 func (l sessionLog) OnIncoming(b []byte) {
+	if l.session && msgTypeIs(b, '4') {
+		l.app.setResending(l.id, false)
+	}
 	if l.session {
 		if text, ok := logoutText(b); ok {
 			l.app.setReason(l.id, text)
@@ -42,6 +45,9 @@ func (l sessionLog) OnIncoming(b []byte) {
 }
 
 func (l sessionLog) OnOutgoing(b []byte) {
+	if l.session && msgTypeIs(b, '2') {
+		l.app.setResending(l.id, true)
+	}
 	if l.flow != nil && !isAdmin(b) {
 		l.flow.handed.Add(1)
 		select {
