@@ -112,6 +112,9 @@ func (r *relay) serve() {
 		remote, err := r.dial()
 		if err != nil {
 			r.dialErrs.Add(1)
+			// quickfix reached the relay, not the acceptor: the dial error is the
+			// Initiator's ConnectError ("connection refused" and the like).
+			r.app.connectFailed(err.Error())
 			r.app.rl.Info("relay dial", "fix connect failed", "addr", r.target, "err", err)
 			local.Close()
 			continue
