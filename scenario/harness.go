@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -226,6 +227,34 @@ func (p *proc) wait(ctx context.Context) error {
 }
 
 // kill ends the process at once (SIGKILL), as a crash would.
+// interrupt asks the process to stop gracefully (SIGINT: it writes its dumps and
+// counters), unless it has already ended.
+func (p *proc) interrupt() {
+	select {
+	case <-p.done:
+	default:
+		_ = p.cmd.Process.Signal(syscall.SIGINT)
+	}
+}
+
+// outlastMargin is how much longer than its --duration a handler started by pubAndFeeds
+// may run: pubAndFeeds stops it when the publisher has stopped.
+const outlastMargin = 30 * time.Second
+
+// outlastPublisher lengthens a handler's --duration by outlastMargin: it is a bound now,
+// not the end.
+func outlastPublisher(args []string) []string {
+	out := append([]string(nil), args...)
+	for i := 0; i+1 < len(out); i++ {
+		if out[i] == "--duration" {
+			if d, err := time.ParseDuration(out[i+1]); err == nil {
+				out[i+1] = (d + outlastMargin).String()
+			}
+		}
+	}
+	return out
+}
+
 func (p *proc) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 }
@@ -329,6 +358,7 @@ func (env *Env) pubAndFeeds(ctx context.Context, r *Result, pubArgs []string, fe
 			args = args[1:]
 		}
 		args = append([]string{args[0], "--dump-books", env.path(name + ".jsonl"), "--stats-out", env.path(name + ".json")}, args[1:]...)
+		args = outlastPublisher(args)
 		var h *proc
 		var err error
 		if low {
@@ -350,8 +380,16 @@ func (env *Env) pubAndFeeds(ctx context.Context, r *Result, pubArgs []string, fe
 	if err != nil {
 		return nil, pubStats{}, err
 	}
-	if err := waitAll(ctx, append([]*proc{p}, hs...)...); err != nil {
-		return nil, pubStats{}, err
+	// The handlers stop when the publisher has stopped (its data and its linger, during
+	// which it heartbeats and serves recovery): on a loaded machine a handler's own
+	// --duration could end while the publisher was still sending, leaving its books behind
+	// the ground truth with no gap to show for it.
+	perr := p.wait(ctx)
+	for _, h := range hs {
+		h.interrupt()
+	}
+	if err := waitAll(ctx, hs...); err != nil || perr != nil {
+		return nil, pubStats{}, errors.Join(perr, err)
 	}
 	ps, err := pubStatsFile(env.path("pub.json"))
 	if err != nil {
