@@ -1,0 +1,264 @@
+package mcast
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ReadBatch reads up to len(ms) datagrams from the sockets with data,
+// waiting up to timeout for the first one (a negative timeout waits without
+// limit, zero does not wait). Each ms[i].Buf must be non-empty; a datagram
+// longer than it is cut short and marked Truncated. It returns the number of
+// messages filled, or net.ErrClosed after Close. 0 with a nil error means the
+// timeout passed (or, rarely, that a wakeup found the data gone, as for a
+// datagram with a bad checksum). Sockets with data are served in turn, so a
+// busy group does not starve the others. It does not allocate.
+func (p *Poller) ReadBatch(ms []Message, timeout time.Duration) (int, error) {
+	if err := p.enter(); err != nil {
+		return 0, err
+	}
+	defer p.exit()
+	for i := range ms {
+		if len(ms[i].Buf) == 0 {
+			return 0, fmt.Errorf("mcast: ReadBatch: message %d has an empty Buf", i)
+		}
+	}
+	if len(ms) == 0 {
+		return 0, nil
+	}
+	if p.rlen > 0 && p.sinceRefresh >= refreshEvery {
+		if _, err := p.wait(0); err != nil {
+			return 0, err
+		}
+	}
+	n, err := p.drain(ms)
+	if n > 0 || err != nil {
+		return n, err
+	}
+	woken, err := p.wait(timeout)
+	if err != nil || woken {
+		return 0, err
+	}
+	return p.drain(ms)
+}
+
+// spinSockets is the most sockets Poll reads in turn with recvmmsg alone; with more, a
+// sweep of empty reads costs more than one epoll_wait that says which have data.
+const spinSockets = 4
+
+// Poll reads up to len(ms) datagrams from the sockets with data without ever sleeping:
+// the read of a busy-polling receiver, which calls it in a loop. With at most
+// spinSockets sockets it tries each in turn with recvmmsg(MSG_DONTWAIT), no epoll; with
+// more, an epoll_wait that does not wait finds the sockets with data, which are read as
+// ReadBatch reads them. 0 with a nil error means nothing had arrived. Messages are
+// filled as by ReadBatch; net.ErrClosed after Close. It does not allocate.
+func (p *Poller) Poll(ms []Message) (int, error) {
+	if err := p.enter(); err != nil {
+		return 0, err
+	}
+	defer p.exit()
+	if len(ms) == 0 {
+		return 0, nil
+	}
+	for i := range ms {
+		if len(ms[i].Buf) == 0 {
+			return 0, fmt.Errorf("mcast: Poll: message %d has an empty Buf", i)
+		}
+	}
+	if len(p.members) > spinSockets {
+		if p.rlen > 0 && p.sinceRefresh >= refreshEvery {
+			if _, err := p.wait(0); err != nil {
+				return 0, err
+			}
+		}
+		if n, err := p.drain(ms); n > 0 || err != nil {
+			return n, err
+		}
+		if _, err := p.wait(0); err != nil {
+			return 0, err
+		}
+		return p.drain(ms)
+	}
+	n := 0
+	for k := 0; k < len(p.members) && n < len(ms); k++ {
+		idx := p.spinNext
+		if p.spinNext++; p.spinNext >= len(p.members) {
+			p.spinNext = 0
+		}
+		m := &p.members[idx]
+		if m.Closed {
+			continue
+		}
+		got, err := p.recv(m, idx, ms[n:n+min(len(ms)-n, len(p.hdrs))])
+		n += got
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// SetBusyPoll sets SO_BUSY_POLL to usec microseconds on every socket, and on those
+// joined later: a read that finds a socket empty polls the device's receive queue for
+// that long instead of returning at once (drivers with NAPI; loopback has none). Setting
+// it above net.core.busy_read needs CAP_NET_ADMIN in the initial user namespace; without
+// it SetBusyPoll returns the error (EPERM), changes nothing, and the Poller works as
+// before. 0 turns it off.
+func (p *Poller) SetBusyPoll(usec int) error {
+	if usec < 0 {
+		return fmt.Errorf("mcast: SO_BUSY_POLL %d µs is negative", usec)
+	}
+	if err := p.enter(); err != nil {
+		return err
+	}
+	defer p.exit()
+	// Try on a socket of our own first, so that a refusal leaves every socket as it was.
+	probe, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return fmt.Errorf("mcast: SO_BUSY_POLL: socket: %w", err)
+	}
+	err = unix.SetsockoptInt(probe, unix.SOL_SOCKET, unix.SO_BUSY_POLL, usec)
+	unix.Close(probe)
+	if err != nil {
+		return fmt.Errorf("mcast: SO_BUSY_POLL=%d: %w", usec, err)
+	}
+	for i := range p.members {
+		m := &p.members[i]
+		if m.Closed {
+			continue
+		}
+		if err := unix.SetsockoptInt(m.fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL, usec); err != nil {
+			return fmt.Errorf("mcast: SO_BUSY_POLL=%d on %v: %w", usec, m.Group, err)
+		}
+	}
+	p.busyPoll = usec
+	return nil
+}
+
+// wait asks epoll for ready sockets, waiting up to timeout, and queues them.
+// It reports whether Wake or Close woke it with no socket ready (Close with
+// net.ErrClosed).
+func (p *Poller) wait(timeout time.Duration) (bool, error) {
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	msec := -1
+	for {
+		switch {
+		case timeout == 0:
+			msec = 0
+		case timeout > 0:
+			left := time.Until(deadline)
+			if left <= 0 {
+				msec = 0
+			} else {
+				msec = int(min((left+time.Millisecond-1)/time.Millisecond, math.MaxInt32))
+			}
+		}
+		n, err := unix.EpollWait(p.epfd, p.events, msec)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("mcast: epoll_wait: %w", err)
+		}
+		p.sinceRefresh = 0
+		woken := false
+		for _, ev := range p.events[:n] {
+			if ev.Fd == wakeTag {
+				if p.closed.Load() {
+					return true, net.ErrClosed
+				}
+				var count [8]byte
+				_, _ = unix.Read(p.wakefd, count[:]) // reset the eventfd; Wake may have written it more than once
+				woken = true
+				continue
+			}
+			m := &p.members[ev.Fd]
+			if !m.queued && !m.Closed {
+				m.queued = true
+				p.ready[(p.rhead+p.rlen)%len(p.ready)] = ev.Fd
+				p.rlen++
+			}
+		}
+		return woken && p.rlen == 0, nil
+	}
+}
+
+// drain reads from the queued sockets in turn until ms is full or the queue
+// is empty. A socket leaves the queue once a read finds it empty; one that
+// filled ms goes to the back.
+func (p *Poller) drain(ms []Message) (int, error) {
+	n := 0
+	for n < len(ms) && p.rlen > 0 {
+		idx := p.ready[p.rhead]
+		p.rhead = (p.rhead + 1) % len(p.ready)
+		p.rlen--
+		m := &p.members[idx]
+		if m.Closed {
+			m.queued = false
+			continue
+		}
+		want := min(len(ms)-n, len(p.hdrs))
+		got, err := p.recv(m, int(idx), ms[n:n+want])
+		n += got
+		p.sinceRefresh++
+		if err != nil {
+			m.queued = false
+			return n, err
+		}
+		if got < want {
+			m.queued = false // drained
+			continue
+		}
+		p.ready[(p.rhead+p.rlen)%len(p.ready)] = idx // may have more
+		p.rlen++
+		if n == len(ms) {
+			break
+		}
+	}
+	return n, nil
+}
+
+// recv reads up to len(ms) datagrams from socket idx with one recvmmsg.
+func (p *Poller) recv(m *member, idx int, ms []Message) (int, error) {
+	for i := range ms {
+		b := ms[i].Buf
+		p.iovs[i].Base = &b[0]
+		p.iovs[i].SetLen(len(b))
+		h := &p.hdrs[i]
+		h.Hdr.Namelen = unix.SizeofSockaddrInet4
+		h.Hdr.SetControllen(oobSize)
+		h.Hdr.Flags = 0
+		h.Len = 0
+	}
+	got, errno := mmsg(unix.SYS_RECVMMSG, m.fd, p.hdrs[:len(ms)], unix.MSG_DONTWAIT)
+	if errno == unix.EAGAIN {
+		return 0, nil
+	}
+	if errno != 0 {
+		return 0, fmt.Errorf("mcast: recvmmsg %v: %w", m.Group, errno)
+	}
+	for i := 0; i < got; i++ {
+		h := &p.hdrs[i]
+		msg := &ms[i]
+		msg.N = int(h.Len)
+		msg.Addr = sockaddrAddrPort(&p.names[i])
+		msg.Group = idx
+		msg.Truncated = h.Hdr.Flags&unix.MSG_TRUNC != 0
+		ts, drops, ok := parseControl(p.oob[i*oobSize : i*oobSize+int(h.Hdr.Controllen)])
+		msg.KernelTime = ts
+		if ok {
+			m.noteDrops(drops)
+		}
+	}
+	for i := range ms {
+		p.iovs[i].Base = nil
+	}
+	return got, nil
+}
