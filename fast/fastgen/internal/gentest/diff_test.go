@@ -15,11 +15,11 @@ import (
 	"testing"
 
 	"fastfeed/fast"
-	"fastfeed/fast/fastgen/internal/gentest/astsgen"
+	"fastfeed/fast/codecs/ffcodec"
+	"fastfeed/fast/codecs/moexasts"
 	"fastfeed/fast/fastgen/internal/gentest/b3"
 	"fastfeed/fast/fastgen/internal/gentest/eurex"
 	"fastfeed/fast/fastgen/internal/gentest/ext"
-	"fastfeed/fast/fastgen/internal/gentest/fixt"
 	"fastfeed/fast/fastgen/internal/gentest/forts"
 	"fastfeed/fast/fastgen/internal/gentest/scp"
 	"fastfeed/fast/fastgen/internal/gentest/spec"
@@ -88,8 +88,8 @@ var files = []file{
 	{"spec2", "fast-spec/spec2_templates.xml", true, spec2.SourceSHA256, func(ts *fast.Templates) *gcodec {
 		return adapt[spec2.Message](ts, spec2.NewDecoder(), spec2.NewEncoder())
 	}},
-	{"asts", "exchange-templates/moex_asts_FIX50SP2-2017-Mar.xml", true, astsgen.SourceSHA256, func(ts *fast.Templates) *gcodec {
-		return adapt[astsgen.Message](ts, astsgen.NewDecoder(), astsgen.NewEncoder())
+	{"asts", "exchange-templates/moex_asts_FIX50SP2-2017-Mar.xml", true, moexasts.SourceSHA256, func(ts *fast.Templates) *gcodec {
+		return adapt[moexasts.Message](ts, moexasts.NewDecoder(), moexasts.NewEncoder())
 	}},
 	{"forts", "exchange-templates/moex_forts_spectra_templates.xml", true, forts.SourceSHA256, func(ts *fast.Templates) *gcodec {
 		return adapt[forts.Message](ts, forts.NewDecoder(), forts.NewEncoder())
@@ -103,8 +103,8 @@ var files = []file{
 	{"scp", "exchange-templates/fast_scp_1.1.xml", true, scp.SourceSHA256, func(ts *fast.Templates) *gcodec {
 		return adapt[scp.Message](ts, scp.NewDecoder(), scp.NewEncoder())
 	}},
-	{"fixtures", "fixtures/templates.xml", false, fixt.SourceSHA256, func(ts *fast.Templates) *gcodec {
-		return adapt[fixt.Message](ts, fixt.NewDecoder(), fixt.NewEncoder())
+	{"fixtures", "fixtures/templates.xml", false, ffcodec.SourceSHA256, func(ts *fast.Templates) *gcodec {
+		return adapt[ffcodec.Message](ts, ffcodec.NewDecoder(), ffcodec.NewEncoder())
 	}},
 	{"extensions", "fast/fastgen/internal/gentest/testdata/extensions.xml", false, ext.SourceSHA256, func(ts *fast.Templates) *gcodec {
 		return adapt[ext.Message](ts, ext.NewDecoder(), ext.NewEncoder())
