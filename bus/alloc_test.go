@@ -39,11 +39,11 @@ func TestCallbackAllocs(t *testing.T) {
 	c, r := newTestClient(t, 1024)
 	ev, e := testEvent(t)
 	r.onEvent(ev) // first event: state created, a W of the book queued
-	c.ring.pop(c.ring.len())
+	c.ring.Pop(c.ring.Len())
 	allocs := testing.AllocsPerRun(500, func() {
 		e.RptSeq++
 		r.onEvent(ev)
-		c.ring.pop(1)
+		c.ring.Pop(1)
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per event", allocs)
@@ -59,14 +59,14 @@ func TestConflationOnOverflow(t *testing.T) {
 		r.onEvent(ev)
 		e.RptSeq++
 	}
-	if c.ring.len() != 4 || !c.conflating || !c.resync.Load() || c.conflations.Load() != 1 || c.dropped.Load() != 6 {
-		t.Fatalf("queued %d conflating %v resync %v conflations %d dropped %d", c.ring.len(), c.conflating, c.resync.Load(),
+	if c.ring.Len() != 4 || !c.conflating || !c.resync.Load() || c.conflations.Load() != 1 || c.dropped.Load() != 6 {
+		t.Fatalf("queued %d conflating %v resync %v conflations %d dropped %d", c.ring.Len(), c.conflating, c.resync.Load(),
 			c.conflations.Load(), c.dropped.Load())
 	}
-	if it := c.ring.at(0); it.kind != itemSnapshot {
+	if it := c.ring.At(0); it.kind != itemSnapshot {
 		t.Errorf("first item %v, want the snapshot of the first event", it.kind)
 	}
-	if it := c.ring.at(1); it.kind != itemEntry || it.rptSeq != 2 || it.price != md.Dec(10125, -2) {
+	if it := c.ring.At(1); it.kind != itemEntry || it.rptSeq != 2 || it.price != md.Dec(10125, -2) {
 		t.Errorf("second item %+v", it)
 	}
 }
@@ -80,8 +80,8 @@ func TestRptSeqResync(t *testing.T) {
 	r.onEvent(ev) // X 2
 	e.RptSeq = 5
 	r.onEvent(ev) // gap: W at 5
-	kinds := []itemKind{c.ring.at(0).kind, c.ring.at(1).kind, c.ring.at(2).kind}
-	if kinds[0] != itemSnapshot || kinds[1] != itemEntry || kinds[2] != itemSnapshot || c.ring.at(2).snap.RptSeq != 5 {
+	kinds := []itemKind{c.ring.At(0).kind, c.ring.At(1).kind, c.ring.At(2).kind}
+	if kinds[0] != itemSnapshot || kinds[1] != itemEntry || kinds[2] != itemSnapshot || c.ring.At(2).snap.RptSeq != 5 {
 		t.Fatalf("queued %v", kinds)
 	}
 }
@@ -90,11 +90,11 @@ func BenchmarkCallback(b *testing.B) {
 	c, r := newTestClient(b, 1024)
 	ev, e := testEvent(b)
 	r.onEvent(ev)
-	c.ring.pop(c.ring.len())
+	c.ring.Pop(c.ring.Len())
 	b.ReportAllocs()
 	for b.Loop() {
 		e.RptSeq++
 		r.onEvent(ev)
-		c.ring.pop(1)
+		c.ring.Pop(1)
 	}
 }

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"fastfeed/internal/spsc"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,7 @@ type client struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	ring    ring
+	ring    spsc.Ring[item]
 	parked  atomic.Bool
 	wake    chan struct{}
 	ctl     chan md.MarketDataRequest
@@ -80,8 +81,7 @@ func newClient(b *Bus, id quickfix.SessionID, user *User) *client {
 		wake: make(chan struct{}, 1), ctl: make(chan md.MarketDataRequest, 64), outWake: make(chan struct{}, 1),
 		reqs: map[string]*request{}}
 	c.ctx, c.cancel = context.WithCancel(b.ctx)
-	c.ring.items = make([]item, b.cfg.QueueSize)
-	c.ring.mask = uint64(b.cfg.QueueSize - 1)
+	c.ring = spsc.New[item](b.cfg.QueueSize)
 	return c
 }
 
@@ -213,7 +213,7 @@ func (r *request) pushSnapshot(symbol string, v *book.MBP, rptSeq uint32, st *sy
 
 // reserve returns the next free slot, or nil after starting conflation.
 func (c *client) reserve() *item {
-	it := c.ring.reserve()
+	it := c.ring.Reserve()
 	if it == nil {
 		c.conflating = true
 		c.conflations.Add(1)
@@ -225,7 +225,7 @@ func (c *client) reserve() *item {
 }
 
 func (c *client) commit() {
-	c.ring.commit()
+	c.ring.Commit()
 	c.signal()
 }
 
@@ -344,13 +344,13 @@ func (c *client) run() {
 			c.sendPending(q)
 			continue
 		}
-		if c.ring.len() > 0 {
+		if c.ring.Len() > 0 {
 			c.sendQueued()
 			continue
 		}
 		c.conflatedAt = time.Time{} // caught up
 		c.parked.Store(true)
-		if c.ring.len() > 0 || c.resync.Load() {
+		if c.ring.Len() > 0 || c.resync.Load() {
 			c.parked.Store(false)
 			continue
 		}
@@ -398,7 +398,7 @@ func (c *client) conflate() {
 	}
 	var out []queued
 	err := c.b.src.Do(c.ctx, func() {
-		dropped := c.ring.discard()
+		dropped := c.ring.Discard()
 		c.dropped.Add(uint64(dropped))
 		dump := c.b.src.Dump()
 		now := time.Now().UnixNano()

@@ -33,32 +33,32 @@ func (c *client) sendStale(r *request, symbol string) {
 // sendQueued sends the message at the head of the ring: a W, an f, or an X of up to
 // MaxBatch consecutive entries of one request.
 func (c *client) sendQueued() {
-	it := c.ring.at(0)
+	it := c.ring.At(0)
 	r := it.req
 	if r.cancelled.Load() {
-		c.ring.pop(1)
+		c.ring.Pop(1)
 		return
 	}
 	switch it.kind {
 	case itemSnapshot:
 		snap, at := it.snap, it.at
-		c.ring.pop(1)
+		c.ring.Pop(1)
 		c.sendSnapshot(r, snap, at)
 	case itemStale:
 		sym := it.symbol
-		c.ring.pop(1)
+		c.ring.Pop(1)
 		c.sendStale(r, sym)
 	case itemStatus:
 		m := md.Status{Symbol: []byte(it.symbol), TradingStatus: it.status}
-		c.ring.pop(1)
+		c.ring.Pop(1)
 		c.send(md.StatusToFIX(&m, md.ApplFields{MDReqID: r.id}))
 	case itemEntry:
 		at := it.at
-		n := min(c.ring.len(), c.b.cfg.MaxBatch)
+		n := min(c.ring.Len(), c.b.cfg.MaxBatch)
 		c.entries = c.entries[:0]
 		k := 0
 		for ; k < n; k++ {
-			e := c.ring.at(k)
+			e := c.ring.At(k)
 			if e.kind != itemEntry || e.req != r {
 				break
 			}
@@ -69,7 +69,7 @@ func (c *client) sendQueued() {
 			c.entries = append(c.entries, md.Entry{Action: e.action, Type: e.typ, Symbol: []byte(e.symbol), RptSeq: e.rptSeq,
 				ID: id, Price: e.price, Size: e.size, Orders: e.orders})
 		}
-		c.ring.pop(k)
+		c.ring.Pop(k)
 		msg := md.IncrementalToFIX(&md.Incremental{Entries: c.entries}, md.ApplFields{MDReqID: r.id})
 		msg.Body.SetInt(TagPublishTime, int(at))
 		c.send(msg)

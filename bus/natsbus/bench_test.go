@@ -26,7 +26,7 @@ func benchPublisher(tb testing.TB) (*Publisher, *feed.Event) {
 	e := &md.Entry{Action: md.New, Type: md.Bid, Symbol: []byte("SBER"), RptSeq: 1, Price: md.Dec(10125, -2), Size: md.Dec(10, 0), Orders: 1}
 	ev := &feed.Event{Kind: feed.EventBook, Symbol: "SBER", Entry: e, Book: b}
 	p.OnEvent(ev) // first sight: the W
-	p.ring.pop(p.ring.len())
+	p.ring.Pop(p.ring.Len())
 	return p, ev
 }
 
@@ -35,13 +35,13 @@ func TestOnEventAllocs(t *testing.T) {
 	n := testing.AllocsPerRun(1000, func() {
 		ev.Entry.RptSeq++
 		p.OnEvent(ev)
-		p.ring.pop(1)
+		p.ring.Pop(1)
 	})
 	if n != 0 {
 		t.Errorf("OnEvent: %v allocs per event, want 0", n)
 	}
-	if p.ring.len() != 0 || p.Stats().Conflations != 0 {
-		t.Errorf("ring %d, stats %+v", p.ring.len(), p.Stats())
+	if p.ring.Len() != 0 || p.Stats().Conflations != 0 {
+		t.Errorf("ring %d, stats %+v", p.ring.Len(), p.Stats())
 	}
 }
 
@@ -54,8 +54,8 @@ func TestOnEventConflates(t *testing.T) {
 		p.OnEvent(ev)
 	}
 	st := p.Stats()
-	if p.ring.len() != 1024 || st.Conflations != 1 || st.Dropped != 2000-1024 {
-		t.Errorf("ring %d, stats %+v", p.ring.len(), st)
+	if p.ring.Len() != 1024 || st.Conflations != 1 || st.Dropped != 2000-1024 {
+		t.Errorf("ring %d, stats %+v", p.ring.Len(), st)
 	}
 	// The resynchronisation takes a W on the engine's goroutine and clears the mark.
 	p.takeSnapshots(context.Background(), false)
@@ -72,7 +72,7 @@ func BenchmarkOnEvent(b *testing.B) {
 		ev.Entry.RptSeq++
 		p.OnEvent(ev)
 		if i&511 == 511 {
-			p.ring.pop(p.ring.len())
+			p.ring.Pop(p.ring.Len())
 		}
 	}
 }

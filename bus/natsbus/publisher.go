@@ -3,6 +3,7 @@ package natsbus
 import (
 	"context"
 	"errors"
+	"fastfeed/internal/spsc"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -83,7 +84,7 @@ type Publisher struct {
 	nc  *nats.Conn
 	log *slog.Logger
 
-	ring ring
+	ring spsc.Ring[item]
 
 	// Engine goroutine only (and Do functions).
 	insts map[string]*pubInst
@@ -166,7 +167,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		sc := DefaultStreamConfig(1, false)
 		cfg.Stream = &sc
 	}
-	return &Publisher{cfg: cfg, nc: cfg.Conn, log: cfg.Logger, ring: newRing(cfg.QueueSize),
+	return &Publisher{cfg: cfg, nc: cfg.Conn, log: cfg.Logger, ring: spsc.New[item](cfg.QueueSize),
 		insts: map[string]*pubInst{}, wake: make(chan struct{}, 1), reqs: map[string]bool{},
 		buf: make([]byte, 0, 4096)}, nil
 }
@@ -227,7 +228,7 @@ func (p *Publisher) initial(ctx context.Context, d Dumper) {
 			p.all = append(p.all, in)
 			p.pending = append(p.pending, snapshotOfDump(in, &b, now))
 		}
-		p.barrier = p.ring.head.Load()
+		p.barrier = p.ring.Committed()
 	})
 	if err != nil {
 		p.log.Warn("NATS publisher: no initial snapshots", "err", err)
@@ -391,7 +392,7 @@ func snapshotOf(in *pubInst, rptSeq uint32) *snapshot {
 
 // reserve returns a free slot, or nil after conflating the instrument.
 func (p *Publisher) reserve(in *pubInst) *item {
-	it := p.ring.reserve()
+	it := p.ring.Reserve()
 	if it == nil {
 		p.conflate(in)
 	}
@@ -408,7 +409,7 @@ func (p *Publisher) conflate(in *pubInst) {
 }
 
 func (p *Publisher) commit() {
-	p.ring.commit()
+	p.ring.Commit()
 	p.signal()
 }
 

@@ -35,7 +35,7 @@ func (p *Publisher) run(ctx context.Context) {
 				periodic = false
 			}
 		}
-		if len(p.pending) > 0 && p.ring.tail.Load() >= p.barrier {
+		if len(p.pending) > 0 && p.ring.Popped() >= p.barrier {
 			for _, s := range p.pending {
 				p.publishSnapshot(s)
 			}
@@ -43,14 +43,14 @@ func (p *Publisher) run(ctx context.Context) {
 			p.pending = p.pending[:0]
 			continue
 		}
-		if p.ring.len() > 0 {
+		if p.ring.Len() > 0 {
 			p.publishQueued()
 			continue
 		}
 		p.parked.Store(true)
-		if p.ring.len() > 0 || p.resync.Load() || p.reconnect.Load() || p.requested.Load() {
+		if p.ring.Len() > 0 || p.resync.Load() || p.reconnect.Load() || p.requested.Load() {
 			p.parked.Store(false)
-			if !p.nc.IsConnected() && p.ring.len() == 0 {
+			if !p.nc.IsConnected() && p.ring.Len() == 0 {
 				// NATS away with instruments to resynchronise: wait for it.
 				select {
 				case <-ctx.Done():
@@ -74,8 +74,8 @@ func (p *Publisher) run(ctx context.Context) {
 // drain publishes what is queued when stopping, for at most a second.
 func (p *Publisher) drain() {
 	deadline := time.Now().Add(time.Second)
-	for p.ring.len() > 0 && time.Now().Before(deadline) {
-		if len(p.pending) > 0 && p.ring.tail.Load() >= p.barrier {
+	for p.ring.Len() > 0 && time.Now().Before(deadline) {
+		if len(p.pending) > 0 && p.ring.Popped() >= p.barrier {
 			for _, s := range p.pending {
 				p.publishSnapshot(s)
 			}
@@ -136,7 +136,7 @@ func (p *Publisher) takeSnapshots(ctx context.Context, periodic bool) {
 			in.dirty.Store(false)
 			in.changed, in.started = false, true
 		}
-		p.barrier = p.ring.head.Load()
+		p.barrier = p.ring.Committed()
 	})
 	if err != nil {
 		p.resync.Store(true)
@@ -191,22 +191,22 @@ func (p *Publisher) publishSnapshot(s *snapshot) {
 // publishQueued publishes the item at the ring's head: a W, an f, or an X of up to
 // MaxBatch consecutive entries of one instrument.
 func (p *Publisher) publishQueued() {
-	limit := p.ring.len()
+	limit := p.ring.Len()
 	if len(p.pending) > 0 {
-		limit = min(limit, int(p.barrier-p.ring.tail.Load()))
+		limit = min(limit, int(p.barrier-p.ring.Popped()))
 	}
-	it := p.ring.at(0)
+	it := p.ring.At(0)
 	in := it.inst
 	p.subjects(in)
 	if in.dirty.Load() && it.kind != itemStale {
 		// Superseded by the W the conflation will bring.
-		p.ring.pop(1)
+		p.ring.Pop(1)
 		return
 	}
 	switch it.kind {
 	case itemSnapshot:
 		s := it.snap
-		p.ring.pop(1)
+		p.ring.Pop(1)
 		p.publishSnapshot(s)
 	case itemStale, itemReady, itemStatus:
 		st, text := it.status, ""
@@ -217,7 +217,7 @@ func (p *Publisher) publishQueued() {
 			st, text = StatusReady, TextReady
 		}
 		p.buf = AppendF(p.buf[:0], in.symbol, st, text, it.at)
-		p.ring.pop(1)
+		p.ring.Pop(1)
 		if p.publish(in, in.statusSubj, p.buf) {
 			p.stats.statuses.Add(1)
 		}
@@ -227,7 +227,7 @@ func (p *Publisher) publishQueued() {
 		p.entries = p.entries[:0]
 		k := 0
 		for ; k < n; k++ {
-			e := p.ring.at(k)
+			e := p.ring.At(k)
 			if e.kind != itemEntry || e.inst != in {
 				break
 			}
@@ -235,7 +235,7 @@ func (p *Publisher) publishQueued() {
 				ID: e.id[:e.idLen], Price: e.price, Size: e.size, Orders: e.orders})
 		}
 		p.buf = AppendX(p.buf[:0], in.symbol, p.entries, at)
-		p.ring.pop(k)
+		p.ring.Pop(k)
 		if p.publish(in, in.mdSubj, p.buf) {
 			p.stats.entries.Add(uint64(k))
 		}
