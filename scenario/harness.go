@@ -92,9 +92,6 @@ func runOne(ctx context.Context, env *Env, s Scenario) Result {
 		r.Err = err
 	}
 	r.Elapsed = time.Since(start)
-	if r.Err != nil {
-		r.BooksEqual = false
-	}
 	return r
 }
 
@@ -443,12 +440,21 @@ func WriteTable(w io.Writer, rs []Result) error {
 	b.WriteString("| scenario | handlers | datagrams | losses injected | gaps | recovered A/B | recovered FIX | snapshots | books equal | check | time |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|---|---|--:|\n")
 	for _, r := range rs {
+		// Books equal says what the comparison found, nothing else: a scenario that
+		// failed another check says so in the check column.
 		eq := "yes"
-		if !r.BooksEqual || r.Err != nil {
+		switch {
+		case r.Handlers == 0:
+			eq = "not compared"
+		case !r.BooksEqual:
 			eq = "NO"
 		}
+		check := r.Check
+		if r.Err != nil {
+			check = "FAILED: " + strings.ReplaceAll(firstLine(r.Err.Error()), "|", "/")
+		}
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %s | %s | %.1fs |\n", r.Name, r.Handlers, r.Datagrams,
-			r.Injected, r.Gaps, r.RecoveredAB, r.RecoveredFIX, r.Snapshots, eq, r.Check, r.Elapsed.Seconds())
+			r.Injected, r.Gaps, r.RecoveredAB, r.RecoveredFIX, r.Snapshots, eq, check, r.Elapsed.Seconds())
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -117,7 +117,8 @@ func SumRounds(rs []Result) []Result {
 		n[0]++
 		if r.Err == nil && r.BooksEqual {
 			n[1]++
-		} else {
+		}
+		if !r.BooksEqual {
 			o.BooksEqual = false
 		}
 		runs[r.Name] = n
