@@ -179,9 +179,13 @@ func flood(t *testing.T, c *rawClient, perSecond int, d time.Duration) floodResu
 		}
 		res.sent += batch
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !out.Load() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	// Read on until the service closes the connection after its Logout (or falls silent
+	// for the reader's deadline): on a loaded machine thousands of Rejects can still be
+	// on their way when the sending stops, and the Logout is behind them.
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Errorf("flooder: the connection neither closed nor fell silent within 60 s of the flood's end")
 	}
 	c.conn.Close()
 	<-done
