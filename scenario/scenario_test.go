@@ -120,6 +120,7 @@ func TestLineACheck(t *testing.T) {
 		{"a FIX request", func(s *feed.Stats) { s.Retransmits = 1 }, true},
 		{"a FIX recovery", func(s *feed.Stats) { s.RecoveredFIX = 1 }, true},
 		{"a snapshot", func(s *feed.Stats) { s.Snapshots = 1 }, true},
+		{"an RptSeq gap", func(s *feed.Stats) { s.RptSeqGaps = 1 }, true},
 		{"no burst", func(s *feed.Stats) { s.InjectedLoss = 300 }, true},
 		{"line B idle", func(s *feed.Stats) { s.LineBFirst = 10 }, true},
 	}
