@@ -305,6 +305,10 @@ func (e *Engine) tradeEntry(seq uint32, x *entry, hasID, hasSym bool) {
 		if !e.sequence(in, FamTrades, x.rpt) {
 			return
 		}
+		if x.hasPx {
+			in.LastPx, in.LastSize, in.HasLastSize = x.px, x.size, x.hasSize
+			in.Trades++
+		}
 	}
 	e.stats.Trades++
 	if e.OnTrade == nil {

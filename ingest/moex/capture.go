@@ -22,11 +22,17 @@ type CaptureStats struct {
 
 // RunCapture feeds every IPv4 UDP datagram of r to e, in capture order with the capture
 // time as the clock, then gives up the holes still waiting; it stops early when ctx ends. A malformed record is counted
-// and skipped; a file that cannot be read further ends the run with its error.
+// and skipped; a file that cannot be read further ends the run with its error. Do's
+// functions run every 64 datagrams.
 func RunCapture(ctx context.Context, r *replay.Reader, e *Engine) (CaptureStats, error) {
 	var d replay.Datagram
 	var err error
+	e.startServing(nil)
+	defer e.stopServing()
 	for n := 0; ; n++ {
+		if n&(opsBatch-1) == opsBatch-1 {
+			e.serve()
+		}
 		if n&4095 == 4095 && ctx.Err() != nil {
 			err = ctx.Err()
 			break

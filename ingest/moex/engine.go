@@ -77,6 +77,11 @@ type Instrument struct {
 
 	Stats []Stat // MSR statistics by MDEntryType
 
+	// The last trade (TLR entry with a price and an RptSeq) and how many there were.
+	LastPx, LastSize fastrt.Decimal
+	HasLastSize      bool
+	Trades           uint64
+
 	// SnapshotLastMsgSeqNum is the LastMsgSeqNumProcessed of the OLS snapshot that last
 	// replaced the book: the OLR MsgSeqNum it includes.
 	SnapshotLastMsgSeqNum uint32
@@ -137,7 +142,7 @@ type Stats struct {
 }
 
 // Engine decodes the datagrams of one market's connections and keeps its instruments.
-// It is not safe for concurrent use.
+// It is not safe for concurrent use: another goroutine reads it through Do.
 type Engine struct {
 	// OnTrade, if set, is called for every new trade (TLR entry), in order.
 	OnTrade func(*Trade)
@@ -156,6 +161,7 @@ type Engine struct {
 		Status int32
 		ID     string
 	}
+	ops opsQueue // reads of the engine from other goroutines (Do)
 }
 
 type route struct {

@@ -40,7 +40,7 @@ type LiveConfig struct {
 
 // RunLive joins every line (A and B) of every UDP connection of the engine's market,
 // source-specific where the line has a src-ip, and feeds the datagrams to e until ctx
-// ends; then it gives up the holes still waiting. Run it inside a private network
+// ends; then it gives up the holes still waiting. Do's functions run between batches. Run it inside a private network
 // namespace for tests: the exchange's addresses are joined as the configuration says.
 func RunLive(ctx context.Context, e *Engine, cfg LiveConfig) error {
 	p, err := mcast.NewPoller(mcast.PollerConfig{Interface: cfg.Interface, ReadBuffer: cfg.ReadBuffer, BatchSize: 64})
@@ -68,6 +68,8 @@ func RunLive(ctx context.Context, e *Engine, cfg LiveConfig) error {
 	}
 	stop := context.AfterFunc(ctx, p.Wake)
 	defer stop()
+	e.startServing(p.Wake)
+	defer e.stopServing()
 	ms := make([]mcast.Message, 64)
 	for i := range ms {
 		ms[i].Buf = make([]byte, 65536)
@@ -100,6 +102,7 @@ func RunLive(ctx context.Context, e *Engine, cfg LiveConfig) error {
 			e.Datagram(m.Addr, groups[m.Group], m.Buf[:m.N], now)
 		}
 		e.Tick(now)
+		e.serve()
 	}
 	e.Flush()
 	return nil
