@@ -60,6 +60,7 @@ type sample struct {
 	books    map[string]bookView
 	latency  *latencyView
 	health   *Health
+	data     uint64 // a Source's State.Data
 }
 
 // bookView is a book as the page's stream sends it: depth 10, with its last trade.
@@ -162,6 +163,10 @@ func (s *Server) sampleOnce(ctx context.Context) (*sample, *hdrhistogram.Snapsho
 	s.mu.Lock()
 	prev := s.latest
 	s.mu.Unlock()
+	if s.cfg.Source != nil {
+		smp, err := s.sampleSource(ctx, begun, prev)
+		return smp, nil, err
+	}
 	if s.cfg.Handler == nil {
 		smp := &sample{at: begun, begun: begun, counters: s.cfg.Counters()}
 		if s.cfg.Channels != nil {

@@ -48,6 +48,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- gauge("fastfeed_fix_sessions", "FIX sessions logged on (recovery, OMS clients)", cl, nil, float64(s.cfg.FIXSessions()))
 	}
 	ch <- gauge("fastfeed_uptime_seconds", "seconds since the process started serving", cl, nil, time.Since(s.started).Seconds())
+	if s.cfg.NATS != nil {
+		natsMetrics(ch, cl, s.cfg.NATS())
+	}
+	if s.cfg.Source != nil {
+		s.collectSource(ch, cl)
+		return
+	}
 	if s.cfg.Handler == nil {
 		if s.cfg.Counters != nil {
 			structMetrics(ch, s.cfg.Counters(), cl, nil, nil)
@@ -70,6 +77,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		skip[k] = true
 	}
 	structMetrics(ch, st.Stats, cl, skip, handlerGauges)
+	if s.cfg.Counters != nil {
+		structMetrics(ch, s.cfg.Counters(), cl, skip, nil)
+	}
 	for k, get := range perChannel {
 		for i := range st.Channels {
 			c := &st.Channels[i]
@@ -218,4 +228,18 @@ func copyLatency(ctx context.Context, h Handler, st *feed.OpsState, channels boo
 		st.ChannelLatency[c.Channel] = l
 	}
 	return nil
+}
+
+// natsMetrics emits the NATS session gauges: how many connections are connected, and
+// each one's state.
+func natsMetrics(ch chan<- prometheus.Metric, cl prometheus.Labels, sessions []NATSSession) {
+	up := 0
+	for _, n := range sessions {
+		if n.State == "connected" {
+			up++
+		}
+		ch <- gauge("fastfeed_nats_session_state", "1 for each NATS connection's state (connected, reconnecting, disconnected, closed)",
+			cl, []string{"session", n.Name, "state", n.State}, 1)
+	}
+	ch <- gauge("fastfeed_nats_sessions", "NATS connections connected", cl, nil, float64(up))
 }

@@ -27,17 +27,23 @@ import (
 //go:embed web
 var webFS embed.FS
 
-// Config configures a Server. Give Handler for a feed handler; a process without one (the
-// publisher) gives Counters, and Channels and Books if it has them.
+// Config configures a Server. Give Handler for a feed handler, Source for another process
+// that keeps books (gateway, ingest); a process with neither (the publisher) gives
+// Counters, and Channels and Books if it has them.
 type Config struct {
-	// Role names the process ("feed", "pub", "demo"): the page's title and the role label
-	// of every metric.
+	// Role names the process ("feed", "pub", "demo", "gateway", "ingest"): the page's
+	// title and the role label of every metric.
 	Role string
 	// Handler is the feed handler shown (a *feed.Handler), read through its command queue.
 	Handler Handler
+	// Source is the process shown when it is not a feed handler (the gateway's NATS
+	// consumer, the ingest's MOEX engine); ignored with a Handler.
+	Source Source
 	// Counters returns the process's --stats-out object (a struct with json tags): its
 	// unsigned integer fields become counters fastfeed_<key>_total, its other numbers
-	// gauges fastfeed_<key>. With a Handler, the handler's Stats are used.
+	// gauges fastfeed_<key>. With a Handler, the handler's Stats are used and Counters
+	// adds to them in /metrics (feed --nats: the publisher's nats_* counters); with a
+	// Source, the Source's are used.
 	Counters func() any
 	// Channels returns what /api/channels shows for a process without a Handler.
 	Channels func() any
@@ -47,6 +53,9 @@ type Config struct {
 	// FIXSessions counts the FIX sessions logged on (the recovery client, OMS clients, a
 	// publisher's recovery sessions); nil leaves the gauge out.
 	FIXSessions func() int
+	// NATS lists the process's NATS connections (feed --nats, gateway); nil leaves the
+	// fastfeed_nats_sessions gauges out.
+	NATS func() []NATSSession
 	// Interval is how often the page's stream is updated (default 250ms: 4 a second).
 	Interval time.Duration
 	// NoDataAfter: /healthz is 503 when no datagram came for this long (default 5s; the
@@ -100,8 +109,11 @@ type Server struct {
 
 // New creates a Server.
 func New(cfg Config) (*Server, error) {
-	if cfg.Handler == nil && cfg.Counters == nil {
-		return nil, errors.New("opshttp: neither a Handler nor Counters to show")
+	if cfg.Handler != nil {
+		cfg.Source = nil
+	}
+	if cfg.Handler == nil && cfg.Source == nil && cfg.Counters == nil {
+		return nil, errors.New("opshttp: neither a Handler, a Source nor Counters to show")
 	}
 	if cfg.Role == "" {
 		cfg.Role = "feed"
@@ -252,6 +264,16 @@ func (s *Server) books(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if s.cfg.Source != nil {
+		st, err := s.read(r.Context(), Request{All: len(syms) == 0, Symbols: syms, Depth: depth})
+		if err != nil {
+			httpError(w, http.StatusServiceUnavailable, "reading the "+s.cfg.Role+": "+err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		st.Books.WriteTo(w)
+		return
+	}
 	if s.cfg.Handler == nil {
 		if s.cfg.Books == nil || len(syms) > 0 || depth > 0 {
 			httpError(w, http.StatusNotFound, "this process has no books to show")
@@ -287,6 +309,20 @@ func (s *Server) book(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if s.cfg.Source != nil {
+		st, err := s.read(r.Context(), Request{Symbols: []string{sym}, Depth: depth})
+		if err != nil {
+			httpError(w, http.StatusServiceUnavailable, "reading the "+s.cfg.Role+": "+err.Error())
+			return
+		}
+		if len(st.Books) == 0 {
+			httpError(w, http.StatusNotFound, fmt.Sprintf("symbol %q is not followed", sym))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		st.Books.WriteTo(w)
+		return
+	}
 	if s.cfg.Handler == nil {
 		httpError(w, http.StatusNotFound, "this process has no books to show")
 		return
@@ -319,6 +355,9 @@ type ChannelView struct {
 	RecoveredAB  uint64  `json:"recovered_ab"`
 	RecoveredFIX uint64  `json:"recovered_fix"`
 	Skipped      uint64  `json:"skipped_seq"`
+	// Lines are the datagrams received on each line (A, B) where a Source counts them
+	// (ingest's MOEX connections).
+	Lines []uint64 `json:"lines,omitempty"`
 }
 
 func channelViews(st *feed.OpsState, prev *sample) []ChannelView {
@@ -342,13 +381,24 @@ func channelViews(st *feed.OpsState, prev *sample) []ChannelView {
 // channels serves /api/channels: a JSON array of ChannelView.
 func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
 	var v any
-	if s.cfg.Handler == nil {
+	switch {
+	case s.cfg.Source != nil:
+		st, err := s.read(r.Context(), Request{})
+		if err != nil {
+			httpError(w, http.StatusServiceUnavailable, "reading the "+s.cfg.Role+": "+err.Error())
+			return
+		}
+		s.mu.Lock()
+		prev := s.latest
+		s.mu.Unlock()
+		v = rated(st.At, st.Channels, prev)
+	case s.cfg.Handler == nil:
 		if s.cfg.Channels == nil {
 			httpError(w, http.StatusNotFound, "this process has no channels to show")
 			return
 		}
 		v = s.cfg.Channels()
-	} else {
+	default:
 		st, err := s.ops(r, feed.OpsRequest{})
 		if err != nil {
 			httpError(w, http.StatusServiceUnavailable, "reading the handler: "+err.Error())
@@ -375,6 +425,14 @@ type Health struct {
 // healthz serves /healthz: 200 "ok", or 503 with a Health.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	var bad *Health
+	if s.cfg.Source != nil {
+		st, err := s.read(r.Context(), Request{})
+		if err != nil {
+			bad = &Health{Status: "unhealthy", Reason: "the " + s.cfg.Role + " does not answer: " + err.Error()}
+		} else {
+			bad = s.sourceHealth(&st)
+		}
+	}
 	if s.cfg.Handler != nil {
 		st, err := s.ops(r, feed.OpsRequest{})
 		if err != nil {

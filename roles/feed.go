@@ -209,18 +209,18 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}()
 		fixSessions = append(fixSessions, func() int { return connectedClients(b) })
 	}
-	web, err := startHTTP(ctx, o.HTTP, nil, opshttp.Config{Role: "feed", Handler: h, FIXSessions: sumOf(fixSessions)}, log)
+	np, err := startFeedNATS(ctx, o.NATS, h, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer np.Stop(log)
+	web, err := startHTTP(ctx, o.HTTP, nil, np.httpConfig(opshttp.Config{Role: "feed", Handler: h, FIXSessions: sumOf(fixSessions)}), log)
 	if err != nil {
 		return err
 	}
 	if web != nil {
 		defer web.Close()
 	}
-	np, err := startFeedNATS(ctx, o.NATS, h, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer np.Stop(log)
 	log.Info("feed handler started", "topics", len(cfg.Topics), "all", cfg.All, "recovery", o.FixConnect)
 	runCtx := ctx
 	if o.Duration > 0 {

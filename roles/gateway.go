@@ -10,6 +10,7 @@ import (
 	"fastfeed/bus"
 	"fastfeed/bus/natsbus"
 	"fastfeed/internal/fixsession"
+	"fastfeed/opshttp"
 )
 
 // gatewayStats is what fastfeed gateway writes with --stats-out.
@@ -21,7 +22,7 @@ type gatewayStats struct {
 // Gateway is fastfeed gateway, the OMS FIX service fed from NATS: as many gateways on as many hosts as
 // the OMS clients need, with the same FIX contract as feed --serve-fix.
 func Gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("gateway", stderr, "usage: fastfeed gateway --nats URL [--serve-fix ADDR] [--bus-config FILE] [--subscribe PATTERNS] [--duration D]")
+	fs := newFlagSet("gateway", stderr, "usage: fastfeed gateway --nats URL [--serve-fix ADDR] [--bus-config FILE] [--subscribe PATTERNS] [--duration D] [--http ADDR]")
 	var nf NATSOptions
 	nf.register(fs, false)
 	serveFIX := fs.String("serve-fix", fixsession.OMSListen, "serve OMS clients over FIX on `address`")
@@ -30,6 +31,7 @@ func Gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	duration := fs.Duration("duration", 0, "stop after `D` (0: on SIGINT/SIGTERM)")
 	dumpBooks := fs.String("dump-books", "", "write the books received from NATS to `file` at exit")
 	statsOut := fs.String("stats-out", "", "write the NATS and client counters to `file` at exit (one JSON object)")
+	httpAddr := fs.String("http", "", "serve the live page, /metrics, /healthz and /api on `address` (e.g. 127.0.0.1:8080; off by default)")
 	var limits FIXLimitOptions
 	limits.register(fs, "OMS gateway (overrides --bus-config)")
 	var common Common
@@ -42,6 +44,9 @@ func Gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return &UsageError{"--nats URL is required (a gateway connects to the servers a feed publishes on)"}
 	}
 	if err := nf.check(); err != nil {
+		return &UsageError{err.Error()}
+	}
+	if err := checkHTTPAddr(*httpAddr); err != nil {
 		return &UsageError{err.Error()}
 	}
 	patterns := splitPatterns(*follow)
@@ -92,6 +97,16 @@ func Gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if err := b.Start(ctx); err != nil {
 		return err
+	}
+	web, err := startHTTP(ctx, *httpAddr, nil, opshttp.Config{Role: "gateway", Source: &gatewaySource{cons: cons, nc: nc},
+		FIXSessions: func() int { return connectedClients(b) },
+		NATS:        func() []opshttp.NATSSession { return []opshttp.NATSSession{natsSession("consumer", nc)} }}, log)
+	if err != nil {
+		b.Stop()
+		return err
+	}
+	if web != nil {
+		defer web.Close()
 	}
 	log.Info("gateway started", "nats", nc.ConnectedUrlRedacted(), "serve_fix", b.Addr(), "follows", *follow)
 	t := time.NewTicker(10 * time.Second)

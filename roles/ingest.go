@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"fastfeed/fast"
 	"fastfeed/fast/codecs/moexasts"
 	"fastfeed/ingest/moex"
+	"fastfeed/opshttp"
 	"fastfeed/replay"
 )
 
@@ -28,6 +30,8 @@ type IngestOptions struct {
 	LogLevel                               string
 	Iface, MapSource                       string
 	Duration                               time.Duration
+	HTTP                                   string        // --http: the operator's view (package opshttp)
+	Linger                                 time.Duration // with --http: keep serving after the data for this long
 }
 
 // Register adds ingest's flags to fs.
@@ -45,6 +49,8 @@ func (o *IngestOptions) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.GapWait, "gap-wait", 5*time.Millisecond, "how long (capture time) a hole waits for the other line")
 	fs.IntVar(&o.GapWindow, "gap-window", 64, "at most `N` datagrams held behind a hole per connection")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&o.HTTP, "http", "", "serve the live page, /metrics, /healthz and /api on `address` (e.g. 127.0.0.1:8080; off by default)")
+	fs.DurationVar(&o.Linger, "linger", 0, "with --http: after the capture (or --duration) and the dumps, keep serving the final books for `D` (until interrupted)")
 }
 
 // parseSourceMap parses --map-source FROM=TO[,FROM=TO].
@@ -90,6 +96,7 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("ingest", stderr,
 		"usage: fastfeed ingest --moex-config FILE --market FOND|CURR [--capture FILE | --iface IP --duration D]",
 		"                       [--dump-books FILE] [--dump-trades FILE] [--stats-out FILE] [--templates FILE] [--map-source FROM=TO]",
+		"                       [--http ADDR [--linger D]]",
 		"\nReads a MOEX ASTS market's FAST feeds (OLR orders, TLR trades, MSR statistics, IDF/ISF, OLS/TLS/MSS",
 		"snapshots; lines A and B) from a capture or by joining them, keeping the books by the exchange's rules.",
 		"Gaps are counted per connection and per instrument; a hole waits --gap-wait for the other line, and",
@@ -111,6 +118,13 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("--duration must not be negative")
 	case o.GapWait <= 0 || o.GapWindow <= 0:
 		return usagef("--gap-wait and --gap-window must be positive")
+	case o.Linger < 0:
+		return usagef("--linger must not be negative")
+	case o.Linger > 0 && o.HTTP == "":
+		return usagef("--linger keeps --http serving after the data: give --http too")
+	}
+	if err := checkHTTPAddr(o.HTTP); err != nil {
+		return &UsageError{err.Error()}
 	}
 	cm := Common{LogLevel: o.LogLevel}
 	log, err := cm.Logger(stderr)
@@ -173,6 +187,13 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 		}
 	}
+	web, err := startHTTP(ctx, o.HTTP, nil, opshttp.Config{Role: "ingest", Source: &ingestSource{eng: eng, live: o.Capture == ""}}, log)
+	if err != nil {
+		return err
+	}
+	if web != nil {
+		defer web.Close()
+	}
 	start := time.Now()
 	var (
 		cs     moex.CaptureStats
@@ -203,8 +224,29 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			tradeErr = err
 		}
 	}
+	// The run is over; what follows reads the engine through Do all the same, so that the
+	// HTTP view's reads (run by Do at once now) wait for it.
+	var errs []error
+	_ = eng.Do(context.Background(), func() { errs = ingestResults(o, market.ID, eng, cs, runErr, start, log) })
+	if tradeErr != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", o.DumpTrades, tradeErr))
+	}
+	if web != nil && o.Linger > 0 && ctx.Err() == nil {
+		log.Info("ingest lingering: --http serves the final books", "url", web.URL(), "linger", o.Linger)
+		t := time.NewTimer(o.Linger)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ingestResults logs the end of the run and writes --dump-books and --stats-out.
+func ingestResults(o IngestOptions, market string, eng *moex.Engine, cs moex.CaptureStats, runErr error, start time.Time, log *slog.Logger) []error {
 	st := eng.Stats()
-	log.Info("ingest done", "market", market.ID, "packets", cs.Packets, "datagrams", st.Datagrams,
+	log.Info("ingest done", "market", market, "packets", cs.Packets, "datagrams", st.Datagrams,
 		"trades", st.Trades, "orders", st.Orders, "instrument_gaps", st.InstrumentGaps,
 		"decode_errors", st.DecodeErrors, "elapsed", time.Since(start).Round(time.Millisecond))
 	var errs []error
@@ -217,7 +259,7 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	if o.StatsOut != "" {
-		out := IngestStats{Market: market.ID, Packets: cs.Packets, Skipped: cs.Skipped, Malformed: cs.Malformed,
+		out := IngestStats{Market: market, Packets: cs.Packets, Skipped: cs.Skipped, Malformed: cs.Malformed,
 			Engine: st, Channels: eng.Channels(), Gaps: map[string]IngestInstrumentGap{}}
 		for _, in := range eng.Instruments() {
 			if in.Book != nil {
@@ -236,8 +278,5 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			errs = append(errs, err)
 		}
 	}
-	if tradeErr != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", o.DumpTrades, tradeErr))
-	}
-	return errors.Join(errs...)
+	return errs
 }

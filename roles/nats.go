@@ -13,6 +13,7 @@ import (
 	"fastfeed/bus"
 	"fastfeed/bus/natsbus"
 	"fastfeed/feed"
+	"fastfeed/opshttp"
 )
 
 // NATSOptions are the NATS flags of feed, gateway and oms (--nats and --nats-*).
@@ -153,6 +154,17 @@ func (np *natsPublisher) Stop(log *slog.Logger) {
 	if np.srv != nil {
 		np.srv.Shutdown()
 	}
+}
+
+// httpConfig adds the publisher to the operator's view: its nats_* counters and its
+// connection's state (fastfeed_nats_sessions). A nil publisher adds nothing.
+func (np *natsPublisher) httpConfig(cfg opshttp.Config) opshttp.Config {
+	if np == nil {
+		return cfg
+	}
+	cfg.Counters = func() any { return np.pub.Stats() }
+	cfg.NATS = func() []opshttp.NATSSession { return []opshttp.NATSSession{natsSession("publisher", np.nc)} }
+	return cfg
 }
 
 // Stats returns the publisher's counters; zero for a nil publisher.

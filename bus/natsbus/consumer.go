@@ -147,6 +147,9 @@ type cInst struct {
 
 	subs        []*fsub
 	subsVersion uint64
+
+	lastPx, lastSize md.Decimal // the last trade
+	trades           uint64
 }
 
 // NewConsumer returns a consumer; Start it.

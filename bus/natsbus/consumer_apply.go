@@ -123,6 +123,8 @@ func (c *Consumer) applyEntries(in *cInst, m *Message, data []byte) {
 		in.book.SetRptSeq(int64(e.RptSeq))
 		c.stats.entries.Add(1)
 		if e.Type == md.Trade {
+			in.lastPx, in.lastSize = e.Price, e.Size
+			in.trades++
 			c.publishEntry(in, feed.EventTrade, e)
 			continue
 		}
