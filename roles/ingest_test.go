@@ -27,57 +27,10 @@ const (
 func TestIngestCapture(t *testing.T) {
 	dir := t.TempDir()
 	capture := filepath.Join(dir, "moex.pcapng")
-	f, err := os.Create(capture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := replay.NewWriter(f, replay.PcapNG)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := moexasts.NewEncoder()
-	src := netip.MustParseAddrPort("10.50.129.200:5000")
-	now := int64(1e18)
-	put := func(dst string, seq uint32, m *moexasts.Message) {
-		enc.Reset()
-		b, err := enc.Encode(binary.LittleEndian.AppendUint32(nil, seq), m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		now += 1e3
-		if err := w.WriteUDP(now, src, netip.MustParseAddrPort(dst), b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d := func(m int64, e int32) fastrt.Decimal { return fastrt.Decimal{Mantissa: m, Exponent: e} }
-	olr := &moexasts.Message{ID: moexasts.IDXOLRFOND}
-	olr.XOLRFOND.MsgSeqNum = 1
-	olr.XOLRFOND.GroupMDEntries = []moexasts.XOLRFONDGroupMDEntries{
-		{HasMDUpdateAction: true, MDEntryType: []byte("0"), HasMDEntryType: true, MDEntryID: []byte("7"), HasMDEntryID: true,
-			Symbol: []byte("SBER"), HasSymbol: true, RptSeq: 1, HasRptSeq: true, MDEntryPx: d(10125, -2), HasMDEntryPx: true, MDEntrySize: d(300, 0), HasMDEntrySize: true},
-		{HasMDUpdateAction: true, MDEntryType: []byte("1"), HasMDEntryType: true, MDEntryID: []byte("8"), HasMDEntryID: true,
-			Symbol: []byte("SBER"), HasSymbol: true, RptSeq: 2, HasRptSeq: true, MDEntryPx: d(1013, -1), HasMDEntryPx: true, MDEntrySize: d(50, 0), HasMDEntrySize: true},
-	}
-	put("239.192.113.1:9111", 1, olr) // OLR line A
-	put("239.192.113.129:9311", 1, olr)
-	for i := uint32(1); i <= 3; i++ {
-		tlr := &moexasts.Message{ID: moexasts.IDXTLRFOND}
-		tlr.XTLRFOND.MsgSeqNum = i
-		tlr.XTLRFOND.GroupMDEntries = []moexasts.XTLRFONDGroupMDEntries{{MDUpdateAction: 0, HasMDUpdateAction: true,
-			MDEntryType: []byte("z"), MDEntryID: []byte{'0' + byte(i)}, HasMDEntryID: true, Symbol: []byte("SBER"), HasSymbol: true,
-			RptSeq: int32(i), HasRptSeq: true, MDEntryPx: d(10125, -2), HasMDEntryPx: true, MDEntrySize: d(int64(i)*100, 0), HasMDEntrySize: true}}
-		if i != 2 {
-			put("239.192.113.5:9115", i, tlr) // TLR line A only; 2 is lost
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-
+	writeIngestCapture(t, capture, false)
 	books, trades, stats := filepath.Join(dir, "books"), filepath.Join(dir, "trades"), filepath.Join(dir, "stats")
 	var stderr bytes.Buffer
-	err = Ingest(context.Background(), []string{"--moex-config", moexConfig, "--market", "FOND", "--capture", capture,
+	err := Ingest(context.Background(), []string{"--moex-config", moexConfig, "--market", "FOND", "--capture", capture,
 		"--templates", moexTemplates, "--dump-books", books, "--dump-trades", trades, "--stats-out", stats}, discard{}, &stderr)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
@@ -132,4 +85,73 @@ func TestIngestUsage(t *testing.T) {
 			t.Errorf("%v: usage error %v", tc.args, isUsage)
 		}
 	}
+}
+
+// writeIngestCapture writes TestIngestCapture's capture to path; with gazpLoss, GAZP's
+// orders follow with a datagram lost on both lines.
+func writeIngestCapture(t *testing.T, capture string, gazpLoss bool) {
+	t.Helper()
+	f, err := os.Create(capture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := replay.NewWriter(f, replay.PcapNG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := moexasts.NewEncoder()
+	src := netip.MustParseAddrPort("10.50.129.200:5000")
+	now := int64(1e18)
+	put := func(dst string, seq uint32, m *moexasts.Message) {
+		enc.Reset()
+		b, err := enc.Encode(binary.LittleEndian.AppendUint32(nil, seq), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now += 1e3
+		if err := w.WriteUDP(now, src, netip.MustParseAddrPort(dst), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := func(m int64, e int32) fastrt.Decimal { return fastrt.Decimal{Mantissa: m, Exponent: e} }
+	olr := &moexasts.Message{ID: moexasts.IDXOLRFOND}
+	olr.XOLRFOND.MsgSeqNum = 1
+	olr.XOLRFOND.GroupMDEntries = []moexasts.XOLRFONDGroupMDEntries{
+		{HasMDUpdateAction: true, MDEntryType: []byte("0"), HasMDEntryType: true, MDEntryID: []byte("7"), HasMDEntryID: true,
+			Symbol: []byte("SBER"), HasSymbol: true, RptSeq: 1, HasRptSeq: true, MDEntryPx: d(10125, -2), HasMDEntryPx: true, MDEntrySize: d(300, 0), HasMDEntrySize: true},
+		{HasMDUpdateAction: true, MDEntryType: []byte("1"), HasMDEntryType: true, MDEntryID: []byte("8"), HasMDEntryID: true,
+			Symbol: []byte("SBER"), HasSymbol: true, RptSeq: 2, HasRptSeq: true, MDEntryPx: d(1013, -1), HasMDEntryPx: true, MDEntrySize: d(50, 0), HasMDEntrySize: true},
+	}
+	put("239.192.113.1:9111", 1, olr) // OLR line A
+	put("239.192.113.129:9311", 1, olr)
+	for i := uint32(1); i <= 3; i++ {
+		tlr := &moexasts.Message{ID: moexasts.IDXTLRFOND}
+		tlr.XTLRFOND.MsgSeqNum = i
+		tlr.XTLRFOND.GroupMDEntries = []moexasts.XTLRFONDGroupMDEntries{{MDUpdateAction: 0, HasMDUpdateAction: true,
+			MDEntryType: []byte("z"), MDEntryID: []byte{'0' + byte(i)}, HasMDEntryID: true, Symbol: []byte("SBER"), HasSymbol: true,
+			RptSeq: int32(i), HasRptSeq: true, MDEntryPx: d(10125, -2), HasMDEntryPx: true, MDEntrySize: d(int64(i)*100, 0), HasMDEntrySize: true}}
+		if i != 2 {
+			put("239.192.113.5:9115", i, tlr) // TLR line A only; 2 is lost
+		}
+	}
+	if gazpLoss {
+		// GAZP's book on OLR 2..4, 3 lost on both lines: a channel gap, then an RptSeq
+		// hole in GAZP's orders, which leaves its book stale.
+		for seq := uint32(2); seq <= 4; seq++ {
+			m := &moexasts.Message{ID: moexasts.IDXOLRFOND}
+			m.XOLRFOND.MsgSeqNum = seq
+			m.XOLRFOND.GroupMDEntries = []moexasts.XOLRFONDGroupMDEntries{
+				{HasMDUpdateAction: true, MDEntryType: []byte("0"), HasMDEntryType: true, MDEntryID: []byte{'a' + byte(seq)}, HasMDEntryID: true,
+					Symbol: []byte("GAZP"), HasSymbol: true, RptSeq: int32(seq - 1), HasRptSeq: true, MDEntryPx: d(15000+int64(seq), -2), HasMDEntryPx: true,
+					MDEntrySize: d(10, 0), HasMDEntrySize: true}}
+			if seq != 3 {
+				put("239.192.113.1:9111", seq, m)
+				put("239.192.113.129:9311", seq, m)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 }
