@@ -17,9 +17,9 @@ import (
 
 // fakeSource is a Source whose state the test sets.
 type fakeSource struct {
-	mu    sync.Mutex
-	st    State
-	books map[string]book.DumpBook
+	mu     sync.Mutex
+	st     State
+	books  map[string]book.DumpBook
 	err    error
 	moving bool // each read counts one more datagram
 }
@@ -205,7 +205,11 @@ func TestSourceRoutes(t *testing.T) {
 	}
 	set(func(st *State) { st.Stale = []string{"GAZP"}; st.Channels[0].Stale = 1 })
 	health(503, "1 stale book(s) on OLR (1, live)")
-	set(func(st *State) { st.Stale = nil; st.Channels[0].Stale = 0; st.Unhealthy = "NATS connection reconnecting" })
+	set(func(st *State) {
+		st.Stale = nil
+		st.Channels[0].Stale = 0
+		st.Unhealthy = "NATS connection reconnecting"
+	})
 	health(503, "NATS connection reconnecting")
 	nats = []NATSSession{{Name: "consumer", State: "reconnecting"}}
 	if v, _ := value(scrape(t, url), "fastfeed_nats_sessions", "role", "ingest"); v != 0 {
