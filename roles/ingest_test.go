@@ -35,6 +35,9 @@ func TestIngestCapture(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
+	if strings.Contains(stderr.String(), "operator HTTP view") {
+		t.Errorf("ingest served HTTP without --http:\n%s", stderr.String())
+	}
 	read := func(p string) string {
 		b, err := os.ReadFile(p)
 		if err != nil {

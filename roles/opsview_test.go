@@ -471,4 +471,10 @@ func TestGatewayHTTP(t *testing.T) {
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("the HTTP view outlived the gateway")
 	}
+	// Off by default.
+	var quiet syncBuffer
+	if err := Gateway(ctx, []string{"--nats", srv.URL(), "--serve-fix", "127.0.0.1:0", "--duration", "100ms"}, discard{}, &quiet); err != nil ||
+		!strings.Contains(quiet.String(), "gateway started") || strings.Contains(quiet.String(), "operator HTTP view") {
+		t.Errorf("gateway without --http: %v\n%s", err, quiet.String())
+	}
 }

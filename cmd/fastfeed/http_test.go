@@ -41,7 +41,8 @@ func httpGet(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestHTTPFlag: --http is refused with a clear message when malformed; off by default;
+// TestHTTPFlag: --http is refused with a clear message when malformed (feed, pub, demo,
+// gateway, ingest; ingest's --linger wants it); off by default;
 // on feed and pub it serves the operator's view while they run (the handler's books
 // equal the publisher's ground truth through /api/books), and demo prints its URL.
 func TestHTTPFlag(t *testing.T) {
@@ -49,11 +50,25 @@ func TestHTTPFlag(t *testing.T) {
 		{"feed", "--topics", "SBER", "--http", "nonsense"},
 		{"pub", "--http", "127.0.0.1:99999"},
 		{"demo", "--http", "localhost"},
+		{"gateway", "--nats", "nats://127.0.0.1:4222", "--http", "nonsense"},
+		{"ingest", "--moex-config", "config.xml", "--market", "FOND", "--capture", "x.pcap", "--http", "127.0.0.1:99999"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(args, &stdout, &stderr)
 		if code != 2 || !strings.Contains(stderr.String(), "--http") || !strings.Contains(stderr.String(), "want") {
 			t.Errorf("%v: exit %d, %q", args, code, stderr.String())
+		}
+	}
+
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"ingest", "--moex-config", "config.xml", "--market", "FOND", "--capture", "x.pcap", "--linger", "5s"}, &stdout, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), "give --http too") {
+		t.Errorf("ingest --linger without --http: exit %d, %q", code, stderr.String())
+	}
+	for _, cmd := range []string{"gateway", "ingest"} {
+		stdout.Reset()
+		if code := run([]string{"help", cmd}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "--http") {
+			t.Errorf("help %s: exit %d, no --http:\n%s", cmd, code, stdout.String())
 		}
 	}
 
