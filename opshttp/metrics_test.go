@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"fastfeed/bus/natsbus"
 	"fastfeed/feed"
 )
 
@@ -244,7 +245,8 @@ func TestReceiveNoAllocsWhileScraped(t *testing.T) {
 }
 
 // TestGrafanaDashboard: every metric docs/grafana-dashboard.json queries is one a handler
-// serves (or, for the publisher's panel, one pub serves: cmd/fastfeed's TestHTTPFlag).
+// serves, with --nats (or, for the publisher's panel, one pub serves: cmd/fastfeed's
+// TestHTTPFlag).
 func TestGrafanaDashboard(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("..", "docs", "grafana-dashboard.json"))
 	if err != nil {
@@ -254,7 +256,10 @@ func TestGrafanaDashboard(t *testing.T) {
 		t.Fatal("docs/grafana-dashboard.json is not JSON")
 	}
 	g := newGen(t)
-	d, url := newDetached(t, []string{"SBER", "GAZP"}, nil, Config{FIXSessions: func() int { return 0 }})
+	// As feed --nats serves it: the publisher's counters and its connection.
+	d, url := newDetached(t, []string{"SBER", "GAZP"}, nil, Config{FIXSessions: func() int { return 0 },
+		Counters: func() any { return natsbus.PublisherStats{} },
+		NATS:     func() []NATSSession { return []NATSSession{{Name: "publisher", State: "connected"}} }})
 	d.send(g.levels([]string{"SBER", "GAZP"}, 20)...)
 	fams := scrape(t, url)
 	pub := map[string]bool{"fastfeed_incrementals_total": true, "fastfeed_max_lag_us": true, "fastfeed_retransmitted_total": true}
