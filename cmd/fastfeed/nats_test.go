@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -27,8 +28,9 @@ func TestNATSEndToEnd(t *testing.T) {
 	topics := []string{"AAPL", "GAZP", "GMKN", "LKOH", "MSFT", "NVDA", "SBER", "USD000UTSTOM"}
 	path := func(name string) string { return filepath.Join(dir, name) }
 	const url = "nats://127.0.0.1:4222"
+	feedHTTP := freeAddr(t)
 	h := start(t, ctx, bin, "feed", "--topics", strings.Join(topics, ","), "--nats", "embedded", "--nats-snapshot-every", "500ms",
-		"--duration", "13s", "--dump-books", path("feed.jsonl"), "--stats-out", path("feed.json"))
+		"--duration", "13s", "--http", feedHTTP, "--dump-books", path("feed.jsonl"), "--stats-out", path("feed.json"))
 	h.waitFor(t, "feed handler started")
 	gw := start(t, ctx, bin, "gateway", "--nats", url, "--serve-fix", "127.0.0.1:9872", "--duration", "12s",
 		"--stats-out", path("gw.json"), "--dump-books", path("gw.jsonl"))
@@ -42,6 +44,13 @@ func TestNATSEndToEnd(t *testing.T) {
 	viaGW.waitFor(t, "oms request sent")
 	p := start(t, ctx, bin, "pub", "--instruments", "8", "--count", "2000", "--rate", "1000", "--dump-books", path("pub.jsonl"))
 	p.wait(t, "pub")
+	// feed --nats --http: its publisher's connection and counters in /metrics.
+	if code, body := httpGet(t, "http://"+feedHTTP+"/metrics"); code != 200 ||
+		!strings.Contains(body, `fastfeed_nats_sessions{role="feed"} 1`+"\n") ||
+		!strings.Contains(body, `fastfeed_nats_session_state{role="feed",session="publisher",state="connected"} 1`+"\n") ||
+		!regexp.MustCompile(`fastfeed_nats_messages_total\{role="feed"\} [1-9]`).MatchString(body) {
+		t.Errorf("feed --nats /metrics: %d\n%s", code, body)
+	}
 	direct.wait(t, "oms --nats")
 	viaGW.wait(t, "oms via the gateway")
 	gw.wait(t, "gateway")
