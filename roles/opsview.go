@@ -95,20 +95,8 @@ func (s *ingestSource) Read(ctx context.Context, req opshttp.Request) (opshttp.S
 		es := s.eng.Stats()
 		st.Counters, st.Data, st.WatchData = es, es.Datagrams, s.live
 		st.PerChannel = []string{"gaps", "missing", "duplicates", "recovered_ab"}
-		insts := s.eng.Instruments()
-		books, stale := 0, 0
-		var all []string
-		for _, in := range insts {
-			if in.Book == nil {
-				continue
-			}
-			books++
-			all = append(all, in.Symbol)
-			if in.Book.Stale() {
-				stale++
-				st.Stale = append(st.Stale, in.Symbol)
-			}
-		}
+		books, stale := s.eng.BookCounts()
+		st.Stale = stale
 		for _, c := range s.eng.Connections() {
 			v := opshttp.ChannelView{Channel: c.ID, State: "live", Next: c.Next, Buffered: c.Held, Gaps: c.Gaps,
 				Missing: c.Missed, Duplicates: c.Duplicates, RecoveredAB: c.RecoveredAB, Lines: []uint64{c.Datagrams[0], c.Datagrams[1]}}
@@ -116,17 +104,20 @@ func (s *ingestSource) Read(ctx context.Context, req opshttp.Request) (opshttp.S
 				v.State = "gap" // a hole waiting for the other line
 			}
 			if strings.HasPrefix(c.ID, "OLR") { // the books are kept from the orders feed
-				v.Instruments, v.Stale = books, stale
+				v.Instruments, v.Stale = books, len(stale)
 			}
 			st.Channels = append(st.Channels, v)
 			st.Queues = append(st.Queues, feed.QueueDepth{Name: "reorder " + c.ID, Len: c.Held, Cap: c.Window})
 		}
-		if req.List {
-			st.Symbols = all
-		}
 		syms := req.Symbols
-		if req.All {
-			syms = all
+		if req.All || req.List {
+			all := s.eng.BookSymbols()
+			if req.All {
+				syms = all
+			}
+			if req.List {
+				st.Symbols = all
+			}
 		}
 		if len(syms) == 0 {
 			return

@@ -3,6 +3,7 @@ package moex
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -135,5 +136,34 @@ func (e *Engine) Connections() []ConnectionOps {
 		out[i] = ConnectionOps{ID: c.conn.ID, FeedType: c.conn.FeedType, ChannelStats: c.stats, Next: c.next,
 			Held: len(c.held), Window: e.opts.GapWindow}
 	}
+	return out
+}
+
+// BookCounts returns how many instruments have a book and the stale ones, sorted,
+// without listing the others. Call it on the engine's goroutine (through Do).
+func (e *Engine) BookCounts() (books int, stale []string) {
+	for _, in := range e.inst {
+		if in.Book == nil {
+			continue
+		}
+		books++
+		if in.Book.Stale() {
+			stale = append(stale, in.Symbol)
+		}
+	}
+	slices.Sort(stale)
+	return books, stale
+}
+
+// BookSymbols returns the symbols of the instruments that have a book, sorted. Call it on
+// the engine's goroutine (through Do).
+func (e *Engine) BookSymbols() []string {
+	out := make([]string, 0, len(e.inst))
+	for _, in := range e.inst {
+		if in.Book != nil {
+			out = append(out, in.Symbol)
+		}
+	}
+	slices.Sort(out)
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"fastfeed/opshttp"
 	"fastfeed/replay"
 )
 
@@ -91,4 +92,50 @@ func TestDoWhileRunning(t *testing.T) {
 	if n := e.ops.pending.Load(); n != 0 {
 		t.Errorf("%d functions left queued", n)
 	}
+}
+
+// BenchmarkOpsRead: how long a read of the operator's view (fastfeed ingest --http) stops
+// the engine's loop, on 3,000 instruments: the page's sample (counters, connections, book
+// counts and stale books, four books at depth 10), and, for comparison, the sorted list of
+// every instrument that a first version scanned for the stale books.
+func BenchmarkOpsRead(b *testing.B) {
+	data, symbols := benchCapture(b, 60000)
+	e, err := NewEngine(fond(b), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := replay.NewReader(bytes.NewReader(data), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := RunCapture(context.Background(), r, e); err != nil {
+		b.Fatal(err)
+	}
+	watched := symbols[:4]
+	b.Run("sample", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = e.Stats()
+			_ = e.Connections()
+			books, stale := e.BookCounts()
+			if books == 0 || len(stale) != 0 {
+				b.Fatalf("%d books, %d stale", books, len(stale))
+			}
+			for _, s := range watched {
+				in, _ := e.Instrument(s)
+				_ = opshttp.DumpDepth(s, in.Book, 10)
+			}
+		}
+	})
+	b.Run("sorted-instruments", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			n := 0
+			for _, in := range e.Instruments() {
+				if in.Book != nil && in.Book.Stale() {
+					n++
+				}
+			}
+		}
+	})
 }
