@@ -16,7 +16,8 @@ import (
 // TestLive: the exchange's datagrams (A and B, B late, losses on one line and on both)
 // sent on loopback inside the private namespace to the config's groups, from the
 // config's source mapped onto 127.0.0.2; RunLive joins them source-specific and the
-// books and trades equal the exchange's.
+// books and trades equal the exchange's. Reads through Do while it runs see every
+// datagram.
 func TestLive(t *testing.T) {
 	if !netns.Inside() {
 		t.Fatal("not inside a private network namespace")
@@ -72,6 +73,24 @@ func TestLive(t *testing.T) {
 		}
 		if sent++; sent%50 == 0 {
 			time.Sleep(time.Millisecond)
+		}
+	}
+	// A read through Do while RunLive runs (the poller woken for it) sees every datagram.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var st Stats
+		var conns []ConnectionOps
+		if err := e.Do(ctx, func() { st, conns = e.Stats(), e.Connections() }); err != nil {
+			t.Fatal(err)
+		}
+		var lines uint64
+		for _, c := range conns {
+			lines += c.Datagrams[0] + c.Datagrams[1]
+		}
+		if st.Datagrams == uint64(sent) && lines == st.Datagrams {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Do while live: %d datagrams (%d on the lines) of %d", st.Datagrams, lines, sent)
 		}
 	}
 	time.Sleep(300 * time.Millisecond)
