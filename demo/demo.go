@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"fastfeed/book"
@@ -100,13 +101,18 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	pageLine := ""
+	var natsUp atomic.Pointer[natsSide] // the HTTP view's NATS gauges, once NATS is up
 	if o.HTTP != nil {
-		web, err := opshttp.New(opshttp.Config{Role: "demo", Handler: h, FIXSessions: func() int {
+		cfg := opshttp.Config{Role: "demo", Handler: h, FIXSessions: func() int {
 			if ready() {
 				return 1
 			}
 			return 0
-		}})
+		}}
+		if !o.NoNATS {
+			cfg.NATS = func() []opshttp.NATSSession { return natsUp.Load().sessions() }
+		}
+		web, err := opshttp.New(cfg)
 		if err != nil {
 			return err
 		}
@@ -123,6 +129,7 @@ func Run(ctx context.Context, o Options) error {
 		if ns, err = startNATS(ctx, h, p, o.NATSListen, o.Out); err != nil {
 			return err
 		}
+		natsUp.Store(ns)
 		defer ns.stop()
 	}
 	feedDone := make(chan error, 1)

@@ -3,7 +3,11 @@ package demo_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +20,8 @@ import (
 func TestMain(m *testing.M) { netns.RunTests(m) }
 
 // TestRun runs the demo briefly: it must end with books equal to the publisher's ground
-// truth, having recovered the loss it injects over its FIX session.
+// truth, having recovered the loss it injects over its FIX session. Its HTTP view counts
+// its two NATS connections meanwhile.
 func TestRun(t *testing.T) {
 	ts, err := fast.LoadFile("../fixtures/templates.xml")
 	if err != nil {
@@ -24,8 +29,35 @@ func TestRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var out bytes.Buffer
-	if err := demo.Run(ctx, demo.Options{Templates: ts, Duration: 2 * time.Second, Instruments: 6, Rate: 2000, Loss: 0.01, Seed: 3, Out: &out}); err != nil {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := "http://" + ln.Addr().String() + "/metrics"
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- demo.Run(ctx, demo.Options{Templates: ts, Duration: 2 * time.Second, Instruments: 6, Rate: 2000, Loss: 0.01, Seed: 3,
+			Out: &out, HTTP: ln})
+	}()
+	var body string
+	for {
+		if resp, err := http.Get(metrics); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+		}
+		if strings.Contains(body, `fastfeed_nats_sessions{role="demo"} 2`+"\n") &&
+			strings.Contains(body, `fastfeed_nats_session_state{role="demo",session="consumer",state="connected"} 1`) {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the demo ended (%v) before /metrics counted its NATS sessions:\n%s", err, body)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := <-done; err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	for _, want := range []string{"books equal the publisher's ground truth", "by FIX retransmission", "datagrams=",
@@ -42,4 +74,21 @@ func TestRunRefuses(t *testing.T) {
 			t.Errorf("Run(%+v) accepted", o)
 		}
 	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

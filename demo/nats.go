@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,6 +14,7 @@ import (
 	"fastfeed/bus/natsbus"
 	"fastfeed/feed"
 	"fastfeed/internal/netns"
+	"fastfeed/opshttp"
 	"fastfeed/publisher"
 )
 
@@ -72,6 +74,17 @@ func startNATS(ctx context.Context, h *feed.Handler, p *publisher.Publisher, lis
 	fmt.Fprintf(w, "      subscribe: fastfeed oms --nats %s --subscribe 'SB*,GAZP'   or   nats sub 'md.>' --server %s\n", d.url, d.url)
 	fmt.Fprintf(w, "      FIX gateway: fastfeed gateway --nats %s --serve-fix 127.0.0.1:9871\n\n", d.url)
 	return d, nil
+}
+
+// sessions describes the demo's two NATS connections for the HTTP view (nil: none yet).
+func (d *natsSide) sessions() []opshttp.NATSSession {
+	if d == nil {
+		return nil
+	}
+	return []opshttp.NATSSession{
+		{Name: "publisher", State: strings.ToLower(d.pubConn.Status().String())},
+		{Name: "consumer", State: strings.ToLower(d.consConn.Status().String())},
+	}
 }
 
 // render adds the NATS counters to the screen.
