@@ -2,6 +2,7 @@ package opshttp
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -201,7 +202,7 @@ func (s *Server) sampleSource(ctx context.Context, begun time.Time, prev *sample
 	if err != nil {
 		return nil, err
 	}
-	smp := &sample{at: st.At, begun: begun, counters: st.Counters, next: map[string]uint32{}, symbols: st.Symbols,
+	smp := &sample{at: st.At, begun: begun, counters: pageCounters(&st), next: map[string]uint32{}, symbols: st.Symbols,
 		books: map[string]bookView{}, data: st.Data}
 	for _, c := range st.Channels {
 		smp.next[c.Channel] = c.Next
@@ -222,6 +223,30 @@ func (s *Server) sampleSource(ctx context.Context, begun time.Time, prev *sample
 	}
 	smp.health = s.sourceHealth(&st)
 	return smp, nil
+}
+
+// pageCounters are the counters the page's header shows: the Source's, with the totals of
+// its per-channel counters and the stale books where it does not count them itself.
+func pageCounters(st *State) map[string]any {
+	m := map[string]any{}
+	if st.Counters != nil {
+		if b, err := json.Marshal(st.Counters); err == nil {
+			_ = json.Unmarshal(b, &m)
+		}
+	}
+	for _, k := range st.PerChannel {
+		if get := channelCounters[k]; get != nil {
+			var n uint64
+			for i := range st.Channels {
+				n += get(&st.Channels[i])
+			}
+			m[k] = n
+		}
+	}
+	if _, ok := m["stale_books"]; !ok {
+		m["stale_books"] = len(st.Stale)
+	}
+	return m
 }
 
 // DumpDepth is book.DumpOf cut to depth levels a side (0: all), the levels cut before

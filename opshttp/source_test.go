@@ -189,6 +189,11 @@ func TestSourceRoutes(t *testing.T) {
 		m.Books[0].Last.Count != 7 || len(m.Books[0].Bids) != 2 || m.Health != nil || len(m.Symbols) != 2 || m.Role != "ingest" {
 		t.Errorf("event: %+v", m)
 	}
+	// The header's counters: the Source's, the per-channel ones added up, the stale books.
+	if st, ok := m.Stats.(map[string]any); !ok || st["datagrams"] != 40.0 || st["gaps"] != 5.0 || st["recovered_ab"] != 3.0 ||
+		st["stale_books"] != 0.0 || st["duplicates"] != nil {
+		t.Errorf("event's stats: %#v", m.Stats)
+	}
 
 	health := func(wantCode int, wantReason string) {
 		t.Helper()
