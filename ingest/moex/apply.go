@@ -178,7 +178,8 @@ func (e *Engine) instrument(sym []byte) *Instrument {
 	return in
 }
 
-// sequence checks an entry's RptSeq in family fam: it reports whether to apply it.
+// sequence checks an entry's RptSeq in family fam: it reports whether to apply it. A
+// hole in the orders family makes the book stale: it waits for a snapshot.
 func (e *Engine) sequence(in *Instrument, fam int, rpt int32) bool {
 	if !in.started[fam] {
 		in.started[fam] = true
@@ -194,12 +195,46 @@ func (e *Engine) sequence(in *Instrument, fam int, rpt int32) bool {
 		in.Gaps[fam]++
 		in.Missed[fam] += uint64(rpt - last - 1)
 		e.stats.InstrumentGaps++
-		if fam == FamOrders && in.Book != nil {
+		if fam == FamOrders && in.Book != nil && !in.Book.Stale() {
 			in.Book.SetStale(true)
+			e.stats.SnapshotWaits++
 		}
 	}
 	in.rpt[fam] = rpt
 	return true
+}
+
+// queued is an OLR entry held while its book waits for a snapshot.
+type queued struct {
+	rpt   int32
+	clear bool // MDEntryType J: the book is empty
+	u     book.OrderUpdate
+}
+
+// hold queues u (its ID copied) for in's stale book.
+func (e *Engine) hold(in *Instrument, rpt int32, clear bool, u book.OrderUpdate) {
+	if len(in.queue) >= e.opts.MaxQueued {
+		n := copy(in.queue, in.queue[1:])
+		in.queue = in.queue[:n]
+		e.stats.QueueDropped++
+	}
+	u.ID = append([]byte(nil), u.ID...)
+	in.queue = append(in.queue, queued{rpt: rpt, clear: clear, u: u})
+	e.stats.QueuedEntries++
+}
+
+// applyOrder applies one OLR entry to a book that is whole.
+func (e *Engine) applyOrder(b *book.MBO, clear bool, u book.OrderUpdate) {
+	if clear {
+		e.stats.EmptyBooks++
+		b.Clear()
+		return
+	}
+	if err := b.Apply(u); err != nil {
+		e.stats.BookErrors++
+		return
+	}
+	e.stats.Orders++
 }
 
 func (e *Engine) bookOf(in *Instrument) *book.MBO {
@@ -246,50 +281,52 @@ func (e *Engine) order(x *entry, hasType, hasID, hasSym bool) {
 		return
 	}
 	b := e.bookOf(in)
-	b.SetRptSeq(int64(x.rpt))
-	var typ book.EntryType
+	var u book.OrderUpdate
+	clear := false
 	switch x.typ[0] {
 	case '0':
-		typ = book.EntryBid
+		u.Type = book.EntryBid
 	case '1':
-		typ = book.EntryOffer
+		u.Type = book.EntryOffer
 	case 'J':
-		e.stats.EmptyBooks++
-		b.Clear()
-		return
+		clear = true
 	default:
+		b.SetRptSeq(int64(x.rpt))
 		return
 	}
-	if !hasID {
-		e.stats.BadEntries++
-		return
-	}
-	u := book.OrderUpdate{Type: typ, ID: x.id}
-	if x.hasAction {
-		if x.action > 2 {
+	if !clear {
+		if !hasID {
 			e.stats.BadEntries++
 			return
 		}
-		u.Action = book.Action(x.action)
-	}
-	if u.Action != book.ActionDelete {
-		var ok1, ok2 bool
-		u.Price, ok1 = at(x.px, PriceExp)
-		u.Size, ok2 = at(x.size, SizeExp)
-		if !x.hasPx || !x.hasSize {
-			e.stats.BadEntries++
-			return
+		u.ID = x.id
+		if x.hasAction {
+			if x.action > 2 {
+				e.stats.BadEntries++
+				return
+			}
+			u.Action = book.Action(x.action)
 		}
-		if !ok1 || !ok2 {
-			e.stats.Precision++
-			return
+		if u.Action != book.ActionDelete {
+			var ok1, ok2 bool
+			u.Price, ok1 = at(x.px, PriceExp)
+			u.Size, ok2 = at(x.size, SizeExp)
+			if !x.hasPx || !x.hasSize {
+				e.stats.BadEntries++
+				return
+			}
+			if !ok1 || !ok2 {
+				e.stats.Precision++
+				return
+			}
 		}
 	}
-	if err := b.Apply(u); err != nil {
-		e.stats.BookErrors++
+	if b.Stale() {
+		e.hold(in, x.rpt, clear, u)
 		return
 	}
-	e.stats.Orders++
+	b.SetRptSeq(int64(x.rpt))
+	e.applyOrder(b, clear, u)
 }
 
 func (e *Engine) tradeEntry(seq uint32, x *entry, hasID, hasSym bool) {
@@ -430,11 +467,27 @@ func (e *Engine) snapEnd(ch *channel, last bool) {
 		return
 	}
 	b := in.Book
-	// A book is replaced when it has none, when the snapshot is newer (the entries it
-	// includes are then skipped as already applied), or when it is stale and the snapshot
-	// is as new as it.
-	use := b == nil || int64(ch.snapRpt) > b.RptSeq() || (b.Stale() && int64(ch.snapRpt) == b.RptSeq())
+	// A book is replaced when it has none or when the snapshot is newer (the entries it
+	// includes are then skipped as already applied). A stale book waits for a snapshot
+	// that reaches the entries it holds: then the held entries after the snapshot's
+	// RptSeq are applied; an older snapshot is not used (the next cycle is waited for).
+	rpt := ch.snapRpt
+	stale := b != nil && b.Stale()
+	var use bool
+	switch {
+	case b == nil:
+		use = true
+	case stale && len(in.queue) > 0:
+		use = int64(rpt)+1 >= int64(in.queue[0].rpt)
+	case stale:
+		use = rpt >= in.rpt[FamOrders]
+	default:
+		use = int64(rpt) > b.RptSeq()
+	}
 	if !use {
+		if stale {
+			e.stats.SnapshotsOld++
+		}
 		return
 	}
 	b = e.bookOf(in)
@@ -442,9 +495,21 @@ func (e *Engine) snapEnd(ch *channel, last bool) {
 		e.stats.BookErrors++
 		return
 	}
-	b.SetRptSeq(int64(ch.snapRpt))
+	b.SetRptSeq(int64(rpt))
 	b.SetStale(false)
-	in.started[FamOrders], in.rpt[FamOrders] = true, ch.snapRpt
+	for _, q := range in.queue {
+		if q.rpt > rpt {
+			e.applyOrder(b, q.clear, q.u)
+			b.SetRptSeq(int64(q.rpt))
+		}
+	}
+	clear(in.queue)
+	in.queue = in.queue[:0]
+	if stale {
+		e.stats.BooksRecovered++
+	}
+	in.started[FamOrders] = true
+	in.rpt[FamOrders] = max(in.rpt[FamOrders], rpt)
 	in.SnapshotLastMsgSeqNum = ch.snapLast
 	e.stats.SnapshotsUsed++
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"net/netip"
 	"slices"
 
@@ -33,6 +34,23 @@ type Options struct {
 	// MaxInstruments bounds the instruments kept (default 100,000); entries of a new
 	// symbol beyond it are counted in Stats.InstrumentsRefused and dropped.
 	MaxInstruments int
+	// Replay, if set, is asked for the MsgSeqNums of a hole of an incremental connection
+	// (OLR, TLR, MSR) that line B did not fill, when the hole is at most MaxReplayGap
+	// long: the MOEX TCP historical replay service ([ReplayClient]). It is called on the
+	// receive path and blocks it for the request's duration.
+	Replay Replayer
+	// MaxReplayGap is the longest hole asked of Replay (default 100; MOEX answers at most
+	// 1000 messages a request). A longer hole is left to the snapshot feed.
+	MaxReplayGap int
+	// MaxQueued bounds the OLR entries held per instrument while its book waits for a
+	// snapshot (default 1<<14); beyond it the oldest are dropped (Stats.QueueDropped).
+	MaxQueued int
+}
+
+// Replayer fetches the messages beg..end of an incremental connection (the historical
+// replay service) and gives each to deliver with its MsgSeqNum, in order.
+type Replayer interface {
+	Replay(conn string, beg, end uint32, deliver func(seq uint32, msg []byte)) error
 }
 
 // Trade is one TLR entry, passed to Engine.OnTrade. Its byte slices are valid only during
@@ -86,6 +104,10 @@ type Instrument struct {
 	// replaced the book: the OLR MsgSeqNum it includes.
 	SnapshotLastMsgSeqNum uint32
 
+	// queue holds the OLR entries that came while the book was stale (waiting for a
+	// snapshot), in RptSeq order; the snapshot's successors are applied from it.
+	queue []queued
+
 	// Per connection family (OLR, TLR, MSR): last RptSeq applied, and holes.
 	rpt     [3]int32
 	started [3]bool
@@ -109,6 +131,15 @@ type ChannelStats struct {
 	Gaps        uint64    `json:"gaps"`         // holes given up on after waiting for the other line
 	Missed      uint64    `json:"missed"`       // MsgSeqNums lost in those holes
 	RecoveredAB uint64    `json:"recovered_ab"` // holes filled by a later datagram (the other line)
+	// RecoveredReplay counts holes filled by the historical replay service, ReplayFailed
+	// requests that did not fill their hole (the hole is then a gap).
+	RecoveredReplay uint64 `json:"recovered_replay"`
+	ReplayFailed    uint64 `json:"replay_failed"`
+	ReplayMessages  uint64 `json:"replay_messages"` // messages used from replay answers
+	// SnapshotGaps counts the gaps of OLR left to the snapshot feed (OLS).
+	SnapshotGaps uint64 `json:"snapshot_gaps"`
+	// Resets counts MsgSeqNum restarts at 1 (a new trading day, or the exchange's restart).
+	Resets uint64 `json:"resets"`
 }
 
 // Stats are the engine's counters.
@@ -139,6 +170,16 @@ type Stats struct {
 	SnapshotsUsed      uint64 `json:"snapshots_used"`   // OLS snapshots that replaced a book
 	SnapshotsBroken    uint64 `json:"snapshots_broken"` // fragments without their start, or cut by a gap
 	EmptyBooks         uint64 `json:"empty_books"`      // MDEntryType J entries
+	// Snapshot recovery: SnapshotWaits counts books that went stale and waited for the
+	// snapshot feed, BooksRecovered the ones a snapshot made whole again (with the held
+	// entries that follow it applied), SnapshotsOld complete snapshots too old for a
+	// waiting book (the next cycle is waited for), QueuedEntries the OLR entries held
+	// meanwhile and QueueDropped those dropped from a full queue.
+	SnapshotWaits  uint64 `json:"snapshot_waits"`
+	BooksRecovered uint64 `json:"books_recovered"`
+	SnapshotsOld   uint64 `json:"snapshots_old"`
+	QueuedEntries  uint64 `json:"queued_entries"`
+	QueueDropped   uint64 `json:"queue_dropped"`
 }
 
 // Engine decodes the datagrams of one market's connections and keeps its instruments.
@@ -154,6 +195,7 @@ type Engine struct {
 	inst    map[string]*Instrument
 	dec     *moexasts.Decoder
 	msg     moexasts.Message
+	scratch []byte // a replayed message with its MsgSeqNum header
 	trade   Trade
 	stats   Stats
 	session struct {
@@ -179,7 +221,12 @@ type pending struct {
 
 type channel struct {
 	conn  *Connection
+	fam   int    // the RptSeq family of an incremental connection; -1 otherwise
 	next  uint32 // next MsgSeqNum expected; 0 before the first
+	// first is the CRC-32 of the datagram with MsgSeqNum 1 used, if any: another
+	// datagram 1 later is a reset (a new day), the same one a late copy.
+	first    uint32
+	hasFirst bool
 	held  []pending
 	spare [][]byte
 	stats ChannelStats
@@ -208,6 +255,12 @@ func NewEngine(m *Market, opts Options) (*Engine, error) {
 	if opts.MaxInstruments <= 0 {
 		opts.MaxInstruments = 100_000
 	}
+	if opts.MaxReplayGap <= 0 {
+		opts.MaxReplayGap = 100
+	}
+	if opts.MaxQueued <= 0 {
+		opts.MaxQueued = 1 << 14
+	}
 	e := &Engine{market: m, opts: opts, routes: map[netip.AddrPort]route{},
 		inst: map[string]*Instrument{}, dec: moexasts.NewDecoder()}
 	for i := range m.Connections {
@@ -215,7 +268,7 @@ func NewEngine(m *Market, opts Options) (*Engine, error) {
 		if len(cn.Lines) == 0 {
 			continue
 		}
-		ch := &channel{conn: cn}
+		ch := &channel{conn: cn, fam: family(cn.ID)}
 		for li, l := range cn.Lines {
 			if li > 1 {
 				break
@@ -289,6 +342,9 @@ func (e *Engine) Datagram(src, dst netip.AddrPort, payload []byte, now int64) {
 		return
 	}
 	seq := binary.LittleEndian.Uint32(payload)
+	if seq == 1 && ch.next > 1 && (!ch.hasFirst || crc32.ChecksumIEEE(payload) != ch.first) {
+		e.reset(ch)
+	}
 	switch {
 	case ch.next == 0:
 		ch.next = seq
@@ -342,14 +398,90 @@ func (e *Engine) expire(ch *channel, now int64) {
 	}
 }
 
-// giveUp counts the hole before the first held datagram as a gap and goes on from it.
+// giveUp asks the historical replay service for the hole before the first held
+// datagram, if it is short enough; else (or if that fails) counts it as a gap and goes
+// on from it.
 func (e *Engine) giveUp(ch *channel) {
 	first := ch.held[0].seq
+	if e.replay(ch, first) {
+		ch.stats.RecoveredReplay++
+		e.drain(ch)
+		return
+	}
+	if ch.fam == FamOrders {
+		ch.stats.SnapshotGaps++
+	}
 	ch.stats.Gaps++
 	ch.stats.Missed += uint64(first - ch.next)
 	ch.snapBroken = ch.snapOn
 	ch.next = first
 	e.drain(ch)
+}
+
+// replay asks Options.Replay for ch's MsgSeqNums from ch.next to before first and uses
+// what it delivers; it reports whether the hole is filled.
+func (e *Engine) replay(ch *channel, first uint32) bool {
+	if e.opts.Replay == nil || ch.fam < 0 || ch.next == 0 || first <= ch.next || first-ch.next > uint32(e.opts.MaxReplayGap) {
+		return false
+	}
+	err := e.opts.Replay.Replay(ch.conn.ID, ch.next, first-1, func(seq uint32, msg []byte) {
+		if seq != ch.next || seq >= first {
+			return // the client checks the range; anything else is not the next one
+		}
+		e.scratch = binary.LittleEndian.AppendUint32(e.scratch[:0], seq)
+		e.scratch = append(e.scratch, msg...)
+		ch.stats.ReplayMessages++
+		e.use(ch, seq, e.scratch)
+	})
+	if err != nil || ch.next != first {
+		ch.stats.ReplayFailed++
+		return ch.next == first
+	}
+	return true
+}
+
+// reset starts ch's numbering again (MsgSeqNum 1 after higher numbers: a new trading
+// day): the held datagrams are dropped and, for an incremental connection, the
+// instruments' RptSeqs of its family start again, their order books emptied.
+func (e *Engine) reset(ch *channel) {
+	ch.stats.Resets++
+	for _, p := range ch.held {
+		ch.spare = append(ch.spare, p.data)
+	}
+	ch.held = ch.held[:0]
+	ch.next = 0
+	ch.hasFirst = false
+	ch.snapOn = false
+	if ch.fam < 0 {
+		return
+	}
+	for _, in := range e.inst {
+		in.started[ch.fam], in.rpt[ch.fam] = false, 0
+		switch ch.fam {
+		case FamOrders:
+			in.queue = in.queue[:0]
+			if in.Book != nil {
+				in.Book.Clear()
+				in.Book.SetRptSeq(0)
+				in.Book.SetStale(false)
+			}
+		case FamStats:
+			in.Stats = in.Stats[:0]
+		}
+	}
+}
+
+// family returns the RptSeq family of an incremental connection, -1 for any other.
+func family(conn string) int {
+	switch conn {
+	case "OLR":
+		return FamOrders
+	case "TLR":
+		return FamTrades
+	case "MSR":
+		return FamStats
+	}
+	return -1
 }
 
 // drain uses the held datagrams that follow on.
@@ -372,6 +504,9 @@ var errTrailing = errors.New("bytes after the message")
 // use decodes and applies the datagram with MsgSeqNum seq, the next of its connection.
 func (e *Engine) use(ch *channel, seq uint32, payload []byte) {
 	ch.next = seq + 1
+	if seq == 1 {
+		ch.first, ch.hasFirst = crc32.ChecksumIEEE(payload), true
+	}
 	ch.stats.Messages++
 	e.dec.Reset()
 	n, err := e.dec.Decode(payload[4:], &e.msg)
