@@ -220,16 +220,16 @@ type pending struct {
 }
 
 type channel struct {
-	conn  *Connection
-	fam   int    // the RptSeq family of an incremental connection; -1 otherwise
-	next  uint32 // next MsgSeqNum expected; 0 before the first
+	conn *Connection
+	fam  int    // the RptSeq family of an incremental connection; -1 otherwise
+	next uint32 // next MsgSeqNum expected; 0 before the first
 	// first is the CRC-32 of the datagram with MsgSeqNum 1 used, if any: another
 	// datagram 1 later is a reset (a new day), the same one a late copy.
 	first    uint32
 	hasFirst bool
-	held  []pending
-	spare [][]byte
-	stats ChannelStats
+	held     []pending
+	spare    [][]byte
+	stats    ChannelStats
 
 	// snapshot assembly
 	snapOn     bool
