@@ -273,3 +273,65 @@ func addrPort(ip, port string) (netip.AddrPort, error) {
 	}
 	return netip.AddrPortFrom(a, uint16(p)), nil
 }
+
+// MapAddresses returns a copy of m with every address the configuration gives (lines'
+// src-ip and groups, the historical replay service's TCP address) replaced as the map
+// says; addresses not in the map are kept. It maps the exchange's addresses into a
+// private network namespace or onto loopback for tests and demos.
+func (m *Market) MapAddresses(to map[netip.Addr]netip.Addr) *Market {
+	mp := func(a netip.Addr) netip.Addr {
+		if b, ok := to[a]; ok {
+			return b
+		}
+		return a
+	}
+	c := *m
+	c.Connections = make([]Connection, len(m.Connections))
+	for i, cn := range m.Connections {
+		cn.Lines = append([]Line(nil), cn.Lines...)
+		for j := range cn.Lines {
+			l := &cn.Lines[j]
+			if l.Src.IsValid() {
+				l.Src = mp(l.Src)
+			}
+			l.Group = netip.AddrPortFrom(mp(l.Group.Addr()), l.Group.Port())
+		}
+		if cn.Addr.IsValid() {
+			cn.Addr = netip.AddrPortFrom(mp(cn.Addr.Addr()), cn.Addr.Port())
+		}
+		c.Connections[i] = cn
+	}
+	return &c
+}
+
+// Addresses returns every address m's configuration names (sources, groups, TCP).
+func (m *Market) Addresses() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for _, cn := range m.Connections {
+		for _, l := range cn.Lines {
+			if l.Src.IsValid() {
+				out[l.Src] = true
+			}
+			out[l.Group.Addr()] = true
+		}
+		if cn.Addr.IsValid() {
+			out[cn.Addr.Addr()] = true
+		}
+	}
+	return out
+}
+
+// ParseAddressMap parses FROM=TO[,FROM=TO] pairs of IPv4 addresses (--map, --map-source).
+func ParseAddressMap(s string) (map[netip.Addr]netip.Addr, error) {
+	out := map[netip.Addr]netip.Addr{}
+	for _, kv := range strings.Split(s, ",") {
+		from, to, ok := strings.Cut(kv, "=")
+		a, err1 := netip.ParseAddr(strings.TrimSpace(from))
+		b, err2 := netip.ParseAddr(strings.TrimSpace(to))
+		if !ok || err1 != nil || err2 != nil || !a.Is4() || !b.Is4() {
+			return nil, fmt.Errorf("address map %q: want FROM=TO pairs of IPv4 addresses, comma-separated", kv)
+		}
+		out[a] = b
+	}
+	return out, nil
+}
