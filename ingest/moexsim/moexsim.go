@@ -110,6 +110,9 @@ type Config struct {
 	SourcePort uint16
 	// Username and Password, if set, are what the replay service wants at logon.
 	Username, Password string
+	// BLag delays line B's copies by this many datagrams of their connection, so that a
+	// datagram lost on line A leaves a hole until B's copy comes.
+	BLag int
 }
 
 // Stats count what the exchange sent.
@@ -134,6 +137,7 @@ type conn struct {
 	// ret[i] has MsgSeqNum retBase+i.
 	ret     [][]byte
 	retBase uint32
+	late    [][]byte // line B's copies not sent yet (Config.BLag)
 }
 
 type instrument struct {
@@ -288,13 +292,49 @@ func (x *Exchange) send(id string, m *moexasts.Message) error {
 		x.stats.LostA[id]++
 	}
 	x.mu.Unlock()
-	for li, l := range c.cn.Lines {
-		if (li == 0 && lostA) || (li == 1 && lostB) || li > 1 {
+	for li := range c.cn.Lines {
+		if (li == 0 && lostA) || li > 1 {
 			continue
 		}
-		if err := x.out.Send(netip.AddrPortFrom(l.Src, x.cfg.SourcePort), l.Group, b); err != nil {
-			return fmt.Errorf("moexsim: send %s line %s: %w", id, l.ID, err)
+		if li == 1 && x.cfg.BLag > 0 {
+			if !lostB {
+				c.late = append(c.late, append([]byte(nil), b...))
+			}
+			if len(c.late) > x.cfg.BLag {
+				if err := x.sendLine(c, 1, c.late[0]); err != nil {
+					return err
+				}
+				c.late = c.late[1:]
+			}
+			continue
 		}
+		if li == 1 && lostB {
+			continue
+		}
+		if err := x.sendLine(c, li, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (x *Exchange) sendLine(c *conn, li int, b []byte) error {
+	l := c.cn.Lines[li]
+	if err := x.out.Send(netip.AddrPortFrom(l.Src, x.cfg.SourcePort), l.Group, b); err != nil {
+		return fmt.Errorf("moexsim: send %s line %s: %w", c.cn.ID, l.ID, err)
+	}
+	return nil
+}
+
+// FlushLate sends line B's delayed copies (Config.BLag) now.
+func (x *Exchange) FlushLate() error {
+	for _, c := range x.conns {
+		for _, b := range c.late {
+			if err := x.sendLine(c, 1, b); err != nil {
+				return err
+			}
+		}
+		c.late = nil
 	}
 	return nil
 }

@@ -80,6 +80,9 @@ func (x *Exchange) Run(ctx context.Context, rc RunConfig) error {
 	if err := x.Heartbeat(); err != nil {
 		return err
 	}
+	if err := x.FlushLate(); err != nil {
+		return err
+	}
 	if err := x.Cycle(); err != nil {
 		return err
 	}
@@ -95,6 +98,9 @@ func (x *Exchange) Run(ctx context.Context, rc RunConfig) error {
 		case <-t.C:
 		}
 		if err := x.Heartbeat(); err != nil {
+			return err
+		}
+		if err := x.FlushLate(); err != nil {
 			return err
 		}
 		if n%4 == 0 {
