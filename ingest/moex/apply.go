@@ -497,15 +497,26 @@ func (e *Engine) snapEnd(ch *channel, last bool) {
 	}
 	b.SetRptSeq(int64(rpt))
 	b.SetStale(false)
-	for _, q := range in.queue {
-		if q.rpt > rpt {
+	// The held entries that follow the snapshot are applied while their RptSeqs run on;
+	// at another hole among them the book stays stale with the rest held.
+	next, kept := rpt+1, 0
+	for i, q := range in.queue {
+		switch {
+		case q.rpt < next:
+			continue
+		case q.rpt == next && !b.Stale():
 			e.applyOrder(b, q.clear, q.u)
 			b.SetRptSeq(int64(q.rpt))
+			next++
+			continue
 		}
+		b.SetStale(true)
+		kept = copy(in.queue, in.queue[i:])
+		break
 	}
-	clear(in.queue)
-	in.queue = in.queue[:0]
-	if stale {
+	clear(in.queue[kept:])
+	in.queue = in.queue[:kept]
+	if stale && !b.Stale() {
 		e.stats.BooksRecovered++
 	}
 	in.started[FamOrders] = true

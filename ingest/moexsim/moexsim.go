@@ -56,9 +56,9 @@ type Loss struct {
 	// Conns are the connections EveryA and EveryBoth apply to (default OLR, TLR, MSR).
 	Conns []string
 	// BurstEvery and BurstLen lose BurstLen datagrams of OLR on both lines every
-	// BurstEvery datagrams (the first burst at BurstEvery): a long hole, for the
-	// snapshot feed.
-	BurstEvery, BurstLen int
+	// BurstEvery datagrams, the first burst at MsgSeqNum BurstFirst (default BurstEvery):
+	// a long hole, for the snapshot feed.
+	BurstEvery, BurstLen, BurstFirst int
 }
 
 func (l *Loss) applies(conn string) bool {
@@ -76,7 +76,11 @@ func (l *Loss) applies(conn string) bool {
 // lost reports whether datagram seq of conn is lost on line (0 A, 1 B).
 func (l *Loss) lost(conn string, seq uint32, line int) bool {
 	s := int(seq)
-	if conn == "OLR" && l.BurstEvery > 0 && l.BurstLen > 0 && s >= l.BurstEvery && s%l.BurstEvery < l.BurstLen {
+	first := l.BurstFirst
+	if first <= 0 {
+		first = l.BurstEvery
+	}
+	if conn == "OLR" && l.BurstEvery > 0 && l.BurstLen > 0 && s >= first && (s-first)%l.BurstEvery < l.BurstLen {
 		return true
 	}
 	if !l.applies(conn) {
