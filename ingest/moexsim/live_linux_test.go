@@ -42,7 +42,7 @@ func runLive(t *testing.T, loss Loss, record bool) *liveRun {
 		t.Fatal(err)
 	}
 	defer out.Close()
-	x, err := New(Config{Market: m, Instruments: 8, Seed: 5, BLag: 2, Loss: loss, Username: "demo", Password: "demo"}, out)
+	x, err := New(Config{Market: m, Instruments: 8, Seed: 5, BLag: 1, Loss: loss, Username: "demo", Password: "demo"}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func runLive(t *testing.T, loss Loss, record bool) *liveRun {
 
 	lr := &liveRun{x: x, client: &moex.ReplayClient{Addr: netip.MustParseAddrPort(ln.Addr().String()),
 		Username: "demo", Password: "demo", Timeout: time.Second}}
-	lr.e, err = moex.NewEngine(m, moex.Options{GapWait: int64(10 * time.Millisecond), GapWindow: 4096,
+	lr.e, err = moex.NewEngine(m, moex.Options{GapWait: int64(30 * time.Millisecond), GapWindow: 4096,
 		Replay: lr.client, MaxReplayGap: 50})
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func runLive(t *testing.T, loss Loss, record bool) *liveRun {
 	}
 	time.Sleep(200 * time.Millisecond) // the joins
 
-	if err := x.Run(ctx, RunConfig{Steps: 3000, Rate: 10000, CycleEvery: 1000, Linger: 400 * time.Millisecond}); err != nil {
+	if err := x.Run(ctx, RunConfig{Steps: 3000, Rate: 5000, CycleEvery: 10000, Linger: 400 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	icancel()
@@ -133,7 +133,7 @@ func runLive(t *testing.T, loss Loss, record bool) *liveRun {
 // path is counted; the books equal moex-sim's ground truth and the trades its trade
 // list, in order, none twice.
 func TestLiveEveryRecoveryPath(t *testing.T) {
-	lr := runLive(t, Loss{EveryA: 5, EveryBoth: 37, BurstEvery: 1000, BurstFirst: 1400, BurstLen: 120}, false)
+	lr := runLive(t, Loss{EveryA: 5, EveryBoth: 37, BurstEvery: 1000, BurstFirst: 1000, BurstLen: 120}, false)
 	checkSame(t, lr.x, lr.e, lr.trades)
 	xs, st, ch, rs := lr.x.Stats(), lr.e.Stats(), lr.e.Channels(), lr.client.Stats()
 	for _, id := range []string{"OLR", "TLR", "MSR"} {
@@ -163,7 +163,7 @@ func TestLiveEveryRecoveryPath(t *testing.T) {
 // both give moex-sim's books and trades (the capture has no replay service: its OLR
 // holes are repaired by the snapshot cycles in it).
 func TestLiveCapture(t *testing.T) {
-	lr := runLive(t, Loss{EveryA: 6, EveryBoth: 41, Conns: []string{"OLR"}, BurstEvery: 1000, BurstFirst: 1400, BurstLen: 100}, true)
+	lr := runLive(t, Loss{EveryA: 6, EveryBoth: 41, Conns: []string{"OLR"}, BurstEvery: 1000, BurstFirst: 1000, BurstLen: 100}, true)
 	checkSame(t, lr.x, lr.e, lr.trades)
 	if len(lr.capture) == 0 {
 		t.Fatal("empty capture")
