@@ -38,7 +38,9 @@ func answer(t testing.TB, beg, end uint32, logoutText string) []byte {
 func readAnswer(c *ReplayClient, b []byte, beg, end uint32) ([]uint32, error) {
 	var got []uint32
 	err := c.read(bufio.NewReader(bytes.NewReader(b)), beg, end, func(seq uint32, msg []byte) { got = append(got, seq) },
-		func(off int64, err error) error { return &ReplayError{Conn: "OLR", Beg: beg, End: end, Offset: off, Err: err} })
+		func(off int64, err error) error {
+			return &ReplayError{Conn: "OLR", Beg: beg, End: end, Offset: off, Err: err}
+		})
 	return got, err
 }
 
