@@ -17,6 +17,7 @@ import (
 	"fastfeed/fast"
 	"fastfeed/fast/codecs/moexasts"
 	"fastfeed/ingest/moex"
+	"fastfeed/internal/netns"
 	"fastfeed/opshttp"
 	"fastfeed/replay"
 )
@@ -32,6 +33,13 @@ type IngestOptions struct {
 	Duration                               time.Duration
 	HTTP                                   string        // --http: the operator's view (package opshttp)
 	Linger                                 time.Duration // with --http: keep serving after the data for this long
+	// Historical replay (live only): --replay asks the config's H service (or
+	// --replay-addr) for holes of at most --replay-max-gap messages.
+	Replay                             bool
+	ReplayAddr, ReplayUser, ReplayPass string
+	ReplayMaxGap                       int
+	ReplayTimeout                      time.Duration
+	Map                                string
 }
 
 // Register adds ingest's flags to fs.
@@ -51,6 +59,13 @@ func (o *IngestOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.HTTP, "http", "", "serve the live page, /metrics, /healthz and /api on `address` (e.g. 127.0.0.1:8080; off by default)")
 	fs.DurationVar(&o.Linger, "linger", 0, "with --http: after the capture (or --duration) and the dumps, keep serving the final books for `D` (until interrupted)")
+	fs.StringVar(&o.Map, "map", "", "replace any of the config's addresses (groups, src-ip, the H service's): `FROM=TO[,FROM=TO]`")
+	fs.BoolVar(&o.Replay, "replay", false, "live: ask the historical replay service (the config's H connection) for short holes")
+	fs.StringVar(&o.ReplayAddr, "replay-addr", "", "the historical replay service's `address` instead of the config's")
+	fs.IntVar(&o.ReplayMaxGap, "replay-max-gap", 100, "the longest hole (`N` messages, at most 1000) asked of the replay service; longer ones wait for the snapshot feed")
+	fs.DurationVar(&o.ReplayTimeout, "replay-timeout", 2*time.Second, "a replay request's time limit, connect to Logout")
+	fs.StringVar(&o.ReplayUser, "replay-user", "", "replay service username")
+	fs.StringVar(&o.ReplayPass, "replay-password", "", "replay service password")
 }
 
 // parseSourceMap parses --map-source FROM=TO[,FROM=TO].
@@ -79,6 +94,7 @@ type IngestStats struct {
 	Gaps      map[string]IngestInstrumentGap `json:"instrument_gaps"`
 	Books     int                            `json:"books"`
 	Stale     int                            `json:"stale_books"`
+	Replay    *moex.ReplayStats              `json:"replay,omitempty"`
 }
 
 // IngestInstrumentGap is one instrument's RptSeq holes per feed family.
@@ -100,7 +116,8 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"\nReads a MOEX ASTS market's FAST feeds (OLR orders, TLR trades, MSR statistics, IDF/ISF, OLS/TLS/MSS",
 		"snapshots; lines A and B) from a capture or by joining them, keeping the books by the exchange's rules.",
 		"Gaps are counted per connection and per instrument; a hole waits --gap-wait for the other line, and",
-		"an OLS snapshot replaces a book that missed entries. Recovery requests (historical replay) are not built.")
+		"a book that missed entries waits for the next OLS snapshot cycle; live, --replay asks the TCP historical",
+		"replay service for holes of at most --replay-max-gap messages.")
 	var o IngestOptions
 	o.Register(fs)
 	c, err := parse(fs, args, parseOpts{})
@@ -122,6 +139,10 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("--linger must not be negative")
 	case o.Linger > 0 && o.HTTP == "":
 		return usagef("--linger keeps --http serving after the data: give --http too")
+	case o.Replay && o.Capture != "":
+		return usagef("--replay is for joining the feeds live: nothing can be asked for a capture")
+	case o.ReplayMaxGap <= 0 || o.ReplayMaxGap > moex.MaxReplayRange:
+		return usagef("--replay-max-gap must be 1..%d", moex.MaxReplayRange)
 	}
 	if err := checkHTTPAddr(o.HTTP); err != nil {
 		return &UsageError{err.Error()}
@@ -160,11 +181,41 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		market = market.MapSources(to)
 	}
+	if o.Map != "" {
+		to, err := moex.ParseAddressMap(o.Map)
+		if err != nil {
+			return usagef("--map: %v", err)
+		}
+		market = market.MapAddresses(to)
+	}
+	var replayClient *moex.ReplayClient
+	if o.Replay {
+		addr := netip.AddrPort{}
+		if h, ok := market.Connection("H"); ok {
+			addr = h.Addr
+		}
+		if o.ReplayAddr != "" {
+			if addr, err = netip.ParseAddrPort(o.ReplayAddr); err != nil {
+				return usagef("--replay-addr %q: want IPv4:port", o.ReplayAddr)
+			}
+		}
+		switch {
+		case !addr.IsValid():
+			return usagef("--replay: the market has no H address; give --replay-addr")
+		case !addr.Addr().IsLoopback() && !netns.Inside():
+			return usagef("--replay: %s is not a loopback address; the exchange's service is asked only inside a private network namespace or when --map or --replay-addr moves it onto loopback", addr)
+		}
+		replayClient = &moex.ReplayClient{Addr: addr, Username: o.ReplayUser, Password: o.ReplayPass, Timeout: o.ReplayTimeout}
+	}
 	iface, err := (&Network{Iface: o.Iface}).Interface()
 	if err != nil {
 		return err
 	}
-	eng, err := moex.NewEngine(market, moex.Options{GapWindow: o.GapWindow, GapWait: o.GapWait.Nanoseconds()})
+	opts := moex.Options{GapWindow: o.GapWindow, GapWait: o.GapWait.Nanoseconds(), MaxReplayGap: o.ReplayMaxGap}
+	if replayClient != nil {
+		opts.Replay = replayClient
+	}
+	eng, err := moex.NewEngine(market, opts)
 	if err != nil {
 		return err
 	}
@@ -227,7 +278,7 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// The run is over; what follows reads the engine through Do all the same, so that the
 	// HTTP view's reads (run by Do at once now) wait for it.
 	var errs []error
-	_ = eng.Do(context.Background(), func() { errs = ingestResults(o, market.ID, eng, cs, runErr, start, log) })
+	_ = eng.Do(context.Background(), func() { errs = ingestResults(o, market.ID, eng, replayClient, cs, runErr, start, log) })
 	if tradeErr != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", o.DumpTrades, tradeErr))
 	}
@@ -244,7 +295,7 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // ingestResults logs the end of the run and writes --dump-books and --stats-out.
-func ingestResults(o IngestOptions, market string, eng *moex.Engine, cs moex.CaptureStats, runErr error, start time.Time, log *slog.Logger) []error {
+func ingestResults(o IngestOptions, market string, eng *moex.Engine, replayClient *moex.ReplayClient, cs moex.CaptureStats, runErr error, start time.Time, log *slog.Logger) []error {
 	st := eng.Stats()
 	log.Info("ingest done", "market", market, "packets", cs.Packets, "datagrams", st.Datagrams,
 		"trades", st.Trades, "orders", st.Orders, "instrument_gaps", st.InstrumentGaps,
@@ -261,6 +312,10 @@ func ingestResults(o IngestOptions, market string, eng *moex.Engine, cs moex.Cap
 	if o.StatsOut != "" {
 		out := IngestStats{Market: market, Packets: cs.Packets, Skipped: cs.Skipped, Malformed: cs.Malformed,
 			Engine: st, Channels: eng.Channels(), Gaps: map[string]IngestInstrumentGap{}}
+		if replayClient != nil {
+			rs := replayClient.Stats()
+			out.Replay = &rs
+		}
 		for _, in := range eng.Instruments() {
 			if in.Book != nil {
 				out.Books++

@@ -29,19 +29,20 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"decode":  {"decode FAST messages to JSON lines", roles.Decode},
-		"gen":     {"generate a Go FAST codec for a template file", roles.Gen},
-		"pub":     {"simulate order books and publish them on multicast (FAST)", roles.Pub},
-		"feed":    {"feed handler: join groups, recover gaps, build books", roles.Feed},
-		"demo":    {"publisher and handler on loopback, live books, recovery and latency", roles.Demo},
-		"oms":     {"reference OMS client: subscribe to a handler's FIX service (or NATS), print books", roles.OMS},
-		"gateway": {"OMS FIX service fed from NATS (scale-out of feed --serve-fix)", roles.Gateway},
-		"bench":   {"benchmark suite: microbenchmarks, end to end vs a bare receiver, REPORT.md and plot", roles.Bench},
-		"ingest":  {"MOEX ASTS FAST ingest: a market's feeds, live or from a capture, into books and trades", roles.Ingest},
-		"replay":  {"replay a pcap/pcapng capture into a handler or onto multicast", roles.Replay},
-		"record":  {"record multicast groups to a pcapng/pcap capture", roles.Record},
-		"soak":    {"run the fault scenarios round after round; books must equal the ground truth", roles.Soak},
-		"passwd":  {"print the argon2id hash of a password read from standard input, for a config's users", roles.Passwd},
+		"decode":   {"decode FAST messages to JSON lines", roles.Decode},
+		"gen":      {"generate a Go FAST codec for a template file", roles.Gen},
+		"pub":      {"simulate order books and publish them on multicast (FAST)", roles.Pub},
+		"feed":     {"feed handler: join groups, recover gaps, build books", roles.Feed},
+		"demo":     {"publisher and handler on loopback, live books, recovery and latency", roles.Demo},
+		"oms":      {"reference OMS client: subscribe to a handler's FIX service (or NATS), print books", roles.OMS},
+		"gateway":  {"OMS FIX service fed from NATS (scale-out of feed --serve-fix)", roles.Gateway},
+		"bench":    {"benchmark suite: microbenchmarks, end to end vs a bare receiver, REPORT.md and plot", roles.Bench},
+		"ingest":   {"MOEX ASTS FAST ingest: a market's feeds, live or from a capture, into books and trades", roles.Ingest},
+		"moex-sim": {"emulate a MOEX ASTS market's feeds (A and B, snapshots, historical replay) from the simulator, with loss injection", roles.MoexSim},
+		"replay":   {"replay a pcap/pcapng capture into a handler or onto multicast", roles.Replay},
+		"record":   {"record multicast groups to a pcapng/pcap capture", roles.Record},
+		"soak":     {"run the fault scenarios round after round; books must equal the ground truth", roles.Soak},
+		"passwd":   {"print the argon2id hash of a password read from standard input, for a config's users", roles.Passwd},
 	}
 }
 
