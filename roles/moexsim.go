@@ -23,7 +23,7 @@ import (
 // demos (package ingest/moexsim).
 func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("moex-sim", stderr,
-		"usage: fastfeed moex-sim --moex-config FILE --market FOND [--map FROM=TO,...] [--steps N] [--rate R]",
+		"usage: fastfeed moex-sim --moex-config FILE --market FOND|CURR [--map FROM=TO,...] [--steps N] [--rate R]",
 		"                         [--loss-a N] [--loss-both N] [--loss-conns OLR,TLR,MSR] [--loss-burst EVERY:LEN[@FIRST]]",
 		"                         [--replay-listen ADDR] [--dump-books FILE] [--dump-trades FILE] [--stats-out FILE]",
 		"\nEmulates the Moscow Exchange's side of a market of config.xml, driven by fastfeed's simulator: OLR, TLR,",
@@ -38,7 +38,7 @@ func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		linger                                                                                      time.Duration
 	)
 	fs.StringVar(&cfgFile, "moex-config", "", "MOEX channel configuration `file` (config.xml; required)")
-	fs.StringVar(&market, "market", "FOND", "the config's market (channel id); FOND")
+	fs.StringVar(&market, "market", "FOND", "the config's market (channel id): FOND or CURR")
 	fs.StringVar(&mapAddrs, "map", "", "replace the config's addresses (groups, src-ip, the replay service's): `FROM=TO[,FROM=TO]`")
 	fs.IntVar(&instruments, "instruments", 8, "instruments simulated")
 	fs.Uint64Var(&seed, "seed", 1, "simulator seed")

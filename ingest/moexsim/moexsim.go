@@ -95,7 +95,7 @@ func (l *Loss) lost(conn string, seq uint32, line int) bool {
 // Config configures an Exchange.
 type Config struct {
 	// Market is the market to emulate, its addresses already mapped where they must be
-	// (Market.MapAddresses); only FOND's templates are built.
+	// (Market.MapAddresses): FOND or CURR (each with its templates).
 	Market *moex.Market
 	// Instruments is how many instruments the simulator trades (default 8).
 	Instruments int
@@ -194,8 +194,8 @@ func New(cfg Config, out Output) (*Exchange, error) {
 	if cfg.Market == nil {
 		return nil, errors.New("moexsim: no market")
 	}
-	if cfg.Market.ID != "FOND" {
-		return nil, fmt.Errorf("moexsim: market %s: only FOND's templates are built", cfg.Market.ID)
+	if cfg.Market.ID != "FOND" && cfg.Market.ID != "CURR" {
+		return nil, fmt.Errorf("moexsim: market %s: want FOND or CURR (their templates)", cfg.Market.ID)
 	}
 	if cfg.Instruments <= 0 {
 		cfg.Instruments = 8
@@ -269,6 +269,9 @@ func clone(m map[string]uint64) map[string]uint64 {
 func (x *Exchange) send(id string, m *moexasts.Message) error {
 	c := x.conns[id]
 	c.seq++
+	if x.cfg.Market.ID == "CURR" {
+		curr(m)
+	}
 	setSeq(m, c.seq)
 	x.buf = binary.LittleEndian.AppendUint32(x.buf[:0], c.seq)
 	x.enc.Reset()
@@ -347,6 +350,16 @@ func setSeq(m *moexasts.Message, seq uint32) {
 	switch m.ID {
 	case moexasts.IDXOLRFOND:
 		m.XOLRFOND.MsgSeqNum = seq
+	case moexasts.IDXOLRCURR:
+		m.XOLRCURR.MsgSeqNum = seq
+	case moexasts.IDXTLRCURR:
+		m.XTLRCURR.MsgSeqNum = seq
+	case moexasts.IDXMSRCURR:
+		m.XMSRCURR.MsgSeqNum = seq
+	case moexasts.IDWOLSCURR:
+		m.WOLSCURR.MsgSeqNum = seq
+	case moexasts.IDWTLSCURR:
+		m.WTLSCURR.MsgSeqNum = seq
 	case moexasts.IDXTLRFOND:
 		m.XTLRFOND.MsgSeqNum = seq
 	case moexasts.IDXMSRFOND:

@@ -13,15 +13,17 @@ import (
 
 const conformanceConfig = "../../../shared/conformance/moex-config/asts_config_test.xml"
 
-func fond(t testing.TB) *moex.Market {
+func fond(t testing.TB) *moex.Market { return market(t, "FOND") }
+
+func market(t testing.TB, id string) *moex.Market {
 	t.Helper()
 	c, err := moex.LoadConfig(conformanceConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, ok := c.Market("FOND")
+	m, ok := c.Market(id)
 	if !ok {
-		t.Fatal("no FOND market")
+		t.Fatalf("no %s market", id)
 	}
 	return m
 }
@@ -70,9 +72,14 @@ func checkSame(t *testing.T, x *Exchange, e *moex.Engine, trades []byte) {
 // TestCaptureLineBAndSnapshot: the exchange writes a capture (no sockets) with datagrams
 // lost on line A (filled by B) and bursts lost on both lines of OLR (too long for
 // anything but the snapshot feed); the engine's books equal the ground truth, its
-// trades the trade list, and each path is counted.
+// trades the trade list, and each path is counted; for FOND and CURR (their templates).
 func TestCaptureLineBAndSnapshot(t *testing.T) {
-	m := fond(t)
+	for _, id := range []string{"FOND", "CURR"} {
+		t.Run(id, func(t *testing.T) { captureLineBAndSnapshot(t, market(t, id)) })
+	}
+}
+
+func captureLineBAndSnapshot(t *testing.T, m *moex.Market) {
 	var buf bytes.Buffer
 	w, err := replay.NewWriter(&buf, replay.PcapNG)
 	if err != nil {
