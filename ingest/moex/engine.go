@@ -48,7 +48,8 @@ type Options struct {
 }
 
 // Replayer fetches the messages beg..end of an incremental connection (the historical
-// replay service) and gives each to deliver with its MsgSeqNum, in order.
+// replay service) and gives each to deliver with its MsgSeqNum, in order; msg (one FAST
+// message, no MsgSeqNum header) is valid only during the call.
 type Replayer interface {
 	Replay(conn string, beg, end uint32, deliver func(seq uint32, msg []byte)) error
 }

@@ -98,3 +98,44 @@ func TestReplayServiceRefuses(t *testing.T) {
 		t.Errorf("service %+v", s)
 	}
 }
+
+// BenchmarkReplayRequest: one historical replay request of 10 OLR messages over
+// loopback TCP (connect, Logon, MarketDataRequest, answer, Logout), client and service.
+func BenchmarkReplayRequest(b *testing.B) {
+	var buf bytes.Buffer
+	w, err := replay.NewWriter(&buf, replay.PcapNG)
+	if err != nil {
+		b.Fatal(err)
+	}
+	x, err := New(Config{Market: fond(b), Instruments: 3, Seed: 9}, &CaptureOutput{W: w})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := x.Open(); err != nil {
+		b.Fatal(err)
+	}
+	for range 100 {
+		if err := x.Step(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go x.ServeReplay(ctx, ln)
+	c := &moex.ReplayClient{Addr: netip.MustParseAddrPort(ln.Addr().String()), Timeout: time.Second}
+	last := x.conns["OLR"].seq
+	n := 0
+	b.ResetTimer()
+	for range b.N {
+		if err := c.Replay("OLR", last-9, last, func(uint32, []byte) { n++ }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if n != 10*b.N {
+		b.Fatalf("%d messages", n)
+	}
+}
