@@ -406,15 +406,15 @@ func (o *FeedOptions) busConfig(set map[string]bool, cfg feed.Config, log *slog.
 	if err := o.FIXLimits.Apply(&bc.FIXLimits, set); err != nil {
 		return bc, err
 	}
+	if err := o.applyOMSServiceFIX(set, &bc); err != nil {
+		return bc, err
+	}
 	tc, err := o.FIXLimits.TLS.Config()
 	if err != nil {
 		return bc, err
 	}
 	if tc != nil {
 		bc.TLS = tc
-	}
-	if err := o.applyOMSServiceFIX(set, &bc); err != nil {
-		return bc, err
 	}
 	bc.ChannelOf = bus.MappingChannels(cfg.Mapping, cfg.Port)
 	bc.Logger = log

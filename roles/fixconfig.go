@@ -75,15 +75,6 @@ func (o *FIXFileOptions) load() (*fixsession.Settings, error) {
 	return st, nil
 }
 
-// checkTLS refuses a session whose settings ask for TLS, which this build does not wire
-// through --fix-config: a TLS setting must not be ignored silently.
-func checkTLS(s *fixsession.SessionSettings) error {
-	if s.CertificateFile != "" || s.CAFile != "" || s.MinimumTLSVersion != "" || s.ServerName != "" {
-		return usagef("--fix-config %s:%d: TLS settings (SocketCertificateFile, ...) are not supported by this build's --fix-config", s.File, s.Line)
-	}
-	return nil
-}
-
 // acceptorHeartBtInt is the heartbeat interval an acceptor's settings impose: HeartBtInt
 // with HeartBtIntOverride=Y (as in quickfix), else 0 (the client's).
 func acceptorHeartBtInt(s *fixsession.SessionSettings) int64 {
@@ -94,8 +85,9 @@ func acceptorHeartBtInt(s *fixsession.SessionSettings) int64 {
 }
 
 // applyPubFIX puts the recovery service's acceptor settings of --fix-config and the
-// limit flags into cfg and ro; flags given (set) win over the file.
-func (o *FIXFileOptions) applyPubFIX(set map[string]bool, cfg *publisher.Config, ro *publisher.RecoveryOptions) error {
+// limit flags into cfg and ro, and its TLS keys into tls; flags given (set) win over the
+// file.
+func (o *FIXFileOptions) applyPubFIX(set map[string]bool, cfg *publisher.Config, ro *publisher.RecoveryOptions, tls *FIXServerTLS) error {
 	lim, err := o.requestLimits()
 	if err != nil {
 		return err
@@ -116,9 +108,7 @@ func (o *FIXFileOptions) applyPubFIX(set map[string]bool, cfg *publisher.Config,
 		}
 		return nil
 	}
-	if err := checkTLS(s); err != nil {
-		return err
-	}
+	tls.fromSettings(s, set)
 	if l := s.Listen(); l != "" && !set["fix-listen"] {
 		cfg.Recovery.Listen = l
 	}
@@ -143,9 +133,7 @@ func (o *FeedOptions) applyRecoveryFIX(set map[string]bool) (rc fixrecovery.Conf
 	if s == nil {
 		return rc, nil
 	}
-	if err := checkTLS(s); err != nil {
-		return rc, err
-	}
+	o.RecoveryTLS.fromSettings(s, set)
 	if c := s.Connect(); c != "" && !set["fix-connect"] {
 		o.FixConnect = c
 	}
@@ -160,14 +148,22 @@ func (o *FeedOptions) applyRecoveryFIX(set map[string]bool) (rc fixrecovery.Conf
 }
 
 // applyOMSServiceFIX puts the OMS service's acceptor settings of --fix-config (which
-// start the service when --serve-fix is not given) and the limit flags into bc.
+// start the service when --serve-fix is not given), with its TLS keys, and the limit
+// flags into bc.
 func (o *FeedOptions) applyOMSServiceFIX(set map[string]bool, bc *bus.Config) error {
-	lim, err := o.FIXFile.requestLimits()
+	return o.FIXFile.applyOMSService(set, "serve-fix", bc, &o.FIXLimits.TLS)
+}
+
+// applyOMSService puts the OMS service's acceptor settings of --fix-config and the limit
+// flags into bc, and its TLS keys into tls (feed --serve-fix and gateway); flags given
+// (set; listen names the flag of the address) win over the file.
+func (o *FIXFileOptions) applyOMSService(set map[string]bool, listen string, bc *bus.Config, tls *FIXServerTLS) error {
+	lim, err := o.requestLimits()
 	if err != nil {
 		return err
 	}
-	bc.RequestLimits, bc.MaxMessageSize, bc.MaxSubscriptions = lim, o.FIXFile.MaxMessage, o.FIXFile.MaxSubscriptions
-	st, err := o.FIXFile.load()
+	bc.RequestLimits, bc.MaxMessageSize, bc.MaxSubscriptions = lim, o.MaxMessage, o.MaxSubscriptions
+	st, err := o.load()
 	if err != nil || st == nil {
 		return err
 	}
@@ -175,10 +171,8 @@ func (o *FeedOptions) applyOMSServiceFIX(set map[string]bool, bc *bus.Config) er
 	if s == nil {
 		return nil
 	}
-	if err := checkTLS(s); err != nil {
-		return err
-	}
-	if l := s.Listen(); l != "" && !set["serve-fix"] {
+	tls.fromSettings(s, set)
+	if l := s.Listen(); l != "" && !set[listen] {
 		bc.Listen = l
 	}
 	if s.SenderCompID != "" {
@@ -211,9 +205,7 @@ func (o *OMSOptions) applyOMSClientFIX(set map[string]bool, cc *bus.ClientConfig
 	if s == nil {
 		return usagef("--fix-config %s: no initiator [SESSION] for the OMS service", st.File)
 	}
-	if err := checkTLS(s); err != nil {
-		return err
-	}
+	o.TLS.fromSettings(s, set)
 	if c := s.Connect(); c != "" && !set["connect"] {
 		o.Connect = c
 	}

@@ -71,7 +71,7 @@ func TestFIXConfigRoles(t *testing.T) {
 	cfg := publisher.Config{}
 	cfg.Recovery.CompID = "MYPUB"
 	var ro publisher.RecoveryOptions
-	if err := po.applyPubFIX(map[string]bool{}, &cfg, &ro); err != nil {
+	if err := po.applyPubFIX(map[string]bool{}, &cfg, &ro, &FIXServerTLS{}); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Recovery.Listen != "127.0.0.1:19870" || ro.HeartBtInt != 7*time.Second || ro.Persistence.FileStorePath != "/tmp/ff-pub" ||
@@ -79,7 +79,7 @@ func TestFIXConfigRoles(t *testing.T) {
 		t.Errorf("pub: listen %q, options %+v", cfg.Recovery.Listen, ro)
 	}
 	cfg.Recovery.Listen = "127.0.0.1:1"
-	if err := po.applyPubFIX(map[string]bool{"fix-listen": true}, &cfg, &ro); err != nil || cfg.Recovery.Listen != "127.0.0.1:1" {
+	if err := po.applyPubFIX(map[string]bool{"fix-listen": true}, &cfg, &ro, &FIXServerTLS{}); err != nil || cfg.Recovery.Listen != "127.0.0.1:1" {
 		t.Errorf("pub: --fix-listen given lost to the file: %q, %v", cfg.Recovery.Listen, err)
 	}
 
@@ -131,6 +131,7 @@ func TestFIXConfigFeedRecovery(t *testing.T) {
 func TestFIXConfigErrors(t *testing.T) {
 	bad := writeFIXConfig(t, "[SESSION]\nSocketAcceptPort=19870\nSocketAcceptProt=1\n")
 	tls := writeFIXConfig(t, "[SESSION]\nSocketAcceptPort=19870\nSocketCertificateFile=c.pem\nSocketPrivateKeyFile=k.pem\n")
+	skip := writeFIXConfig(t, "[SESSION]\nSocketConnectPort=19871\nSocketInsecureSkipVerify=Y\n")
 	initiatorOnly := writeFIXConfig(t, "[SESSION]\nTargetCompID=FFPUB\nSocketConnectPort=19870\n")
 	for _, tc := range []struct {
 		name string
@@ -140,8 +141,12 @@ func TestFIXConfigErrors(t *testing.T) {
 	}{
 		{"pub unknown key", Pub, []string{"--fix-config", bad}, bad + ":3: SocketAcceptProt: unknown key"},
 		{"oms unknown key", OMS, []string{"--fix-config", bad}, bad + ":3: SocketAcceptProt: unknown key"},
+		{"gateway unknown key", Gateway, []string{"--nats", "nats://127.0.0.1:1", "--fix-config", bad}, bad + ":3: SocketAcceptProt: unknown key"},
+		{"gateway tls files missing", Gateway, []string{"--nats", "nats://127.0.0.1:1", "--fix-config", tls}, "--fix-tls-cert: fixsession: TLS: open c.pem"},
+		{"gateway bad rate", Gateway, []string{"--nats", "nats://127.0.0.1:1", "--fix-max-subscriptions", "-1"}, "must not be negative"},
 		{"feed unknown key", Feed, []string{"--all", "--fix-config", bad}, bad + ":3: SocketAcceptProt: unknown key"},
-		{"pub tls", Pub, []string{"--fix-config", tls}, "TLS settings"},
+		{"pub tls files missing", Pub, []string{"--fix-config", tls}, "--fix-tls-cert: fixsession: TLS: open c.pem: no such file"},
+		{"oms skip verify", OMS, []string{"--fix-config", skip}, skip + ":3: SocketInsecureSkipVerify: \"Y\": fastfeed always verifies"},
 		{"pub no acceptor", Pub, []string{"--fix-config", initiatorOnly}, "no acceptor [SESSION] for the recovery service"},
 		{"oms no initiator", OMS, []string{"--fix-config", tls}, "no initiator [SESSION] for the OMS service"},
 		{"pub missing file", Pub, []string{"--fix-config", bad + ".missing"}, "no such file"},

@@ -8,9 +8,27 @@ import (
 	"fastfeed/internal/fixsession"
 )
 
-// FIXServerTLS are the flags of a FIX service's TLS, shared by pub and feed --serve-fix.
+// FIXServerTLS are the flags of a FIX service's TLS, shared by pub, feed --serve-fix and
+// gateway, and what --fix-config adds to them (fromSettings).
 type FIXServerTLS struct {
 	Cert, Key, CA string
+	// MinVersion is SocketMinimumTLSVersion of --fix-config (0: TLS 1.2).
+	MinVersion uint16
+}
+
+// fromSettings takes the TLS keys of an acceptor's --fix-config session for the flags
+// not given (set): SocketCertificateFile with SocketPrivateKeyFile (unless --fix-tls-cert
+// or --fix-tls-key is given), SocketCAFile (unless --fix-tls-ca is) and
+// SocketMinimumTLSVersion. SocketServerName and SocketUseSSL are an initiator's, as in
+// quickfix.
+func (t *FIXServerTLS) fromSettings(s *fixsession.SessionSettings, set map[string]bool) {
+	if s.CertificateFile != "" && !set["fix-tls-cert"] && !set["fix-tls-key"] {
+		t.Cert, t.Key = s.CertificateFile, s.PrivateKeyFile
+	}
+	if s.CAFile != "" && !set["fix-tls-ca"] {
+		t.CA = s.CAFile
+	}
+	t.MinVersion = s.MinTLSVersion()
 }
 
 func (t *FIXServerTLS) register(fs *flag.FlagSet, service string) {
@@ -25,12 +43,13 @@ func (t *FIXServerTLS) Config() (*tls.Config, error) {
 	case t.Cert == "" && t.Key == "" && t.CA == "":
 		return nil, nil
 	case t.Cert == "" || t.Key == "":
-		return nil, usagef("--fix-tls-cert and --fix-tls-key go together (--fix-tls-ca needs them)")
+		return nil, usagef("--fix-tls-cert and --fix-tls-key go together (--fix-tls-ca needs them; in --fix-config SocketCertificateFile, SocketPrivateKeyFile and SocketCAFile)")
 	}
 	cfg, err := fixsession.ServerTLS(t.Cert, t.Key, t.CA)
 	if err != nil {
 		return nil, usagef("--fix-tls-cert: %v", err)
 	}
+	cfg.MinVersion = max(cfg.MinVersion, t.MinVersion)
 	return cfg, nil
 }
 
@@ -41,6 +60,30 @@ type FIXClientTLS struct {
 	On         bool
 	CA, Server string
 	Cert, Key  string
+	// MinVersion is SocketMinimumTLSVersion of --fix-config (0: TLS 1.2).
+	MinVersion uint16
+}
+
+// fromSettings takes the TLS keys of an initiator's --fix-config session for the flags
+// not given (set): SocketCAFile, SocketServerName, SocketCertificateFile with
+// SocketPrivateKeyFile, SocketMinimumTLSVersion, and SocketUseSSL=Y. As with the flags,
+// any of them means TLS (quickfix would connect in clear with SocketCAFile alone: a
+// TLS key is not ignored here).
+func (t *FIXClientTLS) fromSettings(s *fixsession.SessionSettings, set map[string]bool) {
+	p := t.prefix
+	if s.CAFile != "" && !set[p+"tls-ca"] {
+		t.CA = s.CAFile
+	}
+	if s.ServerName != "" && !set[p+"tls-server-name"] {
+		t.Server = s.ServerName
+	}
+	if s.CertificateFile != "" && !set[p+"tls-cert"] && !set[p+"tls-key"] {
+		t.Cert, t.Key = s.CertificateFile, s.PrivateKeyFile
+	}
+	t.MinVersion = s.MinTLSVersion()
+	if s.UseSSL || t.MinVersion != 0 {
+		t.On = true
+	}
 }
 
 func (t *FIXClientTLS) register(fs *flag.FlagSet, prefix, service string) {
@@ -59,7 +102,8 @@ func (t *FIXClientTLS) Load() (*fixsession.ClientTLS, error) {
 	}
 	c, err := fixsession.LoadClientTLS(t.CA, t.Cert, t.Key, t.Server)
 	if err != nil {
-		return nil, usagef("--%stls-*: %v", t.prefix, err)
+		return nil, usagef("--%stls-* (or the TLS keys of --fix-config): %v", t.prefix, err)
 	}
+	c.MinVersion = t.MinVersion
 	return c, nil
 }

@@ -22,7 +22,7 @@ type gatewayStats struct {
 // Gateway is fastfeed gateway, the OMS FIX service fed from NATS: as many gateways on as many hosts as
 // the OMS clients need, with the same FIX contract as feed --serve-fix.
 func Gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("gateway", stderr, "usage: fastfeed gateway --nats URL [--serve-fix ADDR] [--bus-config FILE] [--subscribe PATTERNS] [--duration D] [--http ADDR]")
+	fs := newFlagSet("gateway", stderr, "usage: fastfeed gateway --nats URL [--serve-fix ADDR] [--bus-config FILE] [--fix-config FILE] [--subscribe PATTERNS] [--duration D] [--http ADDR]")
 	var nf NATSOptions
 	nf.register(fs, false)
 	serveFIX := fs.String("serve-fix", fixsession.OMSListen, "serve OMS clients over FIX on `address`")
@@ -34,6 +34,9 @@ func Gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	httpAddr := fs.String("http", "", "serve the live page, /metrics, /healthz and /api on `address` (e.g. 127.0.0.1:8080; off by default)")
 	var limits FIXLimitOptions
 	limits.register(fs, "OMS gateway (overrides --bus-config)")
+	var fixFile FIXFileOptions
+	fixFile.registerFile(fs)
+	fixFile.registerLimits(fs, "OMS gateway", true)
 	var common Common
 	common.register(fs, "")
 	c, err := parse(fs, args, parseOpts{})
@@ -64,6 +67,11 @@ func Gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := limits.Apply(&bc.FIXLimits, c.set); err != nil {
 		return err
 	}
+	// The OMS service's acceptor of --fix-config, as for feed --serve-fix; flags given win.
+	bc.Listen = *serveFIX
+	if err := fixFile.applyOMSService(c.set, "serve-fix", &bc, &limits.TLS); err != nil {
+		return err
+	}
 	if tc, err := limits.TLS.Config(); err != nil {
 		return err
 	} else if tc != nil {
@@ -88,7 +96,6 @@ func Gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer cons.Stop()
-	bc.Listen = *serveFIX
 	bc.ChannelOf = cons.ChannelOf
 	bc.Logger = log
 	b, err := bus.NewFromSource(cons, bc)

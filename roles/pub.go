@@ -146,7 +146,7 @@ func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return &UsageError{err.Error()}
 	}
 	ro := o.RecoveryOptions()
-	if err := o.FIXFile.applyPubFIX(c.set, &cfg, &ro); err != nil {
+	if err := o.FIXFile.applyPubFIX(c.set, &cfg, &ro, &o.FIXLimits.TLS); err != nil {
 		return err
 	}
 	cfg.Logger = log

@@ -86,6 +86,9 @@ func NewInitiator(cfg InitiatorConfig, h Handler) (*Initiator, error) {
 		if err := cfg.TLS.check(); err != nil {
 			return nil, fmt.Errorf("fixsession: initiator: %w", err)
 		}
+		if cfg.GuardOff && cfg.TLS.MinVersion > tls.VersionTLS12 {
+			return nil, errors.New("fixsession: initiator: quickfix's own TLS (GuardOff) takes a minimum of TLS 1.2 only")
+		}
 	}
 	setDefault(&cfg.HeartBtInt, DefaultHeartBtInt)
 	setDefault(&cfg.ReconnectInterval, DefaultReconnectInterval)

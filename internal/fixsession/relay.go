@@ -206,7 +206,7 @@ func (r *relay) close() {
 // later, the service verified by t.CA (or the system's roots) under t.ServerName (or
 // host), and the client certificate if t has one.
 func (t *ClientTLS) config(host string) (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+	c := &tls.Config{MinVersion: max(tls.VersionTLS12, t.MinVersion), ServerName: host}
 	if t.ServerName != "" {
 		c.ServerName = t.ServerName
 	}

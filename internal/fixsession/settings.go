@@ -5,6 +5,7 @@ package fixsession
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -40,8 +41,11 @@ type SessionSettings struct {
 	LogonTimeout               time.Duration
 	LogoutTimeout              time.Duration
 	Persistence                Persistence // FileStorePath, FileLogPath, ResetOnLogon
-	// TLS keys, as given (the TLS settings of the FIX sessions read them).
+	// TLS keys, as given (the roles map them onto their TLS options; MinTLSVersion
+	// reads MinimumTLSVersion). UseSSL is SocketUseSSL=Y: an initiator's TLS with no
+	// other TLS key.
 	CertificateFile, PrivateKeyFile, CAFile, MinimumTLSVersion, ServerName string
+	UseSSL                                                                 bool
 
 	// Set holds each key given, with the line it was given on.
 	Set map[string]int
@@ -74,6 +78,7 @@ var settingsKeys = map[string]keyKind{
 	"PersistMessages": kindBool, "DynamicSessions": kindBool, "FileStoreSync": kindBool,
 	"SocketCertificateFile": kindPath, "SocketPrivateKeyFile": kindPath, "SocketCAFile": kindPath,
 	"SocketMinimumTLSVersion": kindString, "SocketServerName": kindHost, "SocketUseSSL": kindBool,
+	"SocketInsecureSkipVerify": kindBool,
 }
 
 // quickfixOnly are keys of quickfix that fastfeed's sessions do not support.
@@ -87,7 +92,7 @@ var quickfixOnly = map[string]bool{
 	"MaxLatency": true, "SocketTimeout": true, "ProxyType": true, "ProxyHost": true,
 	"ProxyPort": true, "ProxyUser": true, "ProxyPassword": true, "UseTCPProxy": true,
 	"DynamicQualifier": true, "SocketPrivateKeyBytes": true, "SocketCertificateBytes": true,
-	"SocketCABytes": true, "SocketInsecureSkipVerify": true, "SQLLogDriver": true,
+	"SocketCABytes": true, "SQLLogDriver": true,
 	"SQLLogDataSourceName": true, "SQLLogConnMaxLifetime": true, "MongoLogConnection": true,
 	"MongoLogDatabase": true, "MongoLogReplicaSet": true, "SQLStoreDriver": true,
 	"SQLStoreDataSourceName": true, "SQLStoreConnMaxLifetime": true, "MongoStoreConnection": true,
@@ -304,7 +309,11 @@ func checkValue(key string, kind keyKind, v string) error {
 		switch v {
 		case "TLS12", "TLS13":
 		default:
-			return fmt.Errorf("%q: want TLS12 or TLS13", clip(v))
+			return fmt.Errorf("%q: want TLS12 or TLS13 (fastfeed takes TLS 1.2 at least)", clip(v))
+		}
+	case "SocketInsecureSkipVerify":
+		if v != "N" {
+			return errors.New(`"Y": fastfeed always verifies the service's certificate (give its CA in SocketCAFile)`)
 		}
 	}
 	return nil
@@ -354,6 +363,8 @@ func (s *SessionSettings) set(key, v string) {
 		s.MinimumTLSVersion = v
 	case "SocketServerName":
 		s.ServerName = v
+	case "SocketUseSSL":
+		s.UseSSL = v == "Y"
 	}
 }
 
@@ -372,6 +383,18 @@ func (s *SessionSettings) check() error {
 		return errors.New("SocketCertificateFile and SocketPrivateKeyFile go together")
 	}
 	return nil
+}
+
+// MinTLSVersion returns SocketMinimumTLSVersion as a crypto/tls version: 0 if not
+// given (TLS 1.2, the least fastfeed takes), tls.VersionTLS12 or tls.VersionTLS13.
+func (s *SessionSettings) MinTLSVersion() uint16 {
+	switch s.MinimumTLSVersion {
+	case "TLS12":
+		return tls.VersionTLS12
+	case "TLS13":
+		return tls.VersionTLS13
+	}
+	return 0
 }
 
 // IsAcceptor reports whether the session is an acceptor: ConnectionType acceptor, or

@@ -1,6 +1,7 @@
 package fixsession
 
 import (
+	"crypto/tls"
 	"errors"
 	"os"
 	"path/filepath"
@@ -57,6 +58,36 @@ func TestReadSettings(t *testing.T) {
 	}
 }
 
+// TestReadSettingsTLS: the quickfix TLS keys are read as given.
+func TestReadSettingsTLS(t *testing.T) {
+	st, err := ReadSettings("tls.cfg", strings.NewReader(`[DEFAULT]
+SocketCAFile=ca.pem
+SocketMinimumTLSVersion=TLS13
+[SESSION]
+SocketAcceptPort=19871
+SocketCertificateFile=server.pem
+SocketPrivateKeyFile=server.key
+[SESSION]
+SocketConnectPort=19871
+SocketServerName=fastfeed.test
+SocketUseSSL=Y
+SocketInsecureSkipVerify=N
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, ini := st.Acceptor(OMSCompID), st.Initiator(OMSCompID)
+	if acc.CertificateFile != "server.pem" || acc.PrivateKeyFile != "server.key" || acc.CAFile != "ca.pem" || acc.MinTLSVersion() != tls.VersionTLS13 || acc.UseSSL {
+		t.Errorf("acceptor %+v", acc)
+	}
+	if ini.CAFile != "ca.pem" || ini.ServerName != "fastfeed.test" || !ini.UseSSL || ini.CertificateFile != "" {
+		t.Errorf("initiator %+v", ini)
+	}
+	if v := (&SessionSettings{}).MinTLSVersion(); v != 0 {
+		t.Errorf("MinTLSVersion with no key: %#x", v)
+	}
+}
+
 func TestReadSettingsFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fix.cfg")
 	if err := os.WriteFile(path, []byte(sampleSettings), 0o600); err != nil {
@@ -96,6 +127,7 @@ func TestReadSettingsErrors(t *testing.T) {
 		{"acceptor connects", "[SESSION]\nConnectionType=acceptor\nSocketConnectPort=2\n", 1, "", "acceptor with SocketConnectPort"},
 		{"cert alone", "[SESSION]\nSocketCertificateFile=a.pem\n", 1, "", "go together"},
 		{"tls version", "[SESSION]\nSocketMinimumTLSVersion=SSL3\n", 2, "SocketMinimumTLSVersion", "TLS12"},
+		{"skip verify", "[SESSION]\nSocketConnectPort=1\nSocketInsecureSkipVerify=Y\n", 3, "SocketInsecureSkipVerify", "always verifies"},
 		{"long line", "[SESSION]\nFileLogPath=" + strings.Repeat("x", 5000) + "\n", 2, "", "longer than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

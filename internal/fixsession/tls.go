@@ -63,6 +63,10 @@ type ClientTLS struct {
 	ServerName string
 	// Cert and Key, PEM, are the client certificate for a service that requires one.
 	Cert, Key []byte
+	// MinVersion is the least TLS version taken (tls.VersionTLS12 or tls.VersionTLS13);
+	// 0 or lower means TLS 1.2. quickfix's own TLS (InitiatorConfig.GuardOff) takes
+	// TLS 1.2 at most here.
+	MinVersion uint16
 }
 
 // LoadClientTLS reads the files of a ClientTLS; empty names are left out.
