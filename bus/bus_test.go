@@ -322,10 +322,19 @@ type rawClient struct {
 
 func dialRaw(t *testing.T, addr, compID, user string) *rawClient {
 	t.Helper()
+	return dialRawBuffer(t, addr, compID, user, 4096)
+}
+
+// dialRawBuffer is dialRaw with a receive buffer of rcvbuf bytes (0: the system's).
+func dialRawBuffer(t *testing.T, addr, compID, user string, rcvbuf int) *rawClient {
+	t.Helper()
 	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		if rcvbuf == 0 {
+			return nil
+		}
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
 		}); err != nil {
 			return err
 		}

@@ -36,7 +36,10 @@ func scenarioLateJoin(snapshotChannels bool) func(ctx context.Context, env *Env,
 		// the FIX recovery service takes them in turn.
 		run := env.runtime(5*time.Second) + 4*time.Second + time.Duration(max(0, n-LateJoinHandlers))*150*time.Millisecond
 		p, err := env.start(ctx, "pub", env.publisher(rate, count, append([]string{"--fix-listen", scenarioFIX, "--linger", (run + 5*time.Second).String(),
-			"--fix-max-pending", "1000"}, snap...)...)...)
+			"--fix-max-pending", "1000",
+			// every handler connects from 127.0.0.1: beyond the default 64 per address
+			// the last ones would be refused
+			"--fix-max-connections-per-source", strconv.Itoa(max(64, n+8))}, snap...)...)...)
 		if err != nil {
 			return err
 		}

@@ -116,6 +116,22 @@ func (c *Client) Write(t testing.TB, b []byte) {
 	}
 }
 
+// Garbled returns a message like Message's with a wrong CheckSum; it takes no sequence
+// number (the acceptor drops it unread).
+func (c *Client) Garbled(fields ...string) []byte {
+	m := c.Message(fields...)
+	c.seq--
+	return withCheckSum(m, +1)
+}
+
+// WriteRaw writes raw bytes and returns the error, for input the service may close the
+// connection on before reading it all.
+func (c *Client) WriteRaw(b []byte) error {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.conn.Write(b)
+	return err
+}
+
 // Logon logs on with username and password and waits for the acceptor's Logon.
 func (c *Client) Logon(t testing.TB, username, password string) {
 	t.Helper()
