@@ -20,12 +20,14 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
-# The fault scenarios (package scenario) write their table to bin/scenarios.md; it is
-# printed after the tests. Then everything is built for macOS and Windows too.
+# The fault scenarios (package scenario) write their table to bin/scenarios.md, the
+# attacks (bus TestAttackTable) theirs to bin/attacks.md; both are printed after the
+# tests. Then everything is built for macOS and Windows too.
 test: deps vet
-	@mkdir -p bin && rm -f bin/scenarios.md
-	FASTFEED_SCENARIO_TABLE=$(CURDIR)/bin/scenarios.md $(GO) test -race -count=1 -timeout 15m ./...
+	@mkdir -p bin && rm -f bin/scenarios.md bin/attacks.md
+	FASTFEED_SCENARIO_TABLE=$(CURDIR)/bin/scenarios.md FASTFEED_ATTACK_TABLE=$(CURDIR)/bin/attacks.md $(GO) test -race -count=1 -timeout 15m ./...
 	@if [ -f bin/scenarios.md ]; then echo; echo "Fault scenarios (every handler's books against the publisher's ground truth):"; cat bin/scenarios.md; fi
+	@if [ -f bin/attacks.md ]; then echo; echo "Attacks (what must happen, what did, with the counters that prove it):"; cat bin/attacks.md; fi
 	@$(MAKE) --no-print-directory cross
 
 # What needs no Linux socket builds on macOS and Windows; the shipped binary links no
