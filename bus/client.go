@@ -506,7 +506,9 @@ func (c *client) request(req md.MarketDataRequest) {
 		if r.sub != nil {
 			r.sub.Cancel()
 		}
-		if rej != nil {
+		// With err (the client's context ended: a logout), the function may still run
+		// on the source's goroutine: nothing it writes is read.
+		if err == nil {
 			reject(rej.Reason, rej.Text)
 		}
 		return
