@@ -34,11 +34,7 @@ func scenarioLateJoin(snapshotChannels bool) func(ctx context.Context, env *Env,
 		}
 		// The handlers run until every book can be whole: longer with more of them, as
 		// the FIX recovery service takes them in turn.
-		perExtra := 150 * time.Millisecond
-		if !snapshotChannels {
-			perExtra = 400 * time.Millisecond // the recovery service answers 8 requests of each in turn
-		}
-		run := env.runtime(5*time.Second) + 4*time.Second + time.Duration(max(0, n-LateJoinHandlers))*perExtra
+		run := env.runtime(5*time.Second) + 4*time.Second + time.Duration(max(0, n-LateJoinHandlers))*150*time.Millisecond
 		p, err := env.start(ctx, "pub", env.publisher(rate, count, append([]string{"--fix-listen", scenarioFIX, "--linger", (run + 5*time.Second).String(),
 			"--fix-max-pending", "1000",
 			// every handler connects from 127.0.0.1: beyond the default 64 per address
