@@ -241,7 +241,7 @@ func attackRequestFlood(t *testing.T, r *attackRow) {
 	}
 }
 
-// floodResult is what a flooding client saw.
+// floodOutcome is what a flooding client saw.
 type floodOutcome struct {
 	sent, rejects int
 	reasons       map[string]int

@@ -38,8 +38,8 @@ type nopCancel struct{}
 func (nopCancel) Cancel() {}
 
 func (emptySource) Subscribe(func(*feed.Event), ...feed.Pattern) bus.Canceler { return nopCancel{} }
-func (emptySource) Do(_ context.Context, fn func()) error                    { fn(); return nil }
-func (emptySource) Dump() book.Dump                                          { return book.Dump{} }
+func (emptySource) Do(_ context.Context, fn func()) error                     { fn(); return nil }
+func (emptySource) Dump() book.Dump                                           { return book.Dump{} }
 
 // nopSink takes a recovery client's results and drops them.
 type nopSink struct{}
