@@ -116,7 +116,8 @@ func logonSeqNums(t *testing.T, path string) []int {
 // window's.
 func TestOMSRequestFlood(t *testing.T) {
 	m := startMarket(t, 8, 1000, 8000, Config{Users: users(User{Username: "demo", Entitlements: []feed.Pattern{"*"}}),
-		RequestLimits: fixsession.RequestLimits{PerSecond: 50, Burst: 50, MaxRejects: 1000}})
+		RequestLimits: fixsession.RequestLimits{PerSecond: 50, Burst: 50, MaxRejects: 1000},
+		SlowLimit:     time.Minute}) // a loaded machine (-race) must not make the good client a slow consumer
 	good := m.client(t, "GOOD", "demo")
 	if err := good.Subscribe("g", "*"); err != nil {
 		t.Fatal(err)
