@@ -116,3 +116,13 @@ func (l *ladder) removeOrder(key, size int64) {
 		l.removeAt(i)
 	}
 }
+
+// at returns the level at price on side, if any.
+func (l *ladder) at(side Side, price int64) (Level, bool) {
+	i, ok := l.search(keyOf(side, price))
+	if !ok {
+		return Level{}, false
+	}
+	v := &l.lv[i]
+	return Level{Price: price, Size: v.size, Orders: v.orders}, true
+}

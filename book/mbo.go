@@ -467,3 +467,11 @@ func (b *MBO) Counters() Counters { return b.counters }
 
 // ResetCounters sets the anomaly counters to zero.
 func (b *MBO) ResetCounters() { b.counters = Counters{} }
+
+// Level returns the price level of a side at price (its orders aggregated), if any.
+func (b *MBO) Level(side Side, price int64) (Level, bool) {
+	if side > Ask {
+		return Level{}, false
+	}
+	return b.sides[side].at(side, price)
+}

@@ -207,3 +207,11 @@ func (b *MBP) Counters() Counters { return b.counters }
 
 // ResetCounters sets the anomaly counters to zero.
 func (b *MBP) ResetCounters() { b.counters = Counters{} }
+
+// Level returns the level of a side at price, if any.
+func (b *MBP) Level(side Side, price int64) (Level, bool) {
+	if side > Ask {
+		return Level{}, false
+	}
+	return b.sides[side].at(side, price)
+}

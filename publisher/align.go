@@ -39,7 +39,7 @@ func (s *RecoveryService) align(ctx context.Context, codec *md.Codec, snaps []md
 		if err != nil {
 			return fmt.Errorf("publisher: snapshots of %s taken at %d..%d cannot be brought to one sequence number: %w", ch, lo, hi, err)
 		}
-		n, err := rollForward(codec, group, lo+1, dgs, s.exps)
+		n, err := rollForward(codec, group, lo+1, dgs, s.p.exponents)
 		if err != nil {
 			return fmt.Errorf("publisher: snapshots of %s: %w", ch, err)
 		}
@@ -52,7 +52,7 @@ func (s *RecoveryService) align(ctx context.Context, codec *md.Codec, snaps []md
 // sequence number first on, to the snapshots taken before each, and leaves
 // every snapshot at the last datagram's number. It returns how many
 // snapshots it moved. exps gives each symbol's price and size exponents.
-func rollForward(codec *md.Codec, snaps []*md.Snapshot, first uint32, dgs [][]byte, exps map[string][2]int8) (int, error) {
+func rollForward(codec *md.Codec, snaps []*md.Snapshot, first uint32, dgs [][]byte, exps func(string) ([2]int8, bool)) (int, error) {
 	if len(dgs) == 0 {
 		return 0, nil
 	}
@@ -67,7 +67,7 @@ func rollForward(codec *md.Codec, snaps []*md.Snapshot, first uint32, dgs [][]by
 		if sn.LastMsgSeqNumProcessed >= last {
 			continue
 		}
-		exp, ok := exps[string(sn.Symbol)]
+		exp, ok := exps(string(sn.Symbol))
 		if !ok {
 			return 0, fmt.Errorf("snapshot of unknown symbol %q", sn.Symbol)
 		}

@@ -125,40 +125,52 @@ func checkGroup(a netip.Addr) error {
 // prepareDefinitions builds each instrument's SecurityDefinition and checks
 // that it fits in a datagram.
 func (p *Publisher) prepareDefinitions() error {
-	p.insDefs = make([]md.Definition, len(p.cfg.Instruments))
-	for i, in := range p.cfg.Instruments {
-		p.insDefs[i] = md.Definition{
-			TotNumReports: uint32(len(p.cfg.Instruments)),
-			Symbol:        []byte(in.Symbol),
-			SecurityID:    uint64(i + 1),
-			SecurityType:  []byte(in.SecurityType),
-			Currency:      []byte(in.Currency),
-			Description:   []byte(in.Description),
-			Tick:          md.Dec(in.Tick, in.PriceExp),
-			PriceExp:      in.PriceExp,
-			SizeExp:       in.SizeExp,
-			BookType:      md.PriceDepth,
-			MarketDepth:   uint32(p.cfg.MaxDepth),
-			Channel:       p.chans[p.insChan[i]].name,
-		}
-		d := p.insDefs[i]
-		d.Header = md.Header{SeqNum: 1 << 31, SendingTime: 1 << 62}
-		b, err := p.codec.AppendDefinition(p.scratch[:4], &d)
-		if err != nil {
-			return fmt.Errorf("publisher: security definition of %s: %w", in.Symbol, err)
-		}
-		if len(b)-4 > p.cfg.PayloadLimit {
-			return fmt.Errorf("publisher: config: the security definition of %s is %d bytes, over the payload limit of %d (shorten its description)",
-				in.Symbol, len(b)-4, p.cfg.PayloadLimit)
+	p.insDefs = make([]md.Definition, 0, len(p.cfg.Instruments))
+	for i := range p.cfg.Instruments {
+		if err := p.addDefinition(i); err != nil {
+			return err
 		}
 	}
 	// Warm the codec up to the largest incremental it may be asked for.
+	sym := make([]byte, MaxSymbolLen)
 	e := make([]md.Entry, p.maxEntries)
 	for i := range e {
-		e[i] = md.Entry{Type: md.Offer, Symbol: p.insDefs[0].Symbol, RptSeq: uint32(i), Price: md.Dec(int64(i), -2), Size: md.Dec(1, 0), Orders: 1}
+		e[i] = md.Entry{Type: md.Offer, Symbol: sym, RptSeq: uint32(i), Price: md.Dec(int64(i), -2), Size: md.Dec(1, 0), Orders: 1}
 	}
 	p.inc.Entries = e
 	_, err := p.codec.AppendIncremental(p.scratch[:4], &p.inc)
 	p.inc.Entries = nil
 	return err
+}
+
+// addDefinition builds the SecurityDefinition of instrument i, the next one, and checks
+// that it fits in a datagram.
+func (p *Publisher) addDefinition(i int) error {
+	in := &p.cfg.Instruments[i]
+	d := md.Definition{
+		Symbol:       []byte(in.Symbol),
+		SecurityID:   uint64(i + 1),
+		SecurityType: []byte(in.SecurityType),
+		Currency:     []byte(in.Currency),
+		Description:  []byte(in.Description),
+		Tick:         md.Dec(in.Tick, in.PriceExp),
+		PriceExp:     in.PriceExp,
+		SizeExp:      in.SizeExp,
+		BookType:     md.PriceDepth,
+		MarketDepth:  uint32(p.cfg.MaxDepth),
+		Channel:      p.chans[p.insChan[i]].name,
+	}
+	c := d
+	c.Header = md.Header{SeqNum: 1 << 31, SendingTime: 1 << 62}
+	c.TotNumReports = 1 << 31
+	b, err := p.codec.AppendDefinition(p.scratch[:4], &c)
+	if err != nil {
+		return fmt.Errorf("publisher: security definition of %s: %w", in.Symbol, err)
+	}
+	if len(b)-4 > p.cfg.PayloadLimit {
+		return fmt.Errorf("publisher: config: the security definition of %s is %d bytes, over the payload limit of %d (shorten its description)",
+			in.Symbol, len(b)-4, p.cfg.PayloadLimit)
+	}
+	p.insDefs = append(p.insDefs, d)
+	return nil
 }

@@ -158,6 +158,12 @@ type Config struct {
 
 	Recovery RecoveryConfig
 	Logger   *slog.Logger // nil means no logging
+
+	// Source, if set, replaces the simulator (source.go): the loop polls it for data,
+	// which it publishes through AddInstrument, SetLevel, ReplaceBook, Trade and
+	// SetStale. Instruments may then be empty (they are added as the source learns
+	// them; StartPrice and Weight are not used), and Rate, Count and Seed are ignored.
+	Source Source
 }
 
 // withDefaults returns c with every zero field set to its default.
@@ -230,7 +236,7 @@ func (c *Config) validate() error {
 	if c.Templates == nil {
 		return errors.New("publisher: config: Templates is nil (load fixtures/templates.xml)")
 	}
-	if len(c.Instruments) == 0 {
+	if len(c.Instruments) == 0 && c.Source == nil {
 		return errors.New("publisher: config: no instruments")
 	}
 	switch {
@@ -270,7 +276,11 @@ func (c *Config) validate() error {
 	seen := make(map[string]int, len(c.Instruments))
 	for i := range c.Instruments {
 		in := &c.Instruments[i]
-		if err := in.validate(c.MaxDepth); err != nil {
+		validate := in.validate
+		if c.Source != nil {
+			validate = in.validateSourced
+		}
+		if err := validate(c.MaxDepth); err != nil {
 			return fmt.Errorf("publisher: config: instruments[%d] (%s): %w", i, in.Symbol, err)
 		}
 		if j, ok := seen[in.Symbol]; ok {
@@ -295,6 +305,14 @@ func (c *Config) validate() error {
 		return fmt.Errorf("publisher: config: recovery listen address %q: %w", c.Recovery.Listen, err)
 	}
 	return nil
+}
+
+// validateSourced checks an instrument of a Source: what the simulator needs besides the
+// symbol, exponents and tick (start price, weight) is not asked for.
+func (in *Instrument) validateSourced(int) error {
+	c := *in
+	c.Weight, c.StartPrice = 1, c.Tick // depth -1: no room for a book asked of the start price
+	return c.validate(-1)
 }
 
 func (in *Instrument) validate(maxDepth int) error {

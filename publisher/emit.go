@@ -59,18 +59,8 @@ func (p *Publisher) incremental(ch int, entries []md.Entry) {
 
 // definitions sends up to n SecurityDefinitions of the running cycle.
 func (p *Publisher) definitions(n int) {
-	c := &p.chans[p.defs]
-	for ; n > 0 && p.defCursor < len(p.insDefs); n-- {
-		d := &p.insDefs[p.defCursor]
-		d.Header = md.Header{SeqNum: c.seq + 1, SendingTime: p.wall}
-		b, err := p.codec.AppendDefinition(p.scratch[:4], d)
-		if err != nil {
-			p.fail(fmt.Errorf("publisher: encode security definition of %s: %w", d.Symbol, err))
-			return
-		}
-		c.seq++
-		p.st.Definitions++
-		p.emit(p.defs, b, c.seq, true)
+	for ; n > 0 && p.defCursor < len(p.insDefs) && p.err == nil; n-- {
+		p.definition(p.defCursor)
 		p.defCursor++
 	}
 	if p.defCursor >= len(p.insDefs) {
@@ -78,11 +68,30 @@ func (p *Publisher) definitions(n int) {
 	}
 }
 
+// definition sends the SecurityDefinition of instrument i.
+func (p *Publisher) definition(i int) {
+	c := &p.chans[p.defs]
+	d := &p.insDefs[i]
+	d.Header = md.Header{SeqNum: c.seq + 1, SendingTime: p.wall}
+	d.TotNumReports = uint32(len(p.insDefs))
+	b, err := p.codec.AppendDefinition(p.scratch[:4], d)
+	if err != nil {
+		p.fail(fmt.Errorf("publisher: encode security definition of %s: %w", d.Symbol, err))
+		return
+	}
+	c.seq++
+	p.st.Definitions++
+	p.emit(p.defs, b, c.seq, true)
+}
+
 // status sends the SecurityStatus (open) of instrument i.
-func (p *Publisher) status(i int) {
+func (p *Publisher) status(i int) { p.statusText(i, statusOpen, nil) }
+
+// statusText sends a SecurityStatus of instrument i with trading status ts and text.
+func (p *Publisher) statusText(i int, ts uint32, text []byte) {
 	ch := int(p.insChan[i])
 	c := &p.chans[ch]
-	m := md.Status{Header: md.Header{SeqNum: c.seq + 1, SendingTime: p.wall}, Symbol: p.insDefs[i].Symbol, TradingStatus: statusOpen}
+	m := md.Status{Header: md.Header{SeqNum: c.seq + 1, SendingTime: p.wall}, Symbol: p.insDefs[i].Symbol, TradingStatus: ts, Text: text}
 	b, err := p.codec.AppendStatus(p.scratch[:4], &m)
 	if err != nil {
 		p.fail(fmt.Errorf("publisher: encode security status of %s: %w", m.Symbol, err))

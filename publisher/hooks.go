@@ -73,6 +73,8 @@ type ChannelInfo struct {
 // Channels describes every channel: the instrument channels, then the
 // definitions channel. It may be called at any time.
 func (p *Publisher) Channels() []ChannelInfo {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	out := slices.Clone(p.infos)
 	for i := range out {
 		out[i].Instruments = slices.Clone(out[i].Instruments)
@@ -82,6 +84,8 @@ func (p *Publisher) Channels() []ChannelInfo {
 
 // ChannelOf returns the name of the channel of symbol.
 func (p *Publisher) ChannelOf(symbol string) (string, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	i, ok := p.bySymbol[symbol]
 	if !ok {
 		return "", false
@@ -90,7 +94,30 @@ func (p *Publisher) ChannelOf(symbol string) (string, bool) {
 }
 
 // Instruments returns the instruments published.
-func (p *Publisher) Instruments() []Instrument { return slices.Clone(p.cfg.Instruments) }
+func (p *Publisher) Instruments() []Instrument {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return slices.Clone(p.cfg.Instruments)
+}
+
+// exponents returns the price and size exponents of symbol.
+func (p *Publisher) exponents(symbol string) ([2]int8, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	i, ok := p.bySymbol[symbol]
+	if !ok {
+		return [2]int8{}, false
+	}
+	in := &p.cfg.Instruments[i]
+	return [2]int8{in.PriceExp, in.SizeExp}, true
+}
+
+// instrumentCount returns how many instruments are published.
+func (p *Publisher) instrumentCount() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.cfg.Instruments)
+}
 
 // Templates returns the FAST templates, for an md.Codec of one's own.
 func (p *Publisher) Templates() *fast.Templates { return p.cfg.Templates }
@@ -169,7 +196,9 @@ type request struct {
 // serves a large request a few hundred datagrams per iteration, between
 // send ticks; after Run has returned, it is served in the caller.
 func (p *Publisher) Retransmit(ctx context.Context, channel string, beg, end uint32) ([][]byte, error) {
+	p.mu.RLock()
 	ch, ok := p.byName[channel]
+	p.mu.RUnlock()
 	switch {
 	case !ok:
 		return nil, &RangeError{Channel: channel, Beg: beg, End: end, Limit: p.cfg.MaxRetransmit, Err: ErrUnknownChannel}
@@ -196,27 +225,42 @@ func (p *Publisher) Retransmit(ctx context.Context, channel string, beg, end uin
 // moment it was taken. Snapshots are taken between send ticks, a few
 // instruments per loop iteration.
 func (p *Publisher) Snapshot(ctx context.Context, channel string, symbols []string) ([]md.Snapshot, error) {
+	p.mu.RLock()
+	ch, ins, err := p.snapshotScope(channel, symbols)
+	p.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	r := &request{ctx: ctx, ch: ch, instruments: ins, snaps: make([]md.Snapshot, 0, len(ins))}
+	if err := p.submit(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.snaps, r.err
+}
+
+// snapshotScope resolves a Snapshot's channel and symbols to instruments; p.mu is held.
+func (p *Publisher) snapshotScope(channel string, symbols []string) (int, []int, error) {
 	ch := -1
 	if channel != "" {
 		c, ok := p.byName[channel]
 		if !ok {
-			return nil, fmt.Errorf("publisher: snapshot of %s: %w", channel, ErrUnknownChannel)
+			return 0, nil, fmt.Errorf("publisher: snapshot of %s: %w", channel, ErrUnknownChannel)
 		}
 		if c == p.defs {
-			return nil, fmt.Errorf("publisher: snapshot of %s: %w: it is the definitions channel and carries no books", channel, ErrUnknownChannel)
+			return 0, nil, fmt.Errorf("publisher: snapshot of %s: %w: it is the definitions channel and carries no books", channel, ErrUnknownChannel)
 		}
 		ch = c
 	} else if len(symbols) == 0 {
-		return nil, fmt.Errorf("publisher: snapshot: %w: give a channel or symbols", ErrUnknownChannel)
+		return 0, nil, fmt.Errorf("publisher: snapshot: %w: give a channel or symbols", ErrUnknownChannel)
 	}
 	var ins []int
 	for _, s := range symbols {
 		i, ok := p.bySymbol[s]
 		if !ok {
-			return nil, fmt.Errorf("publisher: snapshot of %q: %w", s, ErrUnknownSymbol)
+			return 0, nil, fmt.Errorf("publisher: snapshot of %q: %w", s, ErrUnknownSymbol)
 		}
 		if ch >= 0 && int(p.insChan[i]) != ch {
-			return nil, fmt.Errorf("publisher: snapshot of %q: %w on channel %s (it is on %s)", s, ErrUnknownSymbol, channel, p.infos[p.insChan[i]].Name)
+			return 0, nil, fmt.Errorf("publisher: snapshot of %q: %w on channel %s (it is on %s)", s, ErrUnknownSymbol, channel, p.infos[p.insChan[i]].Name)
 		}
 		ins = append(ins, i)
 	}
@@ -225,11 +269,7 @@ func (p *Publisher) Snapshot(ctx context.Context, channel string, symbols []stri
 			ins = append(ins, int(i))
 		}
 	}
-	r := &request{ctx: ctx, ch: ch, instruments: ins, snaps: make([]md.Snapshot, 0, len(ins))}
-	if err := p.submit(ctx, r); err != nil {
-		return nil, err
-	}
-	return r.snaps, r.err
+	return ch, ins, nil
 }
 
 // submit hands r to the loop and waits for it. Once Run has returned, the
@@ -247,6 +287,9 @@ func (p *Publisher) submit(ctx context.Context, r *request) error {
 	}
 	select {
 	case p.reqs <- r:
+		if p.src != nil {
+			p.src.Wake()
+		}
 	case <-p.stopped:
 		p.serveAfterStop(r)
 		return nil
@@ -358,13 +401,12 @@ func (p *Publisher) serveRetransmit(r *request, b *budget) bool {
 
 // snapshot takes instrument i's snapshot.
 func (p *Publisher) snapshot(i int) md.Snapshot {
-	b := p.sim.Book(i)
-	in := &p.cfg.Instruments[i]
+	b := p.books.Book(i)
 	s := md.Snapshot{
 		Header:                 md.Header{SendingTime: p.wall},
 		LastMsgSeqNumProcessed: p.chans[p.insChan[i]].seq,
-		Symbol:                 []byte(in.Symbol),
-		RptSeq:                 p.sim.RptSeq(i),
+		Symbol:                 slices.Clone(p.insDefs[i].Symbol),
+		RptSeq:                 p.books.RptSeq(i),
 		Entries:                make([]md.Entry, 0, b.Depth(book.Bid)+b.Depth(book.Ask)),
 	}
 	s.Entries, _ = mdbook.Entries(s.Entries, b, nil) // the book is at the instrument's exponents

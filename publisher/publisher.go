@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,7 +48,15 @@ type Publisher struct {
 	cfg   Config
 	log   *slog.Logger
 	codec *md.Codec
-	sim   *Simulator
+	sim   *Simulator // the simulator; nil with a Config.Source
+	src   Source     // the external source; nil for the simulator
+	books truth      // the ground-truth books: the simulator's or the source's (extBooks)
+	ext   *extBooks  // with a Config.Source
+
+	// mu guards what the hooks read from other goroutines and a Source may extend while
+	// the loop runs (AddInstrument): cfg.Instruments, chans' instruments, byName,
+	// bySymbol, insChan and infos. The loop, their only writer, reads them unlocked.
+	mu sync.RWMutex
 
 	chans    []channel // the instrument channels, then the definitions channel
 	defs     int       // index of the definitions channel
@@ -123,9 +132,19 @@ func New(cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
-	sim, err := NewSimulator(cfg.Instruments, cfg.MinDepth, cfg.MaxDepth, cfg.Seed)
-	if err != nil {
-		return nil, err
+	var sim *Simulator
+	var books truth
+	var ext *extBooks
+	if cfg.Source == nil {
+		if sim, err = NewSimulator(cfg.Instruments, cfg.MinDepth, cfg.MaxDepth, cfg.Seed); err != nil {
+			return nil, err
+		}
+		books = sim
+	} else {
+		if ext, err = newExtBooks(cfg.Instruments); err != nil {
+			return nil, err
+		}
+		books = ext
 	}
 	logins := make(map[string]string, len(cfg.Recovery.Users))
 	for _, u := range cfg.Recovery.Users {
@@ -141,6 +160,9 @@ func New(cfg Config) (*Publisher, error) {
 		log:       cfg.Logger,
 		codec:     codec,
 		sim:       sim,
+		src:       cfg.Source,
+		books:     books,
+		ext:       ext,
 		byName:    make(map[string]int),
 		bySymbol:  make(map[string]int, len(cfg.Instruments)),
 		insChan:   make([]int32, len(cfg.Instruments)),
@@ -191,7 +213,7 @@ func (p *Publisher) Done() <-chan struct{} { return p.stopped }
 func (p *Publisher) WriteDump(w io.Writer) error {
 	select {
 	case <-p.dataDone:
-		return p.sim.WriteDump(w)
+		return p.books.WriteDump(w)
 	default:
 		return errors.New("publisher: write dump: the data has not stopped yet")
 	}
@@ -233,7 +255,12 @@ func (p *Publisher) run(ctx context.Context, w batchWriter) error {
 			}
 		}()
 	}
-	err := p.loop(ctx)
+	var err error
+	if p.src != nil {
+		err = p.loopSource(ctx)
+	} else {
+		err = p.loop(ctx)
+	}
 	p.send()
 	p.shared.publish(&p.st)
 	s := p.Stats()
@@ -388,7 +415,7 @@ func (p *Publisher) startup(ctx context.Context) {
 	p.reset(p.defs)
 	p.defCursor = 0
 	p.definitions(len(p.insDefs))
-	if p.cfg.DefinitionsLead > 0 {
+	if p.cfg.DefinitionsLead > 0 && len(p.insDefs) > 0 {
 		p.send()
 		t := time.NewTimer(p.cfg.DefinitionsLead)
 		select {
@@ -406,6 +433,9 @@ func (p *Publisher) startup(ctx context.Context) {
 		for i := range p.cfg.Instruments {
 			p.status(i)
 		}
+	}
+	if p.sim == nil {
+		return // a source sends its books as it learns them
 	}
 	for i := range p.cfg.Instruments {
 		if len(p.tick)+2*p.cfg.MaxDepth > cap(p.tick) {
@@ -455,7 +485,7 @@ func (p *Publisher) account(from int) bool {
 // flushTick groups the tick's entries by channel (a counting sort, stable)
 // and sends each channel's as incrementals.
 func (p *Publisher) flushTick() {
-	if p.sim.err != nil && p.err == nil {
+	if p.sim != nil && p.sim.err != nil && p.err == nil {
 		p.err = p.sim.err
 	}
 	if len(p.tick) > len(p.sorted) {
@@ -514,7 +544,7 @@ func (p *Publisher) stopData(elapsed time.Duration) error {
 		if err := p.writeDumpFile(); err != nil {
 			return err
 		}
-		p.log.Info("books dumped", "file", p.cfg.DumpBooks, "books", p.sim.Len())
+		p.log.Info("books dumped", "file", p.cfg.DumpBooks, "books", p.books.Len())
 	}
 	close(p.dataDone)
 	return nil
@@ -525,7 +555,7 @@ func (p *Publisher) writeDumpFile() error {
 	f := p.dump
 	p.dump = nil
 	w := bufio.NewWriter(f)
-	err := p.sim.WriteDump(w)
+	err := p.books.WriteDump(w)
 	if err == nil {
 		err = w.Flush()
 	}
@@ -551,7 +581,7 @@ func (p *Publisher) logStart() {
 	args := []any{"instruments", len(cfg.Instruments), "channels", len(p.chans) - 1, "mapping", cfg.Mapping.String(),
 		"port", cfg.Port, "definitions", string(p.chans[p.defs].name), "iface", iface.String(), "rate", rate,
 		"payload_limit", cfg.PayloadLimit, "heartbeat", cfg.Heartbeat.String()}
-	if p.hasB {
+	if p.hasB && len(p.chans) > 1 {
 		args = append(args, "b_definitions", p.chans[p.defs].b.String(), "b_first", p.chans[0].b.String())
 	}
 	p.log.Info("publishing", args...)

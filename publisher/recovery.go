@@ -169,7 +169,6 @@ type RecoveryService struct {
 	opts RecoveryOptions
 	log  *slog.Logger
 	acc  *fixsession.Acceptor
-	exps map[string][2]int8 // symbol -> price and size exponents
 
 	mu       sync.Mutex
 	state    int
@@ -252,13 +251,9 @@ func NewRecoveryService(p *Publisher, opts RecoveryOptions) (*RecoveryService, e
 		p:        p,
 		opts:     opts,
 		log:      opts.Logger,
-		exps:     make(map[string][2]int8, len(p.cfg.Instruments)),
 		sessions: make(map[quickfix.SessionID]*recoverySession),
 		stopped:  make(chan struct{}),
 		turns:    newTurns(opts.Serving),
-	}
-	for _, in := range p.cfg.Instruments {
-		s.exps[in.Symbol] = [2]int8{in.PriceExp, in.SizeExp}
 	}
 	if opts.TLS == nil && (rc.TLSCert != "" || rc.TLSKey != "" || rc.TLSCA != "") {
 		cfg, err := fixsession.ServerTLS(rc.TLSCert, rc.TLSKey, rc.TLSCA)
@@ -407,7 +402,7 @@ func (s *RecoveryService) onMessage(id quickfix.SessionID, msg *quickfix.Message
 		s.requests.Add(1)
 	}
 	sess := s.session(id)
-	req, rej, err := parseRequest(msg, len(s.exps))
+	req, rej, err := parseRequest(msg, s.p.instrumentCount())
 	switch {
 	case err == nil && sess == nil:
 		err = errors.New("recovery service: session not ready")

@@ -711,7 +711,8 @@ func TestRollForward(t *testing.T) {
 		s := snapshotsAt(seq)[in.Symbol]
 		snaps = append(snaps, &s)
 	}
-	moved, err := rollForward(c, snaps, 41, dgs[40:hi], exps)
+	lookup := func(sym string) ([2]int8, bool) { e, ok := exps[sym]; return e, ok }
+	moved, err := rollForward(c, snaps, 41, dgs[40:hi], lookup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -728,12 +729,12 @@ func TestRollForward(t *testing.T) {
 
 	// A hole in the datagrams, a symbol of another publisher.
 	s := snapshotsAt(100)[p.cfg.Instruments[0].Symbol]
-	if _, err := rollForward(c, []*md.Snapshot{&s}, 101, append(append([][]byte{}, dgs[100:110]...), dgs[111:120]...), exps); err == nil ||
+	if _, err := rollForward(c, []*md.Snapshot{&s}, 101, append(append([][]byte{}, dgs[100:110]...), dgs[111:120]...), lookup); err == nil ||
 		!strings.Contains(err.Error(), "where 111 was expected") {
 		t.Errorf("hole: %v", err)
 	}
 	other := md.Snapshot{Symbol: []byte("NOSUCH"), LastMsgSeqNumProcessed: 100}
-	if _, err := rollForward(c, []*md.Snapshot{&other}, 101, dgs[100:110], exps); err == nil {
+	if _, err := rollForward(c, []*md.Snapshot{&other}, 101, dgs[100:110], lookup); err == nil {
 		t.Error("unknown symbol rolled forward")
 	}
 }

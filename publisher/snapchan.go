@@ -95,7 +95,7 @@ func (p *Publisher) buildSnapshotChannels() error {
 // channel, and false if there is none (snapshot channels off, or an unknown channel).
 func (p *Publisher) SnapshotChannelOf(channel string) (netip.AddrPort, bool) {
 	i, ok := p.byName[channel]
-	if !ok || i >= len(p.snap.chans) {
+	if !ok || i >= len(p.snap.chans) || i == p.defs {
 		return netip.AddrPort{}, false
 	}
 	return p.snap.chans[i].a, true
@@ -118,7 +118,7 @@ func (p *Publisher) snapshotWake() time.Duration {
 func (p *Publisher) snapshots(n int) {
 	cfg := &p.cfg
 	s := &p.snap
-	for ; n > 0 && p.err == nil; n-- {
+	for ; n > 0 && p.err == nil && len(p.insDefs) > 0; n-- {
 		i := s.cursor
 		ch := int(p.insChan[i])
 		sc := &s.chans[ch]
@@ -126,9 +126,9 @@ func (p *Publisher) snapshots(n int) {
 			Header:                 md.Header{SeqNum: sc.seq + 1, SendingTime: p.wall},
 			LastMsgSeqNumProcessed: p.chans[ch].seq,
 			Symbol:                 p.insDefs[i].Symbol,
-			RptSeq:                 p.sim.RptSeq(i),
+			RptSeq:                 p.books.RptSeq(i),
 		}
-		s.entries, s.levels = mdbook.Entries(s.entries[:0], p.sim.Book(i), s.levels)
+		s.entries, s.levels = mdbook.Entries(s.entries[:0], p.books.Book(i), s.levels)
 		s.msg.Entries = s.entries
 		b, err := p.codec.AppendSnapshot(p.scratch[:4], &s.msg)
 		s.msg.Entries = nil

@@ -26,17 +26,20 @@ type Stats struct {
 	// The snapshot channels (snapchan.go): W datagrams and their bytes, full cycles of
 	// every instrument, and W over the payload limit, not sent.
 	SnapshotDatagrams, SnapshotBytes, SnapshotCycles, SnapshotOversize uint64
+	// SourceErrors counts a Source's levels its ground-truth book refused (beyond the
+	// book's capacity): not published.
+	SourceErrors uint64
 }
 
 // sharedStats is Stats as atomics, published by the loop once per iteration.
 type sharedStats struct {
-	v [16]atomic.Uint64
+	v [17]atomic.Uint64
 }
 
 func (s *sharedStats) publish(st *Stats) {
 	for i, x := range [...]uint64{st.Datagrams, st.Bytes, st.Incrementals, st.Splits, st.Entries, st.Events,
 		st.Definitions, st.Statuses, st.Heartbeats, st.Resets, uint64(st.DataTime), uint64(st.MaxLag),
-		st.SnapshotDatagrams, st.SnapshotBytes, st.SnapshotCycles, st.SnapshotOversize} {
+		st.SnapshotDatagrams, st.SnapshotBytes, st.SnapshotCycles, st.SnapshotOversize, st.SourceErrors} {
 		s.v[i].Store(x)
 	}
 }
@@ -48,5 +51,5 @@ func (p *Publisher) Stats() Stats {
 		Entries: v[4].Load(), Events: v[5].Load(), Definitions: v[6].Load(), Statuses: v[7].Load(),
 		Heartbeats: v[8].Load(), Resets: v[9].Load(), DataTime: time.Duration(v[10].Load()),
 		MaxLag: time.Duration(v[11].Load()), SnapshotDatagrams: v[12].Load(), SnapshotBytes: v[13].Load(),
-		SnapshotCycles: v[14].Load(), SnapshotOversize: v[15].Load()}
+		SnapshotCycles: v[14].Load(), SnapshotOversize: v[15].Load(), SourceErrors: v[16].Load()}
 }
