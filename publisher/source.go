@@ -394,3 +394,10 @@ func (p *Publisher) loopSource(ctx context.Context) error {
 		}
 	}
 }
+
+// SourceExponents returns instrument i's price and size exponents. Call it from
+// Source.Poll only.
+func (p *Publisher) SourceExponents(i int) (priceExp, sizeExp int8) {
+	in := &p.cfg.Instruments[i]
+	return in.PriceExp, in.SizeExp
+}

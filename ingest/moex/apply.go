@@ -122,6 +122,9 @@ func (e *Engine) apply(ch *channel, seq uint32) {
 		if d.HasMinPriceIncrement {
 			in.MinPriceIncrement = d.MinPriceIncrement
 		}
+		if e.Listener != nil {
+			e.Listener.Definition(in)
+		}
 	case moexasts.IDF:
 		f := &m.F
 		hdrSeq = f.MsgSeqNum
@@ -198,6 +201,9 @@ func (e *Engine) sequence(in *Instrument, fam int, rpt int32) bool {
 		if fam == FamOrders && in.Book != nil && !in.Book.Stale() {
 			in.Book.SetStale(true)
 			e.stats.SnapshotWaits++
+			if e.Listener != nil {
+				e.Listener.Stale(in)
+			}
 		}
 	}
 	in.rpt[fam] = rpt
@@ -326,7 +332,23 @@ func (e *Engine) order(x *entry, hasType, hasID, hasSym bool) {
 		return
 	}
 	b.SetRptSeq(int64(x.rpt))
+	if e.Listener == nil {
+		e.applyOrder(b, clear, u)
+		return
+	}
+	if clear {
+		e.applyOrder(b, clear, u)
+		e.Listener.Book(in)
+		return
+	}
+	old, hadOld := b.Lookup(u.ID) // the level it leaves changes too
 	e.applyOrder(b, clear, u)
+	if hadOld {
+		e.Listener.Level(in, old.Side, old.Price)
+	}
+	if u.Action != book.ActionDelete && (!hadOld || old.Side != book.Side(u.Type) || old.Price != u.Price) {
+		e.Listener.Level(in, book.Side(u.Type), u.Price)
+	}
 }
 
 func (e *Engine) tradeEntry(seq uint32, x *entry, hasID, hasSym bool) {
@@ -348,7 +370,7 @@ func (e *Engine) tradeEntry(seq uint32, x *entry, hasID, hasSym bool) {
 		}
 	}
 	e.stats.Trades++
-	if e.OnTrade == nil {
+	if e.OnTrade == nil && e.Listener == nil {
 		return
 	}
 	t := &e.trade
@@ -357,7 +379,14 @@ func (e *Engine) tradeEntry(seq uint32, x *entry, hasID, hasSym bool) {
 	if hasID {
 		t.ID = x.id
 	}
-	e.OnTrade(t)
+	if e.OnTrade != nil {
+		e.OnTrade(t)
+	}
+	if e.Listener != nil {
+		if in := e.instrument(x.symbol); in != nil {
+			e.Listener.Trade(in, t)
+		}
+	}
 }
 
 // maxStats bounds the statistics (entry types) kept per instrument.
@@ -523,4 +552,7 @@ func (e *Engine) snapEnd(ch *channel, last bool) {
 	in.rpt[FamOrders] = max(in.rpt[FamOrders], rpt)
 	in.SnapshotLastMsgSeqNum = ch.snapLast
 	e.stats.SnapshotsUsed++
+	if e.Listener != nil {
+		e.Listener.Book(in) // the snapshot and the held entries that followed it
+	}
 }

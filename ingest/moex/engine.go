@@ -101,6 +101,10 @@ type Instrument struct {
 	HasLastSize      bool
 	Trades           uint64
 
+	// pub is the instrument's index in a Republisher's publisher, plus one; 0: not yet
+	// published, -1: refused.
+	pub int32
+
 	// SnapshotLastMsgSeqNum is the LastMsgSeqNumProcessed of the OLS snapshot that last
 	// replaced the book: the OLR MsgSeqNum it includes.
 	SnapshotLastMsgSeqNum uint32
@@ -188,6 +192,9 @@ type Stats struct {
 type Engine struct {
 	// OnTrade, if set, is called for every new trade (TLR entry), in order.
 	OnTrade func(*Trade)
+	// Listener, if set, hears every change to the instruments as it is made
+	// (republish.go).
+	Listener Listener
 
 	market  *Market
 	opts    Options
@@ -465,6 +472,9 @@ func (e *Engine) reset(ch *channel) {
 				in.Book.Clear()
 				in.Book.SetRptSeq(0)
 				in.Book.SetStale(false)
+				if e.Listener != nil {
+					e.Listener.Book(in)
+				}
 			}
 		case FamStats:
 			in.Stats = in.Stats[:0]
