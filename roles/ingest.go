@@ -19,6 +19,7 @@ import (
 	"fastfeed/ingest/moex"
 	"fastfeed/internal/netns"
 	"fastfeed/opshttp"
+	"fastfeed/publisher"
 	"fastfeed/replay"
 )
 
@@ -31,8 +32,9 @@ type IngestOptions struct {
 	LogLevel                               string
 	Iface, MapSource                       string
 	Duration                               time.Duration
-	HTTP                                   string        // --http: the operator's view (package opshttp)
-	Linger                                 time.Duration // with --http: keep serving after the data for this long
+	HTTP                                   string           // --http: the operator's view (package opshttp)
+	Linger                                 time.Duration    // with --http or --republish: keep serving after the data for this long
+	Bus                                    IngestBusOptions // --republish
 	// Historical replay (live only): --replay asks the config's H service (or
 	// --replay-addr) for holes of at most --replay-max-gap messages.
 	Replay                             bool
@@ -58,7 +60,8 @@ func (o *IngestOptions) Register(fs *flag.FlagSet) {
 	fs.IntVar(&o.GapWindow, "gap-window", 64, "at most `N` datagrams held behind a hole per connection")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.HTTP, "http", "", "serve the live page, /metrics, /healthz and /api on `address` (e.g. 127.0.0.1:8080; off by default)")
-	fs.DurationVar(&o.Linger, "linger", 0, "with --http: after the capture (or --duration) and the dumps, keep serving the final books for `D` (until interrupted)")
+	fs.DurationVar(&o.Linger, "linger", 0, "with --http or --republish: after the capture (or --duration) and the dumps, keep serving for `D` (until interrupted): the final books on --http, the bus's heartbeats and FIX recovery with --republish")
+	o.Bus.register(fs)
 	fs.StringVar(&o.Map, "map", "", "replace any of the config's addresses (groups, src-ip, the H service's): `FROM=TO[,FROM=TO]`")
 	fs.BoolVar(&o.Replay, "replay", false, "live: ask the historical replay service (the config's H connection) for short holes")
 	fs.StringVar(&o.ReplayAddr, "replay-addr", "", "the historical replay service's `address` instead of the config's")
@@ -95,6 +98,7 @@ type IngestStats struct {
 	Books     int                            `json:"books"`
 	Stale     int                            `json:"stale_books"`
 	Replay    *moex.ReplayStats              `json:"replay,omitempty"`
+	Republish *IngestRepublishStats          `json:"republish,omitempty"`
 }
 
 // IngestInstrumentGap is one instrument's RptSeq holes per feed family.
@@ -118,7 +122,8 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"snapshots; lines A and B) from a capture or by joining them, keeping the books by the exchange's rules.",
 		"Gaps are counted per connection and per instrument; a hole waits --gap-wait for the other line, and",
 		"a book that missed entries waits for the next OLS snapshot cycle; live, --replay asks the TCP historical",
-		"replay service for holes of at most --replay-max-gap messages.")
+		"replay service for holes of at most --replay-max-gap messages. --republish puts every instrument on",
+		"fastfeed's topic bus as pub does (FIX recovery, NATS with --nats).")
 	var o IngestOptions
 	o.Register(fs)
 	c, err := parse(fs, args, parseOpts{})
@@ -138,8 +143,8 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("--gap-wait and --gap-window must be positive")
 	case o.Linger < 0:
 		return usagef("--linger must not be negative")
-	case o.Linger > 0 && o.HTTP == "":
-		return usagef("--linger keeps --http serving after the data: give --http too")
+	case o.Linger > 0 && o.HTTP == "" && !o.Bus.Republish:
+		return usagef("--linger keeps --http (or --republish) serving after the data: give --http too")
 	case o.Replay && o.Capture != "":
 		return usagef("--replay is for joining the feeds live: nothing can be asked for a capture")
 	case o.ReplayMaxGap <= 0 || o.ReplayMaxGap > moex.MaxReplayRange:
@@ -147,6 +152,19 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if err := checkHTTPAddr(o.HTTP); err != nil {
 		return &UsageError{err.Error()}
+	}
+	var busCfg publisher.Config
+	if o.Bus.Republish {
+		if busCfg, err = o.Bus.config(c.set, nil); err != nil {
+			return err
+		}
+		busCfg.Linger = o.Linger
+	} else {
+		for _, name := range republishFlags {
+			if c.set[name] {
+				return usagef("--%s is a --republish flag", name)
+			}
+		}
 	}
 	cm := Common{LogLevel: o.LogLevel}
 	log, err := cm.Logger(stderr)
@@ -250,8 +268,16 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var (
 		cs     moex.CaptureStats
 		runErr error
+		rp     *republished
 	)
-	if o.Capture != "" {
+	if o.Bus.Republish {
+		busCfg.Logger = log
+		busCfg.DumpBooks = o.DumpBooks // written by the publisher when the input ends, before --linger
+		rp, runErr = o.Bus.runRepublish(ctx, busCfg, eng, o.Capture, moex.LiveConfig{Interface: iface}, o.Duration, log)
+		if rp != nil {
+			cs = rp.captured
+		}
+	} else if o.Capture != "" {
 		r, err := replay.Open(o.Capture, nil)
 		if err != nil {
 			return err
@@ -279,11 +305,11 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// The run is over; what follows reads the engine through Do all the same, so that the
 	// HTTP view's reads (run by Do at once now) wait for it.
 	var errs []error
-	_ = eng.Do(context.Background(), func() { errs = ingestResults(o, market.ID, eng, replayClient, cs, runErr, start, log) })
+	_ = eng.Do(context.Background(), func() { errs = ingestResults(o, market.ID, eng, replayClient, cs, runErr, rp, start, log) })
 	if tradeErr != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", o.DumpTrades, tradeErr))
 	}
-	if web != nil && o.Linger > 0 && ctx.Err() == nil {
+	if web != nil && o.Linger > 0 && ctx.Err() == nil && !o.Bus.Republish { // the bus lingered already
 		log.Info("ingest lingering: --http serves the final books", "url", web.URL(), "linger", o.Linger)
 		t := time.NewTimer(o.Linger)
 		select {
@@ -296,7 +322,8 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // ingestResults logs the end of the run and writes --dump-books and --stats-out.
-func ingestResults(o IngestOptions, market string, eng *moex.Engine, replayClient *moex.ReplayClient, cs moex.CaptureStats, runErr error, start time.Time, log *slog.Logger) []error {
+func ingestResults(o IngestOptions, market string, eng *moex.Engine, replayClient *moex.ReplayClient, cs moex.CaptureStats, runErr error,
+	rp *republished, start time.Time, log *slog.Logger) []error {
 	st := eng.Stats()
 	log.Info("ingest done", "market", market, "packets", cs.Packets, "datagrams", st.Datagrams,
 		"trades", st.Trades, "orders", st.Orders, "instrument_gaps", st.InstrumentGaps,
@@ -305,14 +332,14 @@ func ingestResults(o IngestOptions, market string, eng *moex.Engine, replayClien
 	if runErr != nil {
 		errs = append(errs, runErr)
 	}
-	if o.DumpBooks != "" {
+	if o.DumpBooks != "" && !o.Bus.Republish { // with --republish the publisher wrote the books as republished
 		if err := writeFile(o.DumpBooks, func(w io.Writer) error { return moex.WriteBooks(w, eng) }); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if o.StatsOut != "" {
 		out := IngestStats{Market: market, Packets: cs.Packets, Skipped: cs.Skipped, Malformed: cs.Malformed,
-			Engine: st, Channels: eng.Channels(), Gaps: map[string]IngestInstrumentGap{}}
+			Engine: st, Channels: eng.Channels(), Gaps: map[string]IngestInstrumentGap{}, Republish: rp.stats()}
 		if replayClient != nil {
 			rs := replayClient.Stats()
 			out.Replay = &rs

@@ -242,6 +242,10 @@ func (s *CaptureSource) Wake() {}
 
 // LiveSource is a publisher.Source that joins the engine's market as RunLive does.
 type LiveSource struct {
+	// End, if set, ends the input (Poll reports done) at that time.
+	End time.Time
+
+
 	e      *Engine
 	p      *mcast.Poller
 	groups []netip.AddrPort
@@ -282,9 +286,12 @@ func NewLiveSource(e *Engine, cfg LiveConfig) (*LiveSource, error) {
 // Poll implements publisher.Source: one batch of datagrams, waiting at most wait (and
 // 10ms, so that holes expire in time); done when ctx ends.
 func (s *LiveSource) Poll(ctx context.Context, _ *publisher.Publisher, wait time.Duration) (bool, error) {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || (!s.End.IsZero() && time.Now().After(s.End)) {
 		s.e.Flush()
 		return true, nil
+	}
+	if !s.End.IsZero() {
+		wait = min(wait, max(0, time.Until(s.End)))
 	}
 	n, err := s.p.ReadBatch(s.ms, min(wait, 10*time.Millisecond))
 	if err != nil {
