@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"time"
 
@@ -33,6 +34,7 @@ type IngestBusOptions struct {
 	Retention  int
 	RetentionB int
 	Batch      int
+	Rate       float64
 	Snap       SnapshotChannelOptions
 	NATS       NATSOptions
 }
@@ -54,6 +56,7 @@ func (b *IngestBusOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&b.Retention, "retention", publisher.DefaultRetention, "with --republish: sequenced `datagrams` kept for retransmission")
 	fs.IntVar(&b.RetentionB, "retention-bytes", publisher.DefaultRetentionBytes, "with --republish: `bytes` of datagrams kept for retransmission")
 	fs.IntVar(&b.Batch, "capture-batch", 256, "with --republish --capture: exchange datagrams read between two sends of the bus (`N`)")
+	fs.Float64Var(&b.Rate, "capture-rate", 0, "with --republish --capture: read the capture at this many `datagrams` per second (0: as fast as the bus sends)")
 	b.Snap.register(fs, "with --republish: cycle a W of every instrument on each bus channel's snapshot channel")
 	b.NATS.register(fs, true)
 }
@@ -61,7 +64,7 @@ func (b *IngestBusOptions) register(fs *flag.FlagSet) {
 // republishFlags are the flags that mean nothing without --republish.
 var republishFlags = []string{"group-base", "group-size", "single-group", "port", "definitions-group", "b-port",
 	"b-group-base", "bus-iface", "fix-listen", "heartbeat", "definitions-interval", "payload-limit",
-	"retention", "retention-bytes", "capture-batch", "snapshot-channels", "snapshot-port-offset", "nats"}
+	"retention", "retention-bytes", "capture-batch", "capture-rate", "snapshot-channels", "snapshot-port-offset", "nats"}
 
 // config returns the publisher's configuration from the flags given (in set).
 func (b *IngestBusOptions) config(set map[string]bool, log *slog.Logger) (publisher.Config, error) {
@@ -72,6 +75,8 @@ func (b *IngestBusOptions) config(set map[string]bool, log *slog.Logger) (publis
 	switch {
 	case b.Batch < 1:
 		return cfg, usagef("--capture-batch %d: want at least 1", b.Batch)
+	case !(b.Rate >= 0) || math.IsInf(b.Rate, 0):
+		return cfg, usagef("--capture-rate %v: want datagrams per second >= 0", b.Rate)
 	}
 	if _, _, err := net.SplitHostPort(b.FixListen); err != nil {
 		return cfg, usagef("--fix-listen %q: %v", b.FixListen, err)
@@ -156,7 +161,7 @@ func (b *IngestBusOptions) runRepublish(ctx context.Context, cfg publisher.Confi
 			return nil, err
 		}
 		defer r.Close()
-		cap = &moex.CaptureSource{R: r, E: eng, Batch: b.Batch}
+		cap = &moex.CaptureSource{R: r, E: eng, Batch: b.Batch, Rate: b.Rate}
 		src = cap
 	} else {
 		ls, err := moex.NewLiveSource(eng, live)

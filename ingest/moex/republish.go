@@ -202,18 +202,42 @@ type CaptureSource struct {
 	R      *replay.Reader
 	E      *Engine
 	Batch  int // datagrams per Poll; 0 means 256
-	Stats  CaptureStats
+	// Rate, if > 0, paces the datagrams read at this many per second (a replay for
+	// receivers that must keep up); 0 reads as fast as the publisher sends.
+	Rate  float64
+	Stats CaptureStats
+
 	closed bool
+	start  time.Time
+	read   int64
 }
 
 // Poll implements publisher.Source.
-func (s *CaptureSource) Poll(ctx context.Context, _ *publisher.Publisher, _ time.Duration) (bool, error) {
+func (s *CaptureSource) Poll(ctx context.Context, _ *publisher.Publisher, wait time.Duration) (bool, error) {
 	if s.closed {
 		return true, nil
 	}
 	batch := s.Batch
 	if batch <= 0 {
 		batch = 256
+	}
+	if s.Rate > 0 {
+		if s.start.IsZero() {
+			s.start = time.Now()
+		}
+		due := int64(s.Rate*time.Since(s.start).Seconds()) - s.read
+		if due <= 0 {
+			next := s.start.Add(time.Duration(float64(s.read+1) / s.Rate * float64(time.Second)))
+			t := time.NewTimer(min(wait, time.Until(next)))
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			return ctx.Err() != nil, nil
+		}
+		batch = int(min(int64(batch), due))
+		s.read += int64(batch)
 	}
 	var d replay.Datagram
 	for range batch {
