@@ -83,9 +83,9 @@ func (x *extBooks) add(in Instrument) error {
 	return nil
 }
 
-func (x *extBooks) Book(i int) *book.MBP  { return x.books[i] }
-func (x *extBooks) RptSeq(i int) uint32   { return x.rptSeq[i] }
-func (x *extBooks) Len() int              { return len(x.books) }
+func (x *extBooks) Book(i int) *book.MBP { return x.books[i] }
+func (x *extBooks) RptSeq(i int) uint32  { return x.rptSeq[i] }
+func (x *extBooks) Len() int             { return len(x.books) }
 func (x *extBooks) WriteDump(w io.Writer) error {
 	named := make([]book.Named, len(x.books))
 	for i, b := range x.books {

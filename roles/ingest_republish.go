@@ -238,4 +238,3 @@ func (b *IngestBusOptions) startNATS(ctx context.Context, cfg publisher.Config, 
 	}
 	return np, h, nil
 }
-

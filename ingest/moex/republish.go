@@ -199,9 +199,9 @@ func (r *Republisher) Definition(in *Instrument) { r.index(in) }
 // CaptureSource is a publisher.Source that feeds a capture's datagrams to an engine as
 // RunCapture does, as fast as the publisher takes them (Batch datagrams a Poll).
 type CaptureSource struct {
-	R      *replay.Reader
-	E      *Engine
-	Batch  int // datagrams per Poll; 0 means 256
+	R     *replay.Reader
+	E     *Engine
+	Batch int // datagrams per Poll; 0 means 256
 	// Rate, if > 0, paces the datagrams read at this many per second (a replay for
 	// receivers that must keep up); 0 reads as fast as the publisher sends.
 	Rate  float64
@@ -268,7 +268,6 @@ func (s *CaptureSource) Wake() {}
 type LiveSource struct {
 	// End, if set, ends the input (Poll reports done) at that time.
 	End time.Time
-
 
 	e      *Engine
 	p      *mcast.Poller
