@@ -61,6 +61,18 @@
 // the datagrams carry more entries rather than come more often. The opening
 // books are sent before the paced data and count toward Config.Count.
 //
+// # External sources
+//
+// With Config.Source the simulator is replaced by an outside feed (source.go; ingest
+// --republish, docs/moex-ingest.md): the loop polls the Source between its duties, and
+// the source publishes through AddInstrument (a topic added while running: its channel
+// opened with a SequenceReset if new, its definition sent at once and cycled), SetLevel
+// (the New, Change or Delete that brings a level of the ground-truth book to the value
+// stated), ReplaceBook, Trade and SetStale (SecurityStatus 20 "stale" / 17 "ready").
+// RptSeq counts each instrument's entries as with the simulator. Everything else
+// (encoding, sequencing, splitting, retention, snapshots, snapshot channels, the
+// recovery service) is the same code.
+//
 // # Retention and hooks
 //
 // One goroutine, the loop Run drives, owns all state; no lock is taken on
