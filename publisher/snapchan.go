@@ -94,6 +94,8 @@ func (p *Publisher) buildSnapshotChannels() error {
 // SnapshotChannelOf returns the snapshot channel of the instrument channel named
 // channel, and false if there is none (snapshot channels off, or an unknown channel).
 func (p *Publisher) SnapshotChannelOf(channel string) (netip.AddrPort, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	i, ok := p.byName[channel]
 	if !ok || i >= len(p.snap.chans) || i == p.defs {
 		return netip.AddrPort{}, false
