@@ -160,6 +160,9 @@ func (p *Publisher) addDefinition(i int) error {
 		MarketDepth:  uint32(p.cfg.MaxDepth),
 		Channel:      p.chans[p.insChan[i]].name,
 	}
+	if p.src != nil {
+		d.MarketDepth = 0 // a source's books are as deep as the exchange's: full depth
+	}
 	c := d
 	c.Header = md.Header{SeqNum: 1 << 31, SendingTime: 1 << 62}
 	c.TotNumReports = 1 << 31

@@ -28,6 +28,8 @@ type Source interface {
 	// Poll takes the input that is ready, waiting at most wait for some, and publishes
 	// it. done reports that the input has ended: the data phase stops as it does at
 	// Config.Duration (dump, DataDone, then Linger). An error stops the publisher.
+	// Once ctx is done, Poll takes what is left (what it holds, what its sockets
+	// hold) and reports done; the loop calls it again if it did not.
 	Poll(ctx context.Context, p *Publisher, wait time.Duration) (done bool, err error)
 	// Wake makes a Poll that waits return soon. It is called from other goroutines
 	// (a recovery request waiting for the loop).
@@ -350,6 +352,9 @@ func (p *Publisher) loopSource(ctx context.Context) error {
 		}
 		if dataOn {
 			done, err := p.src.Poll(ctx, p, wait)
+			if err == nil && !done && ctx.Err() != nil {
+				done, err = p.src.Poll(ctx, p, 0) // the last: what the source still holds
+			}
 			p.flushTick()
 			p.clock(epoch)
 			if err != nil {

@@ -307,21 +307,33 @@ func NewLiveSource(e *Engine, cfg LiveConfig) (*LiveSource, error) {
 }
 
 // Poll implements publisher.Source: one batch of datagrams, waiting at most wait (and
-// 10ms, so that holes expire in time); done when ctx ends.
+// 10ms, so that holes expire in time). When ctx ends or End passes, it reads what the
+// sockets hold, gives up the holes still waiting and reports done.
 func (s *LiveSource) Poll(ctx context.Context, _ *publisher.Publisher, wait time.Duration) (bool, error) {
 	if ctx.Err() != nil || (!s.End.IsZero() && time.Now().After(s.End)) {
-		s.e.Flush()
-		return true, nil
+		for {
+			n, err := s.read(0)
+			if err != nil || n == 0 {
+				s.e.Flush()
+				return true, err
+			}
+		}
 	}
 	if !s.End.IsZero() {
 		wait = min(wait, max(0, time.Until(s.End)))
 	}
-	n, err := s.p.ReadBatch(s.ms, min(wait, 10*time.Millisecond))
+	_, err := s.read(min(wait, 10*time.Millisecond))
+	return err != nil, err
+}
+
+// read reads one batch, waiting at most timeout, and gives it to the engine.
+func (s *LiveSource) read(timeout time.Duration) (int, error) {
+	n, err := s.p.ReadBatch(s.ms, timeout)
 	if err != nil {
 		if errors.Is(err, net.ErrClosed) {
-			return true, nil
+			return 0, nil
 		}
-		return true, fmt.Errorf("moex: live: %w", err)
+		return 0, fmt.Errorf("moex: live: %w", err)
 	}
 	now := time.Now().UnixNano()
 	for i := range n {
@@ -333,7 +345,7 @@ func (s *LiveSource) Poll(ctx context.Context, _ *publisher.Publisher, wait time
 		s.e.Datagram(m.Addr, s.groups[m.Group], m.Buf[:m.N], now)
 	}
 	s.e.Tick(now)
-	return false, nil
+	return n, nil
 }
 
 // Wake implements publisher.Source.
