@@ -80,7 +80,7 @@ func TestSource(t *testing.T) {
 		},
 	}}
 	p, err := New(Config{Templates: loadTemplates(t), Source: src, B: BLine{Port: 30002}, SnapshotChannels: true,
-		SnapshotRate: 1e6, Heartbeat: time.Hour})
+		SnapshotRate: 1e5, Heartbeat: time.Hour, Linger: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,14 +99,18 @@ func TestSource(t *testing.T) {
 	var lines []string
 	seq := map[netip.AddrPort]uint32{}
 	rpt := map[string]uint32{}
-	bSeen := 0
+	bSeen, snapSeen := 0, map[netip.AddrPort]int{}
 	for _, d := range w.datagrams() {
 		if d.addr.Port() == 30002 {
 			bSeen++
 			continue
 		}
 		if d.addr.Port() != DefaultPort {
-			continue // snapshot channels
+			if _, kind, err := DecodeDatagram(codec, d.data); err != nil || kind != md.KindSnapshot {
+				t.Fatalf("%v: %v %v", d.addr, kind, err)
+			}
+			snapSeen[d.addr]++
+			continue
 		}
 		pre, kind, err := DecodeDatagram(codec, d.data)
 		if err != nil {
@@ -156,6 +160,11 @@ func TestSource(t *testing.T) {
 	}
 	if bSeen == 0 {
 		t.Error("nothing on line B")
+	}
+	for _, a := range []netip.AddrPort{sb, gz} {
+		if sc := netip.AddrPortFrom(a.Addr(), DefaultPort+mcast.DefaultSnapshotPortOffset); snapSeen[sc] == 0 {
+			t.Errorf("no W on the snapshot channel %v: %v", sc, snapSeen)
+		}
 	}
 	if a, ok := p.SnapshotChannelOf(mcast.ChannelName(gz)); !ok || a.Port() != DefaultPort+mcast.DefaultSnapshotPortOffset {
 		t.Errorf("GAZP's snapshot channel %v %v", a, ok)
