@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,7 +79,7 @@ func readDumpFile(t *testing.T, path string) book.Dump {
 // TestIngestRepublishEndToEnd: a synthetic MOEX capture -> fastfeed ingest --republish
 // (its FIX recovery service, --nats embedded) -> fastfeed feed --all, unchanged, losing 5%
 // of the bus's datagrams on purpose and recovering them from ingest's recovery service,
-// and a NATS consumer. The handler's --dump-books and the consumer's books equal
+// and a NATS consumer; ingest's --http serves the books. The handler's --dump-books and the consumer's books equal
 // ingest's --dump-books (the books as republished), every book whole.
 func TestIngestRepublishEndToEnd(t *testing.T) {
 	data, syms := moex.RepublishCaptureForTest(t, 11)
@@ -86,7 +88,7 @@ func TestIngestRepublishEndToEnd(t *testing.T) {
 	if err := os.WriteFile(capture, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fixAddr, natsAddr := freePort(t), freePort(t)
+	fixAddr, natsAddr, httpAddr := freePort(t), freePort(t), freePort(t)
 	ingestDump, feedDump := filepath.Join(dir, "ingest.jsonl"), filepath.Join(dir, "feed.jsonl")
 	ingestStats, feedStats := filepath.Join(dir, "ingest-stats.json"), filepath.Join(dir, "feed-stats.json")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
@@ -107,7 +109,7 @@ func TestIngestRepublishEndToEnd(t *testing.T) {
 		ingestDone <- roles.Ingest(ictx, []string{"--moex-config", moex.ConformanceConfigForTest, "--market", "FOND",
 			"--capture", capture, "--republish", "--capture-rate", "1000", "--capture-batch", "8",
 			"--fix-listen", fixAddr, "--linger", "40s", "--nats", "embedded", "--nats-listen", natsAddr,
-			"--dump-books", ingestDump, "--stats-out", ingestStats}, &ingestLog, &ingestLog)
+			"--http", httpAddr, "--dump-books", ingestDump, "--stats-out", ingestStats}, &ingestLog, &ingestLog)
 	}()
 	ingestLog.waitFor(t, "books dumped", 30*time.Second) // the input has ended: the dump is written
 
@@ -168,6 +170,17 @@ func TestIngestRepublishEndToEnd(t *testing.T) {
 			t.Fatalf("the NATS consumer's books differ from ingest's:\n%s", d)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The operator's view: the books as republished.
+	resp, err := http.Get("http://" + httpAddr + "/api/books")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || strings.Count(string(body), "\n") != len(syms) {
+		t.Errorf("/api/books: %v %d %q", err, resp.StatusCode, body)
 	}
 
 	icancel() // ends the linger
