@@ -140,8 +140,8 @@ func benchRepublish(b *testing.B, data []byte, messages int, single bool) {
 // by the last quarter of the capture: from there on, a datagram (decode, MBO update,
 // level derived, entry encoded, sequenced, retained and sent) allocates nothing beyond
 // what the engine alone does on the same datagrams (its MBO order tables' rare amortized
-// growth: the capture's books keep gaining orders); a margin of one per 1,000 datagrams
-// for the runtime's own.
+// growth: the capture's books keep gaining orders); a margin of one per 100 datagrams
+// for the runtime's own (none without the race detector, a few with it).
 func TestRepublishSteadyStateAllocs(t *testing.T) {
 	const messages = 20000
 	m := fond(t)
@@ -207,7 +207,7 @@ func TestRepublishSteadyStateAllocs(t *testing.T) {
 	alone := ms.Mallocs - before
 	n := messages - src.mark*batch
 	t.Logf("last quarter (%d datagrams): %d allocations republishing, %d by the engine alone; publisher %+v", n, withBus, alone, p.Stats())
-	if withBus > alone+uint64(n)/1000 {
+	if withBus > alone+uint64(n)/100 {
 		t.Errorf("republishing adds %d allocations to the engine's %d over %d datagrams", withBus-alone, alone, n)
 	}
 }

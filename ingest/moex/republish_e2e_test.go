@@ -151,7 +151,9 @@ func TestIngestRepublishEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fst.InjectedLoss == 0 || fst.Gaps == 0 || fst.RecoveredFIX+fst.SnapshotsDone == 0 || fst.StaleBooks != 0 {
+	// Recovered over FIX: retransmissions, or snapshots (263=0) where a hole came with a
+	// late join.
+	if fst.InjectedLoss == 0 || fst.RecoveredFIX+fst.SnapshotsDone == 0 || fst.StaleBooks != 0 {
 		t.Errorf("feed counters %+v", fst)
 	}
 	t.Logf("feed: injected loss %d, gaps %d, recovered by FIX %d, snapshots %d", fst.InjectedLoss, fst.Gaps, fst.RecoveredFIX, fst.SnapshotsDone)
