@@ -71,7 +71,8 @@ type ChannelInfo struct {
 }
 
 // Channels describes every channel: the instrument channels, then the
-// definitions channel. It may be called at any time.
+// definitions channel, then (with a Source) the channels opened since, in the order
+// opened. It may be called at any time.
 func (p *Publisher) Channels() []ChannelInfo {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
