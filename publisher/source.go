@@ -58,6 +58,7 @@ type truth interface {
 
 // extBooks are the books of a Source's instruments: exactly what has been published.
 type extBooks struct {
+	open    []bool // the instrument's status sent and its channel opened
 	books   []*book.MBP
 	rptSeq  []uint32
 	symbols []string
@@ -80,6 +81,7 @@ func (x *extBooks) add(in Instrument) error {
 		return fmt.Errorf("publisher: %s: %w", in.Symbol, err)
 	}
 	x.books = append(x.books, b)
+	x.open = append(x.open, false)
 	x.rptSeq = append(x.rptSeq, 0)
 	x.symbols = append(x.symbols, in.Symbol)
 	return nil
@@ -106,10 +108,13 @@ func (p *Publisher) InstrumentIndex(symbol string) (int, bool) {
 
 // AddInstrument adds an instrument of the Source (Symbol, PriceExp, SizeExp and Tick
 // are required; the simulator's StartPrice and Weight are not used) and returns its
-// index. It is published at once: a SequenceReset opens its channel if the channel is
-// new, its SecurityDefinition goes out on the definitions channel (and in every later
-// cycle), then its SecurityStatus (open) unless Config.NoStatus. Its book starts empty.
-// Call it from Source.Poll only. It allocates (tables grow): not a per-message call.
+// index. Its SecurityDefinition goes out at once on the definitions channel (and in
+// every later cycle); its channel, if new, is opened with a SequenceReset, and its
+// SecurityStatus (open, unless Config.NoStatus) sent, just before its first entry or
+// status: a receiver that joins the channel when the definition names it (feed --all)
+// has it from its first datagram when the source defines instruments ahead of their
+// data. Its book starts empty. Call it from Source.Poll only. It allocates (tables
+// grow): not a per-message call.
 func (p *Publisher) AddInstrument(in Instrument) (int, error) {
 	if p.ext == nil {
 		return 0, fmt.Errorf("publisher: AddInstrument: the publisher runs its simulator, not a Source")
@@ -134,7 +139,7 @@ func (p *Publisher) AddInstrument(in Instrument) (int, error) {
 	}
 	var c channel
 	if ch < 0 {
-		c = channel{name: mcast.AppendChannelName(nil, a), a: a, oldest: 1}
+		c = channel{name: mcast.AppendChannelName(nil, a), a: a, oldest: 1, closed: true}
 		if p.hasB {
 			bMap, bPort, _, err := bLine(cfg)
 			if err != nil {
@@ -187,16 +192,24 @@ func (p *Publisher) AddInstrument(in Instrument) (int, error) {
 		return 0, err
 	}
 	if p.state.Load() == stateRunning {
-		p.flushTick() // what the poll queued goes first
-		if len(p.chans[ch].instruments) == 1 {
-			p.reset(ch)
-		}
 		p.definition(i)
-		if !cfg.NoStatus {
-			p.status(i)
-		}
 	}
 	return i, nil
+}
+
+// open sends, before instrument i's first entry or status, the SequenceReset of its
+// channel if the channel has not sent one, and its SecurityStatus (open).
+func (p *Publisher) open(i int) {
+	p.flushTick() // what the poll queued goes first
+	c := &p.chans[p.insChan[i]]
+	if c.closed {
+		c.closed = false
+		p.reset(int(p.insChan[i]))
+	}
+	if !p.cfg.NoStatus {
+		p.status(i)
+	}
+	p.ext.open[i] = true
 }
 
 // SetLevel states that instrument i's side has, at price, a level of size with orders
@@ -285,6 +298,9 @@ func (p *Publisher) SetStale(i int, stale bool) {
 	if b.Stale() == stale {
 		return
 	}
+	if !p.ext.open[i] {
+		p.open(i)
+	}
 	b.SetStale(stale)
 	p.flushTick()
 	if stale {
@@ -298,6 +314,9 @@ func (p *Publisher) SetStale(i int, stale bool) {
 // tick; a full tick is sent.
 func (p *Publisher) queueEntry(i int, e md.Entry) {
 	x := p.ext
+	if !x.open[i] {
+		p.open(i)
+	}
 	x.rptSeq[i]++
 	e.RptSeq = x.rptSeq[i]
 	e.Symbol = p.insDefs[i].Symbol

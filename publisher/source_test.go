@@ -29,9 +29,9 @@ func (s *scriptSource) Poll(_ context.Context, p *Publisher, _ time.Duration) (b
 
 func (s *scriptSource) Wake() {}
 
-// TestSource: a Source adds instruments while the loop runs (a new channel opened with a
-// SequenceReset, its definition and status sent at once, the B line and snapshot
-// channel made for it), states levels (New, Change, Delete derived against the
+// TestSource: a Source adds instruments while the loop runs (the definition sent at
+// once, a new channel opened with a SequenceReset and the status sent before the first
+// entry, the B line and snapshot channel made for it), states levels (New, Change, Delete derived against the
 // ground-truth book; an unchanged level publishes nothing), replaces a book (the
 // differences only), trades and marks a book stale then ready: the wire says exactly
 // that, with contiguous sequence numbers and RptSeq, and the dump is the books stated.
@@ -144,11 +144,14 @@ func TestSource(t *testing.T) {
 	defs, sb, gz := mcast.DefinitionsChannel(DefaultPort), chanOf["SBER"], chanOf["GAZP"]
 	want := []string{
 		fmt.Sprintf("%v reset", defs),
-		fmt.Sprintf("%v reset", sb), "def SBER -2 " + mcast.ChannelName(sb), `status SBER 17 ""`,
+		// The definition at once; the channel opened before the first entry.
+		"def SBER -2 " + mcast.ChannelName(sb), fmt.Sprintf("%v reset", sb), `status SBER 17 ""`,
 		"SBER 1 0 0 101.25 300 2", "SBER 2 0 0 101.2 100 1", "SBER 3 1 0 101.3 50 1",
-		fmt.Sprintf("%v reset", gz), "def GAZP -1 " + mcast.ChannelName(gz), `status GAZP 17 ""`,
-		// One incremental per channel touched, in the order touched.
-		"SBER 4 0 1 101.25 200 1", "SBER 5 2 0 101.3 10 0", "SBER 6 0 2 101.2 0 0", "GAZP 1 1 0 160.5 7 1",
+		"def GAZP -1 " + mcast.ChannelName(gz),
+		// What was queued goes before GAZP's channel opens; then one incremental per
+		// channel touched, in the order touched.
+		"SBER 4 0 1 101.25 200 1", "SBER 5 2 0 101.3 10 0",
+		fmt.Sprintf("%v reset", gz), `status GAZP 17 ""`, "GAZP 1 1 0 160.5 7 1", "SBER 6 0 2 101.2 0 0",
 		`status SBER 20 "stale"`,
 		"SBER 7 0 0 101.26 5 1", "SBER 8 1 2 101.3 0 0", "SBER 9 1 0 101.31 9 3",
 		`status SBER 17 "ready"`,
