@@ -108,7 +108,7 @@ type channel struct {
 	oldest      uint32 // oldest sequence number retained (seq+1 if none)
 	last        uint64 // position+1 of the newest retained record; 0: none
 	lastSend    time.Duration
-	closed      bool // a Source's channel not yet opened (no SequenceReset sent)
+	closed      bool  // a Source's channel not yet opened (no SequenceReset sent)
 	count       int32 // entries in the current tick
 	fill        int32 // next slot in sorted
 	instruments []int32
