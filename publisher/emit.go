@@ -119,6 +119,9 @@ func (p *Publisher) reset(ch int) {
 // preamble, MsgSeqNum and LastMsgSeqNumProcessed.
 func (p *Publisher) heartbeat(ch int) {
 	c := &p.chans[ch]
+	if c.closed {
+		return // a Source's channel that has sent nothing yet
+	}
 	m := md.Heartbeat{Header: md.Header{SeqNum: c.seq, SendingTime: p.wall}, LastSeqNum: c.seq}
 	b, err := p.codec.AppendHeartbeat(p.scratch[:4], &m)
 	if err != nil {
