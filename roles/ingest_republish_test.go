@@ -15,10 +15,10 @@ func TestIngestRepublishUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--linger", "1s"}, "--linger is a --republish flag"},
+		{[]string{"--linger", "1s"}, "--linger keeps --http (or --republish) serving"},
 		{[]string{"--nats", "embedded"}, "--nats is a --republish flag"},
 		{[]string{"--group-base", "239.1.1.1"}, "--group-base is a --republish flag"},
-		{[]string{"--republish", "--linger", "-1s"}, "--linger -1s is negative"},
+		{[]string{"--republish", "--linger", "-1s"}, "--linger must not be negative"},
 		{[]string{"--republish", "--capture-rate", "-5"}, "--capture-rate"},
 		{[]string{"--republish", "--capture-batch", "0"}, "--capture-batch"},
 		{[]string{"--republish", "--fix-listen", "nowhere"}, "--fix-listen"},

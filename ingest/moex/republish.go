@@ -207,9 +207,10 @@ type CaptureSource struct {
 	Rate  float64
 	Stats CaptureStats
 
-	closed bool
-	start  time.Time
-	read   int64
+	closed  bool
+	serving bool
+	start   time.Time
+	read    int64
 }
 
 // Poll implements publisher.Source.
@@ -217,6 +218,11 @@ func (s *CaptureSource) Poll(ctx context.Context, _ *publisher.Publisher, wait t
 	if s.closed {
 		return true, nil
 	}
+	if !s.serving {
+		s.serving = true
+		s.E.startServing(nil) // Do's functions run between batches, as in RunCapture
+	}
+	s.E.serve()
 	batch := s.Batch
 	if batch <= 0 {
 		batch = 256
@@ -240,7 +246,10 @@ func (s *CaptureSource) Poll(ctx context.Context, _ *publisher.Publisher, wait t
 		s.read += int64(batch)
 	}
 	var d replay.Datagram
-	for range batch {
+	for n := range batch {
+		if n&(opsBatch-1) == opsBatch-1 {
+			s.E.serve()
+		}
 		err := s.R.Next(&d)
 		if err != nil {
 			var pe *replay.PacketError
@@ -248,6 +257,7 @@ func (s *CaptureSource) Poll(ctx context.Context, _ *publisher.Publisher, wait t
 				continue
 			}
 			s.E.Flush()
+			s.E.stopServing()
 			s.closed = true
 			st := s.R.Stats()
 			s.Stats = CaptureStats{Packets: st.Packets, Skipped: st.Skipped, Malformed: st.Malformed}
@@ -264,7 +274,8 @@ func (s *CaptureSource) Poll(ctx context.Context, _ *publisher.Publisher, wait t
 // Wake implements publisher.Source: a capture's Poll does not wait.
 func (s *CaptureSource) Wake() {}
 
-// LiveSource is a publisher.Source that joins the engine's market as RunLive does.
+// LiveSource is a publisher.Source that joins the engine's market as RunLive does; Do's
+// functions run between its batches.
 type LiveSource struct {
 	// End, if set, ends the input (Poll reports done) at that time.
 	End time.Time
@@ -303,6 +314,7 @@ func NewLiveSource(e *Engine, cfg LiveConfig) (*LiveSource, error) {
 	for i := range s.ms {
 		s.ms[i].Buf = make([]byte, 65536)
 	}
+	e.startServing(p.Wake)
 	return s, nil
 }
 
@@ -315,6 +327,7 @@ func (s *LiveSource) Poll(ctx context.Context, _ *publisher.Publisher, wait time
 			n, err := s.read(0)
 			if err != nil || n == 0 {
 				s.e.Flush()
+				s.e.stopServing()
 				return true, err
 			}
 		}
@@ -345,6 +358,7 @@ func (s *LiveSource) read(timeout time.Duration) (int, error) {
 		s.e.Datagram(m.Addr, s.groups[m.Group], m.Buf[:m.N], now)
 	}
 	s.e.Tick(now)
+	s.e.serve()
 	return n, nil
 }
 
@@ -352,4 +366,7 @@ func (s *LiveSource) read(timeout time.Duration) (int, error) {
 func (s *LiveSource) Wake() { s.p.Wake() }
 
 // Close leaves the groups.
-func (s *LiveSource) Close() error { return s.p.Close() }
+func (s *LiveSource) Close() error {
+	s.e.stopServing()
+	return s.p.Close()
+}
