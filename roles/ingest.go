@@ -118,6 +118,7 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"                       [--dump-books FILE] [--dump-trades FILE] [--stats-out FILE] [--templates FILE] [--map-source FROM=TO]",
 		"                       [--http ADDR [--linger D]] [--map FROM=TO,...]",
 		"                       [--replay [--replay-addr ADDR] [--replay-max-gap N] [--replay-user U --replay-password P]]",
+		"                       [--republish [--fix-listen ADDR] [--group-base IP] [--port P] [--bus-iface IP] [--nats URL|embedded] ...]",
 		"\nReads a MOEX ASTS market's FAST feeds (OLR orders, TLR trades, MSR statistics, IDF/ISF, OLS/TLS/MSS",
 		"snapshots; lines A and B) from a capture or by joining them, keeping the books by the exchange's rules.",
 		"Gaps are counted per connection and per instrument; a hole waits --gap-wait for the other line, and",
