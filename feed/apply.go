@@ -25,7 +25,8 @@ func (e *Engine) apply(ch *channel, m *md.Message) {
 		e.clock.last = false
 		e.recordLatency(ch, m.Incremental.SendingTime)
 	case md.KindStatus:
-		if in := e.bySymbol[string(m.Status.Symbol)]; in != nil {
+		if in := e.bySymbol[string(m.Status.Symbol)]; in != nil && in.ch == ch {
+			e.upstreamStatus(in, m.Status.TradingStatus)
 			e.publish(in, Event{Kind: EventStatus, Symbol: in.symbol, Status: m.Status.TradingStatus})
 		}
 	case md.KindDefinition:
@@ -125,7 +126,7 @@ func (e *Engine) createBook(in *instrument, priceExp, sizeExp int8) bool {
 		return false
 	}
 	in.book, in.priceExp, in.sizeExp = b, priceExp, sizeExp
-	in.book.SetStale(in.stale)
+	in.book.SetStale(in.isStale())
 	return true
 }
 
@@ -181,6 +182,31 @@ func (e *Engine) learn(d *md.Definition) {
 	in.priceExp, in.sizeExp = d.PriceExp, d.SizeExp
 }
 
+// Source statuses: what a publisher says of its own book (DESIGN.md, "Status f").
+const (
+	statusStale = 20 // SecurityTradingStatus (326) with Text "stale"
+	statusReady = 17 // with Text "ready": whole again
+)
+
+// upstreamStatus applies a source's status to in: 20 shows the book stale until 17. The
+// status itself reaches the subscribers as it came (EventStatus), so no EventStale is
+// added for it.
+func (e *Engine) upstreamStatus(in *instrument, status uint32) {
+	switch {
+	case status == statusStale && !in.upstream:
+		in.upstream = true
+		e.stats.UpstreamStale++
+		e.log.Debug("stale at the source", "symbol", in.symbol)
+	case status == statusReady && in.upstream:
+		in.upstream = false
+	default:
+		return
+	}
+	if in.book != nil {
+		in.book.SetStale(in.isStale())
+	}
+}
+
 func (e *Engine) markStale(in *instrument, why string) {
 	if in.stale {
 		return
@@ -200,7 +226,7 @@ func (e *Engine) markFresh(in *instrument) {
 	}
 	in.stale = false
 	if in.book != nil {
-		in.book.SetStale(false)
+		in.book.SetStale(in.upstream)
 	}
 	e.publish(in, Event{Kind: EventFresh, Symbol: in.symbol, Book: in.book})
 }

@@ -20,13 +20,20 @@ type instrument struct {
 	defined  bool // a security definition was seen
 	rptSeq   uint32
 	started  bool // an entry or snapshot set rptSeq
-	stale    bool
+	stale    bool // this handler cannot trust the book (a hole, an RptSeq gap, ...)
+	// upstream: the source said its own book is stale (SecurityStatus 326=20, as `ingest
+	// --republish` sends for an exchange gap) and has not said 17 since. The book is shown
+	// stale either way; only this handler's own recovery clears stale.
+	upstream bool
 	snapSeq  uint32 // the LastMsgSeqNumProcessed of the snapshot being assembled
 	haveSnap bool
 
 	subs        []*Subscription // subscribers matching this instrument
 	subsVersion uint64          // e.subsVersion when subs was computed
 }
+
+// isStale reports whether in's book is shown stale: this handler's or its source's.
+func (in *instrument) isStale() bool { return in.stale || in.upstream }
 
 // channel is one multicast group and port (line A, and B if configured): its sequence
 // tracker, which holds what waits behind a hole already decoded, and the followed

@@ -34,7 +34,7 @@ func (e *Engine) Stats() Stats {
 	s.LineBFirst = t.LineBFirst
 	s.StaleBooks = 0
 	for _, in := range e.bySymbol {
-		if in.stale {
+		if in.isStale() {
 			s.StaleBooks++
 		}
 	}
@@ -82,7 +82,7 @@ func (e *Engine) Dump() book.Dump {
 		in := e.bySymbol[s]
 		var v book.View = in.book
 		if in.book == nil {
-			empty.SetStale(in.stale)
+			empty.SetStale(in.isStale())
 			v = empty
 		}
 		d = append(d, book.DumpOf(s, v))
@@ -162,7 +162,7 @@ func (e *Engine) BookSnapshot(ctx context.Context, symbol string) (BookSnapshot,
 			err = fmt.Errorf("feed: %s is not followed", symbol)
 			return
 		}
-		snap = BookSnapshot{Symbol: symbol, RptSeq: in.rptSeq, Stale: in.stale}
+		snap = BookSnapshot{Symbol: symbol, RptSeq: in.rptSeq, Stale: in.isStale()}
 		if in.book != nil {
 			snap.Bids = book.DecimalLevels(in.book, book.Bid)
 			snap.Asks = book.DecimalLevels(in.book, book.Ask)

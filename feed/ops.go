@@ -75,7 +75,7 @@ func (e *Engine) OpsNow(req OpsRequest) OpsState {
 			Stale: stale[c.Channel], Buffered: ch.tracker.Buffered(), OpenHole: ch.tracker.State() != gap.Live})
 	}
 	for _, in := range e.bySymbol {
-		if in.stale {
+		if in.isStale() {
 			st.Stale = append(st.Stale, in.symbol)
 		}
 	}
@@ -132,7 +132,7 @@ func (e *Engine) StaleByChannel() map[string]int {
 	for name, ch := range e.channels {
 		n := 0
 		for _, in := range ch.instruments {
-			if in.stale {
+			if in.isStale() {
 				n++
 			}
 		}
@@ -161,7 +161,7 @@ func (e *Engine) DumpSymbols(symbols []string, depth int) book.Dump {
 			if empty == nil {
 				empty, _ = book.NewMBP(book.Config{})
 			}
-			empty.SetStale(in.stale)
+			empty.SetStale(in.isStale())
 			v = empty
 		}
 		d = append(d, dumpOf(s, v, depth))

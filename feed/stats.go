@@ -17,6 +17,7 @@ type Stats struct {
 	Skipped         uint64 `json:"skipped_seq"` // sequence numbers superseded by a snapshot
 	StaleBooks      uint64 `json:"stale_books"` // books stale at exit
 	StaleEvents     uint64 `json:"stale_events"`
+	UpstreamStale   uint64 `json:"upstream_stale"` // books the source said were stale (status 20)
 	DecodeErrors    uint64 `json:"decode_errors"`  // malformed datagrams
 	ForeignSource   uint64 `json:"foreign_source"` // datagrams from a sender other than Config.Source
 	AuthFailures    uint64 `json:"auth_failures"`  // datagrams whose trailer did not check (Config.Key)
