@@ -29,7 +29,11 @@ type FanoutConfig struct {
 	Instruments int           // default 8
 	Rate        float64       // the feed's datagrams per second (default 1000)
 	Warmup      time.Duration // before each window (default 2s)
-	Window      time.Duration // measured (default 3s)
+	// Settle bounds the wait after the warm-up for the feed to be back at its rate (the
+	// market publisher catches up in bursts when it was starved) and every consumer's
+	// books to be whole (default 30s); a row measured unsettled says so.
+	Settle time.Duration
+	Window time.Duration // measured (default 3s)
 	Bus         []int         // FIX clients of the handler's own OMS service (default 10, 50)
 	Direct      []int         // NATS consumers, each on its own connection (default 10, 100, 1000)
 	Gateway     []int         // FIX clients of a gateway fed from NATS (default 10, 50)
@@ -44,6 +48,9 @@ type FanoutRow struct {
 	Updates     float64 // entries applied by all consumers together per second
 	P50, P99    time.Duration
 	Conflations uint64
+	Drops       uint64 // messages NATS dropped for slow consumers in the window (direct)
+	Gaps        uint64 // RptSeq holes the consumers found in the window (direct)
+	Note        string                  // what makes the row doubtful (unsettled, clamped latencies)
 	Err         string                  // why the row could not be measured
 	Latency     *hdrhistogram.Histogram // publish to consumer, all consumers (ns)
 }
@@ -69,6 +76,9 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 	}
 	if cfg.Window == 0 {
 		cfg.Window = 3 * time.Second
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = 30 * time.Second
 	}
 	if cfg.Bus == nil {
 		cfg.Bus = []int{10, 50}
@@ -139,23 +149,23 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 	h.Subscribe(pub.OnEvent, "*")
 	go func() { _ = p.Run(ctx) }()
 
+	// The feed's own rate, before any consumer: the reference a row's window waits for.
+	time.Sleep(cfg.Warmup)
+	p0 := published.Load()
+	time.Sleep(time.Second)
+	feedRate := float64(published.Load() - p0)
 	var rows []FanoutRow
-	window := func(row FanoutRow, measure func() (uint64, *hdrhistogram.Histogram, uint64), reset func()) FanoutRow {
+	window := func(row FanoutRow, pr probe) FanoutRow {
 		time.Sleep(cfg.Warmup)
-		reset()
-		u0, _, c0 := measure()
+		row.Note = settle(ctx, cfg.Settle, feedRate, &published, pr)
+		pr.reset()
+		s0 := pr.measure()
 		p0 := published.Load()
 		t0 := time.Now()
 		time.Sleep(cfg.Window)
 		el := time.Since(t0).Seconds()
-		u1, lat, c1 := measure()
-		row.Published = float64(published.Load()-p0) / el
-		row.Updates = float64(u1-u0) / el
-		row.P50 = time.Duration(lat.ValueAtQuantile(50))
-		row.P99 = time.Duration(lat.ValueAtQuantile(99))
-		row.Conflations = c1 - c0
-		row.Latency = lat
-		return row
+		s1 := pr.measure()
+		return s1.row(row, s0, float64(published.Load()-p0)/el, el)
 	}
 	fixRow := func(mode, addr string, n int, confl func() uint64) FanoutRow {
 		row := FanoutRow{Mode: mode, Consumers: n}
@@ -172,19 +182,18 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 			row.Err = err.Error()
 			return row
 		}
-		return window(row, func() (uint64, *hdrhistogram.Histogram, uint64) {
-			all := NewHistogram()
-			var u uint64
+		return window(row, probe{measure: func() sample {
+			sm := sample{lat: NewHistogram(), conflations: confl()}
 			for _, c := range clients {
-				u += c.Report().Updates
-				all.Merge(c.Latency())
+				sm.updates += c.Report().Updates
+				sm.lat.Merge(c.Latency())
 			}
-			return u, all, confl()
-		}, func() {
+			return sm
+		}, reset: func() {
 			for _, c := range clients {
 				c.ResetLatency()
 			}
-		})
+		}})
 	}
 	busConfl := func(b *bus.Bus) func() uint64 {
 		return func() uint64 {
@@ -255,7 +264,7 @@ func startFIXClients(ctx context.Context, addr string, n int) ([]*bus.Client, er
 	return clients, nil
 }
 
-func directRow(ctx context.Context, url string, n int, window func(FanoutRow, func() (uint64, *hdrhistogram.Histogram, uint64), func()) FanoutRow,
+func directRow(ctx context.Context, url string, n int, window func(FanoutRow, probe) FanoutRow,
 	confl func() uint64) FanoutRow {
 	row := FanoutRow{Mode: "NATS direct", Consumers: n}
 	conss := make([]*natsbus.Consumer, n)
@@ -304,19 +313,98 @@ func directRow(ctx context.Context, url string, n int, window func(FanoutRow, fu
 		row.Err = err.Error()
 		return row
 	}
-	return window(row, func() (uint64, *hdrhistogram.Histogram, uint64) {
-		all := NewHistogram()
-		var u uint64
+	return window(row, probe{measure: func() sample {
+		sm := sample{lat: NewHistogram(), conflations: confl()}
 		for i, c := range conss {
-			u += c.Stats().Entries
-			_ = c.Do(ctx, func() { all.Merge(hists[i]) })
+			st := c.Stats()
+			sm.updates += st.Entries
+			sm.drops += st.SlowConsumer
+			sm.gaps += st.Gaps
+			sm.books += st.Instruments
+			sm.whole += st.Synchronised
+			_ = c.Do(ctx, func() { sm.lat.Merge(hists[i]) })
 		}
-		return u, all, confl()
-	}, func() {
+		sm.consumers = len(conss)
+		return sm
+	}, reset: func() {
 		for i, c := range conss {
 			_ = c.Do(ctx, func() { hists[i].Reset() })
 		}
-	})
+	}})
+}
+
+// sample is what a row's consumers have counted so far.
+type sample struct {
+	updates, conflations, drops, gaps uint64
+	lat                               *hdrhistogram.Histogram
+	consumers, books, whole           int // NATS consumers: books known and whole (0: not counted)
+}
+
+// probe reads a row's consumers.
+type probe struct {
+	measure func() sample
+	reset   func() // the latency histograms, before the window
+}
+
+// row fills r with the window from s0 to s (el seconds); nothing delivered is an error
+// that says what the consumers were doing, never a row of zeros.
+func (s sample) row(r FanoutRow, s0 sample, published, el float64) FanoutRow {
+	r.Published = published
+	r.Updates = float64(s.updates-s0.updates) / el
+	r.Conflations = s.conflations - s0.conflations
+	r.Drops = s.drops - s0.drops
+	r.Gaps = s.gaps - s0.gaps
+	if s.updates == s0.updates || s.lat.TotalCount() == 0 {
+		r.Err = fmt.Sprintf("delivered nothing in %.1f s (feed %.0f entries/s", el, published)
+		if s.consumers > 0 {
+			r.Err += fmt.Sprintf("; %d of %d books whole; %d messages dropped by NATS, %d RptSeq holes", s.whole, s.books, r.Drops, r.Gaps)
+		}
+		r.Err += ")"
+		return r
+	}
+	r.P50 = time.Duration(s.lat.ValueAtQuantile(50))
+	r.P99 = time.Duration(s.lat.ValueAtQuantile(99))
+	r.Latency = s.lat
+	if top := s.lat.HighestTrackableValue(); s.lat.Max() >= top || s.lat.ValueAtQuantile(99) >= top {
+		r.Note = strings.TrimPrefix(r.Note+"; latencies beyond "+time.Duration(top).String()+" counted as "+time.Duration(top).String(), "; ")
+	}
+	return r
+}
+
+// settle waits, at most limit, until the feed publishes at its rate again (within 1.5
+// times feedRate) and, for NATS consumers, every book is whole; it returns what did not
+// settle, or "".
+func settle(ctx context.Context, limit time.Duration, feedRate float64, published *atomic.Uint64, pr probe) string {
+	const step = 500 * time.Millisecond
+	deadline := time.Now().Add(limit)
+	var rate float64
+	var sm sample
+	for {
+		p0 := published.Load()
+		select {
+		case <-ctx.Done():
+			return "cancelled"
+		case <-time.After(step):
+		}
+		rate = float64(published.Load()-p0) / step.Seconds()
+		sm = pr.measure()
+		caughtUp := rate <= 1.5*feedRate+50
+		whole := sm.consumers == 0 || (sm.books > 0 && sm.whole == sm.books)
+		if caughtUp && whole {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	var why []string
+	if rate > 1.5*feedRate+50 {
+		why = append(why, fmt.Sprintf("feed catching up (%.0f entries/s, its rate %.0f)", rate, feedRate))
+	}
+	if sm.consumers > 0 && (sm.books == 0 || sm.whole != sm.books) {
+		why = append(why, fmt.Sprintf("%d of %d books whole", sm.whole, sm.books))
+	}
+	return fmt.Sprintf("unsettled after %v: %s", limit, strings.Join(why, ", "))
 }
 
 func startGateway(ctx context.Context, url string, users []bus.User) (*natsbus.Consumer, *bus.Bus, error) {
@@ -405,15 +493,15 @@ func WriteFanoutSVG(w io.Writer, rows []FanoutRow) error {
 func WriteFanout(w io.Writer, rows []FanoutRow, nb []NATSBenchRow, command string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Fan-out\n\n`%s`, %s\n\n", command, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	b.WriteString("| distribution | consumers | published entries/s | delivered updates/s | p50 | p99 | conflations |\n")
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| distribution | consumers | published entries/s | delivered updates/s | p50 | p99 | conflations | NATS drops | notes |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, r := range rows {
 		if r.Err != "" {
-			fmt.Fprintf(&b, "| %s | %d | not measured: %s | | | | |\n", r.Mode, r.Consumers, r.Err)
+			fmt.Fprintf(&b, "| %s | %d | not measured: %s | | | | | | %s |\n", r.Mode, r.Consumers, r.Err, r.Note)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %s | %s | %d |\n", r.Mode, r.Consumers, r.Published, r.Updates,
-			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Conflations)
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %s | %s | %d | %d | %s |\n", r.Mode, r.Consumers, r.Published, r.Updates,
+			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Conflations, r.Drops, r.Note)
 	}
 	if len(nb) > 0 {
 		b.WriteString("\n`nats bench` pub/sub on the same machine (one publisher):\n\n| subscribers | message size | delivered msgs/s |\n|--:|--:|--:|\n")

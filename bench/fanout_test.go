@@ -13,7 +13,7 @@ func TestWriteFanout(t *testing.T) {
 	if err := WriteFanout(&b, rows, []NATSBenchRow{{Subscribers: 10, Size: 150, MsgsPerSec: 1953953}}, "fastfeed bench --fanout"); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| NATS direct | 100 | 1171 | 117007 | 830µs | 2.484ms | 0 |", "| NATS direct | 1000 | not measured: connect: i/o timeout",
+	for _, want := range []string{"| NATS direct | 100 | 1171 | 117007 | 830µs | 2.484ms | 0 | 0 |  |", "| NATS direct | 1000 | not measured: connect: i/o timeout",
 		"| 10 | 150 B | 1953953 |"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no %q in\n%s", want, b.String())
@@ -22,5 +22,33 @@ func TestWriteFanout(t *testing.T) {
 	m := aggregated.FindStringSubmatch(" NATS Core NATS subscriber aggregated stats: 1,357,101 msgs/sec ~ 194 MiB/sec")
 	if m == nil || m[1] != "1,357,101" {
 		t.Errorf("nats bench output not parsed: %q", m)
+	}
+}
+
+// TestFanoutRowNothingDelivered: a window in which the consumers applied nothing is an
+// error naming what they were doing, not a row of zeros; a latency beyond the histogram's
+// range is counted at its top and noted.
+func TestFanoutRowNothingDelivered(t *testing.T) {
+	empty := sample{lat: NewHistogram(), consumers: 1000, books: 8000, whole: 12, updates: 500, drops: 10}
+	r := sample{lat: NewHistogram(), consumers: 1000, books: 8000, whole: 12, updates: 500, drops: 4010, gaps: 77}.
+		row(FanoutRow{Mode: "NATS direct", Consumers: 1000}, empty, 415726, 3)
+	if want := "delivered nothing in 3.0 s (feed 415726 entries/s; 12 of 8000 books whole; 4000 messages dropped by NATS, 77 RptSeq holes)"; r.Err != want {
+		t.Errorf("Err %q, want %q", r.Err, want)
+	}
+	var b strings.Builder
+	if err := WriteFanout(&b, []FanoutRow{r}, nil, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "| 0s |") || !strings.Contains(b.String(), "not measured: delivered nothing") {
+		t.Errorf("table:\n%s", b.String())
+	}
+
+	lat := NewHistogram()
+	for range 100 {
+		_ = lat.RecordValue(lat.HighestTrackableValue())
+	}
+	r = sample{lat: lat, updates: 900}.row(FanoutRow{}, sample{lat: NewHistogram()}, 1000, 3)
+	if r.Err != "" || r.Updates != 300 || r.P99 < MaxLatency || !strings.Contains(r.Note, "latencies beyond 10s counted as 10s") {
+		t.Errorf("row %+v", r)
 	}
 }

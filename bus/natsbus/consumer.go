@@ -48,8 +48,8 @@ type ConsumerConfig struct {
 	// periodic one instead.
 	NoSnapRequests bool
 	// Latency, if set, records the publish-to-apply time of every X (ns; wall clocks of
-	// the publisher's and this host). It is written on the consumer's goroutine: read it
-	// through Do.
+	// the publisher's and this host), a time beyond its highest trackable value as that
+	// value. It is written on the consumer's goroutine: read it through Do.
 	Latency *hdrhistogram.Histogram
 	Logger  *slog.Logger
 }
@@ -420,7 +420,9 @@ func (c *Consumer) handle(nm *nats.Msg) {
 		lat := time.Now().UnixNano() - m.PublishTime
 		c.stats.lastLatency.Store(lat)
 		if c.cfg.Latency != nil && m.Kind == md.KindIncremental {
-			_ = c.cfg.Latency.RecordValue(max(lat, 1))
+			// Clamped to the histogram's range: a lag beyond it shows as its top, not
+			// as nothing (RecordValue refuses what it cannot hold).
+			_ = c.cfg.Latency.RecordValue(min(max(lat, 1), c.cfg.Latency.HighestTrackableValue()))
 		}
 	}
 	in := c.insts[string(m.Symbol)]
