@@ -32,12 +32,12 @@ type FanoutConfig struct {
 	// Settle bounds the wait after the warm-up for the feed to be back at its rate (the
 	// market publisher catches up in bursts when it was starved) and every consumer's
 	// books to be whole (default 30s); a row measured unsettled says so.
-	Settle time.Duration
-	Window time.Duration // measured (default 3s)
-	Bus         []int         // FIX clients of the handler's own OMS service (default 10, 50)
-	Direct      []int         // NATS consumers, each on its own connection (default 10, 100, 1000)
-	Gateway     []int         // FIX clients of a gateway fed from NATS (default 10, 50)
-	Progress    func(string)
+	Settle   time.Duration
+	Window   time.Duration // measured (default 3s)
+	Bus      []int         // FIX clients of the handler's own OMS service (default 10, 50)
+	Direct   []int         // NATS consumers, each on its own connection (default 10, 100, 1000)
+	Gateway  []int         // FIX clients of a gateway fed from NATS (default 10, 50)
+	Progress func(string)
 }
 
 // FanoutRow is one measured configuration.
@@ -48,8 +48,8 @@ type FanoutRow struct {
 	Updates     float64 // entries applied by all consumers together per second
 	P50, P99    time.Duration
 	Conflations uint64
-	Drops       uint64 // messages NATS dropped for slow consumers in the window (direct)
-	Gaps        uint64 // RptSeq holes the consumers found in the window (direct)
+	Drops       uint64                  // messages NATS dropped for slow consumers in the window (direct)
+	Gaps        uint64                  // RptSeq holes the consumers found in the window (direct)
 	Note        string                  // what makes the row doubtful (unsettled, clamped latencies)
 	Err         string                  // why the row could not be measured
 	Latency     *hdrhistogram.Histogram // publish to consumer, all consumers (ns)

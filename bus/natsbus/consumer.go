@@ -31,6 +31,9 @@ const (
 // ConsumerConfig configures a Consumer.
 type ConsumerConfig struct {
 	Conn *nats.Conn
+	// Group, if set, runs the consumer in a Group (sharing its connection, its
+	// subscriptions and its goroutine); Conn is then the group's and Inbound unused.
+	Group *Group
 	// Patterns are the instruments to follow (feed's patterns; default "*"). An exact
 	// symbol subscribes to md.*.SYM, a channel to md.CHANNEL.*, "*" to md.>; a prefix
 	// "SB*" subscribes to md.> and filters (it needs the permission of md.>).
@@ -113,8 +116,12 @@ type Consumer struct {
 	stats      consumerCounters
 	reconnects atomic.Bool
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	group     *Group
+	groupDone chan struct{} // the group's done, nil if none
+	joined    bool          // a member of group (group goroutine)
+	ctx       context.Context
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 type consumerCounters struct {
@@ -154,6 +161,9 @@ type cInst struct {
 
 // NewConsumer returns a consumer; Start it.
 func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+	if cfg.Group != nil {
+		cfg.Conn = cfg.Group.nc
+	}
 	if cfg.Conn == nil {
 		return nil, errors.New("natsbus: consumer needs a connection")
 	}
@@ -177,8 +187,13 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{cfg: cfg, nc: cfg.Conn, log: cfg.Logger, msgs: make(chan *nats.Msg, cfg.Inbound),
-		do: make(chan func()), insts: map[string]*cInst{}, channels: map[string]string{}, chanTok: map[string]string{}}, nil
+	c := &Consumer{cfg: cfg, nc: cfg.Conn, log: cfg.Logger, group: cfg.Group, do: make(chan func()), insts: map[string]*cInst{}, channels: map[string]string{}, chanTok: map[string]string{}}
+	if c.group == nil {
+		c.msgs = make(chan *nats.Msg, cfg.Inbound)
+	} else {
+		c.do = c.group.do
+	}
+	return c, nil
 }
 
 // filters returns the subject filters under prefix for the patterns, without repeats.
@@ -212,6 +227,9 @@ func (c *Consumer) wanted(symbol, channel string) bool {
 // subscription refused by the server's permissions is reported by Stats().Permission and
 // the log, not here (the server answers asynchronously).
 func (c *Consumer) Start(ctx context.Context) error {
+	if c.group != nil {
+		return c.startInGroup(ctx)
+	}
 	c.nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		switch {
 		case errors.Is(err, nats.ErrSlowConsumer):
@@ -251,10 +269,42 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return fmt.Errorf("natsbus: subscribe: %w", err)
 	}
 	ctx, c.cancel = context.WithCancel(ctx)
+	c.ctx = ctx
 	c.done = make(chan struct{})
 	go c.run(ctx)
 	c.loadLVC(ctx)
 	return nil
+}
+
+// startInGroup joins the group (its subscriptions, then the last-value cache).
+func (c *Consumer) startInGroup(ctx context.Context) error {
+	if c.group.done == nil {
+		return errors.New("natsbus: the consumer's group is not started")
+	}
+	c.groupDone = c.group.done
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.done = make(chan struct{})
+	var err error
+	if derr := c.group.Do(ctx, func() { err = c.group.join(c) }); derr != nil {
+		err = fmt.Errorf("natsbus: join group: %w", derr)
+	}
+	if err == nil {
+		if err = c.nc.Flush(); err != nil {
+			c.stopInGroup()
+			err = fmt.Errorf("natsbus: subscribe: %w", err)
+		}
+	}
+	if err != nil {
+		c.cancel()
+		c.cancel = nil
+		return err
+	}
+	c.loadLVC(c.ctx)
+	return nil
+}
+
+func (c *Consumer) stopInGroup() {
+	_ = c.group.Do(context.Background(), func() { c.group.leave(c) })
 }
 
 func (c *Consumer) unsubscribe() {
@@ -266,6 +316,15 @@ func (c *Consumer) unsubscribe() {
 
 // Stop unsubscribes and stops the consumer's goroutine.
 func (c *Consumer) Stop() {
+	if c.group != nil {
+		if c.cancel != nil {
+			c.cancel()
+			c.stopInGroup()
+			close(c.done)
+			c.cancel = nil
+		}
+		return
+	}
 	c.unsubscribe()
 	if c.cancel != nil {
 		c.cancel()
@@ -274,6 +333,14 @@ func (c *Consumer) Stop() {
 }
 
 func (c *Consumer) queue(m *nats.Msg) {
+	if c.group != nil {
+		select {
+		case c.group.own <- owned{c, m}:
+		default:
+			c.stats.slowConsumer.Add(1)
+		}
+		return
+	}
 	select {
 	case c.msgs <- m:
 	default:
@@ -283,11 +350,18 @@ func (c *Consumer) queue(m *nats.Msg) {
 
 // Do runs fn on the consumer's goroutine and waits for it.
 func (c *Consumer) Do(ctx context.Context, fn func()) error {
+	select {
+	case <-c.done: // a stopped member's group still takes functions
+		return errors.New("natsbus: consumer stopped")
+	default:
+	}
 	done := make(chan struct{})
 	select {
 	case c.do <- func() { fn(); close(done) }:
 	case <-c.done:
 		return errors.New("natsbus: consumer stopped")
+	case <-c.groupDone:
+		return errors.New("natsbus: consumer's group stopped")
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -362,14 +436,20 @@ func (c *Consumer) run(ctx context.Context) {
 		case fn := <-c.do:
 			fn()
 		case <-t.C:
-			if c.reconnects.Swap(false) {
-				go c.loadLVC(ctx)
-			}
-			c.retry()
+			c.tick()
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// tick reads the cache again after a reconnection and asks again for the Ws of
+// instruments still waiting (the consumer's goroutine, every resyncEvery).
+func (c *Consumer) tick() {
+	if c.reconnects.Swap(false) {
+		go c.loadLVC(c.ctx)
+	}
+	c.retry()
 }
 
 // retry asks again for the Ws of instruments still waiting.
