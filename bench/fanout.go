@@ -32,18 +32,21 @@ type FanoutConfig struct {
 	// Settle bounds the wait after the warm-up for the feed to be back at its rate (the
 	// market publisher catches up in bursts when it was starved) and every consumer's
 	// books to be whole (default 30s); a row measured unsettled says so.
-	Settle   time.Duration
-	Window   time.Duration // measured (default 3s)
-	Bus      []int         // FIX clients of the handler's own OMS service (default 10, 50)
-	Direct   []int         // NATS consumers, each on its own connection (default 10, 100, 1000)
-	Gateway  []int         // FIX clients of a gateway fed from NATS (default 10, 50)
-	Progress func(string)
+	Settle    time.Duration
+	Window    time.Duration // measured (default 3s)
+	Bus       []int         // FIX clients of the handler's own OMS service (default 10, 50)
+	Direct    []int         // NATS consumers sharing connections, PerConn on each (default 10, 100, 1000)
+	PerConn   int           // NATS consumers per connection in the Direct rows (default 100)
+	DirectOwn []int         // NATS consumers, each on its own connection (default 10, 100)
+	Gateway   []int         // FIX clients of a gateway fed from NATS (default 10, 50)
+	Progress  func(string)
 }
 
 // FanoutRow is one measured configuration.
 type FanoutRow struct {
 	Mode        string // "FIX bus in the handler", "NATS direct", "NATS + gateway"
 	Consumers   int
+	Connections int     // NATS connections of the consumers (direct)
 	Published   float64 // entries the handler published per second in the window
 	Updates     float64 // entries applied by all consumers together per second
 	P50, P99    time.Duration
@@ -88,6 +91,12 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 	}
 	if cfg.Gateway == nil {
 		cfg.Gateway = []int{10, 50}
+	}
+	if cfg.PerConn == 0 {
+		cfg.PerConn = 100
+	}
+	if cfg.DirectOwn == nil {
+		cfg.DirectOwn = []int{10, 100}
 	}
 	progress := cfg.Progress
 	if progress == nil {
@@ -218,10 +227,14 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 		progress(fmt.Sprintf("fanout: NATS + gateway, %d FIX clients", n))
 		rows = append(rows, fixRow("NATS + gateway", gw.Addr(), n, busConfl(gw)))
 	}
-	// The largest load last: it leaves the market behind for a while.
+	confl := func() uint64 { return pub.Stats().Conflations }
+	for _, n := range cfg.DirectOwn {
+		progress(fmt.Sprintf("fanout: NATS direct, %d consumers on their own connections", n))
+		rows = append(rows, directRow(ctx, srv.URL(), n, 1, window, confl))
+	}
 	for _, n := range cfg.Direct {
-		progress(fmt.Sprintf("fanout: NATS direct, %d consumers", n))
-		rows = append(rows, directRow(ctx, srv.URL(), n, window, func() uint64 { return pub.Stats().Conflations }))
+		progress(fmt.Sprintf("fanout: NATS direct, %d consumers, %d per connection", n, cfg.PerConn))
+		rows = append(rows, directRow(ctx, srv.URL(), n, cfg.PerConn, window, confl))
 	}
 	return rows, nil
 }
@@ -264,39 +277,71 @@ func startFIXClients(ctx context.Context, addr string, n int) ([]*bus.Client, er
 	return clients, nil
 }
 
-func directRow(ctx context.Context, url string, n int, window func(FanoutRow, probe) FanoutRow,
+// directRow measures n NATS consumers following every instrument: each on its own
+// connection and goroutine (perConn 1), or perConn to a connection in a natsbus.Group
+// (one subscription per subject filter and one goroutine per connection).
+func directRow(ctx context.Context, url string, n, perConn int, window func(FanoutRow, probe) FanoutRow,
 	confl func() uint64) FanoutRow {
-	row := FanoutRow{Mode: "NATS direct", Consumers: n}
+	perConn = max(1, min(perConn, n))
+	nconn := (n + perConn - 1) / perConn
+	row := FanoutRow{Mode: "NATS direct, own connection", Consumers: n, Connections: nconn}
+	if perConn > 1 {
+		row.Mode = fmt.Sprintf("NATS direct, %d per connection", perConn)
+	}
 	conss := make([]*natsbus.Consumer, n)
 	hists := make([]*hdrhistogram.Histogram, n)
-	conns := make([]*nats.Conn, n)
+	conns := make([]*nats.Conn, nconn)
+	var groups []*natsbus.Group
 	defer func() {
-		for i := range conss {
-			if conss[i] != nil {
-				conss[i].Stop()
+		var wg sync.WaitGroup
+		for _, c := range conss {
+			if c != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); c.Stop() }()
 			}
-			if conns[i] != nil {
-				conns[i].Close()
+		}
+		wg.Wait()
+		for _, g := range groups {
+			g.Stop()
+		}
+		for _, nc := range conns {
+			if nc != nil {
+				nc.Close()
 			}
 		}
 	}()
+	for i := range conns {
+		nc, err := natsbus.ConnConfig{URL: url}.Connect(nats.Timeout(10 * time.Second))
+		if err != nil {
+			row.Err = err.Error()
+			return row
+		}
+		conns[i] = nc
+		if perConn > 1 {
+			g, err := natsbus.NewGroup(nc, 0, nil)
+			if err != nil {
+				row.Err = err.Error()
+				return row
+			}
+			g.Start(ctx)
+			groups = append(groups, g)
+		}
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	errs := make(chan error, n)
 	for i := range conss {
 		hists[i] = NewHistogram()
+		cfg := natsbus.ConsumerConfig{Conn: conns[i/perConn], Inbound: 4096, Latency: hists[i]}
+		if perConn > 1 {
+			cfg.Group = groups[i/perConn]
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			nc, err := natsbus.ConnConfig{URL: url}.Connect(nats.Timeout(10 * time.Second))
-			if err != nil {
-				errs <- err
-				return
-			}
-			conns[i] = nc
-			cons, err := natsbus.NewConsumer(natsbus.ConsumerConfig{Conn: nc, Inbound: 4096, Latency: hists[i]})
+			cons, err := natsbus.NewConsumer(cfg)
 			if err == nil {
 				err = cons.Start(ctx)
 			}
@@ -323,6 +368,9 @@ func directRow(ctx context.Context, url string, n int, window func(FanoutRow, pr
 			sm.books += st.Instruments
 			sm.whole += st.Synchronised
 			_ = c.Do(ctx, func() { sm.lat.Merge(hists[i]) })
+		}
+		for _, g := range groups {
+			sm.drops += g.Stats().SlowConsumer
 		}
 		sm.consumers = len(conss)
 		return sm
@@ -493,14 +541,18 @@ func WriteFanoutSVG(w io.Writer, rows []FanoutRow) error {
 func WriteFanout(w io.Writer, rows []FanoutRow, nb []NATSBenchRow, command string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Fan-out\n\n`%s`, %s\n\n", command, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	b.WriteString("| distribution | consumers | published entries/s | delivered updates/s | p50 | p99 | conflations | NATS drops | notes |\n")
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("| distribution | consumers | connections | published entries/s | delivered updates/s | p50 | p99 | conflations | NATS drops | notes |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, r := range rows {
+		conns := "-"
+		if r.Connections > 0 {
+			conns = strconv.Itoa(r.Connections)
+		}
 		if r.Err != "" {
-			fmt.Fprintf(&b, "| %s | %d | not measured: %s | | | | | | %s |\n", r.Mode, r.Consumers, r.Err, r.Note)
+			fmt.Fprintf(&b, "| %s | %d | %s | not measured: %s | | | | | | %s |\n", r.Mode, r.Consumers, conns, r.Err, r.Note)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %s | %s | %d | %d | %s |\n", r.Mode, r.Consumers, r.Published, r.Updates,
+		fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.0f | %s | %s | %d | %d | %s |\n", r.Mode, r.Consumers, conns, r.Published, r.Updates,
 			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Conflations, r.Drops, r.Note)
 	}
 	if len(nb) > 0 {

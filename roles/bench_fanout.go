@@ -25,6 +25,8 @@ const (
 type fanoutFlags struct {
 	on                bool
 	direct, bus, gw   string
+	directOwn         string
+	perConn           int
 	natsCLI           string
 	window            time.Duration
 	natsBenchMessages int
@@ -37,7 +39,9 @@ func (f *fanoutFlags) register(fs interface {
 	IntVar(*int, string, int, string)
 }) {
 	fs.BoolVar(&f.on, "fanout", false, "measure distribution instead: the handler's FIX bus, NATS direct consumers and NATS + gateway, and nats bench; writes "+FanoutFile)
-	fs.StringVar(&f.direct, "fanout-direct", "10,100,1000", "with --fanout: `counts` of NATS consumers")
+	fs.StringVar(&f.direct, "fanout-direct", "10,100,1000", "with --fanout: `counts` of NATS consumers sharing connections (--fanout-per-conn on each)")
+	fs.IntVar(&f.perConn, "fanout-per-conn", 100, "with --fanout: NATS consumers per connection (one process's) in the --fanout-direct rows")
+	fs.StringVar(&f.directOwn, "fanout-direct-own", "10,100", "with --fanout: `counts` of NATS consumers each on its own connection")
 	fs.StringVar(&f.bus, "fanout-bus", "10,50", "with --fanout: `counts` of FIX clients of the handler's own service")
 	fs.StringVar(&f.gw, "fanout-gateway", "10,50", "with --fanout: `counts` of FIX clients of a gateway fed from NATS")
 	fs.DurationVar(&f.window, "fanout-window", 3*time.Second, "with --fanout: each measured `window`")
@@ -67,6 +71,13 @@ func runFanout(ctx context.Context, f fanoutFlags, ts *fast.Templates, out, comm
 	if cfg.Direct, err = counts("--fanout-direct", f.direct); err != nil {
 		return err
 	}
+	if cfg.DirectOwn, err = counts("--fanout-direct-own", f.directOwn); err != nil {
+		return err
+	}
+	if f.perConn < 1 || f.perConn > 5000 {
+		return usagef("--fanout-per-conn %d: want 1..5000", f.perConn)
+	}
+	cfg.PerConn = f.perConn
 	if cfg.Bus, err = counts("--fanout-bus", f.bus); err != nil {
 		return err
 	}
