@@ -145,6 +145,12 @@ type Config struct {
 	// Linger keeps the publisher heartbeating and serving Retransmit and
 	// Snapshot for this long after the data stops.
 	Linger time.Duration
+	// MaxLag, if positive (with a Rate), bounds how far the paced sending may fall behind
+	// its schedule: the incrementals due longer ago are skipped (counted in
+	// Stats.Skipped, never sent) and the schedule resumes at the rate, the way a live
+	// market does not replay what its host was too busy to send. 0: catch up, as fast
+	// as the loop can send, until back on schedule.
+	MaxLag time.Duration
 	// DumpBooks, if set, is the file the ground-truth books are written to
 	// (book.WriteDump) when the data stops.
 	DumpBooks string
@@ -265,6 +271,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("publisher: config: max retransmit %d: want at least 1", c.MaxRetransmit)
 	case c.Linger < 0:
 		return fmt.Errorf("publisher: config: linger %v is negative", c.Linger)
+	case c.MaxLag < 0:
+		return fmt.Errorf("publisher: config: max lag %v is negative", c.MaxLag)
 	case c.SnapshotRate < 0 || math.IsNaN(c.SnapshotRate) || math.IsInf(c.SnapshotRate, 0):
 		return fmt.Errorf("publisher: config: snapshot rate %v: want a finite number > 0", c.SnapshotRate)
 	case c.SendBuffer < 0:

@@ -332,6 +332,13 @@ func (p *Publisher) loop(ctx context.Context) error {
 				want = int64(cfg.Rate*(p.now-dataStart).Seconds()) - paced
 				if want > 0 {
 					due := dataStart + time.Duration(float64(paced+1)/cfg.Rate*float64(time.Second)) // the oldest unsent
+					if lag := p.now - due; cfg.MaxLag > 0 && lag > cfg.MaxLag {
+						// Skip what was due before now-MaxLag: the schedule resumes there.
+						skip := min(want, int64(float64(lag-cfg.MaxLag)/float64(time.Second)*cfg.Rate)+1)
+						paced += skip
+						want -= skip
+						p.st.Skipped += uint64(skip)
+					}
 					if lag := p.now - due; lag > p.st.MaxLag {
 						p.st.MaxLag = lag
 						if lag > max(50*time.Millisecond, 2*lagLogged) { // a growing lag logs a few lines, not one per loop

@@ -394,3 +394,42 @@ func TestDumpPathFailsEarly(t *testing.T) {
 		t.Errorf("%d datagrams sent", n)
 	}
 }
+
+// stallWriter captures, and stalls once for stall when its count of writes reaches at.
+type stallWriter struct {
+	captureWriter
+	n, at int
+	stall time.Duration
+}
+
+func (w *stallWriter) WriteBatch(ms []mcast.Message) (int, error) {
+	if w.n++; w.n == w.at {
+		time.Sleep(w.stall)
+	}
+	return w.captureWriter.WriteBatch(ms)
+}
+
+// TestMaxLag: a loop stalled for 600 ms at 1000 incrementals/s catches up by sending
+// the backlog in a burst, unless MaxLag bounds it: then what was due more than MaxLag
+// ago is skipped and counted, and the rest of the run keeps the rate.
+func TestMaxLag(t *testing.T) {
+	for _, maxLag := range []time.Duration{0, 20 * time.Millisecond} {
+		p := newPublisher(t, Config{Instruments: generate(t, 4), Rate: 1000, Duration: 1200 * time.Millisecond, Seed: 3,
+			Heartbeat: time.Second, MaxLag: maxLag})
+		w := &stallWriter{at: 50, stall: 600 * time.Millisecond}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		p.state.Store(stateRunning)
+		if err := p.run(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		st := p.Stats()
+		switch {
+		case maxLag == 0 && (st.Skipped != 0 || st.Incrementals < 1100):
+			t.Errorf("no max lag: %d incrementals, %d skipped; want the whole 1200 ms at 1000/s sent", st.Incrementals, st.Skipped)
+		case maxLag > 0 && (st.Skipped < 450 || st.Incrementals > 750 || st.Incrementals+st.Skipped < 1100):
+			t.Errorf("max lag %v: %d incrementals, %d skipped; want about 600 skipped", maxLag, st.Incrementals, st.Skipped)
+		}
+		t.Logf("max lag %v: %d incrementals, %d skipped, max lag seen %v", maxLag, st.Incrementals, st.Skipped, st.MaxLag)
+	}
+}

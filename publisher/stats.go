@@ -29,17 +29,19 @@ type Stats struct {
 	// SourceErrors counts a Source's levels its ground-truth book refused (beyond the
 	// book's capacity): not published.
 	SourceErrors uint64
+	// Skipped are incrementals not sent because they were due more than Config.MaxLag ago.
+	Skipped uint64
 }
 
 // sharedStats is Stats as atomics, published by the loop once per iteration.
 type sharedStats struct {
-	v [17]atomic.Uint64
+	v [18]atomic.Uint64
 }
 
 func (s *sharedStats) publish(st *Stats) {
 	for i, x := range [...]uint64{st.Datagrams, st.Bytes, st.Incrementals, st.Splits, st.Entries, st.Events,
 		st.Definitions, st.Statuses, st.Heartbeats, st.Resets, uint64(st.DataTime), uint64(st.MaxLag),
-		st.SnapshotDatagrams, st.SnapshotBytes, st.SnapshotCycles, st.SnapshotOversize, st.SourceErrors} {
+		st.SnapshotDatagrams, st.SnapshotBytes, st.SnapshotCycles, st.SnapshotOversize, st.SourceErrors, st.Skipped} {
 		s.v[i].Store(x)
 	}
 }
@@ -51,5 +53,5 @@ func (p *Publisher) Stats() Stats {
 		Entries: v[4].Load(), Events: v[5].Load(), Definitions: v[6].Load(), Statuses: v[7].Load(),
 		Heartbeats: v[8].Load(), Resets: v[9].Load(), DataTime: time.Duration(v[10].Load()),
 		MaxLag: time.Duration(v[11].Load()), SnapshotDatagrams: v[12].Load(), SnapshotBytes: v[13].Load(),
-		SnapshotCycles: v[14].Load(), SnapshotOversize: v[15].Load(), SourceErrors: v[16].Load()}
+		SnapshotCycles: v[14].Load(), SnapshotOversize: v[15].Load(), SourceErrors: v[16].Load(), Skipped: v[17].Load()}
 }
