@@ -23,6 +23,11 @@ import (
 	"fastfeed/publisher"
 )
 
+// feedMaxLag is how far the market publisher may fall behind its schedule before it
+// skips: a starved feed resumes at its rate instead of replaying the backlog in a burst
+// that no row could measure at "the feed's rate".
+const feedMaxLag = 50 * time.Millisecond
+
 // FanoutConfig configures Fanout.
 type FanoutConfig struct {
 	Templates   *fast.Templates
@@ -52,6 +57,7 @@ type FanoutRow struct {
 	P50, P99    time.Duration
 	Conflations uint64
 	Drops       uint64                  // messages NATS dropped for slow consumers in the window (direct)
+	Skipped     uint64                  // incrementals the market feed skipped in the window (its host starved it)
 	Gaps        uint64                  // RptSeq holes the consumers found in the window (direct)
 	Note        string                  // what makes the row doubtful (unsettled, clamped latencies)
 	Err         string                  // why the row could not be measured
@@ -108,7 +114,8 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := publisher.New(publisher.Config{Instruments: ins, Templates: cfg.Templates, Rate: cfg.Rate, Seed: 7, Linger: time.Hour})
+	p, err := publisher.New(publisher.Config{Instruments: ins, Templates: cfg.Templates, Rate: cfg.Rate, Seed: 7, Linger: time.Hour,
+		MaxLag: feedMaxLag})
 	if err != nil {
 		return nil, err
 	}
@@ -168,12 +175,16 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 		time.Sleep(cfg.Warmup)
 		row.Note = settle(ctx, cfg.Settle, feedRate, &published, pr)
 		pr.reset()
-		s0 := pr.measure()
-		p0 := published.Load()
+		s0 := pr.measure(false)
+		p0, k0 := published.Load(), p.Stats().Skipped
 		t0 := time.Now()
 		time.Sleep(cfg.Window)
 		el := time.Since(t0).Seconds()
-		s1 := pr.measure()
+		s1 := pr.measure(true)
+		row.Skipped = p.Stats().Skipped - k0
+		if row.Skipped > 0 {
+			row.Note = strings.TrimPrefix(row.Note+fmt.Sprintf("; the feed skipped %d incrementals (starved)", row.Skipped), "; ")
+		}
 		return s1.row(row, s0, float64(published.Load()-p0)/el, el)
 	}
 	fixRow := func(mode, addr string, n int, confl func() uint64) FanoutRow {
@@ -191,11 +202,13 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 			row.Err = err.Error()
 			return row
 		}
-		return window(row, probe{measure: func() sample {
+		return window(row, probe{measure: func(lat bool) sample {
 			sm := sample{lat: NewHistogram(), conflations: confl()}
 			for _, c := range clients {
 				sm.updates += c.Report().Updates
-				sm.lat.Merge(c.Latency())
+				if lat {
+					sm.lat.Merge(c.Latency())
+				}
 			}
 			return sm
 		}, reset: func() {
@@ -358,7 +371,7 @@ func directRow(ctx context.Context, url string, n, perConn int, window func(Fano
 		row.Err = err.Error()
 		return row
 	}
-	return window(row, probe{measure: func() sample {
+	return window(row, probe{measure: func(lat bool) sample {
 		sm := sample{lat: NewHistogram(), conflations: confl()}
 		for i, c := range conss {
 			st := c.Stats()
@@ -367,7 +380,9 @@ func directRow(ctx context.Context, url string, n, perConn int, window func(Fano
 			sm.gaps += st.Gaps
 			sm.books += st.Instruments
 			sm.whole += st.Synchronised
-			_ = c.Do(ctx, func() { sm.lat.Merge(hists[i]) })
+			if lat {
+				_ = c.Do(ctx, func() { sm.lat.Merge(hists[i]) })
+			}
 		}
 		for _, g := range groups {
 			sm.drops += g.Stats().SlowConsumer
@@ -390,8 +405,8 @@ type sample struct {
 
 // probe reads a row's consumers.
 type probe struct {
-	measure func() sample
-	reset   func() // the latency histograms, before the window
+	measure func(lat bool) sample // lat: merge the latency histograms too
+	reset   func()                // the latency histograms, before the window
 }
 
 // row fills r with the window from s0 to s (el seconds); nothing delivered is an error
@@ -435,7 +450,7 @@ func settle(ctx context.Context, limit time.Duration, feedRate float64, publishe
 		case <-time.After(step):
 		}
 		rate = float64(published.Load()-p0) / step.Seconds()
-		sm = pr.measure()
+		sm = pr.measure(false)
 		caughtUp := rate <= 1.5*feedRate+50
 		whole := sm.consumers == 0 || (sm.books > 0 && sm.whole == sm.books)
 		if caughtUp && whole {
