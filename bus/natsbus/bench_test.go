@@ -2,6 +2,7 @@ package natsbus
 
 import (
 	"context"
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"testing"
 	"time"
 
@@ -129,9 +130,9 @@ func BenchmarkParsePayload(b *testing.B) {
 }
 
 // BenchmarkConsumerApply is the consumer's cost per X of one entry: parse, RptSeq check,
-// book update and the event to one subscriber.
+// latency record, book update and the event to one subscriber.
 func BenchmarkConsumerApply(b *testing.B) {
-	c, err := NewConsumer(ConsumerConfig{Conn: &nats.Conn{}})
+	c, err := NewConsumer(ConsumerConfig{Conn: &nats.Conn{}, Latency: hdrhistogram.New(1, int64(10*time.Second), 3)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -169,4 +170,49 @@ func itoa(n int) string {
 		return string(rune('0' + n))
 	}
 	return itoa(n/10) + string(rune('0'+n%10))
+}
+
+// BenchmarkGroupDispatch is a Group's cost per X of one entry handed to 100 members
+// (parse once; per member: RptSeq check, book update, latency record): one op is one
+// message to all members, ns/member-update the share of each.
+func BenchmarkGroupDispatch(b *testing.B) {
+	g, err := NewGroup(&nats.Conn{}, 1, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const members, n = 100, 1024
+	cs := make([]*Consumer, members)
+	for i := range cs {
+		if cs[i], err = NewConsumer(ConsumerConfig{Group: g, Latency: hdrhistogram.New(1, int64(10*time.Second), 3)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	msgs := make([]*nats.Msg, n)
+	for i := range msgs {
+		a := md.New
+		if i%2 == 1 {
+			a = md.Delete
+		}
+		e := []md.Entry{{Action: a, Type: md.Bid, RptSeq: uint32(i + 1), Price: md.Dec(int64(10000+i/2%50), -2), Size: md.Dec(7, 0), Orders: 1}}
+		msgs[i] = &nats.Msg{Subject: "md.G239-1-2-3-30001.SBER", Data: AppendX(nil, "SBER", e, time.Now().UnixNano())}
+	}
+	s := md.Snapshot{Symbol: []byte("SBER")}
+	g.dispatch(cs, &nats.Msg{Subject: "snap.G239-1-2-3-30001.SBER", Data: AppendW(nil, &s, -2, 0, 1)})
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%n == 0 {
+			for _, c := range cs {
+				in := c.insts["SBER"]
+				in.rptSeq = 0
+				in.book.Clear()
+			}
+		}
+		g.dispatch(cs, msgs[i%n])
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/members, "ns/member-update")
+	for _, c := range cs {
+		if st := c.Stats(); st.Gaps != 0 || st.BookErrors != 0 || st.Entries == 0 {
+			b.Fatalf("stats %+v", st)
+		}
+	}
 }

@@ -98,15 +98,14 @@ type Consumer struct {
 	subs []*nats.Subscription
 
 	// Consumer goroutine only.
-	insts   map[string]*cInst // by symbol
-	scratch []byte
-	chanTok map[string]string // subject token -> channel name
-	order   []*cInst
-	msg     Message
-	event   feed.Event
-	levels  []book.Level
-	fsubs   []*fsub
-	version uint64
+	insts    map[string]*cInst // by symbol
+	subjects subjectCache
+	order    []*cInst
+	msg      Message
+	event    feed.Event
+	levels   []book.Level
+	fsubs    []*fsub
+	version  uint64
 
 	subMu      sync.Mutex
 	newSubs    []*fsub
@@ -187,7 +186,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Consumer{cfg: cfg, nc: cfg.Conn, log: cfg.Logger, group: cfg.Group, do: make(chan func()), insts: map[string]*cInst{}, channels: map[string]string{}, chanTok: map[string]string{}}
+	c := &Consumer{cfg: cfg, nc: cfg.Conn, log: cfg.Logger, group: cfg.Group, do: make(chan func()), insts: map[string]*cInst{}, channels: map[string]string{}}
 	if c.group == nil {
 		c.msgs = make(chan *nats.Msg, cfg.Inbound)
 	} else {
@@ -481,30 +480,49 @@ func (c *Consumer) inst(symbol []byte, channel string) *cInst {
 func (c *Consumer) handle(nm *nats.Msg) {
 	c.stats.messages.Add(1)
 	if err := ParsePayload(nm.Data, &c.msg); err != nil {
-		c.stats.parseErrors.Add(1)
-		c.log.Debug("NATS payload refused", "subject", nm.Subject, "err", err)
+		c.refuse(nm, err)
 		return
 	}
 	m := &c.msg
-	if !c.subjectNames(nm.Subject, m.Symbol) {
-		// Permissions are by subject: a payload must be about the subject's instrument.
-		c.stats.subjectMismatch.Add(1)
-		c.log.Debug("NATS payload about another instrument than its subject", "subject", nm.Subject, "symbol", string(m.Symbol))
+	if !c.subjects.names(nm.Subject, m.Symbol) {
+		c.mismatch(nm, m)
 		return
 	}
-	channel := c.channelOfSubject(nm.Subject)
+	channel := c.subjects.channel(nm.Subject)
 	if !c.wanted(string(m.Symbol), channel) {
 		return
 	}
 	if m.PublishTime > 0 {
-		lat := time.Now().UnixNano() - m.PublishTime
-		c.stats.lastLatency.Store(lat)
-		if c.cfg.Latency != nil && m.Kind == md.KindIncremental {
-			// Clamped to the histogram's range: a lag beyond it shows as its top, not
-			// as nothing (RecordValue refuses what it cannot hold).
-			_ = c.cfg.Latency.RecordValue(min(max(lat, 1), c.cfg.Latency.HighestTrackableValue()))
-		}
+		c.record(m, time.Now().UnixNano())
 	}
+	c.deliver(nm, m, channel)
+}
+
+func (c *Consumer) refuse(nm *nats.Msg, err error) {
+	c.stats.parseErrors.Add(1)
+	c.log.Debug("NATS payload refused", "subject", nm.Subject, "err", err)
+}
+
+func (c *Consumer) mismatch(nm *nats.Msg, m *Message) {
+	// Permissions are by subject: a payload must be about the subject's instrument.
+	c.stats.subjectMismatch.Add(1)
+	c.log.Debug("NATS payload about another instrument than its subject", "subject", nm.Subject, "symbol", string(m.Symbol))
+}
+
+// record takes the publish-to-consumer latency of m at now (ns).
+func (c *Consumer) record(m *Message, now int64) {
+	lat := now - m.PublishTime
+	c.stats.lastLatency.Store(lat)
+	if c.cfg.Latency != nil && m.Kind == md.KindIncremental {
+		// Clamped to the histogram's range: a lag beyond it shows as its top, not
+		// as nothing (RecordValue refuses what it cannot hold).
+		_ = c.cfg.Latency.RecordValue(min(max(lat, 1), c.cfg.Latency.HighestTrackableValue()))
+	}
+}
+
+// deliver applies a parsed message, about an instrument the consumer follows, to its
+// books. m is read only (a Group hands the same one to all its members).
+func (c *Consumer) deliver(nm *nats.Msg, m *Message, channel string) {
 	in := c.insts[string(m.Symbol)]
 	if in == nil {
 		if len(c.insts) >= c.cfg.MaxInstruments {
@@ -539,18 +557,25 @@ func (c *Consumer) handle(nm *nats.Msg) {
 	}
 }
 
-// subjectNames reports whether the subject's last token is symbol's token.
-func (c *Consumer) subjectNames(subject string, symbol []byte) bool {
+// subjectCache checks subjects against payloads and names their channels, with the
+// channel tokens seen cached.
+type subjectCache struct {
+	scratch []byte
+	chanTok map[string]string // subject token -> channel name
+}
+
+// names reports whether the subject's last token is symbol's token.
+func (sc *subjectCache) names(subject string, symbol []byte) bool {
 	i := strings.LastIndexByte(subject, '.')
 	if i < 0 || len(symbol) == 0 {
 		return false
 	}
-	c.scratch = appendToken(c.scratch[:0], string(symbol), false)
-	return subject[i+1:] == string(c.scratch)
+	sc.scratch = appendToken(sc.scratch[:0], string(symbol), false)
+	return subject[i+1:] == string(sc.scratch)
 }
 
-// channelOfSubject returns the channel of a subject (its second token).
-func (c *Consumer) channelOfSubject(subject string) string {
+// channel returns the channel of a subject (its second token).
+func (sc *subjectCache) channel(subject string) string {
 	i := strings.IndexByte(subject, '.')
 	if i < 0 {
 		return ""
@@ -561,12 +586,15 @@ func (c *Consumer) channelOfSubject(subject string) string {
 		return ""
 	}
 	tok := rest[:j]
-	if ch, ok := c.chanTok[tok]; ok {
+	if ch, ok := sc.chanTok[tok]; ok {
 		return ch
 	}
 	ch := ParseChannelToken(tok)
-	if len(c.chanTok) < 1<<16 {
-		c.chanTok[tok] = ch
+	if sc.chanTok == nil {
+		sc.chanTok = map[string]string{}
+	}
+	if len(sc.chanTok) < 1<<16 {
+		sc.chanTok[tok] = ch
 	}
 	return ch
 }

@@ -36,6 +36,9 @@ type Group struct {
 	byFilter map[string]*groupSub
 	bySub    map[*nats.Subscription]*groupSub
 	seenDisc uint64
+	msg      Message
+	subjects subjectCache
+	applied  []*Consumer
 
 	messages, slow, permission, disconnects, reconnects atomic.Uint64
 	reconnected                                         atomic.Bool
@@ -160,9 +163,7 @@ func (g *Group) run(ctx context.Context) {
 		case m := <-g.msgs:
 			g.messages.Add(1)
 			if gs := g.bySub[m.Sub]; gs != nil {
-				for _, c := range gs.members {
-					c.handle(m)
-				}
+				g.dispatch(gs.members, m)
 			}
 		case o := <-g.own:
 			if o.c.joined {
@@ -186,6 +187,43 @@ func (g *Group) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// dispatch parses a message once and hands it to the members following its
+// subscription; each checks its RptSeq and applies it to its own books. The latency of
+// every member is taken after the last one applied it (the later bound).
+func (g *Group) dispatch(members []*Consumer, nm *nats.Msg) {
+	for _, c := range members {
+		c.stats.messages.Add(1)
+	}
+	m := &g.msg
+	if err := ParsePayload(nm.Data, m); err != nil {
+		for _, c := range members {
+			c.refuse(nm, err)
+		}
+		return
+	}
+	if !g.subjects.names(nm.Subject, m.Symbol) {
+		for _, c := range members {
+			c.mismatch(nm, m)
+		}
+		return
+	}
+	channel := g.subjects.channel(nm.Subject)
+	g.applied = g.applied[:0]
+	for _, c := range members {
+		if c.wanted(string(m.Symbol), channel) {
+			c.deliver(nm, m, channel)
+			g.applied = append(g.applied, c)
+		}
+	}
+	if m.PublishTime > 0 && len(g.applied) > 0 {
+		now := time.Now().UnixNano()
+		for _, c := range g.applied {
+			c.record(m, now)
+		}
+	}
+	clear(g.applied)
 }
 
 // join subscribes c's filters the group does not have yet (group goroutine).
