@@ -110,6 +110,17 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("output directory: %w", err)
 	}
 	if fan.on {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return fmt.Errorf("cpu profile: %w", err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("cpu profile: %w", err)
+			}
+			defer pprof.StopCPUProfile()
+		}
 		ctx, cancel := context.WithTimeout(ctx, benchTimeout)
 		defer cancel()
 		return runFanout(ctx, fan, cfg.Templates, *out, strings.Join(append([]string{"fastfeed", "bench"}, args...), " "), stdout, stderr)
