@@ -54,6 +54,7 @@ type FanoutRow struct {
 	Connections int     // NATS connections of the consumers (direct)
 	Published   float64 // entries the handler published per second in the window
 	Updates     float64 // entries applied by all consumers together per second
+	Messages    float64 // NATS messages handled by all consumers together per second (direct; 0: not counted)
 	P50, P99    time.Duration
 	Conflations uint64
 	Drops       uint64                  // messages NATS dropped for slow consumers in the window (direct)
@@ -302,7 +303,7 @@ func directRow(ctx context.Context, url string, n, perConn int, window func(Fano
 		row.Mode = fmt.Sprintf("NATS direct, %d per connection", perConn)
 	}
 	conss := make([]*natsbus.Consumer, n)
-	hists := make([]*hdrhistogram.Histogram, n)
+	hists := make([]*hdrhistogram.Histogram, nconn) // one per connection: its consumers share it
 	conns := make([]*nats.Conn, nconn)
 	var groups []*natsbus.Group
 	defer func() {
@@ -343,9 +344,11 @@ func directRow(ctx context.Context, url string, n, perConn int, window func(Fano
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	errs := make(chan error, n)
-	for i := range conss {
+	for i := range hists {
 		hists[i] = NewHistogram()
-		cfg := natsbus.ConsumerConfig{Conn: conns[i/perConn], Inbound: 4096, Latency: hists[i]}
+	}
+	for i := range conss {
+		cfg := natsbus.ConsumerConfig{Conn: conns[i/perConn], Inbound: 4096, Latency: hists[i/perConn]}
 		if perConn > 1 {
 			cfg.Group = groups[i/perConn]
 		}
@@ -376,12 +379,13 @@ func directRow(ctx context.Context, url string, n, perConn int, window func(Fano
 		for i, c := range conss {
 			st := c.Stats()
 			sm.updates += st.Entries
+			sm.messages += st.Messages
 			sm.drops += st.SlowConsumer
 			sm.gaps += st.Gaps
 			sm.books += st.Instruments
 			sm.whole += st.Synchronised
-			if lat {
-				_ = c.Do(ctx, func() { sm.lat.Merge(hists[i]) })
+			if lat && i%perConn == 0 {
+				_ = c.Do(ctx, func() { sm.lat.Merge(hists[i/perConn]) })
 			}
 		}
 		for _, g := range groups {
@@ -391,7 +395,9 @@ func directRow(ctx context.Context, url string, n, perConn int, window func(Fano
 		return sm
 	}, reset: func() {
 		for i, c := range conss {
-			_ = c.Do(ctx, func() { hists[i].Reset() })
+			if i%perConn == 0 {
+				_ = c.Do(ctx, func() { hists[i/perConn].Reset() })
+			}
 		}
 	}})
 }
@@ -399,6 +405,7 @@ func directRow(ctx context.Context, url string, n, perConn int, window func(Fano
 // sample is what a row's consumers have counted so far.
 type sample struct {
 	updates, conflations, drops, gaps uint64
+	messages                          uint64 // NATS consumers only
 	lat                               *hdrhistogram.Histogram
 	consumers, books, whole           int // NATS consumers: books known and whole (0: not counted)
 }
@@ -414,6 +421,7 @@ type probe struct {
 func (s sample) row(r FanoutRow, s0 sample, published, el float64) FanoutRow {
 	r.Published = published
 	r.Updates = float64(s.updates-s0.updates) / el
+	r.Messages = float64(s.messages-s0.messages) / el
 	r.Conflations = s.conflations - s0.conflations
 	r.Drops = s.drops - s0.drops
 	r.Gaps = s.gaps - s0.gaps
@@ -556,18 +564,22 @@ func WriteFanoutSVG(w io.Writer, rows []FanoutRow) error {
 func WriteFanout(w io.Writer, rows []FanoutRow, nb []NATSBenchRow, command string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Fan-out\n\n`%s`, %s\n\n", command, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	b.WriteString("| distribution | consumers | connections | published entries/s | delivered updates/s | p50 | p99 | conflations | NATS drops | notes |\n")
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("| distribution | consumers | connections | published entries/s | delivered updates/s | delivered msgs/s | p50 | p99 | conflations | NATS drops | notes |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, r := range rows {
 		conns := "-"
 		if r.Connections > 0 {
 			conns = strconv.Itoa(r.Connections)
 		}
 		if r.Err != "" {
-			fmt.Fprintf(&b, "| %s | %d | %s | not measured: %s | | | | | | %s |\n", r.Mode, r.Consumers, conns, r.Err, r.Note)
+			fmt.Fprintf(&b, "| %s | %d | %s | not measured: %s | | | | | | | %s |\n", r.Mode, r.Consumers, conns, r.Err, r.Note)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.0f | %s | %s | %d | %d | %s |\n", r.Mode, r.Consumers, conns, r.Published, r.Updates,
+		msgs := "-"
+		if r.Messages > 0 {
+			msgs = fmt.Sprintf("%.0f", r.Messages)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.0f | %s | %s | %s | %d | %d | %s |\n", r.Mode, r.Consumers, conns, r.Published, r.Updates, msgs,
 			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Conflations, r.Drops, r.Note)
 	}
 	if len(nb) > 0 {
@@ -576,6 +588,59 @@ func WriteFanout(w io.Writer, rows []FanoutRow, nb []NATSBenchRow, command strin
 			fmt.Fprintf(&b, "| %d | %d B | %.0f |\n", r.Subscribers, r.Size, r.MsgsPerSec)
 		}
 	}
+	writeTargets(&b, rows, nb)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// TargetP99 is the latency bound of issue 13's fan-out targets: at p99 <= 10 ms, 10 times
+// the client updates/s of the in-handler FIX bus and half of nats bench's rate.
+const TargetP99 = 10 * time.Millisecond
+
+// writeTargets states the targets as ratios of this run's rows: each NATS direct row
+// against the in-handler FIX bus's best row within TargetP99 and nats bench's best rate.
+func writeTargets(b *strings.Builder, rows []FanoutRow, nb []NATSBenchRow) {
+	var fix *FanoutRow
+	for i := range rows {
+		r := &rows[i]
+		if r.Mode == "FIX bus in the handler" && r.Err == "" && r.P99 <= TargetP99 && (fix == nil || r.Updates > fix.Updates) {
+			fix = r
+		}
+	}
+	var best NATSBenchRow
+	for _, r := range nb {
+		if r.MsgsPerSec > best.MsgsPerSec {
+			best = r
+		}
+	}
+	b.WriteString("\nTargets (at p99 <= 10 ms: >= 10x the in-handler FIX bus's client updates/s, >= 0.5x nats bench's msgs/s):\n\n")
+	if fix == nil {
+		b.WriteString("- no FIX bus row within p99 10 ms: no reference\n")
+	} else {
+		fmt.Fprintf(b, "- reference: FIX bus in the handler, %d clients, %.0f updates/s at p99 %s\n", fix.Consumers, fix.Updates, fix.P99.Round(time.Microsecond))
+	}
+	if best.MsgsPerSec > 0 {
+		fmt.Fprintf(b, "- reference: nats bench, %d subscribers, %.0f msgs/s\n", best.Subscribers, best.MsgsPerSec)
+	}
+	yes := map[bool]string{true: "met", false: "NOT met"}
+	for _, r := range rows {
+		if !strings.HasPrefix(r.Mode, "NATS direct") {
+			continue
+		}
+		if r.Err != "" {
+			fmt.Fprintf(b, "- %s, %d consumers: not measured\n", r.Mode, r.Consumers)
+			continue
+		}
+		within := r.P99 <= TargetP99
+		fmt.Fprintf(b, "- %s, %d consumers: p99 %s (%s)", r.Mode, r.Consumers, r.P99.Round(time.Microsecond), map[bool]string{true: "within 10 ms", false: "over 10 ms"}[within])
+		if fix != nil && fix.Updates > 0 {
+			x := r.Updates / fix.Updates
+			fmt.Fprintf(b, "; updates/s %.1fx the FIX bus (%s)", x, yes[within && x >= 10])
+		}
+		if best.MsgsPerSec > 0 && r.Messages > 0 {
+			x := r.Messages / best.MsgsPerSec
+			fmt.Fprintf(b, "; msgs/s %.2fx nats bench (%s)", x, yes[within && x >= 0.5])
+		}
+		b.WriteString("\n")
+	}
 }

@@ -52,7 +52,8 @@ type ConsumerConfig struct {
 	NoSnapRequests bool
 	// Latency, if set, records the publish-to-apply time of every X (ns; wall clocks of
 	// the publisher's and this host), a time beyond its highest trackable value as that
-	// value. It is written on the consumer's goroutine: read it through Do.
+	// value. It is written on the consumer's goroutine: read it through Do. Members of a
+	// Group may share one (recorded once per message with their count).
 	Latency *hdrhistogram.Histogram
 	Logger  *slog.Logger
 }

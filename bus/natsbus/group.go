@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/nats-io/nats.go"
+
+	"fastfeed/md"
 )
 
 // Group runs consumers that share one NATS connection and one goroutine, the way one
@@ -218,12 +222,31 @@ func (g *Group) dispatch(members []*Consumer, nm *nats.Msg) {
 		}
 	}
 	if m.PublishTime > 0 && len(g.applied) > 0 {
+		// Members sharing a histogram (ConsumerConfig.Latency) next to each other have
+		// the same value recorded once with their count.
 		now := time.Now().UnixNano()
+		lat := now - m.PublishTime
+		var h *hdrhistogram.Histogram
+		var n int64
 		for _, c := range g.applied {
-			c.record(m, now)
+			c.stats.lastLatency.Store(lat)
+			if c.cfg.Latency != h {
+				recordN(h, lat, n, m)
+				h, n = c.cfg.Latency, 0
+			}
+			n++
 		}
+		recordN(h, lat, n, m)
 	}
 	clear(g.applied)
+	runtime.Gosched() // a group with a backlog lets the process's other goroutines (the feed) run
+}
+
+// recordN records lat n times in h (nil: none), clamped to h's range, for an X.
+func recordN(h *hdrhistogram.Histogram, lat, n int64, m *Message) {
+	if h != nil && n > 0 && m.Kind == md.KindIncremental {
+		_ = h.RecordValues(min(max(lat, 1), h.HighestTrackableValue()), n)
+	}
 }
 
 // join subscribes c's filters the group does not have yet (group goroutine).
