@@ -22,6 +22,8 @@ import (
 // over the handler's own FIX service: a publisher at 1000 datagrams/s on 8 instruments, a
 // handler publishing on an embedded NATS server, and
 //   - direct/consumers=N: N Consumers, each on its own connection, following "*";
+//   - grouped/consumers=N: N Consumers, 100 to a connection in a Group (one subscription
+//     per filter and one goroutine per connection);
 //   - gateway/clients=N: one Consumer feeding bus.NewFromSource (a gateway) with N FIX
 //     clients subscribed to "*".
 //
@@ -124,6 +126,60 @@ func BenchmarkFanout(b *testing.B) {
 				gaps += cons.Stats().SlowConsumer
 			}
 			b.ReportMetric(float64(gaps), "slow-consumer-drops")
+		})
+	}
+	for _, n := range counts {
+		b.Run(fmt.Sprintf("grouped/consumers=%d", n), func(b *testing.B) {
+			const perConn = 100
+			var groups []*Group
+			var hists []*hdrhistogram.Histogram
+			conss := make([]*Consumer, n)
+			for i := range conss {
+				if i%perConn == 0 {
+					nc, err := ConnConfig{URL: c.url}.Connect(nats.Timeout(10 * time.Second))
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(nc.Close)
+					g, err := NewGroup(nc, 0, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					g.Start(c.ctx)
+					b.Cleanup(g.Stop)
+					groups = append(groups, g)
+					hists = append(hists, hdrhistogram.New(1, int64(10*time.Second), 3))
+				}
+				cons, err := NewConsumer(ConsumerConfig{Group: groups[i/perConn], Latency: hists[i/perConn]})
+				if err == nil {
+					err = cons.Start(c.ctx)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				conss[i] = cons
+			}
+			window(b, func() (uint64, *hdrhistogram.Histogram, uint64) {
+				all := hdrhistogram.New(1, int64(10*time.Second), 3)
+				var u uint64
+				for _, cons := range conss {
+					u += cons.Stats().Entries
+				}
+				for i, g := range groups {
+					_ = g.Do(context.Background(), func() { all.Merge(hists[i]) })
+				}
+				return u, all, c.pub.Stats().Conflations
+			}, func() {
+				for i, g := range groups {
+					_ = g.Do(context.Background(), func() { hists[i].Reset() })
+				}
+			})
+			var drops uint64
+			for _, g := range groups {
+				drops += g.Stats().SlowConsumer
+			}
+			b.ReportMetric(float64(drops), "slow-consumer-drops")
+			b.ReportMetric(float64(len(groups)), "connections")
 		})
 	}
 	src := c.consumer(b, ConsumerConfig{}, ConnConfig{})
