@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -61,6 +62,7 @@ type FanoutRow struct {
 	Skipped     uint64                  // incrementals the market feed skipped in the window (its host starved it)
 	Gaps        uint64                  // RptSeq holes the consumers found in the window (direct)
 	Note        string                  // what makes the row doubtful (unsettled, clamped latencies)
+	Load        float64                 // the host's 1-minute load average at the window's end (Linux; -1: unknown)
 	Err         string                  // why the row could not be measured
 	Latency     *hdrhistogram.Histogram // publish to consumer, all consumers (ns)
 }
@@ -181,6 +183,7 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 		t0 := time.Now()
 		time.Sleep(cfg.Window)
 		el := time.Since(t0).Seconds()
+		row.Load = loadAverage()
 		s1 := pr.measure(true)
 		row.Skipped = p.Stats().Skipped - k0
 		if row.Skipped > 0 {
@@ -235,12 +238,12 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 	if err != nil {
 		return rows, err
 	}
-	defer src.Stop()
-	defer gw.Stop()
 	for _, n := range cfg.Gateway {
 		progress(fmt.Sprintf("fanout: NATS + gateway, %d FIX clients", n))
 		rows = append(rows, fixRow("NATS + gateway", gw.Addr(), n, busConfl(gw)))
 	}
+	gw.Stop() // not a consumer of the rows that follow
+	src.Stop()
 	confl := func() uint64 { return pub.Stats().Conflations }
 	for _, n := range cfg.DirectOwn {
 		progress(fmt.Sprintf("fanout: NATS direct, %d consumers on their own connections", n))
@@ -402,6 +405,23 @@ func directRow(ctx context.Context, url string, n, perConn int, window func(Fano
 	}})
 }
 
+// loadAverage returns the host's 1-minute load average, or -1.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
 // sample is what a row's consumers have counted so far.
 type sample struct {
 	updates, conflations, drops, gaps uint64
@@ -508,6 +528,7 @@ type NATSBenchRow struct {
 	Subscribers int
 	Size        int
 	MsgsPerSec  float64 // delivered to all subscribers together
+	Load        float64 // the host's 1-minute load average after the run (-1: unknown)
 }
 
 var aggregated = regexp.MustCompile(`subscriber aggregated stats: ([0-9,]+) msgs/sec`)
@@ -541,7 +562,7 @@ func NATSBench(ctx context.Context, cli, url string, subs []int, size, msgs int)
 			return rows, fmt.Errorf("nats bench sub: no aggregated rate in its output: %s", out.String())
 		}
 		v, _ := strconv.ParseFloat(strings.ReplaceAll(m[1], ",", ""), 64)
-		rows = append(rows, NATSBenchRow{Subscribers: n, Size: size, MsgsPerSec: v})
+		rows = append(rows, NATSBenchRow{Subscribers: n, Size: size, MsgsPerSec: v, Load: loadAverage()})
 	}
 	return rows, nil
 }
@@ -564,33 +585,40 @@ func WriteFanoutSVG(w io.Writer, rows []FanoutRow) error {
 func WriteFanout(w io.Writer, rows []FanoutRow, nb []NATSBenchRow, command string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Fan-out\n\n`%s`, %s\n\n", command, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	b.WriteString("| distribution | consumers | connections | published entries/s | delivered updates/s | delivered msgs/s | p50 | p99 | conflations | NATS drops | notes |\n")
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("| distribution | consumers | connections | published entries/s | delivered updates/s | delivered msgs/s | p50 | p99 | conflations | NATS drops | load avg | notes |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, r := range rows {
 		conns := "-"
 		if r.Connections > 0 {
 			conns = strconv.Itoa(r.Connections)
 		}
 		if r.Err != "" {
-			fmt.Fprintf(&b, "| %s | %d | %s | not measured: %s | | | | | | | %s |\n", r.Mode, r.Consumers, conns, r.Err, r.Note)
+			fmt.Fprintf(&b, "| %s | %d | %s | not measured: %s | | | | | | | %s | %s |\n", r.Mode, r.Consumers, conns, r.Err, loadOf(r), r.Note)
 			continue
 		}
 		msgs := "-"
 		if r.Messages > 0 {
 			msgs = fmt.Sprintf("%.0f", r.Messages)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.0f | %s | %s | %s | %d | %d | %s |\n", r.Mode, r.Consumers, conns, r.Published, r.Updates, msgs,
-			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Conflations, r.Drops, r.Note)
+		fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.0f | %s | %s | %s | %d | %d | %s | %s |\n", r.Mode, r.Consumers, conns, r.Published, r.Updates, msgs,
+			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Conflations, r.Drops, loadOf(r), r.Note)
 	}
 	if len(nb) > 0 {
-		b.WriteString("\n`nats bench` pub/sub on the same machine (one publisher):\n\n| subscribers | message size | delivered msgs/s |\n|--:|--:|--:|\n")
+		b.WriteString("\n`nats bench` pub/sub on the same machine (one publisher):\n\n| subscribers | message size | delivered msgs/s | load avg |\n|--:|--:|--:|--:|\n")
 		for _, r := range nb {
-			fmt.Fprintf(&b, "| %d | %d B | %.0f |\n", r.Subscribers, r.Size, r.MsgsPerSec)
+			fmt.Fprintf(&b, "| %d | %d B | %.0f | %s |\n", r.Subscribers, r.Size, r.MsgsPerSec, loadOf(FanoutRow{Load: r.Load}))
 		}
 	}
 	writeTargets(&b, rows, nb)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func loadOf(r FanoutRow) string {
+	if r.Load <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", r.Load)
 }
 
 // TargetP99 is the latency bound of issue 13's fan-out targets: at p99 <= 10 ms, 10 times
