@@ -49,17 +49,23 @@ func (c *Consumer) directGet(ctx context.Context, subject string) {
 	c.queue(&nats.Msg{Subject: subj, Data: m.Data})
 }
 
+// multiLastBatch is the most messages one multi_last direct get answers.
+const multiLastBatch = 1024
+
 // multiLast reads the last message of every subject matching filter with one batched
 // direct get (no consumer to create: cheap for the server when many consumers start).
 // It returns false if the server refuses the batch as too large (over 1024 subjects).
 func (c *Consumer) multiLast(ctx context.Context, filter string) (bool, error) {
 	inbox := c.nc.NewRespInbox()
-	sub, err := c.nc.SubscribeSync(inbox)
+	// A channel the size of one batch: SubscribeSync's default (64k messages, 512 KB) is
+	// garbage a thousand starting consumers make in half a gigabyte.
+	ch := make(chan *nats.Msg, multiLastBatch+8)
+	sub, err := c.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return false, err
 	}
 	defer sub.Unsubscribe() //nolint:errcheck // best effort
-	req := fmt.Appendf(nil, `{"multi_last":[%q],"batch":1024}`, filter)
+	req := fmt.Appendf(nil, `{"multi_last":[%q],"batch":%d}`, filter, multiLastBatch)
 	if err := c.nc.PublishRequest("$JS.API.DIRECT.GET."+StreamName, inbox, req); err != nil {
 		return false, err
 	}
@@ -68,9 +74,11 @@ func (c *Consumer) multiLast(ctx context.Context, filter string) (bool, error) {
 		if dl, ok := ctx.Deadline(); ok {
 			wait = min(wait, time.Until(dl))
 		}
-		m, err := sub.NextMsg(wait)
-		if err != nil {
-			return false, fmt.Errorf("direct get %s: %w", filter, err)
+		var m *nats.Msg
+		select {
+		case m = <-ch:
+		case <-time.After(wait):
+			return false, fmt.Errorf("direct get %s: %w", filter, nats.ErrTimeout)
 		}
 		switch st := m.Header.Get("Status"); st {
 		case "":
