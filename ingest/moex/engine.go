@@ -173,6 +173,7 @@ type Stats struct {
 	WrongSource        uint64 `json:"wrong_source"` // source differs from the line's src-ip
 	Short              uint64 `json:"short"`        // datagram shorter than the 4-byte MsgSeqNum plus one byte
 	Truncated          uint64 `json:"truncated"`    // live: a datagram longer than the read buffer
+	KernelDrops        uint64 `json:"kernel_drops"` // live: datagrams the kernel dropped (full receive buffers), at the run's end
 	DecodeErrors       uint64 `json:"decode_errors"`
 	Trailing           uint64 `json:"trailing"`        // bytes left after the message
 	SeqMismatch        uint64 `json:"seq_mismatch"`    // MsgSeqNum field differs from the datagram's header

@@ -110,6 +110,11 @@ func RunLive(ctx context.Context, e *Engine, cfg LiveConfig) error {
 	}
 	e.stopReplay()
 	e.Flush()
+	for i := range groups {
+		if n, err := p.KernelDrops(i); err == nil {
+			e.stats.KernelDrops += n
+		}
+	}
 	return nil
 }
 
