@@ -8,9 +8,11 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"fastfeed/fast/codecs/moexasts"
 	"fastfeed/replay"
@@ -217,7 +219,7 @@ func settle(e *Engine) {
 // feedCapture gives e the datagrams of a capture as a live run would (the replay
 // workers on, answers applied after each datagram), then waits for the answers still
 // out and gives up what is left.
-func feedCapture(t *testing.T, e *Engine, capture []byte, afterEach func(n int)) {
+func feedCapture(t *testing.T, e *Engine, capture []byte, beforeSettle func()) {
 	t.Helper()
 	rd, err := replay.NewReader(bytes.NewReader(capture), nil)
 	if err != nil {
@@ -225,15 +227,15 @@ func feedCapture(t *testing.T, e *Engine, capture []byte, afterEach func(n int))
 	}
 	e.startReplay(t.Context(), nil)
 	var d replay.Datagram
-	for n := 0; rd.Next(&d) == nil; n++ {
+	for rd.Next(&d) == nil {
 		e.Datagram(d.Src, d.Dst, d.Payload, d.Time)
 		e.applyReplays()
 		e.Tick(d.Time)
-		if afterEach != nil {
-			afterEach(n)
-		}
 	}
 	e.Tick(d.Time + e.opts.GapWait) // the holes at the end have waited
+	if beforeSettle != nil {
+		beforeSettle()
+	}
 	settle(e)
 	e.stopReplay()
 	e.Flush()
@@ -355,4 +357,72 @@ func udpSrc(m *Market, conn string) netip.AddrPort {
 func udpDst(m *Market, conn string, line int) netip.AddrPort {
 	cn, _ := m.Connection(conn)
 	return cn.Lines[line].Group
+}
+
+// TestEngineReplayAsync: the replay service holds its answers while the datagrams keep
+// coming: every datagram is received and held behind the holes (none used out of order,
+// none lost), at most ReplayInFlight requests are out per connection (a third hole
+// waits), and when the answers come they are applied in order:
+// the books equal the exchange's. With a window too small for the wait, the hole is a
+// gap instead and the answer that comes later is counted as late; a failed request
+// leaves its hole a gap at once.
+func TestEngineReplayAsync(t *testing.T) {
+	m := fond(t)
+	lost := map[uint32]bool{10: true, 11: true, 25: true, 40: true, 41: true}
+	t.Run("slow", func(t *testing.T) {
+		fr, x, capture := lossyOLR(t, m, 60, lost)
+		fr.gate = make(chan struct{})
+		e, err := NewEngine(m, Options{Replay: fr, MaxReplayGap: 3, GapWait: 3000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		feedCapture(t, e, capture, func() {
+			// Everything came while the answers were held: received, held, not lost.
+			ch := e.chans[slices.IndexFunc(e.chans, func(c *channel) bool { return c.conn.ID == "OLR" })]
+			if ch.next != 10 || len(ch.held) != int(x.seq["OLR"])-len(lost)-9 || ch.inflight != 2 {
+				t.Errorf("while waiting: next %d, held %d, in flight %d; OLR %+v", ch.next, len(ch.held), ch.inflight, ch.stats)
+			}
+			// Two holes asked (ReplayInFlight), the third waits for a worker.
+			time.Sleep(10 * time.Millisecond)
+			fr.mu.Lock()
+			if len(fr.asked) != 2 {
+				t.Errorf("asked %v while waiting", fr.asked)
+			}
+			fr.mu.Unlock()
+			close(fr.gate)
+		})
+		c := e.Channels()["OLR"]
+		if c.RecoveredReplay != 3 || c.Gaps != 0 || c.ReplayMessages != 5 || c.ReplayRequests != 3 {
+			t.Errorf("OLR %+v, asked %v", c, fr.asked)
+		}
+		if got, want := dumpBooks(t, e), x.wantBooks(); got != want {
+			t.Errorf("books\n got %s\nwant %s", got, want)
+		}
+	})
+	t.Run("window full", func(t *testing.T) {
+		fr, _, capture := lossyOLR(t, m, 60, lost)
+		fr.gate = make(chan struct{})
+		e, err := NewEngine(m, Options{Replay: fr, MaxReplayGap: 3, GapWait: 3000, GapWindow: 4, ReplayWindow: 8, ReplayInFlight: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		feedCapture(t, e, capture, func() { close(fr.gate) })
+		c := e.Channels()["OLR"]
+		if c.ReplayLate == 0 || c.Gaps == 0 || c.Gaps+c.RecoveredReplay != 3 || c.Messages+c.Missed != uint64(len(olrPayloads(t, m, capture))+len(lost)) {
+			t.Errorf("OLR %+v, asked %v", c, fr.asked)
+		}
+	})
+	t.Run("failed", func(t *testing.T) {
+		fr, _, capture := lossyOLR(t, m, 60, lost)
+		fr.msgs = map[uint32][]byte{} // keeps nothing
+		e, err := NewEngine(m, Options{Replay: fr, MaxReplayGap: 3, GapWait: 3000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		feedCapture(t, e, capture, nil)
+		c := e.Channels()["OLR"]
+		if c.ReplayFailed != 3 || c.Gaps != 3 || c.Missed != 5 || c.RecoveredReplay != 0 || c.ReplayRequests != 3 {
+			t.Errorf("OLR %+v, asked %v", c, fr.asked)
+		}
+	})
 }
