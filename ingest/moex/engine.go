@@ -413,9 +413,12 @@ func (e *Engine) Datagram(src, dst netip.AddrPort, payload []byte, now int64) {
 		e.expire(ch, now)
 		return
 	}
-	// A hole before seq: hold the datagram for the other line to fill it.
-	for _, p := range ch.held {
-		if p.seq == seq {
+	// A hole before seq: hold the datagram for the other line to fill it (in MsgSeqNum
+	// order; most come after the last one held).
+	i := len(ch.held)
+	if i > 0 && ch.held[i-1].seq >= seq {
+		var dup bool
+		if i, dup = slices.BinarySearchFunc(ch.held, seq, cmpSeq); dup {
 			ch.stats.Duplicates++
 			e.expire(ch, now)
 			return
@@ -426,13 +429,14 @@ func (e *Engine) Datagram(src, dst netip.AddrPort, payload []byte, now int64) {
 		buf, ch.spare = ch.spare[n-1][:0], ch.spare[:n-1]
 	}
 	buf = append(buf, payload...)
-	ch.held = append(ch.held, pending{seq: seq, line: r.line, at: now, data: buf})
-	slices.SortFunc(ch.held, bySeq)
+	ch.held = slices.Insert(ch.held, i, pending{seq: seq, line: r.line, at: now, data: buf})
 	e.overflow(ch)
 	e.expire(ch, now)
 }
 
 func bySeq(a, b pending) int { return int(int64(a.seq) - int64(b.seq)) }
+
+func cmpSeq(p pending, seq uint32) int { return int(int64(p.seq) - int64(seq)) }
 
 // overflow gives up the first hole while ch holds more than its window: GapWindow, or
 // ReplayWindow while the hole is asked of the replay service (it is asked now if it can
@@ -556,16 +560,18 @@ func family(conn string) int {
 
 // drain uses the held datagrams that follow on.
 func (e *Engine) drain(ch *channel) {
-	for len(ch.held) > 0 && ch.held[0].seq <= ch.next {
-		p := ch.held[0]
-		copy(ch.held, ch.held[1:])
-		ch.held = ch.held[:len(ch.held)-1]
+	i := 0
+	for ; i < len(ch.held) && ch.held[i].seq <= ch.next; i++ {
+		p := ch.held[i]
 		if p.seq == ch.next {
 			e.use(ch, p.seq, p.data)
 		} else {
 			ch.stats.Duplicates++
 		}
 		ch.spare = append(ch.spare, p.data)
+	}
+	if i > 0 {
+		ch.held = ch.held[:copy(ch.held, ch.held[i:])]
 	}
 }
 

@@ -187,7 +187,7 @@ func (e *Engine) replayAnswered(a *replayAnswer) {
 		if seq < ch.next || seq < a.beg || seq > a.end {
 			continue
 		}
-		if _, dup := slices.BinarySearchFunc(ch.held[:held], seq, func(p pending, s uint32) int { return int(int64(p.seq) - int64(s)) }); dup {
+		if _, dup := slices.BinarySearchFunc(ch.held[:held], seq, cmpSeq); dup {
 			continue
 		}
 		var buf []byte
@@ -225,7 +225,7 @@ func (e *Engine) requestHoles(ch *channel, now int64) {
 	}
 	i := 1
 	if ch.scanned > ch.held[0].seq {
-		i, _ = slices.BinarySearchFunc(ch.held, ch.scanned, func(p pending, s uint32) int { return int(int64(p.seq) - int64(s)) })
+		i, _ = slices.BinarySearchFunc(ch.held, ch.scanned, cmpSeq)
 		i = max(i, 1)
 	}
 	for ; i < len(ch.held); i++ {

@@ -42,6 +42,8 @@ type liveOpts struct {
 // waited is what the engine did while one replay request was out.
 type waited struct {
 	Conn      string
+	Beg, End  uint32
+	Err       error
 	Took      time.Duration
 	Datagrams uint64 // received
 	Applied   uint64 // order, trade and statistic entries applied
@@ -72,7 +74,7 @@ func (w *watchedReplay) Replay(ctx context.Context, conn string, beg, end uint32
 	took := time.Since(t0)
 	if s1, ok1 := w.stats(ctx); ok0 && ok1 {
 		w.mu.Lock()
-		w.waits = append(w.waits, waited{Conn: conn, Took: took, Datagrams: s1.Datagrams - s0.Datagrams,
+		w.waits = append(w.waits, waited{Conn: conn, Beg: beg, End: end, Err: err, Took: took, Datagrams: s1.Datagrams - s0.Datagrams,
 			Applied: s1.Orders + s1.Trades + s1.Statistics - s0.Orders - s0.Trades - s0.Statistics})
 		w.mu.Unlock()
 	}
@@ -285,9 +287,11 @@ func TestLiveSlowReplay(t *testing.T) {
 	if len(lr.watch.waits) == 0 {
 		t.Fatal("no request measured")
 	}
-	for _, w := range lr.watch.waits {
-		t.Logf("request out %v: %d datagrams received, %d entries applied meanwhile", w.Took.Round(time.Millisecond), w.Datagrams, w.Applied)
-		if w.Took < delay || w.Datagrams < 1000 || w.Applied < 100 {
+	for i, w := range lr.watch.waits {
+		t.Logf("request %s %d..%d out %v (%v): %d datagrams received, %d entries applied meanwhile", w.Conn, w.Beg, w.End, w.Took.Round(time.Millisecond), w.Err, w.Datagrams, w.Applied)
+		// The first hole comes with most of the run still to send; later ones may be
+		// answered when only heartbeats come.
+		if w.Took < delay || w.Datagrams == 0 || (i == 0 && (w.Datagrams < 1000 || w.Applied < 100)) {
 			t.Errorf("the receive loop stalled during a request: %+v", w)
 		}
 	}
