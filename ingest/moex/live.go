@@ -110,12 +110,18 @@ func RunLive(ctx context.Context, e *Engine, cfg LiveConfig) error {
 	}
 	e.stopReplay()
 	e.Flush()
-	for i := range groups {
-		if n, err := p.KernelDrops(i); err == nil {
-			e.stats.KernelDrops += n
+	e.readKernelDrops(p, len(groups))
+	return nil
+}
+
+// readKernelDrops adds what the kernel dropped on the poller's n sockets to
+// Stats.KernelDrops (the end of a live run).
+func (e *Engine) readKernelDrops(p *mcast.Poller, n int) {
+	for i := range n {
+		if d, err := p.KernelDrops(i); err == nil {
+			e.stats.KernelDrops += d
 		}
 	}
-	return nil
 }
 
 // Tick gives up the holes that have waited GapWait by now (a live receiver calls it when
