@@ -317,6 +317,7 @@ func TestLiveReplayNeverAnswers(t *testing.T) {
 			t.Errorf("the receive loop stalled during a request: %+v", w)
 		}
 	}
+	t.Logf("OLR %+v; replay %+v; books recovered %d", c, rs, st.BooksRecovered)
 }
 
 // TestLiveNewDay: moex-sim starts a new trading day halfway (every feed's MsgSeqNum at 1
@@ -336,4 +337,5 @@ func TestLiveNewDay(t *testing.T) {
 	if c := lr.e.Channels()["OLR"]; c.RecoveredAB == 0 {
 		t.Errorf("no line-A loss filled by B: %+v", c)
 	}
+	t.Logf("OLR %+v; trades %d", lr.e.Channels()["OLR"], lr.x.Stats().Trades)
 }
