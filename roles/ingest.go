@@ -41,6 +41,7 @@ type IngestOptions struct {
 	ReplayAddr, ReplayUser, ReplayPass string
 	ReplayMaxGap                       int
 	ReplayTimeout                      time.Duration
+	ReplayInFlight, ReplayWindow       int
 	Map                                string
 }
 
@@ -67,6 +68,8 @@ func (o *IngestOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.ReplayAddr, "replay-addr", "", "the historical replay service's `address` instead of the config's")
 	fs.IntVar(&o.ReplayMaxGap, "replay-max-gap", 100, "the longest hole (`N` messages, at most 1000) asked of the replay service; longer ones wait for the snapshot feed")
 	fs.DurationVar(&o.ReplayTimeout, "replay-timeout", 2*time.Second, "a replay request's time limit, connect to Logout")
+	fs.IntVar(&o.ReplayInFlight, "replay-in-flight", 2, "at most `N` replay requests out at once per connection (each on its own goroutine, off the receive path)")
+	fs.IntVar(&o.ReplayWindow, "replay-window", 1<<14, "at most `N` datagrams held per connection behind a hole asked of the replay service")
 	fs.StringVar(&o.ReplayUser, "replay-user", "", "replay service username")
 	fs.StringVar(&o.ReplayPass, "replay-password", "", "replay service password")
 }
@@ -117,7 +120,8 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"usage: fastfeed ingest --moex-config FILE --market FOND|CURR [--capture FILE | --iface IP --duration D]",
 		"                       [--dump-books FILE] [--dump-trades FILE] [--stats-out FILE] [--templates FILE] [--map-source FROM=TO]",
 		"                       [--http ADDR [--linger D]] [--map FROM=TO,...]",
-		"                       [--replay [--replay-addr ADDR] [--replay-max-gap N] [--replay-user U --replay-password P]]",
+		"                       [--replay [--replay-addr ADDR] [--replay-max-gap N] [--replay-user U --replay-password P]",
+		"                        [--replay-timeout D] [--replay-in-flight N] [--replay-window N]]",
 		"                       [--republish [--fix-listen ADDR] [--group-base IP] [--port P] [--bus-iface IP] [--nats URL|embedded] ...]",
 		"\nReads a MOEX ASTS market's FAST feeds (OLR orders, TLR trades, MSR statistics, IDF/ISF, OLS/TLS/MSS",
 		"snapshots; lines A and B) from a capture or by joining them, keeping the books by the exchange's rules.",
@@ -150,6 +154,10 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("--replay is for joining the feeds live: nothing can be asked for a capture")
 	case o.ReplayMaxGap <= 0 || o.ReplayMaxGap > moex.MaxReplayRange:
 		return usagef("--replay-max-gap must be 1..%d", moex.MaxReplayRange)
+	case o.ReplayInFlight < 1 || o.ReplayInFlight > 64:
+		return usagef("--replay-in-flight must be 1..64")
+	case o.ReplayWindow < 1:
+		return usagef("--replay-window must be positive")
 	}
 	if err := checkHTTPAddr(o.HTTP); err != nil {
 		return &UsageError{err.Error()}
@@ -231,7 +239,8 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	opts := moex.Options{GapWindow: o.GapWindow, GapWait: o.GapWait.Nanoseconds(), MaxReplayGap: o.ReplayMaxGap}
+	opts := moex.Options{GapWindow: o.GapWindow, GapWait: o.GapWait.Nanoseconds(), MaxReplayGap: o.ReplayMaxGap,
+		ReplayInFlight: o.ReplayInFlight, ReplayWindow: o.ReplayWindow}
 	if replayClient != nil {
 		opts.Replay = replayClient
 	}

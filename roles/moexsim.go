@@ -25,7 +25,8 @@ func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("moex-sim", stderr,
 		"usage: fastfeed moex-sim --moex-config FILE --market FOND|CURR [--map FROM=TO,...] [--steps N] [--rate R]",
 		"                         [--loss-a N] [--loss-both N] [--loss-conns OLR,TLR,MSR] [--loss-burst EVERY:LEN[@FIRST]]",
-		"                         [--replay-listen ADDR] [--dump-books FILE] [--dump-trades FILE] [--stats-out FILE]",
+		"                         [--replay-listen ADDR] [--replay-delay D] [--new-day-after N]",
+		"                         [--dump-books FILE] [--dump-trades FILE] [--stats-out FILE]",
 		"\nEmulates the Moscow Exchange's side of a market of config.xml, driven by fastfeed's simulator: OLR, TLR,",
 		"MSR incrementals, IDF definitions, ISF statuses, OLS/TLS/MSS snapshot cycles on lines A and B, and the TCP",
 		"historical replay service. The config's own addresses are used only inside a private network namespace",
@@ -35,7 +36,8 @@ func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		user, pass, logLevel                                                                        string
 		instruments, steps, rate, cycleEvery, defsEvery, lossA, lossBoth, fragment, blag, retention int
 		seed                                                                                        uint64
-		linger                                                                                      time.Duration
+		linger, replayDelay                                                                         time.Duration
+		newDayAfter                                                                                 int
 	)
 	fs.StringVar(&cfgFile, "moex-config", "", "MOEX channel configuration `file` (config.xml; required)")
 	fs.StringVar(&market, "market", "FOND", "the config's market (channel id): FOND or CURR")
@@ -57,6 +59,8 @@ func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&user, "replay-user", "", "username the replay service wants (default: any)")
 	fs.StringVar(&pass, "replay-password", "", "password the replay service wants")
 	fs.DurationVar(&linger, "linger", time.Second, "after the last event: heartbeats, snapshot cycles and the replay service for `D`")
+	fs.IntVar(&newDayAfter, "new-day-after", 0, "start a new trading day every `N` events: every feed's MsgSeqNum, the RptSeqs and the books start again (0: never)")
+	fs.DurationVar(&replayDelay, "replay-delay", 0, "the replay service answers each request `D` late (a slow service; at most 4s)")
 	fs.StringVar(&dumpBooks, "dump-books", "", "write the ground-truth books to `file` (JSON lines by symbol)")
 	fs.StringVar(&dumpTrades, "dump-trades", "", "write the trade list to `file` (ingest --dump-trades lines)")
 	fs.StringVar(&statsOut, "stats-out", "", "write the counters to `file` at the end")
@@ -69,6 +73,9 @@ func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if steps <= 0 || rate <= 0 || cycleEvery <= 0 || defsEvery <= 0 || fragment <= 0 || instruments <= 0 || lossA < 0 || lossBoth < 0 {
 		return usagef("--steps, --rate, --snapshot-every, --definitions-every, --fragment-entries and --instruments must be positive, losses not negative")
+	}
+	if newDayAfter < 0 || replayDelay < 0 || replayDelay > 4*time.Second {
+		return usagef("--new-day-after must not be negative, --replay-delay must be 0..4s")
 	}
 	log, err := (&Common{LogLevel: logLevel}).Logger(stderr)
 	if err != nil {
@@ -118,7 +125,7 @@ func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer out.Close()
 	x, err := moexsim.New(moexsim.Config{Market: m, Instruments: instruments, Seed: seed, FragmentEntries: fragment,
-		Retention: retention, Loss: loss, BLag: blag, Username: user, Password: pass}, out)
+		Retention: retention, Loss: loss, BLag: blag, Username: user, Password: pass, ReplayDelay: replayDelay}, out)
 	if err != nil {
 		return err
 	}
@@ -150,11 +157,12 @@ func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	log.Info("moex-sim sending", "market", m.ID, "instruments", instruments, "steps", steps, "rate", rate)
 	start := time.Now()
-	runErr := x.Run(sctx, moexsim.RunConfig{Steps: steps, Rate: rate, CycleEvery: cycleEvery, DefinitionsEvery: defsEvery, Linger: linger})
+	runErr := x.Run(sctx, moexsim.RunConfig{Steps: steps, Rate: rate, CycleEvery: cycleEvery, DefinitionsEvery: defsEvery, Linger: linger,
+		NewDayAfter: newDayAfter})
 	cancel()
 	wg.Wait()
 	st := x.Stats()
-	log.Info("moex-sim done", "steps", st.Steps, "trades", st.Trades, "replay_requests", st.Replays, "elapsed", time.Since(start).Round(time.Millisecond))
+	log.Info("moex-sim done", "steps", st.Steps, "trades", st.Trades, "replay_requests", st.Replays, "new_days", st.NewDays, "elapsed", time.Since(start).Round(time.Millisecond))
 	errs := []error{runErr, serveErr}
 	if dumpBooks != "" {
 		errs = append(errs, writeFile(dumpBooks, x.WriteBooks))

@@ -1,6 +1,7 @@
 package moex
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -35,13 +36,24 @@ type Options struct {
 	// symbol beyond it are counted in Stats.InstrumentsRefused and dropped.
 	MaxInstruments int
 	// Replay, if set, is asked for the MsgSeqNums of a hole of an incremental connection
-	// (OLR, TLR, MSR) that line B did not fill, when the hole is at most MaxReplayGap
-	// long: the MOEX TCP historical replay service ([ReplayClient]). It is called on the
-	// receive path and blocks it for the request's duration.
+	// (OLR, TLR, MSR) that line B did not fill within GapWait, when the hole is at most
+	// MaxReplayGap long: the MOEX TCP historical replay service ([ReplayClient]). Only a
+	// live run (RunLive) asks it, off the receive path: the engine issues the request,
+	// a worker goroutine of the connection does the exchange, and the answer is applied
+	// on the engine's goroutine between two batches of datagrams; the datagrams that come
+	// meanwhile are received and held behind the hole. A capture never asks.
 	Replay Replayer
 	// MaxReplayGap is the longest hole asked of Replay (default 100; MOEX answers at most
 	// 1000 messages a request). A longer hole is left to the snapshot feed.
 	MaxReplayGap int
+	// ReplayInFlight bounds the requests of one connection at the replay service at once
+	// (default 2; as many worker goroutines per incremental connection). A hole that
+	// finds them all busy waits for one, or is a gap when its window is full.
+	ReplayInFlight int
+	// ReplayWindow bounds the datagrams a connection holds while the hole before them is
+	// asked of the replay service (default 16,384; GapWindow bounds them otherwise); when
+	// full, the hole is a gap (the late answer is counted in ChannelStats.ReplayLate).
+	ReplayWindow int
 	// MaxQueued bounds the OLR entries held per instrument while its book waits for a
 	// snapshot (default 1<<14); beyond it the oldest are dropped (Stats.QueueDropped).
 	MaxQueued int
@@ -49,9 +61,10 @@ type Options struct {
 
 // Replayer fetches the messages beg..end of an incremental connection (the historical
 // replay service) and gives each to deliver with its MsgSeqNum, in order; msg (one FAST
-// message, no MsgSeqNum header) is valid only during the call.
+// message, no MsgSeqNum header) is valid only during the call. It must give up when ctx
+// ends. The engine calls it from several goroutines at once (its workers).
 type Replayer interface {
-	Replay(conn string, beg, end uint32, deliver func(seq uint32, msg []byte)) error
+	Replay(ctx context.Context, conn string, beg, end uint32, deliver func(seq uint32, msg []byte)) error
 }
 
 // Trade is one TLR entry, passed to Engine.OnTrade. Its byte slices are valid only during
@@ -141,6 +154,12 @@ type ChannelStats struct {
 	RecoveredReplay uint64 `json:"recovered_replay"`
 	ReplayFailed    uint64 `json:"replay_failed"`
 	ReplayMessages  uint64 `json:"replay_messages"` // messages used from replay answers
+	// ReplayRequests counts the requests issued; ReplayLate the answers that came when
+	// their hole was no longer waiting (filled by line B, given up when the window was
+	// full, or before a reset); ReplayBusy the times a hole found every worker busy.
+	ReplayRequests uint64 `json:"replay_requests"`
+	ReplayLate     uint64 `json:"replay_late"`
+	ReplayBusy     uint64 `json:"replay_busy"`
 	// SnapshotGaps counts the gaps of OLR left to the snapshot feed (OLS).
 	SnapshotGaps uint64 `json:"snapshot_gaps"`
 	// Resets counts MsgSeqNum restarts at 1 (a new trading day, or the exchange's restart).
@@ -154,6 +173,7 @@ type Stats struct {
 	WrongSource        uint64 `json:"wrong_source"` // source differs from the line's src-ip
 	Short              uint64 `json:"short"`        // datagram shorter than the 4-byte MsgSeqNum plus one byte
 	Truncated          uint64 `json:"truncated"`    // live: a datagram longer than the read buffer
+	KernelDrops        uint64 `json:"kernel_drops"` // live: datagrams the kernel dropped (full receive buffers), at the run's end
 	DecodeErrors       uint64 `json:"decode_errors"`
 	Trailing           uint64 `json:"trailing"`        // bytes left after the message
 	SeqMismatch        uint64 `json:"seq_mismatch"`    // MsgSeqNum field differs from the datagram's header
@@ -203,7 +223,6 @@ type Engine struct {
 	inst    map[string]*Instrument
 	dec     *moexasts.Decoder
 	msg     moexasts.Message
-	scratch []byte // a replayed message with its MsgSeqNum header
 	trade   Trade
 	stats   Stats
 	session struct {
@@ -212,6 +231,8 @@ type Engine struct {
 		ID     string
 	}
 	ops opsQueue // reads of the engine from other goroutines (Do)
+	rep replayWorkers
+	now int64 // the latest datagram's or Tick's time
 }
 
 type route struct {
@@ -247,6 +268,21 @@ type channel struct {
 	snapEnts   []book.OrderUpdate
 	snapArena  []byte
 	snapBroken bool
+
+	// historical replay: the ranges asked (in flight, or failed: their hole is then a
+	// gap when it comes first), at most Options.ReplayInFlight; the requests the
+	// connection's workers have; gen counts resets (an answer of an older one is late);
+	// scanned is the MsgSeqNum up to which the held datagrams' holes were looked at.
+	reqs     []replayRange
+	inflight int
+	gen      uint32
+	scanned  uint32
+	busy     uint32 // the hole last counted in ReplayBusy
+}
+
+type replayRange struct {
+	beg, end uint32
+	failed   bool
 }
 
 // NewEngine returns an engine for market m's UDP connections.
@@ -268,6 +304,12 @@ func NewEngine(m *Market, opts Options) (*Engine, error) {
 	}
 	if opts.MaxQueued <= 0 {
 		opts.MaxQueued = 1 << 14
+	}
+	if opts.ReplayInFlight <= 0 {
+		opts.ReplayInFlight = 2
+	}
+	if opts.ReplayWindow <= 0 {
+		opts.ReplayWindow = 1 << 14
 	}
 	e := &Engine{market: m, opts: opts, routes: map[netip.AddrPort]route{},
 		inst: map[string]*Instrument{}, dec: moexasts.NewDecoder()}
@@ -334,6 +376,7 @@ func (e *Engine) Instrument(sym string) (*Instrument, bool) {
 // monotonic clock: capture time for a capture).
 func (e *Engine) Datagram(src, dst netip.AddrPort, payload []byte, now int64) {
 	e.stats.Datagrams++
+	e.now = now
 	r, ok := e.routes[dst]
 	if !ok {
 		e.stats.Unrouted++
@@ -370,9 +413,12 @@ func (e *Engine) Datagram(src, dst netip.AddrPort, payload []byte, now int64) {
 		e.expire(ch, now)
 		return
 	}
-	// A hole before seq: hold the datagram for the other line to fill it.
-	for _, p := range ch.held {
-		if p.seq == seq {
+	// A hole before seq: hold the datagram for the other line to fill it (in MsgSeqNum
+	// order; most come after the last one held).
+	i := len(ch.held)
+	if i > 0 && ch.held[i-1].seq >= seq {
+		var dup bool
+		if i, dup = slices.BinarySearchFunc(ch.held, seq, cmpSeq); dup {
 			ch.stats.Duplicates++
 			e.expire(ch, now)
 			return
@@ -383,39 +429,74 @@ func (e *Engine) Datagram(src, dst netip.AddrPort, payload []byte, now int64) {
 		buf, ch.spare = ch.spare[n-1][:0], ch.spare[:n-1]
 	}
 	buf = append(buf, payload...)
-	ch.held = append(ch.held, pending{seq: seq, line: r.line, at: now, data: buf})
-	slices.SortFunc(ch.held, func(a, b pending) int { return int(int64(a.seq) - int64(b.seq)) })
-	if len(ch.held) > e.opts.GapWindow {
-		e.giveUp(ch)
-	}
+	ch.held = slices.Insert(ch.held, i, pending{seq: seq, line: r.line, at: now, data: buf})
+	e.overflow(ch)
 	e.expire(ch, now)
 }
 
-// Flush gives up every hole still waiting (the end of a capture).
+func bySeq(a, b pending) int { return int(int64(a.seq) - int64(b.seq)) }
+
+func cmpSeq(p pending, seq uint32) int { return int(int64(p.seq) - int64(seq)) }
+
+// overflow gives up the first hole while ch holds more than its window: GapWindow, or
+// ReplayWindow while the hole is asked of the replay service (it is asked now if it can
+// be).
+func (e *Engine) overflow(ch *channel) {
+	for len(ch.held) > e.opts.GapWindow {
+		first := ch.held[0].seq
+		r := ch.covering(ch.next, first-1)
+		if r == nil && e.request(ch, ch.next, first-1) {
+			r = ch.covering(ch.next, first-1)
+		}
+		if r != nil && !r.failed && len(ch.held) <= e.opts.ReplayWindow {
+			return
+		}
+		e.gap(ch)
+	}
+}
+
+// Flush gives up every hole still waiting (the end of a capture or a live run).
 func (e *Engine) Flush() {
 	for _, ch := range e.chans {
 		for len(ch.held) > 0 {
-			e.giveUp(ch)
+			e.gap(ch)
 		}
 	}
 }
 
+// expire deals with the first hole once it has waited GapWait: it is asked of the
+// replay service if it can be (then it waits for the answer), else it is a gap. A hole
+// whose request failed is a gap at once.
 func (e *Engine) expire(ch *channel, now int64) {
-	for len(ch.held) > 0 && now-ch.held[0].at >= e.opts.GapWait {
-		e.giveUp(ch)
+	for len(ch.held) > 0 {
+		first := ch.held[0].seq
+		if len(ch.reqs) > 0 {
+			ch.prune()
+			if r := ch.covering(ch.next, first-1); r != nil {
+				if !r.failed {
+					return // asked: the answer, line B or a full window ends the wait
+				}
+				e.gap(ch)
+				continue
+			}
+		}
+		if now-ch.held[0].at < e.opts.GapWait {
+			return
+		}
+		if e.request(ch, ch.next, first-1) {
+			return
+		}
+		if ch.inflight > 0 && e.replayable(ch, ch.next, first-1) && len(ch.held) <= e.opts.ReplayWindow {
+			return // every worker busy: wait for one
+		}
+		e.gap(ch)
 	}
 }
 
-// giveUp asks the historical replay service for the hole before the first held
-// datagram, if it is short enough; else (or if that fails) counts it as a gap and goes
-// on from it.
-func (e *Engine) giveUp(ch *channel) {
+// gap gives up the hole before the first held datagram: it is counted as a gap and the
+// connection goes on from that datagram.
+func (e *Engine) gap(ch *channel) {
 	first := ch.held[0].seq
-	if e.replay(ch, first) {
-		ch.stats.RecoveredReplay++
-		e.drain(ch)
-		return
-	}
 	if ch.fam == FamOrders {
 		ch.stats.SnapshotGaps++
 	}
@@ -423,29 +504,8 @@ func (e *Engine) giveUp(ch *channel) {
 	ch.stats.Missed += uint64(first - ch.next)
 	ch.snapBroken = ch.snapOn
 	ch.next = first
+	ch.prune()
 	e.drain(ch)
-}
-
-// replay asks Options.Replay for ch's MsgSeqNums from ch.next to before first and uses
-// what it delivers; it reports whether the hole is filled.
-func (e *Engine) replay(ch *channel, first uint32) bool {
-	if e.opts.Replay == nil || ch.fam < 0 || ch.next == 0 || first <= ch.next || first-ch.next > uint32(e.opts.MaxReplayGap) {
-		return false
-	}
-	err := e.opts.Replay.Replay(ch.conn.ID, ch.next, first-1, func(seq uint32, msg []byte) {
-		if seq != ch.next || seq >= first {
-			return // the client checks the range; anything else is not the next one
-		}
-		e.scratch = binary.LittleEndian.AppendUint32(e.scratch[:0], seq)
-		e.scratch = append(e.scratch, msg...)
-		ch.stats.ReplayMessages++
-		e.use(ch, seq, e.scratch)
-	})
-	if err != nil || ch.next != first {
-		ch.stats.ReplayFailed++
-		return ch.next == first
-	}
-	return true
 }
 
 // reset starts ch's numbering again (MsgSeqNum 1 after higher numbers: a new trading
@@ -459,6 +519,9 @@ func (e *Engine) reset(ch *channel) {
 	ch.held = ch.held[:0]
 	ch.next = 0
 	ch.hasFirst = false
+	ch.reqs = ch.reqs[:0]
+	ch.gen++
+	ch.scanned = 0
 	ch.snapOn = false
 	if ch.fam < 0 {
 		return
@@ -497,16 +560,18 @@ func family(conn string) int {
 
 // drain uses the held datagrams that follow on.
 func (e *Engine) drain(ch *channel) {
-	for len(ch.held) > 0 && ch.held[0].seq <= ch.next {
-		p := ch.held[0]
-		copy(ch.held, ch.held[1:])
-		ch.held = ch.held[:len(ch.held)-1]
+	i := 0
+	for ; i < len(ch.held) && ch.held[i].seq <= ch.next; i++ {
+		p := ch.held[i]
 		if p.seq == ch.next {
 			e.use(ch, p.seq, p.data)
 		} else {
 			ch.stats.Duplicates++
 		}
 		ch.spare = append(ch.spare, p.data)
+	}
+	if i > 0 {
+		ch.held = ch.held[:copy(ch.held, ch.held[i:])]
 	}
 }
 

@@ -70,6 +70,9 @@ func RunLive(ctx context.Context, e *Engine, cfg LiveConfig) error {
 	defer stop()
 	e.startServing(p.Wake)
 	defer e.stopServing()
+	// The replay workers outlive ctx by the drain below; they stop before the flush.
+	e.startReplay(context.WithoutCancel(ctx), p.Wake)
+	defer e.stopReplay()
 	ms := make([]mcast.Message, 64)
 	for i := range ms {
 		ms[i].Buf = make([]byte, 65536)
@@ -101,17 +104,32 @@ func RunLive(ctx context.Context, e *Engine, cfg LiveConfig) error {
 			}
 			e.Datagram(m.Addr, groups[m.Group], m.Buf[:m.N], now)
 		}
+		e.applyReplays()
 		e.Tick(now)
 		e.serve()
 	}
+	e.stopReplay()
 	e.Flush()
+	e.readKernelDrops(p, len(groups))
 	return nil
+}
+
+// readKernelDrops adds what the kernel dropped on the poller's n sockets to
+// Stats.KernelDrops (the end of a live run).
+func (e *Engine) readKernelDrops(p *mcast.Poller, n int) {
+	for i := range n {
+		if d, err := p.KernelDrops(i); err == nil {
+			e.stats.KernelDrops += d
+		}
+	}
 }
 
 // Tick gives up the holes that have waited GapWait by now (a live receiver calls it when
 // idle, so that a hole at the end of a burst does not wait for the next datagram).
 func (e *Engine) Tick(now int64) {
+	e.now = now
 	for _, ch := range e.chans {
 		e.expire(ch, now)
+		e.requestHoles(ch, now)
 	}
 }

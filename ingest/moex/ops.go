@@ -126,6 +126,8 @@ type ConnectionOps struct {
 	Next   uint32 // next MsgSeqNum expected; 0 before the first datagram
 	Held   int    // datagrams held behind a hole, waiting for the other line
 	Window int    // at most this many are held (Options.GapWindow)
+	// InFlight counts the historical replay requests out (at most Options.ReplayInFlight).
+	InFlight int
 }
 
 // Connections returns each UDP connection's state, in the configuration's order. Call it
@@ -134,7 +136,7 @@ func (e *Engine) Connections() []ConnectionOps {
 	out := make([]ConnectionOps, len(e.chans))
 	for i, c := range e.chans {
 		out[i] = ConnectionOps{ID: c.conn.ID, FeedType: c.conn.FeedType, ChannelStats: c.stats, Next: c.next,
-			Held: len(c.held), Window: e.opts.GapWindow}
+			Held: len(c.held), Window: e.opts.GapWindow, InFlight: c.inflight}
 	}
 	return out
 }

@@ -3,12 +3,16 @@ package moex
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"fastfeed/fast/codecs/moexasts"
 	"fastfeed/replay"
@@ -37,7 +41,8 @@ func answer(t testing.TB, beg, end uint32, logoutText string) []byte {
 
 func readAnswer(c *ReplayClient, b []byte, beg, end uint32) ([]uint32, error) {
 	var got []uint32
-	err := c.read(bufio.NewReader(bytes.NewReader(b)), beg, end, func(seq uint32, msg []byte) { got = append(got, seq) },
+	st := &replayState{dec: moexasts.NewDecoder()}
+	err := c.read(context.Background(), st, bufio.NewReader(bytes.NewReader(b)), beg, end, func(seq uint32, msg []byte) { got = append(got, seq) },
 		func(off int64, err error) error {
 			return &ReplayError{Conn: "OLR", Beg: beg, End: end, Offset: off, Err: err}
 		})
@@ -165,14 +170,26 @@ func FuzzReadFIX(f *testing.F) {
 	})
 }
 
-// fakeReplay answers from a map of encoded messages per MsgSeqNum.
+// fakeReplay answers from a map of encoded messages per MsgSeqNum; with gate set, each
+// answer waits for a value from it (or for ctx).
 type fakeReplay struct {
 	msgs  map[uint32][]byte
+	gate  chan struct{}
+	mu    sync.Mutex
 	asked [][2]uint32
 }
 
-func (f *fakeReplay) Replay(conn string, beg, end uint32, deliver func(uint32, []byte)) error {
+func (f *fakeReplay) Replay(ctx context.Context, conn string, beg, end uint32, deliver func(uint32, []byte)) error {
+	f.mu.Lock()
 	f.asked = append(f.asked, [2]uint32{beg, end})
+	f.mu.Unlock()
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for s := beg; s <= end; s++ {
 		m, ok := f.msgs[s]
 		if !ok {
@@ -183,19 +200,55 @@ func (f *fakeReplay) Replay(conn string, beg, end uint32, deliver func(uint32, [
 	return nil
 }
 
-// TestEngineReplayAndReset: a hole of OLR lost on both lines, short enough, is filled by
-// the replay service and counted (recovered_replay, no gap); a longer one is a gap left
-// to the snapshot feed; MsgSeqNum 1 after higher numbers is a reset (a new day) that
-// empties the books and starts the RptSeqs again, while a late copy of datagram 1 is a
-// duplicate.
-func TestEngineReplayAndReset(t *testing.T) {
-	m := fond(t)
+// settle waits for the answers of every request in flight and applies them.
+func settle(e *Engine) {
+	for {
+		n := 0
+		for _, ch := range e.chans {
+			n += ch.inflight
+		}
+		if n == 0 {
+			return
+		}
+		a := <-e.rep.answers
+		e.rep.pending.Add(-1)
+		e.replayAnswered(a)
+	}
+}
+
+// feedCapture gives e the datagrams of a capture as a live run would (the replay
+// workers on, answers applied after each datagram), then waits for the answers still
+// out and gives up what is left.
+func feedCapture(t *testing.T, e *Engine, capture []byte, beforeSettle func()) {
+	t.Helper()
+	rd, err := replay.NewReader(bytes.NewReader(capture), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.startReplay(t.Context(), nil)
+	var d replay.Datagram
+	for rd.Next(&d) == nil {
+		e.Datagram(d.Src, d.Dst, d.Payload, d.Time)
+		e.applyReplays()
+		e.Tick(d.Time)
+	}
+	e.Tick(d.Time + e.opts.GapWait) // the holes at the end have waited
+	if beforeSettle != nil {
+		beforeSettle()
+	}
+	settle(e)
+	e.stopReplay()
+	e.Flush()
+}
+
+// lossyOLR writes the same exchange twice: every datagram (kept by the fake replay
+// service), then the capture with the OLR MsgSeqNums in lost dropped on both lines.
+func lossyOLR(t *testing.T, m *Market, steps int, lost map[uint32]bool) (*fakeReplay, *exchange, []byte) {
+	t.Helper()
 	syms := []string{"SBER", "GAZP"}
-	// The same seed twice: every datagram (for the replay service), then the capture
-	// with the losses.
 	var all, buf bytes.Buffer
 	x2 := newExchange(t, m, &all, 4)
-	for range 50 {
+	for range steps {
 		x2.orderStep(syms, 1)
 	}
 	x2.close()
@@ -204,29 +257,49 @@ func TestEngineReplayAndReset(t *testing.T) {
 		fr.msgs[seq] = p[4:]
 	}
 	x := newExchange(t, m, &buf, 4)
-	lost := map[uint32]bool{10: true, 11: true, 30: true, 31: true, 32: true, 33: true, 34: true}
 	x.drop = func(conn string, seq uint32, line int) bool { return conn == "OLR" && lost[seq] }
-	for range 50 {
+	for range steps {
 		x.orderStep(syms, 1)
 	}
 	x.close()
+	return fr, x, buf.Bytes()
+}
+
+// TestEngineReplayAndReset: a hole of OLR lost on both lines, short enough, is asked of
+// the replay service (off the receive path) and filled (recovered_replay, no gap); a
+// longer one is a gap left to the snapshot feed; MsgSeqNum 1 after higher numbers is a
+// reset (a new day) that empties the books and starts the RptSeqs again, while a late
+// copy of datagram 1 is a duplicate. A capture never asks.
+func TestEngineReplayAndReset(t *testing.T) {
+	m := fond(t)
+	fr, _, capture := lossyOLR(t, m, 50, map[uint32]bool{10: true, 11: true, 30: true, 31: true, 32: true, 33: true, 34: true})
 	e, err := NewEngine(m, Options{Replay: fr, MaxReplayGap: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd, err := replay.NewReader(bytes.NewReader(buf.Bytes()), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := RunCapture(t.Context(), rd, e); err != nil {
-		t.Fatal(err)
-	}
+	feedCapture(t, e, capture, nil)
 	c := e.Channels()["OLR"]
-	if c.RecoveredReplay != 1 || c.ReplayMessages != 2 || c.Gaps != 1 || c.Missed != 5 || c.SnapshotGaps != 1 {
+	if c.RecoveredReplay != 1 || c.ReplayMessages != 2 || c.Gaps != 1 || c.Missed != 5 || c.SnapshotGaps != 1 || c.ReplayRequests != 1 {
 		t.Errorf("OLR %+v, asked %v", c, fr.asked)
 	}
 	if len(fr.asked) != 1 || fr.asked[0] != [2]uint32{10, 11} {
 		t.Errorf("asked %v", fr.asked)
+	}
+
+	// The capture path never asks.
+	ec, err := NewEngine(m, Options{Replay: fr, MaxReplayGap: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := replay.NewReader(bytes.NewReader(capture), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RunCapture(t.Context(), rd, ec); err != nil {
+		t.Fatal(err)
+	}
+	if c := ec.Channels()["OLR"]; c.ReplayRequests != 0 || c.Gaps != 2 || len(fr.asked) != 1 {
+		t.Errorf("capture: OLR %+v, asked %v", c, fr.asked)
 	}
 
 	// A new day: datagram 1 again with other content; a late copy of the old 1 before it
@@ -284,4 +357,72 @@ func udpSrc(m *Market, conn string) netip.AddrPort {
 func udpDst(m *Market, conn string, line int) netip.AddrPort {
 	cn, _ := m.Connection(conn)
 	return cn.Lines[line].Group
+}
+
+// TestEngineReplayAsync: the replay service holds its answers while the datagrams keep
+// coming: every datagram is received and held behind the holes (none used out of order,
+// none lost), at most ReplayInFlight requests are out per connection (a third hole
+// waits), and when the answers come they are applied in order:
+// the books equal the exchange's. With a window too small for the wait, the hole is a
+// gap instead and the answer that comes later is counted as late; a failed request
+// leaves its hole a gap at once.
+func TestEngineReplayAsync(t *testing.T) {
+	m := fond(t)
+	lost := map[uint32]bool{10: true, 11: true, 25: true, 40: true, 41: true}
+	t.Run("slow", func(t *testing.T) {
+		fr, x, capture := lossyOLR(t, m, 60, lost)
+		fr.gate = make(chan struct{})
+		e, err := NewEngine(m, Options{Replay: fr, MaxReplayGap: 3, GapWait: 3000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		feedCapture(t, e, capture, func() {
+			// Everything came while the answers were held: received, held, not lost.
+			ch := e.chans[slices.IndexFunc(e.chans, func(c *channel) bool { return c.conn.ID == "OLR" })]
+			if ch.next != 10 || len(ch.held) != int(x.seq["OLR"])-len(lost)-9 || ch.inflight != 2 {
+				t.Errorf("while waiting: next %d, held %d, in flight %d; OLR %+v", ch.next, len(ch.held), ch.inflight, ch.stats)
+			}
+			// Two holes asked (ReplayInFlight), the third waits for a worker.
+			time.Sleep(10 * time.Millisecond)
+			fr.mu.Lock()
+			if len(fr.asked) != 2 {
+				t.Errorf("asked %v while waiting", fr.asked)
+			}
+			fr.mu.Unlock()
+			close(fr.gate)
+		})
+		c := e.Channels()["OLR"]
+		if c.RecoveredReplay != 3 || c.Gaps != 0 || c.ReplayMessages != 5 || c.ReplayRequests != 3 {
+			t.Errorf("OLR %+v, asked %v", c, fr.asked)
+		}
+		if got, want := dumpBooks(t, e), x.wantBooks(); got != want {
+			t.Errorf("books\n got %s\nwant %s", got, want)
+		}
+	})
+	t.Run("window full", func(t *testing.T) {
+		fr, _, capture := lossyOLR(t, m, 60, lost)
+		fr.gate = make(chan struct{})
+		e, err := NewEngine(m, Options{Replay: fr, MaxReplayGap: 3, GapWait: 3000, GapWindow: 4, ReplayWindow: 8, ReplayInFlight: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		feedCapture(t, e, capture, func() { close(fr.gate) })
+		c := e.Channels()["OLR"]
+		if c.ReplayLate == 0 || c.Gaps == 0 || c.Gaps+c.RecoveredReplay != 3 || c.Messages+c.Missed != uint64(len(olrPayloads(t, m, capture))+len(lost)) {
+			t.Errorf("OLR %+v, asked %v", c, fr.asked)
+		}
+	})
+	t.Run("failed", func(t *testing.T) {
+		fr, _, capture := lossyOLR(t, m, 60, lost)
+		fr.msgs = map[uint32][]byte{} // keeps nothing
+		e, err := NewEngine(m, Options{Replay: fr, MaxReplayGap: 3, GapWait: 3000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		feedCapture(t, e, capture, nil)
+		c := e.Channels()["OLR"]
+		if c.ReplayFailed != 3 || c.Gaps != 3 || c.Missed != 5 || c.RecoveredReplay != 0 || c.ReplayRequests != 3 {
+			t.Errorf("OLR %+v, asked %v", c, fr.asked)
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"fastfeed/fast/codecs/moexasts"
@@ -17,7 +18,8 @@ import (
 
 // ReplayClient asks the MOEX TCP historical replay service for missed messages of an
 // incremental connection (see the protocol in replaywire.go). It is an Engine's
-// Options.Replay; one request runs at a time, on the caller's goroutine.
+// Options.Replay; it is safe for concurrent use (each request on its own TCP
+// connection, on the caller's goroutine).
 type ReplayClient struct {
 	Addr               netip.AddrPort // the H connection's address
 	Username, Password string
@@ -25,11 +27,17 @@ type ReplayClient struct {
 	Timeout            time.Duration // the whole request, connect to Logout (default 2s)
 	MaxFrame           int           // the largest FAST message accepted (default 65536)
 
-	dec   *moexasts.Decoder
-	msg   moexasts.Message
-	buf   []byte
+	mu    sync.Mutex // guards stats and reqID
 	stats ReplayStats
 	reqID int
+	pool  sync.Pool // *replayState
+}
+
+// replayState is one request's decoder and frame buffer.
+type replayState struct {
+	dec *moexasts.Decoder
+	msg moexasts.Message
+	buf []byte
 }
 
 // ReplayStats count the client's requests and what went wrong, by name.
@@ -44,6 +52,7 @@ type ReplayStats struct {
 	DecodeErrors uint64 `json:"decode_errors"` // a frame that is no ASTS message
 	OutOfOrder   uint64 `json:"out_of_order"`  // a message outside the range or not the next one
 	Unexpected   uint64 `json:"unexpected"`    // a template that does not belong (before the Logon, ...)
+	Canceled     uint64 `json:"canceled"`      // requests ended by the run's end
 	LastError    string `json:"last_error,omitempty"`
 }
 
@@ -63,21 +72,38 @@ func (e *ReplayError) Error() string {
 func (e *ReplayError) Unwrap() error { return e.Err }
 
 // Stats returns the client's counters.
-func (c *ReplayClient) Stats() ReplayStats { return c.stats }
+func (c *ReplayClient) Stats() ReplayStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// inc adds one to the counter p of c.stats.
+func (c *ReplayClient) inc(p *uint64) {
+	c.mu.Lock()
+	*p++
+	c.mu.Unlock()
+}
 
 // Replay implements Replayer: it connects, logs on, asks for conn's messages beg..end
 // and gives each to deliver in order. It fails if the range is empty or longer than
-// MaxReplayRange, and on any answer that is not the service's protocol.
-func (c *ReplayClient) Replay(conn string, beg, end uint32, deliver func(seq uint32, msg []byte)) error {
+// MaxReplayRange, when ctx ends, and on any answer that is not the service's protocol.
+func (c *ReplayClient) Replay(ctx context.Context, conn string, beg, end uint32, deliver func(seq uint32, msg []byte)) error {
+	c.mu.Lock()
 	c.stats.Requests++
-	err := c.replay(conn, beg, end, deliver)
+	c.reqID++
+	id := c.reqID
+	c.mu.Unlock()
+	err := c.replay(ctx, id, conn, beg, end, deliver)
 	if err != nil {
+		c.mu.Lock()
 		c.stats.LastError = err.Error()
+		c.mu.Unlock()
 	}
 	return err
 }
 
-func (c *ReplayClient) replay(conn string, beg, end uint32, deliver func(seq uint32, msg []byte)) error {
+func (c *ReplayClient) replay(ctx context.Context, id int, conn string, beg, end uint32, deliver func(seq uint32, msg []byte)) error {
 	fail := func(off int64, err error) error {
 		return &ReplayError{Addr: c.Addr, Conn: conn, Beg: beg, End: end, Offset: off, Err: err}
 	}
@@ -88,47 +114,66 @@ func (c *ReplayClient) replay(conn string, beg, end uint32, deliver func(seq uin
 	if timeout <= 0 {
 		timeout = 2 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp4", c.Addr.String())
 	if err != nil {
-		c.stats.Dial++
+		if parent.Err() != nil {
+			c.inc(&c.stats.Canceled)
+		} else {
+			c.inc(&c.stats.Dial)
+		}
 		return fail(0, err)
 	}
 	defer nc.Close()
 	deadline, _ := ctx.Deadline()
 	_ = nc.SetDeadline(deadline)
+	// The run's end interrupts the exchange at once.
+	stop := context.AfterFunc(parent, func() { _ = nc.SetDeadline(time.Now()) })
+	defer stop()
+	fail0 := fail
+	fail = func(off int64, err error) error {
+		if parent.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("%w (%w)", parent.Err(), err)
+		}
+		return fail0(off, err)
+	}
 	sender := c.SenderCompID
 	if sender == "" {
 		sender = "FASTFEED"
 	}
 	now := time.Now().UTC().Format("20060102-15:04:05.000")
-	c.reqID++
 	req := AppendFIX(nil, "A", "49", sender, "56", "MOEX", "34", "1", "52", now, "98", "0", "108", "30",
 		"553", c.Username, "554", c.Password, "1137", "9")
-	req = AppendFIX(req, "V", "49", sender, "56", "MOEX", "34", "2", "52", now, "262", strconv.Itoa(c.reqID),
+	req = AppendFIX(req, "V", "49", sender, "56", "MOEX", "34", "2", "52", now, "262", strconv.Itoa(id),
 		"1180", conn, "1182", strconv.FormatUint(uint64(beg), 10), "1183", strconv.FormatUint(uint64(end), 10))
 	if _, err := nc.Write(req); err != nil {
-		return c.ioFail(fail, 0, err)
+		return c.ioFail(parent, fail, 0, err)
 	}
-	return c.read(bufio.NewReaderSize(nc, 16<<10), beg, end, deliver, fail)
+	st, _ := c.pool.Get().(*replayState)
+	if st == nil {
+		st = &replayState{dec: moexasts.NewDecoder()}
+	}
+	defer c.pool.Put(st)
+	return c.read(parent, st, bufio.NewReaderSize(nc, 16<<10), beg, end, deliver, fail)
 }
 
-func (c *ReplayClient) ioFail(fail func(int64, error) error, off int64, err error) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		c.stats.Timeouts++
-	} else {
-		c.stats.BadFrames++
+func (c *ReplayClient) ioFail(parent context.Context, fail func(int64, error) error, off int64, err error) error {
+	switch {
+	case parent.Err() != nil:
+		c.inc(&c.stats.Canceled)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.inc(&c.stats.Timeouts)
+	default:
+		c.inc(&c.stats.BadFrames)
 	}
 	return fail(off, err)
 }
 
 // read takes the answer: Logon, the messages beg..end, Logout.
-func (c *ReplayClient) read(r *bufio.Reader, beg, end uint32, deliver func(seq uint32, msg []byte), fail func(int64, error) error) error {
-	if c.dec == nil {
-		c.dec = moexasts.NewDecoder()
-	}
+func (c *ReplayClient) read(parent context.Context, st *replayState, r *bufio.Reader, beg, end uint32, deliver func(seq uint32, msg []byte), fail func(int64, error) error) error {
 	max := c.MaxFrame
 	if max <= 0 {
 		max = 65536
@@ -137,23 +182,23 @@ func (c *ReplayClient) read(r *bufio.Reader, beg, end uint32, deliver func(seq u
 	loggedOn := false
 	next := beg
 	for {
-		frame, err := ReadFrame(r, c.buf, max)
+		frame, err := ReadFrame(r, st.buf, max)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				if next > end {
-					c.stats.Filled++
+					c.inc(&c.stats.Filled)
 					return nil // every message came; the Logout is a courtesy
 				}
-				c.stats.BadFrames++
+				c.inc(&c.stats.BadFrames)
 				return fail(off, fmt.Errorf("connection closed after %d of %d messages", next-beg, end-beg+1))
 			}
-			return c.ioFail(fail, off, err)
+			return c.ioFail(parent, fail, off, err)
 		}
-		c.buf = frame
-		c.dec.Reset()
-		n, err := c.dec.Decode(frame, &c.msg)
+		st.buf = frame
+		st.dec.Reset()
+		n, err := st.dec.Decode(frame, &st.msg)
 		if err != nil || n != len(frame) {
-			c.stats.DecodeErrors++
+			c.inc(&c.stats.DecodeErrors)
 			if err == nil {
 				err = fmt.Errorf("%d bytes after the message", len(frame)-n)
 			}
@@ -161,31 +206,31 @@ func (c *ReplayClient) read(r *bufio.Reader, beg, end uint32, deliver func(seq u
 		}
 		at := off
 		off += int64(len(frame)) + 1
-		switch id := c.msg.ID; {
+		switch id := st.msg.ID; {
 		case id == moexasts.IDA:
 			if loggedOn {
-				c.stats.Unexpected++
+				c.inc(&c.stats.Unexpected)
 				return fail(at, errors.New("a second Logon"))
 			}
 			loggedOn = true
 		case id == moexasts.IDX5:
 			if next > end {
-				c.stats.Filled++
+				c.inc(&c.stats.Filled)
 				return nil
 			}
-			c.stats.Rejected++
-			return fail(at, fmt.Errorf("logout after %d of %d messages: %q", next-beg, end-beg+1, c.msg.X5.Text))
+			c.inc(&c.stats.Rejected)
+			return fail(at, fmt.Errorf("logout after %d of %d messages: %q", next-beg, end-beg+1, st.msg.X5.Text))
 		case !loggedOn:
-			c.stats.Unexpected++
+			c.inc(&c.stats.Unexpected)
 			return fail(at, fmt.Errorf("template %d before the Logon", id))
 		default:
-			seq := MsgSeqNum(&c.msg)
+			seq := MsgSeqNum(&st.msg)
 			if seq != next || seq > end {
-				c.stats.OutOfOrder++
+				c.inc(&c.stats.OutOfOrder)
 				return fail(at, fmt.Errorf("message %d, want %d (range %d..%d)", seq, next, beg, end))
 			}
 			next++
-			c.stats.Messages++
+			c.inc(&c.stats.Messages)
 			deliver(seq, frame)
 		}
 	}

@@ -315,6 +315,7 @@ func NewLiveSource(e *Engine, cfg LiveConfig) (*LiveSource, error) {
 		s.ms[i].Buf = make([]byte, 65536)
 	}
 	e.startServing(p.Wake)
+	e.startReplay(context.Background(), p.Wake) // stopped by the end of the input or Close
 	return s, nil
 }
 
@@ -326,7 +327,9 @@ func (s *LiveSource) Poll(ctx context.Context, _ *publisher.Publisher, wait time
 		for {
 			n, err := s.read(0)
 			if err != nil || n == 0 {
+				s.e.stopReplay()
 				s.e.Flush()
+				s.e.readKernelDrops(s.p, len(s.groups))
 				s.e.stopServing()
 				return true, err
 			}
@@ -357,6 +360,7 @@ func (s *LiveSource) read(timeout time.Duration) (int, error) {
 		}
 		s.e.Datagram(m.Addr, s.groups[m.Group], m.Buf[:m.N], now)
 	}
+	s.e.applyReplays()
 	s.e.Tick(now)
 	s.e.serve()
 	return n, nil
@@ -367,6 +371,7 @@ func (s *LiveSource) Wake() { s.p.Wake() }
 
 // Close leaves the groups.
 func (s *LiveSource) Close() error {
+	s.e.stopReplay()
 	s.e.stopServing()
 	return s.p.Close()
 }

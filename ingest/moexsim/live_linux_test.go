@@ -3,6 +3,7 @@ package moexsim
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -20,15 +21,99 @@ type liveRun struct {
 	x       *Exchange
 	e       *moex.Engine
 	client  *moex.ReplayClient
+	watch   *watchedReplay
 	trades  []byte
 	capture []byte
+}
+
+// liveOpts shape a run: the exchange's loss, whether to record it, a slow (ReplayDelay)
+// or silent (accepts, never answers) replay service, the client's timeout, new days.
+type liveOpts struct {
+	Loss          Loss
+	Record        bool
+	ReplayDelay   time.Duration
+	Silent        bool
+	ClientTimeout time.Duration // default 1s
+	Steps         int           // default 3000
+	Linger        time.Duration // default 400ms
+	NewDayAfter   int
+}
+
+// waited is what the engine did while one replay request was out.
+type waited struct {
+	Conn      string
+	Beg, End  uint32
+	Err       error
+	Took      time.Duration
+	Datagrams uint64 // received
+	Applied   uint64 // order, trade and statistic entries applied
+}
+
+// watchedReplay wraps the replay client: around each request it reads the engine's
+// counters through Do (served by the run loop between batches), so a request that
+// stalled the receive loop would show no datagram received while it was out.
+type watchedReplay struct {
+	r     moex.Replayer
+	e     *moex.Engine
+	mu    sync.Mutex
+	waits []waited
+}
+
+func (w *watchedReplay) stats(ctx context.Context) (moex.Stats, bool) {
+	c := make(chan moex.Stats, 1)
+	if err := w.e.Do(ctx, func() { c <- w.e.Stats() }); err != nil {
+		return moex.Stats{}, false
+	}
+	return <-c, true
+}
+
+func (w *watchedReplay) Replay(ctx context.Context, conn string, beg, end uint32, deliver func(uint32, []byte)) error {
+	s0, ok0 := w.stats(ctx)
+	t0 := time.Now()
+	err := w.r.Replay(ctx, conn, beg, end, deliver)
+	took := time.Since(t0)
+	if s1, ok1 := w.stats(ctx); ok0 && ok1 {
+		w.mu.Lock()
+		w.waits = append(w.waits, waited{Conn: conn, Beg: beg, End: end, Err: err, Took: took, Datagrams: s1.Datagrams - s0.Datagrams,
+			Applied: s1.Orders + s1.Trades + s1.Statistics - s0.Orders - s0.Trades - s0.Statistics})
+		w.mu.Unlock()
+	}
+	return err
+}
+
+// silentService accepts connections and reads them, never answering, until ctx ends.
+func silentService(ctx context.Context, ln net.Listener) {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			stop := context.AfterFunc(ctx, func() { c.Close() })
+			defer stop()
+			_, _ = io.Copy(io.Discard, c)
+		}()
+	}
 }
 
 // runLive runs the exchange (its config's groups, the source 10.50.129.200 mapped onto
 // 127.0.0.2, the replay service on loopback) and an engine joined to every line with the
 // replay client; record also captures every datagram with the project's recorder.
-func runLive(t *testing.T, loss Loss, record bool) *liveRun {
+func runLive(t *testing.T, lo liveOpts) *liveRun {
 	t.Helper()
+	if lo.ClientTimeout == 0 {
+		lo.ClientTimeout = time.Second
+	}
+	if lo.Steps == 0 {
+		lo.Steps = 3000
+	}
+	if lo.Linger == 0 {
+		lo.Linger = 400 * time.Millisecond
+	}
+	loss, record := lo.Loss, lo.Record
 	if !netns.Inside() {
 		t.Fatal("not inside a private network namespace")
 	}
@@ -42,7 +127,8 @@ func runLive(t *testing.T, loss Loss, record bool) *liveRun {
 		t.Fatal(err)
 	}
 	defer out.Close()
-	x, err := New(Config{Market: m, Instruments: 8, Seed: 5, BLag: 1, Loss: loss, Username: "demo", Password: "demo"}, out)
+	x, err := New(Config{Market: m, Instruments: 8, Seed: 5, BLag: 1, Loss: loss, Username: "demo", Password: "demo",
+		ReplayDelay: lo.ReplayDelay}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,18 +142,24 @@ func runLive(t *testing.T, loss Loss, record bool) *liveRun {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		if lo.Silent {
+			silentService(ctx, ln)
+			return
+		}
 		if err := x.ServeReplay(ctx, ln); err != nil {
 			t.Error(err)
 		}
 	}()
 
 	lr := &liveRun{x: x, client: &moex.ReplayClient{Addr: netip.MustParseAddrPort(ln.Addr().String()),
-		Username: "demo", Password: "demo", Timeout: time.Second}}
+		Username: "demo", Password: "demo", Timeout: lo.ClientTimeout}}
+	lr.watch = &watchedReplay{r: lr.client}
 	lr.e, err = moex.NewEngine(m, moex.Options{GapWait: int64(30 * time.Millisecond), GapWindow: 4096,
-		Replay: lr.client, MaxReplayGap: 50})
+		Replay: lr.watch, MaxReplayGap: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
+	lr.watch.e = lr.e
 	lr.e.OnTrade = func(tr *moex.Trade) { lr.trades = moex.AppendTrade(lr.trades, tr) }
 	ictx, icancel := context.WithCancel(context.Background())
 	defer icancel()
@@ -103,7 +195,7 @@ func runLive(t *testing.T, loss Loss, record bool) *liveRun {
 	}
 	time.Sleep(200 * time.Millisecond) // the joins
 
-	if err := x.Run(ctx, RunConfig{Steps: 3000, Rate: 5000, CycleEvery: 10000, Linger: 400 * time.Millisecond}); err != nil {
+	if err := x.Run(ctx, RunConfig{Steps: lo.Steps, Rate: 5000, CycleEvery: 10000, Linger: lo.Linger, NewDayAfter: lo.NewDayAfter}); err != nil {
 		t.Fatal(err)
 	}
 	icancel()
@@ -118,7 +210,7 @@ func runLive(t *testing.T, loss Loss, record bool) *liveRun {
 	}
 	cancel()
 	wg.Wait()
-	if st := lr.e.Stats(); st.DecodeErrors != 0 || st.WrongSource != 0 || st.Unrouted != 0 || st.Truncated != 0 {
+	if st := lr.e.Stats(); st.DecodeErrors != 0 || st.WrongSource != 0 || st.Unrouted != 0 || st.Truncated != 0 || st.KernelDrops != 0 {
 		t.Errorf("ingest: %+v", st)
 	}
 	return lr
@@ -133,7 +225,7 @@ func runLive(t *testing.T, loss Loss, record bool) *liveRun {
 // path is counted; the books equal moex-sim's ground truth and the trades its trade
 // list, in order, none twice.
 func TestLiveEveryRecoveryPath(t *testing.T) {
-	lr := runLive(t, Loss{EveryA: 5, EveryBoth: 37, BurstEvery: 1000, BurstFirst: 1000, BurstLen: 120}, false)
+	lr := runLive(t, liveOpts{Loss: Loss{EveryA: 5, EveryBoth: 37, BurstEvery: 1000, BurstFirst: 1000, BurstLen: 120}})
 	checkSame(t, lr.x, lr.e, lr.trades)
 	xs, st, ch, rs := lr.x.Stats(), lr.e.Stats(), lr.e.Channels(), lr.client.Stats()
 	for _, id := range []string{"OLR", "TLR", "MSR"} {
@@ -163,7 +255,7 @@ func TestLiveEveryRecoveryPath(t *testing.T) {
 // both give moex-sim's books and trades (the capture has no replay service: its OLR
 // holes are repaired by the snapshot cycles in it).
 func TestLiveCapture(t *testing.T) {
-	lr := runLive(t, Loss{EveryA: 6, EveryBoth: 41, Conns: []string{"OLR"}, BurstEvery: 1000, BurstFirst: 1000, BurstLen: 100}, true)
+	lr := runLive(t, liveOpts{Loss: Loss{EveryA: 6, EveryBoth: 41, Conns: []string{"OLR"}, BurstEvery: 1000, BurstFirst: 1000, BurstLen: 100}, Record: true})
 	checkSame(t, lr.x, lr.e, lr.trades)
 	if len(lr.capture) == 0 {
 		t.Fatal("empty capture")
@@ -174,4 +266,76 @@ func TestLiveCapture(t *testing.T) {
 	if c := e.Channels()["OLR"]; c.RecoveredAB == 0 || c.SnapshotGaps == 0 || e.Stats().BooksRecovered == 0 {
 		t.Errorf("capture: OLR %+v engine %+v", c, e.Stats())
 	}
+}
+
+// TestLiveSlowReplay: the replay service answers each request 1.5 s late while the line
+// data keeps flowing: the receive loop keeps reading (thousands of datagrams received and
+// entries applied while each request is out, no kernel drop), the datagrams behind the
+// hole are held and used once the answer comes, and the books equal moex-sim's ground
+// truth, the trades its trade list.
+func TestLiveSlowReplay(t *testing.T) {
+	const delay = 1500 * time.Millisecond
+	lr := runLive(t, liveOpts{Loss: Loss{EveryA: 5, EveryBoth: 2500, Conns: []string{"OLR"}}, ReplayDelay: delay,
+		ClientTimeout: 3 * time.Second, Steps: 6000, Linger: 2 * time.Second})
+	checkSame(t, lr.x, lr.e, lr.trades)
+	c, rs := lr.e.Channels()["OLR"], lr.client.Stats()
+	if c.RecoveredReplay == 0 || c.ReplayFailed != 0 || c.Gaps != 0 || rs.Filled != rs.Requests {
+		t.Errorf("OLR %+v; replay %+v", c, rs)
+	}
+	lr.watch.mu.Lock()
+	defer lr.watch.mu.Unlock()
+	if len(lr.watch.waits) == 0 {
+		t.Fatal("no request measured")
+	}
+	for i, w := range lr.watch.waits {
+		t.Logf("request %s %d..%d out %v (%v): %d datagrams received, %d entries applied meanwhile", w.Conn, w.Beg, w.End, w.Took.Round(time.Millisecond), w.Err, w.Datagrams, w.Applied)
+		// The first hole comes with most of the run still to send; later ones may be
+		// answered when only heartbeats come.
+		if w.Took < delay || w.Datagrams == 0 || (i == 0 && (w.Datagrams < 1000 || w.Applied < 100)) {
+			t.Errorf("the receive loop stalled during a request: %+v", w)
+		}
+	}
+	t.Logf("OLR %+v", c)
+}
+
+// TestLiveReplayNeverAnswers: the replay service accepts and never answers: every
+// request times out (counted by the client and the connection), the hole is a gap left
+// to the snapshot feed, and the books still equal the ground truth.
+func TestLiveReplayNeverAnswers(t *testing.T) {
+	lr := runLive(t, liveOpts{Loss: Loss{EveryA: 5, EveryBoth: 700, Conns: []string{"OLR"}}, Silent: true,
+		ClientTimeout: 300 * time.Millisecond})
+	checkSame(t, lr.x, lr.e, lr.trades)
+	c, rs, st := lr.e.Channels()["OLR"], lr.client.Stats(), lr.e.Stats()
+	if c.ReplayRequests == 0 || c.ReplayFailed != c.ReplayRequests || c.RecoveredReplay != 0 || rs.Timeouts == 0 ||
+		c.SnapshotGaps == 0 || st.BooksRecovered == 0 {
+		t.Errorf("OLR %+v; replay %+v; engine %+v", c, rs, st)
+	}
+	lr.watch.mu.Lock()
+	defer lr.watch.mu.Unlock()
+	for _, w := range lr.watch.waits {
+		if w.Datagrams == 0 {
+			t.Errorf("the receive loop stalled during a request: %+v", w)
+		}
+	}
+	t.Logf("OLR %+v; replay %+v; books recovered %d", c, rs, st.BooksRecovered)
+}
+
+// TestLiveNewDay: moex-sim starts a new trading day halfway (every feed's MsgSeqNum at 1
+// again, RptSeqs again, the books entered anew) with loss on line A throughout: every
+// connection counts one reset, and the books and trades equal the ground truth after it.
+func TestLiveNewDay(t *testing.T) {
+	lr := runLive(t, liveOpts{Loss: Loss{EveryA: 5}, Steps: 3000, NewDayAfter: 1500})
+	checkSame(t, lr.x, lr.e, lr.trades)
+	if n := lr.x.Stats().NewDays; n != 1 {
+		t.Fatalf("%d new days", n)
+	}
+	for id, c := range lr.e.Channels() {
+		if c.Resets != 1 || c.Gaps != 0 {
+			t.Errorf("%s: %+v", id, c)
+		}
+	}
+	if c := lr.e.Channels()["OLR"]; c.RecoveredAB == 0 {
+		t.Errorf("no line-A loss filled by B: %+v", c)
+	}
+	t.Logf("OLR %+v; trades %d", lr.e.Channels()["OLR"], lr.x.Stats().Trades)
 }

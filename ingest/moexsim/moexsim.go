@@ -31,6 +31,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	"fastfeed/book"
 	"fastfeed/fast/codecs/moexasts"
@@ -117,6 +118,9 @@ type Config struct {
 	// BLag delays line B's copies by this many datagrams of their connection, so that a
 	// datagram lost on line A leaves a hole until B's copy comes.
 	BLag int
+	// ReplayDelay delays every answer of the replay service by this long after the
+	// request (a slow service); at most 4 s (a client has 5 s in all).
+	ReplayDelay time.Duration
 }
 
 // Stats count what the exchange sent.
@@ -132,6 +136,7 @@ type Stats struct {
 	Replayed  uint64            `json:"replay_messages"`
 	Refused   uint64            `json:"replay_refused"`
 	BadClient uint64            `json:"replay_bad_requests"`
+	NewDays   uint64            `json:"new_days"` // trading days started after the first (NewDay)
 }
 
 type conn struct {
@@ -187,6 +192,11 @@ type Exchange struct {
 	stats  Stats
 	trades []byte // --dump-trades lines
 	lossOn bool
+
+	// The exchange's clock, for SendingTime: the day's opening (10:00 UTC of
+	// 2026-12-07 plus a day per NewDay) plus a millisecond per message sent that day.
+	day     int
+	daySent int64
 }
 
 // New returns an exchange sending through out.
@@ -273,6 +283,8 @@ func (x *Exchange) send(id string, m *moexasts.Message) error {
 		curr(m)
 	}
 	setSeq(m, c.seq)
+	x.daySent++
+	setTime(m, moex.SendingTime(time.Date(2026, 12, 7+x.day, 10, 0, 0, 0, time.UTC).Add(time.Duration(x.daySent)*time.Millisecond)))
 	x.buf = binary.LittleEndian.AppendUint32(x.buf[:0], c.seq)
 	x.enc.Reset()
 	b, err := x.enc.Encode(x.buf, m)
@@ -381,6 +393,41 @@ func setSeq(m *moexasts.Message, seq uint32) {
 	}
 }
 
+func setTime(m *moexasts.Message, t uint64) {
+	switch m.ID {
+	case moexasts.IDXOLRFOND:
+		m.XOLRFOND.SendingTime = t
+	case moexasts.IDXOLRCURR:
+		m.XOLRCURR.SendingTime = t
+	case moexasts.IDXTLRCURR:
+		m.XTLRCURR.SendingTime = t
+	case moexasts.IDXMSRCURR:
+		m.XMSRCURR.SendingTime = t
+	case moexasts.IDWOLSCURR:
+		m.WOLSCURR.SendingTime = t
+	case moexasts.IDWTLSCURR:
+		m.WTLSCURR.SendingTime = t
+	case moexasts.IDXTLRFOND:
+		m.XTLRFOND.SendingTime = t
+	case moexasts.IDXMSRFOND:
+		m.XMSRFOND.SendingTime = t
+	case moexasts.IDWOLSFOND:
+		m.WOLSFOND.SendingTime = t
+	case moexasts.IDWTLSFOND:
+		m.WTLSFOND.SendingTime = t
+	case moexasts.IDWGeneric:
+		m.WGeneric.SendingTime = t
+	case moexasts.IDD:
+		m.D.SendingTime = t
+	case moexasts.IDF:
+		m.F.SendingTime = t
+	case moexasts.IDH:
+		m.H.SendingTime = t
+	case moexasts.IDX0:
+		m.X0.SendingTime = t
+	}
+}
+
 func dec(m int64, e int8) fastrt.Decimal { return fastrt.Decimal{Mantissa: m, Exponent: int32(e)} }
 
 // Open sends the trading session status, the definitions, the statuses and every
@@ -394,13 +441,8 @@ func (x *Exchange) Open() error {
 	if err := x.Definitions(); err != nil {
 		return err
 	}
-	for i := range x.ins {
-		f := &moexasts.Message{ID: moexasts.IDF}
-		f.F.Symbol, f.F.SecurityTradingStatus, f.F.HasSecurityTradingStatus = x.ins[i].symbol, 17, true
-		f.F.TradingSessionID, f.F.HasTradingSessionID = []byte("TQBR"), true
-		if err := x.send("ISF", f); err != nil {
-			return err
-		}
+	if err := x.statuses(); err != nil {
+		return err
 	}
 	for i := range x.ins {
 		x.ents = x.sim.Open(x.ents[:0], i)
@@ -409,6 +451,76 @@ func (x *Exchange) Open() error {
 		}
 	}
 	return x.sim.Err()
+}
+
+// NewDay starts a new trading day as MOEX does at a new session: every feed's MsgSeqNum
+// starts again at 1 (the replay service forgets the day before), every instrument's
+// RptSeqs of OLR, TLR and MSR start again, the day's orders are gone (the books empty)
+// and its statistics and trades with them; then the session opens: the session status,
+// the definitions, the statuses, and each instrument's standing price levels entered
+// again as new orders (OLR, RptSeq 1 on). Line B's delayed copies of the day before
+// are sent first (FlushLate).
+func (x *Exchange) NewDay() error {
+	if err := x.FlushLate(); err != nil {
+		return err
+	}
+	x.mu.Lock()
+	for _, c := range x.conns {
+		c.seq, c.ret, c.retBase, c.late = 0, nil, 1, nil
+	}
+	x.stats.NewDays++
+	x.mu.Unlock()
+	x.day++
+	x.daySent = 0
+	for i := range x.ins {
+		in := &x.ins[i]
+		in.olr, in.tlr, in.msr, in.volume, in.trades = 0, 0, 0, 0, nil
+		in.book.Clear()
+		in.book.SetRptSeq(0)
+		clear(in.levels)
+	}
+	h := &moexasts.Message{ID: moexasts.IDH}
+	h.H.TradSesStatus, h.H.TradingSessionID = 2, []byte("TQBR")
+	if err := x.send("ISF", h); err != nil {
+		return err
+	}
+	if err := x.Definitions(); err != nil {
+		return err
+	}
+	if err := x.statuses(); err != nil {
+		return err
+	}
+	for i := range x.ins {
+		x.ents = x.ents[:0]
+		b := x.sim.Book(i)
+		for _, side := range []book.Side{book.Bid, book.Ask} {
+			typ := md.Bid
+			if side == book.Ask {
+				typ = md.Offer
+			}
+			for _, l := range b.AppendLevels(nil, side) {
+				x.ents = append(x.ents, publisher.SimEntry{Instrument: int32(i), Entry: md.Entry{Action: md.New, Type: typ,
+					Price: md.Dec(l.Price, x.ins[i].priceExp), Size: md.Dec(l.Size, x.ins[i].sizeExp)}})
+			}
+		}
+		if err := x.entries(x.ents); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// statuses sends every instrument's status (f) on ISF.
+func (x *Exchange) statuses() error {
+	for i := range x.ins {
+		f := &moexasts.Message{ID: moexasts.IDF}
+		f.F.Symbol, f.F.SecurityTradingStatus, f.F.HasSecurityTradingStatus = x.ins[i].symbol, 17, true
+		f.F.TradingSessionID, f.F.HasTradingSessionID = []byte("TQBR"), true
+		if err := x.send("ISF", f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Definitions sends one IDF cycle: a d per instrument.

@@ -19,6 +19,10 @@ type RunConfig struct {
 	DefinitionsEvery int           // an IDF cycle every N events (default 1000)
 	Linger           time.Duration // after the last event: heartbeats and snapshot cycles (default 500ms)
 	HeartbeatEvery   time.Duration // while lingering (default 50ms)
+	// NewDayAfter, if set, starts a new trading day every NewDayAfter events: loss off, a
+	// heartbeat and line B's delayed copies end the day, HeartbeatEvery passes (the night),
+	// then NewDay and a snapshot cycle, loss on again.
+	NewDayAfter int
 }
 
 // Run opens the market, runs the events with the loss configured, then, loss off,
@@ -75,6 +79,11 @@ func (x *Exchange) Run(ctx context.Context, rc RunConfig) error {
 				return err
 			}
 		}
+		if rc.NewDayAfter > 0 && i%rc.NewDayAfter == 0 && i < rc.Steps {
+			if err := x.endOfDay(ctx, rc.HeartbeatEvery); err != nil {
+				return err
+			}
+		}
 	}
 	x.SetLoss(false)
 	if err := x.Heartbeat(); err != nil {
@@ -109,6 +118,29 @@ func (x *Exchange) Run(ctx context.Context, rc RunConfig) error {
 			}
 		}
 	}
+}
+
+// endOfDay ends the trading day and starts the next (RunConfig.NewDayAfter).
+func (x *Exchange) endOfDay(ctx context.Context, night time.Duration) error {
+	x.SetLoss(false)
+	if err := x.Heartbeat(); err != nil {
+		return err
+	}
+	if err := x.FlushLate(); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(night):
+	}
+	if err := x.NewDay(); err != nil {
+		return err
+	}
+	if err := x.Cycle(); err != nil {
+		return err
+	}
+	x.SetLoss(true)
+	return nil
 }
 
 // CheckAddresses refuses a market whose mapped addresses still include the exchange's

@@ -37,7 +37,7 @@ func (x *Exchange) ServeReplay(ctx context.Context, ln net.Listener) error {
 			defer wg.Done()
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-			x.serveOne(c)
+			x.serveOne(ctx, c)
 		}()
 	}
 }
@@ -48,7 +48,7 @@ func (x *Exchange) count(f func(s *Stats)) {
 	x.mu.Unlock()
 }
 
-func (x *Exchange) serveOne(c net.Conn) {
+func (x *Exchange) serveOne(ctx context.Context, c net.Conn) {
 	r := bufio.NewReaderSize(c, moex.MaxFIXMessage)
 	w := bufio.NewWriter(c)
 	enc := moexasts.NewEncoder()
@@ -126,6 +126,13 @@ func (x *Exchange) serveOne(c net.Conn) {
 		x.count(func(s *Stats) { s.Refused++ })
 		logout(fmt.Sprintf("%d messages asked for: at most %d a request", end-beg+1, moex.MaxReplayRange))
 		return
+	}
+	if d := min(x.cfg.ReplayDelay, 4*time.Second); d > 0 {
+		select { // a slow service
+		case <-time.After(d):
+		case <-ctx.Done():
+			return
+		}
 	}
 	msgs, why := x.retained(id, uint32(beg), uint32(end))
 	if why != "" {

@@ -53,7 +53,7 @@ func TestReplayServiceRefuses(t *testing.T) {
 	olrLast := x.conns["OLR"].seq
 	c := &moex.ReplayClient{Addr: addr, Username: "demo", Password: "pw", Timeout: time.Second}
 	var got []uint32
-	if err := c.Replay("OLR", olrLast-9, olrLast, func(seq uint32, msg []byte) { got = append(got, seq) }); err != nil {
+	if err := c.Replay(t.Context(), "OLR", olrLast-9, olrLast, func(seq uint32, msg []byte) { got = append(got, seq) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 10 || got[0] != olrLast-9 || got[9] != olrLast {
@@ -71,13 +71,13 @@ func TestReplayServiceRefuses(t *testing.T) {
 		{"not incremental", "demo", "OLS", 1, 1, "not an incremental connection"},
 	} {
 		c := &moex.ReplayClient{Addr: addr, Username: tc.user, Password: "pw", Timeout: time.Second}
-		err := c.Replay(tc.conn, tc.beg, tc.end, func(uint32, []byte) {})
+		err := c.Replay(t.Context(), tc.conn, tc.beg, tc.end, func(uint32, []byte) {})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || c.Stats().Rejected != 1 {
 			t.Errorf("%s: %v (want %q), %+v", tc.name, err, tc.want, c.Stats())
 		}
 	}
 	// The client refuses to ask for more than 1000 itself.
-	if err := c.Replay("OLR", 1, 1001, func(uint32, []byte) {}); err == nil || !strings.Contains(err.Error(), "want 1..1000") {
+	if err := c.Replay(t.Context(), "OLR", 1, 1001, func(uint32, []byte) {}); err == nil || !strings.Contains(err.Error(), "want 1..1000") {
 		t.Errorf("1001 messages: %v", err)
 	}
 	// Not FIX at all: the service counts a bad request and closes.
@@ -131,7 +131,7 @@ func BenchmarkReplayRequest(b *testing.B) {
 	n := 0
 	b.ResetTimer()
 	for range b.N {
-		if err := c.Replay("OLR", last-9, last, func(uint32, []byte) { n++ }); err != nil {
+		if err := c.Replay(b.Context(), "OLR", last-9, last, func(uint32, []byte) { n++ }); err != nil {
 			b.Fatal(err)
 		}
 	}
