@@ -109,6 +109,7 @@ func benchDecode(b *testing.B, ts *Templates, m *Message) {
 	var out Message
 	b.SetBytes(int64(len(wire)))
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		dec.Reset() // every datagram starts with fresh dictionaries
 		if _, err := dec.Decode(wire, &out); err != nil {
@@ -126,6 +127,7 @@ func benchEncode(b *testing.B, ts *Templates, m *Message) {
 	}
 	b.SetBytes(int64(len(wire)))
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		enc.Reset()
 		if buf, err = enc.Encode(buf[:0], m); err != nil {
@@ -158,4 +160,76 @@ func BenchmarkEncodeMOEXTrades(b *testing.B) {
 	var m Message
 	ts := moexTrades(b, &m)
 	benchEncode(b, ts, &m)
+}
+
+// snapshot10 builds a full refresh of one instrument: five bid and five offer levels, the
+// entry type copied from level to level, prices as a copied exponent and a delta mantissa.
+func snapshot10(tb testing.TB, ts *Templates, m *Message) {
+	tb.Helper()
+	t := ts.ByName("MDSnapshotFullRefresh")
+	m.Reset(t)
+	g := m.Root()
+	g.SetUint(t.FieldIndex("MsgSeqNum"), 123457)
+	g.SetUint(t.FieldIndex("SendingTime"), 1795372800123457789)
+	g.SetUint(t.FieldIndex("LastMsgSeqNumProcessed"), 123456)
+	g.SetString(t.FieldIndex("Symbol"), "SBER")
+	g.SetUint(t.FieldIndex("RptSeq"), 817)
+	seq := g.SetSeq(t.FieldIndex("MDEntries"), 10)
+	f := seq.Elem(0).Fields()
+	idx := func(name string) int {
+		for i, x := range f {
+			if x.Name == name {
+				return i
+			}
+		}
+		tb.Fatalf("no field %s", name)
+		return -1
+	}
+	for j := 0; j < 10; j++ {
+		el := seq.Elem(j)
+		typ, px := "0", int64(28450-5*j)
+		if j >= 5 {
+			typ, px = "1", int64(28470+5*(j-5))
+		}
+		el.SetString(idx("MDEntryType"), typ)
+		el.SetDecimal(idx("MDEntryPx"), px, -2)
+		el.SetDecimal(idx("MDEntrySize"), int64(100*(j+1)), 0)
+		el.SetUint(idx("NumberOfOrders"), uint64(j+1))
+	}
+}
+
+// BenchmarkDecodeCopyDeltaCorpus decodes a corpus of two templates with copy, delta and
+// increment operators (fixtures/templates.xml: the 5-entry incremental refresh and a
+// 10-level full refresh, in turn), dictionaries reset before every message; ns/op is per
+// message.
+func BenchmarkDecodeCopyDeltaCorpus(b *testing.B) {
+	ts := loadFixture(b)
+	var inc, snap Message
+	incremental5(b, ts, &inc)
+	snapshot10(b, ts, &snap)
+	enc := NewEncoder(ts)
+	var corpus [][]byte
+	size := 0
+	for _, m := range []*Message{&inc, &snap} {
+		enc.Reset()
+		w, err := enc.Encode(nil, m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		corpus = append(corpus, w)
+		size += len(w)
+	}
+	dec := NewDecoder(ts)
+	var out Message
+	b.SetBytes(int64(size / len(corpus)))
+	b.ReportAllocs()
+	defer cpuMetric(b)()
+	i := 0
+	for b.Loop() {
+		dec.Reset()
+		if _, err := dec.Decode(corpus[i], &out); err != nil {
+			b.Fatal(err)
+		}
+		i ^= 1
+	}
 }
