@@ -27,6 +27,8 @@ func AppendUint(b []byte, v uint64) []byte {
 		return append(b, byte(v>>7), byte(v)&0x7f|stopBit)
 	case v < 1<<21:
 		return append(b, byte(v>>14), byte(v>>7)&0x7f, byte(v)&0x7f|stopBit)
+	case v < 1<<28:
+		return append(b, byte(v>>21), byte(v>>14)&0x7f, byte(v>>7)&0x7f, byte(v)&0x7f|stopBit)
 	}
 	return appendGroups(b, v, (bits.Len64(v)+6)/7)
 }

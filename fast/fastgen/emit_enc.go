@@ -47,7 +47,7 @@ func (c *Encoder) Encode(dst []byte, m *Message) ([]byte, error) {
 		g.w("func (c *Encoder) Encode%s(dst []byte, v *%s) ([]byte, error) {\n", s.typeName, s.typeName)
 		g.w("if c.Gen == 0 {\nc.Gen = 2\n}\nc.Depth = 0\nvar pm fastrt.PMapW\n")
 		g.reserve("dst", "pm", s.bits, "out :=")
-		g.w("if c.d.tid.G == c.Gen && uint32(c.d.tid.I) == %d {\npm.Bit(out, false)\n} else {\npm.Bit(out, true)\nout = fastrt.AppendUint(out, %d)\nc.SetInt(&c.d.tid, fast.TypeUint32, %d, 0)\n}\n", t.t.ID, t.t.ID, t.t.ID)
+		g.w("if c.d.tid.G == c.Gen && uint32(c.d.tid.I) == %d {\npm.Bit(out, false)\n} else {\npm.Bit(out, true)\nout = fast.AppendUint(out, %d)\nc.SetInt(&c.d.tid, fast.TypeUint32, %d, 0)\n}\n", t.t.ID, t.t.ID, t.t.ID)
 		if t.t.ResetEach {
 			g.w("c.Reset()\n")
 		}
@@ -195,7 +195,7 @@ func (g *gen) encField(f *field) {
 	general := g.encGeneral(f)
 	switch {
 	case isInt(ff.Type) && ff.Op == fast.OpNone:
-		app := "fastrt.AppendUint(out, uint64(v.%s))"
+		app := "fast.AppendUint(out, uint64(v.%s))"
 		if isSigned(ff.Type) {
 			app = "fastrt.AppendInt(out, int64(v.%s))"
 		}
@@ -234,7 +234,7 @@ func (g *gen) encField(f *field) {
 		var app string
 		switch {
 		case !in.Nullable && !isSigned(ff.Type):
-			app = "fastrt.AppendUint(out, uint64(v.%s))"
+			app = "fast.AppendUint(out, uint64(v.%s))"
 		case !in.Nullable:
 			app = "fastrt.AppendInt(out, int64(v.%s))"
 		case isSigned(ff.Type):
@@ -323,7 +323,7 @@ func (g *gen) encSequence(f *field) {
 		has = "v." + f.has
 	}
 	if lf.Op == fast.OpNone && !lf.Info().Nullable {
-		g.w("out = fastrt.AppendUint(out, uint64(len(v.%s)))\n", f.name)
+		g.w("out = fast.AppendUint(out, uint64(len(v.%s)))\n", f.name)
 	} else {
 		g.w("if out, err = c.Int(out, %s, pm, %s, int64(len(v.%s)), %s); err != nil {\nreturn out, err\n}\n", g.fvar(lf), g.slot(lf), f.name, has)
 	}

@@ -82,43 +82,11 @@ func Int(b []byte, p int) (int64, int) {
 	return 0, 0
 }
 
-// AppendUint appends a stop-bit unsigned integer.
-func AppendUint(b []byte, v uint64) []byte {
-	switch {
-	case v < 1<<7:
-		return append(b, byte(v)|stopBit)
-	case v < 1<<14:
-		return append(b, byte(v>>7), byte(v)&0x7f|stopBit)
-	case v < 1<<21:
-		return append(b, byte(v>>14), byte(v>>7)&0x7f, byte(v)&0x7f|stopBit)
-	case v < 1<<28:
-		return append(b, byte(v>>21), byte(v>>14)&0x7f, byte(v>>7)&0x7f, byte(v)&0x7f|stopBit)
-	}
-	return appendUintLong(b, v)
-}
-
-func appendUintLong(b []byte, v uint64) []byte {
-	n := 5
-	for x := v >> 35; x != 0; x >>= 7 {
-		n++
-	}
-	l := len(b)
-	if cap(b)-l < n {
-		nb := make([]byte, l, 2*cap(b)+n)
-		copy(nb, b)
-		b = nb
-	}
-	b = b[:l+n]
-	o := b[l:]
-	o[n-1] = byte(v)&0x7f | stopBit
-	for i := n - 2; i >= 0; i-- {
-		v >>= 7
-		o[i] = byte(v) & 0x7f
-	}
-	return b
-}
-
-// AppendInt appends a stop-bit signed integer.
+// AppendInt appends a stop-bit signed integer. Unlike fast.AppendInt, whose one-byte case
+// is inlined into the interpreter's small functions, it writes up to three bytes in one
+// call: generated functions are too large for the inliner to take fast.AppendInt, and a
+// second call for two- and three-byte values (prices, sizes) costs more. Unsigned integers
+// use fast.AppendUint, which writes up to four bytes in one call.
 func AppendInt(b []byte, v int64) []byte {
 	switch {
 	case v >= -1<<6 && v < 1<<6:

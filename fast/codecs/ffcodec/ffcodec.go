@@ -2968,7 +2968,7 @@ func (c *Encoder) EncodeMDIncRefresh(dst []byte, v *MDIncRefresh) ([]byte, error
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 1)
+		out = fast.AppendUint(out, 1)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -2992,7 +2992,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh(dst []byte, v *MDSnapshotFullRefre
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2)
+		out = fast.AppendUint(out, 2)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -3016,7 +3016,7 @@ func (c *Encoder) EncodeSecurityDefinition(dst []byte, v *SecurityDefinition) ([
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3)
+		out = fast.AppendUint(out, 3)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3, 0)
 	}
 	out, err := c.e4(out, v, &pm)
@@ -3040,7 +3040,7 @@ func (c *Encoder) EncodeSecurityStatus(dst []byte, v *SecurityStatus) ([]byte, e
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 4)
+		out = fast.AppendUint(out, 4)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 4, 0)
 	}
 	out, err := c.e5(out, v, &pm)
@@ -3064,7 +3064,7 @@ func (c *Encoder) EncodeHeartbeat(dst []byte, v *Heartbeat) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 5)
+		out = fast.AppendUint(out, 5)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 5, 0)
 	}
 	out, err := c.e6(out, v, &pm)
@@ -3088,7 +3088,7 @@ func (c *Encoder) EncodeSequenceReset(dst []byte, v *SequenceReset) ([]byte, err
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 6)
+		out = fast.AppendUint(out, 6)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 6, 0)
 	}
 	out, err := c.e7(out, v, &pm)
@@ -3112,9 +3112,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -3124,7 +3124,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -3142,7 +3142,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else if e := &c.d.s1MDUpdateAction; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -3202,7 +3202,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else if e := &c.d.s4RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				out = fast.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -3323,11 +3323,11 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -3342,7 +3342,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		}
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	out = fast.AppendUint(out, uint64(v.RptSeq))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -3352,7 +3352,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -3487,9 +3487,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -3631,9 +3631,9 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -3698,11 +3698,11 @@ func (c *Encoder) e6(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -3716,11 +3716,11 @@ func (c *Encoder) e7(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, er
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// NewSeqNo
-	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
+	out = fast.AppendUint(out, uint64(v.NewSeqNo))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

@@ -23748,7 +23748,7 @@ func (c *Encoder) EncodeA(dst []byte, v *A) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2101)
+		out = fast.AppendUint(out, 2101)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2101, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -23772,7 +23772,7 @@ func (c *Encoder) EncodeX5(dst []byte, v *X5) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2102)
+		out = fast.AppendUint(out, 2102)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2102, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -23796,7 +23796,7 @@ func (c *Encoder) EncodeWGeneric(dst []byte, v *WGeneric) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2103)
+		out = fast.AppendUint(out, 2103)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2103, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -23820,7 +23820,7 @@ func (c *Encoder) EncodeXGeneric(dst []byte, v *XGeneric) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2104)
+		out = fast.AppendUint(out, 2104)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2104, 0)
 	}
 	out, err := c.e4(out, v, &pm)
@@ -23844,7 +23844,7 @@ func (c *Encoder) EncodeWOLSFOND(dst []byte, v *WOLSFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2510)
+		out = fast.AppendUint(out, 2510)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2510, 0)
 	}
 	out, err := c.e6(out, v, &pm)
@@ -23868,7 +23868,7 @@ func (c *Encoder) EncodeWOLSCURR(dst []byte, v *WOLSCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3600)
+		out = fast.AppendUint(out, 3600)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3600, 0)
 	}
 	out, err := c.e8(out, v, &pm)
@@ -23892,7 +23892,7 @@ func (c *Encoder) EncodeWTLSFOND(dst []byte, v *WTLSFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2511)
+		out = fast.AppendUint(out, 2511)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2511, 0)
 	}
 	out, err := c.e10(out, v, &pm)
@@ -23916,7 +23916,7 @@ func (c *Encoder) EncodeWTLSCURR(dst []byte, v *WTLSCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3601)
+		out = fast.AppendUint(out, 3601)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3601, 0)
 	}
 	out, err := c.e12(out, v, &pm)
@@ -23940,7 +23940,7 @@ func (c *Encoder) EncodeXMSRFOND(dst []byte, v *XMSRFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2523)
+		out = fast.AppendUint(out, 2523)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2523, 0)
 	}
 	out, err := c.e14(out, v, &pm)
@@ -23964,7 +23964,7 @@ func (c *Encoder) EncodeXMSRCURR(dst []byte, v *XMSRCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3613)
+		out = fast.AppendUint(out, 3613)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3613, 0)
 	}
 	out, err := c.e16(out, v, &pm)
@@ -23988,7 +23988,7 @@ func (c *Encoder) EncodeXOLRFOND(dst []byte, v *XOLRFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2520)
+		out = fast.AppendUint(out, 2520)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2520, 0)
 	}
 	out, err := c.e18(out, v, &pm)
@@ -24012,7 +24012,7 @@ func (c *Encoder) EncodeXOLRCURR(dst []byte, v *XOLRCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3610)
+		out = fast.AppendUint(out, 3610)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3610, 0)
 	}
 	out, err := c.e20(out, v, &pm)
@@ -24036,7 +24036,7 @@ func (c *Encoder) EncodeXTLRFOND(dst []byte, v *XTLRFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2521)
+		out = fast.AppendUint(out, 2521)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2521, 0)
 	}
 	out, err := c.e22(out, v, &pm)
@@ -24060,7 +24060,7 @@ func (c *Encoder) EncodeXTLRCURR(dst []byte, v *XTLRCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3611)
+		out = fast.AppendUint(out, 3611)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3611, 0)
 	}
 	out, err := c.e24(out, v, &pm)
@@ -24084,7 +24084,7 @@ func (c *Encoder) EncodeD(dst []byte, v *D) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2115)
+		out = fast.AppendUint(out, 2115)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2115, 0)
 	}
 	out, err := c.e26(out, v, &pm)
@@ -24108,7 +24108,7 @@ func (c *Encoder) EncodeF(dst []byte, v *F) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2106)
+		out = fast.AppendUint(out, 2106)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2106, 0)
 	}
 	out, err := c.e30(out, v, &pm)
@@ -24132,7 +24132,7 @@ func (c *Encoder) EncodeH(dst []byte, v *H) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2107)
+		out = fast.AppendUint(out, 2107)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2107, 0)
 	}
 	out, err := c.e31(out, v, &pm)
@@ -24156,7 +24156,7 @@ func (c *Encoder) EncodeX0(dst []byte, v *X0) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2108)
+		out = fast.AppendUint(out, 2108)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2108, 0)
 	}
 	out, err := c.e32(out, v, &pm)
@@ -24197,9 +24197,9 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// HeartBtInt
 	out = fastrt.AppendInt(out, int64(v.HeartBtInt))
 	// Username
@@ -24279,9 +24279,9 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// Text
 	if !v.HasText {
 		out = append(out, 0x80)
@@ -24322,9 +24322,9 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// TradingSessionID
 	if !v.HasTradingSessionID {
 		out = append(out, 0x80)
@@ -24424,7 +24424,7 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		}
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries); err != nil {
 			return out, err
@@ -25056,11 +25056,11 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries2); err != nil {
 			return out, err
@@ -25758,9 +25758,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -25840,7 +25840,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries3); err != nil {
 			return out, err
@@ -26068,9 +26068,9 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -26142,7 +26142,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendIntNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries4); err != nil {
 			return out, err
@@ -26332,9 +26332,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -26414,7 +26414,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries5); err != nil {
 			return out, err
@@ -26748,9 +26748,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -26822,7 +26822,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries6); err != nil {
 			return out, err
@@ -27138,11 +27138,11 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries7); err != nil {
 			return out, err
@@ -27655,11 +27655,11 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries8); err != nil {
 			return out, err
@@ -28096,11 +28096,11 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries9); err != nil {
 			return out, err
@@ -28384,11 +28384,11 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries10); err != nil {
 			return out, err
@@ -28645,11 +28645,11 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries11); err != nil {
 			return out, err
@@ -29026,11 +29026,11 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries12); err != nil {
 			return out, err
@@ -29374,7 +29374,7 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if e := &c.d.s26MsgSeqNum; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+		out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MsgSeqNum), 0
 	} else {
 		{
@@ -29387,7 +29387,7 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// MessageEncoding
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30079,9 +30079,9 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -30166,9 +30166,9 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID17, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// TradSesStatus
 	out = fastrt.AppendInt(out, int64(v.TradSesStatus))
 	// Text
@@ -30220,9 +30220,9 @@ func (c *Encoder) e32(out []byte, v *X0, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID18, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

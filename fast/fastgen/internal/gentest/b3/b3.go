@@ -47718,7 +47718,7 @@ func (c *Encoder) EncodeMDNonFix(dst []byte, v *MDNonFix) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 140)
+		out = fast.AppendUint(out, 140)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 140, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -47742,7 +47742,7 @@ func (c *Encoder) EncodeMDTcpRequestReject117(dst []byte, v *MDTcpRequestReject1
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 117)
+		out = fast.AppendUint(out, 117)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 117, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -47766,7 +47766,7 @@ func (c *Encoder) EncodeMDSecurityList149(dst []byte, v *MDSecurityList149) ([]b
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 149)
+		out = fast.AppendUint(out, 149)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 149, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -47790,7 +47790,7 @@ func (c *Encoder) EncodeMDSecurityList148(dst []byte, v *MDSecurityList148) ([]b
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 148)
+		out = fast.AppendUint(out, 148)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 148, 0)
 	}
 	out, err := c.e12(out, v, &pm)
@@ -47814,7 +47814,7 @@ func (c *Encoder) EncodeMDSecurityList141(dst []byte, v *MDSecurityList141) ([]b
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 141)
+		out = fast.AppendUint(out, 141)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 141, 0)
 	}
 	out, err := c.e22(out, v, &pm)
@@ -47838,7 +47838,7 @@ func (c *Encoder) EncodeMDSecurityList111(dst []byte, v *MDSecurityList111) ([]b
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 111)
+		out = fast.AppendUint(out, 111)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 111, 0)
 	}
 	out, err := c.e32(out, v, &pm)
@@ -47862,7 +47862,7 @@ func (c *Encoder) EncodeMDIncRefresh81(dst []byte, v *MDIncRefresh81) ([]byte, e
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 81)
+		out = fast.AppendUint(out, 81)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 81, 0)
 	}
 	out, err := c.e39(out, v, &pm)
@@ -47886,7 +47886,7 @@ func (c *Encoder) EncodeMDIncRefresh152(dst []byte, v *MDIncRefresh152) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 152)
+		out = fast.AppendUint(out, 152)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 152, 0)
 	}
 	out, err := c.e41(out, v, &pm)
@@ -47910,7 +47910,7 @@ func (c *Encoder) EncodeMDIncRefresh150(dst []byte, v *MDIncRefresh150) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 150)
+		out = fast.AppendUint(out, 150)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 150, 0)
 	}
 	out, err := c.e44(out, v, &pm)
@@ -47934,7 +47934,7 @@ func (c *Encoder) EncodeMDIncRefresh145(dst []byte, v *MDIncRefresh145) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 145)
+		out = fast.AppendUint(out, 145)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 145, 0)
 	}
 	out, err := c.e47(out, v, &pm)
@@ -47958,7 +47958,7 @@ func (c *Encoder) EncodeMDIncRefresh138(dst []byte, v *MDIncRefresh138) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 138)
+		out = fast.AppendUint(out, 138)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 138, 0)
 	}
 	out, err := c.e50(out, v, &pm)
@@ -47982,7 +47982,7 @@ func (c *Encoder) EncodeMDIncRefresh123(dst []byte, v *MDIncRefresh123) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 123)
+		out = fast.AppendUint(out, 123)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 123, 0)
 	}
 	out, err := c.e53(out, v, &pm)
@@ -48006,7 +48006,7 @@ func (c *Encoder) EncodeMDIncRefresh126(dst []byte, v *MDIncRefresh126) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 126)
+		out = fast.AppendUint(out, 126)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 126, 0)
 	}
 	out, err := c.e55(out, v, &pm)
@@ -48030,7 +48030,7 @@ func (c *Encoder) EncodeMDSecurityStatus142(dst []byte, v *MDSecurityStatus142) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 142)
+		out = fast.AppendUint(out, 142)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 142, 0)
 	}
 	out, err := c.e57(out, v, &pm)
@@ -48054,7 +48054,7 @@ func (c *Encoder) EncodeMDSecurityStatus134(dst []byte, v *MDSecurityStatus134) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 134)
+		out = fast.AppendUint(out, 134)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 134, 0)
 	}
 	out, err := c.e58(out, v, &pm)
@@ -48078,7 +48078,7 @@ func (c *Encoder) EncodeMDSecurityStatus125(dst []byte, v *MDSecurityStatus125) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 125)
+		out = fast.AppendUint(out, 125)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 125, 0)
 	}
 	out, err := c.e59(out, v, &pm)
@@ -48102,7 +48102,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh127(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 127)
+		out = fast.AppendUint(out, 127)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 127, 0)
 	}
 	out, err := c.e60(out, v, &pm)
@@ -48126,7 +48126,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh153(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 153)
+		out = fast.AppendUint(out, 153)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 153, 0)
 	}
 	out, err := c.e62(out, v, &pm)
@@ -48150,7 +48150,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh151(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 151)
+		out = fast.AppendUint(out, 151)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 151, 0)
 	}
 	out, err := c.e65(out, v, &pm)
@@ -48174,7 +48174,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh147(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 147)
+		out = fast.AppendUint(out, 147)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 147, 0)
 	}
 	out, err := c.e68(out, v, &pm)
@@ -48198,7 +48198,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh146(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 146)
+		out = fast.AppendUint(out, 146)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 146, 0)
 	}
 	out, err := c.e71(out, v, &pm)
@@ -48222,7 +48222,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh139(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 139)
+		out = fast.AppendUint(out, 139)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 139, 0)
 	}
 	out, err := c.e74(out, v, &pm)
@@ -48246,7 +48246,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh128(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 128)
+		out = fast.AppendUint(out, 128)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 128, 0)
 	}
 	out, err := c.e77(out, v, &pm)
@@ -48270,7 +48270,7 @@ func (c *Encoder) EncodeMDNewsMessage143(dst []byte, v *MDNewsMessage143) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 143)
+		out = fast.AppendUint(out, 143)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 143, 0)
 	}
 	out, err := c.e79(out, v, &pm)
@@ -48294,7 +48294,7 @@ func (c *Encoder) EncodeMDNewsMessage137(dst []byte, v *MDNewsMessage137) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 137)
+		out = fast.AppendUint(out, 137)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 137, 0)
 	}
 	out, err := c.e82(out, v, &pm)
@@ -48318,7 +48318,7 @@ func (c *Encoder) EncodeMDNewsMessage120(dst []byte, v *MDNewsMessage120) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 120)
+		out = fast.AppendUint(out, 120)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 120, 0)
 	}
 	out, err := c.e85(out, v, &pm)
@@ -48342,7 +48342,7 @@ func (c *Encoder) EncodeMDHeartbeat144(dst []byte, v *MDHeartbeat144) ([]byte, e
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 144)
+		out = fast.AppendUint(out, 144)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 144, 0)
 	}
 	out, err := c.e89(out, v, &pm)
@@ -48366,7 +48366,7 @@ func (c *Encoder) EncodeMDHeartbeat129(dst []byte, v *MDHeartbeat129) ([]byte, e
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 129)
+		out = fast.AppendUint(out, 129)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 129, 0)
 	}
 	out, err := c.e90(out, v, &pm)
@@ -48390,7 +48390,7 @@ func (c *Encoder) EncodeMDHeartbeat101(dst []byte, v *MDHeartbeat101) ([]byte, e
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 101)
+		out = fast.AppendUint(out, 101)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 101, 0)
 	}
 	out, err := c.e91(out, v, &pm)
@@ -48414,7 +48414,7 @@ func (c *Encoder) EncodeMDLogon118(dst []byte, v *MDLogon118) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 118)
+		out = fast.AppendUint(out, 118)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 118, 0)
 	}
 	out, err := c.e92(out, v, &pm)
@@ -48438,7 +48438,7 @@ func (c *Encoder) EncodeMDLogout119(dst []byte, v *MDLogout119) ([]byte, error) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 119)
+		out = fast.AppendUint(out, 119)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 119, 0)
 	}
 	out, err := c.e93(out, v, &pm)
@@ -48462,7 +48462,7 @@ func (c *Encoder) EncodeMDSequenceReset(dst []byte, v *MDSequenceReset) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 122)
+		out = fast.AppendUint(out, 122)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 122, 0)
 	}
 	out, err := c.e94(out, v, &pm)
@@ -48482,15 +48482,15 @@ func (c *Encoder) e0(out []byte, v *MDNonFix, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID, "value differs from the constant")
 	}
 	// DataLen
-	out = fastrt.AppendUint(out, uint64(v.DataLen))
+	out = fast.AppendUint(out, uint64(v.DataLen))
 	// Data
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -48517,9 +48517,9 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID2, "value differs from the constant")
@@ -48596,7 +48596,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -48611,7 +48611,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	// TotNoRelatedSym
-	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
+	out = fast.AppendUint(out, uint64(v.TotNoRelatedSym))
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -48626,7 +48626,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	// RelatedSym
-	out = fastrt.AppendUint(out, uint64(len(v.RelatedSym)))
+	out = fast.AppendUint(out, uint64(len(v.RelatedSym)))
 	if true {
 		if err := c.Enter(fRelatedSym); err != nil {
 			return out, err
@@ -48657,7 +48657,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s3SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				out = fast.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -48678,7 +48678,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange, "value differs from the constant")
 			}
 			// ApplIDs
-			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
+			out = fast.AppendUint(out, uint64(len(v.ApplIDs)))
 			if true {
 				if err := c.Enter(fApplIDs); err != nil {
 					return out, err
@@ -48727,7 +48727,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 								}
 							}
 							// MarketDepth
-							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
+							out = fast.AppendUint(out, uint64(v.MarketDepth))
 						}
 						c.Depth--
 					}
@@ -48823,7 +48823,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// UnderlyingSecurityID
-					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					out = fast.AppendUint(out, uint64(v.UnderlyingSecurityID))
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource, "value differs from the constant")
@@ -49174,7 +49174,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// LegSecurityID
-					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+					out = fast.AppendUint(out, uint64(v.LegSecurityID))
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource, "value differs from the constant")
@@ -49679,7 +49679,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			// IssueDate
-			out = fastrt.AppendUint(out, uint64(v.IssueDate))
+			out = fast.AppendUint(out, uint64(v.IssueDate))
 			// DatedDate
 			if !v.HasDatedDate {
 				out = append(out, 0x80)
@@ -49728,7 +49728,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
+			out = fast.AppendUint(out, uint64(v.SecurityValidityTimestamp))
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
 				out = append(out, 0x80)
@@ -49809,7 +49809,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -49824,7 +49824,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// TotNoRelatedSym
-	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
+	out = fast.AppendUint(out, uint64(v.TotNoRelatedSym))
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -49839,7 +49839,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSym
-	out = fastrt.AppendUint(out, uint64(len(v.RelatedSym)))
+	out = fast.AppendUint(out, uint64(len(v.RelatedSym)))
 	if true {
 		if err := c.Enter(fRelatedSym2); err != nil {
 			return out, err
@@ -49870,7 +49870,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s24SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				out = fast.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -49891,7 +49891,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange2, "value differs from the constant")
 			}
 			// ApplIDs
-			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
+			out = fast.AppendUint(out, uint64(len(v.ApplIDs)))
 			if true {
 				if err := c.Enter(fApplIDs2); err != nil {
 					return out, err
@@ -49940,7 +49940,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 								}
 							}
 							// MarketDepth
-							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
+							out = fast.AppendUint(out, uint64(v.MarketDepth))
 						}
 						c.Depth--
 					}
@@ -50036,7 +50036,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					out = fast.AppendUint(out, uint64(v.UnderlyingSecurityID))
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource2) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource2, "value differs from the constant")
@@ -50342,7 +50342,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+					out = fast.AppendUint(out, uint64(v.LegSecurityID))
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource2) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource2, "value differs from the constant")
@@ -50847,7 +50847,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			out = fastrt.AppendUint(out, uint64(v.IssueDate))
+			out = fast.AppendUint(out, uint64(v.IssueDate))
 			// DatedDate
 			if !v.HasDatedDate {
 				out = append(out, 0x80)
@@ -50896,7 +50896,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
+			out = fast.AppendUint(out, uint64(v.SecurityValidityTimestamp))
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
 				out = append(out, 0x80)
@@ -50977,7 +50977,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -50992,7 +50992,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// TotNoRelatedSym
-	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
+	out = fast.AppendUint(out, uint64(v.TotNoRelatedSym))
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -51007,7 +51007,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSym
-	out = fastrt.AppendUint(out, uint64(len(v.RelatedSym)))
+	out = fast.AppendUint(out, uint64(len(v.RelatedSym)))
 	if true {
 		if err := c.Enter(fRelatedSym3); err != nil {
 			return out, err
@@ -51038,7 +51038,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s43SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				out = fast.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -51059,7 +51059,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange3, "value differs from the constant")
 			}
 			// ApplIDs
-			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
+			out = fast.AppendUint(out, uint64(len(v.ApplIDs)))
 			if true {
 				if err := c.Enter(fApplIDs3); err != nil {
 					return out, err
@@ -51108,7 +51108,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 								}
 							}
 							// MarketDepth
-							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
+							out = fast.AppendUint(out, uint64(v.MarketDepth))
 						}
 						c.Depth--
 					}
@@ -51204,7 +51204,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					out = fast.AppendUint(out, uint64(v.UnderlyingSecurityID))
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource3) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource3, "value differs from the constant")
@@ -51510,7 +51510,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+					out = fast.AppendUint(out, uint64(v.LegSecurityID))
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource3) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource3, "value differs from the constant")
@@ -52015,7 +52015,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			out = fastrt.AppendUint(out, uint64(v.IssueDate))
+			out = fast.AppendUint(out, uint64(v.IssueDate))
 			// DatedDate
 			if !v.HasDatedDate {
 				out = append(out, 0x80)
@@ -52064,7 +52064,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
+			out = fast.AppendUint(out, uint64(v.SecurityValidityTimestamp))
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
 				out = append(out, 0x80)
@@ -52145,11 +52145,11 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// TotNoRelatedSym
-	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
+	out = fast.AppendUint(out, uint64(v.TotNoRelatedSym))
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -52164,7 +52164,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSymbols
-	out = fastrt.AppendUint(out, uint64(len(v.RelatedSymbols)))
+	out = fast.AppendUint(out, uint64(len(v.RelatedSymbols)))
 	if true {
 		if err := c.Enter(fRelatedSymbols); err != nil {
 			return out, err
@@ -52195,7 +52195,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s62SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				out = fast.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -52216,7 +52216,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange4, "value differs from the constant")
 			}
 			// ApplIds
-			out = fastrt.AppendUint(out, uint64(len(v.ApplIds)))
+			out = fast.AppendUint(out, uint64(len(v.ApplIds)))
 			if true {
 				if err := c.Enter(fApplIds); err != nil {
 					return out, err
@@ -52265,7 +52265,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 								}
 							}
 							// MarketDepth
-							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
+							out = fast.AppendUint(out, uint64(v.MarketDepth))
 						}
 						c.Depth--
 					}
@@ -52357,7 +52357,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					out = fast.AppendUint(out, uint64(v.UnderlyingSecurityID))
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource4) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource4, "value differs from the constant")
@@ -52402,7 +52402,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+					out = fast.AppendUint(out, uint64(v.LegSecurityID))
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource4) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource4, "value differs from the constant")
@@ -52474,7 +52474,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// RoundLot
-			out = fastrt.AppendUint(out, uint64(v.RoundLot))
+			out = fast.AppendUint(out, uint64(v.RoundLot))
 			// MinTradeVol
 			if !v.HasMinTradeVol {
 				out = append(out, 0x80)
@@ -52529,11 +52529,11 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// TickSizeDenominator
-			out = fastrt.AppendUint(out, uint64(v.TickSizeDenominator))
+			out = fast.AppendUint(out, uint64(v.TickSizeDenominator))
 			// MinOrderQty
-			out = fastrt.AppendUint(out, uint64(v.MinOrderQty))
+			out = fast.AppendUint(out, uint64(v.MinOrderQty))
 			// MaxOrderQty
-			out = fastrt.AppendUint(out, uint64(v.MaxOrderQty))
+			out = fast.AppendUint(out, uint64(v.MaxOrderQty))
 			// InstrumentID
 			if o, ok := fastrt.AppendASCII(out, v.InstrumentID, false); ok {
 				out = o
@@ -52781,9 +52781,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			out = fastrt.AppendUint(out, uint64(v.IssueDate))
+			out = fast.AppendUint(out, uint64(v.IssueDate))
 			// DatedDate
-			out = fastrt.AppendUint(out, uint64(v.DatedDate))
+			out = fast.AppendUint(out, uint64(v.DatedDate))
 			// StartDate
 			if !v.HasStartDate {
 				out = append(out, 0x80)
@@ -52866,9 +52866,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// PosDupFlag
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -52879,7 +52879,7 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		}
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -53001,7 +53001,7 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			} else if e := &c.d.s76MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				out = fast.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -53071,9 +53071,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -53083,7 +53083,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -53100,7 +53100,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s79MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -53147,7 +53147,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s81SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				out = fast.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -53167,7 +53167,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s82RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				out = fast.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -53237,7 +53237,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s85MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				out = fast.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -53703,9 +53703,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -53715,7 +53715,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
@@ -53732,7 +53732,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s101MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -53779,7 +53779,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s103SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				out = fast.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -53799,7 +53799,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s104RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				out = fast.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -53869,7 +53869,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s107MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				out = fast.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -54308,9 +54308,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -54320,7 +54320,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
@@ -54337,7 +54337,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s120MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -54384,7 +54384,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s122SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				out = fast.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -54404,7 +54404,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s123RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				out = fast.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -54474,7 +54474,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s126MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				out = fast.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -54889,9 +54889,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -54901,7 +54901,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries5); err != nil {
 			return out, err
@@ -54918,7 +54918,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s139MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -54965,7 +54965,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s141SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				out = fast.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -54985,7 +54985,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s142RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				out = fast.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -55055,7 +55055,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s145MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				out = fast.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -55477,13 +55477,13 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
-	out = fastrt.AppendUint(out, uint64(v.TradeDate))
+	out = fast.AppendUint(out, uint64(v.TradeDate))
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries6); err != nil {
 			return out, err
@@ -55500,7 +55500,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s158MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -55582,7 +55582,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s161SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				out = fast.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -55602,7 +55602,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s162RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				out = fast.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -55663,7 +55663,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s164MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				out = fast.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -55976,13 +55976,13 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
-	out = fastrt.AppendUint(out, uint64(v.TradeDate))
+	out = fast.AppendUint(out, uint64(v.TradeDate))
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries7); err != nil {
 			return out, err
@@ -55999,7 +55999,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s175MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -56081,7 +56081,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s178SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				out = fast.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -56101,7 +56101,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s179RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				out = fast.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -56162,7 +56162,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s181MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				out = fast.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -56475,9 +56475,9 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// SecurityGroup
 	if !v.HasSecurityGroup {
 		out = append(out, 0x80)
@@ -56565,9 +56565,9 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	out = fastrt.AppendUint(out, uint64(v.TransactTime))
+	out = fast.AppendUint(out, uint64(v.TransactTime))
 	// TradeDate
-	out = fastrt.AppendUint(out, uint64(v.TradeDate))
+	out = fast.AppendUint(out, uint64(v.TradeDate))
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
 		out = append(out, 0x80)
@@ -56593,9 +56593,9 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// SecurityGroup
 	if !v.HasSecurityGroup {
 		out = append(out, 0x80)
@@ -56698,9 +56698,9 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	out = fastrt.AppendUint(out, uint64(v.TransactTime))
+	out = fast.AppendUint(out, uint64(v.TransactTime))
 	// TradeDate
-	out = fastrt.AppendUint(out, uint64(v.TradeDate))
+	out = fast.AppendUint(out, uint64(v.TradeDate))
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
 		out = append(out, 0x80)
@@ -56726,11 +56726,11 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
-	out = fastrt.AppendUint(out, uint64(v.TradeDate))
+	out = fast.AppendUint(out, uint64(v.TradeDate))
 	// SecurityGroup
 	if !v.HasSecurityGroup {
 		out = append(out, 0x80)
@@ -56825,7 +56825,7 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	out = fastrt.AppendUint(out, uint64(v.TransactTime))
+	out = fast.AppendUint(out, uint64(v.TransactTime))
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
 		out = append(out, 0x80)
@@ -56847,15 +56847,15 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID17) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID17, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -56901,9 +56901,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	out = fast.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	out = fast.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource15, "value differs from the constant")
@@ -56913,7 +56913,7 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange14, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries8); err != nil {
 			return out, err
@@ -57286,15 +57286,15 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID18) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID18, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -57340,9 +57340,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	out = fast.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	out = fast.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource16, "value differs from the constant")
@@ -57352,7 +57352,7 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange15, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries9); err != nil {
 			return out, err
@@ -57922,15 +57922,15 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID19) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID19, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -57976,9 +57976,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	out = fast.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	out = fast.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource17, "value differs from the constant")
@@ -57988,7 +57988,7 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange16, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries10); err != nil {
 			return out, err
@@ -58531,15 +58531,15 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID20) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID20, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -58585,9 +58585,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	out = fast.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	out = fast.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource18, "value differs from the constant")
@@ -58597,7 +58597,7 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange17, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries11); err != nil {
 			return out, err
@@ -59116,15 +59116,15 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID21) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID21, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -59170,9 +59170,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	out = fast.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	out = fast.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource19, "value differs from the constant")
@@ -59182,7 +59182,7 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange18, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries12); err != nil {
 			return out, err
@@ -59701,15 +59701,15 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID22) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID22, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -59755,9 +59755,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	out = fast.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	out = fast.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource20, "value differs from the constant")
@@ -59767,7 +59767,7 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange19, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries13); err != nil {
 			return out, err
@@ -60286,15 +60286,15 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID23) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID23, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -60340,9 +60340,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	out = fast.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	out = fast.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource21, "value differs from the constant")
@@ -60352,7 +60352,7 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange20, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries14); err != nil {
 			return out, err
@@ -60728,9 +60728,9 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// OrigTime
 	if e := &c.d.s301OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pmr <<= 1
@@ -60893,7 +60893,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s307SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				out = fast.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -61003,9 +61003,9 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// OrigTime
 	if e := &c.d.s309OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pmr <<= 1
@@ -61168,7 +61168,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s315SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				out = fast.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -61278,9 +61278,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// OrigTime
 	if !v.HasOrigTime {
 		out = append(out, 0x80)
@@ -61395,7 +61395,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s321SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				out = fast.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -61558,9 +61558,9 @@ func (c *Encoder) e89(out []byte, v *MDHeartbeat144, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType15, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -61578,9 +61578,9 @@ func (c *Encoder) e90(out []byte, v *MDHeartbeat129, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -61598,9 +61598,9 @@ func (c *Encoder) e91(out []byte, v *MDHeartbeat101, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// PosDupFlag
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -61627,9 +61627,9 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType15, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// ApplID
 	if v.ApplID != nil && string(v.ApplID) != string(cApplID) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplID4, "value differs from the constant")
@@ -61639,7 +61639,7 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fEncryptMethod, "value differs from the constant")
 	}
 	// HeartbeatInt
-	out = fastrt.AppendUint(out, uint64(v.HeartbeatInt))
+	out = fast.AppendUint(out, uint64(v.HeartbeatInt))
 	// DefaultApplVerID
 	if v.DefaultApplVerID != nil && string(v.DefaultApplVerID) != string(cDefaultApplVerID) {
 		return out, fastrt.EncErr(fast.Unencodable, fDefaultApplVerID, "value differs from the constant")
@@ -61661,9 +61661,9 @@ func (c *Encoder) e93(out []byte, v *MDLogout119, pm *fastrt.PMapW) ([]byte, err
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// ApplID
 	if v.ApplID != nil && string(v.ApplID) != string(cApplID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplID5, "value differs from the constant")
@@ -61696,9 +61696,9 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// ApplVerID
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -61709,7 +61709,7 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 		}
 	}
 	// NewSeqNo
-	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
+	out = fast.AppendUint(out, uint64(v.NewSeqNo))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

@@ -1263,7 +1263,7 @@ func (c *Encoder) EncodeEMDPacketHeader(dst []byte, v *EMDPacketHeader) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 112)
+		out = fast.AppendUint(out, 112)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 112, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -1286,7 +1286,7 @@ func (c *Encoder) EncodeDepthSnapshot(dst []byte, v *DepthSnapshot) ([]byte, err
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 93)
+		out = fast.AppendUint(out, 93)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 93, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -1302,9 +1302,9 @@ func (c *Encoder) e0(out []byte, v *EMDPacketHeader, pm *fastrt.PMapW) ([]byte, 
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	// PartitionID
-	out = fastrt.AppendUint(out, uint64(v.PartitionID))
+	out = fast.AppendUint(out, uint64(v.PartitionID))
 	// SenderCompID
-	out = fastrt.AppendUint(out, uint64(v.SenderCompID))
+	out = fast.AppendUint(out, uint64(v.SenderCompID))
 	// PacketSeqNum
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -1371,7 +1371,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s2SenderCompID; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SenderCompID))
+		out = fast.AppendUint(out, uint64(v.SenderCompID))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SenderCompID), 0
 	} else {
 		{
@@ -1429,7 +1429,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s5MarketSegmentID; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MarketSegmentID))
+		out = fast.AppendUint(out, uint64(v.MarketSegmentID))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MarketSegmentID), 0
 	} else {
 		{
@@ -1461,7 +1461,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s7ProductComplex; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fastrt.AppendUint(out, uint64(v.ProductComplex))
+		out = fast.AppendUint(out, uint64(v.ProductComplex))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.ProductComplex), 0
 	} else {
 		{
@@ -1517,7 +1517,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			} else if e := &c.d.s9MDEntryType; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryType))
+				out = fast.AppendUint(out, uint64(v.MDEntryType))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryType), 0
 			} else {
 				{

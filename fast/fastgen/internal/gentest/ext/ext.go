@@ -3308,7 +3308,7 @@ func (c *Encoder) EncodeResetEach(dst []byte, v *ResetEach) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 1)
+		out = fast.AppendUint(out, 1)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1, 0)
 	}
 	c.Reset()
@@ -3332,7 +3332,7 @@ func (c *Encoder) EncodePlain(dst []byte, v *Plain) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2)
+		out = fast.AppendUint(out, 2)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -3356,7 +3356,7 @@ func (c *Encoder) EncodeGroups(dst []byte, v *Groups) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3)
+		out = fast.AppendUint(out, 3)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -3379,7 +3379,7 @@ func (c *Encoder) EncodeWide(dst []byte, v *Wide) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 4)
+		out = fast.AppendUint(out, 4)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 4, 0)
 	}
 	out, err := c.e9(out, v, &pm)
@@ -3403,7 +3403,7 @@ func (c *Encoder) EncodeScpReset(dst []byte, v *ScpReset) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 120)
+		out = fast.AppendUint(out, 120)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 120, 0)
 	}
 	out, err := c.e10(out, v, &pm)
@@ -3426,7 +3426,7 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 	} else if e := &c.d.s1A; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fastrt.AppendUint(out, uint64(v.A))
+		out = fast.AppendUint(out, uint64(v.A))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
 		{
@@ -3493,7 +3493,7 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 	} else if e := &c.d.s1A; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fastrt.AppendUint(out, uint64(v.A))
+		out = fast.AppendUint(out, uint64(v.A))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
 		{
@@ -3673,7 +3673,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 		{
 			v := &v.G1
 			// A
-			out = fastrt.AppendUint(out, uint64(v.A))
+			out = fast.AppendUint(out, uint64(v.A))
 			// S
 			if !v.HasS {
 				out = append(out, 0x80)
@@ -3715,7 +3715,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 			} else if e := &c.d.s1A; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.A))
+				out = fast.AppendUint(out, uint64(v.A))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 			} else {
 				{
@@ -3827,7 +3827,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// Nested
-			out = fastrt.AppendUint(out, uint64(len(v.Nested)))
+			out = fast.AppendUint(out, uint64(len(v.Nested)))
 			if true {
 				if err := c.Enter(fNested); err != nil {
 					return out, err
@@ -3845,7 +3845,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 					} else if e := &c.d.s16W; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						out = fastrt.AppendUint(out, uint64(v.W))
+						out = fast.AppendUint(out, uint64(v.W))
 						e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
 					} else {
 						{

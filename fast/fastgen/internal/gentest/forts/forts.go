@@ -10791,7 +10791,7 @@ func (c *Encoder) EncodeDefaultIncrementalRefreshMessage(dst []byte, v *DefaultI
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 12)
+		out = fast.AppendUint(out, 12)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 12, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -10815,7 +10815,7 @@ func (c *Encoder) EncodeDefaultSnapshotMessage(dst []byte, v *DefaultSnapshotMes
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 13)
+		out = fast.AppendUint(out, 13)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 13, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -10839,7 +10839,7 @@ func (c *Encoder) EncodeSecurityDefinition(dst []byte, v *SecurityDefinition) ([
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3)
+		out = fast.AppendUint(out, 3)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3, 0)
 	}
 	out, err := c.e4(out, v, &pm)
@@ -10863,7 +10863,7 @@ func (c *Encoder) EncodeSecurityDefinitionUpdateReport(dst []byte, v *SecurityDe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 4)
+		out = fast.AppendUint(out, 4)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 4, 0)
 	}
 	out, err := c.e10(out, v, &pm)
@@ -10887,7 +10887,7 @@ func (c *Encoder) EncodeSecurityStatus(dst []byte, v *SecurityStatus) ([]byte, e
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 5)
+		out = fast.AppendUint(out, 5)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 5, 0)
 	}
 	out, err := c.e11(out, v, &pm)
@@ -10911,7 +10911,7 @@ func (c *Encoder) EncodeHeartbeat(dst []byte, v *Heartbeat) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 6)
+		out = fast.AppendUint(out, 6)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 6, 0)
 	}
 	out, err := c.e12(out, v, &pm)
@@ -10935,7 +10935,7 @@ func (c *Encoder) EncodeSequenceReset(dst []byte, v *SequenceReset) ([]byte, err
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 7)
+		out = fast.AppendUint(out, 7)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 7, 0)
 	}
 	out, err := c.e13(out, v, &pm)
@@ -10959,7 +10959,7 @@ func (c *Encoder) EncodeTradingSessionStatus(dst []byte, v *TradingSessionStatus
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 8)
+		out = fast.AppendUint(out, 8)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 8, 0)
 	}
 	out, err := c.e14(out, v, &pm)
@@ -10983,7 +10983,7 @@ func (c *Encoder) EncodeNews(dst []byte, v *News) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 9)
+		out = fast.AppendUint(out, 9)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 9, 0)
 	}
 	out, err := c.e15(out, v, &pm)
@@ -11007,7 +11007,7 @@ func (c *Encoder) EncodeOrdersLog(dst []byte, v *OrdersLog) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 14)
+		out = fast.AppendUint(out, 14)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 14, 0)
 	}
 	out, err := c.e17(out, v, &pm)
@@ -11031,7 +11031,7 @@ func (c *Encoder) EncodeOrdersBook(dst []byte, v *OrdersBook) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 15)
+		out = fast.AppendUint(out, 15)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 15, 0)
 	}
 	out, err := c.e19(out, v, &pm)
@@ -11055,7 +11055,7 @@ func (c *Encoder) EncodeLogon(dst []byte, v *Logon) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 1000)
+		out = fast.AppendUint(out, 1000)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1000, 0)
 	}
 	out, err := c.e21(out, v, &pm)
@@ -11079,7 +11079,7 @@ func (c *Encoder) EncodeLogout(dst []byte, v *Logout) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 1001)
+		out = fast.AppendUint(out, 1001)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1001, 0)
 	}
 	out, err := c.e22(out, v, &pm)
@@ -11107,9 +11107,9 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -11119,7 +11119,7 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -11127,7 +11127,7 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		for j := range v.MDEntries {
 			v := &v.MDEntries[j]
 			// MDUpdateAction
-			out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+			out = fast.AppendUint(out, uint64(v.MDUpdateAction))
 			// MDEntryType
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
@@ -11192,7 +11192,7 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// RptSeq
-			out = fastrt.AppendUint(out, uint64(v.RptSeq))
+			out = fast.AppendUint(out, uint64(v.RptSeq))
 			// MarketDepth
 			if !v.HasMarketDepth {
 				out = append(out, 0x80)
@@ -11254,7 +11254,7 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+			out = fast.AppendUint(out, uint64(v.MDEntryTime))
 			// NumberOfOrders
 			if !v.HasNumberOfOrders {
 				out = append(out, 0x80)
@@ -11376,9 +11376,9 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -11388,11 +11388,11 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	out = fast.AppendUint(out, uint64(v.RptSeq))
 	// TotNumReports
-	out = fastrt.AppendUint(out, uint64(v.TotNumReports))
+	out = fast.AppendUint(out, uint64(v.TotNumReports))
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// SecurityID
 	if !v.HasSecurityID {
 		out = append(out, 0x80)
@@ -11436,7 +11436,7 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		}
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -11509,7 +11509,7 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+			out = fast.AppendUint(out, uint64(v.MDEntryTime))
 			// MDEntrySize
 			if !v.HasMDEntrySize {
 				out = append(out, 0x80)
@@ -11619,11 +11619,11 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// TotNumReports
-	out = fastrt.AppendUint(out, uint64(v.TotNumReports))
+	out = fast.AppendUint(out, uint64(v.TotNumReports))
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -11647,7 +11647,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	out = fast.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource3, "value differs from the constant")
@@ -11829,7 +11829,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// MDFeedTypes
-	out = fastrt.AppendUint(out, uint64(len(v.MDFeedTypes)))
+	out = fast.AppendUint(out, uint64(len(v.MDFeedTypes)))
 	if true {
 		if err := c.Enter(fMDFeedTypes); err != nil {
 			return out, err
@@ -12131,7 +12131,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// LegSecurityID
-			out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+			out = fast.AppendUint(out, uint64(v.LegSecurityID))
 			// LegRatioQty
 			if x := v.LegRatioQty; x.Exponent >= -63 && x.Exponent <= 63 {
 				exp := int64(x.Exponent)
@@ -12236,9 +12236,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			// EventType
 			out = fastrt.AppendInt(out, int64(v.EventType))
 			// EventDate
-			out = fastrt.AppendUint(out, uint64(v.EventDate))
+			out = fast.AppendUint(out, uint64(v.EventDate))
 			// EventTime
-			out = fastrt.AppendUint(out, uint64(v.EventTime))
+			out = fast.AppendUint(out, uint64(v.EventTime))
 		}
 		c.Depth--
 	}
@@ -12279,11 +12279,11 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	out = fast.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource4, "value differs from the constant")
@@ -12369,11 +12369,11 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	out = fast.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource5, "value differs from the constant")
@@ -12520,9 +12520,9 @@ func (c *Encoder) e12(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -12544,11 +12544,11 @@ func (c *Encoder) e13(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, e
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// NewSeqNo
-	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
+	out = fast.AppendUint(out, uint64(v.NewSeqNo))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -12570,13 +12570,13 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// TradSesOpenTime
-	out = fastrt.AppendUint(out, uint64(v.TradSesOpenTime))
+	out = fast.AppendUint(out, uint64(v.TradSesOpenTime))
 	// TradSesCloseTime
-	out = fastrt.AppendUint(out, uint64(v.TradSesCloseTime))
+	out = fast.AppendUint(out, uint64(v.TradSesCloseTime))
 	// TradSesIntermClearingStartTime
 	if !v.HasTradSesIntermClearingStartTime {
 		out = append(out, 0x80)
@@ -12594,7 +12594,7 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradingSessionID
-	out = fastrt.AppendUint(out, uint64(v.TradingSessionID))
+	out = fast.AppendUint(out, uint64(v.TradingSessionID))
 	// ExchangeTradingSessionID
 	if !v.HasExchangeTradingSessionID {
 		out = append(out, 0x80)
@@ -12604,7 +12604,7 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesStatus
-	out = fastrt.AppendUint(out, uint64(v.TradSesStatus))
+	out = fast.AppendUint(out, uint64(v.TradSesStatus))
 	// MarketID
 	if v.MarketID != nil && string(v.MarketID) != string(cMarketID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMarketID2, "value differs from the constant")
@@ -12651,9 +12651,9 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -12737,7 +12737,7 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// NewsText
-	out = fastrt.AppendUint(out, uint64(len(v.NewsText)))
+	out = fast.AppendUint(out, uint64(len(v.NewsText)))
 	if true {
 		if err := c.Enter(fNewsText); err != nil {
 			return out, err
@@ -12777,13 +12777,13 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
-	out = fastrt.AppendUint(out, uint64(v.LastFragment))
+	out = fast.AppendUint(out, uint64(v.LastFragment))
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
@@ -12791,7 +12791,7 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 		for j := range v.MDEntries {
 			v := &v.MDEntries[j]
 			// MDUpdateAction
-			out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+			out = fast.AppendUint(out, uint64(v.MDUpdateAction))
 			// MDEntryType
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
@@ -12842,7 +12842,7 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+			out = fast.AppendUint(out, uint64(v.MDEntryTime))
 			// MDEntryPx
 			if !v.HasMDEntryPx {
 				out = append(out, 0x80)
@@ -12955,11 +12955,11 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// RptSeq
 	if !v.HasRptSeq {
 		out = append(out, 0x80)
@@ -12969,11 +12969,11 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		out = fast.AppendUintNullable(out, x)
 	}
 	// LastFragment
-	out = fastrt.AppendUint(out, uint64(v.LastFragment))
+	out = fast.AppendUint(out, uint64(v.LastFragment))
 	// RouteFirst
-	out = fastrt.AppendUint(out, uint64(v.RouteFirst))
+	out = fast.AppendUint(out, uint64(v.RouteFirst))
 	// ExchangeTradingSessionID
-	out = fastrt.AppendUint(out, uint64(v.ExchangeTradingSessionID))
+	out = fast.AppendUint(out, uint64(v.ExchangeTradingSessionID))
 	// SecurityID
 	if !v.HasSecurityID {
 		out = append(out, 0x80)
@@ -12987,7 +12987,7 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource7, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
@@ -13024,7 +13024,7 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+			out = fast.AppendUint(out, uint64(v.MDEntryTime))
 			// MDEntryPx
 			if !v.HasMDEntryPx {
 				out = append(out, 0x80)
@@ -13093,9 +13093,9 @@ func (c *Encoder) e21(out []byte, v *Logon, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -13117,9 +13117,9 @@ func (c *Encoder) e22(out []byte, v *Logout, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	out = fast.AppendUint(out, uint64(v.SendingTime))
 	// Text
 	if !v.HasText {
 		out = append(out, 0x80)

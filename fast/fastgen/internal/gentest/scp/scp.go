@@ -169,7 +169,7 @@ func (c *Encoder) EncodeReset(dst []byte, v *Reset) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 120)
+		out = fast.AppendUint(out, 120)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 120, 0)
 	}
 	out, err := c.e0(out, v, &pm)

@@ -973,7 +973,7 @@ func (c *Encoder) EncodeMandatoryDecimal(dst []byte, v *MandatoryDecimal) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 1)
+		out = fast.AppendUint(out, 1)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -997,7 +997,7 @@ func (c *Encoder) EncodeOptionalDecimal(dst []byte, v *OptionalDecimal) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2)
+		out = fast.AppendUint(out, 2)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -1021,7 +1021,7 @@ func (c *Encoder) EncodeOptionalDecimalWithOperator(dst []byte, v *OptionalDecim
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3)
+		out = fast.AppendUint(out, 3)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -1045,7 +1045,7 @@ func (c *Encoder) EncodeOptionalDecimalWithIndividual(dst []byte, v *OptionalDec
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 4)
+		out = fast.AppendUint(out, 4)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 4, 0)
 	}
 	out, err := c.e3(out, v, &pm)
@@ -1069,7 +1069,7 @@ func (c *Encoder) EncodeConstantOperatorMandatory(dst []byte, v *ConstantOperato
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 5)
+		out = fast.AppendUint(out, 5)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 5, 0)
 	}
 	out, err := c.e4(out, v, &pm)
@@ -1093,7 +1093,7 @@ func (c *Encoder) EncodeConstantOperatorOptional(dst []byte, v *ConstantOperator
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 6)
+		out = fast.AppendUint(out, 6)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 6, 0)
 	}
 	out, err := c.e5(out, v, &pm)
@@ -1117,7 +1117,7 @@ func (c *Encoder) EncodeDefaultOperatorMandatory(dst []byte, v *DefaultOperatorM
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 7)
+		out = fast.AppendUint(out, 7)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 7, 0)
 	}
 	out, err := c.e6(out, v, &pm)
@@ -1141,7 +1141,7 @@ func (c *Encoder) EncodeDefaultOperatorOptional(dst []byte, v *DefaultOperatorOp
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 8)
+		out = fast.AppendUint(out, 8)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 8, 0)
 	}
 	out, err := c.e7(out, v, &pm)
@@ -1165,7 +1165,7 @@ func (c *Encoder) EncodeCopyOperatorMandatory(dst []byte, v *CopyOperatorMandato
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 9)
+		out = fast.AppendUint(out, 9)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 9, 0)
 	}
 	out, err := c.e8(out, v, &pm)
@@ -1189,7 +1189,7 @@ func (c *Encoder) EncodeCopyOperatorOptional(dst []byte, v *CopyOperatorOptional
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 10)
+		out = fast.AppendUint(out, 10)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 10, 0)
 	}
 	out, err := c.e9(out, v, &pm)
@@ -1213,7 +1213,7 @@ func (c *Encoder) EncodeIncrementOperatorMandatory(dst []byte, v *IncrementOpera
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 11)
+		out = fast.AppendUint(out, 11)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 11, 0)
 	}
 	out, err := c.e10(out, v, &pm)
@@ -1237,7 +1237,7 @@ func (c *Encoder) EncodeDeltaOperatorMandatorySignedInteger(dst []byte, v *Delta
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 12)
+		out = fast.AppendUint(out, 12)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 12, 0)
 	}
 	out, err := c.e11(out, v, &pm)
@@ -1261,7 +1261,7 @@ func (c *Encoder) EncodeDeltaOperatorMandatoryDecimal(dst []byte, v *DeltaOperat
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 13)
+		out = fast.AppendUint(out, 13)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 13, 0)
 	}
 	out, err := c.e12(out, v, &pm)
@@ -1285,7 +1285,7 @@ func (c *Encoder) EncodeDeltaOperatorMandatoryDecimalWithInit(dst []byte, v *Del
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 14)
+		out = fast.AppendUint(out, 14)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 14, 0)
 	}
 	out, err := c.e13(out, v, &pm)
@@ -1309,7 +1309,7 @@ func (c *Encoder) EncodeDeltaOperatorMandatoryString(dst []byte, v *DeltaOperato
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 15)
+		out = fast.AppendUint(out, 15)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 15, 0)
 	}
 	out, err := c.e14(out, v, &pm)
@@ -1333,7 +1333,7 @@ func (c *Encoder) EncodeMultiplePMapSlot(dst []byte, v *MultiplePMapSlot) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 16)
+		out = fast.AppendUint(out, 16)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 16, 0)
 	}
 	out, err := c.e15(out, v, &pm)

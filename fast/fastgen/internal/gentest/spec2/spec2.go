@@ -727,7 +727,7 @@ func (c *Encoder) EncodeMandatory(dst []byte, v *Mandatory) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 1)
+		out = fast.AppendUint(out, 1)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -751,7 +751,7 @@ func (c *Encoder) EncodeOptional(dst []byte, v *Optional) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2)
+		out = fast.AppendUint(out, 2)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -775,7 +775,7 @@ func (c *Encoder) EncodeMandatoryCopy(dst []byte, v *MandatoryCopy) ([]byte, err
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3)
+		out = fast.AppendUint(out, 3)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -799,7 +799,7 @@ func (c *Encoder) EncodeOptionalCopy(dst []byte, v *OptionalCopy) ([]byte, error
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 4)
+		out = fast.AppendUint(out, 4)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 4, 0)
 	}
 	out, err := c.e3(out, v, &pm)
@@ -823,7 +823,7 @@ func (c *Encoder) EncodeMandatoryConstant(dst []byte, v *MandatoryConstant) ([]b
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 5)
+		out = fast.AppendUint(out, 5)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 5, 0)
 	}
 	out, err := c.e4(out, v, &pm)
@@ -847,7 +847,7 @@ func (c *Encoder) EncodeOptionalConstant(dst []byte, v *OptionalConstant) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 6)
+		out = fast.AppendUint(out, 6)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 6, 0)
 	}
 	out, err := c.e5(out, v, &pm)
@@ -871,7 +871,7 @@ func (c *Encoder) EncodeMandatoryDefault(dst []byte, v *MandatoryDefault) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 7)
+		out = fast.AppendUint(out, 7)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 7, 0)
 	}
 	out, err := c.e6(out, v, &pm)
@@ -895,7 +895,7 @@ func (c *Encoder) EncodeOptionalDefaultNone(dst []byte, v *OptionalDefaultNone) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 8)
+		out = fast.AppendUint(out, 8)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 8, 0)
 	}
 	out, err := c.e7(out, v, &pm)
@@ -919,7 +919,7 @@ func (c *Encoder) EncodeOptionalDefaultValue(dst []byte, v *OptionalDefaultValue
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 9)
+		out = fast.AppendUint(out, 9)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 9, 0)
 	}
 	out, err := c.e8(out, v, &pm)
@@ -943,7 +943,7 @@ func (c *Encoder) EncodeMandatoryTail(dst []byte, v *MandatoryTail) ([]byte, err
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 10)
+		out = fast.AppendUint(out, 10)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 10, 0)
 	}
 	out, err := c.e9(out, v, &pm)
@@ -967,7 +967,7 @@ func (c *Encoder) EncodeOptionalTail(dst []byte, v *OptionalTail) ([]byte, error
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 11)
+		out = fast.AppendUint(out, 11)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 11, 0)
 	}
 	out, err := c.e10(out, v, &pm)
@@ -991,7 +991,7 @@ func (c *Encoder) EncodeOptionalTailDefault(dst []byte, v *OptionalTailDefault) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 12)
+		out = fast.AppendUint(out, 12)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 12, 0)
 	}
 	out, err := c.e11(out, v, &pm)
@@ -1007,7 +1007,7 @@ func (c *Encoder) e0(out []byte, v *Mandatory, pm *fastrt.PMapW) ([]byte, error)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	// Value
-	out = fastrt.AppendUint(out, uint64(v.Value))
+	out = fast.AppendUint(out, uint64(v.Value))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
