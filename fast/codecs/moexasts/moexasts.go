@@ -2612,2372 +2612,8 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				v := &v.GroupMDEntries[j]
-				win := c.Win
-				_ = win
-				// MDEntryType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryType, v.HasMDEntryType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasMDEntryType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryType, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryType = x
-						v.HasMDEntryType = ok
-						p = np
-					}
-				}
-				// MDEntryID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryID, v.HasMDEntryID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasMDEntryID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryID, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryID = x
-						v.HasMDEntryID = ok
-						p = np
-					}
-				}
-				// MDEntryDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-						} else {
-							v.HasMDEntryDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryDate, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryDate = uint32(x)
-						v.HasMDEntryDate = ok
-						p = np
-					}
-				}
-				// MDEntryTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
-						} else {
-							v.HasMDEntryTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryTime, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryTime = uint32(x)
-						v.HasMDEntryTime = ok
-						p = np
-					}
-				}
-				// OrigTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.OrigTime, v.HasOrigTime = uint32(x-1), true
-						} else {
-							v.HasOrigTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.OrigTime, v.HasOrigTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fOrigTime, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrigTime = uint32(x)
-						v.HasOrigTime = ok
-						p = np
-					}
-				}
-				// MDEntryPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntryPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntryPx = ok
-						p = np
-					}
-				}
-				// MDEntrySize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntrySize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntrySize = ok
-						p = np
-					}
-				}
-				// QuoteCondition
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.QuoteCondition, v.HasQuoteCondition = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasQuoteCondition = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fQuoteCondition, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.QuoteCondition = x
-						v.HasQuoteCondition = ok
-						p = np
-					}
-				}
-				// TradeCondition
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradeCondition, v.HasTradeCondition = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradeCondition = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradeCondition, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradeCondition = x
-						v.HasTradeCondition = ok
-						p = np
-					}
-				}
-				// OpenCloseSettlFlag
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOpenCloseSettlFlag = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OpenCloseSettlFlag = x
-						v.HasOpenCloseSettlFlag = ok
-						p = np
-					}
-				}
-				// OrdType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OrdType, v.HasOrdType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOrdType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOrdType, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrdType = x
-						v.HasOrdType = ok
-						p = np
-					}
-				}
-				// EffectiveTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
-						} else {
-							v.HasEffectiveTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fEffectiveTime, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.EffectiveTime = uint32(x)
-						v.HasEffectiveTime = ok
-						p = np
-					}
-				}
-				// StartTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.StartTime, v.HasStartTime = uint32(x-1), true
-						} else {
-							v.HasStartTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.StartTime, v.HasStartTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fStartTime, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.StartTime = uint32(x)
-						v.HasStartTime = ok
-						p = np
-					}
-				}
-				// AccruedInterestAmt
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasAccruedInterestAmt = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasAccruedInterestAmt = ok
-						p = np
-					}
-				}
-				// ChgFromWAPrice
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasChgFromWAPrice = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasChgFromWAPrice = ok
-						p = np
-					}
-				}
-				// ChgOpenInterest
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasChgOpenInterest = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasChgOpenInterest = ok
-						p = np
-					}
-				}
-				// BidMarketSize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasBidMarketSize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasBidMarketSize = ok
-						p = np
-					}
-				}
-				// AskMarketSize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasAskMarketSize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasAskMarketSize = ok
-						p = np
-					}
-				}
-				// TotalNumOfTrades
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
-						} else if x < 0 {
-							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-						} else {
-							v.HasTotalNumOfTrades = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fTotalNumOfTrades, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TotalNumOfTrades = int32(x)
-						v.HasTotalNumOfTrades = ok
-						p = np
-					}
-				}
-				// TradeValue
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasTradeValue = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fTradeValue, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasTradeValue = ok
-						p = np
-					}
-				}
-				// Yield
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasYield = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fYield, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasYield = ok
-						p = np
-					}
-				}
-				// TotalVolume
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasTotalVolume = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fTotalVolume, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TotalVolume = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasTotalVolume = ok
-						p = np
-					}
-				}
-				// OfferNbOr
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
-						} else if x < 0 {
-							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-						} else {
-							v.HasOfferNbOr = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fOfferNbOr, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OfferNbOr = int32(x)
-						v.HasOfferNbOr = ok
-						p = np
-					}
-				}
-				// BidNbOr
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.BidNbOr, v.HasBidNbOr = int32(x-1), true
-						} else if x < 0 {
-							v.BidNbOr, v.HasBidNbOr = int32(x), true
-						} else {
-							v.HasBidNbOr = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.BidNbOr, v.HasBidNbOr = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fBidNbOr, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BidNbOr = int32(x)
-						v.HasBidNbOr = ok
-						p = np
-					}
-				}
-				// ChgFromSettlmnt
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasChgFromSettlmnt = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasChgFromSettlmnt = ok
-						p = np
-					}
-				}
-				// SettlDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.SettlDate, v.HasSettlDate = uint32(x-1), true
-						} else {
-							v.HasSettlDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.SettlDate, v.HasSettlDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fSettlDate, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SettlDate = uint32(x)
-						v.HasSettlDate = ok
-						p = np
-					}
-				}
-				// SettleType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.SettleType, v.HasSettleType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasSettleType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fSettleType, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SettleType = x
-						v.HasSettleType = ok
-						p = np
-					}
-				}
-				// SumQtyOfBest
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x-1), true
-						} else if x < 0 {
-							v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
-						} else {
-							v.HasSumQtyOfBest = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fSumQtyOfBest, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SumQtyOfBest = int32(x)
-						v.HasSumQtyOfBest = ok
-						p = np
-					}
-				}
-				// OrderSide
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OrderSide, v.HasOrderSide = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOrderSide = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOrderSide, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrderSide = x
-						v.HasOrderSide = ok
-						p = np
-					}
-				}
-				// OrderStatus
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OrderStatus, v.HasOrderStatus = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOrderStatus = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOrderStatus, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrderStatus = x
-						v.HasOrderStatus = ok
-						p = np
-					}
-				}
-				// MinCurrPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMinCurrPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMinCurrPx = ok
-						p = np
-					}
-				}
-				// MinCurrPxChgTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
-						} else {
-							v.HasMinCurrPxChgTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MinCurrPxChgTime = uint32(x)
-						v.HasMinCurrPxChgTime = ok
-						p = np
-					}
-				}
-				// VolumeIndicator
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
-						} else {
-							v.HasVolumeIndicator = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fVolumeIndicator, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.VolumeIndicator = uint32(x)
-						v.HasVolumeIndicator = ok
-						p = np
-					}
-				}
-				// Price
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasPrice = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fPrice, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasPrice = ok
-						p = np
-					}
-				}
-				// PriceType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.PriceType, v.HasPriceType = int32(x-1), true
-						} else if x < 0 {
-							v.PriceType, v.HasPriceType = int32(x), true
-						} else {
-							v.HasPriceType = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.PriceType, v.HasPriceType = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fPriceType, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.PriceType = int32(x)
-						v.HasPriceType = ok
-						p = np
-					}
-				}
-				// NominalValue
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasNominalValue = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fNominalValue, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.NominalValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasNominalValue = ok
-						p = np
-					}
-				}
-				// RepoToPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasRepoToPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasRepoToPx = ok
-						p = np
-					}
-				}
-				// BuyBackPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasBuyBackPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasBuyBackPx = ok
-						p = np
-					}
-				}
-				// BuyBackDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
-						} else {
-							v.HasBuyBackDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fBuyBackDate, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BuyBackDate = uint32(x)
-						v.HasBuyBackDate = ok
-						p = np
-					}
-				}
-				// CXFlag
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.CXFlag, v.HasCXFlag = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasCXFlag = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fCXFlag, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.CXFlag = x
-						v.HasCXFlag = ok
-						p = np
-					}
-				}
-				// TradingSessionSubID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradingSessionSubID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradingSessionSubID = x
-						v.HasTradingSessionSubID = ok
-						p = np
-					}
+				if p, err = c.d3(b, p, &v.GroupMDEntries[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -4989,13 +2625,2301 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 	return p, nil
 }
 
+func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDEntryType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryType, v.HasMDEntryType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryType = x
+			v.HasMDEntryType = ok
+			p = np
+		}
+	}
+	// MDEntryID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryID, v.HasMDEntryID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryID, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryID = x
+			v.HasMDEntryID = ok
+			p = np
+		}
+	}
+	// MDEntryDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+			} else {
+				v.HasMDEntryDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryDate, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryDate = uint32(x)
+			v.HasMDEntryDate = ok
+			p = np
+		}
+	}
+	// MDEntryTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
+			} else {
+				v.HasMDEntryTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryTime, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryTime = uint32(x)
+			v.HasMDEntryTime = ok
+			p = np
+		}
+	}
+	// OrigTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.OrigTime, v.HasOrigTime = uint32(x-1), true
+			} else {
+				v.HasOrigTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OrigTime, v.HasOrigTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fOrigTime, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrigTime = uint32(x)
+			v.HasOrigTime = ok
+			p = np
+		}
+	}
+	// MDEntryPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntryPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntryPx = ok
+			p = np
+		}
+	}
+	// MDEntrySize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntrySize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntrySize = ok
+			p = np
+		}
+	}
+	// QuoteCondition
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.QuoteCondition, v.HasQuoteCondition = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasQuoteCondition = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.QuoteCondition = x
+			v.HasQuoteCondition = ok
+			p = np
+		}
+	}
+	// TradeCondition
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradeCondition, v.HasTradeCondition = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeCondition = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradeCondition, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradeCondition = x
+			v.HasTradeCondition = ok
+			p = np
+		}
+	}
+	// OpenCloseSettlFlag
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOpenCloseSettlFlag = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OpenCloseSettlFlag = x
+			v.HasOpenCloseSettlFlag = ok
+			p = np
+		}
+	}
+	// OrdType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OrdType, v.HasOrdType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrdType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOrdType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrdType = x
+			v.HasOrdType = ok
+			p = np
+		}
+	}
+	// EffectiveTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
+			} else {
+				v.HasEffectiveTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fEffectiveTime, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.EffectiveTime = uint32(x)
+			v.HasEffectiveTime = ok
+			p = np
+		}
+	}
+	// StartTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.StartTime, v.HasStartTime = uint32(x-1), true
+			} else {
+				v.HasStartTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.StartTime, v.HasStartTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fStartTime, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.StartTime = uint32(x)
+			v.HasStartTime = ok
+			p = np
+		}
+	}
+	// AccruedInterestAmt
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasAccruedInterestAmt = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasAccruedInterestAmt = ok
+			p = np
+		}
+	}
+	// ChgFromWAPrice
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasChgFromWAPrice = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasChgFromWAPrice = ok
+			p = np
+		}
+	}
+	// ChgOpenInterest
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasChgOpenInterest = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasChgOpenInterest = ok
+			p = np
+		}
+	}
+	// BidMarketSize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasBidMarketSize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasBidMarketSize = ok
+			p = np
+		}
+	}
+	// AskMarketSize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasAskMarketSize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasAskMarketSize = ok
+			p = np
+		}
+	}
+	// TotalNumOfTrades
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
+			} else if x < 0 {
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+			} else {
+				v.HasTotalNumOfTrades = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TotalNumOfTrades = int32(x)
+			v.HasTotalNumOfTrades = ok
+			p = np
+		}
+	}
+	// TradeValue
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasTradeValue = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fTradeValue, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasTradeValue = ok
+			p = np
+		}
+	}
+	// Yield
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasYield = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fYield, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasYield = ok
+			p = np
+		}
+	}
+	// TotalVolume
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasTotalVolume = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fTotalVolume, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TotalVolume = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasTotalVolume = ok
+			p = np
+		}
+	}
+	// OfferNbOr
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
+			} else if x < 0 {
+				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+			} else {
+				v.HasOfferNbOr = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fOfferNbOr, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OfferNbOr = int32(x)
+			v.HasOfferNbOr = ok
+			p = np
+		}
+	}
+	// BidNbOr
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
+			} else if x < 0 {
+				v.BidNbOr, v.HasBidNbOr = int32(x), true
+			} else {
+				v.HasBidNbOr = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.BidNbOr, v.HasBidNbOr = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fBidNbOr, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BidNbOr = int32(x)
+			v.HasBidNbOr = ok
+			p = np
+		}
+	}
+	// ChgFromSettlmnt
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasChgFromSettlmnt = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasChgFromSettlmnt = ok
+			p = np
+		}
+	}
+	// SettlDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.SettlDate, v.HasSettlDate = uint32(x-1), true
+			} else {
+				v.HasSettlDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fSettlDate, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SettlDate = uint32(x)
+			v.HasSettlDate = ok
+			p = np
+		}
+	}
+	// SettleType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.SettleType, v.HasSettleType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettleType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fSettleType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SettleType = x
+			v.HasSettleType = ok
+			p = np
+		}
+	}
+	// SumQtyOfBest
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x-1), true
+			} else if x < 0 {
+				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
+			} else {
+				v.HasSumQtyOfBest = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fSumQtyOfBest, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SumQtyOfBest = int32(x)
+			v.HasSumQtyOfBest = ok
+			p = np
+		}
+	}
+	// OrderSide
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OrderSide, v.HasOrderSide = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderSide = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOrderSide, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrderSide = x
+			v.HasOrderSide = ok
+			p = np
+		}
+	}
+	// OrderStatus
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OrderStatus, v.HasOrderStatus = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderStatus = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOrderStatus, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrderStatus = x
+			v.HasOrderStatus = ok
+			p = np
+		}
+	}
+	// MinCurrPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMinCurrPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMinCurrPx = ok
+			p = np
+		}
+	}
+	// MinCurrPxChgTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
+			} else {
+				v.HasMinCurrPxChgTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MinCurrPxChgTime = uint32(x)
+			v.HasMinCurrPxChgTime = ok
+			p = np
+		}
+	}
+	// VolumeIndicator
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
+			} else {
+				v.HasVolumeIndicator = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fVolumeIndicator, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.VolumeIndicator = uint32(x)
+			v.HasVolumeIndicator = ok
+			p = np
+		}
+	}
+	// Price
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasPrice = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fPrice, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasPrice = ok
+			p = np
+		}
+	}
+	// PriceType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.PriceType, v.HasPriceType = int32(x-1), true
+			} else if x < 0 {
+				v.PriceType, v.HasPriceType = int32(x), true
+			} else {
+				v.HasPriceType = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.PriceType, v.HasPriceType = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fPriceType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.PriceType = int32(x)
+			v.HasPriceType = ok
+			p = np
+		}
+	}
+	// NominalValue
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasNominalValue = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fNominalValue, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.NominalValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasNominalValue = ok
+			p = np
+		}
+	}
+	// RepoToPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasRepoToPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasRepoToPx = ok
+			p = np
+		}
+	}
+	// BuyBackPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasBuyBackPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasBuyBackPx = ok
+			p = np
+		}
+	}
+	// BuyBackDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
+			} else {
+				v.HasBuyBackDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fBuyBackDate, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BuyBackDate = uint32(x)
+			v.HasBuyBackDate = ok
+			p = np
+		}
+	}
+	// CXFlag
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.CXFlag, v.HasCXFlag = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCXFlag = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fCXFlag, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.CXFlag = x
+			v.HasCXFlag = ok
+			p = np
+		}
+	}
+	// TradingSessionSubID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradingSessionSubID = x
+			v.HasTradingSessionSubID = ok
+			p = np
+		}
+	}
+	return p, nil
+}
+
 func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType4
 	// ApplVerID
@@ -5139,2649 +5063,8 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				v := &v.GroupMDEntries[j]
-				win := c.Win
-				_ = win
-				// MDUpdateAction
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
-						} else {
-							v.HasMDUpdateAction = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDUpdateAction, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDUpdateAction = uint32(x)
-						v.HasMDUpdateAction = ok
-						p = np
-					}
-				}
-				// MDEntryType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryType, v.HasMDEntryType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasMDEntryType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryType2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryType = x
-						v.HasMDEntryType = ok
-						p = np
-					}
-				}
-				// MDEntryID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryID, v.HasMDEntryID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasMDEntryID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryID2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryID = x
-						v.HasMDEntryID = ok
-						p = np
-					}
-				}
-				// RptSeq
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.RptSeq, v.HasRptSeq = int32(x-1), true
-						} else if x < 0 {
-							v.RptSeq, v.HasRptSeq = int32(x), true
-						} else {
-							v.HasRptSeq = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.RptSeq, v.HasRptSeq = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fRptSeq2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RptSeq = int32(x)
-						v.HasRptSeq = ok
-						p = np
-					}
-				}
-				// MDEntryDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-						} else {
-							v.HasMDEntryDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryDate2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryDate = uint32(x)
-						v.HasMDEntryDate = ok
-						p = np
-					}
-				}
-				// OrigTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.OrigTime, v.HasOrigTime = uint32(x-1), true
-						} else {
-							v.HasOrigTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.OrigTime, v.HasOrigTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fOrigTime2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrigTime = uint32(x)
-						v.HasOrigTime = ok
-						p = np
-					}
-				}
-				// SettlDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.SettlDate, v.HasSettlDate = uint32(x-1), true
-						} else {
-							v.HasSettlDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.SettlDate, v.HasSettlDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fSettlDate2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SettlDate = uint32(x)
-						v.HasSettlDate = ok
-						p = np
-					}
-				}
-				// SettleType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.SettleType, v.HasSettleType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasSettleType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fSettleType2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SettleType = x
-						v.HasSettleType = ok
-						p = np
-					}
-				}
-				// MDEntryTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
-						} else {
-							v.HasMDEntryTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryTime2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryTime = uint32(x)
-						v.HasMDEntryTime = ok
-						p = np
-					}
-				}
-				// EffectiveTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
-						} else {
-							v.HasEffectiveTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fEffectiveTime2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.EffectiveTime = uint32(x)
-						v.HasEffectiveTime = ok
-						p = np
-					}
-				}
-				// StartTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.StartTime, v.HasStartTime = uint32(x-1), true
-						} else {
-							v.HasStartTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.StartTime, v.HasStartTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fStartTime2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.StartTime = uint32(x)
-						v.HasStartTime = ok
-						p = np
-					}
-				}
-				// Symbol
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.Symbol, v.HasSymbol = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasSymbol = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fSymbol2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Symbol = x
-						v.HasSymbol = ok
-						p = np
-					}
-				}
-				// MDEntryPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntryPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntryPx = ok
-						p = np
-					}
-				}
-				// MDEntrySize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntrySize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntrySize = ok
-						p = np
-					}
-				}
-				// QuoteCondition
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.QuoteCondition, v.HasQuoteCondition = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasQuoteCondition = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fQuoteCondition2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.QuoteCondition = x
-						v.HasQuoteCondition = ok
-						p = np
-					}
-				}
-				// TradeCondition
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradeCondition, v.HasTradeCondition = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradeCondition = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradeCondition2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradeCondition = x
-						v.HasTradeCondition = ok
-						p = np
-					}
-				}
-				// OpenCloseSettlFlag
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOpenCloseSettlFlag = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OpenCloseSettlFlag = x
-						v.HasOpenCloseSettlFlag = ok
-						p = np
-					}
-				}
-				// OrdType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OrdType, v.HasOrdType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOrdType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOrdType2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrdType = x
-						v.HasOrdType = ok
-						p = np
-					}
-				}
-				// NetChgPrevDay
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasNetChgPrevDay = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.NetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasNetChgPrevDay = ok
-						p = np
-					}
-				}
-				// AccruedInterestAmt
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasAccruedInterestAmt = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasAccruedInterestAmt = ok
-						p = np
-					}
-				}
-				// ChgFromWAPrice
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasChgFromWAPrice = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasChgFromWAPrice = ok
-						p = np
-					}
-				}
-				// ChgOpenInterest
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasChgOpenInterest = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasChgOpenInterest = ok
-						p = np
-					}
-				}
-				// BidMarketSize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasBidMarketSize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasBidMarketSize = ok
-						p = np
-					}
-				}
-				// AskMarketSize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasAskMarketSize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasAskMarketSize = ok
-						p = np
-					}
-				}
-				// TotalNumOfTrades
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
-						} else if x < 0 {
-							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-						} else {
-							v.HasTotalNumOfTrades = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fTotalNumOfTrades2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TotalNumOfTrades = int32(x)
-						v.HasTotalNumOfTrades = ok
-						p = np
-					}
-				}
-				// TradeValue
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasTradeValue = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fTradeValue2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasTradeValue = ok
-						p = np
-					}
-				}
-				// Yield
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasYield = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fYield2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasYield = ok
-						p = np
-					}
-				}
-				// TotalVolume
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasTotalVolume = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fTotalVolume2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TotalVolume = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasTotalVolume = ok
-						p = np
-					}
-				}
-				// OfferNbOr
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
-						} else if x < 0 {
-							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-						} else {
-							v.HasOfferNbOr = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fOfferNbOr2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OfferNbOr = int32(x)
-						v.HasOfferNbOr = ok
-						p = np
-					}
-				}
-				// BidNbOr
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.BidNbOr, v.HasBidNbOr = int32(x-1), true
-						} else if x < 0 {
-							v.BidNbOr, v.HasBidNbOr = int32(x), true
-						} else {
-							v.HasBidNbOr = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.BidNbOr, v.HasBidNbOr = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fBidNbOr2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BidNbOr = int32(x)
-						v.HasBidNbOr = ok
-						p = np
-					}
-				}
-				// ChgFromSettlmnt
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasChgFromSettlmnt = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasChgFromSettlmnt = ok
-						p = np
-					}
-				}
-				// SumQtyOfBest
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x-1), true
-						} else if x < 0 {
-							v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
-						} else {
-							v.HasSumQtyOfBest = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fSumQtyOfBest2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SumQtyOfBest = int32(x)
-						v.HasSumQtyOfBest = ok
-						p = np
-					}
-				}
-				// OrderSide
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OrderSide, v.HasOrderSide = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOrderSide = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOrderSide2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrderSide = x
-						v.HasOrderSide = ok
-						p = np
-					}
-				}
-				// OrderStatus
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OrderStatus, v.HasOrderStatus = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOrderStatus = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOrderStatus2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrderStatus = x
-						v.HasOrderStatus = ok
-						p = np
-					}
-				}
-				// MinCurrPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMinCurrPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMinCurrPx = ok
-						p = np
-					}
-				}
-				// MinCurrPxChgTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
-						} else {
-							v.HasMinCurrPxChgTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MinCurrPxChgTime = uint32(x)
-						v.HasMinCurrPxChgTime = ok
-						p = np
-					}
-				}
-				// VolumeIndicator
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
-						} else {
-							v.HasVolumeIndicator = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fVolumeIndicator2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.VolumeIndicator = uint32(x)
-						v.HasVolumeIndicator = ok
-						p = np
-					}
-				}
-				// Price
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasPrice = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fPrice2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasPrice = ok
-						p = np
-					}
-				}
-				// PriceType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.PriceType, v.HasPriceType = int32(x-1), true
-						} else if x < 0 {
-							v.PriceType, v.HasPriceType = int32(x), true
-						} else {
-							v.HasPriceType = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.PriceType, v.HasPriceType = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fPriceType2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.PriceType = int32(x)
-						v.HasPriceType = ok
-						p = np
-					}
-				}
-				// NominalValue
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasNominalValue = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fNominalValue2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.NominalValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasNominalValue = ok
-						p = np
-					}
-				}
-				// RepoToPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasRepoToPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasRepoToPx = ok
-						p = np
-					}
-				}
-				// BuyBackPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasBuyBackPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasBuyBackPx = ok
-						p = np
-					}
-				}
-				// BuyBackDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
-						} else {
-							v.HasBuyBackDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fBuyBackDate2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BuyBackDate = uint32(x)
-						v.HasBuyBackDate = ok
-						p = np
-					}
-				}
-				// CXFlag
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.CXFlag, v.HasCXFlag = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasCXFlag = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fCXFlag2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.CXFlag = x
-						v.HasCXFlag = ok
-						p = np
-					}
-				}
-				// TradingSessionID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradingSessionID, v.HasTradingSessionID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradingSessionID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradingSessionID2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradingSessionID = x
-						v.HasTradingSessionID = ok
-						p = np
-					}
-				}
-				// TradingSessionSubID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradingSessionSubID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradingSessionSubID = x
-						v.HasTradingSessionSubID = ok
-						p = np
-					}
+				if p, err = c.d5(b, p, &v.GroupMDEntries[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -7789,6 +5072,2563 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 	}
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
+	return p, nil
+}
+
+func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDUpdateAction
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
+			} else {
+				v.HasMDUpdateAction = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDUpdateAction = uint32(x)
+			v.HasMDUpdateAction = ok
+			p = np
+		}
+	}
+	// MDEntryType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryType, v.HasMDEntryType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryType2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryType = x
+			v.HasMDEntryType = ok
+			p = np
+		}
+	}
+	// MDEntryID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryID, v.HasMDEntryID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryID2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryID = x
+			v.HasMDEntryID = ok
+			p = np
+		}
+	}
+	// RptSeq
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.RptSeq, v.HasRptSeq = int32(x-1), true
+			} else if x < 0 {
+				v.RptSeq, v.HasRptSeq = int32(x), true
+			} else {
+				v.HasRptSeq = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.RptSeq, v.HasRptSeq = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fRptSeq2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RptSeq = int32(x)
+			v.HasRptSeq = ok
+			p = np
+		}
+	}
+	// MDEntryDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+			} else {
+				v.HasMDEntryDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryDate2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryDate = uint32(x)
+			v.HasMDEntryDate = ok
+			p = np
+		}
+	}
+	// OrigTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.OrigTime, v.HasOrigTime = uint32(x-1), true
+			} else {
+				v.HasOrigTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OrigTime, v.HasOrigTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fOrigTime2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrigTime = uint32(x)
+			v.HasOrigTime = ok
+			p = np
+		}
+	}
+	// SettlDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.SettlDate, v.HasSettlDate = uint32(x-1), true
+			} else {
+				v.HasSettlDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fSettlDate2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SettlDate = uint32(x)
+			v.HasSettlDate = ok
+			p = np
+		}
+	}
+	// SettleType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.SettleType, v.HasSettleType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettleType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fSettleType2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SettleType = x
+			v.HasSettleType = ok
+			p = np
+		}
+	}
+	// MDEntryTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
+			} else {
+				v.HasMDEntryTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryTime2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryTime = uint32(x)
+			v.HasMDEntryTime = ok
+			p = np
+		}
+	}
+	// EffectiveTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
+			} else {
+				v.HasEffectiveTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fEffectiveTime2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.EffectiveTime = uint32(x)
+			v.HasEffectiveTime = ok
+			p = np
+		}
+	}
+	// StartTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.StartTime, v.HasStartTime = uint32(x-1), true
+			} else {
+				v.HasStartTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.StartTime, v.HasStartTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fStartTime2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.StartTime = uint32(x)
+			v.HasStartTime = ok
+			p = np
+		}
+	}
+	// Symbol
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.Symbol, v.HasSymbol = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fSymbol2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Symbol = x
+			v.HasSymbol = ok
+			p = np
+		}
+	}
+	// MDEntryPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntryPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntryPx = ok
+			p = np
+		}
+	}
+	// MDEntrySize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntrySize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntrySize = ok
+			p = np
+		}
+	}
+	// QuoteCondition
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.QuoteCondition, v.HasQuoteCondition = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasQuoteCondition = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.QuoteCondition = x
+			v.HasQuoteCondition = ok
+			p = np
+		}
+	}
+	// TradeCondition
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradeCondition, v.HasTradeCondition = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeCondition = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradeCondition2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradeCondition = x
+			v.HasTradeCondition = ok
+			p = np
+		}
+	}
+	// OpenCloseSettlFlag
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOpenCloseSettlFlag = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OpenCloseSettlFlag = x
+			v.HasOpenCloseSettlFlag = ok
+			p = np
+		}
+	}
+	// OrdType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OrdType, v.HasOrdType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrdType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOrdType2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrdType = x
+			v.HasOrdType = ok
+			p = np
+		}
+	}
+	// NetChgPrevDay
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasNetChgPrevDay = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.NetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasNetChgPrevDay = ok
+			p = np
+		}
+	}
+	// AccruedInterestAmt
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasAccruedInterestAmt = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasAccruedInterestAmt = ok
+			p = np
+		}
+	}
+	// ChgFromWAPrice
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasChgFromWAPrice = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasChgFromWAPrice = ok
+			p = np
+		}
+	}
+	// ChgOpenInterest
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasChgOpenInterest = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasChgOpenInterest = ok
+			p = np
+		}
+	}
+	// BidMarketSize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasBidMarketSize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasBidMarketSize = ok
+			p = np
+		}
+	}
+	// AskMarketSize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasAskMarketSize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasAskMarketSize = ok
+			p = np
+		}
+	}
+	// TotalNumOfTrades
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
+			} else if x < 0 {
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+			} else {
+				v.HasTotalNumOfTrades = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TotalNumOfTrades = int32(x)
+			v.HasTotalNumOfTrades = ok
+			p = np
+		}
+	}
+	// TradeValue
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasTradeValue = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fTradeValue2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasTradeValue = ok
+			p = np
+		}
+	}
+	// Yield
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasYield = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fYield2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasYield = ok
+			p = np
+		}
+	}
+	// TotalVolume
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasTotalVolume = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fTotalVolume2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TotalVolume = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasTotalVolume = ok
+			p = np
+		}
+	}
+	// OfferNbOr
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
+			} else if x < 0 {
+				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+			} else {
+				v.HasOfferNbOr = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fOfferNbOr2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OfferNbOr = int32(x)
+			v.HasOfferNbOr = ok
+			p = np
+		}
+	}
+	// BidNbOr
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
+			} else if x < 0 {
+				v.BidNbOr, v.HasBidNbOr = int32(x), true
+			} else {
+				v.HasBidNbOr = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.BidNbOr, v.HasBidNbOr = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fBidNbOr2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BidNbOr = int32(x)
+			v.HasBidNbOr = ok
+			p = np
+		}
+	}
+	// ChgFromSettlmnt
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasChgFromSettlmnt = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasChgFromSettlmnt = ok
+			p = np
+		}
+	}
+	// SumQtyOfBest
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x-1), true
+			} else if x < 0 {
+				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
+			} else {
+				v.HasSumQtyOfBest = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fSumQtyOfBest2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SumQtyOfBest = int32(x)
+			v.HasSumQtyOfBest = ok
+			p = np
+		}
+	}
+	// OrderSide
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OrderSide, v.HasOrderSide = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderSide = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOrderSide2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrderSide = x
+			v.HasOrderSide = ok
+			p = np
+		}
+	}
+	// OrderStatus
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OrderStatus, v.HasOrderStatus = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderStatus = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOrderStatus2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrderStatus = x
+			v.HasOrderStatus = ok
+			p = np
+		}
+	}
+	// MinCurrPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMinCurrPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMinCurrPx = ok
+			p = np
+		}
+	}
+	// MinCurrPxChgTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
+			} else {
+				v.HasMinCurrPxChgTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MinCurrPxChgTime = uint32(x)
+			v.HasMinCurrPxChgTime = ok
+			p = np
+		}
+	}
+	// VolumeIndicator
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
+			} else {
+				v.HasVolumeIndicator = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fVolumeIndicator2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.VolumeIndicator = uint32(x)
+			v.HasVolumeIndicator = ok
+			p = np
+		}
+	}
+	// Price
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasPrice = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fPrice2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasPrice = ok
+			p = np
+		}
+	}
+	// PriceType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.PriceType, v.HasPriceType = int32(x-1), true
+			} else if x < 0 {
+				v.PriceType, v.HasPriceType = int32(x), true
+			} else {
+				v.HasPriceType = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.PriceType, v.HasPriceType = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fPriceType2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.PriceType = int32(x)
+			v.HasPriceType = ok
+			p = np
+		}
+	}
+	// NominalValue
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasNominalValue = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fNominalValue2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.NominalValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasNominalValue = ok
+			p = np
+		}
+	}
+	// RepoToPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasRepoToPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasRepoToPx = ok
+			p = np
+		}
+	}
+	// BuyBackPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasBuyBackPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasBuyBackPx = ok
+			p = np
+		}
+	}
+	// BuyBackDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
+			} else {
+				v.HasBuyBackDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fBuyBackDate2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BuyBackDate = uint32(x)
+			v.HasBuyBackDate = ok
+			p = np
+		}
+	}
+	// CXFlag
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.CXFlag, v.HasCXFlag = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCXFlag = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fCXFlag2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.CXFlag = x
+			v.HasCXFlag = ok
+			p = np
+		}
+	}
+	// TradingSessionID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradingSessionID, v.HasTradingSessionID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradingSessionID = x
+			v.HasTradingSessionID = ok
+			p = np
+		}
+	}
+	// TradingSessionSubID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradingSessionSubID = x
+			v.HasTradingSessionSubID = ok
+			p = np
+		}
 	}
 	return p, nil
 }
@@ -12231,8 +12071,6 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType9
 	// ApplVerID
@@ -12376,1893 +12214,8 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				v := &v.GroupMDEntries[j]
-				win := c.Win
-				_ = win
-				// MDUpdateAction
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
-						} else {
-							v.HasMDUpdateAction = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDUpdateAction2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDUpdateAction = uint32(x)
-						v.HasMDUpdateAction = ok
-						p = np
-					}
-				}
-				// MDEntryType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryType, v.HasMDEntryType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasMDEntryType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryType7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryType = x
-						v.HasMDEntryType = ok
-						p = np
-					}
-				}
-				// MDEntryID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryID, v.HasMDEntryID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasMDEntryID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryID7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryID = x
-						v.HasMDEntryID = ok
-						p = np
-					}
-				}
-				// Symbol
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.Symbol, v.HasSymbol = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasSymbol = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fSymbol7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Symbol = x
-						v.HasSymbol = ok
-						p = np
-					}
-				}
-				// RptSeq
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.RptSeq, v.HasRptSeq = int32(x-1), true
-						} else if x < 0 {
-							v.RptSeq, v.HasRptSeq = int32(x), true
-						} else {
-							v.HasRptSeq = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.RptSeq, v.HasRptSeq = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fRptSeq7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RptSeq = int32(x)
-						v.HasRptSeq = ok
-						p = np
-					}
-				}
-				// MDEntryPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntryPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntryPx = ok
-						p = np
-					}
-				}
-				// MDEntrySize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntrySize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntrySize = ok
-						p = np
-					}
-				}
-				// MDEntryDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-						} else {
-							v.HasMDEntryDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryDate7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryDate = uint32(x)
-						v.HasMDEntryDate = ok
-						p = np
-					}
-				}
-				// MDEntryTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
-						} else {
-							v.HasMDEntryTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryTime7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryTime = uint32(x)
-						v.HasMDEntryTime = ok
-						p = np
-					}
-				}
-				// StartTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.StartTime, v.HasStartTime = uint32(x-1), true
-						} else {
-							v.HasStartTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.StartTime, v.HasStartTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fStartTime3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.StartTime = uint32(x)
-						v.HasStartTime = ok
-						p = np
-					}
-				}
-				// QuoteCondition
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.QuoteCondition, v.HasQuoteCondition = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasQuoteCondition = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fQuoteCondition3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.QuoteCondition = x
-						v.HasQuoteCondition = ok
-						p = np
-					}
-				}
-				// TradeCondition
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradeCondition, v.HasTradeCondition = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradeCondition = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradeCondition3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradeCondition = x
-						v.HasTradeCondition = ok
-						p = np
-					}
-				}
-				// OpenCloseSettlFlag
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOpenCloseSettlFlag = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OpenCloseSettlFlag = x
-						v.HasOpenCloseSettlFlag = ok
-						p = np
-					}
-				}
-				// NetChgPrevDay
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasNetChgPrevDay = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.NetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasNetChgPrevDay = ok
-						p = np
-					}
-				}
-				// AccruedInterestAmt
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasAccruedInterestAmt = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasAccruedInterestAmt = ok
-						p = np
-					}
-				}
-				// ChgFromWAPrice
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasChgFromWAPrice = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasChgFromWAPrice = ok
-						p = np
-					}
-				}
-				// ChgOpenInterest
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasChgOpenInterest = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasChgOpenInterest = ok
-						p = np
-					}
-				}
-				// BidMarketSize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasBidMarketSize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasBidMarketSize = ok
-						p = np
-					}
-				}
-				// AskMarketSize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasAskMarketSize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasAskMarketSize = ok
-						p = np
-					}
-				}
-				// TotalNumOfTrades
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
-						} else if x < 0 {
-							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-						} else {
-							v.HasTotalNumOfTrades = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fTotalNumOfTrades3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TotalNumOfTrades = int32(x)
-						v.HasTotalNumOfTrades = ok
-						p = np
-					}
-				}
-				// TradeValue
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasTradeValue = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fTradeValue5, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasTradeValue = ok
-						p = np
-					}
-				}
-				// Yield
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasYield = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fYield5, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasYield = ok
-						p = np
-					}
-				}
-				// OfferNbOr
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
-						} else if x < 0 {
-							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-						} else {
-							v.HasOfferNbOr = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fOfferNbOr3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OfferNbOr = int32(x)
-						v.HasOfferNbOr = ok
-						p = np
-					}
-				}
-				// BidNbOr
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.BidNbOr, v.HasBidNbOr = int32(x-1), true
-						} else if x < 0 {
-							v.BidNbOr, v.HasBidNbOr = int32(x), true
-						} else {
-							v.HasBidNbOr = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.BidNbOr, v.HasBidNbOr = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fBidNbOr3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BidNbOr = int32(x)
-						v.HasBidNbOr = ok
-						p = np
-					}
-				}
-				// ChgFromSettlmnt
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasChgFromSettlmnt = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasChgFromSettlmnt = ok
-						p = np
-					}
-				}
-				// MinCurrPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMinCurrPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMinCurrPx = ok
-						p = np
-					}
-				}
-				// MinCurrPxChgTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
-						} else {
-							v.HasMinCurrPxChgTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MinCurrPxChgTime = uint32(x)
-						v.HasMinCurrPxChgTime = ok
-						p = np
-					}
-				}
-				// VolumeIndicator
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
-						} else {
-							v.HasVolumeIndicator = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fVolumeIndicator3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.VolumeIndicator = uint32(x)
-						v.HasVolumeIndicator = ok
-						p = np
-					}
-				}
-				// SettlDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.SettlDate, v.HasSettlDate = uint32(x-1), true
-						} else {
-							v.HasSettlDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.SettlDate, v.HasSettlDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fSettlDate5, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SettlDate = uint32(x)
-						v.HasSettlDate = ok
-						p = np
-					}
-				}
-				// SettleType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.SettleType, v.HasSettleType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasSettleType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fSettleType5, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SettleType = x
-						v.HasSettleType = ok
-						p = np
-					}
-				}
-				// CXFlag
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.CXFlag, v.HasCXFlag = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasCXFlag = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fCXFlag3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.CXFlag = x
-						v.HasCXFlag = ok
-						p = np
-					}
-				}
-				// TradingSessionID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradingSessionID, v.HasTradingSessionID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradingSessionID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradingSessionID7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradingSessionID = x
-						v.HasTradingSessionID = ok
-						p = np
-					}
-				}
-				// TradingSessionSubID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradingSessionSubID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradingSessionSubID = x
-						v.HasTradingSessionSubID = ok
-						p = np
-					}
+				if p, err = c.d15(b, p, &v.GroupMDEntries[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -14274,13 +12227,1838 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 	return p, nil
 }
 
+func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDUpdateAction
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
+			} else {
+				v.HasMDUpdateAction = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDUpdateAction = uint32(x)
+			v.HasMDUpdateAction = ok
+			p = np
+		}
+	}
+	// MDEntryType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryType, v.HasMDEntryType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryType7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryType = x
+			v.HasMDEntryType = ok
+			p = np
+		}
+	}
+	// MDEntryID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryID, v.HasMDEntryID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryID7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryID = x
+			v.HasMDEntryID = ok
+			p = np
+		}
+	}
+	// Symbol
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.Symbol, v.HasSymbol = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fSymbol7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Symbol = x
+			v.HasSymbol = ok
+			p = np
+		}
+	}
+	// RptSeq
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.RptSeq, v.HasRptSeq = int32(x-1), true
+			} else if x < 0 {
+				v.RptSeq, v.HasRptSeq = int32(x), true
+			} else {
+				v.HasRptSeq = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.RptSeq, v.HasRptSeq = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fRptSeq7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RptSeq = int32(x)
+			v.HasRptSeq = ok
+			p = np
+		}
+	}
+	// MDEntryPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntryPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntryPx = ok
+			p = np
+		}
+	}
+	// MDEntrySize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntrySize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntrySize = ok
+			p = np
+		}
+	}
+	// MDEntryDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+			} else {
+				v.HasMDEntryDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryDate7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryDate = uint32(x)
+			v.HasMDEntryDate = ok
+			p = np
+		}
+	}
+	// MDEntryTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
+			} else {
+				v.HasMDEntryTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryTime7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryTime = uint32(x)
+			v.HasMDEntryTime = ok
+			p = np
+		}
+	}
+	// StartTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.StartTime, v.HasStartTime = uint32(x-1), true
+			} else {
+				v.HasStartTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.StartTime, v.HasStartTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fStartTime3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.StartTime = uint32(x)
+			v.HasStartTime = ok
+			p = np
+		}
+	}
+	// QuoteCondition
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.QuoteCondition, v.HasQuoteCondition = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasQuoteCondition = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.QuoteCondition = x
+			v.HasQuoteCondition = ok
+			p = np
+		}
+	}
+	// TradeCondition
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradeCondition, v.HasTradeCondition = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeCondition = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradeCondition3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradeCondition = x
+			v.HasTradeCondition = ok
+			p = np
+		}
+	}
+	// OpenCloseSettlFlag
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOpenCloseSettlFlag = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OpenCloseSettlFlag = x
+			v.HasOpenCloseSettlFlag = ok
+			p = np
+		}
+	}
+	// NetChgPrevDay
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasNetChgPrevDay = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.NetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasNetChgPrevDay = ok
+			p = np
+		}
+	}
+	// AccruedInterestAmt
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasAccruedInterestAmt = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasAccruedInterestAmt = ok
+			p = np
+		}
+	}
+	// ChgFromWAPrice
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasChgFromWAPrice = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasChgFromWAPrice = ok
+			p = np
+		}
+	}
+	// ChgOpenInterest
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasChgOpenInterest = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasChgOpenInterest = ok
+			p = np
+		}
+	}
+	// BidMarketSize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasBidMarketSize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasBidMarketSize = ok
+			p = np
+		}
+	}
+	// AskMarketSize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasAskMarketSize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasAskMarketSize = ok
+			p = np
+		}
+	}
+	// TotalNumOfTrades
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
+			} else if x < 0 {
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+			} else {
+				v.HasTotalNumOfTrades = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TotalNumOfTrades = int32(x)
+			v.HasTotalNumOfTrades = ok
+			p = np
+		}
+	}
+	// TradeValue
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasTradeValue = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fTradeValue5, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasTradeValue = ok
+			p = np
+		}
+	}
+	// Yield
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasYield = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fYield5, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasYield = ok
+			p = np
+		}
+	}
+	// OfferNbOr
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
+			} else if x < 0 {
+				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+			} else {
+				v.HasOfferNbOr = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fOfferNbOr3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OfferNbOr = int32(x)
+			v.HasOfferNbOr = ok
+			p = np
+		}
+	}
+	// BidNbOr
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
+			} else if x < 0 {
+				v.BidNbOr, v.HasBidNbOr = int32(x), true
+			} else {
+				v.HasBidNbOr = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.BidNbOr, v.HasBidNbOr = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fBidNbOr3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BidNbOr = int32(x)
+			v.HasBidNbOr = ok
+			p = np
+		}
+	}
+	// ChgFromSettlmnt
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasChgFromSettlmnt = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasChgFromSettlmnt = ok
+			p = np
+		}
+	}
+	// MinCurrPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMinCurrPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMinCurrPx = ok
+			p = np
+		}
+	}
+	// MinCurrPxChgTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
+			} else {
+				v.HasMinCurrPxChgTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MinCurrPxChgTime = uint32(x)
+			v.HasMinCurrPxChgTime = ok
+			p = np
+		}
+	}
+	// VolumeIndicator
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
+			} else {
+				v.HasVolumeIndicator = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fVolumeIndicator3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.VolumeIndicator = uint32(x)
+			v.HasVolumeIndicator = ok
+			p = np
+		}
+	}
+	// SettlDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.SettlDate, v.HasSettlDate = uint32(x-1), true
+			} else {
+				v.HasSettlDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fSettlDate5, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SettlDate = uint32(x)
+			v.HasSettlDate = ok
+			p = np
+		}
+	}
+	// SettleType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.SettleType, v.HasSettleType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettleType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fSettleType5, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SettleType = x
+			v.HasSettleType = ok
+			p = np
+		}
+	}
+	// CXFlag
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.CXFlag, v.HasCXFlag = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCXFlag = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fCXFlag3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.CXFlag = x
+			v.HasCXFlag = ok
+			p = np
+		}
+	}
+	// TradingSessionID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradingSessionID, v.HasTradingSessionID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradingSessionID = x
+			v.HasTradingSessionID = ok
+			p = np
+		}
+	}
+	// TradingSessionSubID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradingSessionSubID = x
+			v.HasTradingSessionSubID = ok
+			p = np
+		}
+	}
+	return p, nil
+}
+
 func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType10
 	// ApplVerID
@@ -14424,1587 +14202,8 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				v := &v.GroupMDEntries[j]
-				win := c.Win
-				_ = win
-				// MDUpdateAction
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
-						} else {
-							v.HasMDUpdateAction = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDUpdateAction3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDUpdateAction = uint32(x)
-						v.HasMDUpdateAction = ok
-						p = np
-					}
-				}
-				// MDEntryType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryType, v.HasMDEntryType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasMDEntryType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryType8, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryType = x
-						v.HasMDEntryType = ok
-						p = np
-					}
-				}
-				// MDEntryID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryID, v.HasMDEntryID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasMDEntryID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryID8, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryID = x
-						v.HasMDEntryID = ok
-						p = np
-					}
-				}
-				// Symbol
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.Symbol, v.HasSymbol = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasSymbol = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fSymbol8, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Symbol = x
-						v.HasSymbol = ok
-						p = np
-					}
-				}
-				// RptSeq
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.RptSeq, v.HasRptSeq = int32(x-1), true
-						} else if x < 0 {
-							v.RptSeq, v.HasRptSeq = int32(x), true
-						} else {
-							v.HasRptSeq = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.RptSeq, v.HasRptSeq = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fRptSeq8, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RptSeq = int32(x)
-						v.HasRptSeq = ok
-						p = np
-					}
-				}
-				// MDEntryPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntryPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx8, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntryPx = ok
-						p = np
-					}
-				}
-				// MDEntrySize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntrySize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize8, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntrySize = ok
-						p = np
-					}
-				}
-				// MDEntryDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-						} else {
-							v.HasMDEntryDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryDate8, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryDate = uint32(x)
-						v.HasMDEntryDate = ok
-						p = np
-					}
-				}
-				// MDEntryTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
-						} else {
-							v.HasMDEntryTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryTime8, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryTime = uint32(x)
-						v.HasMDEntryTime = ok
-						p = np
-					}
-				}
-				// StartTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.StartTime, v.HasStartTime = uint32(x-1), true
-						} else {
-							v.HasStartTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.StartTime, v.HasStartTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fStartTime4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.StartTime = uint32(x)
-						v.HasStartTime = ok
-						p = np
-					}
-				}
-				// QuoteCondition
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.QuoteCondition, v.HasQuoteCondition = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasQuoteCondition = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fQuoteCondition4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.QuoteCondition = x
-						v.HasQuoteCondition = ok
-						p = np
-					}
-				}
-				// TradeCondition
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradeCondition, v.HasTradeCondition = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradeCondition = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradeCondition4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradeCondition = x
-						v.HasTradeCondition = ok
-						p = np
-					}
-				}
-				// OpenCloseSettlFlag
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOpenCloseSettlFlag = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OpenCloseSettlFlag = x
-						v.HasOpenCloseSettlFlag = ok
-						p = np
-					}
-				}
-				// NetChgPrevDay
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasNetChgPrevDay = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.NetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasNetChgPrevDay = ok
-						p = np
-					}
-				}
-				// ChgFromWAPrice
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasChgFromWAPrice = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasChgFromWAPrice = ok
-						p = np
-					}
-				}
-				// ChgOpenInterest
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasChgOpenInterest = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasChgOpenInterest = ok
-						p = np
-					}
-				}
-				// BidMarketSize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasBidMarketSize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasBidMarketSize = ok
-						p = np
-					}
-				}
-				// AskMarketSize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasAskMarketSize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasAskMarketSize = ok
-						p = np
-					}
-				}
-				// TotalNumOfTrades
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
-						} else if x < 0 {
-							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-						} else {
-							v.HasTotalNumOfTrades = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fTotalNumOfTrades4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TotalNumOfTrades = int32(x)
-						v.HasTotalNumOfTrades = ok
-						p = np
-					}
-				}
-				// TradeValue
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasTradeValue = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fTradeValue6, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasTradeValue = ok
-						p = np
-					}
-				}
-				// OfferNbOr
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
-						} else if x < 0 {
-							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-						} else {
-							v.HasOfferNbOr = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fOfferNbOr4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OfferNbOr = int32(x)
-						v.HasOfferNbOr = ok
-						p = np
-					}
-				}
-				// BidNbOr
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.BidNbOr, v.HasBidNbOr = int32(x-1), true
-						} else if x < 0 {
-							v.BidNbOr, v.HasBidNbOr = int32(x), true
-						} else {
-							v.HasBidNbOr = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.BidNbOr, v.HasBidNbOr = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fBidNbOr4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BidNbOr = int32(x)
-						v.HasBidNbOr = ok
-						p = np
-					}
-				}
-				// ChgFromSettlmnt
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasChgFromSettlmnt = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasChgFromSettlmnt = ok
-						p = np
-					}
-				}
-				// SettlDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.SettlDate, v.HasSettlDate = uint32(x-1), true
-						} else {
-							v.HasSettlDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.SettlDate, v.HasSettlDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fSettlDate6, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SettlDate = uint32(x)
-						v.HasSettlDate = ok
-						p = np
-					}
-				}
-				// SettleType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.SettleType, v.HasSettleType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasSettleType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fSettleType6, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SettleType = x
-						v.HasSettleType = ok
-						p = np
-					}
-				}
-				// CXFlag
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.CXFlag, v.HasCXFlag = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasCXFlag = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fCXFlag4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.CXFlag = x
-						v.HasCXFlag = ok
-						p = np
-					}
-				}
-				// TradingSessionID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradingSessionID, v.HasTradingSessionID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradingSessionID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradingSessionID8, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradingSessionID = x
-						v.HasTradingSessionID = ok
-						p = np
-					}
-				}
-				// TradingSessionSubID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradingSessionSubID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID8, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradingSessionSubID = x
-						v.HasTradingSessionSubID = ok
-						p = np
-					}
+				if p, err = c.d17(b, p, &v.GroupMDEntries[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -16012,6 +14211,1537 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 	}
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
+	return p, nil
+}
+
+func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDUpdateAction
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
+			} else {
+				v.HasMDUpdateAction = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDUpdateAction = uint32(x)
+			v.HasMDUpdateAction = ok
+			p = np
+		}
+	}
+	// MDEntryType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryType, v.HasMDEntryType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryType8, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryType = x
+			v.HasMDEntryType = ok
+			p = np
+		}
+	}
+	// MDEntryID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryID, v.HasMDEntryID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryID8, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryID = x
+			v.HasMDEntryID = ok
+			p = np
+		}
+	}
+	// Symbol
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.Symbol, v.HasSymbol = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fSymbol8, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Symbol = x
+			v.HasSymbol = ok
+			p = np
+		}
+	}
+	// RptSeq
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.RptSeq, v.HasRptSeq = int32(x-1), true
+			} else if x < 0 {
+				v.RptSeq, v.HasRptSeq = int32(x), true
+			} else {
+				v.HasRptSeq = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.RptSeq, v.HasRptSeq = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fRptSeq8, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RptSeq = int32(x)
+			v.HasRptSeq = ok
+			p = np
+		}
+	}
+	// MDEntryPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntryPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx8, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntryPx = ok
+			p = np
+		}
+	}
+	// MDEntrySize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntrySize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize8, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntrySize = ok
+			p = np
+		}
+	}
+	// MDEntryDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+			} else {
+				v.HasMDEntryDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryDate8, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryDate = uint32(x)
+			v.HasMDEntryDate = ok
+			p = np
+		}
+	}
+	// MDEntryTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
+			} else {
+				v.HasMDEntryTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryTime8, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryTime = uint32(x)
+			v.HasMDEntryTime = ok
+			p = np
+		}
+	}
+	// StartTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.StartTime, v.HasStartTime = uint32(x-1), true
+			} else {
+				v.HasStartTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.StartTime, v.HasStartTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fStartTime4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.StartTime = uint32(x)
+			v.HasStartTime = ok
+			p = np
+		}
+	}
+	// QuoteCondition
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.QuoteCondition, v.HasQuoteCondition = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasQuoteCondition = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.QuoteCondition = x
+			v.HasQuoteCondition = ok
+			p = np
+		}
+	}
+	// TradeCondition
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradeCondition, v.HasTradeCondition = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeCondition = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradeCondition4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradeCondition = x
+			v.HasTradeCondition = ok
+			p = np
+		}
+	}
+	// OpenCloseSettlFlag
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOpenCloseSettlFlag = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OpenCloseSettlFlag = x
+			v.HasOpenCloseSettlFlag = ok
+			p = np
+		}
+	}
+	// NetChgPrevDay
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasNetChgPrevDay = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.NetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasNetChgPrevDay = ok
+			p = np
+		}
+	}
+	// ChgFromWAPrice
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasChgFromWAPrice = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasChgFromWAPrice = ok
+			p = np
+		}
+	}
+	// ChgOpenInterest
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasChgOpenInterest = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasChgOpenInterest = ok
+			p = np
+		}
+	}
+	// BidMarketSize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasBidMarketSize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasBidMarketSize = ok
+			p = np
+		}
+	}
+	// AskMarketSize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasAskMarketSize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasAskMarketSize = ok
+			p = np
+		}
+	}
+	// TotalNumOfTrades
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
+			} else if x < 0 {
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+			} else {
+				v.HasTotalNumOfTrades = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TotalNumOfTrades = int32(x)
+			v.HasTotalNumOfTrades = ok
+			p = np
+		}
+	}
+	// TradeValue
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasTradeValue = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fTradeValue6, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasTradeValue = ok
+			p = np
+		}
+	}
+	// OfferNbOr
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
+			} else if x < 0 {
+				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+			} else {
+				v.HasOfferNbOr = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fOfferNbOr4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OfferNbOr = int32(x)
+			v.HasOfferNbOr = ok
+			p = np
+		}
+	}
+	// BidNbOr
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
+			} else if x < 0 {
+				v.BidNbOr, v.HasBidNbOr = int32(x), true
+			} else {
+				v.HasBidNbOr = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.BidNbOr, v.HasBidNbOr = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fBidNbOr4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BidNbOr = int32(x)
+			v.HasBidNbOr = ok
+			p = np
+		}
+	}
+	// ChgFromSettlmnt
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasChgFromSettlmnt = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasChgFromSettlmnt = ok
+			p = np
+		}
+	}
+	// SettlDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.SettlDate, v.HasSettlDate = uint32(x-1), true
+			} else {
+				v.HasSettlDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fSettlDate6, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SettlDate = uint32(x)
+			v.HasSettlDate = ok
+			p = np
+		}
+	}
+	// SettleType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.SettleType, v.HasSettleType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettleType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fSettleType6, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SettleType = x
+			v.HasSettleType = ok
+			p = np
+		}
+	}
+	// CXFlag
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.CXFlag, v.HasCXFlag = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCXFlag = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fCXFlag4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.CXFlag = x
+			v.HasCXFlag = ok
+			p = np
+		}
+	}
+	// TradingSessionID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradingSessionID, v.HasTradingSessionID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID8, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradingSessionID = x
+			v.HasTradingSessionID = ok
+			p = np
+		}
+	}
+	// TradingSessionSubID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID8, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradingSessionSubID = x
+			v.HasTradingSessionSubID = ok
+			p = np
+		}
 	}
 	return p, nil
 }
@@ -17535,8 +17265,6 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType13
 	// ApplVerID
@@ -17680,1357 +17408,8 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				v := &v.GroupMDEntries[j]
-				win := c.Win
-				_ = win
-				// MDUpdateAction
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
-						} else {
-							v.HasMDUpdateAction = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDUpdateAction6, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDUpdateAction = uint32(x)
-						v.HasMDUpdateAction = ok
-						p = np
-					}
-				}
-				// MDEntryType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryType = w
-							p = end + 1
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryType11, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryType = x
-						p = np
-					}
-				}
-				// MDEntryID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryID, v.HasMDEntryID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasMDEntryID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryID11, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryID = x
-						v.HasMDEntryID = ok
-						p = np
-					}
-				}
-				// Symbol
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.Symbol, v.HasSymbol = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasSymbol = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fSymbol11, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Symbol = x
-						v.HasSymbol = ok
-						p = np
-					}
-				}
-				// RptSeq
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.RptSeq, v.HasRptSeq = int32(x-1), true
-						} else if x < 0 {
-							v.RptSeq, v.HasRptSeq = int32(x), true
-						} else {
-							v.HasRptSeq = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.RptSeq, v.HasRptSeq = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fRptSeq11, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RptSeq = int32(x)
-						v.HasRptSeq = ok
-						p = np
-					}
-				}
-				// MDEntryDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-						} else {
-							v.HasMDEntryDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryDate11, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryDate = uint32(x)
-						v.HasMDEntryDate = ok
-						p = np
-					}
-				}
-				// MDEntryTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
-						} else {
-							v.HasMDEntryTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryTime11, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryTime = uint32(x)
-						v.HasMDEntryTime = ok
-						p = np
-					}
-				}
-				// OrigTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.OrigTime, v.HasOrigTime = uint32(x-1), true
-						} else {
-							v.HasOrigTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.OrigTime, v.HasOrigTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fOrigTime9, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrigTime = uint32(x)
-						v.HasOrigTime = ok
-						p = np
-					}
-				}
-				// OrderSide
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OrderSide, v.HasOrderSide = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOrderSide = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOrderSide5, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrderSide = x
-						v.HasOrderSide = ok
-						p = np
-					}
-				}
-				// MDEntryPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntryPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx11, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntryPx = ok
-						p = np
-					}
-				}
-				// MDEntrySize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntrySize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize11, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntrySize = ok
-						p = np
-					}
-				}
-				// AccruedInterestAmt
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasAccruedInterestAmt = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt5, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasAccruedInterestAmt = ok
-						p = np
-					}
-				}
-				// TradeValue
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasTradeValue = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fTradeValue7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasTradeValue = ok
-						p = np
-					}
-				}
-				// Yield
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasYield = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fYield7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasYield = ok
-						p = np
-					}
-				}
-				// SettlDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.SettlDate, v.HasSettlDate = uint32(x-1), true
-						} else {
-							v.HasSettlDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.SettlDate, v.HasSettlDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fSettlDate7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SettlDate = uint32(x)
-						v.HasSettlDate = ok
-						p = np
-					}
-				}
-				// SettleType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.SettleType, v.HasSettleType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasSettleType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fSettleType7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SettleType = x
-						v.HasSettleType = ok
-						p = np
-					}
-				}
-				// Price
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasPrice = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fPrice5, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasPrice = ok
-						p = np
-					}
-				}
-				// PriceType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.PriceType, v.HasPriceType = int32(x-1), true
-						} else if x < 0 {
-							v.PriceType, v.HasPriceType = int32(x), true
-						} else {
-							v.HasPriceType = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.PriceType, v.HasPriceType = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fPriceType5, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.PriceType = int32(x)
-						v.HasPriceType = ok
-						p = np
-					}
-				}
-				// RepoToPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasRepoToPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx5, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasRepoToPx = ok
-						p = np
-					}
-				}
-				// BuyBackPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasBuyBackPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx5, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasBuyBackPx = ok
-						p = np
-					}
-				}
-				// BuyBackDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
-						} else {
-							v.HasBuyBackDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fBuyBackDate5, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BuyBackDate = uint32(x)
-						v.HasBuyBackDate = ok
-						p = np
-					}
-				}
-				// TradingSessionID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradingSessionID, v.HasTradingSessionID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradingSessionID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradingSessionID11, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradingSessionID = x
-						v.HasTradingSessionID = ok
-						p = np
-					}
-				}
-				// TradingSessionSubID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradingSessionSubID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID11, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradingSessionSubID = x
-						v.HasTradingSessionSubID = ok
-						p = np
-					}
-				}
-				// RefOrderID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.RefOrderID, v.HasRefOrderID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasRefOrderID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fRefOrderID3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RefOrderID = x
-						v.HasRefOrderID = ok
-						p = np
-					}
+				if p, err = c.d23(b, p, &v.GroupMDEntries[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -19042,13 +17421,1320 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 	return p, nil
 }
 
+func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDUpdateAction
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
+			} else {
+				v.HasMDUpdateAction = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction6, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDUpdateAction = uint32(x)
+			v.HasMDUpdateAction = ok
+			p = np
+		}
+	}
+	// MDEntryType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryType = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryType11, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryType = x
+			p = np
+		}
+	}
+	// MDEntryID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryID, v.HasMDEntryID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryID11, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryID = x
+			v.HasMDEntryID = ok
+			p = np
+		}
+	}
+	// Symbol
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.Symbol, v.HasSymbol = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fSymbol11, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Symbol = x
+			v.HasSymbol = ok
+			p = np
+		}
+	}
+	// RptSeq
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.RptSeq, v.HasRptSeq = int32(x-1), true
+			} else if x < 0 {
+				v.RptSeq, v.HasRptSeq = int32(x), true
+			} else {
+				v.HasRptSeq = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.RptSeq, v.HasRptSeq = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fRptSeq11, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RptSeq = int32(x)
+			v.HasRptSeq = ok
+			p = np
+		}
+	}
+	// MDEntryDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+			} else {
+				v.HasMDEntryDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryDate11, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryDate = uint32(x)
+			v.HasMDEntryDate = ok
+			p = np
+		}
+	}
+	// MDEntryTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
+			} else {
+				v.HasMDEntryTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryTime11, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryTime = uint32(x)
+			v.HasMDEntryTime = ok
+			p = np
+		}
+	}
+	// OrigTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.OrigTime, v.HasOrigTime = uint32(x-1), true
+			} else {
+				v.HasOrigTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OrigTime, v.HasOrigTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fOrigTime9, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrigTime = uint32(x)
+			v.HasOrigTime = ok
+			p = np
+		}
+	}
+	// OrderSide
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OrderSide, v.HasOrderSide = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderSide = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOrderSide5, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrderSide = x
+			v.HasOrderSide = ok
+			p = np
+		}
+	}
+	// MDEntryPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntryPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx11, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntryPx = ok
+			p = np
+		}
+	}
+	// MDEntrySize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntrySize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize11, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntrySize = ok
+			p = np
+		}
+	}
+	// AccruedInterestAmt
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasAccruedInterestAmt = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt5, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasAccruedInterestAmt = ok
+			p = np
+		}
+	}
+	// TradeValue
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasTradeValue = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fTradeValue7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasTradeValue = ok
+			p = np
+		}
+	}
+	// Yield
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasYield = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fYield7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasYield = ok
+			p = np
+		}
+	}
+	// SettlDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.SettlDate, v.HasSettlDate = uint32(x-1), true
+			} else {
+				v.HasSettlDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fSettlDate7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SettlDate = uint32(x)
+			v.HasSettlDate = ok
+			p = np
+		}
+	}
+	// SettleType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.SettleType, v.HasSettleType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettleType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fSettleType7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SettleType = x
+			v.HasSettleType = ok
+			p = np
+		}
+	}
+	// Price
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasPrice = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fPrice5, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasPrice = ok
+			p = np
+		}
+	}
+	// PriceType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.PriceType, v.HasPriceType = int32(x-1), true
+			} else if x < 0 {
+				v.PriceType, v.HasPriceType = int32(x), true
+			} else {
+				v.HasPriceType = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.PriceType, v.HasPriceType = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fPriceType5, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.PriceType = int32(x)
+			v.HasPriceType = ok
+			p = np
+		}
+	}
+	// RepoToPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasRepoToPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx5, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasRepoToPx = ok
+			p = np
+		}
+	}
+	// BuyBackPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasBuyBackPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx5, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasBuyBackPx = ok
+			p = np
+		}
+	}
+	// BuyBackDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
+			} else {
+				v.HasBuyBackDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fBuyBackDate5, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BuyBackDate = uint32(x)
+			v.HasBuyBackDate = ok
+			p = np
+		}
+	}
+	// TradingSessionID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradingSessionID, v.HasTradingSessionID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID11, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradingSessionID = x
+			v.HasTradingSessionID = ok
+			p = np
+		}
+	}
+	// TradingSessionSubID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID11, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradingSessionSubID = x
+			v.HasTradingSessionSubID = ok
+			p = np
+		}
+	}
+	// RefOrderID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.RefOrderID, v.HasRefOrderID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRefOrderID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fRefOrderID3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RefOrderID = x
+			v.HasRefOrderID = ok
+			p = np
+		}
+	}
+	return p, nil
+}
+
 func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType14
 	// ApplVerID
@@ -19192,1229 +18878,8 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				v := &v.GroupMDEntries[j]
-				win := c.Win
-				_ = win
-				// MDUpdateAction
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
-						} else {
-							v.HasMDUpdateAction = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDUpdateAction7, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDUpdateAction = uint32(x)
-						v.HasMDUpdateAction = ok
-						p = np
-					}
-				}
-				// MDEntryType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryType = w
-							p = end + 1
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryType12, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryType = x
-						p = np
-					}
-				}
-				// MDEntryID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryID, v.HasMDEntryID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasMDEntryID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryID12, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryID = x
-						v.HasMDEntryID = ok
-						p = np
-					}
-				}
-				// Symbol
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.Symbol, v.HasSymbol = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasSymbol = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fSymbol12, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Symbol = x
-						v.HasSymbol = ok
-						p = np
-					}
-				}
-				// RptSeq
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.RptSeq, v.HasRptSeq = int32(x-1), true
-						} else if x < 0 {
-							v.RptSeq, v.HasRptSeq = int32(x), true
-						} else {
-							v.HasRptSeq = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.RptSeq, v.HasRptSeq = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fRptSeq12, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RptSeq = int32(x)
-						v.HasRptSeq = ok
-						p = np
-					}
-				}
-				// MDEntryDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-						} else {
-							v.HasMDEntryDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryDate12, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryDate = uint32(x)
-						v.HasMDEntryDate = ok
-						p = np
-					}
-				}
-				// MDEntryTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
-						} else {
-							v.HasMDEntryTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryTime12, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryTime = uint32(x)
-						v.HasMDEntryTime = ok
-						p = np
-					}
-				}
-				// OrigTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.OrigTime, v.HasOrigTime = uint32(x-1), true
-						} else {
-							v.HasOrigTime = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.OrigTime, v.HasOrigTime = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fOrigTime10, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrigTime = uint32(x)
-						v.HasOrigTime = ok
-						p = np
-					}
-				}
-				// OrderSide
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OrderSide, v.HasOrderSide = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOrderSide = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOrderSide6, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrderSide = x
-						v.HasOrderSide = ok
-						p = np
-					}
-				}
-				// MDEntryPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntryPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx12, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntryPx = ok
-						p = np
-					}
-				}
-				// MDEntrySize
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntrySize = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize12, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntrySize = ok
-						p = np
-					}
-				}
-				// TradeValue
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasTradeValue = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fTradeValue8, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasTradeValue = ok
-						p = np
-					}
-				}
-				// SettlDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.SettlDate, v.HasSettlDate = uint32(x-1), true
-						} else {
-							v.HasSettlDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.SettlDate, v.HasSettlDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fSettlDate8, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SettlDate = uint32(x)
-						v.HasSettlDate = ok
-						p = np
-					}
-				}
-				// SettleType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.SettleType, v.HasSettleType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasSettleType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fSettleType8, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SettleType = x
-						v.HasSettleType = ok
-						p = np
-					}
-				}
-				// Price
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasPrice = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fPrice6, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasPrice = ok
-						p = np
-					}
-				}
-				// PriceType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.PriceType, v.HasPriceType = int32(x-1), true
-						} else if x < 0 {
-							v.PriceType, v.HasPriceType = int32(x), true
-						} else {
-							v.HasPriceType = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.PriceType, v.HasPriceType = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fPriceType6, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.PriceType = int32(x)
-						v.HasPriceType = ok
-						p = np
-					}
-				}
-				// RepoToPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasRepoToPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx6, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasRepoToPx = ok
-						p = np
-					}
-				}
-				// BuyBackPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasBuyBackPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx6, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasBuyBackPx = ok
-						p = np
-					}
-				}
-				// BuyBackDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
-						} else {
-							v.HasBuyBackDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fBuyBackDate6, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.BuyBackDate = uint32(x)
-						v.HasBuyBackDate = ok
-						p = np
-					}
-				}
-				// TradingSessionID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradingSessionID, v.HasTradingSessionID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradingSessionID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradingSessionID12, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradingSessionID = x
-						v.HasTradingSessionID = ok
-						p = np
-					}
-				}
-				// TradingSessionSubID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasTradingSessionSubID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID12, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradingSessionSubID = x
-						v.HasTradingSessionSubID = ok
-						p = np
-					}
-				}
-				// RefOrderID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.RefOrderID, v.HasRefOrderID = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasRefOrderID = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fRefOrderID4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RefOrderID = x
-						v.HasRefOrderID = ok
-						p = np
-					}
+				if p, err = c.d25(b, p, &v.GroupMDEntries[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -20422,6 +18887,1191 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 	}
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
+	return p, nil
+}
+
+func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDUpdateAction
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
+			} else {
+				v.HasMDUpdateAction = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction7, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDUpdateAction = uint32(x)
+			v.HasMDUpdateAction = ok
+			p = np
+		}
+	}
+	// MDEntryType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryType = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryType12, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryType = x
+			p = np
+		}
+	}
+	// MDEntryID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryID, v.HasMDEntryID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryID12, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryID = x
+			v.HasMDEntryID = ok
+			p = np
+		}
+	}
+	// Symbol
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.Symbol, v.HasSymbol = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fSymbol12, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Symbol = x
+			v.HasSymbol = ok
+			p = np
+		}
+	}
+	// RptSeq
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.RptSeq, v.HasRptSeq = int32(x-1), true
+			} else if x < 0 {
+				v.RptSeq, v.HasRptSeq = int32(x), true
+			} else {
+				v.HasRptSeq = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.RptSeq, v.HasRptSeq = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fRptSeq12, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RptSeq = int32(x)
+			v.HasRptSeq = ok
+			p = np
+		}
+	}
+	// MDEntryDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+			} else {
+				v.HasMDEntryDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryDate12, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryDate = uint32(x)
+			v.HasMDEntryDate = ok
+			p = np
+		}
+	}
+	// MDEntryTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
+			} else {
+				v.HasMDEntryTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryTime12, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryTime = uint32(x)
+			v.HasMDEntryTime = ok
+			p = np
+		}
+	}
+	// OrigTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.OrigTime, v.HasOrigTime = uint32(x-1), true
+			} else {
+				v.HasOrigTime = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OrigTime, v.HasOrigTime = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fOrigTime10, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrigTime = uint32(x)
+			v.HasOrigTime = ok
+			p = np
+		}
+	}
+	// OrderSide
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OrderSide, v.HasOrderSide = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderSide = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOrderSide6, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrderSide = x
+			v.HasOrderSide = ok
+			p = np
+		}
+	}
+	// MDEntryPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntryPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx12, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntryPx = ok
+			p = np
+		}
+	}
+	// MDEntrySize
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntrySize = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize12, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntrySize = ok
+			p = np
+		}
+	}
+	// TradeValue
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasTradeValue = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fTradeValue8, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasTradeValue = ok
+			p = np
+		}
+	}
+	// SettlDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.SettlDate, v.HasSettlDate = uint32(x-1), true
+			} else {
+				v.HasSettlDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fSettlDate8, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SettlDate = uint32(x)
+			v.HasSettlDate = ok
+			p = np
+		}
+	}
+	// SettleType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.SettleType, v.HasSettleType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettleType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fSettleType8, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SettleType = x
+			v.HasSettleType = ok
+			p = np
+		}
+	}
+	// Price
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasPrice = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fPrice6, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasPrice = ok
+			p = np
+		}
+	}
+	// PriceType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.PriceType, v.HasPriceType = int32(x-1), true
+			} else if x < 0 {
+				v.PriceType, v.HasPriceType = int32(x), true
+			} else {
+				v.HasPriceType = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.PriceType, v.HasPriceType = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fPriceType6, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.PriceType = int32(x)
+			v.HasPriceType = ok
+			p = np
+		}
+	}
+	// RepoToPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasRepoToPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx6, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasRepoToPx = ok
+			p = np
+		}
+	}
+	// BuyBackPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasBuyBackPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx6, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasBuyBackPx = ok
+			p = np
+		}
+	}
+	// BuyBackDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
+			} else {
+				v.HasBuyBackDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fBuyBackDate6, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.BuyBackDate = uint32(x)
+			v.HasBuyBackDate = ok
+			p = np
+		}
+	}
+	// TradingSessionID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradingSessionID, v.HasTradingSessionID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID12, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradingSessionID = x
+			v.HasTradingSessionID = ok
+			p = np
+		}
+	}
+	// TradingSessionSubID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID12, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradingSessionSubID = x
+			v.HasTradingSessionSubID = ok
+			p = np
+		}
+	}
+	// RefOrderID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.RefOrderID, v.HasRefOrderID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRefOrderID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fRefOrderID4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RefOrderID = x
+			v.HasRefOrderID = ok
+			p = np
+		}
 	}
 	return p, nil
 }
@@ -21351,74 +21001,8 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				v.GroupInstrAttrib = v.GroupInstrAttrib[:n]
 			}
 			for j := range v.GroupInstrAttrib {
-				v := &v.GroupInstrAttrib[j]
-				// InstrAttribType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						v.InstrAttribType = int32(fastrt.SignExtend7(b[p]))
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-							v.InstrAttribType = int32(x)
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fInstrAttribType, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.InstrAttribType = int32(x)
-						p = np
-					}
-				}
-				// InstrAttribValue
-				{
-					done := false
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fInstrAttribValue, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.InstrAttribValue = x
-						v.HasInstrAttribValue = ok
-						p = np
-					}
+				if p, err = c.d27(b, p, &v.GroupInstrAttrib[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -21503,324 +21087,8 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				v.MarketSegmentGrp = v.MarketSegmentGrp[:n]
 			}
 			for j := range v.MarketSegmentGrp {
-				v := &v.MarketSegmentGrp[j]
-				win := c.Win
-				_ = win
-				// RoundLot
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasRoundLot = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.RoundLot, v.HasRoundLot = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.RoundLot, v.HasRoundLot = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fRoundLot, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RoundLot = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasRoundLot = ok
-						p = np
-					}
-				}
-				// TradingSessionRulesGrp
-				{
-					n := -1
-					{
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fNoTradingSessionRules, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						p = np
-						if ok {
-							n = int(x)
-						}
-					}
-					if n < 0 {
-						v.TradingSessionRulesGrp = v.TradingSessionRulesGrp[:0]
-						v.HasTradingSessionRulesGrp = false
-					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 4, fTradingSessionRulesGrp); err != nil {
-							return p, err
-						}
-						if err := c.Enter(p, fTradingSessionRulesGrp); err != nil {
-							return p, err
-						}
-						if cap(v.TradingSessionRulesGrp) < n {
-							v.TradingSessionRulesGrp = make([]DMarketSegmentGrpTradingSessionRulesGrp, n)
-						} else {
-							v.TradingSessionRulesGrp = v.TradingSessionRulesGrp[:n]
-						}
-						for j := range v.TradingSessionRulesGrp {
-							v := &v.TradingSessionRulesGrp[j]
-							win := c.Win
-							_ = win
-							// TradingSessionID
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-									end := p
-									if q := b[p:]; len(q) >= 8 {
-										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-											end = p + bits.TrailingZeros64(m)>>3
-										} else {
-											end = p + 8
-											for end < len(b) && b[end] < 0x80 {
-												end++
-											}
-										}
-									} else {
-										for end < len(b) && b[end] < 0x80 {
-											end++
-										}
-									}
-									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
-										}
-										w := win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
-										v.TradingSessionID = w
-										p = end + 1
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Vector(b, p, fTradingSessionID13, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.TradingSessionID = x
-									p = np
-								}
-							}
-							// TradingSessionSubID
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-									end := p
-									if q := b[p:]; len(q) >= 8 {
-										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-											end = p + bits.TrailingZeros64(m)>>3
-										} else {
-											end = p + 8
-											for end < len(b) && b[end] < 0x80 {
-												end++
-											}
-										}
-									} else {
-										for end < len(b) && b[end] < 0x80 {
-											end++
-										}
-									}
-									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
-										}
-										w := win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
-										v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-										p = end + 1
-										done = true
-									}
-								} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-									v.HasTradingSessionSubID = false
-									p++
-									done = true
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Vector(b, p, fTradingSessionSubID13, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.TradingSessionSubID = x
-									v.HasTradingSessionSubID = ok
-									p = np
-								}
-							}
-							// SecurityTradingStatus
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-									if x := fastrt.SignExtend7(b[p]); x > 0 {
-										v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x-1), true
-									} else if x < 0 {
-										v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
-									} else {
-										v.HasSecurityTradingStatus = false
-									}
-									p++
-									done = true
-								}
-								if !done {
-									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-										x = int64(int8(q[0]<<1) >> 1)
-										if q[1] >= 0x80 {
-											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if len(q) >= 3 && q[2] >= 0x80 {
-											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if len(q) >= 4 && q[3] >= 0x80 {
-											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-										} else if len(q) >= 8 {
-											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-											if m := w & 0x8080808080808080; m != 0 {
-												k := uint(bits.TrailingZeros64(m) >> 3)
-												u := bits.ReverseBytes64(w) >> (56 - 8*k)
-												u &= 0x7f7f7f7f7f7f7f7f
-												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-											}
-										}
-									}
-									if n == 0 {
-										x, n = fastrt.Int(b, p)
-									}
-									if n > 0 && x >= -1<<31 && x <= 1<<31 {
-										if x > 0 {
-											x--
-										}
-										v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
-										p += n
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.SecurityTradingStatus = int32(x)
-									v.HasSecurityTradingStatus = ok
-									p = np
-								}
-							}
-							// OrderNote
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-									if x := fastrt.SignExtend7(b[p]); x > 0 {
-										v.OrderNote, v.HasOrderNote = int32(x-1), true
-									} else if x < 0 {
-										v.OrderNote, v.HasOrderNote = int32(x), true
-									} else {
-										v.HasOrderNote = false
-									}
-									p++
-									done = true
-								}
-								if !done {
-									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-										x = int64(int8(q[0]<<1) >> 1)
-										if q[1] >= 0x80 {
-											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if len(q) >= 3 && q[2] >= 0x80 {
-											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if len(q) >= 4 && q[3] >= 0x80 {
-											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-										} else if len(q) >= 8 {
-											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-											if m := w & 0x8080808080808080; m != 0 {
-												k := uint(bits.TrailingZeros64(m) >> 3)
-												u := bits.ReverseBytes64(w) >> (56 - 8*k)
-												u &= 0x7f7f7f7f7f7f7f7f
-												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-											}
-										}
-									}
-									if n == 0 {
-										x, n = fastrt.Int(b, p)
-									}
-									if n > 0 && x >= -1<<31 && x <= 1<<31 {
-										if x > 0 {
-											x--
-										}
-										v.OrderNote, v.HasOrderNote = int32(x), true
-										p += n
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fOrderNote, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.OrderNote = int32(x)
-									v.HasOrderNote = ok
-									p = np
-								}
-							}
-						}
-						c.Depth--
-						v.HasTradingSessionRulesGrp = true
-					}
+				if p, err = c.d28(b, p, &v.MarketSegmentGrp[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -22904,6 +22172,394 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	}
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
+	return p, nil
+}
+
+func (c *Decoder) d27(b []byte, p int, v *DGroupInstrAttrib, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	// InstrAttribType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.InstrAttribType = int32(fastrt.SignExtend7(b[p]))
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.InstrAttribType = int32(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fInstrAttribType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.InstrAttribType = int32(x)
+			p = np
+		}
+	}
+	// InstrAttribValue
+	{
+		done := false
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fInstrAttribValue, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.InstrAttribValue = x
+			v.HasInstrAttribValue = ok
+			p = np
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d28(b []byte, p int, v *DMarketSegmentGrp, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	// RoundLot
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasRoundLot = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.RoundLot, v.HasRoundLot = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.RoundLot, v.HasRoundLot = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fRoundLot, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RoundLot = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasRoundLot = ok
+			p = np
+		}
+	}
+	// TradingSessionRulesGrp
+	{
+		n := -1
+		{
+			x, ok, np, err := c.Int(b, p, fNoTradingSessionRules, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			p = np
+			if ok {
+				n = int(x)
+			}
+		}
+		if n < 0 {
+			v.TradingSessionRulesGrp = v.TradingSessionRulesGrp[:0]
+			v.HasTradingSessionRulesGrp = false
+		} else {
+			if err := fastrt.SeqCheck(n, p, len(b), 4, fTradingSessionRulesGrp); err != nil {
+				return p, err
+			}
+			if err := c.Enter(p, fTradingSessionRulesGrp); err != nil {
+				return p, err
+			}
+			if cap(v.TradingSessionRulesGrp) < n {
+				v.TradingSessionRulesGrp = make([]DMarketSegmentGrpTradingSessionRulesGrp, n)
+			} else {
+				v.TradingSessionRulesGrp = v.TradingSessionRulesGrp[:n]
+			}
+			for j := range v.TradingSessionRulesGrp {
+				if p, err = c.d29(b, p, &v.TradingSessionRulesGrp[j], pm); err != nil {
+					return p, err
+				}
+			}
+			c.Depth--
+			v.HasTradingSessionRulesGrp = true
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGrp, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// TradingSessionID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradingSessionID = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID13, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradingSessionID = x
+			p = np
+		}
+	}
+	// TradingSessionSubID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID13, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradingSessionSubID = x
+			v.HasTradingSessionSubID = ok
+			p = np
+		}
+	}
+	// SecurityTradingStatus
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x-1), true
+			} else if x < 0 {
+				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
+			} else {
+				v.HasSecurityTradingStatus = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SecurityTradingStatus = int32(x)
+			v.HasSecurityTradingStatus = ok
+			p = np
+		}
+	}
+	// OrderNote
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.OrderNote, v.HasOrderNote = int32(x-1), true
+			} else if x < 0 {
+				v.OrderNote, v.HasOrderNote = int32(x), true
+			} else {
+				v.HasOrderNote = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.OrderNote, v.HasOrderNote = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fOrderNote, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrderNote = int32(x)
+			v.HasOrderNote = ok
+			p = np
+		}
 	}
 	return p, nil
 }

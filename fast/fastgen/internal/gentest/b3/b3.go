@@ -4587,182 +4587,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.ApplIDs = v.ApplIDs[:n]
 						}
 						for j := range v.ApplIDs {
-							v := &v.ApplIDs[j]
-							win := c.Win
-							_ = win
-							// ApplID
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-									end := p
-									if q := b[p:]; len(q) >= 8 {
-										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-											end = p + bits.TrailingZeros64(m)>>3
-										} else {
-											end = p + 8
-											for end < len(b) && b[end] < 0x80 {
-												end++
-											}
-										}
-									} else {
-										for end < len(b) && b[end] < 0x80 {
-											end++
-										}
-									}
-									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
-										}
-										w := win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
-										v.ApplID = w
-										p = end + 1
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Vector(b, p, fApplID, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.ApplID = x
-									p = np
-								}
-							}
-							// FeedTypes
-							{
-								n := -1
-								{
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fNoMDFeedTypes, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									p = np
-									if ok {
-										n = int(x)
-									}
-								}
-								if n < 0 {
-									v.FeedTypes = v.FeedTypes[:0]
-									v.HasFeedTypes = false
-								} else {
-									if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes); err != nil {
-										return p, err
-									}
-									if err := c.Enter(p, fFeedTypes); err != nil {
-										return p, err
-									}
-									if cap(v.FeedTypes) < n {
-										v.FeedTypes = make([]MDSecurityList149RelatedSymApplIDsFeedTypes, n)
-									} else {
-										v.FeedTypes = v.FeedTypes[:n]
-									}
-									for j := range v.FeedTypes {
-										v := &v.FeedTypes[j]
-										win := c.Win
-										_ = win
-										// MDFeedType
-										{
-											done := false
-											if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-												end := p
-												if q := b[p:]; len(q) >= 8 {
-													if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-														end = p + bits.TrailingZeros64(m)>>3
-													} else {
-														end = p + 8
-														for end < len(b) && b[end] < 0x80 {
-															end++
-														}
-													}
-												} else {
-													for end < len(b) && b[end] < 0x80 {
-														end++
-													}
-												}
-												if end < len(b) {
-													if end >= len(win) {
-														win = c.Extend(b, end)
-													}
-													w := win[p : end+1 : end+1]
-													w[end-p] = b[end] &^ 0x80
-													v.MDFeedType = w
-													p = end + 1
-													done = true
-												}
-											}
-											if !done {
-												tpm := fastrt.PMap{Bits: pmb}
-												x, ok, np, err := c.Vector(b, p, fMDFeedType, &tpm, nil)
-												pmb = tpm.Bits
-												if err != nil {
-													return np, err
-												}
-												_ = ok
-												v.MDFeedType = x
-												p = np
-											}
-										}
-										// MarketDepth
-										{
-											done := false
-											if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-												v.MarketDepth = uint32(b[p] & 0x7f)
-												p++
-												done = true
-											}
-											if !done {
-												x, n := uint64(0), 0
-												if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-													if q[1] >= 0x80 {
-														x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-													} else if len(q) >= 3 && q[2] >= 0x80 {
-														x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-													} else if len(q) >= 4 && q[3] >= 0x80 {
-														x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-													} else if len(q) >= 8 {
-														w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-														if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-															k := uint(bits.TrailingZeros64(m) >> 3)
-															u := bits.ReverseBytes64(w) >> (56 - 8*k)
-															u &= 0x7f7f7f7f7f7f7f7f
-															u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-															u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-															u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-															x, n = u, int(k)+1
-														}
-													}
-												}
-												if n == 0 {
-													x, n = fastrt.Uint(b, p)
-												}
-												if n > 0 && x <= 1<<32-1 {
-													v.MarketDepth = uint32(x)
-													p += n
-													done = true
-												}
-											}
-											if !done {
-												tpm := fastrt.PMap{Bits: pmb}
-												x, ok, np, err := c.Int(b, p, fMarketDepth, &tpm, nil)
-												pmb = tpm.Bits
-												if err != nil {
-													return np, err
-												}
-												_ = ok
-												v.MarketDepth = uint32(x)
-												p = np
-											}
-										}
-									}
-									c.Depth--
-									v.HasFeedTypes = true
-								}
+							if p, err = c.d4(b, p, &v.ApplIDs[j], nil); err != nil {
+								return p, err
 							}
 						}
 						c.Depth--
@@ -5308,117 +5134,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.InstrAttrib = v.InstrAttrib[:n]
 						}
 						for j := range v.InstrAttrib {
-							v := &v.InstrAttrib[j]
-							win := c.Win
-							_ = win
-							// InstAttribType
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-									if x := fastrt.SignExtend7(b[p]); x > 0 {
-										v.InstAttribType, v.HasInstAttribType = int32(x-1), true
-									} else if x < 0 {
-										v.InstAttribType, v.HasInstAttribType = int32(x), true
-									} else {
-										v.HasInstAttribType = false
-									}
-									p++
-									done = true
-								}
-								if !done {
-									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-										x = int64(int8(q[0]<<1) >> 1)
-										if q[1] >= 0x80 {
-											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if len(q) >= 3 && q[2] >= 0x80 {
-											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if len(q) >= 4 && q[3] >= 0x80 {
-											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-										} else if len(q) >= 8 {
-											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-											if m := w & 0x8080808080808080; m != 0 {
-												k := uint(bits.TrailingZeros64(m) >> 3)
-												u := bits.ReverseBytes64(w) >> (56 - 8*k)
-												u &= 0x7f7f7f7f7f7f7f7f
-												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-											}
-										}
-									}
-									if n == 0 {
-										x, n = fastrt.Int(b, p)
-									}
-									if n > 0 && x >= -1<<31 && x <= 1<<31 {
-										if x > 0 {
-											x--
-										}
-										v.InstAttribType, v.HasInstAttribType = int32(x), true
-										p += n
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fInstAttribType, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.InstAttribType = int32(x)
-									v.HasInstAttribType = ok
-									p = np
-								}
-							}
-							// InstAttribValue
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-									end := p
-									if q := b[p:]; len(q) >= 8 {
-										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-											end = p + bits.TrailingZeros64(m)>>3
-										} else {
-											end = p + 8
-											for end < len(b) && b[end] < 0x80 {
-												end++
-											}
-										}
-									} else {
-										for end < len(b) && b[end] < 0x80 {
-											end++
-										}
-									}
-									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
-										}
-										w := win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
-										v.InstAttribValue, v.HasInstAttribValue = w, true
-										p = end + 1
-										done = true
-									}
-								} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-									v.HasInstAttribValue = false
-									p++
-									done = true
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Vector(b, p, fInstAttribValue, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.InstAttribValue = x
-									v.HasInstAttribValue = ok
-									p = np
-								}
+							if p, err = c.d8(b, p, &v.InstrAttrib[j], nil); err != nil {
+								return p, err
 							}
 						}
 						c.Depth--
@@ -6100,125 +5817,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.Lots = v.Lots[:n]
 						}
 						for j := range v.Lots {
-							v := &v.Lots[j]
-							// LotType
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-									if x := fastrt.SignExtend7(b[p]); x > 0 {
-										v.LotType, v.HasLotType = int32(x-1), true
-									} else if x < 0 {
-										v.LotType, v.HasLotType = int32(x), true
-									} else {
-										v.HasLotType = false
-									}
-									p++
-									done = true
-								}
-								if !done {
-									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-										x = int64(int8(q[0]<<1) >> 1)
-										if q[1] >= 0x80 {
-											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if len(q) >= 3 && q[2] >= 0x80 {
-											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if len(q) >= 4 && q[3] >= 0x80 {
-											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-										} else if len(q) >= 8 {
-											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-											if m := w & 0x8080808080808080; m != 0 {
-												k := uint(bits.TrailingZeros64(m) >> 3)
-												u := bits.ReverseBytes64(w) >> (56 - 8*k)
-												u &= 0x7f7f7f7f7f7f7f7f
-												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-											}
-										}
-									}
-									if n == 0 {
-										x, n = fastrt.Int(b, p)
-									}
-									if n > 0 && x >= -1<<31 && x <= 1<<31 {
-										if x > 0 {
-											x--
-										}
-										v.LotType, v.HasLotType = int32(x), true
-										p += n
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fLotType, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.LotType = int32(x)
-									v.HasLotType = ok
-									p = np
-								}
-							}
-							// MinLotSize
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-									if x := b[p] & 0x7f; x != 0 {
-										v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
-									} else {
-										v.HasMinLotSize = false
-									}
-									p++
-									done = true
-								}
-								if !done {
-									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-										if q[1] >= 0x80 {
-											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if len(q) >= 3 && q[2] >= 0x80 {
-											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if len(q) >= 4 && q[3] >= 0x80 {
-											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-										} else if len(q) >= 8 {
-											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-												k := uint(bits.TrailingZeros64(m) >> 3)
-												u := bits.ReverseBytes64(w) >> (56 - 8*k)
-												u &= 0x7f7f7f7f7f7f7f7f
-												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-												x, n = u, int(k)+1
-											}
-										}
-									}
-									if n == 0 {
-										x, n = fastrt.Uint(b, p)
-									}
-									if n > 0 && x <= 1<<32 {
-										x--
-										v.MinLotSize, v.HasMinLotSize = uint32(x), true
-										p += n
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fMinLotSize, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.MinLotSize = uint32(x)
-									v.HasMinLotSize = ok
-									p = np
-								}
+							if p, err = c.d11(b, p, &v.Lots[j], nil); err != nil {
+								return p, err
 							}
 						}
 						c.Depth--
@@ -8323,6 +7923,422 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 	return p, nil
 }
 
+func (c *Decoder) d4(b []byte, p int, v *MDSecurityList149RelatedSymApplIDs, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// ApplID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.ApplID = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fApplID, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ApplID = x
+			p = np
+		}
+	}
+	// FeedTypes
+	{
+		n := -1
+		{
+			x, ok, np, err := c.Int(b, p, fNoMDFeedTypes, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			p = np
+			if ok {
+				n = int(x)
+			}
+		}
+		if n < 0 {
+			v.FeedTypes = v.FeedTypes[:0]
+			v.HasFeedTypes = false
+		} else {
+			if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes); err != nil {
+				return p, err
+			}
+			if err := c.Enter(p, fFeedTypes); err != nil {
+				return p, err
+			}
+			if cap(v.FeedTypes) < n {
+				v.FeedTypes = make([]MDSecurityList149RelatedSymApplIDsFeedTypes, n)
+			} else {
+				v.FeedTypes = v.FeedTypes[:n]
+			}
+			for j := range v.FeedTypes {
+				if p, err = c.d5(b, p, &v.FeedTypes[j], pm); err != nil {
+					return p, err
+				}
+			}
+			c.Depth--
+			v.HasFeedTypes = true
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedTypes, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDFeedType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDFeedType = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDFeedType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDFeedType = x
+			p = np
+		}
+	}
+	// MarketDepth
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.MarketDepth = uint32(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MarketDepth = uint32(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMarketDepth, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MarketDepth = uint32(x)
+			p = np
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// InstAttribType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.InstAttribType, v.HasInstAttribType = int32(x-1), true
+			} else if x < 0 {
+				v.InstAttribType, v.HasInstAttribType = int32(x), true
+			} else {
+				v.HasInstAttribType = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.InstAttribType, v.HasInstAttribType = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fInstAttribType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.InstAttribType = int32(x)
+			v.HasInstAttribType = ok
+			p = np
+		}
+	}
+	// InstAttribValue
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.InstAttribValue, v.HasInstAttribValue = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInstAttribValue = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fInstAttribValue, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.InstAttribValue = x
+			v.HasInstAttribValue = ok
+			p = np
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	// LotType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.LotType, v.HasLotType = int32(x-1), true
+			} else if x < 0 {
+				v.LotType, v.HasLotType = int32(x), true
+			} else {
+				v.HasLotType = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.LotType, v.HasLotType = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fLotType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.LotType = int32(x)
+			v.HasLotType = ok
+			p = np
+		}
+	}
+	// MinLotSize
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
+			} else {
+				v.HasMinLotSize = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinLotSize, v.HasMinLotSize = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMinLotSize, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MinLotSize = uint32(x)
+			v.HasMinLotSize = ok
+			p = np
+		}
+	}
+	return p, nil
+}
+
 func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
@@ -8705,182 +8721,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.ApplIDs = v.ApplIDs[:n]
 						}
 						for j := range v.ApplIDs {
-							v := &v.ApplIDs[j]
-							win := c.Win
-							_ = win
-							// ApplID
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-									end := p
-									if q := b[p:]; len(q) >= 8 {
-										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-											end = p + bits.TrailingZeros64(m)>>3
-										} else {
-											end = p + 8
-											for end < len(b) && b[end] < 0x80 {
-												end++
-											}
-										}
-									} else {
-										for end < len(b) && b[end] < 0x80 {
-											end++
-										}
-									}
-									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
-										}
-										w := win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
-										v.ApplID = w
-										p = end + 1
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Vector(b, p, fApplID2, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.ApplID = x
-									p = np
-								}
-							}
-							// FeedTypes
-							{
-								n := -1
-								{
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fNoMDFeedTypes2, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									p = np
-									if ok {
-										n = int(x)
-									}
-								}
-								if n < 0 {
-									v.FeedTypes = v.FeedTypes[:0]
-									v.HasFeedTypes = false
-								} else {
-									if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes2); err != nil {
-										return p, err
-									}
-									if err := c.Enter(p, fFeedTypes2); err != nil {
-										return p, err
-									}
-									if cap(v.FeedTypes) < n {
-										v.FeedTypes = make([]MDSecurityList148RelatedSymApplIDsFeedTypes, n)
-									} else {
-										v.FeedTypes = v.FeedTypes[:n]
-									}
-									for j := range v.FeedTypes {
-										v := &v.FeedTypes[j]
-										win := c.Win
-										_ = win
-										// MDFeedType
-										{
-											done := false
-											if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-												end := p
-												if q := b[p:]; len(q) >= 8 {
-													if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-														end = p + bits.TrailingZeros64(m)>>3
-													} else {
-														end = p + 8
-														for end < len(b) && b[end] < 0x80 {
-															end++
-														}
-													}
-												} else {
-													for end < len(b) && b[end] < 0x80 {
-														end++
-													}
-												}
-												if end < len(b) {
-													if end >= len(win) {
-														win = c.Extend(b, end)
-													}
-													w := win[p : end+1 : end+1]
-													w[end-p] = b[end] &^ 0x80
-													v.MDFeedType = w
-													p = end + 1
-													done = true
-												}
-											}
-											if !done {
-												tpm := fastrt.PMap{Bits: pmb}
-												x, ok, np, err := c.Vector(b, p, fMDFeedType2, &tpm, nil)
-												pmb = tpm.Bits
-												if err != nil {
-													return np, err
-												}
-												_ = ok
-												v.MDFeedType = x
-												p = np
-											}
-										}
-										// MarketDepth
-										{
-											done := false
-											if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-												v.MarketDepth = uint32(b[p] & 0x7f)
-												p++
-												done = true
-											}
-											if !done {
-												x, n := uint64(0), 0
-												if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-													if q[1] >= 0x80 {
-														x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-													} else if len(q) >= 3 && q[2] >= 0x80 {
-														x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-													} else if len(q) >= 4 && q[3] >= 0x80 {
-														x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-													} else if len(q) >= 8 {
-														w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-														if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-															k := uint(bits.TrailingZeros64(m) >> 3)
-															u := bits.ReverseBytes64(w) >> (56 - 8*k)
-															u &= 0x7f7f7f7f7f7f7f7f
-															u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-															u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-															u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-															x, n = u, int(k)+1
-														}
-													}
-												}
-												if n == 0 {
-													x, n = fastrt.Uint(b, p)
-												}
-												if n > 0 && x <= 1<<32-1 {
-													v.MarketDepth = uint32(x)
-													p += n
-													done = true
-												}
-											}
-											if !done {
-												tpm := fastrt.PMap{Bits: pmb}
-												x, ok, np, err := c.Int(b, p, fMarketDepth2, &tpm, nil)
-												pmb = tpm.Bits
-												if err != nil {
-													return np, err
-												}
-												_ = ok
-												v.MarketDepth = uint32(x)
-												p = np
-											}
-										}
-									}
-									c.Depth--
-									v.HasFeedTypes = true
-								}
+							if p, err = c.d14(b, p, &v.ApplIDs[j], nil); err != nil {
+								return p, err
 							}
 						}
 						c.Depth--
@@ -9350,117 +9192,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.InstrAttrib = v.InstrAttrib[:n]
 						}
 						for j := range v.InstrAttrib {
-							v := &v.InstrAttrib[j]
-							win := c.Win
-							_ = win
-							// InstAttribType
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-									if x := fastrt.SignExtend7(b[p]); x > 0 {
-										v.InstAttribType, v.HasInstAttribType = int32(x-1), true
-									} else if x < 0 {
-										v.InstAttribType, v.HasInstAttribType = int32(x), true
-									} else {
-										v.HasInstAttribType = false
-									}
-									p++
-									done = true
-								}
-								if !done {
-									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-										x = int64(int8(q[0]<<1) >> 1)
-										if q[1] >= 0x80 {
-											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if len(q) >= 3 && q[2] >= 0x80 {
-											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if len(q) >= 4 && q[3] >= 0x80 {
-											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-										} else if len(q) >= 8 {
-											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-											if m := w & 0x8080808080808080; m != 0 {
-												k := uint(bits.TrailingZeros64(m) >> 3)
-												u := bits.ReverseBytes64(w) >> (56 - 8*k)
-												u &= 0x7f7f7f7f7f7f7f7f
-												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-											}
-										}
-									}
-									if n == 0 {
-										x, n = fastrt.Int(b, p)
-									}
-									if n > 0 && x >= -1<<31 && x <= 1<<31 {
-										if x > 0 {
-											x--
-										}
-										v.InstAttribType, v.HasInstAttribType = int32(x), true
-										p += n
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fInstAttribType2, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.InstAttribType = int32(x)
-									v.HasInstAttribType = ok
-									p = np
-								}
-							}
-							// InstAttribValue
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-									end := p
-									if q := b[p:]; len(q) >= 8 {
-										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-											end = p + bits.TrailingZeros64(m)>>3
-										} else {
-											end = p + 8
-											for end < len(b) && b[end] < 0x80 {
-												end++
-											}
-										}
-									} else {
-										for end < len(b) && b[end] < 0x80 {
-											end++
-										}
-									}
-									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
-										}
-										w := win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
-										v.InstAttribValue, v.HasInstAttribValue = w, true
-										p = end + 1
-										done = true
-									}
-								} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-									v.HasInstAttribValue = false
-									p++
-									done = true
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Vector(b, p, fInstAttribValue2, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.InstAttribValue = x
-									v.HasInstAttribValue = ok
-									p = np
-								}
+							if p, err = c.d18(b, p, &v.InstrAttrib[j], nil); err != nil {
+								return p, err
 							}
 						}
 						c.Depth--
@@ -10142,125 +9875,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.Lots = v.Lots[:n]
 						}
 						for j := range v.Lots {
-							v := &v.Lots[j]
-							// LotType
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-									if x := fastrt.SignExtend7(b[p]); x > 0 {
-										v.LotType, v.HasLotType = int32(x-1), true
-									} else if x < 0 {
-										v.LotType, v.HasLotType = int32(x), true
-									} else {
-										v.HasLotType = false
-									}
-									p++
-									done = true
-								}
-								if !done {
-									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-										x = int64(int8(q[0]<<1) >> 1)
-										if q[1] >= 0x80 {
-											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if len(q) >= 3 && q[2] >= 0x80 {
-											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if len(q) >= 4 && q[3] >= 0x80 {
-											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-										} else if len(q) >= 8 {
-											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-											if m := w & 0x8080808080808080; m != 0 {
-												k := uint(bits.TrailingZeros64(m) >> 3)
-												u := bits.ReverseBytes64(w) >> (56 - 8*k)
-												u &= 0x7f7f7f7f7f7f7f7f
-												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-											}
-										}
-									}
-									if n == 0 {
-										x, n = fastrt.Int(b, p)
-									}
-									if n > 0 && x >= -1<<31 && x <= 1<<31 {
-										if x > 0 {
-											x--
-										}
-										v.LotType, v.HasLotType = int32(x), true
-										p += n
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fLotType2, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.LotType = int32(x)
-									v.HasLotType = ok
-									p = np
-								}
-							}
-							// MinLotSize
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-									if x := b[p] & 0x7f; x != 0 {
-										v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
-									} else {
-										v.HasMinLotSize = false
-									}
-									p++
-									done = true
-								}
-								if !done {
-									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-										if q[1] >= 0x80 {
-											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if len(q) >= 3 && q[2] >= 0x80 {
-											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if len(q) >= 4 && q[3] >= 0x80 {
-											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-										} else if len(q) >= 8 {
-											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-												k := uint(bits.TrailingZeros64(m) >> 3)
-												u := bits.ReverseBytes64(w) >> (56 - 8*k)
-												u &= 0x7f7f7f7f7f7f7f7f
-												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-												x, n = u, int(k)+1
-											}
-										}
-									}
-									if n == 0 {
-										x, n = fastrt.Uint(b, p)
-									}
-									if n > 0 && x <= 1<<32 {
-										x--
-										v.MinLotSize, v.HasMinLotSize = uint32(x), true
-										p += n
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fMinLotSize2, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.MinLotSize = uint32(x)
-									v.HasMinLotSize = ok
-									p = np
-								}
+							if p, err = c.d21(b, p, &v.Lots[j], nil); err != nil {
+								return p, err
 							}
 						}
 						c.Depth--
@@ -12365,6 +11981,422 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 	return p, nil
 }
 
+func (c *Decoder) d14(b []byte, p int, v *MDSecurityList148RelatedSymApplIDs, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// ApplID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.ApplID = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fApplID2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ApplID = x
+			p = np
+		}
+	}
+	// FeedTypes
+	{
+		n := -1
+		{
+			x, ok, np, err := c.Int(b, p, fNoMDFeedTypes2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			p = np
+			if ok {
+				n = int(x)
+			}
+		}
+		if n < 0 {
+			v.FeedTypes = v.FeedTypes[:0]
+			v.HasFeedTypes = false
+		} else {
+			if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes2); err != nil {
+				return p, err
+			}
+			if err := c.Enter(p, fFeedTypes2); err != nil {
+				return p, err
+			}
+			if cap(v.FeedTypes) < n {
+				v.FeedTypes = make([]MDSecurityList148RelatedSymApplIDsFeedTypes, n)
+			} else {
+				v.FeedTypes = v.FeedTypes[:n]
+			}
+			for j := range v.FeedTypes {
+				if p, err = c.d15(b, p, &v.FeedTypes[j], pm); err != nil {
+					return p, err
+				}
+			}
+			c.Depth--
+			v.HasFeedTypes = true
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeedTypes, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDFeedType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDFeedType = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDFeedType2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDFeedType = x
+			p = np
+		}
+	}
+	// MarketDepth
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.MarketDepth = uint32(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MarketDepth = uint32(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMarketDepth2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MarketDepth = uint32(x)
+			p = np
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// InstAttribType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.InstAttribType, v.HasInstAttribType = int32(x-1), true
+			} else if x < 0 {
+				v.InstAttribType, v.HasInstAttribType = int32(x), true
+			} else {
+				v.HasInstAttribType = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.InstAttribType, v.HasInstAttribType = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fInstAttribType2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.InstAttribType = int32(x)
+			v.HasInstAttribType = ok
+			p = np
+		}
+	}
+	// InstAttribValue
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.InstAttribValue, v.HasInstAttribValue = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInstAttribValue = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fInstAttribValue2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.InstAttribValue = x
+			v.HasInstAttribValue = ok
+			p = np
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	// LotType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.LotType, v.HasLotType = int32(x-1), true
+			} else if x < 0 {
+				v.LotType, v.HasLotType = int32(x), true
+			} else {
+				v.HasLotType = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.LotType, v.HasLotType = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fLotType2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.LotType = int32(x)
+			v.HasLotType = ok
+			p = np
+		}
+	}
+	// MinLotSize
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
+			} else {
+				v.HasMinLotSize = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinLotSize, v.HasMinLotSize = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMinLotSize2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MinLotSize = uint32(x)
+			v.HasMinLotSize = ok
+			p = np
+		}
+	}
+	return p, nil
+}
+
 func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
@@ -12747,182 +12779,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.ApplIDs = v.ApplIDs[:n]
 						}
 						for j := range v.ApplIDs {
-							v := &v.ApplIDs[j]
-							win := c.Win
-							_ = win
-							// ApplID
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-									end := p
-									if q := b[p:]; len(q) >= 8 {
-										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-											end = p + bits.TrailingZeros64(m)>>3
-										} else {
-											end = p + 8
-											for end < len(b) && b[end] < 0x80 {
-												end++
-											}
-										}
-									} else {
-										for end < len(b) && b[end] < 0x80 {
-											end++
-										}
-									}
-									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
-										}
-										w := win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
-										v.ApplID = w
-										p = end + 1
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Vector(b, p, fApplID3, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.ApplID = x
-									p = np
-								}
-							}
-							// FeedTypes
-							{
-								n := -1
-								{
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fNoMDFeedTypes3, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									p = np
-									if ok {
-										n = int(x)
-									}
-								}
-								if n < 0 {
-									v.FeedTypes = v.FeedTypes[:0]
-									v.HasFeedTypes = false
-								} else {
-									if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes3); err != nil {
-										return p, err
-									}
-									if err := c.Enter(p, fFeedTypes3); err != nil {
-										return p, err
-									}
-									if cap(v.FeedTypes) < n {
-										v.FeedTypes = make([]MDSecurityList141RelatedSymApplIDsFeedTypes, n)
-									} else {
-										v.FeedTypes = v.FeedTypes[:n]
-									}
-									for j := range v.FeedTypes {
-										v := &v.FeedTypes[j]
-										win := c.Win
-										_ = win
-										// MDFeedType
-										{
-											done := false
-											if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-												end := p
-												if q := b[p:]; len(q) >= 8 {
-													if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-														end = p + bits.TrailingZeros64(m)>>3
-													} else {
-														end = p + 8
-														for end < len(b) && b[end] < 0x80 {
-															end++
-														}
-													}
-												} else {
-													for end < len(b) && b[end] < 0x80 {
-														end++
-													}
-												}
-												if end < len(b) {
-													if end >= len(win) {
-														win = c.Extend(b, end)
-													}
-													w := win[p : end+1 : end+1]
-													w[end-p] = b[end] &^ 0x80
-													v.MDFeedType = w
-													p = end + 1
-													done = true
-												}
-											}
-											if !done {
-												tpm := fastrt.PMap{Bits: pmb}
-												x, ok, np, err := c.Vector(b, p, fMDFeedType3, &tpm, nil)
-												pmb = tpm.Bits
-												if err != nil {
-													return np, err
-												}
-												_ = ok
-												v.MDFeedType = x
-												p = np
-											}
-										}
-										// MarketDepth
-										{
-											done := false
-											if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-												v.MarketDepth = uint32(b[p] & 0x7f)
-												p++
-												done = true
-											}
-											if !done {
-												x, n := uint64(0), 0
-												if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-													if q[1] >= 0x80 {
-														x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-													} else if len(q) >= 3 && q[2] >= 0x80 {
-														x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-													} else if len(q) >= 4 && q[3] >= 0x80 {
-														x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-													} else if len(q) >= 8 {
-														w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-														if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-															k := uint(bits.TrailingZeros64(m) >> 3)
-															u := bits.ReverseBytes64(w) >> (56 - 8*k)
-															u &= 0x7f7f7f7f7f7f7f7f
-															u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-															u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-															u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-															x, n = u, int(k)+1
-														}
-													}
-												}
-												if n == 0 {
-													x, n = fastrt.Uint(b, p)
-												}
-												if n > 0 && x <= 1<<32-1 {
-													v.MarketDepth = uint32(x)
-													p += n
-													done = true
-												}
-											}
-											if !done {
-												tpm := fastrt.PMap{Bits: pmb}
-												x, ok, np, err := c.Int(b, p, fMarketDepth3, &tpm, nil)
-												pmb = tpm.Bits
-												if err != nil {
-													return np, err
-												}
-												_ = ok
-												v.MarketDepth = uint32(x)
-												p = np
-											}
-										}
-									}
-									c.Depth--
-									v.HasFeedTypes = true
-								}
+							if p, err = c.d24(b, p, &v.ApplIDs[j], nil); err != nil {
+								return p, err
 							}
 						}
 						c.Depth--
@@ -13392,117 +13250,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.InstrAttrib = v.InstrAttrib[:n]
 						}
 						for j := range v.InstrAttrib {
-							v := &v.InstrAttrib[j]
-							win := c.Win
-							_ = win
-							// InstAttribType
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-									if x := fastrt.SignExtend7(b[p]); x > 0 {
-										v.InstAttribType, v.HasInstAttribType = int32(x-1), true
-									} else if x < 0 {
-										v.InstAttribType, v.HasInstAttribType = int32(x), true
-									} else {
-										v.HasInstAttribType = false
-									}
-									p++
-									done = true
-								}
-								if !done {
-									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-										x = int64(int8(q[0]<<1) >> 1)
-										if q[1] >= 0x80 {
-											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if len(q) >= 3 && q[2] >= 0x80 {
-											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if len(q) >= 4 && q[3] >= 0x80 {
-											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-										} else if len(q) >= 8 {
-											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-											if m := w & 0x8080808080808080; m != 0 {
-												k := uint(bits.TrailingZeros64(m) >> 3)
-												u := bits.ReverseBytes64(w) >> (56 - 8*k)
-												u &= 0x7f7f7f7f7f7f7f7f
-												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-											}
-										}
-									}
-									if n == 0 {
-										x, n = fastrt.Int(b, p)
-									}
-									if n > 0 && x >= -1<<31 && x <= 1<<31 {
-										if x > 0 {
-											x--
-										}
-										v.InstAttribType, v.HasInstAttribType = int32(x), true
-										p += n
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fInstAttribType3, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.InstAttribType = int32(x)
-									v.HasInstAttribType = ok
-									p = np
-								}
-							}
-							// InstAttribValue
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-									end := p
-									if q := b[p:]; len(q) >= 8 {
-										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-											end = p + bits.TrailingZeros64(m)>>3
-										} else {
-											end = p + 8
-											for end < len(b) && b[end] < 0x80 {
-												end++
-											}
-										}
-									} else {
-										for end < len(b) && b[end] < 0x80 {
-											end++
-										}
-									}
-									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
-										}
-										w := win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
-										v.InstAttribValue, v.HasInstAttribValue = w, true
-										p = end + 1
-										done = true
-									}
-								} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-									v.HasInstAttribValue = false
-									p++
-									done = true
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Vector(b, p, fInstAttribValue3, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.InstAttribValue = x
-									v.HasInstAttribValue = ok
-									p = np
-								}
+							if p, err = c.d28(b, p, &v.InstrAttrib[j], nil); err != nil {
+								return p, err
 							}
 						}
 						c.Depth--
@@ -14184,125 +13933,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.Lots = v.Lots[:n]
 						}
 						for j := range v.Lots {
-							v := &v.Lots[j]
-							// LotType
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-									if x := fastrt.SignExtend7(b[p]); x > 0 {
-										v.LotType, v.HasLotType = int32(x-1), true
-									} else if x < 0 {
-										v.LotType, v.HasLotType = int32(x), true
-									} else {
-										v.HasLotType = false
-									}
-									p++
-									done = true
-								}
-								if !done {
-									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-										x = int64(int8(q[0]<<1) >> 1)
-										if q[1] >= 0x80 {
-											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if len(q) >= 3 && q[2] >= 0x80 {
-											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if len(q) >= 4 && q[3] >= 0x80 {
-											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-										} else if len(q) >= 8 {
-											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-											if m := w & 0x8080808080808080; m != 0 {
-												k := uint(bits.TrailingZeros64(m) >> 3)
-												u := bits.ReverseBytes64(w) >> (56 - 8*k)
-												u &= 0x7f7f7f7f7f7f7f7f
-												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-											}
-										}
-									}
-									if n == 0 {
-										x, n = fastrt.Int(b, p)
-									}
-									if n > 0 && x >= -1<<31 && x <= 1<<31 {
-										if x > 0 {
-											x--
-										}
-										v.LotType, v.HasLotType = int32(x), true
-										p += n
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fLotType3, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.LotType = int32(x)
-									v.HasLotType = ok
-									p = np
-								}
-							}
-							// MinLotSize
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-									if x := b[p] & 0x7f; x != 0 {
-										v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
-									} else {
-										v.HasMinLotSize = false
-									}
-									p++
-									done = true
-								}
-								if !done {
-									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-										if q[1] >= 0x80 {
-											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if len(q) >= 3 && q[2] >= 0x80 {
-											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if len(q) >= 4 && q[3] >= 0x80 {
-											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-										} else if len(q) >= 8 {
-											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-												k := uint(bits.TrailingZeros64(m) >> 3)
-												u := bits.ReverseBytes64(w) >> (56 - 8*k)
-												u &= 0x7f7f7f7f7f7f7f7f
-												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-												x, n = u, int(k)+1
-											}
-										}
-									}
-									if n == 0 {
-										x, n = fastrt.Uint(b, p)
-									}
-									if n > 0 && x <= 1<<32 {
-										x--
-										v.MinLotSize, v.HasMinLotSize = uint32(x), true
-										p += n
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fMinLotSize3, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.MinLotSize = uint32(x)
-									v.HasMinLotSize = ok
-									p = np
-								}
+							if p, err = c.d31(b, p, &v.Lots[j], nil); err != nil {
+								return p, err
 							}
 						}
 						c.Depth--
@@ -16407,6 +16039,422 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 	return p, nil
 }
 
+func (c *Decoder) d24(b []byte, p int, v *MDSecurityList141RelatedSymApplIDs, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// ApplID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.ApplID = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fApplID3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ApplID = x
+			p = np
+		}
+	}
+	// FeedTypes
+	{
+		n := -1
+		{
+			x, ok, np, err := c.Int(b, p, fNoMDFeedTypes3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			p = np
+			if ok {
+				n = int(x)
+			}
+		}
+		if n < 0 {
+			v.FeedTypes = v.FeedTypes[:0]
+			v.HasFeedTypes = false
+		} else {
+			if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes3); err != nil {
+				return p, err
+			}
+			if err := c.Enter(p, fFeedTypes3); err != nil {
+				return p, err
+			}
+			if cap(v.FeedTypes) < n {
+				v.FeedTypes = make([]MDSecurityList141RelatedSymApplIDsFeedTypes, n)
+			} else {
+				v.FeedTypes = v.FeedTypes[:n]
+			}
+			for j := range v.FeedTypes {
+				if p, err = c.d25(b, p, &v.FeedTypes[j], pm); err != nil {
+					return p, err
+				}
+			}
+			c.Depth--
+			v.HasFeedTypes = true
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeedTypes, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDFeedType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDFeedType = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDFeedType3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDFeedType = x
+			p = np
+		}
+	}
+	// MarketDepth
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.MarketDepth = uint32(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MarketDepth = uint32(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMarketDepth3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MarketDepth = uint32(x)
+			p = np
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// InstAttribType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.InstAttribType, v.HasInstAttribType = int32(x-1), true
+			} else if x < 0 {
+				v.InstAttribType, v.HasInstAttribType = int32(x), true
+			} else {
+				v.HasInstAttribType = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.InstAttribType, v.HasInstAttribType = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fInstAttribType3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.InstAttribType = int32(x)
+			v.HasInstAttribType = ok
+			p = np
+		}
+	}
+	// InstAttribValue
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.InstAttribValue, v.HasInstAttribValue = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInstAttribValue = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fInstAttribValue3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.InstAttribValue = x
+			v.HasInstAttribValue = ok
+			p = np
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	// LotType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.LotType, v.HasLotType = int32(x-1), true
+			} else if x < 0 {
+				v.LotType, v.HasLotType = int32(x), true
+			} else {
+				v.HasLotType = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.LotType, v.HasLotType = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fLotType3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.LotType = int32(x)
+			v.HasLotType = ok
+			p = np
+		}
+	}
+	// MinLotSize
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
+			} else {
+				v.HasMinLotSize = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinLotSize, v.HasMinLotSize = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMinLotSize3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MinLotSize = uint32(x)
+			v.HasMinLotSize = ok
+			p = np
+		}
+	}
+	return p, nil
+}
+
 func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
@@ -16798,182 +16846,8 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							v.ApplIds = v.ApplIds[:n]
 						}
 						for j := range v.ApplIds {
-							v := &v.ApplIds[j]
-							win := c.Win
-							_ = win
-							// ApplId
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-									end := p
-									if q := b[p:]; len(q) >= 8 {
-										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-											end = p + bits.TrailingZeros64(m)>>3
-										} else {
-											end = p + 8
-											for end < len(b) && b[end] < 0x80 {
-												end++
-											}
-										}
-									} else {
-										for end < len(b) && b[end] < 0x80 {
-											end++
-										}
-									}
-									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
-										}
-										w := win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
-										v.ApplId = w
-										p = end + 1
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Vector(b, p, fApplId, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.ApplId = x
-									p = np
-								}
-							}
-							// FeedTypes
-							{
-								n := -1
-								{
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fNoMDFeedTypes4, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									p = np
-									if ok {
-										n = int(x)
-									}
-								}
-								if n < 0 {
-									v.FeedTypes = v.FeedTypes[:0]
-									v.HasFeedTypes = false
-								} else {
-									if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes4); err != nil {
-										return p, err
-									}
-									if err := c.Enter(p, fFeedTypes4); err != nil {
-										return p, err
-									}
-									if cap(v.FeedTypes) < n {
-										v.FeedTypes = make([]MDSecurityList111RelatedSymbolsApplIdsFeedTypes, n)
-									} else {
-										v.FeedTypes = v.FeedTypes[:n]
-									}
-									for j := range v.FeedTypes {
-										v := &v.FeedTypes[j]
-										win := c.Win
-										_ = win
-										// MDFeedType
-										{
-											done := false
-											if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-												end := p
-												if q := b[p:]; len(q) >= 8 {
-													if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-														end = p + bits.TrailingZeros64(m)>>3
-													} else {
-														end = p + 8
-														for end < len(b) && b[end] < 0x80 {
-															end++
-														}
-													}
-												} else {
-													for end < len(b) && b[end] < 0x80 {
-														end++
-													}
-												}
-												if end < len(b) {
-													if end >= len(win) {
-														win = c.Extend(b, end)
-													}
-													w := win[p : end+1 : end+1]
-													w[end-p] = b[end] &^ 0x80
-													v.MDFeedType = w
-													p = end + 1
-													done = true
-												}
-											}
-											if !done {
-												tpm := fastrt.PMap{Bits: pmb}
-												x, ok, np, err := c.Vector(b, p, fMDFeedType4, &tpm, nil)
-												pmb = tpm.Bits
-												if err != nil {
-													return np, err
-												}
-												_ = ok
-												v.MDFeedType = x
-												p = np
-											}
-										}
-										// MarketDepth
-										{
-											done := false
-											if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-												v.MarketDepth = uint32(b[p] & 0x7f)
-												p++
-												done = true
-											}
-											if !done {
-												x, n := uint64(0), 0
-												if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-													if q[1] >= 0x80 {
-														x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-													} else if len(q) >= 3 && q[2] >= 0x80 {
-														x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-													} else if len(q) >= 4 && q[3] >= 0x80 {
-														x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-													} else if len(q) >= 8 {
-														w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-														if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-															k := uint(bits.TrailingZeros64(m) >> 3)
-															u := bits.ReverseBytes64(w) >> (56 - 8*k)
-															u &= 0x7f7f7f7f7f7f7f7f
-															u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-															u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-															u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-															x, n = u, int(k)+1
-														}
-													}
-												}
-												if n == 0 {
-													x, n = fastrt.Uint(b, p)
-												}
-												if n > 0 && x <= 1<<32-1 {
-													v.MarketDepth = uint32(x)
-													p += n
-													done = true
-												}
-											}
-											if !done {
-												tpm := fastrt.PMap{Bits: pmb}
-												x, ok, np, err := c.Int(b, p, fMarketDepth4, &tpm, nil)
-												pmb = tpm.Bits
-												if err != nil {
-													return np, err
-												}
-												_ = ok
-												v.MarketDepth = uint32(x)
-												p = np
-											}
-										}
-									}
-									c.Depth--
-									v.HasFeedTypes = true
-								}
+							if p, err = c.d34(b, p, &v.ApplIds[j], nil); err != nil {
+								return p, err
 							}
 						}
 						c.Depth--
@@ -17158,106 +17032,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							v.Underlyings = v.Underlyings[:n]
 						}
 						for j := range v.Underlyings {
-							v := &v.Underlyings[j]
-							win := c.Win
-							_ = win
-							// UnderlyingSymbol
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-									end := p
-									if q := b[p:]; len(q) >= 8 {
-										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-											end = p + bits.TrailingZeros64(m)>>3
-										} else {
-											end = p + 8
-											for end < len(b) && b[end] < 0x80 {
-												end++
-											}
-										}
-									} else {
-										for end < len(b) && b[end] < 0x80 {
-											end++
-										}
-									}
-									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
-										}
-										w := win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
-										v.UnderlyingSymbol = w
-										p = end + 1
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol4, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.UnderlyingSymbol = x
-									p = np
-								}
+							if p, err = c.d37(b, p, &v.Underlyings[j], nil); err != nil {
+								return p, err
 							}
-							// UnderlyingSecurityID
-							{
-								done := false
-								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-									v.UnderlyingSecurityID = uint64(b[p] & 0x7f)
-									p++
-									done = true
-								}
-								if !done {
-									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-										if q[1] >= 0x80 {
-											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if len(q) >= 3 && q[2] >= 0x80 {
-											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if len(q) >= 4 && q[3] >= 0x80 {
-											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-										} else if len(q) >= 8 {
-											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-												k := uint(bits.TrailingZeros64(m) >> 3)
-												u := bits.ReverseBytes64(w) >> (56 - 8*k)
-												u &= 0x7f7f7f7f7f7f7f7f
-												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-												x, n = u, int(k)+1
-											}
-										}
-									}
-									if n == 0 {
-										x, n = fastrt.Uint(b, p)
-									}
-									if n > 0 {
-										v.UnderlyingSecurityID = uint64(x)
-										p += n
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID4, &tpm, nil)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.UnderlyingSecurityID = uint64(x)
-									p = np
-								}
-							}
-							// UnderlyingSecurityIDSource
-							v.UnderlyingSecurityIDSource = cUnderlyingSecurityIDSource4
-							// UnderlyingSecurityExchange
-							v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange4
 						}
 						c.Depth--
 						v.HasUnderlyings = true
@@ -19024,6 +18801,289 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
+	return p, nil
+}
+
+func (c *Decoder) d34(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// ApplId
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.ApplId = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fApplId, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ApplId = x
+			p = np
+		}
+	}
+	// FeedTypes
+	{
+		n := -1
+		{
+			x, ok, np, err := c.Int(b, p, fNoMDFeedTypes4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			p = np
+			if ok {
+				n = int(x)
+			}
+		}
+		if n < 0 {
+			v.FeedTypes = v.FeedTypes[:0]
+			v.HasFeedTypes = false
+		} else {
+			if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes4); err != nil {
+				return p, err
+			}
+			if err := c.Enter(p, fFeedTypes4); err != nil {
+				return p, err
+			}
+			if cap(v.FeedTypes) < n {
+				v.FeedTypes = make([]MDSecurityList111RelatedSymbolsApplIdsFeedTypes, n)
+			} else {
+				v.FeedTypes = v.FeedTypes[:n]
+			}
+			for j := range v.FeedTypes {
+				if p, err = c.d35(b, p, &v.FeedTypes[j], pm); err != nil {
+					return p, err
+				}
+			}
+			c.Depth--
+			v.HasFeedTypes = true
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIdsFeedTypes, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDFeedType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDFeedType = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDFeedType4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDFeedType = x
+			p = np
+		}
+	}
+	// MarketDepth
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.MarketDepth = uint32(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MarketDepth = uint32(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMarketDepth4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MarketDepth = uint32(x)
+			p = np
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderlyings, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// UnderlyingSymbol
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.UnderlyingSymbol = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.UnderlyingSymbol = x
+			p = np
+		}
+	}
+	// UnderlyingSecurityID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.UnderlyingSecurityID = uint64(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.UnderlyingSecurityID = uint64(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.UnderlyingSecurityID = uint64(x)
+			p = np
+		}
+	}
+	// UnderlyingSecurityIDSource
+	v.UnderlyingSecurityIDSource = cUnderlyingSecurityIDSource4
+	// UnderlyingSecurityExchange
+	v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange4
 	return p, nil
 }
 

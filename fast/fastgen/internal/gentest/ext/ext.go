@@ -1519,20 +1519,135 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 				v.Outer = v.Outer[:n]
 			}
 			for j := range v.Outer {
-				v := &v.Outer[j]
-				// V
+				if p, err = c.d7(b, p, &v.Outer[j], nil); err != nil {
+					return p, err
+				}
+			}
+			c.Depth--
+		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
+	return p, nil
+}
+
+func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	// V
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.V, v.HasV = uint32(x-1), true
+			} else {
+				v.HasV = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.V, v.HasV = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fV2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.V = uint32(x)
+			v.HasV = ok
+			p = np
+		}
+	}
+	// Nested
+	{
+		n := -1
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			n = int(b[p] & 0x7f)
+			p++
+		} else {
+			x, ok, np, err := c.Int(b, p, fNestedLength, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			p = np
+			if ok {
+				n = int(x)
+			}
+		}
+		if n < 0 {
+			v.Nested = v.Nested[:0]
+		} else {
+			if err := fastrt.SeqCheck(n, p, len(b), 1, fNested); err != nil {
+				return p, err
+			}
+			if err := c.Enter(p, fNested); err != nil {
+				return p, err
+			}
+			if cap(v.Nested) < n {
+				v.Nested = make([]GroupsOuterNested, n)
+			} else {
+				v.Nested = v.Nested[:n]
+			}
+			for j := range v.Nested {
+				v := &v.Nested[j]
+				var pmb uint64
+				pmx := false
+				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+					pmb = uint64(b[p]&0x7f) << 57
+					p++
+				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
+					return p, err
+				}
+				// W
 				{
 					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.V, v.HasV = uint32(x-1), true
-						} else {
-							v.HasV = false
+					e := &c.d.s16W
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.W = uint64(e.I)
+							done = true
 						}
+					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						pmb <<= 1
+						x := int64(b[p] & 0x7f)
 						p++
+						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
+						v.W = uint64(x)
 						done = true
-					}
-					if !done {
+					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -1557,143 +1672,32 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 						if n == 0 {
 							x, n = fastrt.Uint(b, p)
 						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.V, v.HasV = uint32(x), true
+						if n > 0 {
+							pmb <<= 1
 							p += n
+							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+							v.W = uint64(x)
 							done = true
 						}
 					}
 					if !done {
 						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fV2, &tpm, nil)
+						x, ok, np, err := c.Int(b, p, fW, &tpm, &c.d.s16W)
 						pmb = tpm.Bits
 						if err != nil {
 							return np, err
 						}
 						_ = ok
-						v.V = uint32(x)
-						v.HasV = ok
+						v.W = uint64(x)
 						p = np
 					}
 				}
-				// Nested
-				{
-					n := -1
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						n = int(b[p] & 0x7f)
-						p++
-					} else {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fNestedLength, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						p = np
-						if ok {
-							n = int(x)
-						}
-					}
-					if n < 0 {
-						v.Nested = v.Nested[:0]
-					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fNested); err != nil {
-							return p, err
-						}
-						if err := c.Enter(p, fNested); err != nil {
-							return p, err
-						}
-						if cap(v.Nested) < n {
-							v.Nested = make([]GroupsOuterNested, n)
-						} else {
-							v.Nested = v.Nested[:n]
-						}
-						for j := range v.Nested {
-							v := &v.Nested[j]
-							var pmb uint64
-							pmx := false
-							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-								pmb = uint64(b[p]&0x7f) << 57
-								p++
-							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-								return p, err
-							}
-							// W
-							{
-								done := false
-								e := &c.d.s16W
-								if int64(pmb) >= 0 {
-									if e.G == c.Gen {
-										pmb <<= 1
-										v.W = uint64(e.I)
-										done = true
-									}
-								} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-									pmb <<= 1
-									x := int64(b[p] & 0x7f)
-									p++
-									e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
-									v.W = uint64(x)
-									done = true
-								} else {
-									x, n := uint64(0), 0
-									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-										if q[1] >= 0x80 {
-											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-										} else if len(q) >= 3 && q[2] >= 0x80 {
-											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-										} else if len(q) >= 4 && q[3] >= 0x80 {
-											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-										} else if len(q) >= 8 {
-											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-												k := uint(bits.TrailingZeros64(m) >> 3)
-												u := bits.ReverseBytes64(w) >> (56 - 8*k)
-												u &= 0x7f7f7f7f7f7f7f7f
-												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-												x, n = u, int(k)+1
-											}
-										}
-									}
-									if n == 0 {
-										x, n = fastrt.Uint(b, p)
-									}
-									if n > 0 {
-										pmb <<= 1
-										p += n
-										e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
-										v.W = uint64(x)
-										done = true
-									}
-								}
-								if !done {
-									tpm := fastrt.PMap{Bits: pmb}
-									x, ok, np, err := c.Int(b, p, fW, &tpm, &c.d.s16W)
-									pmb = tpm.Bits
-									if err != nil {
-										return np, err
-									}
-									_ = ok
-									v.W = uint64(x)
-									p = np
-								}
-							}
-							if pmb != 0 || pmx {
-								return p, fastrt.Err(fast.R8, p, fNested, "presence map has more bits than the segment uses")
-							}
-						}
-						c.Depth--
-					}
+				if pmb != 0 || pmx {
+					return p, fastrt.Err(fast.R8, p, fNested, "presence map has more bits than the segment uses")
 				}
 			}
 			c.Depth--
 		}
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }

@@ -656,8 +656,6 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID
 	// MessageType
@@ -856,1220 +854,8 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
-				win := c.Win
-				_ = win
-				// MDUpdateAction
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						v.MDUpdateAction = uint32(b[p] & 0x7f)
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32-1 {
-							v.MDUpdateAction = uint32(x)
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDUpdateAction, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDUpdateAction = uint32(x)
-						p = np
-					}
-				}
-				// MDEntryType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryType = w
-							p = end + 1
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryType, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryType = x
-						p = np
-					}
-				}
-				// SecurityID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.SecurityID, v.HasSecurityID = uint64(x-1), true
-						} else {
-							v.HasSecurityID = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 {
-							x--
-							v.SecurityID, v.HasSecurityID = uint64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fSecurityID, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SecurityID = uint64(x)
-						v.HasSecurityID = ok
-						p = np
-					}
-				}
-				// SecurityIDSource
-				v.SecurityIDSource = uint32(8)
-				// Symbol
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.Symbol, v.HasSymbol = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasSymbol = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fSymbol, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Symbol = x
-						v.HasSymbol = ok
-						p = np
-					}
-				}
-				// SecurityGroup
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.SecurityGroup, v.HasSecurityGroup = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasSecurityGroup = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fSecurityGroup, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SecurityGroup = x
-						v.HasSecurityGroup = ok
-						p = np
-					}
-				}
-				// ExchangeTradingSessionID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
-						} else {
-							v.HasExchangeTradingSessionID = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ExchangeTradingSessionID = uint32(x)
-						v.HasExchangeTradingSessionID = ok
-						p = np
-					}
-				}
-				// RptSeq
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						v.RptSeq = uint32(b[p] & 0x7f)
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32-1 {
-							v.RptSeq = uint32(x)
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fRptSeq, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RptSeq = uint32(x)
-						p = np
-					}
-				}
-				// MarketDepth
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
-						} else {
-							v.HasMarketDepth = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MarketDepth, v.HasMarketDepth = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMarketDepth, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MarketDepth = uint32(x)
-						v.HasMarketDepth = ok
-						p = np
-					}
-				}
-				// MDPriceLevel
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDPriceLevel, v.HasMDPriceLevel = uint32(x-1), true
-						} else {
-							v.HasMDPriceLevel = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDPriceLevel, v.HasMDPriceLevel = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDPriceLevel, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDPriceLevel = uint32(x)
-						v.HasMDPriceLevel = ok
-						p = np
-					}
-				}
-				// MDEntryID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.MDEntryID, v.HasMDEntryID = int64(x-1), true
-						} else if x < 0 {
-							v.MDEntryID, v.HasMDEntryID = int64(x), true
-						} else {
-							v.HasMDEntryID = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 {
-							if x > 0 {
-								x--
-							}
-							v.MDEntryID, v.HasMDEntryID = int64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryID, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryID = int64(x)
-						v.HasMDEntryID = ok
-						p = np
-					}
-				}
-				// MDEntryPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntryPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntryPx = ok
-						p = np
-					}
-				}
-				// MDEntrySize
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
-						} else if x < 0 {
-							v.MDEntrySize, v.HasMDEntrySize = int64(x), true
-						} else {
-							v.HasMDEntrySize = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 {
-							if x > 0 {
-								x--
-							}
-							v.MDEntrySize, v.HasMDEntrySize = int64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntrySize, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntrySize = int64(x)
-						v.HasMDEntrySize = ok
-						p = np
-					}
-				}
-				// MDEntryDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-						} else {
-							v.HasMDEntryDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryDate, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryDate = uint32(x)
-						v.HasMDEntryDate = ok
-						p = np
-					}
-				}
-				// MDEntryTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						v.MDEntryTime = uint64(b[p] & 0x7f)
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 {
-							v.MDEntryTime = uint64(x)
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryTime, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryTime = uint64(x)
-						p = np
-					}
-				}
-				// NumberOfOrders
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.NumberOfOrders, v.HasNumberOfOrders = int32(x-1), true
-						} else if x < 0 {
-							v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
-						} else {
-							v.HasNumberOfOrders = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.NumberOfOrders = int32(x)
-						v.HasNumberOfOrders = ok
-						p = np
-					}
-				}
-				// MDEntryTradeType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryTradeType, v.HasMDEntryTradeType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasMDEntryTradeType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryTradeType, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryTradeType = x
-						v.HasMDEntryTradeType = ok
-						p = np
-					}
-				}
-				// TrdType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.TrdType, v.HasTrdType = int32(x-1), true
-						} else if x < 0 {
-							v.TrdType, v.HasTrdType = int32(x), true
-						} else {
-							v.HasTrdType = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.TrdType, v.HasTrdType = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fTrdType, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TrdType = int32(x)
-						v.HasTrdType = ok
-						p = np
-					}
-				}
-				// LastPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasLastPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fLastPx, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.LastPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasLastPx = ok
-						p = np
-					}
-				}
-				// MDFlags
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.MDFlags, v.HasMDFlags = int32(x-1), true
-						} else if x < 0 {
-							v.MDFlags, v.HasMDFlags = int32(x), true
-						} else {
-							v.HasMDFlags = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.MDFlags, v.HasMDFlags = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDFlags, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDFlags = int32(x)
-						v.HasMDFlags = ok
-						p = np
-					}
-				}
-				// Currency
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.Currency, v.HasCurrency = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasCurrency = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fCurrency, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Currency = x
-						v.HasCurrency = ok
-						p = np
-					}
-				}
-				// Revision
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.Revision, v.HasRevision = uint64(x-1), true
-						} else {
-							v.HasRevision = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 {
-							x--
-							v.Revision, v.HasRevision = uint64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fRevision, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Revision = uint64(x)
-						v.HasRevision = ok
-						p = np
-					}
-				}
-				// OrderSide
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OrderSide, v.HasOrderSide = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOrderSide = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOrderSide, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrderSide = x
-						v.HasOrderSide = ok
-						p = np
-					}
+				if p, err = c.d1(b, p, &v.MDEntries[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -2077,6 +863,1182 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 	}
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
+	return p, nil
+}
+
+func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntries, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDUpdateAction
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.MDUpdateAction = uint32(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MDUpdateAction = uint32(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDUpdateAction = uint32(x)
+			p = np
+		}
+	}
+	// MDEntryType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryType = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryType = x
+			p = np
+		}
+	}
+	// SecurityID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.SecurityID, v.HasSecurityID = uint64(x-1), true
+			} else {
+				v.HasSecurityID = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.SecurityID, v.HasSecurityID = uint64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fSecurityID, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SecurityID = uint64(x)
+			v.HasSecurityID = ok
+			p = np
+		}
+	}
+	// SecurityIDSource
+	v.SecurityIDSource = uint32(8)
+	// Symbol
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.Symbol, v.HasSymbol = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fSymbol, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Symbol = x
+			v.HasSymbol = ok
+			p = np
+		}
+	}
+	// SecurityGroup
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.SecurityGroup, v.HasSecurityGroup = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityGroup = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fSecurityGroup, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SecurityGroup = x
+			v.HasSecurityGroup = ok
+			p = np
+		}
+	}
+	// ExchangeTradingSessionID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
+			} else {
+				v.HasExchangeTradingSessionID = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ExchangeTradingSessionID = uint32(x)
+			v.HasExchangeTradingSessionID = ok
+			p = np
+		}
+	}
+	// RptSeq
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.RptSeq = uint32(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.RptSeq = uint32(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fRptSeq, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RptSeq = uint32(x)
+			p = np
+		}
+	}
+	// MarketDepth
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
+			} else {
+				v.HasMarketDepth = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MarketDepth, v.HasMarketDepth = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMarketDepth, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MarketDepth = uint32(x)
+			v.HasMarketDepth = ok
+			p = np
+		}
+	}
+	// MDPriceLevel
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x-1), true
+			} else {
+				v.HasMDPriceLevel = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDPriceLevel, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDPriceLevel = uint32(x)
+			v.HasMDPriceLevel = ok
+			p = np
+		}
+	}
+	// MDEntryID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.MDEntryID, v.HasMDEntryID = int64(x-1), true
+			} else if x < 0 {
+				v.MDEntryID, v.HasMDEntryID = int64(x), true
+			} else {
+				v.HasMDEntryID = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntryID, v.HasMDEntryID = int64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryID, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryID = int64(x)
+			v.HasMDEntryID = ok
+			p = np
+		}
+	}
+	// MDEntryPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntryPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntryPx = ok
+			p = np
+		}
+	}
+	// MDEntrySize
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
+			} else if x < 0 {
+				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
+			} else {
+				v.HasMDEntrySize = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntrySize, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntrySize = int64(x)
+			v.HasMDEntrySize = ok
+			p = np
+		}
+	}
+	// MDEntryDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+			} else {
+				v.HasMDEntryDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryDate, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryDate = uint32(x)
+			v.HasMDEntryDate = ok
+			p = np
+		}
+	}
+	// MDEntryTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.MDEntryTime = uint64(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.MDEntryTime = uint64(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryTime, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryTime = uint64(x)
+			p = np
+		}
+	}
+	// NumberOfOrders
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.NumberOfOrders, v.HasNumberOfOrders = int32(x-1), true
+			} else if x < 0 {
+				v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
+			} else {
+				v.HasNumberOfOrders = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.NumberOfOrders = int32(x)
+			v.HasNumberOfOrders = ok
+			p = np
+		}
+	}
+	// MDEntryTradeType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryTradeType, v.HasMDEntryTradeType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryTradeType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryTradeType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryTradeType = x
+			v.HasMDEntryTradeType = ok
+			p = np
+		}
+	}
+	// TrdType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.TrdType, v.HasTrdType = int32(x-1), true
+			} else if x < 0 {
+				v.TrdType, v.HasTrdType = int32(x), true
+			} else {
+				v.HasTrdType = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TrdType, v.HasTrdType = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fTrdType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TrdType = int32(x)
+			v.HasTrdType = ok
+			p = np
+		}
+	}
+	// LastPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasLastPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fLastPx, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.LastPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasLastPx = ok
+			p = np
+		}
+	}
+	// MDFlags
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.MDFlags, v.HasMDFlags = int32(x-1), true
+			} else if x < 0 {
+				v.MDFlags, v.HasMDFlags = int32(x), true
+			} else {
+				v.HasMDFlags = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MDFlags, v.HasMDFlags = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDFlags, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDFlags = int32(x)
+			v.HasMDFlags = ok
+			p = np
+		}
+	}
+	// Currency
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.Currency, v.HasCurrency = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCurrency = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fCurrency, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Currency = x
+			v.HasCurrency = ok
+			p = np
+		}
+	}
+	// Revision
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.Revision, v.HasRevision = uint64(x-1), true
+			} else {
+				v.HasRevision = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.Revision, v.HasRevision = uint64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fRevision, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Revision = uint64(x)
+			v.HasRevision = ok
+			p = np
+		}
+	}
+	// OrderSide
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OrderSide, v.HasOrderSide = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderSide = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOrderSide, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrderSide = x
+			v.HasOrderSide = ok
+			p = np
+		}
 	}
 	return p, nil
 }
@@ -2592,844 +2554,8 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
-				win := c.Win
-				_ = win
-				// MDEntryType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryType = w
-							p = end + 1
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryType2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryType = x
-						p = np
-					}
-				}
-				// ExchangeTradingSessionID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
-						} else {
-							v.HasExchangeTradingSessionID = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ExchangeTradingSessionID = uint32(x)
-						v.HasExchangeTradingSessionID = ok
-						p = np
-					}
-				}
-				// MDEntryID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.MDEntryID, v.HasMDEntryID = int64(x-1), true
-						} else if x < 0 {
-							v.MDEntryID, v.HasMDEntryID = int64(x), true
-						} else {
-							v.HasMDEntryID = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 {
-							if x > 0 {
-								x--
-							}
-							v.MDEntryID, v.HasMDEntryID = int64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryID2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryID = int64(x)
-						v.HasMDEntryID = ok
-						p = np
-					}
-				}
-				// MarketDepth
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
-						} else {
-							v.HasMarketDepth = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MarketDepth, v.HasMarketDepth = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMarketDepth2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MarketDepth = uint32(x)
-						v.HasMarketDepth = ok
-						p = np
-					}
-				}
-				// MDEntryPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntryPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntryPx = ok
-						p = np
-					}
-				}
-				// MDEntryDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-						} else {
-							v.HasMDEntryDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryDate2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryDate = uint32(x)
-						v.HasMDEntryDate = ok
-						p = np
-					}
-				}
-				// MDEntryTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						v.MDEntryTime = uint64(b[p] & 0x7f)
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 {
-							v.MDEntryTime = uint64(x)
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryTime2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryTime = uint64(x)
-						p = np
-					}
-				}
-				// MDEntrySize
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
-						} else if x < 0 {
-							v.MDEntrySize, v.HasMDEntrySize = int64(x), true
-						} else {
-							v.HasMDEntrySize = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 {
-							if x > 0 {
-								x--
-							}
-							v.MDEntrySize, v.HasMDEntrySize = int64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntrySize2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntrySize = int64(x)
-						v.HasMDEntrySize = ok
-						p = np
-					}
-				}
-				// MDPriceLevel
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDPriceLevel, v.HasMDPriceLevel = uint32(x-1), true
-						} else {
-							v.HasMDPriceLevel = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDPriceLevel, v.HasMDPriceLevel = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDPriceLevel2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDPriceLevel = uint32(x)
-						v.HasMDPriceLevel = ok
-						p = np
-					}
-				}
-				// NumberOfOrders
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.NumberOfOrders, v.HasNumberOfOrders = int32(x-1), true
-						} else if x < 0 {
-							v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
-						} else {
-							v.HasNumberOfOrders = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fNumberOfOrders2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.NumberOfOrders = int32(x)
-						v.HasNumberOfOrders = ok
-						p = np
-					}
-				}
-				// MDEntryTradeType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryTradeType, v.HasMDEntryTradeType = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasMDEntryTradeType = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryTradeType2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryTradeType = x
-						v.HasMDEntryTradeType = ok
-						p = np
-					}
-				}
-				// TrdType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.TrdType, v.HasTrdType = int32(x-1), true
-						} else if x < 0 {
-							v.TrdType, v.HasTrdType = int32(x), true
-						} else {
-							v.HasTrdType = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.TrdType, v.HasTrdType = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fTrdType2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TrdType = int32(x)
-						v.HasTrdType = ok
-						p = np
-					}
-				}
-				// MDFlags
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.MDFlags, v.HasMDFlags = int32(x-1), true
-						} else if x < 0 {
-							v.MDFlags, v.HasMDFlags = int32(x), true
-						} else {
-							v.HasMDFlags = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31 {
-							if x > 0 {
-								x--
-							}
-							v.MDFlags, v.HasMDFlags = int32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDFlags2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDFlags = int32(x)
-						v.HasMDFlags = ok
-						p = np
-					}
-				}
-				// Currency
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.Currency, v.HasCurrency = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasCurrency = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fCurrency2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Currency = x
-						v.HasCurrency = ok
-						p = np
-					}
-				}
-				// OrderSide
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.OrderSide, v.HasOrderSide = w, true
-							p = end + 1
-							done = true
-						}
-					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-						v.HasOrderSide = false
-						p++
-						done = true
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fOrderSide2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.OrderSide = x
-						v.HasOrderSide = ok
-						p = np
-					}
+				if p, err = c.d3(b, p, &v.MDEntries[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -3437,6 +2563,820 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 	}
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
+	return p, nil
+}
+
+func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDEntryType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryType = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryType2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryType = x
+			p = np
+		}
+	}
+	// ExchangeTradingSessionID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
+			} else {
+				v.HasExchangeTradingSessionID = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ExchangeTradingSessionID = uint32(x)
+			v.HasExchangeTradingSessionID = ok
+			p = np
+		}
+	}
+	// MDEntryID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.MDEntryID, v.HasMDEntryID = int64(x-1), true
+			} else if x < 0 {
+				v.MDEntryID, v.HasMDEntryID = int64(x), true
+			} else {
+				v.HasMDEntryID = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntryID, v.HasMDEntryID = int64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryID2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryID = int64(x)
+			v.HasMDEntryID = ok
+			p = np
+		}
+	}
+	// MarketDepth
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
+			} else {
+				v.HasMarketDepth = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MarketDepth, v.HasMarketDepth = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMarketDepth2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MarketDepth = uint32(x)
+			v.HasMarketDepth = ok
+			p = np
+		}
+	}
+	// MDEntryPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntryPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntryPx = ok
+			p = np
+		}
+	}
+	// MDEntryDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+			} else {
+				v.HasMDEntryDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryDate2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryDate = uint32(x)
+			v.HasMDEntryDate = ok
+			p = np
+		}
+	}
+	// MDEntryTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.MDEntryTime = uint64(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.MDEntryTime = uint64(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryTime2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryTime = uint64(x)
+			p = np
+		}
+	}
+	// MDEntrySize
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
+			} else if x < 0 {
+				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
+			} else {
+				v.HasMDEntrySize = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntrySize2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntrySize = int64(x)
+			v.HasMDEntrySize = ok
+			p = np
+		}
+	}
+	// MDPriceLevel
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x-1), true
+			} else {
+				v.HasMDPriceLevel = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDPriceLevel2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDPriceLevel = uint32(x)
+			v.HasMDPriceLevel = ok
+			p = np
+		}
+	}
+	// NumberOfOrders
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.NumberOfOrders, v.HasNumberOfOrders = int32(x-1), true
+			} else if x < 0 {
+				v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
+			} else {
+				v.HasNumberOfOrders = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.NumberOfOrders = int32(x)
+			v.HasNumberOfOrders = ok
+			p = np
+		}
+	}
+	// MDEntryTradeType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryTradeType, v.HasMDEntryTradeType = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryTradeType = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryTradeType2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryTradeType = x
+			v.HasMDEntryTradeType = ok
+			p = np
+		}
+	}
+	// TrdType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.TrdType, v.HasTrdType = int32(x-1), true
+			} else if x < 0 {
+				v.TrdType, v.HasTrdType = int32(x), true
+			} else {
+				v.HasTrdType = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TrdType, v.HasTrdType = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fTrdType2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TrdType = int32(x)
+			v.HasTrdType = ok
+			p = np
+		}
+	}
+	// MDFlags
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.MDFlags, v.HasMDFlags = int32(x-1), true
+			} else if x < 0 {
+				v.MDFlags, v.HasMDFlags = int32(x), true
+			} else {
+				v.HasMDFlags = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MDFlags, v.HasMDFlags = int32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDFlags2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDFlags = int32(x)
+			v.HasMDFlags = ok
+			p = np
+		}
+	}
+	// Currency
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.Currency, v.HasCurrency = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCurrency = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fCurrency2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Currency = x
+			v.HasCurrency = ok
+			p = np
+		}
+	}
+	// OrderSide
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.OrderSide, v.HasOrderSide = w, true
+				p = end + 1
+				done = true
+			}
+		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderSide = false
+			p++
+			done = true
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fOrderSide2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.OrderSide = x
+			v.HasOrderSide = ok
+			p = np
+		}
 	}
 	return p, nil
 }
@@ -4393,164 +4333,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				v.MDFeedTypes = v.MDFeedTypes[:n]
 			}
 			for j := range v.MDFeedTypes {
-				v := &v.MDFeedTypes[j]
-				win := c.Win
-				_ = win
-				// MDFeedType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDFeedType = w
-							p = end + 1
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDFeedType, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDFeedType = x
-						p = np
-					}
-				}
-				// MarketDepth
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
-						} else {
-							v.HasMarketDepth = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MarketDepth, v.HasMarketDepth = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMarketDepth3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MarketDepth = uint32(x)
-						v.HasMarketDepth = ok
-						p = np
-					}
-				}
-				// MDBookType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDBookType, v.HasMDBookType = uint32(x-1), true
-						} else {
-							v.HasMDBookType = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDBookType, v.HasMDBookType = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDBookType, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDBookType = uint32(x)
-						v.HasMDBookType = ok
-						p = np
-					}
+				if p, err = c.d5(b, p, &v.MDFeedTypes[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -4587,107 +4371,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				v := &v.Underlyings[j]
-				win := c.Win
-				_ = win
-				// UnderlyingSymbol
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.UnderlyingSymbol = w
-							p = end + 1
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.UnderlyingSymbol = x
-						p = np
-					}
-				}
-				// UnderlyingSecurityID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.UnderlyingSecurityID, v.HasUnderlyingSecurityID = uint64(x-1), true
-						} else {
-							v.HasUnderlyingSecurityID = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 {
-							x--
-							v.UnderlyingSecurityID, v.HasUnderlyingSecurityID = uint64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.UnderlyingSecurityID = uint64(x)
-						v.HasUnderlyingSecurityID = ok
-						p = np
-					}
+				if p, err = c.d6(b, p, &v.Underlyings[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -5348,157 +5033,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				v.InstrumentLegs = v.InstrumentLegs[:n]
 			}
 			for j := range v.InstrumentLegs {
-				v := &v.InstrumentLegs[j]
-				win := c.Win
-				_ = win
-				// LegSymbol
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.LegSymbol = w
-							p = end + 1
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fLegSymbol, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.LegSymbol = x
-						p = np
-					}
-				}
-				// LegSecurityID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						v.LegSecurityID = uint64(b[p] & 0x7f)
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 {
-							v.LegSecurityID = uint64(x)
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fLegSecurityID, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.LegSecurityID = uint64(x)
-						p = np
-					}
-				}
-				// LegRatioQty
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.LegRatioQty = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.LegRatioQty = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fLegRatioQty, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.LegRatioQty = fastrt.Decimal{Mantissa: m, Exponent: e}
-						p = np
-					}
+				if p, err = c.d7(b, p, &v.InstrumentLegs[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -5536,102 +5072,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				v.InstrumentAttributes = v.InstrumentAttributes[:n]
 			}
 			for j := range v.InstrumentAttributes {
-				v := &v.InstrumentAttributes[j]
-				win := c.Win
-				_ = win
-				// InstrAttribType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						v.InstrAttribType = int32(fastrt.SignExtend7(b[p]))
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-							v.InstrAttribType = int32(x)
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fInstrAttribType, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.InstrAttribType = int32(x)
-						p = np
-					}
-				}
-				// InstrAttribValue
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.InstrAttribValue = w
-							p = end + 1
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fInstrAttribValue, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.InstrAttribValue = x
-						p = np
-					}
+				if p, err = c.d8(b, p, &v.InstrumentAttributes[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -5780,160 +5222,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				v.EvntGrp = v.EvntGrp[:n]
 			}
 			for j := range v.EvntGrp {
-				v := &v.EvntGrp[j]
-				// EventType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						v.EventType = int32(fastrt.SignExtend7(b[p]))
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-							v.EventType = int32(x)
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fEventType, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.EventType = int32(x)
-						p = np
-					}
-				}
-				// EventDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						v.EventDate = uint32(b[p] & 0x7f)
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32-1 {
-							v.EventDate = uint32(x)
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fEventDate, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.EventDate = uint32(x)
-						p = np
-					}
-				}
-				// EventTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						v.EventTime = uint64(b[p] & 0x7f)
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 {
-							v.EventTime = uint64(x)
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fEventTime, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.EventTime = uint64(x)
-						p = np
-					}
+				if p, err = c.d9(b, p, &v.EvntGrp[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -6056,6 +5346,670 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	}
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
+	return p, nil
+}
+
+func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDFeedType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDFeedType = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDFeedType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDFeedType = x
+			p = np
+		}
+	}
+	// MarketDepth
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
+			} else {
+				v.HasMarketDepth = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MarketDepth, v.HasMarketDepth = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMarketDepth3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MarketDepth = uint32(x)
+			v.HasMarketDepth = ok
+			p = np
+		}
+	}
+	// MDBookType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDBookType, v.HasMDBookType = uint32(x-1), true
+			} else {
+				v.HasMDBookType = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDBookType, v.HasMDBookType = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDBookType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDBookType = uint32(x)
+			v.HasMDBookType = ok
+			p = np
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// UnderlyingSymbol
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.UnderlyingSymbol = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.UnderlyingSymbol = x
+			p = np
+		}
+	}
+	// UnderlyingSecurityID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.UnderlyingSecurityID, v.HasUnderlyingSecurityID = uint64(x-1), true
+			} else {
+				v.HasUnderlyingSecurityID = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.UnderlyingSecurityID, v.HasUnderlyingSecurityID = uint64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.UnderlyingSecurityID = uint64(x)
+			v.HasUnderlyingSecurityID = ok
+			p = np
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// LegSymbol
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.LegSymbol = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fLegSymbol, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.LegSymbol = x
+			p = np
+		}
+	}
+	// LegSecurityID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.LegSecurityID = uint64(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.LegSecurityID = uint64(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fLegSecurityID, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.LegSecurityID = uint64(x)
+			p = np
+		}
+	}
+	// LegRatioQty
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.LegRatioQty = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.LegRatioQty = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fLegRatioQty, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.LegRatioQty = fastrt.Decimal{Mantissa: m, Exponent: e}
+			p = np
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d8(b []byte, p int, v *SecurityDefinitionInstrumentAttributes, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// InstrAttribType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.InstrAttribType = int32(fastrt.SignExtend7(b[p]))
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.InstrAttribType = int32(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fInstrAttribType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.InstrAttribType = int32(x)
+			p = np
+		}
+	}
+	// InstrAttribValue
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.InstrAttribValue = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fInstrAttribValue, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.InstrAttribValue = x
+			p = np
+		}
+	}
+	return p, nil
+}
+
+func (c *Decoder) d9(b []byte, p int, v *SecurityDefinitionEvntGrp, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	// EventType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.EventType = int32(fastrt.SignExtend7(b[p]))
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.EventType = int32(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fEventType, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.EventType = int32(x)
+			p = np
+		}
+	}
+	// EventDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.EventDate = uint32(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.EventDate = uint32(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fEventDate, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.EventDate = uint32(x)
+			p = np
+		}
+	}
+	// EventTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.EventTime = uint64(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.EventTime = uint64(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fEventTime, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.EventTime = uint64(x)
+			p = np
+		}
 	}
 	return p, nil
 }
@@ -8385,21 +8339,8 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				v.NewsText = v.NewsText[:n]
 			}
 			for j := range v.NewsText {
-				v := &v.NewsText[j]
-				// Text
-				{
-					done := false
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fText, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Text = x
-						p = np
-					}
+				if p, err = c.d16(b, p, &v.NewsText[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -8411,13 +8352,30 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 	return p, nil
 }
 
+func (c *Decoder) d16(b []byte, p int, v *NewsNewsText, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	// Text
+	{
+		done := false
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fText, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Text = x
+			p = np
+		}
+	}
+	return p, nil
+}
+
 func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID10
 	// MessageType
@@ -8610,877 +8568,8 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
-				win := c.Win
-				_ = win
-				// MDUpdateAction
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						v.MDUpdateAction = uint32(b[p] & 0x7f)
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32-1 {
-							v.MDUpdateAction = uint32(x)
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDUpdateAction2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDUpdateAction = uint32(x)
-						p = np
-					}
-				}
-				// MDEntryType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryType = w
-							p = end + 1
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryType3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryType = x
-						p = np
-					}
-				}
-				// MDEntryID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.MDEntryID, v.HasMDEntryID = int64(x-1), true
-						} else if x < 0 {
-							v.MDEntryID, v.HasMDEntryID = int64(x), true
-						} else {
-							v.HasMDEntryID = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 {
-							if x > 0 {
-								x--
-							}
-							v.MDEntryID, v.HasMDEntryID = int64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryID3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryID = int64(x)
-						v.HasMDEntryID = ok
-						p = np
-					}
-				}
-				// SecurityID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.SecurityID, v.HasSecurityID = uint64(x-1), true
-						} else {
-							v.HasSecurityID = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 {
-							x--
-							v.SecurityID, v.HasSecurityID = uint64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fSecurityID6, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.SecurityID = uint64(x)
-						v.HasSecurityID = ok
-						p = np
-					}
-				}
-				// SecurityIDSource
-				v.SecurityIDSource = uint32(8)
-				// RptSeq
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.RptSeq, v.HasRptSeq = uint32(x-1), true
-						} else {
-							v.HasRptSeq = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.RptSeq, v.HasRptSeq = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fRptSeq3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.RptSeq = uint32(x)
-						v.HasRptSeq = ok
-						p = np
-					}
-				}
-				// MDEntryDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-						} else {
-							v.HasMDEntryDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryDate3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryDate = uint32(x)
-						v.HasMDEntryDate = ok
-						p = np
-					}
-				}
-				// MDEntryTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						v.MDEntryTime = uint64(b[p] & 0x7f)
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 {
-							v.MDEntryTime = uint64(x)
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryTime3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryTime = uint64(x)
-						p = np
-					}
-				}
-				// MDEntryPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntryPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntryPx = ok
-						p = np
-					}
-				}
-				// MDEntrySize
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
-						} else if x < 0 {
-							v.MDEntrySize, v.HasMDEntrySize = int64(x), true
-						} else {
-							v.HasMDEntrySize = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 {
-							if x > 0 {
-								x--
-							}
-							v.MDEntrySize, v.HasMDEntrySize = int64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntrySize3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntrySize = int64(x)
-						v.HasMDEntrySize = ok
-						p = np
-					}
-				}
-				// LastPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasLastPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fLastPx2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.LastPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasLastPx = ok
-						p = np
-					}
-				}
-				// LastQty
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.LastQty, v.HasLastQty = int64(x-1), true
-						} else if x < 0 {
-							v.LastQty, v.HasLastQty = int64(x), true
-						} else {
-							v.HasLastQty = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 {
-							if x > 0 {
-								x--
-							}
-							v.LastQty, v.HasLastQty = int64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fLastQty, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.LastQty = int64(x)
-						v.HasLastQty = ok
-						p = np
-					}
-				}
-				// TradeID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.TradeID, v.HasTradeID = int64(x-1), true
-						} else if x < 0 {
-							v.TradeID, v.HasTradeID = int64(x), true
-						} else {
-							v.HasTradeID = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 {
-							if x > 0 {
-								x--
-							}
-							v.TradeID, v.HasTradeID = int64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fTradeID, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradeID = int64(x)
-						v.HasTradeID = ok
-						p = np
-					}
-				}
-				// ExchangeTradingSessionID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
-						} else {
-							v.HasExchangeTradingSessionID = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID5, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.ExchangeTradingSessionID = uint32(x)
-						v.HasExchangeTradingSessionID = ok
-						p = np
-					}
-				}
-				// MDFlags
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.MDFlags, v.HasMDFlags = int64(x-1), true
-						} else if x < 0 {
-							v.MDFlags, v.HasMDFlags = int64(x), true
-						} else {
-							v.HasMDFlags = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 {
-							if x > 0 {
-								x--
-							}
-							v.MDFlags, v.HasMDFlags = int64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDFlags3, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDFlags = int64(x)
-						v.HasMDFlags = ok
-						p = np
-					}
-				}
-				// Revision
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.Revision, v.HasRevision = uint64(x-1), true
-						} else {
-							v.HasRevision = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 {
-							x--
-							v.Revision, v.HasRevision = uint64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fRevision2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.Revision = uint64(x)
-						v.HasRevision = ok
-						p = np
-					}
+				if p, err = c.d18(b, p, &v.MDEntries[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -9492,13 +8581,858 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 	return p, nil
 }
 
+func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDUpdateAction
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.MDUpdateAction = uint32(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MDUpdateAction = uint32(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDUpdateAction = uint32(x)
+			p = np
+		}
+	}
+	// MDEntryType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryType = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryType3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryType = x
+			p = np
+		}
+	}
+	// MDEntryID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.MDEntryID, v.HasMDEntryID = int64(x-1), true
+			} else if x < 0 {
+				v.MDEntryID, v.HasMDEntryID = int64(x), true
+			} else {
+				v.HasMDEntryID = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntryID, v.HasMDEntryID = int64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryID3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryID = int64(x)
+			v.HasMDEntryID = ok
+			p = np
+		}
+	}
+	// SecurityID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.SecurityID, v.HasSecurityID = uint64(x-1), true
+			} else {
+				v.HasSecurityID = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.SecurityID, v.HasSecurityID = uint64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fSecurityID6, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.SecurityID = uint64(x)
+			v.HasSecurityID = ok
+			p = np
+		}
+	}
+	// SecurityIDSource
+	v.SecurityIDSource = uint32(8)
+	// RptSeq
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.RptSeq, v.HasRptSeq = uint32(x-1), true
+			} else {
+				v.HasRptSeq = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.RptSeq, v.HasRptSeq = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fRptSeq3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.RptSeq = uint32(x)
+			v.HasRptSeq = ok
+			p = np
+		}
+	}
+	// MDEntryDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+			} else {
+				v.HasMDEntryDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryDate3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryDate = uint32(x)
+			v.HasMDEntryDate = ok
+			p = np
+		}
+	}
+	// MDEntryTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.MDEntryTime = uint64(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.MDEntryTime = uint64(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryTime3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryTime = uint64(x)
+			p = np
+		}
+	}
+	// MDEntryPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntryPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntryPx = ok
+			p = np
+		}
+	}
+	// MDEntrySize
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
+			} else if x < 0 {
+				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
+			} else {
+				v.HasMDEntrySize = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntrySize3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntrySize = int64(x)
+			v.HasMDEntrySize = ok
+			p = np
+		}
+	}
+	// LastPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasLastPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fLastPx2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.LastPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasLastPx = ok
+			p = np
+		}
+	}
+	// LastQty
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.LastQty, v.HasLastQty = int64(x-1), true
+			} else if x < 0 {
+				v.LastQty, v.HasLastQty = int64(x), true
+			} else {
+				v.HasLastQty = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.LastQty, v.HasLastQty = int64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fLastQty, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.LastQty = int64(x)
+			v.HasLastQty = ok
+			p = np
+		}
+	}
+	// TradeID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.TradeID, v.HasTradeID = int64(x-1), true
+			} else if x < 0 {
+				v.TradeID, v.HasTradeID = int64(x), true
+			} else {
+				v.HasTradeID = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.TradeID, v.HasTradeID = int64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fTradeID, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradeID = int64(x)
+			v.HasTradeID = ok
+			p = np
+		}
+	}
+	// ExchangeTradingSessionID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
+			} else {
+				v.HasExchangeTradingSessionID = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID5, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.ExchangeTradingSessionID = uint32(x)
+			v.HasExchangeTradingSessionID = ok
+			p = np
+		}
+	}
+	// MDFlags
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.MDFlags, v.HasMDFlags = int64(x-1), true
+			} else if x < 0 {
+				v.MDFlags, v.HasMDFlags = int64(x), true
+			} else {
+				v.HasMDFlags = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDFlags, v.HasMDFlags = int64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDFlags3, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDFlags = int64(x)
+			v.HasMDFlags = ok
+			p = np
+		}
+	}
+	// Revision
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.Revision, v.HasRevision = uint64(x-1), true
+			} else {
+				v.HasRevision = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.Revision, v.HasRevision = uint64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fRevision2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.Revision = uint64(x)
+			v.HasRevision = ok
+			p = np
+		}
+	}
+	return p, nil
+}
+
 func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID11
 	// MessageType
@@ -9960,470 +9894,8 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
-				win := c.Win
-				_ = win
-				// MDEntryType
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-						end := p
-						if q := b[p:]; len(q) >= 8 {
-							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
-								end = p + bits.TrailingZeros64(m)>>3
-							} else {
-								end = p + 8
-								for end < len(b) && b[end] < 0x80 {
-									end++
-								}
-							}
-						} else {
-							for end < len(b) && b[end] < 0x80 {
-								end++
-							}
-						}
-						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
-							}
-							w := win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-							v.MDEntryType = w
-							p = end + 1
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Vector(b, p, fMDEntryType4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryType = x
-						p = np
-					}
-				}
-				// MDEntryID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.MDEntryID, v.HasMDEntryID = int64(x-1), true
-						} else if x < 0 {
-							v.MDEntryID, v.HasMDEntryID = int64(x), true
-						} else {
-							v.HasMDEntryID = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 {
-							if x > 0 {
-								x--
-							}
-							v.MDEntryID, v.HasMDEntryID = int64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryID4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryID = int64(x)
-						v.HasMDEntryID = ok
-						p = np
-					}
-				}
-				// MDEntryDate
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := b[p] & 0x7f; x != 0 {
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-						} else {
-							v.HasMDEntryDate = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 && x <= 1<<32 {
-							x--
-							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryDate4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryDate = uint32(x)
-						v.HasMDEntryDate = ok
-						p = np
-					}
-				}
-				// MDEntryTime
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						v.MDEntryTime = uint64(b[p] & 0x7f)
-						p++
-						done = true
-					}
-					if !done {
-						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
-							if q[1] >= 0x80 {
-								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = u, int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Uint(b, p)
-						}
-						if n > 0 {
-							v.MDEntryTime = uint64(x)
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntryTime4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryTime = uint64(x)
-						p = np
-					}
-				}
-				// MDEntryPx
-				{
-					done := false
-					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-						exp := fastrt.SignExtend7(b[p])
-						if exp == 0 {
-							v.HasMDEntryPx = false
-							p++
-							done = true
-						} else if exp > 0 {
-							exp--
-						}
-						if !done && exp >= -63 && exp <= 63 {
-							if b[q] >= 0x80 {
-								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-								p = q + 1
-								done = true
-							} else {
-								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-									x = int64(int8(q[0]<<1) >> 1)
-									if q[1] >= 0x80 {
-										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if len(q) >= 3 && q[2] >= 0x80 {
-										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if len(q) >= 4 && q[3] >= 0x80 {
-										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-									} else if len(q) >= 8 {
-										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-										if m := w & 0x8080808080808080; m != 0 {
-											k := uint(bits.TrailingZeros64(m) >> 3)
-											u := bits.ReverseBytes64(w) >> (56 - 8*k)
-											u &= 0x7f7f7f7f7f7f7f7f
-											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-										}
-									}
-								}
-								if n == 0 {
-									x, n = fastrt.Int(b, q)
-								}
-								if n > 0 {
-									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-									p = q + n
-									done = true
-								}
-							}
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-						v.HasMDEntryPx = ok
-						p = np
-					}
-				}
-				// MDEntrySize
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
-						} else if x < 0 {
-							v.MDEntrySize, v.HasMDEntrySize = int64(x), true
-						} else {
-							v.HasMDEntrySize = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 {
-							if x > 0 {
-								x--
-							}
-							v.MDEntrySize, v.HasMDEntrySize = int64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDEntrySize4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDEntrySize = int64(x)
-						v.HasMDEntrySize = ok
-						p = np
-					}
-				}
-				// TradeID
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.TradeID, v.HasTradeID = int64(x-1), true
-						} else if x < 0 {
-							v.TradeID, v.HasTradeID = int64(x), true
-						} else {
-							v.HasTradeID = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 {
-							if x > 0 {
-								x--
-							}
-							v.TradeID, v.HasTradeID = int64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fTradeID2, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.TradeID = int64(x)
-						v.HasTradeID = ok
-						p = np
-					}
-				}
-				// MDFlags
-				{
-					done := false
-					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-						if x := fastrt.SignExtend7(b[p]); x > 0 {
-							v.MDFlags, v.HasMDFlags = int64(x-1), true
-						} else if x < 0 {
-							v.MDFlags, v.HasMDFlags = int64(x), true
-						} else {
-							v.HasMDFlags = false
-						}
-						p++
-						done = true
-					}
-					if !done {
-						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
-							x = int64(int8(q[0]<<1) >> 1)
-							if q[1] >= 0x80 {
-								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if len(q) >= 3 && q[2] >= 0x80 {
-								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if len(q) >= 4 && q[3] >= 0x80 {
-								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-							} else if len(q) >= 8 {
-								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
-								if m := w & 0x8080808080808080; m != 0 {
-									k := uint(bits.TrailingZeros64(m) >> 3)
-									u := bits.ReverseBytes64(w) >> (56 - 8*k)
-									u &= 0x7f7f7f7f7f7f7f7f
-									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
-									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
-									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
-									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
-								}
-							}
-						}
-						if n == 0 {
-							x, n = fastrt.Int(b, p)
-						}
-						if n > 0 {
-							if x > 0 {
-								x--
-							}
-							v.MDFlags, v.HasMDFlags = int64(x), true
-							p += n
-							done = true
-						}
-					}
-					if !done {
-						tpm := fastrt.PMap{Bits: pmb}
-						x, ok, np, err := c.Int(b, p, fMDFlags4, &tpm, nil)
-						pmb = tpm.Bits
-						if err != nil {
-							return np, err
-						}
-						_ = ok
-						v.MDFlags = int64(x)
-						v.HasMDFlags = ok
-						p = np
-					}
+				if p, err = c.d20(b, p, &v.MDEntries[j], nil); err != nil {
+					return p, err
 				}
 			}
 			c.Depth--
@@ -10431,6 +9903,460 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 	}
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
+	return p, nil
+}
+
+func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) (int, error) {
+	var err error
+	_ = err
+	win := c.Win
+	_ = win
+	// MDEntryType
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(win) {
+					win = c.Extend(b, end)
+				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				v.MDEntryType = w
+				p = end + 1
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Vector(b, p, fMDEntryType4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryType = x
+			p = np
+		}
+	}
+	// MDEntryID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.MDEntryID, v.HasMDEntryID = int64(x-1), true
+			} else if x < 0 {
+				v.MDEntryID, v.HasMDEntryID = int64(x), true
+			} else {
+				v.HasMDEntryID = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntryID, v.HasMDEntryID = int64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryID4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryID = int64(x)
+			v.HasMDEntryID = ok
+			p = np
+		}
+	}
+	// MDEntryDate
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := b[p] & 0x7f; x != 0 {
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+			} else {
+				v.HasMDEntryDate = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryDate4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryDate = uint32(x)
+			v.HasMDEntryDate = ok
+			p = np
+		}
+	}
+	// MDEntryTime
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			v.MDEntryTime = uint64(b[p] & 0x7f)
+			p++
+			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.MDEntryTime = uint64(x)
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntryTime4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryTime = uint64(x)
+			p = np
+		}
+	}
+	// MDEntryPx
+	{
+		done := false
+		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+			exp := fastrt.SignExtend7(b[p])
+			if exp == 0 {
+				v.HasMDEntryPx = false
+				p++
+				done = true
+			} else if exp > 0 {
+				exp--
+			}
+			if !done && exp >= -63 && exp <= 63 {
+				if b[q] >= 0x80 {
+					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+					p = q + 1
+					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if len(q) >= 3 && q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if len(q) >= 4 && q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						} else if len(q) >= 8 {
+							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+							if m := w & 0x8080808080808080; m != 0 {
+								k := uint(bits.TrailingZeros64(m) >> 3)
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+							}
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
+				}
+			}
+		}
+		if !done {
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+			v.HasMDEntryPx = ok
+			p = np
+		}
+	}
+	// MDEntrySize
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
+			} else if x < 0 {
+				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
+			} else {
+				v.HasMDEntrySize = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDEntrySize4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDEntrySize = int64(x)
+			v.HasMDEntrySize = ok
+			p = np
+		}
+	}
+	// TradeID
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.TradeID, v.HasTradeID = int64(x-1), true
+			} else if x < 0 {
+				v.TradeID, v.HasTradeID = int64(x), true
+			} else {
+				v.HasTradeID = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.TradeID, v.HasTradeID = int64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fTradeID2, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.TradeID = int64(x)
+			v.HasTradeID = ok
+			p = np
+		}
+	}
+	// MDFlags
+	{
+		done := false
+		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+			if x := fastrt.SignExtend7(b[p]); x > 0 {
+				v.MDFlags, v.HasMDFlags = int64(x-1), true
+			} else if x < 0 {
+				v.MDFlags, v.HasMDFlags = int64(x), true
+			} else {
+				v.HasMDFlags = false
+			}
+			p++
+			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if len(q) >= 3 && q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if len(q) >= 4 && q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				} else if len(q) >= 8 {
+					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
+					if m := w & 0x8080808080808080; m != 0 {
+						k := uint(bits.TrailingZeros64(m) >> 3)
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
+					}
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDFlags, v.HasMDFlags = int64(x), true
+				p += n
+				done = true
+			}
+		}
+		if !done {
+			x, ok, np, err := c.Int(b, p, fMDFlags4, pm, nil)
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.MDFlags = int64(x)
+			v.HasMDFlags = ok
+			p = np
+		}
 	}
 	return p, nil
 }
