@@ -231,7 +231,7 @@ func (e *Encoder) fields(fs []*Field, p *pmapW, base int) error {
 		case cASCII, cASCIINull:
 			if v.Present {
 				b := e.m.data[v.Off : v.Off+v.Len]
-				if isASCII(b) {
+				if IsASCII(b) {
 					out = AppendASCII(out, b, f.code == cASCIINull)
 					continue
 				}
@@ -304,7 +304,7 @@ func (e *Encoder) fields(fs []*Field, p *pmapW, base int) error {
 					n++
 					continue
 				}
-				if (en.gen == e.dict.gen || !f.hasInit) && isASCII(b) {
+				if (en.gen == e.dict.gen || !f.hasInit) && IsASCII(b) {
 					reg = reg<<1 | 1
 					n++
 					out = AppendASCII(out, b, f.nullable)
@@ -757,22 +757,11 @@ func (e *Encoder) writeVector(f *Field, b []byte, present, nullable bool) {
 	}
 }
 
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
 func (e *Encoder) checkVector(f *Field, b []byte) error {
 	switch f.Type {
 	case TypeASCII:
-		for _, c := range b {
-			if c >= 0x80 {
-				return e.errf(R3, f, "non-ASCII byte in an ASCII string")
-			}
+		if !IsASCII(b) {
+			return e.errf(R3, f, "non-ASCII byte in an ASCII string")
 		}
 	case TypeUnicode:
 		if !utf8.Valid(b) {

@@ -5,6 +5,7 @@ package fast
 // negative error code (see the err* constants). No state, no allocation.
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"slices"
 )
@@ -229,6 +230,23 @@ func consumeIntSlow(b []byte, nullable bool) (v int64, big bool, n int) {
 		}
 	}
 	return 0, false, errTruncated
+}
+
+// IsASCII reports whether every byte of b is 7-bit, eight bytes at a time.
+func IsASCII(b []byte) bool {
+	var or uint64
+	for len(b) >= 8 {
+		or |= binary.LittleEndian.Uint64(b)
+		b = b[8:]
+	}
+	if len(b) >= 4 {
+		or |= uint64(binary.LittleEndian.Uint32(b))
+		b = b[4:]
+	}
+	for _, c := range b {
+		or |= uint64(c)
+	}
+	return or&0x8080808080808080 == 0
 }
 
 // AppendASCII appends s as a stop-bit encoded ASCII string. Every byte of s must be 7-bit;

@@ -1,6 +1,10 @@
 package fastrt
 
-import "math/bits"
+import (
+	"math/bits"
+
+	"fastfeed/fast"
+)
 
 // Decimal is a decimal value: Mantissa times ten to the power Exponent.
 type Decimal struct {
@@ -122,28 +126,11 @@ func appendIntLong(b []byte, v int64) []byte {
 }
 
 // AppendASCII appends s as an ASCII string (nullable shifts the empty and NUL strings); ok
-// is false, and nothing appended, if s holds a byte of 0x80 or more.
+// is false, and nothing appended, if s holds a byte of 0x80 or more. One call from
+// generated code, fast.IsASCII and fast.AppendASCII inlined into it.
 func AppendASCII(b []byte, s []byte, nullable bool) ([]byte, bool) {
-	var or byte
-	for _, c := range s {
-		or |= c
-	}
-	if or >= 0x80 {
+	if !fast.IsASCII(s) {
 		return b, false
 	}
-	switch {
-	case len(s) == 0:
-		if nullable {
-			return append(b, 0x00, stopBit), true
-		}
-		return append(b, stopBit), true
-	case len(s) == 1 && s[0] == 0:
-		if nullable {
-			return append(b, 0x00, 0x00, stopBit), true
-		}
-		return append(b, 0x00, stopBit), true
-	}
-	b = append(b, s...)
-	b[len(b)-1] |= stopBit
-	return b, true
+	return fast.AppendASCII(b, s, nullable), true
 }
