@@ -328,7 +328,9 @@ func (g *gen) encSequence(f *field) {
 		g.w("if out, err = c.Int(out, %s, pm, %s, int64(len(v.%s)), %s); err != nil {\nreturn out, err\n}\n", g.fvar(lf), g.slot(lf), f.name, has)
 	}
 	g.w("if %s {\nif err := c.Enter(%s); err != nil {\nreturn out, err\n}\n", has, f.fv)
-	if inlinable(f.elem) {
+	// As in the decoder: elements without a presence map are encoded by a function of
+	// their own (MOEX 3 trades -7%; elements with a map lost 4% that way).
+	if inlinable(f.elem) && f.elem.ownPmap {
 		f.elem.encInlined = true
 		g.w("for j := range v.%s {\nv := &v.%s[j]\n%s}\nc.Depth--\n}\n", f.name, f.name, g.encBody(f.elem, true))
 		return

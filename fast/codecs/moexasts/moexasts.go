@@ -24086,608 +24086,481 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			v := &v.GroupMDEntries[j]
-			// MDEntryType
-			if !v.HasMDEntryType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryID
-			if !v.HasMDEntryID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryID, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryDate
-			if !v.HasMDEntryDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryTime
-			if !v.HasMDEntryTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// OrigTime
-			if !v.HasOrigTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.OrigTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryPx
-			if !v.HasMDEntryPx {
-				out = append(out, 0x80)
-			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntryPx, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntrySize
-			if !v.HasMDEntrySize {
-				out = append(out, 0x80)
-			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntrySize, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// QuoteCondition
-			if !v.HasQuoteCondition {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fQuoteCondition, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradeCondition
-			if !v.HasTradeCondition {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradeCondition, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// OpenCloseSettlFlag
-			if !v.HasOpenCloseSettlFlag {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOpenCloseSettlFlag, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// OrdType
-			if !v.HasOrdType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrdType, &tpw, nil, v.OrdType, v.HasOrdType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// EffectiveTime
-			if !v.HasEffectiveTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.EffectiveTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// StartTime
-			if !v.HasStartTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.StartTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// AccruedInterestAmt
-			if !v.HasAccruedInterestAmt {
-				out = append(out, 0x80)
-			} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fAccruedInterestAmt, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// ChgFromWAPrice
-			if !v.HasChgFromWAPrice {
-				out = append(out, 0x80)
-			} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fChgFromWAPrice, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// ChgOpenInterest
-			if !v.HasChgOpenInterest {
-				out = append(out, 0x80)
-			} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fChgOpenInterest, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// BidMarketSize
-			if !v.HasBidMarketSize {
-				out = append(out, 0x80)
-			} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fBidMarketSize, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// AskMarketSize
-			if !v.HasAskMarketSize {
-				out = append(out, 0x80)
-			} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fAskMarketSize, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TotalNumOfTrades
-			if !v.HasTotalNumOfTrades {
-				out = append(out, 0x80)
-			} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// TradeValue
-			if !v.HasTradeValue {
-				out = append(out, 0x80)
-			} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fTradeValue, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// Yield
-			if !v.HasYield {
-				out = append(out, 0x80)
-			} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fYield, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TotalVolume
-			if !v.HasTotalVolume {
-				out = append(out, 0x80)
-			} else if x := v.TotalVolume; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fTotalVolume, &tpw, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// OfferNbOr
-			if !v.HasOfferNbOr {
-				out = append(out, 0x80)
-			} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// BidNbOr
-			if !v.HasBidNbOr {
-				out = append(out, 0x80)
-			} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// ChgFromSettlmnt
-			if !v.HasChgFromSettlmnt {
-				out = append(out, 0x80)
-			} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fChgFromSettlmnt, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// SettlDate
-			if !v.HasSettlDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.SettlDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// SettleType
-			if !v.HasSettleType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSettleType, &tpw, nil, v.SettleType, v.HasSettleType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// SumQtyOfBest
-			if !v.HasSumQtyOfBest {
-				out = append(out, 0x80)
-			} else if x := int64(v.SumQtyOfBest); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// OrderSide
-			if !v.HasOrderSide {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderSide, &tpw, nil, v.OrderSide, v.HasOrderSide)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// OrderStatus
-			if !v.HasOrderStatus {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderStatus, &tpw, nil, v.OrderStatus, v.HasOrderStatus)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MinCurrPx
-			if !v.HasMinCurrPx {
-				out = append(out, 0x80)
-			} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMinCurrPx, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MinCurrPxChgTime
-			if !v.HasMinCurrPxChgTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// VolumeIndicator
-			if !v.HasVolumeIndicator {
-				out = append(out, 0x80)
-			} else if x := uint64(v.VolumeIndicator); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// Price
-			if !v.HasPrice {
-				out = append(out, 0x80)
-			} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fPrice, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// PriceType
-			if !v.HasPriceType {
-				out = append(out, 0x80)
-			} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// NominalValue
-			if !v.HasNominalValue {
-				out = append(out, 0x80)
-			} else if x := v.NominalValue; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fNominalValue, &tpw, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// RepoToPx
-			if !v.HasRepoToPx {
-				out = append(out, 0x80)
-			} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fRepoToPx, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// BuyBackPx
-			if !v.HasBuyBackPx {
-				out = append(out, 0x80)
-			} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fBuyBackPx, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// BuyBackDate
-			if !v.HasBuyBackDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.BuyBackDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// CXFlag
-			if !v.HasCXFlag {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fCXFlag, &tpw, nil, v.CXFlag, v.HasCXFlag)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradingSessionSubID
-			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionSubID, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
+			if out, err = c.e3(out, &v.GroupMDEntries[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDEntryType
+	if !v.HasMDEntryType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryType, pm, nil, v.MDEntryType, v.HasMDEntryType); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryID
+	if !v.HasMDEntryID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryID, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryDate
+	if !v.HasMDEntryDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryTime
+	if !v.HasMDEntryTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// OrigTime
+	if !v.HasOrigTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.OrigTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryPx
+	if !v.HasMDEntryPx {
+		out = append(out, 0x80)
+	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntryPx, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+			return out, err
+		}
+	}
+	// MDEntrySize
+	if !v.HasMDEntrySize {
+		out = append(out, 0x80)
+	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntrySize, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
+			return out, err
+		}
+	}
+	// QuoteCondition
+	if !v.HasQuoteCondition {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fQuoteCondition, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+			return out, err
+		}
+	}
+	// TradeCondition
+	if !v.HasTradeCondition {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradeCondition, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+			return out, err
+		}
+	}
+	// OpenCloseSettlFlag
+	if !v.HasOpenCloseSettlFlag {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOpenCloseSettlFlag, pm, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag); err != nil {
+			return out, err
+		}
+	}
+	// OrdType
+	if !v.HasOrdType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOrdType, pm, nil, v.OrdType, v.HasOrdType); err != nil {
+			return out, err
+		}
+	}
+	// EffectiveTime
+	if !v.HasEffectiveTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.EffectiveTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// StartTime
+	if !v.HasStartTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.StartTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// AccruedInterestAmt
+	if !v.HasAccruedInterestAmt {
+		out = append(out, 0x80)
+	} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fAccruedInterestAmt, pm, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt); err != nil {
+			return out, err
+		}
+	}
+	// ChgFromWAPrice
+	if !v.HasChgFromWAPrice {
+		out = append(out, 0x80)
+	} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fChgFromWAPrice, pm, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice); err != nil {
+			return out, err
+		}
+	}
+	// ChgOpenInterest
+	if !v.HasChgOpenInterest {
+		out = append(out, 0x80)
+	} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fChgOpenInterest, pm, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest); err != nil {
+			return out, err
+		}
+	}
+	// BidMarketSize
+	if !v.HasBidMarketSize {
+		out = append(out, 0x80)
+	} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fBidMarketSize, pm, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize); err != nil {
+			return out, err
+		}
+	}
+	// AskMarketSize
+	if !v.HasAskMarketSize {
+		out = append(out, 0x80)
+	} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fAskMarketSize, pm, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize); err != nil {
+			return out, err
+		}
+	}
+	// TotalNumOfTrades
+	if !v.HasTotalNumOfTrades {
+		out = append(out, 0x80)
+	} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// TradeValue
+	if !v.HasTradeValue {
+		out = append(out, 0x80)
+	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fTradeValue, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
+			return out, err
+		}
+	}
+	// Yield
+	if !v.HasYield {
+		out = append(out, 0x80)
+	} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fYield, pm, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
+			return out, err
+		}
+	}
+	// TotalVolume
+	if !v.HasTotalVolume {
+		out = append(out, 0x80)
+	} else if x := v.TotalVolume; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fTotalVolume, pm, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume); err != nil {
+			return out, err
+		}
+	}
+	// OfferNbOr
+	if !v.HasOfferNbOr {
+		out = append(out, 0x80)
+	} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// BidNbOr
+	if !v.HasBidNbOr {
+		out = append(out, 0x80)
+	} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// ChgFromSettlmnt
+	if !v.HasChgFromSettlmnt {
+		out = append(out, 0x80)
+	} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fChgFromSettlmnt, pm, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt); err != nil {
+			return out, err
+		}
+	}
+	// SettlDate
+	if !v.HasSettlDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.SettlDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// SettleType
+	if !v.HasSettleType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fSettleType, pm, nil, v.SettleType, v.HasSettleType); err != nil {
+			return out, err
+		}
+	}
+	// SumQtyOfBest
+	if !v.HasSumQtyOfBest {
+		out = append(out, 0x80)
+	} else if x := int64(v.SumQtyOfBest); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// OrderSide
+	if !v.HasOrderSide {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOrderSide, pm, nil, v.OrderSide, v.HasOrderSide); err != nil {
+			return out, err
+		}
+	}
+	// OrderStatus
+	if !v.HasOrderStatus {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOrderStatus, pm, nil, v.OrderStatus, v.HasOrderStatus); err != nil {
+			return out, err
+		}
+	}
+	// MinCurrPx
+	if !v.HasMinCurrPx {
+		out = append(out, 0x80)
+	} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMinCurrPx, pm, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx); err != nil {
+			return out, err
+		}
+	}
+	// MinCurrPxChgTime
+	if !v.HasMinCurrPxChgTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// VolumeIndicator
+	if !v.HasVolumeIndicator {
+		out = append(out, 0x80)
+	} else if x := uint64(v.VolumeIndicator); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// Price
+	if !v.HasPrice {
+		out = append(out, 0x80)
+	} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fPrice, pm, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
+			return out, err
+		}
+	}
+	// PriceType
+	if !v.HasPriceType {
+		out = append(out, 0x80)
+	} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// NominalValue
+	if !v.HasNominalValue {
+		out = append(out, 0x80)
+	} else if x := v.NominalValue; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fNominalValue, pm, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue); err != nil {
+			return out, err
+		}
+	}
+	// RepoToPx
+	if !v.HasRepoToPx {
+		out = append(out, 0x80)
+	} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fRepoToPx, pm, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
+			return out, err
+		}
+	}
+	// BuyBackPx
+	if !v.HasBuyBackPx {
+		out = append(out, 0x80)
+	} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fBuyBackPx, pm, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
+			return out, err
+		}
+	}
+	// BuyBackDate
+	if !v.HasBuyBackDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.BuyBackDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// CXFlag
+	if !v.HasCXFlag {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fCXFlag, pm, nil, v.CXFlag, v.HasCXFlag); err != nil {
+			return out, err
+		}
+	}
+	// TradingSessionSubID
+	if !v.HasTradingSessionSubID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradingSessionSubID, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -24722,674 +24595,532 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			v := &v.GroupMDEntries[j]
-			// MDUpdateAction
-			if !v.HasMDUpdateAction {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryType
-			if !v.HasMDEntryType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType2, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryID
-			if !v.HasMDEntryID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryID2, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// RptSeq
-			if !v.HasRptSeq {
-				out = append(out, 0x80)
-			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MDEntryDate
-			if !v.HasMDEntryDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// OrigTime
-			if !v.HasOrigTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.OrigTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// SettlDate
-			if !v.HasSettlDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.SettlDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// SettleType
-			if !v.HasSettleType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSettleType2, &tpw, nil, v.SettleType, v.HasSettleType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryTime
-			if !v.HasMDEntryTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// EffectiveTime
-			if !v.HasEffectiveTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.EffectiveTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// StartTime
-			if !v.HasStartTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.StartTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// Symbol
-			if !v.HasSymbol {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, v.HasSymbol)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryPx
-			if !v.HasMDEntryPx {
-				out = append(out, 0x80)
-			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntryPx2, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntrySize
-			if !v.HasMDEntrySize {
-				out = append(out, 0x80)
-			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntrySize2, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// QuoteCondition
-			if !v.HasQuoteCondition {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fQuoteCondition2, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradeCondition
-			if !v.HasTradeCondition {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradeCondition2, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// OpenCloseSettlFlag
-			if !v.HasOpenCloseSettlFlag {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOpenCloseSettlFlag2, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// OrdType
-			if !v.HasOrdType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrdType2, &tpw, nil, v.OrdType, v.HasOrdType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// NetChgPrevDay
-			if !v.HasNetChgPrevDay {
-				out = append(out, 0x80)
-			} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fNetChgPrevDay2, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// AccruedInterestAmt
-			if !v.HasAccruedInterestAmt {
-				out = append(out, 0x80)
-			} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fAccruedInterestAmt2, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// ChgFromWAPrice
-			if !v.HasChgFromWAPrice {
-				out = append(out, 0x80)
-			} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fChgFromWAPrice2, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// ChgOpenInterest
-			if !v.HasChgOpenInterest {
-				out = append(out, 0x80)
-			} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fChgOpenInterest2, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// BidMarketSize
-			if !v.HasBidMarketSize {
-				out = append(out, 0x80)
-			} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fBidMarketSize2, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// AskMarketSize
-			if !v.HasAskMarketSize {
-				out = append(out, 0x80)
-			} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fAskMarketSize2, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TotalNumOfTrades
-			if !v.HasTotalNumOfTrades {
-				out = append(out, 0x80)
-			} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// TradeValue
-			if !v.HasTradeValue {
-				out = append(out, 0x80)
-			} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fTradeValue2, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// Yield
-			if !v.HasYield {
-				out = append(out, 0x80)
-			} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fYield2, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TotalVolume
-			if !v.HasTotalVolume {
-				out = append(out, 0x80)
-			} else if x := v.TotalVolume; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fTotalVolume2, &tpw, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// OfferNbOr
-			if !v.HasOfferNbOr {
-				out = append(out, 0x80)
-			} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// BidNbOr
-			if !v.HasBidNbOr {
-				out = append(out, 0x80)
-			} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// ChgFromSettlmnt
-			if !v.HasChgFromSettlmnt {
-				out = append(out, 0x80)
-			} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fChgFromSettlmnt2, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// SumQtyOfBest
-			if !v.HasSumQtyOfBest {
-				out = append(out, 0x80)
-			} else if x := int64(v.SumQtyOfBest); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// OrderSide
-			if !v.HasOrderSide {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderSide2, &tpw, nil, v.OrderSide, v.HasOrderSide)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// OrderStatus
-			if !v.HasOrderStatus {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderStatus2, &tpw, nil, v.OrderStatus, v.HasOrderStatus)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MinCurrPx
-			if !v.HasMinCurrPx {
-				out = append(out, 0x80)
-			} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMinCurrPx2, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MinCurrPxChgTime
-			if !v.HasMinCurrPxChgTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// VolumeIndicator
-			if !v.HasVolumeIndicator {
-				out = append(out, 0x80)
-			} else if x := uint64(v.VolumeIndicator); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// Price
-			if !v.HasPrice {
-				out = append(out, 0x80)
-			} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fPrice2, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// PriceType
-			if !v.HasPriceType {
-				out = append(out, 0x80)
-			} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// NominalValue
-			if !v.HasNominalValue {
-				out = append(out, 0x80)
-			} else if x := v.NominalValue; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fNominalValue2, &tpw, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// RepoToPx
-			if !v.HasRepoToPx {
-				out = append(out, 0x80)
-			} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fRepoToPx2, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// BuyBackPx
-			if !v.HasBuyBackPx {
-				out = append(out, 0x80)
-			} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fBuyBackPx2, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// BuyBackDate
-			if !v.HasBuyBackDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.BuyBackDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// CXFlag
-			if !v.HasCXFlag {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fCXFlag2, &tpw, nil, v.CXFlag, v.HasCXFlag)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradingSessionID
-			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionID2, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradingSessionSubID
-			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionSubID2, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
+			if out, err = c.e5(out, &v.GroupMDEntries[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDUpdateAction
+	if !v.HasMDUpdateAction {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryType
+	if !v.HasMDEntryType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryType2, pm, nil, v.MDEntryType, v.HasMDEntryType); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryID
+	if !v.HasMDEntryID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryID2, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+			return out, err
+		}
+	}
+	// RptSeq
+	if !v.HasRptSeq {
+		out = append(out, 0x80)
+	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MDEntryDate
+	if !v.HasMDEntryDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// OrigTime
+	if !v.HasOrigTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.OrigTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// SettlDate
+	if !v.HasSettlDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.SettlDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// SettleType
+	if !v.HasSettleType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fSettleType2, pm, nil, v.SettleType, v.HasSettleType); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryTime
+	if !v.HasMDEntryTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// EffectiveTime
+	if !v.HasEffectiveTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.EffectiveTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// StartTime
+	if !v.HasStartTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.StartTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// Symbol
+	if !v.HasSymbol {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fSymbol2, pm, nil, v.Symbol, v.HasSymbol); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryPx
+	if !v.HasMDEntryPx {
+		out = append(out, 0x80)
+	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntryPx2, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+			return out, err
+		}
+	}
+	// MDEntrySize
+	if !v.HasMDEntrySize {
+		out = append(out, 0x80)
+	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntrySize2, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
+			return out, err
+		}
+	}
+	// QuoteCondition
+	if !v.HasQuoteCondition {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fQuoteCondition2, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+			return out, err
+		}
+	}
+	// TradeCondition
+	if !v.HasTradeCondition {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradeCondition2, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+			return out, err
+		}
+	}
+	// OpenCloseSettlFlag
+	if !v.HasOpenCloseSettlFlag {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOpenCloseSettlFlag2, pm, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag); err != nil {
+			return out, err
+		}
+	}
+	// OrdType
+	if !v.HasOrdType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOrdType2, pm, nil, v.OrdType, v.HasOrdType); err != nil {
+			return out, err
+		}
+	}
+	// NetChgPrevDay
+	if !v.HasNetChgPrevDay {
+		out = append(out, 0x80)
+	} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fNetChgPrevDay2, pm, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+			return out, err
+		}
+	}
+	// AccruedInterestAmt
+	if !v.HasAccruedInterestAmt {
+		out = append(out, 0x80)
+	} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fAccruedInterestAmt2, pm, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt); err != nil {
+			return out, err
+		}
+	}
+	// ChgFromWAPrice
+	if !v.HasChgFromWAPrice {
+		out = append(out, 0x80)
+	} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fChgFromWAPrice2, pm, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice); err != nil {
+			return out, err
+		}
+	}
+	// ChgOpenInterest
+	if !v.HasChgOpenInterest {
+		out = append(out, 0x80)
+	} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fChgOpenInterest2, pm, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest); err != nil {
+			return out, err
+		}
+	}
+	// BidMarketSize
+	if !v.HasBidMarketSize {
+		out = append(out, 0x80)
+	} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fBidMarketSize2, pm, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize); err != nil {
+			return out, err
+		}
+	}
+	// AskMarketSize
+	if !v.HasAskMarketSize {
+		out = append(out, 0x80)
+	} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fAskMarketSize2, pm, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize); err != nil {
+			return out, err
+		}
+	}
+	// TotalNumOfTrades
+	if !v.HasTotalNumOfTrades {
+		out = append(out, 0x80)
+	} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// TradeValue
+	if !v.HasTradeValue {
+		out = append(out, 0x80)
+	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fTradeValue2, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
+			return out, err
+		}
+	}
+	// Yield
+	if !v.HasYield {
+		out = append(out, 0x80)
+	} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fYield2, pm, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
+			return out, err
+		}
+	}
+	// TotalVolume
+	if !v.HasTotalVolume {
+		out = append(out, 0x80)
+	} else if x := v.TotalVolume; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fTotalVolume2, pm, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume); err != nil {
+			return out, err
+		}
+	}
+	// OfferNbOr
+	if !v.HasOfferNbOr {
+		out = append(out, 0x80)
+	} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// BidNbOr
+	if !v.HasBidNbOr {
+		out = append(out, 0x80)
+	} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// ChgFromSettlmnt
+	if !v.HasChgFromSettlmnt {
+		out = append(out, 0x80)
+	} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fChgFromSettlmnt2, pm, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt); err != nil {
+			return out, err
+		}
+	}
+	// SumQtyOfBest
+	if !v.HasSumQtyOfBest {
+		out = append(out, 0x80)
+	} else if x := int64(v.SumQtyOfBest); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// OrderSide
+	if !v.HasOrderSide {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOrderSide2, pm, nil, v.OrderSide, v.HasOrderSide); err != nil {
+			return out, err
+		}
+	}
+	// OrderStatus
+	if !v.HasOrderStatus {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOrderStatus2, pm, nil, v.OrderStatus, v.HasOrderStatus); err != nil {
+			return out, err
+		}
+	}
+	// MinCurrPx
+	if !v.HasMinCurrPx {
+		out = append(out, 0x80)
+	} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMinCurrPx2, pm, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx); err != nil {
+			return out, err
+		}
+	}
+	// MinCurrPxChgTime
+	if !v.HasMinCurrPxChgTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// VolumeIndicator
+	if !v.HasVolumeIndicator {
+		out = append(out, 0x80)
+	} else if x := uint64(v.VolumeIndicator); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// Price
+	if !v.HasPrice {
+		out = append(out, 0x80)
+	} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fPrice2, pm, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
+			return out, err
+		}
+	}
+	// PriceType
+	if !v.HasPriceType {
+		out = append(out, 0x80)
+	} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// NominalValue
+	if !v.HasNominalValue {
+		out = append(out, 0x80)
+	} else if x := v.NominalValue; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fNominalValue2, pm, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue); err != nil {
+			return out, err
+		}
+	}
+	// RepoToPx
+	if !v.HasRepoToPx {
+		out = append(out, 0x80)
+	} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fRepoToPx2, pm, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
+			return out, err
+		}
+	}
+	// BuyBackPx
+	if !v.HasBuyBackPx {
+		out = append(out, 0x80)
+	} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fBuyBackPx2, pm, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
+			return out, err
+		}
+	}
+	// BuyBackDate
+	if !v.HasBuyBackDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.BuyBackDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// CXFlag
+	if !v.HasCXFlag {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fCXFlag2, pm, nil, v.CXFlag, v.HasCXFlag); err != nil {
+			return out, err
+		}
+	}
+	// TradingSessionID
+	if !v.HasTradingSessionID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradingSessionID2, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+			return out, err
+		}
+	}
+	// TradingSessionSubID
+	if !v.HasTradingSessionSubID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradingSessionSubID2, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -26804,489 +26535,387 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			v := &v.GroupMDEntries[j]
-			// MDUpdateAction
-			if !v.HasMDUpdateAction {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryType
-			if !v.HasMDEntryType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType7, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryID
-			if !v.HasMDEntryID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryID7, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// Symbol
-			if !v.HasSymbol {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSymbol7, &tpw, nil, v.Symbol, v.HasSymbol)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// RptSeq
-			if !v.HasRptSeq {
-				out = append(out, 0x80)
-			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MDEntryPx
-			if !v.HasMDEntryPx {
-				out = append(out, 0x80)
-			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntryPx7, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntrySize
-			if !v.HasMDEntrySize {
-				out = append(out, 0x80)
-			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntrySize7, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryDate
-			if !v.HasMDEntryDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryTime
-			if !v.HasMDEntryTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// StartTime
-			if !v.HasStartTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.StartTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// QuoteCondition
-			if !v.HasQuoteCondition {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fQuoteCondition3, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradeCondition
-			if !v.HasTradeCondition {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradeCondition3, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// OpenCloseSettlFlag
-			if !v.HasOpenCloseSettlFlag {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOpenCloseSettlFlag3, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// NetChgPrevDay
-			if !v.HasNetChgPrevDay {
-				out = append(out, 0x80)
-			} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fNetChgPrevDay3, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// AccruedInterestAmt
-			if !v.HasAccruedInterestAmt {
-				out = append(out, 0x80)
-			} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fAccruedInterestAmt4, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// ChgFromWAPrice
-			if !v.HasChgFromWAPrice {
-				out = append(out, 0x80)
-			} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fChgFromWAPrice3, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// ChgOpenInterest
-			if !v.HasChgOpenInterest {
-				out = append(out, 0x80)
-			} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fChgOpenInterest3, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// BidMarketSize
-			if !v.HasBidMarketSize {
-				out = append(out, 0x80)
-			} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fBidMarketSize3, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// AskMarketSize
-			if !v.HasAskMarketSize {
-				out = append(out, 0x80)
-			} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fAskMarketSize3, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TotalNumOfTrades
-			if !v.HasTotalNumOfTrades {
-				out = append(out, 0x80)
-			} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// TradeValue
-			if !v.HasTradeValue {
-				out = append(out, 0x80)
-			} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fTradeValue5, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// Yield
-			if !v.HasYield {
-				out = append(out, 0x80)
-			} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fYield5, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// OfferNbOr
-			if !v.HasOfferNbOr {
-				out = append(out, 0x80)
-			} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// BidNbOr
-			if !v.HasBidNbOr {
-				out = append(out, 0x80)
-			} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// ChgFromSettlmnt
-			if !v.HasChgFromSettlmnt {
-				out = append(out, 0x80)
-			} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fChgFromSettlmnt3, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MinCurrPx
-			if !v.HasMinCurrPx {
-				out = append(out, 0x80)
-			} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMinCurrPx3, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MinCurrPxChgTime
-			if !v.HasMinCurrPxChgTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// VolumeIndicator
-			if !v.HasVolumeIndicator {
-				out = append(out, 0x80)
-			} else if x := uint64(v.VolumeIndicator); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// SettlDate
-			if !v.HasSettlDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.SettlDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// SettleType
-			if !v.HasSettleType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSettleType5, &tpw, nil, v.SettleType, v.HasSettleType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// CXFlag
-			if !v.HasCXFlag {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fCXFlag3, &tpw, nil, v.CXFlag, v.HasCXFlag)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradingSessionID
-			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionID7, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradingSessionSubID
-			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionSubID7, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
+			if out, err = c.e15(out, &v.GroupMDEntries[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDUpdateAction
+	if !v.HasMDUpdateAction {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryType
+	if !v.HasMDEntryType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryType7, pm, nil, v.MDEntryType, v.HasMDEntryType); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryID
+	if !v.HasMDEntryID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryID7, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+			return out, err
+		}
+	}
+	// Symbol
+	if !v.HasSymbol {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fSymbol7, pm, nil, v.Symbol, v.HasSymbol); err != nil {
+			return out, err
+		}
+	}
+	// RptSeq
+	if !v.HasRptSeq {
+		out = append(out, 0x80)
+	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MDEntryPx
+	if !v.HasMDEntryPx {
+		out = append(out, 0x80)
+	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntryPx7, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+			return out, err
+		}
+	}
+	// MDEntrySize
+	if !v.HasMDEntrySize {
+		out = append(out, 0x80)
+	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntrySize7, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryDate
+	if !v.HasMDEntryDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryTime
+	if !v.HasMDEntryTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// StartTime
+	if !v.HasStartTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.StartTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// QuoteCondition
+	if !v.HasQuoteCondition {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fQuoteCondition3, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+			return out, err
+		}
+	}
+	// TradeCondition
+	if !v.HasTradeCondition {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradeCondition3, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+			return out, err
+		}
+	}
+	// OpenCloseSettlFlag
+	if !v.HasOpenCloseSettlFlag {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOpenCloseSettlFlag3, pm, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag); err != nil {
+			return out, err
+		}
+	}
+	// NetChgPrevDay
+	if !v.HasNetChgPrevDay {
+		out = append(out, 0x80)
+	} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fNetChgPrevDay3, pm, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+			return out, err
+		}
+	}
+	// AccruedInterestAmt
+	if !v.HasAccruedInterestAmt {
+		out = append(out, 0x80)
+	} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fAccruedInterestAmt4, pm, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt); err != nil {
+			return out, err
+		}
+	}
+	// ChgFromWAPrice
+	if !v.HasChgFromWAPrice {
+		out = append(out, 0x80)
+	} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fChgFromWAPrice3, pm, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice); err != nil {
+			return out, err
+		}
+	}
+	// ChgOpenInterest
+	if !v.HasChgOpenInterest {
+		out = append(out, 0x80)
+	} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fChgOpenInterest3, pm, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest); err != nil {
+			return out, err
+		}
+	}
+	// BidMarketSize
+	if !v.HasBidMarketSize {
+		out = append(out, 0x80)
+	} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fBidMarketSize3, pm, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize); err != nil {
+			return out, err
+		}
+	}
+	// AskMarketSize
+	if !v.HasAskMarketSize {
+		out = append(out, 0x80)
+	} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fAskMarketSize3, pm, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize); err != nil {
+			return out, err
+		}
+	}
+	// TotalNumOfTrades
+	if !v.HasTotalNumOfTrades {
+		out = append(out, 0x80)
+	} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// TradeValue
+	if !v.HasTradeValue {
+		out = append(out, 0x80)
+	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fTradeValue5, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
+			return out, err
+		}
+	}
+	// Yield
+	if !v.HasYield {
+		out = append(out, 0x80)
+	} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fYield5, pm, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
+			return out, err
+		}
+	}
+	// OfferNbOr
+	if !v.HasOfferNbOr {
+		out = append(out, 0x80)
+	} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// BidNbOr
+	if !v.HasBidNbOr {
+		out = append(out, 0x80)
+	} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// ChgFromSettlmnt
+	if !v.HasChgFromSettlmnt {
+		out = append(out, 0x80)
+	} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fChgFromSettlmnt3, pm, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt); err != nil {
+			return out, err
+		}
+	}
+	// MinCurrPx
+	if !v.HasMinCurrPx {
+		out = append(out, 0x80)
+	} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMinCurrPx3, pm, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx); err != nil {
+			return out, err
+		}
+	}
+	// MinCurrPxChgTime
+	if !v.HasMinCurrPxChgTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// VolumeIndicator
+	if !v.HasVolumeIndicator {
+		out = append(out, 0x80)
+	} else if x := uint64(v.VolumeIndicator); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// SettlDate
+	if !v.HasSettlDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.SettlDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// SettleType
+	if !v.HasSettleType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fSettleType5, pm, nil, v.SettleType, v.HasSettleType); err != nil {
+			return out, err
+		}
+	}
+	// CXFlag
+	if !v.HasCXFlag {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fCXFlag3, pm, nil, v.CXFlag, v.HasCXFlag); err != nil {
+			return out, err
+		}
+	}
+	// TradingSessionID
+	if !v.HasTradingSessionID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradingSessionID7, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+			return out, err
+		}
+	}
+	// TradingSessionSubID
+	if !v.HasTradingSessionSubID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradingSessionSubID7, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -27321,413 +26950,326 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			v := &v.GroupMDEntries[j]
-			// MDUpdateAction
-			if !v.HasMDUpdateAction {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryType
-			if !v.HasMDEntryType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType8, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryID
-			if !v.HasMDEntryID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryID8, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// Symbol
-			if !v.HasSymbol {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSymbol8, &tpw, nil, v.Symbol, v.HasSymbol)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// RptSeq
-			if !v.HasRptSeq {
-				out = append(out, 0x80)
-			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MDEntryPx
-			if !v.HasMDEntryPx {
-				out = append(out, 0x80)
-			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntryPx8, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntrySize
-			if !v.HasMDEntrySize {
-				out = append(out, 0x80)
-			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntrySize8, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryDate
-			if !v.HasMDEntryDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryTime
-			if !v.HasMDEntryTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// StartTime
-			if !v.HasStartTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.StartTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// QuoteCondition
-			if !v.HasQuoteCondition {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fQuoteCondition4, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradeCondition
-			if !v.HasTradeCondition {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradeCondition4, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// OpenCloseSettlFlag
-			if !v.HasOpenCloseSettlFlag {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOpenCloseSettlFlag4, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// NetChgPrevDay
-			if !v.HasNetChgPrevDay {
-				out = append(out, 0x80)
-			} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fNetChgPrevDay4, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// ChgFromWAPrice
-			if !v.HasChgFromWAPrice {
-				out = append(out, 0x80)
-			} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fChgFromWAPrice4, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// ChgOpenInterest
-			if !v.HasChgOpenInterest {
-				out = append(out, 0x80)
-			} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fChgOpenInterest4, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// BidMarketSize
-			if !v.HasBidMarketSize {
-				out = append(out, 0x80)
-			} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fBidMarketSize4, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// AskMarketSize
-			if !v.HasAskMarketSize {
-				out = append(out, 0x80)
-			} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fAskMarketSize4, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TotalNumOfTrades
-			if !v.HasTotalNumOfTrades {
-				out = append(out, 0x80)
-			} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// TradeValue
-			if !v.HasTradeValue {
-				out = append(out, 0x80)
-			} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fTradeValue6, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// OfferNbOr
-			if !v.HasOfferNbOr {
-				out = append(out, 0x80)
-			} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// BidNbOr
-			if !v.HasBidNbOr {
-				out = append(out, 0x80)
-			} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// ChgFromSettlmnt
-			if !v.HasChgFromSettlmnt {
-				out = append(out, 0x80)
-			} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fChgFromSettlmnt4, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// SettlDate
-			if !v.HasSettlDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.SettlDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// SettleType
-			if !v.HasSettleType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSettleType6, &tpw, nil, v.SettleType, v.HasSettleType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// CXFlag
-			if !v.HasCXFlag {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fCXFlag4, &tpw, nil, v.CXFlag, v.HasCXFlag)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradingSessionID
-			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionID8, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradingSessionSubID
-			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionSubID8, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
+			if out, err = c.e17(out, &v.GroupMDEntries[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDUpdateAction
+	if !v.HasMDUpdateAction {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryType
+	if !v.HasMDEntryType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryType8, pm, nil, v.MDEntryType, v.HasMDEntryType); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryID
+	if !v.HasMDEntryID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryID8, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+			return out, err
+		}
+	}
+	// Symbol
+	if !v.HasSymbol {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fSymbol8, pm, nil, v.Symbol, v.HasSymbol); err != nil {
+			return out, err
+		}
+	}
+	// RptSeq
+	if !v.HasRptSeq {
+		out = append(out, 0x80)
+	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MDEntryPx
+	if !v.HasMDEntryPx {
+		out = append(out, 0x80)
+	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntryPx8, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+			return out, err
+		}
+	}
+	// MDEntrySize
+	if !v.HasMDEntrySize {
+		out = append(out, 0x80)
+	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntrySize8, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryDate
+	if !v.HasMDEntryDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryTime
+	if !v.HasMDEntryTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// StartTime
+	if !v.HasStartTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.StartTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// QuoteCondition
+	if !v.HasQuoteCondition {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fQuoteCondition4, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+			return out, err
+		}
+	}
+	// TradeCondition
+	if !v.HasTradeCondition {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradeCondition4, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+			return out, err
+		}
+	}
+	// OpenCloseSettlFlag
+	if !v.HasOpenCloseSettlFlag {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOpenCloseSettlFlag4, pm, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag); err != nil {
+			return out, err
+		}
+	}
+	// NetChgPrevDay
+	if !v.HasNetChgPrevDay {
+		out = append(out, 0x80)
+	} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fNetChgPrevDay4, pm, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+			return out, err
+		}
+	}
+	// ChgFromWAPrice
+	if !v.HasChgFromWAPrice {
+		out = append(out, 0x80)
+	} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fChgFromWAPrice4, pm, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice); err != nil {
+			return out, err
+		}
+	}
+	// ChgOpenInterest
+	if !v.HasChgOpenInterest {
+		out = append(out, 0x80)
+	} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fChgOpenInterest4, pm, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest); err != nil {
+			return out, err
+		}
+	}
+	// BidMarketSize
+	if !v.HasBidMarketSize {
+		out = append(out, 0x80)
+	} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fBidMarketSize4, pm, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize); err != nil {
+			return out, err
+		}
+	}
+	// AskMarketSize
+	if !v.HasAskMarketSize {
+		out = append(out, 0x80)
+	} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fAskMarketSize4, pm, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize); err != nil {
+			return out, err
+		}
+	}
+	// TotalNumOfTrades
+	if !v.HasTotalNumOfTrades {
+		out = append(out, 0x80)
+	} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// TradeValue
+	if !v.HasTradeValue {
+		out = append(out, 0x80)
+	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fTradeValue6, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
+			return out, err
+		}
+	}
+	// OfferNbOr
+	if !v.HasOfferNbOr {
+		out = append(out, 0x80)
+	} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// BidNbOr
+	if !v.HasBidNbOr {
+		out = append(out, 0x80)
+	} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// ChgFromSettlmnt
+	if !v.HasChgFromSettlmnt {
+		out = append(out, 0x80)
+	} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fChgFromSettlmnt4, pm, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt); err != nil {
+			return out, err
+		}
+	}
+	// SettlDate
+	if !v.HasSettlDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.SettlDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// SettleType
+	if !v.HasSettleType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fSettleType6, pm, nil, v.SettleType, v.HasSettleType); err != nil {
+			return out, err
+		}
+	}
+	// CXFlag
+	if !v.HasCXFlag {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fCXFlag4, pm, nil, v.CXFlag, v.HasCXFlag); err != nil {
+			return out, err
+		}
+	}
+	// TradingSessionID
+	if !v.HasTradingSessionID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradingSessionID8, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+			return out, err
+		}
+	}
+	// TradingSessionSubID
+	if !v.HasTradingSessionSubID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradingSessionSubID8, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -28311,353 +27853,281 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			v := &v.GroupMDEntries[j]
-			// MDUpdateAction
-			if !v.HasMDUpdateAction {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryType
-			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType11, &tpw, nil, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryID
-			if !v.HasMDEntryID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryID11, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// Symbol
-			if !v.HasSymbol {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSymbol11, &tpw, nil, v.Symbol, v.HasSymbol)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// RptSeq
-			if !v.HasRptSeq {
-				out = append(out, 0x80)
-			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MDEntryDate
-			if !v.HasMDEntryDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryTime
-			if !v.HasMDEntryTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// OrigTime
-			if !v.HasOrigTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.OrigTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// OrderSide
-			if !v.HasOrderSide {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderSide5, &tpw, nil, v.OrderSide, v.HasOrderSide)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryPx
-			if !v.HasMDEntryPx {
-				out = append(out, 0x80)
-			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntryPx11, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntrySize
-			if !v.HasMDEntrySize {
-				out = append(out, 0x80)
-			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntrySize11, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// AccruedInterestAmt
-			if !v.HasAccruedInterestAmt {
-				out = append(out, 0x80)
-			} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fAccruedInterestAmt5, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradeValue
-			if !v.HasTradeValue {
-				out = append(out, 0x80)
-			} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fTradeValue7, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// Yield
-			if !v.HasYield {
-				out = append(out, 0x80)
-			} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fYield7, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// SettlDate
-			if !v.HasSettlDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.SettlDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// SettleType
-			if !v.HasSettleType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSettleType7, &tpw, nil, v.SettleType, v.HasSettleType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// Price
-			if !v.HasPrice {
-				out = append(out, 0x80)
-			} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fPrice5, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// PriceType
-			if !v.HasPriceType {
-				out = append(out, 0x80)
-			} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// RepoToPx
-			if !v.HasRepoToPx {
-				out = append(out, 0x80)
-			} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fRepoToPx5, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// BuyBackPx
-			if !v.HasBuyBackPx {
-				out = append(out, 0x80)
-			} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fBuyBackPx5, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// BuyBackDate
-			if !v.HasBuyBackDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.BuyBackDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// TradingSessionID
-			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionID11, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradingSessionSubID
-			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionSubID11, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// RefOrderID
-			if !v.HasRefOrderID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fRefOrderID3, &tpw, nil, v.RefOrderID, v.HasRefOrderID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
+			if out, err = c.e23(out, &v.GroupMDEntries[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDUpdateAction
+	if !v.HasMDUpdateAction {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryType
+	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryType11, pm, nil, v.MDEntryType, true); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryID
+	if !v.HasMDEntryID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryID11, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+			return out, err
+		}
+	}
+	// Symbol
+	if !v.HasSymbol {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fSymbol11, pm, nil, v.Symbol, v.HasSymbol); err != nil {
+			return out, err
+		}
+	}
+	// RptSeq
+	if !v.HasRptSeq {
+		out = append(out, 0x80)
+	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MDEntryDate
+	if !v.HasMDEntryDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryTime
+	if !v.HasMDEntryTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// OrigTime
+	if !v.HasOrigTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.OrigTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// OrderSide
+	if !v.HasOrderSide {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOrderSide5, pm, nil, v.OrderSide, v.HasOrderSide); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryPx
+	if !v.HasMDEntryPx {
+		out = append(out, 0x80)
+	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntryPx11, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+			return out, err
+		}
+	}
+	// MDEntrySize
+	if !v.HasMDEntrySize {
+		out = append(out, 0x80)
+	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntrySize11, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
+			return out, err
+		}
+	}
+	// AccruedInterestAmt
+	if !v.HasAccruedInterestAmt {
+		out = append(out, 0x80)
+	} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fAccruedInterestAmt5, pm, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt); err != nil {
+			return out, err
+		}
+	}
+	// TradeValue
+	if !v.HasTradeValue {
+		out = append(out, 0x80)
+	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fTradeValue7, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
+			return out, err
+		}
+	}
+	// Yield
+	if !v.HasYield {
+		out = append(out, 0x80)
+	} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fYield7, pm, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
+			return out, err
+		}
+	}
+	// SettlDate
+	if !v.HasSettlDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.SettlDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// SettleType
+	if !v.HasSettleType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fSettleType7, pm, nil, v.SettleType, v.HasSettleType); err != nil {
+			return out, err
+		}
+	}
+	// Price
+	if !v.HasPrice {
+		out = append(out, 0x80)
+	} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fPrice5, pm, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
+			return out, err
+		}
+	}
+	// PriceType
+	if !v.HasPriceType {
+		out = append(out, 0x80)
+	} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// RepoToPx
+	if !v.HasRepoToPx {
+		out = append(out, 0x80)
+	} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fRepoToPx5, pm, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
+			return out, err
+		}
+	}
+	// BuyBackPx
+	if !v.HasBuyBackPx {
+		out = append(out, 0x80)
+	} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fBuyBackPx5, pm, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
+			return out, err
+		}
+	}
+	// BuyBackDate
+	if !v.HasBuyBackDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.BuyBackDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// TradingSessionID
+	if !v.HasTradingSessionID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradingSessionID11, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+			return out, err
+		}
+	}
+	// TradingSessionSubID
+	if !v.HasTradingSessionSubID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradingSessionSubID11, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+			return out, err
+		}
+	}
+	// RefOrderID
+	if !v.HasRefOrderID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fRefOrderID3, pm, nil, v.RefOrderID, v.HasRefOrderID); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -28692,313 +28162,251 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			v := &v.GroupMDEntries[j]
-			// MDUpdateAction
-			if !v.HasMDUpdateAction {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryType
-			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType12, &tpw, nil, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryID
-			if !v.HasMDEntryID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryID12, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// Symbol
-			if !v.HasSymbol {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSymbol12, &tpw, nil, v.Symbol, v.HasSymbol)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// RptSeq
-			if !v.HasRptSeq {
-				out = append(out, 0x80)
-			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MDEntryDate
-			if !v.HasMDEntryDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryTime
-			if !v.HasMDEntryTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// OrigTime
-			if !v.HasOrigTime {
-				out = append(out, 0x80)
-			} else if x := uint64(v.OrigTime); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// OrderSide
-			if !v.HasOrderSide {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderSide6, &tpw, nil, v.OrderSide, v.HasOrderSide)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryPx
-			if !v.HasMDEntryPx {
-				out = append(out, 0x80)
-			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntryPx12, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntrySize
-			if !v.HasMDEntrySize {
-				out = append(out, 0x80)
-			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntrySize12, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradeValue
-			if !v.HasTradeValue {
-				out = append(out, 0x80)
-			} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fTradeValue8, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// SettlDate
-			if !v.HasSettlDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.SettlDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// SettleType
-			if !v.HasSettleType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSettleType8, &tpw, nil, v.SettleType, v.HasSettleType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// Price
-			if !v.HasPrice {
-				out = append(out, 0x80)
-			} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fPrice6, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// PriceType
-			if !v.HasPriceType {
-				out = append(out, 0x80)
-			} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// RepoToPx
-			if !v.HasRepoToPx {
-				out = append(out, 0x80)
-			} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fRepoToPx6, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// BuyBackPx
-			if !v.HasBuyBackPx {
-				out = append(out, 0x80)
-			} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fBuyBackPx6, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// BuyBackDate
-			if !v.HasBuyBackDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.BuyBackDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// TradingSessionID
-			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionID12, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradingSessionSubID
-			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionSubID12, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// RefOrderID
-			if !v.HasRefOrderID {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fRefOrderID4, &tpw, nil, v.RefOrderID, v.HasRefOrderID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
+			if out, err = c.e25(out, &v.GroupMDEntries[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDUpdateAction
+	if !v.HasMDUpdateAction {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryType
+	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryType12, pm, nil, v.MDEntryType, true); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryID
+	if !v.HasMDEntryID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryID12, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+			return out, err
+		}
+	}
+	// Symbol
+	if !v.HasSymbol {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fSymbol12, pm, nil, v.Symbol, v.HasSymbol); err != nil {
+			return out, err
+		}
+	}
+	// RptSeq
+	if !v.HasRptSeq {
+		out = append(out, 0x80)
+	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MDEntryDate
+	if !v.HasMDEntryDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryTime
+	if !v.HasMDEntryTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// OrigTime
+	if !v.HasOrigTime {
+		out = append(out, 0x80)
+	} else if x := uint64(v.OrigTime); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// OrderSide
+	if !v.HasOrderSide {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOrderSide6, pm, nil, v.OrderSide, v.HasOrderSide); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryPx
+	if !v.HasMDEntryPx {
+		out = append(out, 0x80)
+	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntryPx12, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+			return out, err
+		}
+	}
+	// MDEntrySize
+	if !v.HasMDEntrySize {
+		out = append(out, 0x80)
+	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntrySize12, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
+			return out, err
+		}
+	}
+	// TradeValue
+	if !v.HasTradeValue {
+		out = append(out, 0x80)
+	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fTradeValue8, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
+			return out, err
+		}
+	}
+	// SettlDate
+	if !v.HasSettlDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.SettlDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// SettleType
+	if !v.HasSettleType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fSettleType8, pm, nil, v.SettleType, v.HasSettleType); err != nil {
+			return out, err
+		}
+	}
+	// Price
+	if !v.HasPrice {
+		out = append(out, 0x80)
+	} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fPrice6, pm, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
+			return out, err
+		}
+	}
+	// PriceType
+	if !v.HasPriceType {
+		out = append(out, 0x80)
+	} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// RepoToPx
+	if !v.HasRepoToPx {
+		out = append(out, 0x80)
+	} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fRepoToPx6, pm, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
+			return out, err
+		}
+	}
+	// BuyBackPx
+	if !v.HasBuyBackPx {
+		out = append(out, 0x80)
+	} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fBuyBackPx6, pm, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
+			return out, err
+		}
+	}
+	// BuyBackDate
+	if !v.HasBuyBackDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.BuyBackDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// TradingSessionID
+	if !v.HasTradingSessionID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradingSessionID12, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+			return out, err
+		}
+	}
+	// TradingSessionSubID
+	if !v.HasTradingSessionSubID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradingSessionSubID12, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+			return out, err
+		}
+	}
+	// RefOrderID
+	if !v.HasRefOrderID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fRefOrderID4, pm, nil, v.RefOrderID, v.HasRefOrderID); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -29268,17 +28676,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			return out, err
 		}
 		for j := range v.GroupInstrAttrib {
-			v := &v.GroupInstrAttrib[j]
-			// InstrAttribType
-			out = fastrt.AppendInt(out, int64(v.InstrAttribType))
-			// InstrAttribValue
-			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-				out, err = c.Vector(out, fInstrAttribValue, &tpw, nil, v.InstrAttribValue, v.HasInstrAttribValue)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
-				}
+			if out, err = c.e27(out, &v.GroupInstrAttrib[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
@@ -29312,88 +28711,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			return out, err
 		}
 		for j := range v.MarketSegmentGrp {
-			v := &v.MarketSegmentGrp[j]
-			// RoundLot
-			if !v.HasRoundLot {
-				out = append(out, 0x80)
-			} else if x := v.RoundLot; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fRoundLot, &tpw, nil, v.RoundLot.Mantissa, v.RoundLot.Exponent, v.HasRoundLot)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TradingSessionRulesGrp
-			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-				out, err = c.Int(out, fNoTradingSessionRules, &tpw, nil, int64(len(v.TradingSessionRulesGrp)), v.HasTradingSessionRulesGrp)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
-				}
-			}
-			if v.HasTradingSessionRulesGrp {
-				if err := c.Enter(fTradingSessionRulesGrp); err != nil {
-					return out, err
-				}
-				for j := range v.TradingSessionRulesGrp {
-					v := &v.TradingSessionRulesGrp[j]
-					// TradingSessionID
-					if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, false); ok {
-						out = o
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fTradingSessionID13, &tpw, nil, v.TradingSessionID, true)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
-							}
-						}
-					}
-					// TradingSessionSubID
-					if !v.HasTradingSessionSubID {
-						out = append(out, 0x80)
-					} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-						out = o
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fTradingSessionSubID13, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
-							}
-						}
-					}
-					// SecurityTradingStatus
-					if !v.HasSecurityTradingStatus {
-						out = append(out, 0x80)
-					} else if x := int64(v.SecurityTradingStatus); x >= 0 && x < 0x3f {
-						out = append(out, byte(x+1)|0x80)
-					} else {
-						out = fast.AppendIntNullable(out, x)
-					}
-					// OrderNote
-					if !v.HasOrderNote {
-						out = append(out, 0x80)
-					} else if x := int64(v.OrderNote); x >= 0 && x < 0x3f {
-						out = append(out, byte(x+1)|0x80)
-					} else {
-						out = fast.AppendIntNullable(out, x)
-					}
-				}
-				c.Depth--
+			if out, err = c.e28(out, &v.MarketSegmentGrp[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
@@ -29711,6 +29030,94 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fast.AppendIntNullable(out, x)
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e27(out []byte, v *DGroupInstrAttrib, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// InstrAttribType
+	out = fastrt.AppendInt(out, int64(v.InstrAttribType))
+	// InstrAttribValue
+	if out, err = c.Vector(out, fInstrAttribValue, pm, nil, v.InstrAttribValue, v.HasInstrAttribValue); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+func (c *Encoder) e28(out []byte, v *DMarketSegmentGrp, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// RoundLot
+	if !v.HasRoundLot {
+		out = append(out, 0x80)
+	} else if x := v.RoundLot; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fRoundLot, pm, nil, v.RoundLot.Mantissa, v.RoundLot.Exponent, v.HasRoundLot); err != nil {
+			return out, err
+		}
+	}
+	// TradingSessionRulesGrp
+	if out, err = c.Int(out, fNoTradingSessionRules, pm, nil, int64(len(v.TradingSessionRulesGrp)), v.HasTradingSessionRulesGrp); err != nil {
+		return out, err
+	}
+	if v.HasTradingSessionRulesGrp {
+		if err := c.Enter(fTradingSessionRulesGrp); err != nil {
+			return out, err
+		}
+		for j := range v.TradingSessionRulesGrp {
+			if out, err = c.e29(out, &v.TradingSessionRulesGrp[j], pm); err != nil {
+				return out, err
+			}
+		}
+		c.Depth--
+	}
+	return out, nil
+}
+
+func (c *Encoder) e29(out []byte, v *DMarketSegmentGrpTradingSessionRulesGrp, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// TradingSessionID
+	if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradingSessionID13, pm, nil, v.TradingSessionID, true); err != nil {
+			return out, err
+		}
+	}
+	// TradingSessionSubID
+	if !v.HasTradingSessionSubID {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fTradingSessionSubID13, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+			return out, err
+		}
+	}
+	// SecurityTradingStatus
+	if !v.HasSecurityTradingStatus {
+		out = append(out, 0x80)
+	} else if x := int64(v.SecurityTradingStatus); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// OrderNote
+	if !v.HasOrderNote {
+		out = append(out, 0x80)
+	} else if x := int64(v.OrderNote); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
 	return out, nil
 }
 

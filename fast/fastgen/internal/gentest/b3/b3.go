@@ -48744,52 +48744,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					return out, err
 				}
 				for j := range v.ApplIDs {
-					v := &v.ApplIDs[j]
-					// ApplID
-					if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
-						out = o
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fApplID, &tpw, nil, v.ApplID, true)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
-							}
-						}
-					}
-					// FeedTypes
-					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-						out, err = c.Int(out, fNoMDFeedTypes, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
-						}
-					}
-					if v.HasFeedTypes {
-						if err := c.Enter(fFeedTypes); err != nil {
-							return out, err
-						}
-						for j := range v.FeedTypes {
-							v := &v.FeedTypes[j]
-							// MDFeedType
-							if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
-								out = o
-							} else {
-								{
-									tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-									out, err = c.Vector(out, fMDFeedType, &tpw, nil, v.MDFeedType, true)
-									pmr, pmn = tpw.Reg, tpw.N
-									if err != nil {
-										return out, err
-									}
-								}
-							}
-							// MarketDepth
-							out = fast.AppendUint(out, uint64(v.MarketDepth))
-						}
-						c.Depth--
+					if out, err = c.e4(out, &v.ApplIDs[j], nil); err != nil {
+						return out, err
 					}
 				}
 				c.Depth--
@@ -49008,29 +48964,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					return out, err
 				}
 				for j := range v.InstrAttrib {
-					v := &v.InstrAttrib[j]
-					// InstAttribType
-					if !v.HasInstAttribType {
-						out = append(out, 0x80)
-					} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
-						out = append(out, byte(x+1)|0x80)
-					} else {
-						out = fast.AppendIntNullable(out, x)
-					}
-					// InstAttribValue
-					if !v.HasInstAttribValue {
-						out = append(out, 0x80)
-					} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
-						out = o
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fInstAttribValue, &tpw, nil, v.InstAttribValue, v.HasInstAttribValue)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
-							}
-						}
+					if out, err = c.e8(out, &v.InstrAttrib[j], nil); err != nil {
+						return out, err
 					}
 				}
 				c.Depth--
@@ -49308,22 +49243,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					return out, err
 				}
 				for j := range v.Lots {
-					v := &v.Lots[j]
-					// LotType
-					if !v.HasLotType {
-						out = append(out, 0x80)
-					} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
-						out = append(out, byte(x+1)|0x80)
-					} else {
-						out = fast.AppendIntNullable(out, x)
-					}
-					// MinLotSize
-					if !v.HasMinLotSize {
-						out = append(out, 0x80)
-					} else if x := uint64(v.MinLotSize); x < 0x7f {
-						out = append(out, byte(x+1)|0x80)
-					} else {
-						out = fast.AppendUintNullable(out, x)
+					if out, err = c.e11(out, &v.Lots[j], nil); err != nil {
+						return out, err
 					}
 				}
 				c.Depth--
@@ -49856,6 +49777,97 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 	return out, nil
 }
 
+func (c *Encoder) e4(out []byte, v *MDSecurityList149RelatedSymApplIDs, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// ApplID
+	if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fApplID, pm, nil, v.ApplID, true); err != nil {
+			return out, err
+		}
+	}
+	// FeedTypes
+	if out, err = c.Int(out, fNoMDFeedTypes, pm, nil, int64(len(v.FeedTypes)), v.HasFeedTypes); err != nil {
+		return out, err
+	}
+	if v.HasFeedTypes {
+		if err := c.Enter(fFeedTypes); err != nil {
+			return out, err
+		}
+		for j := range v.FeedTypes {
+			if out, err = c.e5(out, &v.FeedTypes[j], pm); err != nil {
+				return out, err
+			}
+		}
+		c.Depth--
+	}
+	return out, nil
+}
+
+func (c *Encoder) e5(out []byte, v *MDSecurityList149RelatedSymApplIDsFeedTypes, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDFeedType
+	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDFeedType, pm, nil, v.MDFeedType, true); err != nil {
+			return out, err
+		}
+	}
+	// MarketDepth
+	out = fast.AppendUint(out, uint64(v.MarketDepth))
+	return out, nil
+}
+
+func (c *Encoder) e8(out []byte, v *MDSecurityList149RelatedSymInstrAttrib, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// InstAttribType
+	if !v.HasInstAttribType {
+		out = append(out, 0x80)
+	} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// InstAttribValue
+	if !v.HasInstAttribValue {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fInstAttribValue, pm, nil, v.InstAttribValue, v.HasInstAttribValue); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func (c *Encoder) e11(out []byte, v *MDSecurityList149RelatedSymLots, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// LotType
+	if !v.HasLotType {
+		out = append(out, 0x80)
+	} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MinLotSize
+	if !v.HasMinLotSize {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MinLotSize); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	return out, nil
+}
+
 func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
@@ -49957,52 +49969,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				for j := range v.ApplIDs {
-					v := &v.ApplIDs[j]
-					// ApplID
-					if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
-						out = o
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fApplID2, &tpw, nil, v.ApplID, true)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
-							}
-						}
-					}
-					// FeedTypes
-					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-						out, err = c.Int(out, fNoMDFeedTypes2, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
-						}
-					}
-					if v.HasFeedTypes {
-						if err := c.Enter(fFeedTypes2); err != nil {
-							return out, err
-						}
-						for j := range v.FeedTypes {
-							v := &v.FeedTypes[j]
-							// MDFeedType
-							if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
-								out = o
-							} else {
-								{
-									tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-									out, err = c.Vector(out, fMDFeedType2, &tpw, nil, v.MDFeedType, true)
-									pmr, pmn = tpw.Reg, tpw.N
-									if err != nil {
-										return out, err
-									}
-								}
-							}
-							// MarketDepth
-							out = fast.AppendUint(out, uint64(v.MarketDepth))
-						}
-						c.Depth--
+					if out, err = c.e14(out, &v.ApplIDs[j], nil); err != nil {
+						return out, err
 					}
 				}
 				c.Depth--
@@ -50176,29 +50144,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				for j := range v.InstrAttrib {
-					v := &v.InstrAttrib[j]
-					// InstAttribType
-					if !v.HasInstAttribType {
-						out = append(out, 0x80)
-					} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
-						out = append(out, byte(x+1)|0x80)
-					} else {
-						out = fast.AppendIntNullable(out, x)
-					}
-					// InstAttribValue
-					if !v.HasInstAttribValue {
-						out = append(out, 0x80)
-					} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
-						out = o
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fInstAttribValue2, &tpw, nil, v.InstAttribValue, v.HasInstAttribValue)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
-							}
-						}
+					if out, err = c.e18(out, &v.InstrAttrib[j], nil); err != nil {
+						return out, err
 					}
 				}
 				c.Depth--
@@ -50476,22 +50423,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				for j := range v.Lots {
-					v := &v.Lots[j]
-					// LotType
-					if !v.HasLotType {
-						out = append(out, 0x80)
-					} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
-						out = append(out, byte(x+1)|0x80)
-					} else {
-						out = fast.AppendIntNullable(out, x)
-					}
-					// MinLotSize
-					if !v.HasMinLotSize {
-						out = append(out, 0x80)
-					} else if x := uint64(v.MinLotSize); x < 0x7f {
-						out = append(out, byte(x+1)|0x80)
-					} else {
-						out = fast.AppendUintNullable(out, x)
+					if out, err = c.e21(out, &v.Lots[j], nil); err != nil {
+						return out, err
 					}
 				}
 				c.Depth--
@@ -51024,6 +50957,97 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 	return out, nil
 }
 
+func (c *Encoder) e14(out []byte, v *MDSecurityList148RelatedSymApplIDs, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// ApplID
+	if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fApplID2, pm, nil, v.ApplID, true); err != nil {
+			return out, err
+		}
+	}
+	// FeedTypes
+	if out, err = c.Int(out, fNoMDFeedTypes2, pm, nil, int64(len(v.FeedTypes)), v.HasFeedTypes); err != nil {
+		return out, err
+	}
+	if v.HasFeedTypes {
+		if err := c.Enter(fFeedTypes2); err != nil {
+			return out, err
+		}
+		for j := range v.FeedTypes {
+			if out, err = c.e15(out, &v.FeedTypes[j], pm); err != nil {
+				return out, err
+			}
+		}
+		c.Depth--
+	}
+	return out, nil
+}
+
+func (c *Encoder) e15(out []byte, v *MDSecurityList148RelatedSymApplIDsFeedTypes, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDFeedType
+	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDFeedType2, pm, nil, v.MDFeedType, true); err != nil {
+			return out, err
+		}
+	}
+	// MarketDepth
+	out = fast.AppendUint(out, uint64(v.MarketDepth))
+	return out, nil
+}
+
+func (c *Encoder) e18(out []byte, v *MDSecurityList148RelatedSymInstrAttrib, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// InstAttribType
+	if !v.HasInstAttribType {
+		out = append(out, 0x80)
+	} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// InstAttribValue
+	if !v.HasInstAttribValue {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fInstAttribValue2, pm, nil, v.InstAttribValue, v.HasInstAttribValue); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func (c *Encoder) e21(out []byte, v *MDSecurityList148RelatedSymLots, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// LotType
+	if !v.HasLotType {
+		out = append(out, 0x80)
+	} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MinLotSize
+	if !v.HasMinLotSize {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MinLotSize); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	return out, nil
+}
+
 func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
@@ -51125,52 +51149,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				for j := range v.ApplIDs {
-					v := &v.ApplIDs[j]
-					// ApplID
-					if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
-						out = o
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fApplID3, &tpw, nil, v.ApplID, true)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
-							}
-						}
-					}
-					// FeedTypes
-					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-						out, err = c.Int(out, fNoMDFeedTypes3, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
-						}
-					}
-					if v.HasFeedTypes {
-						if err := c.Enter(fFeedTypes3); err != nil {
-							return out, err
-						}
-						for j := range v.FeedTypes {
-							v := &v.FeedTypes[j]
-							// MDFeedType
-							if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
-								out = o
-							} else {
-								{
-									tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-									out, err = c.Vector(out, fMDFeedType3, &tpw, nil, v.MDFeedType, true)
-									pmr, pmn = tpw.Reg, tpw.N
-									if err != nil {
-										return out, err
-									}
-								}
-							}
-							// MarketDepth
-							out = fast.AppendUint(out, uint64(v.MarketDepth))
-						}
-						c.Depth--
+					if out, err = c.e24(out, &v.ApplIDs[j], nil); err != nil {
+						return out, err
 					}
 				}
 				c.Depth--
@@ -51344,29 +51324,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				for j := range v.InstrAttrib {
-					v := &v.InstrAttrib[j]
-					// InstAttribType
-					if !v.HasInstAttribType {
-						out = append(out, 0x80)
-					} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
-						out = append(out, byte(x+1)|0x80)
-					} else {
-						out = fast.AppendIntNullable(out, x)
-					}
-					// InstAttribValue
-					if !v.HasInstAttribValue {
-						out = append(out, 0x80)
-					} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
-						out = o
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fInstAttribValue3, &tpw, nil, v.InstAttribValue, v.HasInstAttribValue)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
-							}
-						}
+					if out, err = c.e28(out, &v.InstrAttrib[j], nil); err != nil {
+						return out, err
 					}
 				}
 				c.Depth--
@@ -51644,22 +51603,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				for j := range v.Lots {
-					v := &v.Lots[j]
-					// LotType
-					if !v.HasLotType {
-						out = append(out, 0x80)
-					} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
-						out = append(out, byte(x+1)|0x80)
-					} else {
-						out = fast.AppendIntNullable(out, x)
-					}
-					// MinLotSize
-					if !v.HasMinLotSize {
-						out = append(out, 0x80)
-					} else if x := uint64(v.MinLotSize); x < 0x7f {
-						out = append(out, byte(x+1)|0x80)
-					} else {
-						out = fast.AppendUintNullable(out, x)
+					if out, err = c.e31(out, &v.Lots[j], nil); err != nil {
+						return out, err
 					}
 				}
 				c.Depth--
@@ -52192,6 +52137,97 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 	return out, nil
 }
 
+func (c *Encoder) e24(out []byte, v *MDSecurityList141RelatedSymApplIDs, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// ApplID
+	if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fApplID3, pm, nil, v.ApplID, true); err != nil {
+			return out, err
+		}
+	}
+	// FeedTypes
+	if out, err = c.Int(out, fNoMDFeedTypes3, pm, nil, int64(len(v.FeedTypes)), v.HasFeedTypes); err != nil {
+		return out, err
+	}
+	if v.HasFeedTypes {
+		if err := c.Enter(fFeedTypes3); err != nil {
+			return out, err
+		}
+		for j := range v.FeedTypes {
+			if out, err = c.e25(out, &v.FeedTypes[j], pm); err != nil {
+				return out, err
+			}
+		}
+		c.Depth--
+	}
+	return out, nil
+}
+
+func (c *Encoder) e25(out []byte, v *MDSecurityList141RelatedSymApplIDsFeedTypes, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDFeedType
+	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDFeedType3, pm, nil, v.MDFeedType, true); err != nil {
+			return out, err
+		}
+	}
+	// MarketDepth
+	out = fast.AppendUint(out, uint64(v.MarketDepth))
+	return out, nil
+}
+
+func (c *Encoder) e28(out []byte, v *MDSecurityList141RelatedSymInstrAttrib, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// InstAttribType
+	if !v.HasInstAttribType {
+		out = append(out, 0x80)
+	} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// InstAttribValue
+	if !v.HasInstAttribValue {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fInstAttribValue3, pm, nil, v.InstAttribValue, v.HasInstAttribValue); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func (c *Encoder) e31(out []byte, v *MDSecurityList141RelatedSymLots, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// LotType
+	if !v.HasLotType {
+		out = append(out, 0x80)
+	} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MinLotSize
+	if !v.HasMinLotSize {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MinLotSize); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	return out, nil
+}
+
 func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
@@ -52282,52 +52318,8 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				for j := range v.ApplIds {
-					v := &v.ApplIds[j]
-					// ApplId
-					if o, ok := fastrt.AppendASCII(out, v.ApplId, false); ok {
-						out = o
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fApplId, &tpw, nil, v.ApplId, true)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
-							}
-						}
-					}
-					// FeedTypes
-					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-						out, err = c.Int(out, fNoMDFeedTypes4, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
-						}
-					}
-					if v.HasFeedTypes {
-						if err := c.Enter(fFeedTypes4); err != nil {
-							return out, err
-						}
-						for j := range v.FeedTypes {
-							v := &v.FeedTypes[j]
-							// MDFeedType
-							if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
-								out = o
-							} else {
-								{
-									tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-									out, err = c.Vector(out, fMDFeedType4, &tpw, nil, v.MDFeedType, true)
-									pmr, pmn = tpw.Reg, tpw.N
-									if err != nil {
-										return out, err
-									}
-								}
-							}
-							// MarketDepth
-							out = fast.AppendUint(out, uint64(v.MarketDepth))
-						}
-						c.Depth--
+					if out, err = c.e34(out, &v.ApplIds[j], nil); err != nil {
+						return out, err
 					}
 				}
 				c.Depth--
@@ -52402,29 +52394,8 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				for j := range v.Underlyings {
-					v := &v.Underlyings[j]
-					// UnderlyingSymbol
-					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
-						out = o
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fUnderlyingSymbol4, &tpw, nil, v.UnderlyingSymbol, true)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
-							}
-						}
-					}
-					// UnderlyingSecurityID
-					out = fast.AppendUint(out, uint64(v.UnderlyingSecurityID))
-					// UnderlyingSecurityIDSource
-					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource4) {
-						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource4, "value differs from the constant")
-					}
-					// UnderlyingSecurityExchange
-					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange4) {
-						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange4, "value differs from the constant")
+					if out, err = c.e37(out, &v.Underlyings[j], nil); err != nil {
+						return out, err
 					}
 				}
 				c.Depth--
@@ -52910,6 +52881,75 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e34(out []byte, v *MDSecurityList111RelatedSymbolsApplIds, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// ApplId
+	if o, ok := fastrt.AppendASCII(out, v.ApplId, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fApplId, pm, nil, v.ApplId, true); err != nil {
+			return out, err
+		}
+	}
+	// FeedTypes
+	if out, err = c.Int(out, fNoMDFeedTypes4, pm, nil, int64(len(v.FeedTypes)), v.HasFeedTypes); err != nil {
+		return out, err
+	}
+	if v.HasFeedTypes {
+		if err := c.Enter(fFeedTypes4); err != nil {
+			return out, err
+		}
+		for j := range v.FeedTypes {
+			if out, err = c.e35(out, &v.FeedTypes[j], pm); err != nil {
+				return out, err
+			}
+		}
+		c.Depth--
+	}
+	return out, nil
+}
+
+func (c *Encoder) e35(out []byte, v *MDSecurityList111RelatedSymbolsApplIdsFeedTypes, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDFeedType
+	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDFeedType4, pm, nil, v.MDFeedType, true); err != nil {
+			return out, err
+		}
+	}
+	// MarketDepth
+	out = fast.AppendUint(out, uint64(v.MarketDepth))
+	return out, nil
+}
+
+func (c *Encoder) e37(out []byte, v *MDSecurityList111RelatedSymbolsUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// UnderlyingSymbol
+	if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fUnderlyingSymbol4, pm, nil, v.UnderlyingSymbol, true); err != nil {
+			return out, err
+		}
+	}
+	// UnderlyingSecurityID
+	out = fast.AppendUint(out, uint64(v.UnderlyingSecurityID))
+	// UnderlyingSecurityIDSource
+	if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource4) {
+		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource4, "value differs from the constant")
+	}
+	// UnderlyingSecurityExchange
+	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange4) {
+		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange4, "value differs from the constant")
+	}
 	return out, nil
 }
 

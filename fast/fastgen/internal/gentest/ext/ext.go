@@ -3821,54 +3821,62 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 			return out, err
 		}
 		for j := range v.Outer {
-			v := &v.Outer[j]
-			// V
-			if !v.HasV {
-				out = append(out, 0x80)
-			} else if x := uint64(v.V); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// Nested
-			out = fast.AppendUint(out, uint64(len(v.Nested)))
-			if true {
-				if err := c.Enter(fNested); err != nil {
-					return out, err
-				}
-				for j := range v.Nested {
-					v := &v.Nested[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
-					pmr, pmn := uint64(0), 0
-					// W
-					if e := &c.d.s16W; e.G == c.Gen && e.I == int64(v.W) {
-						pmr <<= 1
-						pmn++
-					} else if e := &c.d.s16W; true {
-						pmr = pmr<<1 | 1
-						pmn++
-						out = fast.AppendUint(out, uint64(v.W))
-						e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Int(out, fW, &tpw, &c.d.s16W, int64(v.W), true)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
-							}
-						}
-					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
-				}
-				c.Depth--
+			if out, err = c.e7(out, &v.Outer[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// V
+	if !v.HasV {
+		out = append(out, 0x80)
+	} else if x := uint64(v.V); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// Nested
+	out = fast.AppendUint(out, uint64(len(v.Nested)))
+	if true {
+		if err := c.Enter(fNested); err != nil {
+			return out, err
+		}
+		for j := range v.Nested {
+			v := &v.Nested[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := uint64(0), 0
+			// W
+			if e := &c.d.s16W; e.G == c.Gen && e.I == int64(v.W) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s16W; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUint(out, uint64(v.W))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fW, &tpw, &c.d.s16W, int64(v.W), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+		}
+		c.Depth--
+	}
 	return out, nil
 }
 

@@ -11051,237 +11051,205 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 			return out, err
 		}
 		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
-			// MDUpdateAction
-			out = fast.AppendUint(out, uint64(v.MDUpdateAction))
-			// MDEntryType
-			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType, &tpw, nil, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// SecurityID
-			if !v.HasSecurityID {
-				out = append(out, 0x80)
-			} else if x := uint64(v.SecurityID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// SecurityIDSource
-			if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
-				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource, "value differs from the constant")
-			}
-			// Symbol
-			if !v.HasSymbol {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSymbol, &tpw, nil, v.Symbol, v.HasSymbol)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// SecurityGroup
-			if !v.HasSecurityGroup {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSecurityGroup, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// ExchangeTradingSessionID
-			if !v.HasExchangeTradingSessionID {
-				out = append(out, 0x80)
-			} else if x := uint64(v.ExchangeTradingSessionID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// RptSeq
-			out = fast.AppendUint(out, uint64(v.RptSeq))
-			// MarketDepth
-			if !v.HasMarketDepth {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MarketDepth); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDPriceLevel
-			if !v.HasMDPriceLevel {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDPriceLevel); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryID
-			if !v.HasMDEntryID {
-				out = append(out, 0x80)
-			} else if x := int64(v.MDEntryID); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MDEntryPx
-			if !v.HasMDEntryPx {
-				out = append(out, 0x80)
-			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntryPx, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntrySize
-			if !v.HasMDEntrySize {
-				out = append(out, 0x80)
-			} else if x := int64(v.MDEntrySize); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MDEntryDate
-			if !v.HasMDEntryDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryTime
-			out = fast.AppendUint(out, uint64(v.MDEntryTime))
-			// NumberOfOrders
-			if !v.HasNumberOfOrders {
-				out = append(out, 0x80)
-			} else if x := int64(v.NumberOfOrders); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MDEntryTradeType
-			if !v.HasMDEntryTradeType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTradeType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryTradeType, &tpw, nil, v.MDEntryTradeType, v.HasMDEntryTradeType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TrdType
-			if !v.HasTrdType {
-				out = append(out, 0x80)
-			} else if x := int64(v.TrdType); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// LastPx
-			if !v.HasLastPx {
-				out = append(out, 0x80)
-			} else if x := v.LastPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fLastPx, &tpw, nil, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDFlags
-			if !v.HasMDFlags {
-				out = append(out, 0x80)
-			} else if x := int64(v.MDFlags); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// Currency
-			if !v.HasCurrency {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// Revision
-			if !v.HasRevision {
-				out = append(out, 0x80)
-			} else if x := uint64(v.Revision); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// OrderSide
-			if !v.HasOrderSide {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderSide, &tpw, nil, v.OrderSide, v.HasOrderSide)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
+			if out, err = c.e1(out, &v.MDEntries[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDUpdateAction
+	out = fast.AppendUint(out, uint64(v.MDUpdateAction))
+	// MDEntryType
+	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryType, pm, nil, v.MDEntryType, true); err != nil {
+			return out, err
+		}
+	}
+	// SecurityID
+	if !v.HasSecurityID {
+		out = append(out, 0x80)
+	} else if x := uint64(v.SecurityID); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// SecurityIDSource
+	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
+		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource, "value differs from the constant")
+	}
+	// Symbol
+	if !v.HasSymbol {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fSymbol, pm, nil, v.Symbol, v.HasSymbol); err != nil {
+			return out, err
+		}
+	}
+	// SecurityGroup
+	if !v.HasSecurityGroup {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fSecurityGroup, pm, nil, v.SecurityGroup, v.HasSecurityGroup); err != nil {
+			return out, err
+		}
+	}
+	// ExchangeTradingSessionID
+	if !v.HasExchangeTradingSessionID {
+		out = append(out, 0x80)
+	} else if x := uint64(v.ExchangeTradingSessionID); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// RptSeq
+	out = fast.AppendUint(out, uint64(v.RptSeq))
+	// MarketDepth
+	if !v.HasMarketDepth {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MarketDepth); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDPriceLevel
+	if !v.HasMDPriceLevel {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDPriceLevel); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryID
+	if !v.HasMDEntryID {
+		out = append(out, 0x80)
+	} else if x := int64(v.MDEntryID); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MDEntryPx
+	if !v.HasMDEntryPx {
+		out = append(out, 0x80)
+	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntryPx, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+			return out, err
+		}
+	}
+	// MDEntrySize
+	if !v.HasMDEntrySize {
+		out = append(out, 0x80)
+	} else if x := int64(v.MDEntrySize); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MDEntryDate
+	if !v.HasMDEntryDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryTime
+	out = fast.AppendUint(out, uint64(v.MDEntryTime))
+	// NumberOfOrders
+	if !v.HasNumberOfOrders {
+		out = append(out, 0x80)
+	} else if x := int64(v.NumberOfOrders); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MDEntryTradeType
+	if !v.HasMDEntryTradeType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTradeType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryTradeType, pm, nil, v.MDEntryTradeType, v.HasMDEntryTradeType); err != nil {
+			return out, err
+		}
+	}
+	// TrdType
+	if !v.HasTrdType {
+		out = append(out, 0x80)
+	} else if x := int64(v.TrdType); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// LastPx
+	if !v.HasLastPx {
+		out = append(out, 0x80)
+	} else if x := v.LastPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fLastPx, pm, nil, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx); err != nil {
+			return out, err
+		}
+	}
+	// MDFlags
+	if !v.HasMDFlags {
+		out = append(out, 0x80)
+	} else if x := int64(v.MDFlags); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// Currency
+	if !v.HasCurrency {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fCurrency, pm, nil, v.Currency, v.HasCurrency); err != nil {
+			return out, err
+		}
+	}
+	// Revision
+	if !v.HasRevision {
+		out = append(out, 0x80)
+	} else if x := uint64(v.Revision); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// OrderSide
+	if !v.HasOrderSide {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOrderSide, pm, nil, v.OrderSide, v.HasOrderSide); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -11368,163 +11336,146 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 			return out, err
 		}
 		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
-			// MDEntryType
-			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType2, &tpw, nil, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// ExchangeTradingSessionID
-			if !v.HasExchangeTradingSessionID {
-				out = append(out, 0x80)
-			} else if x := uint64(v.ExchangeTradingSessionID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryID
-			if !v.HasMDEntryID {
-				out = append(out, 0x80)
-			} else if x := int64(v.MDEntryID); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MarketDepth
-			if !v.HasMarketDepth {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MarketDepth); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryPx
-			if !v.HasMDEntryPx {
-				out = append(out, 0x80)
-			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntryPx2, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryDate
-			if !v.HasMDEntryDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryTime
-			out = fast.AppendUint(out, uint64(v.MDEntryTime))
-			// MDEntrySize
-			if !v.HasMDEntrySize {
-				out = append(out, 0x80)
-			} else if x := int64(v.MDEntrySize); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MDPriceLevel
-			if !v.HasMDPriceLevel {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDPriceLevel); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// NumberOfOrders
-			if !v.HasNumberOfOrders {
-				out = append(out, 0x80)
-			} else if x := int64(v.NumberOfOrders); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MDEntryTradeType
-			if !v.HasMDEntryTradeType {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTradeType, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryTradeType2, &tpw, nil, v.MDEntryTradeType, v.HasMDEntryTradeType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// TrdType
-			if !v.HasTrdType {
-				out = append(out, 0x80)
-			} else if x := int64(v.TrdType); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MDFlags
-			if !v.HasMDFlags {
-				out = append(out, 0x80)
-			} else if x := int64(v.MDFlags); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// Currency
-			if !v.HasCurrency {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fCurrency2, &tpw, nil, v.Currency, v.HasCurrency)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// OrderSide
-			if !v.HasOrderSide {
-				out = append(out, 0x80)
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderSide2, &tpw, nil, v.OrderSide, v.HasOrderSide)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
+			if out, err = c.e3(out, &v.MDEntries[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e3(out []byte, v *DefaultSnapshotMessageMDEntries, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDEntryType
+	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryType2, pm, nil, v.MDEntryType, true); err != nil {
+			return out, err
+		}
+	}
+	// ExchangeTradingSessionID
+	if !v.HasExchangeTradingSessionID {
+		out = append(out, 0x80)
+	} else if x := uint64(v.ExchangeTradingSessionID); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryID
+	if !v.HasMDEntryID {
+		out = append(out, 0x80)
+	} else if x := int64(v.MDEntryID); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MarketDepth
+	if !v.HasMarketDepth {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MarketDepth); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryPx
+	if !v.HasMDEntryPx {
+		out = append(out, 0x80)
+	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntryPx2, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryDate
+	if !v.HasMDEntryDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryTime
+	out = fast.AppendUint(out, uint64(v.MDEntryTime))
+	// MDEntrySize
+	if !v.HasMDEntrySize {
+		out = append(out, 0x80)
+	} else if x := int64(v.MDEntrySize); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MDPriceLevel
+	if !v.HasMDPriceLevel {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDPriceLevel); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// NumberOfOrders
+	if !v.HasNumberOfOrders {
+		out = append(out, 0x80)
+	} else if x := int64(v.NumberOfOrders); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MDEntryTradeType
+	if !v.HasMDEntryTradeType {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTradeType, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryTradeType2, pm, nil, v.MDEntryTradeType, v.HasMDEntryTradeType); err != nil {
+			return out, err
+		}
+	}
+	// TrdType
+	if !v.HasTrdType {
+		out = append(out, 0x80)
+	} else if x := int64(v.TrdType); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MDFlags
+	if !v.HasMDFlags {
+		out = append(out, 0x80)
+	} else if x := int64(v.MDFlags); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// Currency
+	if !v.HasCurrency {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fCurrency2, pm, nil, v.Currency, v.HasCurrency); err != nil {
+			return out, err
+		}
+	}
+	// OrderSide
+	if !v.HasOrderSide {
+		out = append(out, 0x80)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fOrderSide2, pm, nil, v.OrderSide, v.HasOrderSide); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -11761,35 +11712,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.MDFeedTypes {
-			v := &v.MDFeedTypes[j]
-			// MDFeedType
-			if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDFeedType, &tpw, nil, v.MDFeedType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MarketDepth
-			if !v.HasMarketDepth {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MarketDepth); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDBookType
-			if !v.HasMDBookType {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDBookType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
+			if out, err = c.e5(out, &v.MDFeedTypes[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
@@ -11808,27 +11732,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.Underlyings {
-			v := &v.Underlyings[j]
-			// UnderlyingSymbol
-			if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fUnderlyingSymbol, &tpw, nil, v.UnderlyingSymbol, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// UnderlyingSecurityID
-			if !v.HasUnderlyingSecurityID {
-				out = append(out, 0x80)
-			} else if x := uint64(v.UnderlyingSecurityID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
+			if out, err = c.e6(out, &v.Underlyings[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
@@ -12042,36 +11947,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.InstrumentLegs {
-			v := &v.InstrumentLegs[j]
-			// LegSymbol
-			if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fLegSymbol, &tpw, nil, v.LegSymbol, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// LegSecurityID
-			out = fast.AppendUint(out, uint64(v.LegSecurityID))
-			// LegRatioQty
-			if x := v.LegRatioQty; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fLegRatioQty, &tpw, nil, v.LegRatioQty.Mantissa, v.LegRatioQty.Exponent, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
+			if out, err = c.e7(out, &v.InstrumentLegs[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
@@ -12090,21 +11967,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.InstrumentAttributes {
-			v := &v.InstrumentAttributes[j]
-			// InstrAttribType
-			out = fastrt.AppendInt(out, int64(v.InstrAttribType))
-			// InstrAttribValue
-			if o, ok := fastrt.AppendASCII(out, v.InstrAttribValue, false); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fInstrAttribValue, &tpw, nil, v.InstrAttribValue, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
+			if out, err = c.e8(out, &v.InstrumentAttributes[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
@@ -12158,13 +12022,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.EvntGrp {
-			v := &v.EvntGrp[j]
-			// EventType
-			out = fastrt.AppendInt(out, int64(v.EventType))
-			// EventDate
-			out = fast.AppendUint(out, uint64(v.EventDate))
-			// EventTime
-			out = fast.AppendUint(out, uint64(v.EventTime))
+			if out, err = c.e9(out, &v.EvntGrp[j], nil); err != nil {
+				return out, err
+			}
 		}
 		c.Depth--
 	}
@@ -12185,6 +12045,112 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fast.AppendUintNullable(out, x)
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e5(out []byte, v *SecurityDefinitionMDFeedTypes, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDFeedType
+	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDFeedType, pm, nil, v.MDFeedType, true); err != nil {
+			return out, err
+		}
+	}
+	// MarketDepth
+	if !v.HasMarketDepth {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MarketDepth); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDBookType
+	if !v.HasMDBookType {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDBookType); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	return out, nil
+}
+
+func (c *Encoder) e6(out []byte, v *SecurityDefinitionUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// UnderlyingSymbol
+	if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fUnderlyingSymbol, pm, nil, v.UnderlyingSymbol, true); err != nil {
+			return out, err
+		}
+	}
+	// UnderlyingSecurityID
+	if !v.HasUnderlyingSecurityID {
+		out = append(out, 0x80)
+	} else if x := uint64(v.UnderlyingSecurityID); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	return out, nil
+}
+
+func (c *Encoder) e7(out []byte, v *SecurityDefinitionInstrumentLegs, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// LegSymbol
+	if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fLegSymbol, pm, nil, v.LegSymbol, true); err != nil {
+			return out, err
+		}
+	}
+	// LegSecurityID
+	out = fast.AppendUint(out, uint64(v.LegSecurityID))
+	// LegRatioQty
+	if x := v.LegRatioQty; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fLegRatioQty, pm, nil, v.LegRatioQty.Mantissa, v.LegRatioQty.Exponent, true); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func (c *Encoder) e8(out []byte, v *SecurityDefinitionInstrumentAttributes, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// InstrAttribType
+	out = fastrt.AppendInt(out, int64(v.InstrAttribType))
+	// InstrAttribValue
+	if o, ok := fastrt.AppendASCII(out, v.InstrAttribValue, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fInstrAttribValue, pm, nil, v.InstrAttribValue, true); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func (c *Encoder) e9(out []byte, v *SecurityDefinitionEvntGrp, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// EventType
+	out = fastrt.AppendInt(out, int64(v.EventType))
+	// EventDate
+	out = fast.AppendUint(out, uint64(v.EventDate))
+	// EventTime
+	out = fast.AppendUint(out, uint64(v.EventTime))
 	return out, nil
 }
 
@@ -12669,20 +12635,23 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 			return out, err
 		}
 		for j := range v.NewsText {
-			v := &v.NewsText[j]
-			// Text
-			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-				out, err = c.Vector(out, fText, &tpw, nil, v.Text, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
-				}
+			if out, err = c.e16(out, &v.NewsText[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e16(out []byte, v *NewsNewsText, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// Text
+	if out, err = c.Vector(out, fText, pm, nil, v.Text, true); err != nil {
+		return out, err
+	}
 	return out, nil
 }
 
@@ -12715,152 +12684,145 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 			return out, err
 		}
 		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
-			// MDUpdateAction
-			out = fast.AppendUint(out, uint64(v.MDUpdateAction))
-			// MDEntryType
-			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType3, &tpw, nil, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryID
-			if !v.HasMDEntryID {
-				out = append(out, 0x80)
-			} else if x := int64(v.MDEntryID); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// SecurityID
-			if !v.HasSecurityID {
-				out = append(out, 0x80)
-			} else if x := uint64(v.SecurityID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// SecurityIDSource
-			if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
-				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource6, "value differs from the constant")
-			}
-			// RptSeq
-			if !v.HasRptSeq {
-				out = append(out, 0x80)
-			} else if x := uint64(v.RptSeq); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryDate
-			if !v.HasMDEntryDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryTime
-			out = fast.AppendUint(out, uint64(v.MDEntryTime))
-			// MDEntryPx
-			if !v.HasMDEntryPx {
-				out = append(out, 0x80)
-			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntryPx3, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntrySize
-			if !v.HasMDEntrySize {
-				out = append(out, 0x80)
-			} else if x := int64(v.MDEntrySize); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// LastPx
-			if !v.HasLastPx {
-				out = append(out, 0x80)
-			} else if x := v.LastPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fLastPx2, &tpw, nil, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// LastQty
-			if !v.HasLastQty {
-				out = append(out, 0x80)
-			} else if x := int64(v.LastQty); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// TradeID
-			if !v.HasTradeID {
-				out = append(out, 0x80)
-			} else if x := int64(v.TradeID); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// ExchangeTradingSessionID
-			if !v.HasExchangeTradingSessionID {
-				out = append(out, 0x80)
-			} else if x := uint64(v.ExchangeTradingSessionID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDFlags
-			if !v.HasMDFlags {
-				out = append(out, 0x80)
-			} else if x := int64(v.MDFlags); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// Revision
-			if !v.HasRevision {
-				out = append(out, 0x80)
-			} else if x := uint64(v.Revision); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
+			if out, err = c.e18(out, &v.MDEntries[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e18(out []byte, v *OrdersLogMDEntries, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDUpdateAction
+	out = fast.AppendUint(out, uint64(v.MDUpdateAction))
+	// MDEntryType
+	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryType3, pm, nil, v.MDEntryType, true); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryID
+	if !v.HasMDEntryID {
+		out = append(out, 0x80)
+	} else if x := int64(v.MDEntryID); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// SecurityID
+	if !v.HasSecurityID {
+		out = append(out, 0x80)
+	} else if x := uint64(v.SecurityID); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// SecurityIDSource
+	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
+		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource6, "value differs from the constant")
+	}
+	// RptSeq
+	if !v.HasRptSeq {
+		out = append(out, 0x80)
+	} else if x := uint64(v.RptSeq); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryDate
+	if !v.HasMDEntryDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryTime
+	out = fast.AppendUint(out, uint64(v.MDEntryTime))
+	// MDEntryPx
+	if !v.HasMDEntryPx {
+		out = append(out, 0x80)
+	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntryPx3, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+			return out, err
+		}
+	}
+	// MDEntrySize
+	if !v.HasMDEntrySize {
+		out = append(out, 0x80)
+	} else if x := int64(v.MDEntrySize); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// LastPx
+	if !v.HasLastPx {
+		out = append(out, 0x80)
+	} else if x := v.LastPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fLastPx2, pm, nil, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx); err != nil {
+			return out, err
+		}
+	}
+	// LastQty
+	if !v.HasLastQty {
+		out = append(out, 0x80)
+	} else if x := int64(v.LastQty); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// TradeID
+	if !v.HasTradeID {
+		out = append(out, 0x80)
+	} else if x := int64(v.TradeID); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// ExchangeTradingSessionID
+	if !v.HasExchangeTradingSessionID {
+		out = append(out, 0x80)
+	} else if x := uint64(v.ExchangeTradingSessionID); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDFlags
+	if !v.HasMDFlags {
+		out = append(out, 0x80)
+	} else if x := int64(v.MDFlags); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// Revision
+	if !v.HasRevision {
+		out = append(out, 0x80)
+	} else if x := uint64(v.Revision); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
 	return out, nil
 }
 
@@ -12919,86 +12881,84 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 			return out, err
 		}
 		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
-			// MDEntryType
-			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
-				out = o
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType4, &tpw, nil, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntryID
-			if !v.HasMDEntryID {
-				out = append(out, 0x80)
-			} else if x := int64(v.MDEntryID); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MDEntryDate
-			if !v.HasMDEntryDate {
-				out = append(out, 0x80)
-			} else if x := uint64(v.MDEntryDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendUintNullable(out, x)
-			}
-			// MDEntryTime
-			out = fast.AppendUint(out, uint64(v.MDEntryTime))
-			// MDEntryPx
-			if !v.HasMDEntryPx {
-				out = append(out, 0x80)
-			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-				exp := int64(x.Exponent)
-				if exp >= 0 {
-					exp++
-				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Decimal(out, fMDEntryPx4, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
-					}
-				}
-			}
-			// MDEntrySize
-			if !v.HasMDEntrySize {
-				out = append(out, 0x80)
-			} else if x := int64(v.MDEntrySize); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// TradeID
-			if !v.HasTradeID {
-				out = append(out, 0x80)
-			} else if x := int64(v.TradeID); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
-			}
-			// MDFlags
-			if !v.HasMDFlags {
-				out = append(out, 0x80)
-			} else if x := int64(v.MDFlags); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
-			} else {
-				out = fast.AppendIntNullable(out, x)
+			if out, err = c.e20(out, &v.MDEntries[j], nil); err != nil {
+				return out, err
 			}
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e20(out []byte, v *OrdersBookMDEntries, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	// MDEntryType
+	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+		out = o
+	} else {
+		if out, err = c.Vector(out, fMDEntryType4, pm, nil, v.MDEntryType, true); err != nil {
+			return out, err
+		}
+	}
+	// MDEntryID
+	if !v.HasMDEntryID {
+		out = append(out, 0x80)
+	} else if x := int64(v.MDEntryID); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MDEntryDate
+	if !v.HasMDEntryDate {
+		out = append(out, 0x80)
+	} else if x := uint64(v.MDEntryDate); x < 0x7f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendUintNullable(out, x)
+	}
+	// MDEntryTime
+	out = fast.AppendUint(out, uint64(v.MDEntryTime))
+	// MDEntryPx
+	if !v.HasMDEntryPx {
+		out = append(out, 0x80)
+	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+		exp := int64(x.Exponent)
+		if exp >= 0 {
+			exp++
+		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
+	} else {
+		if out, err = c.Decimal(out, fMDEntryPx4, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+			return out, err
+		}
+	}
+	// MDEntrySize
+	if !v.HasMDEntrySize {
+		out = append(out, 0x80)
+	} else if x := int64(v.MDEntrySize); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// TradeID
+	if !v.HasTradeID {
+		out = append(out, 0x80)
+	} else if x := int64(v.TradeID); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
+	// MDFlags
+	if !v.HasMDFlags {
+		out = append(out, 0x80)
+	} else if x := int64(v.MDFlags); x >= 0 && x < 0x3f {
+		out = append(out, byte(x+1)|0x80)
+	} else {
+		out = fast.AppendIntNullable(out, x)
+	}
 	return out, nil
 }
 
