@@ -200,27 +200,40 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 		c.d.clearMsg()
 	}
 	var pm fastrt.PMap
-	p, err := fastrt.ReadPMap(b, 0, &pm)
-	if err != nil {
-		return 0, err
-	}
 	var id uint64
-	tidAt := p
-	if pm.Next(b) {
-		x, n := fast.ConsumeUint(b[p:])
-		if n < 0 {
-			return 0, fastrt.IntErr(n, p, nil)
+	var p, tidAt int
+	var err error
+	if len(b) >= 3 && b[0]&0xc0 == 0xc0 && (b[1] >= 0x80 || b[1] != 0 && b[2] >= 0x80) {
+		// The common start: a one-byte presence map with the template identifier's bit
+		// set, and an identifier of one or two bytes.
+		pm.Bits, tidAt = uint64(b[0]&0x3f)<<58, 1
+		if b[1] >= 0x80 {
+			id, p = uint64(b[1]&0x7f), 2
+		} else {
+			id, p = uint64(b[1])<<7|uint64(b[2]&0x7f), 3
 		}
-		if x > 1<<32-1 {
-			return 0, fastrt.Err(fast.D2, p, nil, "template identifier exceeds uInt32")
-		}
-		p += n
-		id = x
-		c.SetInt(&c.d.tid, fast.TypeUint32, int64(x), 0)
-	} else if c.d.tid.G == c.Gen {
-		id = uint64(c.d.tid.I)
+		c.SetInt(&c.d.tid, fast.TypeUint32, int64(id), 0)
 	} else {
-		return 0, fastrt.Err(fast.D5, p, nil, "template identifier absent and no previous one")
+		if p, err = fastrt.ReadPMap(b, 0, &pm); err != nil {
+			return 0, err
+		}
+		tidAt = p
+		if pm.Next(b) {
+			x, n := fast.ConsumeUint(b[p:])
+			if n < 0 {
+				return 0, fastrt.IntErr(n, p, nil)
+			}
+			if x > 1<<32-1 {
+				return 0, fastrt.Err(fast.D2, p, nil, "template identifier exceeds uInt32")
+			}
+			p += n
+			id = x
+			c.SetInt(&c.d.tid, fast.TypeUint32, int64(x), 0)
+		} else if c.d.tid.G == c.Gen {
+			id = uint64(c.d.tid.I)
+		} else {
+			return 0, fastrt.Err(fast.D5, p, nil, "template identifier absent and no previous one")
+		}
 	}
 	switch id {
 	case 1:
