@@ -245,7 +245,7 @@ func (g *gen) decField(s *segment, f *field) {
 				}
 			}
 			g.w("}\nif !done {\n")
-			g.parse(true, "p")
+			g.parse(true, "p", false)
 			g.w("if n > 0%s {\n", rng)
 			if f.in.Nullable {
 				g.w("if x > 0 {\nx--\n}\n")
@@ -260,7 +260,7 @@ func (g *gen) decField(s *segment, f *field) {
 				}
 			}
 			g.w("}\nif !done {\n")
-			g.parse(false, "p")
+			g.parse(false, "p", ff.Type == fast.TypeUint64)
 			g.w("if n > 0%s {\n", rng)
 			if f.in.Nullable {
 				g.w("x--\n")
@@ -294,7 +294,7 @@ func (g *gen) decField(s *segment, f *field) {
 			}
 			g.w("} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {\npm.Next(b)\nx := int64(b[p] & 0x7f)\np++\ne.G, e.T, e.I, e.E = c.Gen, %d, x, 0\n%sdone = true\n", ff.Type, setv(f, T+"(x)", "true"))
 			g.w("} else {\n")
-			g.parse(false, "p")
+			g.parse(false, "p", ff.Type == fast.TypeUint64)
 			g.w("if n > 0%s {\npm.Next(b)\np += n\ne.G, e.T, e.I, e.E = c.Gen, %d, int64(x), 0\n%sdone = true\n}\n", rng, ff.Type, setv(f, T+"(x)", "true"))
 		}
 		g.w("}\n")
@@ -306,11 +306,13 @@ func (g *gen) decField(s *segment, f *field) {
 		g.w("if !done && exp >= -63 && exp <= 63 {\n")
 		g.w("if b[q] >= 0x80 {\n%sp = q + 1\ndone = true\n", setv(f, "fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}", "true"))
 		g.w("} else {\n")
-		g.parse(true, "q")
+		g.parse(true, "q", false)
 		g.w("if n > 0 {\n%sp = q + n\ndone = true\n}\n}\n}\n}\n", setv(f, "fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}", "true"))
 	case f.in.Split && ff.Exponent.Op == fast.OpCopy && ff.Mantissa.Op == fast.OpDelta && !ff.Exponent.Info().TypeCheck && !ff.Mantissa.Info().TypeCheck:
 		g.w("if ee, me := %s, %s; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {\n", g.slot(ff.Exponent), g.slot(ff.Mantissa))
-		g.w("if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {\npm.Next(b)\nme.I = m\n%sp++\ndone = true\n}\n}\n",
+		// The mantissa's delta added with fastrt.AddDelta's int64 overflow test written out
+		// (the sum moves the way the delta's sign says): the call was not inlined here.
+		g.w("if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {\nm := me.I + d\npm.Next(b)\nme.I = m\n%sp++\ndone = true\n}\n}\n",
 			setv(f, "fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}", "true"))
 		// The exponent present in one byte, the mantissa a delta from an assigned value or
 		// from an undefined one without initial value (the first entry of a message).
@@ -323,9 +325,9 @@ func (g *gen) decField(s *segment, f *field) {
 			g.w("base := int64(0)\nif me.G == c.Gen {\nbase = me.I\n}\n")
 			g.w("if q := p + 1; exp >= -63 && exp <= 63 %s {\n", map[bool]string{true: "&& b[p] != 0x80", false: ""}[ff.Exponent.Info().Nullable])
 			g.w("d, dn := int64(0), 0\nif b[q] >= 0x80 {\nd, dn = fastrt.SignExtend7(b[q]), 1\n} else {\n")
-			g.parse(true, "q")
+			g.parse(true, "q", false)
 			g.w("d, dn = x, n\n}\n")
-			g.w("if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {\npm.Next(b)\nee.G, ee.T, ee.I, ee.E = c.Gen, %d, exp, 0\nme.G, me.T, me.I, me.E = c.Gen, %d, m, 0\n%sp = q + dn\ndone = true\n}\n}\n}\n",
+			g.w("if m := base + d; (m >= base) == (d >= 0) && dn > 0 {\npm.Next(b)\nee.G, ee.T, ee.I, ee.E = c.Gen, %d, exp, 0\nme.G, me.T, me.I, me.E = c.Gen, %d, m, 0\n%sp = q + dn\ndone = true\n}\n}\n}\n",
 				ff.Exponent.Type, ff.Mantissa.Type, setv(f, "fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}", "true"))
 		}
 	case ff.Type == fast.TypeASCII && ff.Op == fast.OpNone:
@@ -434,10 +436,11 @@ func (g *gen) decGroup(f *field) {
 // parse writes the parse of a stop-bit integer at b[at:] into new variables x (int64 or
 // uint64) and n (0 if the short forms do not apply): two to four bytes with a branch per
 // byte (which a feed's steady value lengths let the CPU predict), also at the end of the
-// input; five to eight bytes from one 64-bit load without a branch per byte
-// (fastrt.UintWord and IntWord written out: the inliner takes only the smallest functions
-// into the large ones of generated code); longer values through fastrt.
-func (g *gen) parse(signed bool, at string) {
+// input; five to eight bytes from one 64-bit load without a branch per byte (nine, for a
+// uInt64 when nine says so, with the ninth byte after the load) (fastrt.UintWord and
+// IntWord written out: the inliner takes only the smallest functions into the large ones
+// of generated code); longer values through fastrt.
+func (g *gen) parse(signed bool, at string, nine bool) {
 	if signed {
 		g.w("x, n := int64(0), 0\nif q := b[%s:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {\nx = int64(int8(q[0]<<1) >> 1)\n", at)
 		g.w("if q[1] >= 0x80 {\nx, n = x<<7|int64(q[1]&0x7f), 2\n} else if len(q) >= 3 && q[2] >= 0x80 {\nx, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3\n} else if len(q) >= 4 && q[3] >= 0x80 {\nx, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4\n}")
@@ -450,7 +453,13 @@ func (g *gen) parse(signed bool, at string) {
 	g.w("x, n := uint64(0), 0\nif q := b[%s:]; len(q) >= 2 && q[0] != 0 {\n", at)
 	g.w("if q[1] >= 0x80 {\nx, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2\n} else if len(q) >= 3 && q[2] >= 0x80 {\nx, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3\n} else if len(q) >= 4 && q[3] >= 0x80 {\nx, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4\n}")
 	g.w(" else if len(q) >= 8 {\nw := %s\n", le64("q"))
-	g.w("if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {\nk := uint(bits.TrailingZeros64(m) >> 3)\nu := bits.ReverseBytes64(w) >> (56 - 8*k)\n%s\nx, n = u, int(k)+1\n}\n}\n}\n", pack7)
+	g.w("if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {\nk := uint(bits.TrailingZeros64(m) >> 3)\nu := bits.ReverseBytes64(w) >> (56 - 8*k)\n%s\nx, n = u, int(k)+1\n}", pack7)
+	if nine {
+		// Nine bytes (a uInt64 of 57 to 63 bits: nanoseconds since 1970): the eight of the
+		// word and the ninth with the stop bit.
+		g.w(" else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {\nu := bits.ReverseBytes64(w)\n%s\nx, n = u<<7|uint64(q[8]&0x7f), 9\n}", pack7)
+	}
+	g.w("\n}\n}\n")
 	g.w("if n == 0 {\nx, n = fastrt.Uint(b, %s)\n}\n", at)
 }
 

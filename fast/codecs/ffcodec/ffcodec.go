@@ -382,6 +382,13 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -795,7 +802,8 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 				{
 					done := false
 					if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -844,7 +852,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -1090,6 +1098,13 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -1466,7 +1481,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 				{
 					done := false
 					if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}
@@ -1512,7 +1528,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -1749,6 +1765,13 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -1903,6 +1926,13 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -2371,6 +2401,13 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -2679,6 +2716,13 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -2845,6 +2889,13 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}

@@ -1490,6 +1490,13 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -1841,6 +1848,13 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -2011,6 +2025,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -5019,6 +5040,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -7739,6 +7767,13 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -8817,6 +8852,13 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -9749,6 +9791,13 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -11005,6 +11054,13 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -12170,6 +12226,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -14158,6 +14221,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -15852,6 +15922,13 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -16670,6 +16747,13 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -17364,6 +17448,13 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -18834,6 +18925,13 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -20194,6 +20292,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -22670,6 +22775,13 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -23048,6 +23160,13 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -23308,6 +23427,13 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}

@@ -3840,6 +3840,13 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -4027,6 +4034,13 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -4537,6 +4551,13 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -4866,6 +4887,13 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 												x, n = u, int(k)+1
+											} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+												u := bits.ReverseBytes64(w)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u<<7|uint64(q[8]&0x7f), 9
 											}
 										}
 									}
@@ -4898,7 +4926,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							{
 								done := false
 								if ee, me := &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-									if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+										m := me.I + d
 										pmb <<= 1
 										me.I = m
 										v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -4947,7 +4976,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											}
 											d, dn = x, n
 										}
-										if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+										if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 											pmb <<= 1
 											ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -4974,7 +5003,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							{
 								done := false
 								if ee, me := &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-									if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+										m := me.I + d
 										pmb <<= 1
 										me.I = m
 										v.IndexTheoreticalQty, v.HasIndexTheoreticalQty = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -5023,7 +5053,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											}
 											d, dn = x, n
 										}
-										if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+										if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 											pmb <<= 1
 											ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -5199,7 +5229,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							{
 								done := false
 								if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-									if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+										m := me.I + d
 										pmb <<= 1
 										me.I = m
 										v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -5248,7 +5279,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											}
 											d, dn = x, n
 										}
-										if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+										if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 											pmb <<= 1
 											ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -5275,7 +5306,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							{
 								done := false
 								if ee, me := &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-									if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+										m := me.I + d
 										pmb <<= 1
 										me.I = m
 										v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -5324,7 +5356,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											}
 											d, dn = x, n
 										}
-										if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+										if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 											pmb <<= 1
 											ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -5351,7 +5383,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							{
 								done := false
 								if ee, me := &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-									if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+										m := me.I + d
 										pmb <<= 1
 										me.I = m
 										v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -5400,7 +5433,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											}
 											d, dn = x, n
 										}
-										if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+										if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 											pmb <<= 1
 											ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -5604,6 +5637,13 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 												x, n = u, int(k)+1
+											} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+												u := bits.ReverseBytes64(w)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u<<7|uint64(q[8]&0x7f), 9
 											}
 										}
 									}
@@ -5842,7 +5882,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				{
 					done := false
 					if ee, me := &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -5891,7 +5932,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -5975,7 +6016,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				{
 					done := false
 					if ee, me := &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -6024,7 +6066,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -6135,6 +6177,13 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -6682,6 +6731,13 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -6826,7 +6882,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				{
 					done := false
 					if ee, me := &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -6875,7 +6932,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -7073,7 +7130,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				{
 					done := false
 					if ee, me := &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -7122,7 +7180,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -7639,6 +7697,13 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -8671,6 +8736,13 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -9000,6 +9072,13 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 												x, n = u, int(k)+1
+											} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+												u := bits.ReverseBytes64(w)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u<<7|uint64(q[8]&0x7f), 9
 											}
 										}
 									}
@@ -9032,7 +9111,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							{
 								done := false
 								if ee, me := &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-									if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+										m := me.I + d
 										pmb <<= 1
 										me.I = m
 										v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -9081,7 +9161,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											}
 											d, dn = x, n
 										}
-										if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+										if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 											pmb <<= 1
 											ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -9257,7 +9337,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							{
 								done := false
 								if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-									if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+										m := me.I + d
 										pmb <<= 1
 										me.I = m
 										v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -9306,7 +9387,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											}
 											d, dn = x, n
 										}
-										if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+										if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 											pmb <<= 1
 											ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -9333,7 +9414,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							{
 								done := false
 								if ee, me := &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-									if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+										m := me.I + d
 										pmb <<= 1
 										me.I = m
 										v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -9382,7 +9464,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											}
 											d, dn = x, n
 										}
-										if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+										if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 											pmb <<= 1
 											ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -9409,7 +9491,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							{
 								done := false
 								if ee, me := &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-									if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+										m := me.I + d
 										pmb <<= 1
 										me.I = m
 										v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -9458,7 +9541,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											}
 											d, dn = x, n
 										}
-										if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+										if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 											pmb <<= 1
 											ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -9662,6 +9745,13 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 												x, n = u, int(k)+1
+											} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+												u := bits.ReverseBytes64(w)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u<<7|uint64(q[8]&0x7f), 9
 											}
 										}
 									}
@@ -9900,7 +9990,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				{
 					done := false
 					if ee, me := &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -9949,7 +10040,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -10033,7 +10124,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				{
 					done := false
 					if ee, me := &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -10082,7 +10174,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -10193,6 +10285,13 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -10740,6 +10839,13 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -10884,7 +10990,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				{
 					done := false
 					if ee, me := &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -10933,7 +11040,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -11131,7 +11238,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				{
 					done := false
 					if ee, me := &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -11180,7 +11288,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -11697,6 +11805,13 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -12729,6 +12844,13 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -13058,6 +13180,13 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 												x, n = u, int(k)+1
+											} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+												u := bits.ReverseBytes64(w)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u<<7|uint64(q[8]&0x7f), 9
 											}
 										}
 									}
@@ -13090,7 +13219,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							{
 								done := false
 								if ee, me := &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-									if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+										m := me.I + d
 										pmb <<= 1
 										me.I = m
 										v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -13139,7 +13269,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											}
 											d, dn = x, n
 										}
-										if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+										if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 											pmb <<= 1
 											ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -13315,7 +13445,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							{
 								done := false
 								if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-									if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+										m := me.I + d
 										pmb <<= 1
 										me.I = m
 										v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -13364,7 +13495,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											}
 											d, dn = x, n
 										}
-										if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+										if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 											pmb <<= 1
 											ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -13391,7 +13522,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							{
 								done := false
 								if ee, me := &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-									if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+										m := me.I + d
 										pmb <<= 1
 										me.I = m
 										v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -13440,7 +13572,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											}
 											d, dn = x, n
 										}
-										if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+										if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 											pmb <<= 1
 											ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -13467,7 +13599,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							{
 								done := false
 								if ee, me := &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-									if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+										m := me.I + d
 										pmb <<= 1
 										me.I = m
 										v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -13516,7 +13649,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											}
 											d, dn = x, n
 										}
-										if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+										if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 											pmb <<= 1
 											ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -13720,6 +13853,13 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 												x, n = u, int(k)+1
+											} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+												u := bits.ReverseBytes64(w)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u<<7|uint64(q[8]&0x7f), 9
 											}
 										}
 									}
@@ -13958,7 +14098,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				{
 					done := false
 					if ee, me := &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -14007,7 +14148,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -14091,7 +14232,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				{
 					done := false
 					if ee, me := &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -14140,7 +14282,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -14251,6 +14393,13 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -14798,6 +14947,13 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -14942,7 +15098,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				{
 					done := false
 					if ee, me := &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -14991,7 +15148,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -15189,7 +15346,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				{
 					done := false
 					if ee, me := &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -15238,7 +15396,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -15755,6 +15913,13 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -16557,6 +16722,13 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -16796,6 +16968,13 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -17164,6 +17343,13 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 												x, n = u, int(k)+1
+											} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+												u := bits.ReverseBytes64(w)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u<<7|uint64(q[8]&0x7f), 9
 											}
 										}
 									}
@@ -17431,6 +17617,13 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -17461,7 +17654,8 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 				{
 					done := false
 					if ee, me := &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.MinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}
@@ -17507,7 +17701,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -18094,7 +18288,8 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 				{
 					done := false
 					if ee, me := &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -18143,7 +18338,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -18217,7 +18412,8 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 				{
 					done := false
 					if ee, me := &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+							m := me.I + d
 							pmb <<= 1
 							me.I = m
 							v.ContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}
@@ -18263,7 +18459,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								}
 								d, dn = x, n
 							}
-							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+							if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 								pmb <<= 1
 								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
@@ -19071,6 +19267,13 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -19189,6 +19392,13 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -19678,6 +19888,13 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -19961,6 +20178,13 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -21076,6 +21300,13 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -21133,6 +21364,13 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -21190,6 +21428,13 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -21418,6 +21663,13 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -21614,6 +21866,13 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -21742,6 +22001,13 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -22025,6 +22291,13 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -23092,6 +23365,13 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -23149,6 +23429,13 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -23206,6 +23493,13 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -23434,6 +23728,13 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -23630,6 +23931,13 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -23758,6 +24066,13 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -24041,6 +24356,13 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -25108,6 +25430,13 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -25165,6 +25494,13 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -25222,6 +25558,13 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -25279,6 +25622,13 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -25475,6 +25825,13 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -25603,6 +25960,13 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -25886,6 +26250,13 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -26943,6 +27314,13 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -27000,6 +27378,13 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -27057,6 +27442,13 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -27114,6 +27506,13 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -27310,6 +27709,13 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -27438,6 +27844,13 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -27787,6 +28200,13 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -28729,6 +29149,13 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -29078,6 +29505,13 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -30020,6 +30454,13 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -30122,6 +30563,13 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -30403,6 +30851,13 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -30456,6 +30911,13 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -30683,6 +31145,13 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -30832,6 +31301,13 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -31113,6 +31589,13 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -31166,6 +31649,13 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -31393,6 +31883,13 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -31593,6 +32090,13 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -31817,6 +32321,13 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -31870,6 +32381,13 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -32046,6 +32564,13 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -32432,6 +32957,13 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -33221,6 +33753,13 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -33607,6 +34146,13 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -34715,6 +35261,13 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -34772,6 +35325,13 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -34829,6 +35389,13 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -35057,6 +35624,13 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -35340,6 +35914,13 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -35726,6 +36307,13 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -36786,6 +37374,13 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -36843,6 +37438,13 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -36900,6 +37502,13 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -37128,6 +37737,13 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -37411,6 +38027,13 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -37797,6 +38420,13 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -38857,6 +39487,13 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -38914,6 +39551,13 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -38971,6 +39615,13 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -39028,6 +39679,13 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -39311,6 +39969,13 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -39697,6 +40362,13 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -40757,6 +41429,13 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -40814,6 +41493,13 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -40871,6 +41557,13 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -40928,6 +41621,13 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -41211,6 +41911,13 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -41597,6 +42304,13 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -42657,6 +43371,13 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -42714,6 +43435,13 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -42771,6 +43499,13 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -42828,6 +43563,13 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -43111,6 +43853,13 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -43497,6 +44246,13 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -44327,6 +45083,13 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -44811,6 +45574,13 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -45163,6 +45933,13 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -45647,6 +46424,13 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -45999,6 +46783,13 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -46054,6 +46845,13 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -46386,6 +47184,13 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -46880,6 +47685,13 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -46997,6 +47809,13 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -47114,6 +47933,13 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -47247,6 +48073,13 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -47423,6 +48256,13 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -47587,6 +48427,13 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}

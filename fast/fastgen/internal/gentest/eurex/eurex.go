@@ -1036,6 +1036,13 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}
@@ -1190,6 +1197,13 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 									x, n = u, int(k)+1
+								} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+									u := bits.ReverseBytes64(w)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u<<7|uint64(q[8]&0x7f), 9
 								}
 							}
 						}

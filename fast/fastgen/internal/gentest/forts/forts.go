@@ -753,6 +753,13 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -1005,6 +1012,13 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -1599,6 +1613,13 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -1984,6 +2005,13 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -2147,6 +2175,13 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -2412,6 +2447,13 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -2939,6 +2981,13 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -3485,6 +3534,13 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -3645,6 +3701,13 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -5597,6 +5660,13 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -5696,6 +5766,13 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -6002,6 +6079,13 @@ func (c *Decoder) d9(b []byte, p int, v *SecurityDefinitionEvntGrp, pm *fastrt.P
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -6116,6 +6200,13 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -6167,6 +6258,13 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -6482,6 +6580,13 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -6533,6 +6638,13 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -7073,6 +7185,13 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -7192,6 +7311,13 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -7364,6 +7490,13 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -7415,6 +7548,13 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -7466,6 +7606,13 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -7521,6 +7668,13 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -7578,6 +7732,13 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -7966,6 +8127,13 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -8125,6 +8293,13 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -8473,6 +8648,13 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -8779,6 +8961,13 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -8942,6 +9131,13 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -9414,6 +9610,13 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -9530,6 +9733,13 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -9846,6 +10056,13 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -10107,6 +10324,13 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -10463,6 +10687,13 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}
@@ -10584,6 +10815,13 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
 						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
 						x, n = u, int(k)+1
+					} else if m == 0 && w&0xff != 0 && len(q) >= 9 && q[8] >= 0x80 {
+						u := bits.ReverseBytes64(w)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u<<7|uint64(q[8]&0x7f), 9
 					}
 				}
 			}

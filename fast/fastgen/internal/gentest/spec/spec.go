@@ -530,7 +530,8 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint
 	{
 		done := false
 		if ee, me := &c.d.s2ValueExponent, &c.d.s3ValueMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+			if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
+				m := me.I + d
 				pmb <<= 1
 				me.I = m
 				v.Value, v.HasValue = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
@@ -579,7 +580,7 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint
 					}
 					d, dn = x, n
 				}
-				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+				if m := base + d; (m >= base) == (d >= 0) && dn > 0 {
 					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
