@@ -334,10 +334,19 @@ func (e *Engine) lineOf(i int) gap.Source {
 // emit hands a datagram that passed the injected faults to receive at e.now.
 func (e *Engine) emit(group int, b []byte) { e.receive(group, b, e.now) }
 
-// finish releases what the injected faults still hold.
+// finish releases what the injected faults still hold. A channel that stops with a hole
+// open (numbers known to be missing, not yet recovered) has books behind what was
+// sent: they are marked stale, so that the final dump and counters do not show them as
+// current.
 func (e *Engine) finish(now int64) {
 	if e.inj != nil {
 		e.now = now
 		e.inj.flush(math.MaxInt64, e.emit) // everything held, delayed or not
+	}
+	for _, ch := range e.channels {
+		if s := ch.tracker.State(); s == gap.Gap || s == gap.Recovering {
+			e.log.Info("stopped with sequence numbers missing: books marked stale", "channel", ch.name, "next", ch.tracker.Next(), "state", s.String())
+			e.staleChannel(ch, "stopped with sequence numbers missing")
+		}
 	}
 }

@@ -92,3 +92,37 @@ func TestUpstreamStale(t *testing.T) {
 		t.Errorf("subscriber saw statuses %v, want [20 17]", statuses)
 	}
 }
+
+// TestFinishWithHoleOpen: a handler that stops with numbers known to be missing on a
+// channel shows that channel's books stale, not as current; a channel in sequence stays
+// fresh.
+func TestFinishWithHoleOpen(t *testing.T) {
+	s := newScript(t)
+	syms := []string{"SBER", "GAZP"}
+	h, err := NewEngine(Config{Topics: syms, Templates: templates(t), Port: port, Recovery: &fakeRecovery{s: s}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var now int64 = 1e9
+	for i := range 4 {
+		for j, sym := range syms {
+			seq := s.update(sym, md.New, md.Bid, int64(10000+j*100+i), 10)
+			if sym == "SBER" && i == 2 {
+				continue // lost; the stop comes before any recovery
+			}
+			h.Receive(channelOf(sym), s.sent[mcast.ChannelName(channelOf(sym))][seq], now)
+			now += 1000
+		}
+	}
+	h.finish(now)
+	got := map[string]bool{}
+	for _, b := range h.Dump() {
+		got[b.Symbol] = b.Stale
+	}
+	if !got["SBER"] || got["GAZP"] {
+		t.Errorf("stale after a stop with SBER's channel behind: %v, want SBER only", got)
+	}
+	if st := h.Stats(); st.StaleBooks != 1 {
+		t.Errorf("stale_books %d, want 1", st.StaleBooks)
+	}
+}
