@@ -2,6 +2,7 @@ package gap
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"time"
 )
 
@@ -32,7 +33,10 @@ type Sequencer[T any] struct {
 	reqEnd    uint32
 	reqAt     int64
 
-	snapAsked bool // Snapshot state: the caller has been asked for snapshots
+	snapAsked bool  // Snapshot state: the caller has been asked for snapshots
+	snapTries int   // snapshot requests since the last snapshot applied, the first included
+	snapWait  int64 // how long the request out may go unanswered before the next (ns)
+	rng       uint64
 
 	jumpSeq   uint32 // last far-ahead number seen
 	jumpCount int
@@ -42,7 +46,12 @@ type Sequencer[T any] struct {
 
 // NewSequencer returns a Sequencer waiting for its first datagram.
 func NewSequencer[T any](cfg Config) *Sequencer[T] {
-	return &Sequencer[T]{cfg: cfg.withDefaults()}
+	cfg = cfg.withDefaults()
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	return &Sequencer[T]{cfg: cfg, rng: seed}
 }
 
 // Started reports whether the first datagram (or Start, a heartbeat, a reset or a
@@ -204,7 +213,39 @@ func (t *Sequencer[T]) enterSnapshot(now int64) {
 func (t *Sequencer[T]) askSnapshot(now int64, reason string) Action {
 	t.enterSnapshot(now)
 	t.snapAsked = true
+	t.snapTries++
+	t.snapWait = t.backoff()
 	return Action{Kind: Resnapshot, Reason: reason}
+}
+
+// backoff returns how long the snapshot request now going out may go unanswered before
+// it is sent again: RecoveryTimeout doubled for each request since the last snapshot
+// applied, capped at MaxBackoff, plus a random part of up to half of that, so that
+// handlers that joined together do not ask again together.
+func (t *Sequencer[T]) backoff() int64 {
+	d := int64(t.cfg.RecoveryTimeout)
+	limit := int64(t.cfg.MaxBackoff)
+	for i := 1; i < t.snapTries && d < limit; i++ {
+		d *= 2
+	}
+	d = min(d, max(limit, int64(t.cfg.RecoveryTimeout)))
+	// splitmix64: no allocation, no lock, no shared state.
+	t.rng += 0x9e3779b97f4a7c15
+	z := t.rng
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return d + int64(z%uint64(d/2+1))
+}
+
+// SnapshotWait returns how long the snapshot request out may go unanswered before Poll
+// asks again (0 outside the Snapshot state or before the first request), and how many
+// requests have been made since the last snapshot applied.
+func (t *Sequencer[T]) SnapshotWait() (time.Duration, int) {
+	if t.state != Snapshot || !t.snapAsked {
+		return 0, t.snapTries
+	}
+	return time.Duration(t.snapWait), t.snapTries
 }
 
 func (t *Sequencer[T]) isBuffered(seq uint32) bool {
@@ -400,9 +441,14 @@ func (t *Sequencer[T]) Poll(now int64) Action {
 		if !t.snapAsked {
 			return t.askSnapshot(now, "books unknown from sequence "+fmt.Sprint(t.next))
 		}
-		if now-t.reqAt >= int64(t.cfg.RecoveryTimeout) {
+		if now-t.reqAt >= t.snapWait {
+			waited := time.Duration(now - t.reqAt)
 			t.reqAt = now
-			return Action{Kind: Resnapshot, Reason: "snapshots not received in time; asking again"}
+			t.snapTries++
+			t.snapWait = t.backoff()
+			t.counters.SnapshotRetries++
+			return Action{Kind: Resnapshot, Reason: fmt.Sprintf("snapshots not received in %v; asking again (request %d, next wait %v)",
+				waited.Round(time.Millisecond), t.snapTries, time.Duration(t.snapWait).Round(time.Millisecond))}
 		}
 	}
 	return Action{}
@@ -440,6 +486,7 @@ func (t *Sequencer[T]) SnapshotApplied(last uint32) {
 	t.state = Gap
 	t.holeKnown = false
 	t.holeAt = 0
+	t.snapTries = 0
 	if t.buffered == 0 {
 		t.state = Live
 		return

@@ -2,6 +2,7 @@ package gap
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -163,7 +164,7 @@ func TestTracker(t *testing.T) {
 		{"heartbeat reveals a lost tail", cfg, "A1>deliver A2>deliver hb:2 state:live hb:4 state:gap @6ms poll>rt:3-4 R3>deliver R4>deliver poll>none state:live",
 			Counters{Delivered: 4, Gaps: 1, Missing: 2, RecoveredFIX: 2}},
 		{"late join waits for a snapshot", cfg, "A100>buffered state:snapshot poll>snap poll>none A101>buffered A102>buffered pop>- @3s poll>snap snap:100 drain>101,102 state:live A103>deliver",
-			Counters{Delivered: 3, Snapshots: 1, Skipped: 1}},
+			Counters{Delivered: 3, Snapshots: 1, SnapshotRetries: 1, Skipped: 1}},
 		{"late join, snapshot newer than buffer", cfg, "A100>buffered A101>buffered snap:101 drain> state:live A102>deliver",
 			Counters{Delivered: 1, Snapshots: 1, Skipped: 2}},
 		{"late join, snapshot leaves a hole", cfg, "A100>buffered A103>buffered snap:100 state:gap @6ms poll>rt:101-102 R101>deliver R102>deliver drain>103",
@@ -340,5 +341,63 @@ func BenchmarkOfferInOrder(b *testing.B) {
 		tr.Offer(seq, LineA, payload, 0)
 		tr.Offer(seq, LineB, payload, 0)
 		seq++
+	}
+}
+
+// TestSnapshotBackoff: a snapshot request that goes unanswered is sent again after
+// RecoveryTimeout, then twice as long each time (plus up to half as much at random), up
+// to MaxBackoff; a snapshot applied starts over from RecoveryTimeout. Two sequencers
+// with different seeds do not ask again at the same times.
+func TestSnapshotBackoff(t *testing.T) {
+	const base = time.Second
+	cfg := Config{Window: 16, RecoveryTimeout: base, MaxBackoff: 8 * base}
+	asks := func(seed uint64) []time.Duration {
+		cfg := cfg
+		cfg.Seed = seed
+		tr := NewSequencer[[]byte](cfg)
+		tr.Offer(100, LineA, 0)
+		var at []time.Duration
+		if a := tr.Poll(0); a.Kind != Resnapshot {
+			t.Fatalf("late join: %+v, want a snapshot request", a)
+		}
+		for now := time.Duration(0); now <= 60*time.Second; now += 10 * time.Millisecond {
+			if a := tr.Poll(int64(now)); a.Kind == Resnapshot {
+				at = append(at, now)
+			}
+		}
+		if got := tr.Counters().SnapshotRetries; got != uint64(len(at)) {
+			t.Errorf("SnapshotRetries %d, want %d", got, len(at))
+		}
+		// A snapshot applied ends the backoff: the next request waits RecoveryTimeout again.
+		tr.SnapshotApplied(100)
+		if w, n := tr.SnapshotWait(); w != 0 || n != 0 {
+			t.Errorf("after a snapshot: wait %v after %d requests, want 0 and 0", w, n)
+		}
+		tr.Offer(200, LineA, int64(61*time.Second))
+		tr.Offer(201, LineA, int64(61*time.Second))
+		tr.Offer(202, LineA, int64(61*time.Second))
+		if a := tr.Poll(int64(61 * time.Second)); a.Kind != Resnapshot {
+			t.Fatalf("after the resync: %+v, want a snapshot request", a)
+		}
+		if w, n := tr.SnapshotWait(); w < base || w > base*3/2 || n != 1 {
+			t.Errorf("new recovery: wait %v after %d requests, want %v..%v after 1", w, n, base, base*3/2)
+		}
+		return at
+	}
+	a := asks(1)
+	prev := time.Duration(0)
+	for i, at := range a {
+		wait := at - prev
+		want := base << min(i, 3) // 1, 2, 4, 8, 8, ... s
+		if wait < want || wait > want*3/2+10*time.Millisecond {
+			t.Errorf("request %d again after %v, want %v..%v (asked at %v)", i+2, wait, want, want*3/2, a)
+		}
+		prev = at
+	}
+	if len(a) < 5 || len(a) > 9 {
+		t.Errorf("%d requests in 60 s, want 5..9 (backoff capped at 8 s): %v", len(a), a)
+	}
+	if b := asks(2); slices.Equal(a, b) {
+		t.Errorf("two seeds asked again at the same times %v: no jitter", a)
 	}
 }

@@ -92,8 +92,17 @@ type Config struct {
 	// requested over FIX. Default 5ms.
 	GapWait time.Duration
 	// RecoveryTimeout is how long a FIX retransmission may take before the channel falls
-	// back to snapshots. Default 2s.
+	// back to snapshots, and how long the first snapshot request may go unanswered before
+	// it is sent again. Default 2s.
 	RecoveryTimeout time.Duration
+	// MaxBackoff caps the wait before a snapshot request is sent again: each request
+	// since the last snapshot applied waits twice as long as the one before (from
+	// RecoveryTimeout), up to MaxBackoff, plus a random part of up to half of it, so that
+	// a recovery service that cannot keep up is not asked ever more often by ever more
+	// handlers at once. Default 8 times RecoveryTimeout.
+	MaxBackoff time.Duration
+	// Seed seeds the random part of the backoff (0: a random seed).
+	Seed uint64
 	// MaxRequest is the largest range requested over FIX; a larger hole goes to
 	// snapshots. Default 10000, the publisher's limit.
 	MaxRequest uint32
@@ -114,6 +123,9 @@ func (c Config) withDefaults() Config {
 	if c.RecoveryTimeout <= 0 {
 		c.RecoveryTimeout = 2 * time.Second
 	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 8 * c.RecoveryTimeout
+	}
 	if c.MaxRequest == 0 {
 		c.MaxRequest = 10000
 	}
@@ -133,9 +145,12 @@ type Counters struct {
 	LineBFirst   uint64 // datagrams delivered from line B ahead of line A's copy, no hole open
 	RecoveredFIX uint64 // missing numbers filled by FIX retransmission
 	Snapshots    uint64 // falls back to snapshots
-	Skipped      uint64 // numbers never delivered because a snapshot superseded them
-	Dropped      uint64 // datagrams too far ahead to buffer
-	Overflows    uint64 // holes whose buffer filled up
-	Resyncs      uint64 // far jumps accepted as a new numbering
-	Resets       uint64 // SequenceResets applied
+	// SnapshotRetries counts snapshot requests sent again because the last one went
+	// unanswered for its backoff (Config.MaxBackoff).
+	SnapshotRetries uint64
+	Skipped         uint64 // numbers never delivered because a snapshot superseded them
+	Dropped         uint64 // datagrams too far ahead to buffer
+	Overflows       uint64 // holes whose buffer filled up
+	Resyncs         uint64 // far jumps accepted as a new numbering
+	Resets          uint64 // SequenceResets applied
 }
