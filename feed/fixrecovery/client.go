@@ -25,10 +25,20 @@
 // wait, up to Config.MaxQueued of them, and are sent at the next logon; the initiator
 // reconnects by itself.
 //
+// Snapshot requests are not multiplied by a handler that asks again (its backoff,
+// gap.Config.MaxBackoff): a Snapshot for a channel whose request for the same symbols is
+// still unanswered joins it, and the two get one outcome. While the request is in time
+// (or waits for the logon) nothing more is sent; once it has timed out (and failed), it
+// is sent again under a new MDReqID, keeping what came already, and answers to every
+// MDReqID it was sent under: the service replaces a duplicate still queued, and an
+// answer that comes late is used, not discarded (Stats.LateAnswers). So a snapshot
+// request that failed for silence may still be followed by its Snapshots.
+//
 // Retransmit and Snapshot never block: they hand the request to the client's goroutine,
 // which owns every request and makes every Sink call. Each request gets exactly one
 // outcome: for a retransmission, its messages (all of them, or some and then a Failed),
-// for a snapshot request one Snapshots or one Failed.
+// for a snapshot request one Snapshots or one Failed (or, timed out, a Failed and then
+// its late Snapshots).
 package fixrecovery
 
 import (
@@ -37,6 +47,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quickfixgo/quickfix"
@@ -102,6 +113,9 @@ type Client struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// Counters (Stats).
+	snapshotsSent, joined, lateAnswers atomic.Uint64
+
 	mu      sync.Mutex
 	started bool
 	spilled []*request              // requests that found the inbox full, bounded by MaxQueued
@@ -116,6 +130,10 @@ type request struct {
 	beg, end uint32   // Retransmit
 	symbols  []string // Snapshot, without duplicates; empty: the whole channel
 	want     map[string]bool
+
+	ids       []string // every MDReqID it answers to (a joined request has several), id the last
+	expired   bool     // Snapshot: timed out and failed; a late answer is still used
+	oldAnswer bool     // Snapshot: answered under an earlier MDReqID than the last
 
 	deadline time.Time
 	retries  int                    // times sent again after a lost session
@@ -226,6 +244,24 @@ func (c *Client) Close() {
 // GuardStats returns the counters of the session's framing guard: connections made,
 // and malformed messages from the service, each of which closed its connection.
 func (c *Client) GuardStats() fixsession.InitiatorStats { return c.ini.Stats() }
+
+// Stats counts what the client did about snapshot requests.
+type Stats struct {
+	// SnapshotRequests counts the snapshot MarketDataRequests (V) sent.
+	SnapshotRequests uint64 `json:"snapshot_requests"`
+	// Joined counts the Snapshot calls that joined the channel's request still
+	// unanswered instead of making one of their own.
+	Joined uint64 `json:"joined"`
+	// LateAnswers counts the snapshot answers that came after their request had timed
+	// out (and failed), or under an MDReqID older than the last it was sent under, and
+	// were delivered all the same.
+	LateAnswers uint64 `json:"late_answers"`
+}
+
+// Stats returns the client's counters.
+func (c *Client) Stats() Stats {
+	return Stats{SnapshotRequests: c.snapshotsSent.Load(), Joined: c.joined.Load(), LateAnswers: c.lateAnswers.Load()}
+}
 
 // LoggedOn reports whether the session is logged on now.
 func (c *Client) LoggedOn() bool { return c.ini.LoggedOn() }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -332,6 +333,28 @@ type stub struct {
 	acc   *fixsession.Acceptor
 	mu    sync.Mutex
 	drops int
+	late  map[string][]string // channel "late...": the MDReqIDs of the snapshot requests
+}
+
+// lateRequests returns the MDReqIDs of the requests the stub had for channel.
+func (s *stub) lateRequests(channel string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.late[channel])
+}
+
+// answerLate answers the first request for channel, a "late..." one, with snapshots of
+// its symbols under its MDReqID.
+func (s *stub) answerLate(id quickfix.SessionID, channel string, symbols []string) error {
+	first := s.lateRequests(channel)[0]
+	for _, sym := range symbols {
+		w := md.SnapshotToFIX(stubSnapshot(sym, 9), md.ApplFields{ApplID: channel, MDReqID: first})
+		w.Body.SetInt(tag.TotNumReports, len(symbols))
+		if err := s.acc.Send(id, w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func startStub(t *testing.T) *stub {
@@ -369,6 +392,14 @@ func (s *stub) serve(id quickfix.SessionID, msg *quickfix.Message) error {
 	}
 	appl := md.ApplFields{ApplID: req.ApplID, ApplResendFlag: true, MDReqID: req.MDReqID}
 	switch req.ApplID {
+	case "late", "late-revived":
+		// Silent: the test answers when it likes (answerLate).
+		s.mu.Lock()
+		if s.late == nil {
+			s.late = map[string][]string{}
+		}
+		s.late[req.ApplID] = append(s.late[req.ApplID], req.MDReqID)
+		s.mu.Unlock()
 	case "ok", "drop":
 		end := req.EndSeqNum
 		if req.ApplID == "drop" {
@@ -510,6 +541,64 @@ func TestStub(t *testing.T) {
 			t.Errorf("3 requests with MaxQueued 2 and no session: %v", got)
 		}
 	})
+}
+
+// TestLateAnswer: a snapshot request that times out is failed, so that the handler may
+// ask again; a Snapshot for the same channel and symbols while one is unanswered joins
+// it (nothing sent while it is in time, sent again under a new MDReqID once it timed
+// out); and an answer that comes late, under the first MDReqID after a newer one was
+// sent, is delivered, once for the joined requests.
+func TestLateAnswer(t *testing.T) {
+	t.Parallel()
+	st := startStub(t)
+	sink := &testSink{}
+	c := startClient(t, Config{Connect: st.acc.Addr(), SenderCompID: "FIXREC-LATE", Username: "demo", Password: "demo",
+		Timeout: 300 * time.Millisecond}, sink)
+	for deadline := time.Now().Add(10 * time.Second); !c.LoggedOn(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no logon")
+		}
+	}
+	id := quickfix.SessionID{BeginString: quickfix.BeginStringFIXT11, SenderCompID: fixsession.RecoveryCompID, TargetCompID: "FIXREC-LATE"}
+	syms := []string{"A", "B"}
+
+	// Timed out, then answered: Failed, then the Snapshots all the same.
+	c.Snapshot("late", syms)
+	c.Snapshot("late", []string{"B", "A"}) // in time: joins without a request of its own
+	wantFailed(t, "late", sink.await(t, "late", 1), true, "no answer from the recovery service for 300ms")
+	if got := st.lateRequests("late"); len(got) != 1 {
+		t.Fatalf("late: the service got %v, want one request (the second joined it)", got)
+	}
+	if err := st.answerLate(id, "late", syms); err != nil {
+		t.Fatal(err)
+	}
+	if got := sink.await(t, "late", 2)[1:]; len(got) != 1 || !got[0].snapshots || len(got[0].snaps) != 2 ||
+		got[0].snaps[0].LastMsgSeqNumProcessed != 9 {
+		t.Errorf("late: %v, want the late Snapshots", got)
+	}
+
+	// Timed out, asked again (a new MDReqID), then answered under the first one.
+	c.Snapshot("late-revived", syms)
+	wantFailed(t, "late-revived", sink.await(t, "late-revived", 1), true, "no answer")
+	c.Snapshot("late-revived", syms)
+	for deadline := time.Now().Add(10 * time.Second); len(st.lateRequests("late-revived")) < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request timed out was not sent again")
+		}
+	}
+	if err := st.answerLate(id, "late-revived", syms); err != nil {
+		t.Fatal(err)
+	}
+	if got := sink.await(t, "late-revived", 2)[1:]; len(got) != 1 || !got[0].snapshots || len(got[0].snaps) != 2 {
+		t.Errorf("late-revived: %v, want the Snapshots answering the first request", got)
+	}
+	time.Sleep(400 * time.Millisecond) // long enough for the joined request to time out, were it still pending
+	if got := sink.of("late-revived"); len(got) != 2 {
+		t.Errorf("late-revived: %v, want one outcome for the joined requests after the Failed", got)
+	}
+	if got, want := c.Stats(), (Stats{SnapshotRequests: 3, Joined: 2, LateAnswers: 2}); got != want {
+		t.Errorf("Stats %+v, want %+v", got, want)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {

@@ -13,7 +13,8 @@ import (
 
 // run owns the requests and makes every Sink call.
 func (c *Client) run(sink feed.Sink, startErr error) {
-	r := runner{Client: c, sink: sink, startErr: startErr, active: make(map[string]*request)}
+	r := runner{Client: c, sink: sink, startErr: startErr, active: make(map[string]*request),
+		late: make(map[string]*request), snaps: make(map[string]*request)}
 	tick := max(min(c.cfg.Timeout/10, 250*time.Millisecond), 5*time.Millisecond)
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
@@ -45,7 +46,14 @@ type runner struct {
 	reason   string // of the last logout
 	seq      uint64 // of MDReqIDs
 	waiting  []*request
-	active   map[string]*request // sent, by MDReqID
+	active   map[string]*request // sent, by MDReqID (a joined snapshot request under each of its)
+	// late holds the snapshot requests that timed out (and were failed), by each of
+	// their MDReqIDs, so that an answer that comes after all is still used: at most one
+	// per channel, the last.
+	late map[string]*request
+	// snaps is the snapshot request of each channel still to be answered (waiting,
+	// active or late): a new one for the same symbols joins it.
+	snaps map[string]*request
 }
 
 func (r *runner) fail(req *request, why string) {
@@ -63,7 +71,13 @@ func (r *runner) issue(req *request) {
 		r.fail(req, fmt.Sprintf("invalid range %d..%d", req.beg, req.end))
 		return
 	}
+	if req.snapshot && r.join(req) {
+		return
+	}
 	if req.snapshot {
+		if old := r.snaps[req.channel]; old != nil && old.expired {
+			r.forget(old) // asked for other symbols: it is not worth waiting for any more
+		}
 		// The handler gave up replaying this channel: a retransmission of it still
 		// waiting for the session would only be refused for the requests it takes up.
 		kept := r.waiting[:0]
@@ -77,10 +91,10 @@ func (r *runner) issue(req *request) {
 		clear(r.waiting[len(kept):])
 		r.waiting = kept
 	}
-	r.seq++
-	req.id = "R" + strconv.FormatUint(r.seq, 10)
+	r.newID(req)
 	req.deadline = time.Now().Add(r.cfg.Timeout)
 	if r.loggedOn && r.send(req) {
+		r.track(req)
 		return
 	}
 	if len(r.waiting) >= r.cfg.MaxQueued {
@@ -88,23 +102,114 @@ func (r *runner) issue(req *request) {
 		return
 	}
 	r.waiting = append(r.waiting, req)
+	r.track(req)
+}
+
+// newID gives req a new MDReqID, which it answers to from now on, besides the ones it
+// had.
+func (r *runner) newID(req *request) {
+	r.seq++
+	req.id = "R" + strconv.FormatUint(r.seq, 10)
+	req.ids = append(req.ids, req.id)
+}
+
+// track makes a snapshot request the one of its channel.
+func (r *runner) track(req *request) {
+	if req.snapshot {
+		r.snaps[req.channel] = req
+	}
+}
+
+// join makes a new snapshot request one with the channel's request still unanswered, if
+// that asks for the same symbols, and reports whether it did: the two get one outcome.
+// One still waiting for the logon or still in time (sent, answered within Timeout) is
+// not sent again: the service answers it, and asking again would only make it send the
+// same snapshots twice. One that timed out (and was failed) is sent again under a new
+// MDReqID and answers to both: the service, which replaces a pending duplicate, sends
+// one answer, and whichever comes is used, along with what came already.
+func (r *runner) join(req *request) bool {
+	old := r.snaps[req.channel]
+	if old == nil || !sameSymbols(old, req) {
+		return false
+	}
+	r.joined.Add(1)
+	if !old.expired {
+		return true
+	}
+	for _, id := range old.ids {
+		delete(r.late, id)
+	}
+	old.expired = false
+	r.newID(old)
+	old.deadline = time.Now().Add(r.cfg.Timeout)
+	if r.loggedOn && r.sendAgain(old) {
+		return true
+	}
+	if len(r.waiting) >= r.cfg.MaxQueued {
+		r.forget(old)
+		r.fail(req, fmt.Sprintf("%d requests already wait for the recovery session", len(r.waiting)))
+		return true
+	}
+	r.waiting = append(r.waiting, old)
+	return true
+}
+
+// sameSymbols reports whether a and b, snapshot requests of one channel, ask for the
+// same instruments.
+func sameSymbols(a, b *request) bool {
+	if len(a.symbols) != len(b.symbols) {
+		return false
+	}
+	for _, s := range b.symbols {
+		if !a.want[s] {
+			return false
+		}
+	}
+	return true
+}
+
+// forget drops req, a snapshot request, from the maps that answers are matched with.
+func (r *runner) forget(req *request) {
+	for _, id := range req.ids {
+		delete(r.active, id)
+		delete(r.late, id)
+	}
+	if r.snaps[req.channel] == req {
+		delete(r.snaps, req.channel)
+	}
 }
 
 // send sends req and reports whether it went.
 func (r *runner) send(req *request) bool {
+	if req.snapshot && len(req.ids) <= 1 {
+		req.snaps = make(map[string]md.Snapshot, len(req.symbols))
+		req.order, req.total = req.order[:0], 0 // a request sent again starts over
+	}
+	return r.sendAgain(req)
+}
+
+// sendAgain sends req under its MDReqID, keeping what came already, and reports whether
+// it went.
+func (r *runner) sendAgain(req *request) bool {
+	if req.snapshot && req.snaps == nil {
+		req.snaps = make(map[string]md.Snapshot, len(req.symbols))
+	}
 	mdr := md.MarketDataRequest{MDReqID: req.id, SubscriptionType: md.SubscriptionSnapshot, ApplID: req.channel}
 	if req.snapshot {
 		mdr.Symbols = req.symbols
-		req.snaps = make(map[string]md.Snapshot, len(req.symbols))
-		req.order, req.total = req.order[:0], 0 // a request sent again starts over
 	} else {
 		mdr.BegSeqNum, mdr.EndSeqNum = req.beg, req.end
 	}
 	if err := r.ini.Send(mdr.ToFIX()); err != nil {
 		return false
 	}
+	if req.snapshot {
+		r.snapshotsSent.Add(1)
+	}
 	req.deadline = time.Now().Add(r.cfg.Timeout)
-	r.active[req.id] = req
+	for _, id := range req.ids { // an answer to any of them is used
+		r.active[id] = req
+	}
 	return true
 }
 
@@ -131,6 +236,24 @@ func (r *runner) expire(now time.Time) {
 	for id, req := range r.active {
 		if now.After(req.deadline) {
 			delete(r.active, id)
+			if req.snapshot {
+				if req.expired {
+					continue // under another of its MDReqIDs
+				}
+				// Failed, so that the handler may ask again (its backoff decides when), but
+				// an answer that comes after all is still used.
+				if r.snaps[req.channel] != req {
+					// Superseded by a request for other symbols: not worth waiting for.
+					r.forget(req)
+					r.fail(req, fmt.Sprintf("no answer from the recovery service for %v", r.cfg.Timeout))
+					continue
+				}
+				req.expired = true
+				for _, id := range req.ids {
+					delete(r.active, id)
+					r.late[id] = req
+				}
+			}
 			r.fail(req, fmt.Sprintf("no answer from the recovery service for %v", r.cfg.Timeout))
 		}
 	}
@@ -141,6 +264,7 @@ func (r *runner) expire(now time.Time) {
 			if r.reason != "" {
 				why += ": " + r.reason
 			}
+			r.forgetIfSnapshot(req)
 			r.fail(req, why)
 			continue
 		}
@@ -169,6 +293,7 @@ func (r *runner) handle(ev event) {
 			// The service refused the logon, and says why: the requests waiting for it
 			// fail now rather than at their timeouts.
 			for _, req := range r.waiting {
+				r.forgetIfSnapshot(req)
 				r.fail(req, "the recovery service refused the logon: "+ev.reason)
 			}
 			clear(r.waiting)
@@ -178,8 +303,18 @@ func (r *runner) handle(ev event) {
 		if ev.reason != "" {
 			why += ": " + ev.reason
 		}
+		// The service forgets the session's requests: no late answer will come.
+		for _, req := range r.late {
+			r.forget(req)
+		}
 		for id, req := range r.active {
-			delete(r.active, id)
+			if r.active[id] == nil {
+				continue // under another of its MDReqIDs, done already
+			}
+			for _, id := range req.ids {
+				delete(r.active, id)
+			}
+			req.ids = req.ids[:0]
 			// A session lost in the middle of an answer is asked again, once, for
 			// what is still missing, at the next logon: a dropped connection is not a
 			// refusal, and a snapshot costs the handler far more than the rest of a
@@ -189,13 +324,13 @@ func (r *runner) handle(ev event) {
 				if !req.snapshot && req.next > req.beg {
 					req.beg = req.next
 				}
-				r.seq++
-				req.id = "R" + strconv.FormatUint(r.seq, 10)
+				r.newID(req)
 				r.log.Info("recovery request to be sent again at the next logon", "channel", req.channel,
 					"snapshot", req.snapshot, "mdreqid", req.id, "reason", why)
 				r.waiting = append(r.waiting, req)
 				continue
 			}
+			r.forgetIfSnapshot(req)
 			r.fail(req, why)
 		}
 	default:
@@ -207,12 +342,28 @@ func (r *runner) handle(ev event) {
 func (r *runner) answer(ev *event) {
 	req := r.active[ev.reqID]
 	if req == nil {
-		r.log.Debug("recovery answer to no pending request", "mdreqid", ev.reqID, "msgtype", string(ev.kind))
-		return
+		req = r.late[ev.reqID]
+		if req == nil || ev.kind != byte(md.KindSnapshot) || ev.err != nil {
+			if req != nil {
+				r.forget(req) // failed already: nothing more is expected of it
+			}
+			r.log.Debug("recovery answer to no pending request", "mdreqid", ev.reqID, "msgtype", string(ev.kind))
+			return
+		}
+	}
+	if ev.reqID != req.id {
+		req.oldAnswer = true
 	}
 	done := func(why string) {
-		delete(r.active, req.id)
-		if why != "" {
+		if req.snapshot {
+			if req.expired || req.oldAnswer {
+				r.lateAnswers.Add(1)
+			}
+			r.forget(req)
+		} else {
+			delete(r.active, req.id)
+		}
+		if why != "" && !req.expired {
 			r.fail(req, why)
 		}
 	}
@@ -234,7 +385,9 @@ func (r *runner) answer(ev *event) {
 		done(fmt.Sprintf("answered with MsgType %c", ev.kind))
 		return
 	}
-	req.deadline = time.Now().Add(r.cfg.Timeout)
+	if !req.expired {
+		req.deadline = time.Now().Add(r.cfg.Timeout)
+	}
 	if req.snapshot {
 		r.snapshotAnswer(req, ev, done)
 		return
@@ -288,4 +441,11 @@ func (r *runner) snapshotAnswer(req *request, ev *event, done func(string)) {
 	}
 	done("")
 	r.sink.Snapshots(req.channel, snaps)
+}
+
+// forgetIfSnapshot forgets req if it is a snapshot request, about to fail.
+func (r *runner) forgetIfSnapshot(req *request) {
+	if req.snapshot {
+		r.forget(req)
+	}
 }
