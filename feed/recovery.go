@@ -71,6 +71,13 @@ func (e *Engine) recovered(c *command, now int64) {
 			e.requestSnapshot(ch)
 		}
 	case cmdSnapshots:
+		if !e.wantsSnapshots(ch) {
+			// A late answer (its request timed out, and the books were rebuilt from
+			// another): older than the books, which it would take back.
+			e.stats.SnapshotsIgnored++
+			e.log.Debug("snapshots not needed any more", "channel", ch.name)
+			return
+		}
 		e.applySnapshots(ch, c.snaps)
 	case cmdRetransmitted:
 		if c.msg == nil || !c.msg.Kind.Sequenced() {
@@ -81,4 +88,18 @@ func (e *Engine) recovered(c *command, now int64) {
 		e.offer(ch, c.seq, gap.Recovery, c.msg, now)
 	}
 	e.activate(ch)
+}
+
+// wantsSnapshots reports whether ch waits for snapshots: it is being rebuilt from them,
+// or a request is out, or one of its books is stale.
+func (e *Engine) wantsSnapshots(ch *channel) bool {
+	if ch.snapWaiting > 0 || ch.tracker.State() == gap.Snapshot {
+		return true
+	}
+	for _, in := range ch.instruments {
+		if in.stale {
+			return true
+		}
+	}
+	return false
 }
