@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,12 +88,15 @@ type RecoveryOptions struct {
 
 // RecoveryStats counts what a RecoveryService did.
 type RecoveryStats struct {
-	Logons          uint64 // sessions logged on
-	Requests        uint64 // MarketDataRequests received, malformed ones included
-	Retransmitted   uint64 // X, d and f messages sent in answer to retransmission requests
-	Snapshots       uint64 // W messages sent
-	Rejects         uint64 // MarketDataRequestRejects (Y) sent, for any reason
-	Busy            uint64 // of Rejects: the session had MaxPending requests pending
+	Logons        uint64 // sessions logged on
+	Requests      uint64 // MarketDataRequests received, malformed ones included
+	Retransmitted uint64 // X, d and f messages sent in answer to retransmission requests
+	Snapshots     uint64 // W messages sent
+	Rejects       uint64 // MarketDataRequestRejects (Y) sent, for any reason
+	Busy          uint64 // of Rejects: the session had MaxPending requests pending
+	// Replaced counts the snapshot requests that replaced one of the same session for
+	// the same snapshots still queued: served once, under the new MDReqID.
+	Replaced        uint64
 	BusinessRejects uint64 // BusinessMessageRejects (j): malformed V without MDReqID, other messages
 	Aligned         uint64 // snapshots brought forward to their channel's common sequence number
 	TooSlow         uint64 // sessions logged out for taking their answers slower than MinRate
@@ -149,6 +154,12 @@ type RecoveryStats struct {
 // that is refused at once (281=2), so a client that asks faster than it is
 // served gets rejects, not a growing queue.
 //
+// A snapshot request for the same snapshots (channel and symbols) as one of the
+// same session still queued, not yet begun, replaces it in its place: the new one is
+// answered then, and the one replaced gets no answer of its own
+// (RecoveryStats.Replaced). A client that asks again after a timeout thus adds no
+// work, and a session's queue is bounded by the channels, not by its retries.
+//
 // Sessions are served fairly: a worker takes a turn (RecoveryOptions.Serving
 // at once, handed out in the order asked, so round robin) to fetch an answer
 // or to send a slice of 64 of its messages, and between slices waits, without
@@ -180,6 +191,7 @@ type RecoveryService struct {
 	turns    *turns // RecoveryOptions.Serving turns, round robin
 
 	logons, requests, retransmitted, snapshots, rejects, busy, businessRejects, aligned, tooSlow atomic.Uint64
+	replaced                                                                                     atomic.Uint64
 }
 
 // recoverySession is one logged-on client.
@@ -191,6 +203,10 @@ type recoverySession struct {
 
 	mu      sync.Mutex
 	pending map[string]bool // MDReqIDs queued or in service
+	// queued maps the scope of each snapshot request queued and not yet taken by the
+	// worker (snapshotScope) to the last request for it: a new request for the same
+	// scope replaces the one queued, and the worker serves the last in its place.
+	queued map[string]md.MarketDataRequest
 
 	// The worker's measure of how fast the client takes its answers while behind.
 	behind time.Duration // time spent waiting for room, this window
@@ -354,6 +370,7 @@ func (s *RecoveryService) Stats() RecoveryStats {
 		Snapshots:       s.snapshots.Load(),
 		Rejects:         s.rejects.Load(),
 		Busy:            s.busy.Load(),
+		Replaced:        s.replaced.Load(),
 		BusinessRejects: s.businessRejects.Load(),
 		Aligned:         s.aligned.Load(),
 		TooSlow:         s.tooSlow.Load(),
@@ -373,7 +390,8 @@ func (s *RecoveryService) onLogon(id quickfix.SessionID) {
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	sess := &recoverySession{id: id, ctx: ctx, cancel: cancel,
-		reqs: make(chan md.MarketDataRequest, s.opts.MaxPending), pending: make(map[string]bool)}
+		reqs: make(chan md.MarketDataRequest, s.opts.MaxPending), pending: make(map[string]bool),
+		queued: make(map[string]md.MarketDataRequest)}
 	s.sessions[id] = sess
 	s.logons.Add(1)
 	s.wg.Add(1)
@@ -417,11 +435,27 @@ func (s *RecoveryService) onMessage(id quickfix.SessionID, msg *quickfix.Message
 	}
 	sess.mu.Lock()
 	dup := sess.pending[req.MDReqID]
-	busy := false
-	if !dup {
+	busy, replaced := false, false
+	scope, isSnap := snapshotScope(&req)
+	if old, ok := sess.queued[scope]; isSnap && ok && !dup {
+		// The same snapshots are asked for again (the client timed out and asked again)
+		// while the first request still waits its turn: the new one replaces it, in its
+		// place in the queue, so that a client that asks again adds no work.
+		delete(sess.pending, old.MDReqID)
+		sess.pending[req.MDReqID] = true
+		sess.queued[scope] = req
+		replaced = true
+		s.replaced.Add(1)
+		s.log.Debug("recovery request replaces one still queued", "session", sess.id.String(),
+			"mdreqid", req.MDReqID, "replaced", old.MDReqID)
+	}
+	if !dup && !replaced {
 		select {
 		case sess.reqs <- req:
 			sess.pending[req.MDReqID] = true
+			if isSnap {
+				sess.queued[scope] = req
+			}
 		default:
 			busy = true
 		}
@@ -495,4 +529,16 @@ func (s *RecoveryService) reject(sess *recoverySession, reqID string, reason byt
 	s.log.Debug("recovery request refused", "session", sess.id.String(), "mdreqid", reqID, "reason", string(rune(reason)), "text", text)
 	rej := md.MarketDataReject{MDReqID: reqID, Reason: reason, Text: text}
 	_ = s.acc.Send(sess.id, rej.ToFIX()) // fails only once the session is gone
+}
+
+// snapshotScope returns the key of the snapshots req asks for, the channel and the
+// symbols in any order, and whether req is a snapshot request.
+func snapshotScope(req *md.MarketDataRequest) (string, bool) {
+	if req.BegSeqNum != 0 || req.EndSeqNum != 0 {
+		return "", false
+	}
+	syms := slices.Clone(req.Symbols)
+	slices.Sort(syms)
+	syms = slices.Compact(syms)
+	return req.ApplID + "\x00" + strings.Join(syms, "\x00"), true
 }

@@ -26,6 +26,14 @@ func (s *RecoveryService) work(sess *recoverySession) {
 		case <-sess.ctx.Done():
 			return
 		case req := <-sess.reqs:
+			sess.mu.Lock()
+			if scope, ok := snapshotScope(&req); ok {
+				if last, ok := sess.queued[scope]; ok {
+					req = last // replaced meanwhile by a request for the same snapshots
+				}
+				delete(sess.queued, scope)
+			}
+			sess.mu.Unlock()
 			queued := time.Now()
 			ok := s.serve(sess, codec, &req)
 			s.log.Debug("recovery request served", "session", sess.id.String(), "mdreqid", req.MDReqID,

@@ -431,7 +431,9 @@ func TestRecoveryService(t *testing.T) {
 	const stormN = 100
 	var burst []*quickfix.Message
 	for i := range stormN {
-		burst = append(burst, newRequest(fmt.Sprint("storm", i), func(r *md.MarketDataRequest) { r.Symbols = symsB[:2] }))
+		// Each for other symbols: the same ones again would replace the one queued.
+		a, b := i%len(symsB), (i%len(symsB)+1+i/len(symsB))%len(symsB)
+		burst = append(burst, newRequest(fmt.Sprint("storm", i), func(r *md.MarketDataRequest) { r.Symbols = []string{symsB[a], symsB[b]} }))
 	}
 	malformed := []struct {
 		name   string
@@ -643,6 +645,69 @@ func out0(out []md.Snapshot, s md.Snapshot) md.Snapshot {
 
 // TestRollForward brings snapshots taken at different sequence numbers of a
 // channel to one, and compares them with the books replayed to that number.
+// TestRecoveryDedup: a client that asks again for the same snapshots while its first
+// request still waits its turn adds no work: the new request replaces the one queued,
+// which is answered once, under the last MDReqID; nothing is refused as busy.
+func TestRecoveryDedup(t *testing.T) {
+	netns.Require(t)
+	p := newPublisher(t, Config{
+		Instruments: generate(t, 40),
+		Mapping:     mustMapping(t, "239.192.0.1", 2),
+		Rate:        1000,
+		Count:       20000,
+		Seed:        5,
+		Heartbeat:   50 * time.Millisecond,
+		Recovery:    RecoveryConfig{Listen: "127.0.0.1:0", Users: []User{{"demo", "demo"}}},
+	})
+	newReceiver(t, p)
+	svc := startService(t, p, RecoveryOptions{MaxPending: 4})
+	c := dialRaw(t, svc.Addr(), "T-DEDUP")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitFor(t, "200 incrementals", func() bool { return p.Stats().Incrementals >= 200 })
+	var chs []string
+	for _, ci := range p.Channels() {
+		if !ci.Definitions {
+			chs = append(chs, ci.Name)
+		}
+	}
+	syms := channelSymbols(p, chs[1])
+	// Requests ahead keep the worker busy while the duplicates come in.
+	var burst []*quickfix.Message
+	for i := range 3 {
+		burst = append(burst, newRequest(fmt.Sprint("ahead", i), func(r *md.MarketDataRequest) { r.Symbols = syms[2+4*i : 6+4*i] }))
+	}
+	const dups = 10
+	for i := range dups {
+		burst = append(burst, newRequest(fmt.Sprint("dup", i), func(r *md.MarketDataRequest) {
+			r.Symbols = []string{syms[i%2], syms[1-i%2]} // the same two, in either order
+		}))
+	}
+	c.write(t, burst...)
+	for i := range 3 {
+		checkSnapshots(t, fmt.Sprint("ahead", i), awaitSnapshot(t, c, fmt.Sprint("ahead", i)), chs[1], syms[2+4*i:6+4*i])
+	}
+	last := fmt.Sprint("dup", dups-1)
+	checkSnapshots(t, last, awaitSnapshot(t, c, last), chs[1], []string{syms[1], syms[0]})
+	// A request after them all is answered after them: nothing more comes for the
+	// replaced ones meanwhile.
+	c.write(t, newRequest("after", func(r *md.MarketDataRequest) { r.Symbols = syms[:1] }))
+	awaitSnapshot(t, c, "after")
+	for i := range dups - 1 {
+		if msgs := c.answers(fmt.Sprint("dup", i)); len(msgs) != 0 {
+			t.Errorf("dup%d, replaced, was answered: %v", i, msgs)
+		}
+	}
+	if st := svc.Stats(); st.Replaced != dups-1 || st.Busy != 0 || st.Snapshots != 3*4+2+1 {
+		t.Errorf("stats %+v: want %d replaced, none busy, %d snapshots", st, dups-1, 3*4+2+1)
+	}
+}
+
 func TestRollForward(t *testing.T) {
 	p := newPublisher(t, Config{Instruments: generate(t, 6), Mapping: mustMapping(t, "239.192.0.1", 1), Count: 400, Seed: 9})
 	r := checkFeed(t, p, runCaptured(t, p))
