@@ -262,8 +262,8 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				out.OMSFIX, out.OMSLimits = &fs, &ls
 			}
 			if recClient != nil {
-				gs := recClient.GuardStats()
-				out.RecoveryGuard = &gs
+				gs, cs := recClient.GuardStats(), recClient.Stats()
+				out.RecoveryGuard, out.RecoveryClient = &gs, &cs
 			}
 			if np != nil {
 				ns := np.Stats()
@@ -289,6 +289,9 @@ type FeedStats struct {
 	// RecoveryGuard counts the recovery client's connections and the malformed
 	// messages from the recovery service its framing guard caught.
 	RecoveryGuard *fixsession.InitiatorStats `json:"recovery_guard,omitempty"`
+	// RecoveryClient counts the snapshot requests the recovery client sent, the ones
+	// that joined a request still unanswered, and the answers used late.
+	RecoveryClient *fixrecovery.Stats `json:"recovery_client,omitempty"`
 }
 
 // HandlerConfig returns the handler's configuration from the options, checked; the

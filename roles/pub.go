@@ -223,6 +223,8 @@ type PubStats struct {
 	SnapshotChannelCycles uint64 `json:"snapshot_channel_cycles"`
 	Rejects               uint64 `json:"fix_rejects"`
 	TooSlow               uint64 `json:"fix_too_slow"` // recovery clients logged out for reading slower than --fix-min-rate
+	Busy                  uint64 `json:"fix_busy"`     // requests refused: the session had --fix-max-pending pending
+	Replaced              uint64 `json:"fix_replaced"` // snapshot requests that replaced the same one still queued
 	// FIXAcceptor counts the recovery service's connections and what its guard refused.
 	FIXAcceptor fixsession.AcceptorStats `json:"fix_acceptor"`
 	// FIXLimits counts requests over --fix-max-requests-per-second and the clients
@@ -234,7 +236,7 @@ type PubStats struct {
 func NewPubStats(s publisher.Stats, r publisher.RecoveryStats) PubStats {
 	return PubStats{Datagrams: s.Datagrams, Incrementals: s.Incrementals, Heartbeats: s.Heartbeats, Resets: s.Resets,
 		Seconds: s.DataTime.Seconds(), MaxLagMicros: s.MaxLag.Microseconds(), Logons: r.Logons, Requests: r.Requests,
-		Retransmitted: r.Retransmitted, Snapshots: r.Snapshots, Rejects: r.Rejects, TooSlow: r.TooSlow, FIXAcceptor: r.FIX,
+		Retransmitted: r.Retransmitted, Snapshots: r.Snapshots, Rejects: r.Rejects, TooSlow: r.TooSlow, Busy: r.Busy, Replaced: r.Replaced, FIXAcceptor: r.FIX,
 		SnapshotChannelW: s.SnapshotDatagrams, SnapshotChannelCycles: s.SnapshotCycles,
 		FIXLimits: r.Limits}
 }

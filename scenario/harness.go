@@ -336,6 +336,8 @@ type pubStats struct {
 	Requests     uint64 `json:"fix_requests"`               // MarketDataRequests received
 	Snapshots    uint64 `json:"snapshots_sent"`             // W sent by the recovery service (over TCP)
 	ChannelW     uint64 `json:"snapshot_channel_datagrams"` // W sent on the snapshot channels
+	Busy         uint64 `json:"fix_busy"`                   // requests refused as too many pending
+	Replaced     uint64 `json:"fix_replaced"`               // snapshot requests that replaced a duplicate queued
 }
 
 // pubStatsFile reads pub --stats-out.

@@ -89,10 +89,19 @@ func scenarioLateJoin(snapshotChannels bool) func(ctx context.Context, env *Env,
 		if snapshotChannels && (ps.Snapshots != 0 || ps.ChannelW == 0) {
 			r.failf("with snapshot channels the recovery service sent %d W over TCP and %d on the snapshot channels; want 0 and some", ps.Snapshots, ps.ChannelW)
 		}
-		tcp := uint64(0)
+		tcp, vs := uint64(0), uint64(0)
 		var conv []time.Duration
 		for i, st := range sts {
 			tcp += st.Snapshots
+			var rc struct {
+				Client struct {
+					Sent uint64 `json:"snapshot_requests"`
+				} `json:"recovery_client"`
+			}
+			if err := readJSONFile(env.path(names[i]+".json"), &rc); err != nil {
+				return err
+			}
+			vs += rc.Client.Sent
 			if st.SnapshotsDone == 0 || st.LastSnapshotAt == 0 {
 				r.failf("feed%d joined late without a snapshot recovery: %+v", i, st)
 				continue
@@ -113,7 +122,8 @@ func scenarioLateJoin(snapshotChannels bool) func(ctx context.Context, env *Env,
 		if snapshotChannels {
 			how = "snapshot channels"
 		}
-		r.Check = fmt.Sprintf("%s: %d TCP snapshot requests, %d W over TCP; converged in %v (median %v)", how, tcp, ps.Snapshots,
+		r.Check = fmt.Sprintf("%s: %d TCP snapshot requests (%d V sent, %d replaced, %d busy), %d W over TCP, publisher %v behind at most; converged in %v (median %v)",
+			how, tcp, vs, ps.Replaced, ps.Busy, ps.Snapshots, (time.Duration(ps.MaxLagMicros) * time.Microsecond).Round(time.Millisecond),
 			conv[len(conv)-1].Round(time.Millisecond), conv[len(conv)/2].Round(time.Millisecond))
 		return nil
 	}
