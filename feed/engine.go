@@ -294,6 +294,22 @@ func (e *Engine) DoWork(now int64) int {
 // timerEvery is the live engine's timer granularity.
 const timerEvery = time.Millisecond
 
+// TimerWait returns how long the engine's timers can wait from now (Unix ns), at most
+// max: until the earliest time a channel's tracker has something to do (gap.Sequencer
+// NextPoll). A channel waiting for answers, with no deadline before max, needs no timer:
+// the answers wake the handler as commands. Call it from the engine's goroutine.
+func (e *Engine) TimerWait(now int64, max time.Duration) time.Duration {
+	wait := int64(max)
+	for _, ch := range e.active {
+		at, ok := ch.tracker.NextPoll(now)
+		if !ok {
+			continue
+		}
+		wait = min(wait, at-now)
+	}
+	return time.Duration(wait)
+}
+
 // Close ends an engine that no Handler runs: the commands queued are run, and Do runs its
 // function at once from then on.
 func (e *Engine) Close() { e.stop(e.now) }

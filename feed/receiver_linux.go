@@ -121,8 +121,9 @@ func (h *Handler) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Timer granularity of Run: with a hole open, a recovery out or faults holding
-// datagrams, the loop wakes every millisecond; with commands left in the queue, at once;
+// Timer granularity of Run: with faults holding datagrams, the loop wakes every
+// millisecond; with a hole open or a recovery out, at the first of their deadlines
+// (Engine.TimerWait), a millisecond at the soonest; with commands left in the queue, at once;
 // otherwise only for datagrams and for commands (Do, Subscribe, recovery answers, the
 // end of its context), which wake it, and at idleWait at the latest. An idle handler
 // costs next to no CPU.
@@ -136,8 +137,13 @@ func (h *Handler) pollWait() time.Duration {
 	switch {
 	case len(e.queue.ch) > 0:
 		return 0
-	case len(e.active) > 0 || (e.inj != nil && e.inj.nh > 0):
+	case e.inj != nil && e.inj.nh > 0:
 		return busyWait
+	case len(e.active) > 0:
+		// Holes and retransmissions time out within milliseconds, snapshot requests
+		// within seconds: wake for the first deadline, not every millisecond (100
+		// handlers waiting for snapshots would spend the CPUs waking).
+		return max(busyWait, e.TimerWait(time.Now().UnixNano(), idleWait))
 	}
 	return idleWait
 }

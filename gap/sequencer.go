@@ -454,6 +454,30 @@ func (t *Sequencer[T]) Poll(now int64) Action {
 	return Action{}
 }
 
+// NextPoll returns when Poll next has something to do for certain (Unix ns, in now's
+// clock): at once when a request is to be made, else when a hole has waited GapWait,
+// a retransmission RecoveryTimeout or a snapshot request its backoff. ok is false in
+// the Live state, where only Offer and Heartbeat change anything. A caller that sleeps
+// until then (and wakes for datagrams and answers) polls no more than it needs: a
+// handler waiting seconds for snapshots does not wake every millisecond.
+func (t *Sequencer[T]) NextPoll(now int64) (at int64, ok bool) {
+	switch t.state {
+	case Gap:
+		return t.holeAt + int64(t.cfg.GapWait), true
+	case Recovering:
+		if diff(t.reqEnd, t.next) > 0 {
+			return now, true
+		}
+		return t.reqAt + int64(t.cfg.RecoveryTimeout), true
+	case Snapshot:
+		if !t.snapAsked {
+			return now, true
+		}
+		return t.reqAt + t.snapWait, true
+	}
+	return 0, false
+}
+
 // RecoveryFailed reports that the FIX retransmission was refused or the session failed:
 // the channel falls back to snapshots.
 func (t *Sequencer[T]) RecoveryFailed(now int64) Action {

@@ -357,12 +357,25 @@ func TestSnapshotBackoff(t *testing.T) {
 		tr := NewSequencer[[]byte](cfg)
 		tr.Offer(100, LineA, 0)
 		var at []time.Duration
+		if at, ok := tr.NextPoll(0); !ok || at != 0 {
+			t.Errorf("late join: NextPoll %v %v, want now", at, ok)
+		}
 		if a := tr.Poll(0); a.Kind != Resnapshot {
 			t.Fatalf("late join: %+v, want a snapshot request", a)
 		}
+		last := int64(0)
 		for now := time.Duration(0); now <= 60*time.Second; now += 10 * time.Millisecond {
+			due, ok := tr.NextPoll(int64(now))
+			w, _ := tr.SnapshotWait()
+			if !ok || due != last+int64(w) {
+				t.Fatalf("at %v: NextPoll %v %v, want the request at %v plus its wait %v", now, due, ok, last, w)
+			}
 			if a := tr.Poll(int64(now)); a.Kind == Resnapshot {
+				if int64(now) < due {
+					t.Fatalf("asked again at %v, before NextPoll %v", now, due)
+				}
 				at = append(at, now)
+				last = int64(now)
 			}
 		}
 		if got := tr.Counters().SnapshotRetries; got != uint64(len(at)) {
