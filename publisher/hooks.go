@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"fastfeed/book"
 	"fastfeed/fast"
@@ -119,6 +120,11 @@ func (p *Publisher) instrumentCount() int {
 	defer p.mu.RUnlock()
 	return len(p.cfg.Instruments)
 }
+
+// Behind returns how far behind its schedule (Config.Rate) the paced sending is now:
+// 0 when on time, without a rate, or once the data has stopped. The recovery service
+// holds its turns while the multicast is behind.
+func (p *Publisher) Behind() time.Duration { return time.Duration(p.lag.Load()) }
 
 // Templates returns the FAST templates, for an md.Codec of one's own.
 func (p *Publisher) Templates() *fast.Templates { return p.cfg.Templates }

@@ -92,6 +92,9 @@ type Publisher struct {
 	defCursor int // next definition of a running cycle; -1: none running
 	snap      snapState
 	st        Stats
+	// lag is how far behind its schedule the paced sending is now (ns; 0 on time, or
+	// with no rate): the recovery service serves what the multicast leaves (Behind).
+	lag atomic.Int64
 
 	state    atomic.Int32
 	reqs     chan *request
@@ -314,6 +317,7 @@ func (p *Publisher) loop(ctx context.Context) error {
 			(cfg.Count > 0 && int64(p.st.Incrementals) >= cfg.Count)) {
 			dataOn = false
 			dataEnd = p.now
+			p.lag.Store(0)
 			if err := p.stopData(dataEnd - dataStart); err != nil {
 				return err
 			}
@@ -330,6 +334,7 @@ func (p *Publisher) loop(ctx context.Context) error {
 			want := int64(maxTickDatagrams)
 			if cfg.Rate > 0 {
 				want = int64(cfg.Rate*(p.now-dataStart).Seconds()) - paced
+				lagNow := time.Duration(0)
 				if want > 0 {
 					due := dataStart + time.Duration(float64(paced+1)/cfg.Rate*float64(time.Second)) // the oldest unsent
 					if lag := p.now - due; cfg.MaxLag > 0 && lag > cfg.MaxLag {
@@ -339,6 +344,10 @@ func (p *Publisher) loop(ctx context.Context) error {
 						want -= skip
 						p.st.Skipped += uint64(skip)
 					}
+					lagNow = max(0, p.now-due)
+					if cfg.MaxLag > 0 {
+						lagNow = min(lagNow, cfg.MaxLag) // what was due before was skipped
+					}
 					if lag := p.now - due; lag > p.st.MaxLag {
 						p.st.MaxLag = lag
 						if lag > max(50*time.Millisecond, 2*lagLogged) { // a growing lag logs a few lines, not one per loop
@@ -347,6 +356,7 @@ func (p *Publisher) loop(ctx context.Context) error {
 						}
 					}
 				}
+				p.lag.Store(int64(lagNow))
 			}
 			if want > 0 {
 				before := p.st.Incrementals

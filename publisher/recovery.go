@@ -96,7 +96,10 @@ type RecoveryStats struct {
 	Busy          uint64 // of Rejects: the session had MaxPending requests pending
 	// Replaced counts the snapshot requests that replaced one of the same session for
 	// the same snapshots still queued: served once, under the new MDReqID.
-	Replaced        uint64
+	Replaced uint64
+	// Yields counts the turns that waited for the publisher to catch up with its
+	// schedule (Publisher.Behind): recovery is served with what the multicast leaves.
+	Yields          uint64
 	BusinessRejects uint64 // BusinessMessageRejects (j): malformed V without MDReqID, other messages
 	Aligned         uint64 // snapshots brought forward to their channel's common sequence number
 	TooSlow         uint64 // sessions logged out for taking their answers slower than MinRate
@@ -191,7 +194,7 @@ type RecoveryService struct {
 	turns    *turns // RecoveryOptions.Serving turns, round robin
 
 	logons, requests, retransmitted, snapshots, rejects, busy, businessRejects, aligned, tooSlow atomic.Uint64
-	replaced                                                                                     atomic.Uint64
+	replaced, yields                                                                             atomic.Uint64
 }
 
 // recoverySession is one logged-on client.
@@ -371,6 +374,7 @@ func (s *RecoveryService) Stats() RecoveryStats {
 		Rejects:         s.rejects.Load(),
 		Busy:            s.busy.Load(),
 		Replaced:        s.replaced.Load(),
+		Yields:          s.yields.Load(),
 		BusinessRejects: s.businessRejects.Load(),
 		Aligned:         s.aligned.Load(),
 		TooSlow:         s.tooSlow.Load(),

@@ -59,6 +59,10 @@ func (s *RecoveryService) serve(sess *recoverySession, codec *md.Codec, req *md.
 		if err := s.turns.acquire(sess.ctx); err != nil {
 			return false
 		}
+		if err := s.yieldToSchedule(sess.ctx); err != nil {
+			s.turns.release()
+			return false
+		}
 		if first {
 			ans = s.prepare(sess, codec, req)
 		}
@@ -151,4 +155,34 @@ func (s *RecoveryService) cutOff(sess *recoverySession, rate float64) {
 		s.log.Debug("recovery service: logout", "session", sess.id.String(), "err", err)
 	}
 	sess.cancel()
+}
+
+// Recovery is served with what the multicast leaves: a turn taken while the publisher
+// is more than behindLimit behind its schedule waits, holding the turn (the other
+// sessions wait theirs without polling), until it has caught up, checking every
+// yieldStep, for at most maxYield, so that a publisher that cannot keep up does not
+// starve recovery altogether.
+const (
+	behindLimit = 20 * time.Millisecond
+	yieldStep   = 5 * time.Millisecond
+	maxYield    = 500 * time.Millisecond
+)
+
+// yieldToSchedule waits while the publisher is behind its schedule (see behindLimit).
+func (s *RecoveryService) yieldToSchedule(ctx context.Context) error {
+	if s.p.Behind() <= behindLimit {
+		return nil
+	}
+	s.yields.Add(1)
+	t := time.NewTimer(yieldStep)
+	defer t.Stop()
+	for end := time.Now().Add(maxYield); s.p.Behind() > behindLimit && time.Now().Before(end); {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			t.Reset(yieldStep)
+		}
+	}
+	return nil
 }

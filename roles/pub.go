@@ -225,6 +225,7 @@ type PubStats struct {
 	TooSlow               uint64 `json:"fix_too_slow"` // recovery clients logged out for reading slower than --fix-min-rate
 	Busy                  uint64 `json:"fix_busy"`     // requests refused: the session had --fix-max-pending pending
 	Replaced              uint64 `json:"fix_replaced"` // snapshot requests that replaced the same one still queued
+	Yields                uint64 `json:"fix_yields"`   // recovery turns that waited for the multicast to catch up
 	// FIXAcceptor counts the recovery service's connections and what its guard refused.
 	FIXAcceptor fixsession.AcceptorStats `json:"fix_acceptor"`
 	// FIXLimits counts requests over --fix-max-requests-per-second and the clients
@@ -236,7 +237,7 @@ type PubStats struct {
 func NewPubStats(s publisher.Stats, r publisher.RecoveryStats) PubStats {
 	return PubStats{Datagrams: s.Datagrams, Incrementals: s.Incrementals, Heartbeats: s.Heartbeats, Resets: s.Resets,
 		Seconds: s.DataTime.Seconds(), MaxLagMicros: s.MaxLag.Microseconds(), Logons: r.Logons, Requests: r.Requests,
-		Retransmitted: r.Retransmitted, Snapshots: r.Snapshots, Rejects: r.Rejects, TooSlow: r.TooSlow, Busy: r.Busy, Replaced: r.Replaced, FIXAcceptor: r.FIX,
+		Retransmitted: r.Retransmitted, Snapshots: r.Snapshots, Rejects: r.Rejects, TooSlow: r.TooSlow, Busy: r.Busy, Replaced: r.Replaced, Yields: r.Yields, FIXAcceptor: r.FIX,
 		SnapshotChannelW: s.SnapshotDatagrams, SnapshotChannelCycles: s.SnapshotCycles,
 		FIXLimits: r.Limits}
 }

@@ -338,6 +338,7 @@ type pubStats struct {
 	ChannelW     uint64 `json:"snapshot_channel_datagrams"` // W sent on the snapshot channels
 	Busy         uint64 `json:"fix_busy"`                   // requests refused as too many pending
 	Replaced     uint64 `json:"fix_replaced"`               // snapshot requests that replaced a duplicate queued
+	Yields       uint64 `json:"fix_yields"`                 // recovery turns that waited for the multicast
 }
 
 // pubStatsFile reads pub --stats-out.

@@ -122,8 +122,8 @@ func scenarioLateJoin(snapshotChannels bool) func(ctx context.Context, env *Env,
 		if snapshotChannels {
 			how = "snapshot channels"
 		}
-		r.Check = fmt.Sprintf("%s: %d TCP snapshot requests (%d V sent, %d replaced, %d busy), %d W over TCP, publisher %v behind at most; converged in %v (median %v)",
-			how, tcp, vs, ps.Replaced, ps.Busy, ps.Snapshots, (time.Duration(ps.MaxLagMicros) * time.Microsecond).Round(time.Millisecond),
+		r.Check = fmt.Sprintf("%s: %d TCP snapshot requests (%d V sent, %d replaced, %d busy), %d W over TCP, publisher %v behind at most (%d recovery turns yielded); converged in %v (median %v)",
+			how, tcp, vs, ps.Replaced, ps.Busy, ps.Snapshots, (time.Duration(ps.MaxLagMicros) * time.Microsecond).Round(time.Millisecond), ps.Yields,
 			conv[len(conv)-1].Round(time.Millisecond), conv[len(conv)/2].Round(time.Millisecond))
 		return nil
 	}
