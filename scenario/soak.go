@@ -64,8 +64,13 @@ func Soak(ctx context.Context, cfg SoakConfig, stdout io.Writer) error {
 			if r.Err != nil || !r.BooksEqual {
 				failed++
 				verdict = fmt.Sprintf("FAILED: %v (logs in %s)", r.Err, dir)
-			} else if !cfg.Keep {
-				os.RemoveAll(dir)
+			} else {
+				if r.Check != "" {
+					verdict += "; " + r.Check
+				}
+				if !cfg.Keep {
+					os.RemoveAll(dir)
+				}
 			}
 			fmt.Fprintf(stdout, "%s  round %d  %-40s %6.1fs  %s\n", time.Now().Format("15:04:05"), round, r.Name, r.Elapsed.Seconds(), firstLine(verdict))
 		}
