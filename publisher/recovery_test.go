@@ -677,7 +677,7 @@ func TestRecoveryDedup(t *testing.T) {
 		}
 	}
 	syms := channelSymbols(p, chs[1])
-	// Requests ahead keep the worker busy while the duplicates come in.
+	// Requests ahead of the duplicates.
 	var burst []*quickfix.Message
 	for i := range 3 {
 		burst = append(burst, newRequest(fmt.Sprint("ahead", i), func(r *md.MarketDataRequest) { r.Symbols = syms[2+4*i : 6+4*i] }))
@@ -688,7 +688,14 @@ func TestRecoveryDedup(t *testing.T) {
 			r.Symbols = []string{syms[i%2], syms[1-i%2]} // the same two, in either order
 		}))
 	}
+	// The test holds the only turn until every request has come: the worker takes the
+	// first and waits for the turn, the others wait in the queue.
+	if err := svc.turns.acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
 	c.write(t, burst...)
+	waitFor(t, "every request", func() bool { return svc.Stats().Requests == uint64(len(burst)) })
+	svc.turns.release()
 	for i := range 3 {
 		checkSnapshots(t, fmt.Sprint("ahead", i), awaitSnapshot(t, c, fmt.Sprint("ahead", i)), chs[1], syms[2+4*i:6+4*i])
 	}
