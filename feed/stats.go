@@ -31,18 +31,20 @@ type Stats struct {
 	SkippedEntries uint64 `json:"skipped_entries"` // entries already in an instrument's snapshot
 	BookErrors     uint64 `json:"book_errors"`     // entries a book refused (missing level, ...)
 	RecoveryFails  uint64 `json:"recovery_failures"`
+
 	// SnapshotsIgnored counts the snapshot answers that came when the channel no longer
 	// needed them (a late answer to a request that timed out): not applied.
 	SnapshotsIgnored uint64 `json:"snapshots_ignored"`
-	InjectedLoss     uint64 `json:"injected_loss"`
-	InjectedDup      uint64 `json:"injected_dup"`
-	InjectedReord    uint64 `json:"injected_reorder"`
-	InjectedDelay    uint64 `json:"injected_delay"`
-	Definitions      uint64 `json:"definitions"`
-	Instruments      uint64 `json:"instruments"`
-	Channels         uint64 `json:"channels"`
-	ClockSkew        uint64 `json:"clock_skew"`       // messages sent "in the future" by the publisher's clock
-	LatencyOverflow  uint64 `json:"latency_overflow"` // latencies beyond the histogram's 10 s range
+
+	InjectedLoss    uint64 `json:"injected_loss"`
+	InjectedDup     uint64 `json:"injected_dup"`
+	InjectedReord   uint64 `json:"injected_reorder"`
+	InjectedDelay   uint64 `json:"injected_delay"`
+	Definitions     uint64 `json:"definitions"`
+	Instruments     uint64 `json:"instruments"`
+	Channels        uint64 `json:"channels"`
+	ClockSkew       uint64 `json:"clock_skew"`       // messages sent "in the future" by the publisher's clock
+	LatencyOverflow uint64 `json:"latency_overflow"` // latencies beyond the histogram's 10 s range
 	// Snapshot channels (snapchan.go): joins and leaves, W applied from them, W older
 	// than the numbers already taken, datagrams ignored (not a W, or after the books
 	// were whole), joins that failed, and waits that fell back to the recovery service.
