@@ -200,7 +200,7 @@ func waitBooks(t *testing.T, c *Client, want func() book.Dump) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
@@ -320,13 +320,13 @@ type rawClient struct {
 	seq  int
 }
 
-func dialRaw(t *testing.T, addr, compID, user string) *rawClient {
+func dialRaw(t testing.TB, addr, compID, user string) *rawClient {
 	t.Helper()
 	return dialRawBuffer(t, addr, compID, user, 4096)
 }
 
 // dialRawBuffer is dialRaw with a receive buffer of rcvbuf bytes (0: the system's).
-func dialRawBuffer(t *testing.T, addr, compID, user string, rcvbuf int) *rawClient {
+func dialRawBuffer(t testing.TB, addr, compID, user string, rcvbuf int) *rawClient {
 	t.Helper()
 	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		if rcvbuf == 0 {
@@ -364,7 +364,7 @@ func dialRawBuffer(t *testing.T, addr, compID, user string, rcvbuf int) *rawClie
 	return c
 }
 
-func (c *rawClient) send(t *testing.T, msg *quickfix.Message) {
+func (c *rawClient) send(t testing.TB, msg *quickfix.Message) {
 	t.Helper()
 	c.seq++
 	msg.Header.SetString(tag.BeginString, fixsession.BeginString)
@@ -385,7 +385,7 @@ func (c *rawClient) senderOf(msg *quickfix.Message) string {
 }
 
 // read reads one message.
-func (c *rawClient) read(t *testing.T) *quickfix.Message {
+func (c *rawClient) read(t testing.TB) *quickfix.Message {
 	t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	head, err := c.r.ReadString(1) // 8=FIXT.1.1

@@ -197,6 +197,13 @@ func (q *outQueue) waitInput() {
 	}
 }
 
+// full reports whether waitInput would wait.
+func (q *outQueue) full() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.queued >= maxQueued && !q.done && !q.closing && !q.eof
+}
+
 // inFlight returns the bytes queued and not yet taken by the client's socket.
 func (q *outQueue) inFlight() int {
 	q.mu.Lock()

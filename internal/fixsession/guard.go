@@ -1,6 +1,7 @@
 package fixsession
 
 import (
+	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -427,8 +428,20 @@ func (g *guard) untrack(c net.Conn, port int) {
 // inbound forwards client's messages after its Logon that pass the checks to back. It
 // reports whether the client's stream ended cleanly, between messages. q is the client's
 // output queue: a client that does not read is not read either.
+//
+// It passes on at most RequestLimits.ReadPerSecond messages per second (pacer): over
+// that it waits before reading on, and the client's writes block. The messages read
+// together are written to quickfix together, in one write.
 func (g *guard) inbound(client, back net.Conn, fr *FrameReader, remote string, q *outQueue) bool {
+	pace := g.app.limiter.pacer(time.Now())
+	bw := bufio.NewWriterSize(back, inboundWriteBuffer)
+	defer bw.Flush()
 	for {
+		if fr.Buffered() == 0 && bw.Buffered() > 0 { // the next message is not here yet
+			if bw.Flush() != nil {
+				return false
+			}
+		}
 		msg, err := fr.Next()
 		if err != nil {
 			var fe *FrameError
@@ -448,10 +461,38 @@ func (g *guard) inbound(client, back net.Conn, fr *FrameReader, remote string, q
 			}
 			return false
 		}
-		q.waitInput() // a client that does not read is not read either (flow.go)
-		if _, err := back.Write(msg); err != nil {
+		if pace != nil {
+			if d := pace.take(time.Now()); d > 0 {
+				if bw.Flush() != nil || !g.sleep(d) {
+					return false
+				}
+			}
+		}
+		if q.full() {
+			if bw.Flush() != nil {
+				return false
+			}
+			q.waitInput() // a client that does not read is not read either (flow.go)
+		}
+		if _, err := bw.Write(msg); err != nil {
 			return false
 		}
+	}
+}
+
+// inboundWriteBuffer is the most of a client's messages the guard writes to quickfix at
+// once.
+const inboundWriteBuffer = 64 << 10
+
+// sleep waits for d, or until the guard closes: it reports false then.
+func (g *guard) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-g.done:
+		return false
 	}
 }
 

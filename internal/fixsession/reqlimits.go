@@ -23,14 +23,25 @@ type RequestLimits struct {
 	// rejectMemory after the one before, before it is logged out (default
 	// DefaultMaxLimitRejects).
 	MaxRejects int
+	// ReadPerSecond is the most messages per second an Acceptor's guard reads from one
+	// client connection after its Logon and passes on to quickfix (ReadPerSecond at once
+	// at most Burst); what a client sends faster waits in its own connection (TCP
+	// backpressure: its writes block). So a flood costs the service a bounded amount of
+	// work, whatever the client sends: the messages over PerSecond still get their
+	// Rejects, and the Logout after MaxRejects, at this pace. 0 means DefaultReadFactor
+	// times PerSecond; with PerSecond 0 the guard reads as fast as the client sends.
+	ReadPerSecond int
 }
+
+// DefaultReadFactor is RequestLimits.ReadPerSecond, when zero, over PerSecond.
+const DefaultReadFactor = 10
 
 // DefaultMaxLimitRejects is RequestLimits.MaxRejects when zero.
 const DefaultMaxLimitRejects = 100
 
 // Check reports a negative limit.
 func (l RequestLimits) Check() error {
-	if l.PerSecond < 0 || l.Burst < 0 || l.MaxRejects < 0 {
+	if l.PerSecond < 0 || l.Burst < 0 || l.MaxRejects < 0 || l.ReadPerSecond < 0 {
 		return fmt.Errorf("negative limit in %+v", l)
 	}
 	return nil
@@ -40,6 +51,7 @@ func (l RequestLimits) Check() error {
 type LimitStats struct {
 	RateRejects uint64 `json:"rate_rejects"` // messages rejected over PerSecond
 	RateLogouts uint64 `json:"rate_logouts"` // sessions logged out for going on
+	ReadPauses  uint64 `json:"read_pauses"`  // pauses in reading a client over ReadPerSecond (TCP backpressure)
 }
 
 // Session-level Reject reason (373) for a message over a limit: 99, Other.
@@ -51,6 +63,7 @@ type limiter struct {
 	now     func() time.Time
 	rejects atomic.Uint64
 	logouts atomic.Uint64
+	pauses  atomic.Uint64
 
 	mu      sync.Mutex
 	buckets map[quickfix.SessionID]*bucket
@@ -77,6 +90,9 @@ func newLimiter(l RequestLimits) *limiter {
 	}
 	if l.MaxRejects == 0 {
 		l.MaxRejects = DefaultMaxLimitRejects
+	}
+	if l.ReadPerSecond == 0 {
+		l.ReadPerSecond = DefaultReadFactor * l.PerSecond
 	}
 	return &limiter{lim: l, now: time.Now, buckets: map[quickfix.SessionID]*bucket{}}
 }
@@ -127,7 +143,39 @@ func (l *limiter) stats() LimitStats {
 	if l == nil {
 		return LimitStats{}
 	}
-	return LimitStats{RateRejects: l.rejects.Load(), RateLogouts: l.logouts.Load()}
+	return LimitStats{RateRejects: l.rejects.Load(), RateLogouts: l.logouts.Load(), ReadPauses: l.pauses.Load()}
+}
+
+// pacer paces the guard's reading of one client connection to ReadPerSecond messages
+// (a token bucket of Burst that may go one message into debt, paid by waiting). It
+// belongs to the connection's inbound goroutine.
+type pacer struct {
+	rate, burst float64
+	tokens      float64
+	last        time.Time
+	pauses      *atomic.Uint64
+}
+
+// pacer returns a pacer for a new client connection, nil if the limits set no pace.
+func (l *limiter) pacer(now time.Time) *pacer {
+	if l == nil || l.lim.ReadPerSecond <= 0 {
+		return nil
+	}
+	burst := float64(max(1, l.lim.Burst))
+	return &pacer{rate: float64(l.lim.ReadPerSecond), burst: burst, tokens: burst, last: now, pauses: &l.pauses}
+}
+
+// take takes a token for one message read at now, and returns how long to wait before
+// passing it on: 0 within the pace.
+func (p *pacer) take(now time.Time) time.Duration {
+	p.tokens = min(p.burst, p.tokens+now.Sub(p.last).Seconds()*p.rate)
+	p.last = now
+	p.tokens--
+	if p.tokens >= 0 {
+		return 0
+	}
+	p.pauses.Add(1)
+	return time.Duration(-p.tokens / p.rate * float64(time.Second))
 }
 
 // reasonRateLogout is the Text (58) of the Logout of a session that goes on over the limit.
