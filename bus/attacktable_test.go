@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quickfixgo/quickfix"
-
 	"fastfeed/book"
 	"fastfeed/fast"
 	"fastfeed/feed"
@@ -207,9 +205,30 @@ func attackRequestFlood(t *testing.T, r *attackRow) {
 	q50, q99, qn := window(2 * time.Second)
 
 	good.ResetLatency()
+	diagStop := make(chan struct{})
+	diagDone := make(chan struct{})
+	t0 := time.Now()
+	go func() { // DIAG
+		defer close(diagDone)
+		var prev int64
+		for {
+			select {
+			case <-diagStop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			h := good.Latency()
+			t.Logf("DIAG %5.1fs n=%d max=%dµs p99=%dµs", time.Since(t0).Seconds(), h.TotalCount()-prev, h.Max()/1000, h.ValueAtQuantile(99)/1000)
+			prev = h.TotalCount()
+		}
+	}()
 	flooder := dialRawBuffer(t, m.b.Addr(), "FLOODER", "demo", 0)
+	t.Logf("DIAG %5.1fs logged on", time.Since(t0).Seconds())
 	res := floodUntilLogout(t, flooder, perSecond, 3*maxRejects)
+	t.Logf("DIAG %5.1fs logged out", time.Since(t0).Seconds())
 	lh := good.Latency()
+	close(diagStop)
+	<-diagDone
 	f50, f99, fn := float64(lh.ValueAtQuantile(50))/1e3, float64(lh.ValueAtQuantile(99))/1e3, lh.TotalCount()
 
 	select {
@@ -252,8 +271,9 @@ type floodOutcome struct {
 // floodUntilLogout sends MarketDataRequests on c at perSecond, in batches every 10 ms,
 // until the service logs it out (or limit are sent), reading what comes back; then it
 // waits, up to 30 s, for the Logout (a loaded machine answers late, never not at all).
-// The rate offered is perSecond; what the service reads is less if it cannot keep up
-// (TCP backpressure), which the elapsed time shows. Nothing depends on the speed: the
+// The rate offered is perSecond; the service reads no more than its
+// RequestLimits.ReadPerSecond (TCP backpressure: the writes block), which the elapsed
+// time shows. Nothing depends on the speed: the
 // Logout comes after MaxRejects rejects, however long they take.
 func floodUntilLogout(t *testing.T, c *rawClient, perSecond, limit int) floodOutcome {
 	t.Helper()
@@ -290,24 +310,16 @@ func floodUntilLogout(t *testing.T, c *rawClient, perSecond, limit int) floodOut
 	}()
 	const every = 10 * time.Millisecond
 	batch := perSecond * int(every) / int(time.Second)
+	// Built beforehand: a flooder is another process, its CPU not the service's.
+	batches := floodBatches(&c.seq, "FLOODER", batch, (limit+batch-1)/batch)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	start := time.Now()
-	var buf []byte
-	for res.sent < limit && !out.Load() {
-		<-tick.C
-		buf = buf[:0]
-		for range batch {
-			c.seq++
-			req := md.MarketDataRequest{MDReqID: "flood" + strconv.Itoa(c.seq), SubscriptionType: md.SubscriptionSnapshot, Symbols: []string{"SBER"}}
-			msg := req.ToFIX()
-			msg.Header.SetString(8, fixsession.BeginString)
-			msg.Header.SetString(49, "FLOODER")
-			msg.Header.SetString(56, fixsession.OMSCompID)
-			msg.Header.SetInt(34, c.seq)
-			msg.Header.SetField(52, quickfix.FIXUTCTimestamp{Time: time.Now().UTC()})
-			buf = append(buf, msg.String()...)
+	for _, buf := range batches {
+		if out.Load() {
+			break
 		}
+		<-tick.C
 		_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if _, err := c.conn.Write(buf); err != nil {
 			break
