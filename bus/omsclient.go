@@ -269,6 +269,15 @@ func (c *Client) Latency() *hdrhistogram.Histogram {
 	return hdrhistogram.Import(c.latency.Export())
 }
 
+// takeLatency returns the latency histogram and empties it, at once (a window's).
+func (c *Client) takeLatency() *hdrhistogram.Histogram {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := hdrhistogram.Import(c.latency.Export())
+	c.latency.Reset()
+	return h
+}
+
 // ResetLatency empties the latency histogram (to measure a window).
 func (c *Client) ResetLatency() {
 	c.mu.Lock()
