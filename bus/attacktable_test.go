@@ -191,7 +191,7 @@ func attackLockout(t *testing.T, r *attackRow) {
 // are, and so is the bound of the pace: what the service answered the flooder in the
 // time it took is no more than ReadPerSecond allows.
 func attackRequestFlood(t *testing.T, r *attackRow) {
-	const perSecond, limit, maxRejects = 10000, 50, 3000
+	const perSecond, limit, maxRejects = 10000, 50, 1000
 	const readPerSecond = limit * fixsession.DefaultReadFactor
 	r.expected = fmt.Sprintf("over %d/s: session Reject (3) with the reason, Logout after %d rejects; the flooder read at most %d/s (TCP backpressure); the handler sees no multicast gap; another OMS client's books equal and its p99 within 2x of the quiet time's",
 		limit, maxRejects, readPerSecond)
