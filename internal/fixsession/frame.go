@@ -432,6 +432,13 @@ func hasField(b []byte, tag int) bool {
 	return false
 }
 
+// ready reports whether Next can return without reading from the stream: the bytes
+// buffered hold a whole message's framing, or something that is no FIX message.
+func (fr *FrameReader) ready() bool {
+	b, _ := fr.r.Peek(fr.r.Buffered())
+	return frameLen(b) != 0
+}
+
 // Buffered returns how many bytes of the stream have been read and not yet returned by
 // Next: 0 means the next call reads from the stream.
 func (fr *FrameReader) Buffered() int { return fr.r.Buffered() }

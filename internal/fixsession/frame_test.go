@@ -272,3 +272,20 @@ func FuzzCheckFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestFrameReaderReady: ready reports a whole message buffered, not a part of one.
+func TestFrameReaderReady(t *testing.T) {
+	msg := []byte("8=FIXT.1.1\x019=5\x0135=0\x0110=241\x01")
+	stream := append(append([]byte{}, msg...), msg[:12]...) // one message and a part of the next
+	fr := NewFrameReader(bytes.NewReader(stream), 0)
+	defer fr.Release()
+	if fr.ready() {
+		t.Fatal("ready before anything was read")
+	}
+	if _, err := fr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if fr.Buffered() == 0 || fr.ready() {
+		t.Errorf("after the first message: buffered %d, ready %v; want a part of a message, not ready", fr.Buffered(), fr.ready())
+	}
+}

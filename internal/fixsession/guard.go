@@ -437,7 +437,7 @@ func (g *guard) inbound(client, back net.Conn, fr *FrameReader, remote string, q
 	bw := bufio.NewWriterSize(back, inboundWriteBuffer)
 	defer bw.Flush()
 	for {
-		if fr.Buffered() == 0 && bw.Buffered() > 0 { // the next message is not here yet
+		if bw.Buffered() > 0 && !fr.ready() { // the next message is not all here yet
 			if bw.Flush() != nil {
 				return false
 			}
