@@ -25,6 +25,7 @@ type FIXFileOptions struct {
 	File string
 	// Limits of a FIX service's sessions (registerLimits).
 	PerSecond, Burst, MaxRejects, MaxMessage, MaxSubscriptions int
+	ReadPerSecond                                              int
 
 	settings *fixsession.Settings
 }
@@ -39,6 +40,8 @@ func (o *FIXFileOptions) registerLimits(fs *flag.FlagSet, service string, subscr
 	fs.IntVar(&o.PerSecond, "fix-max-requests-per-second", DefaultFIXRequestsPerSecond,
 		fmt.Sprintf("most application `messages` per second from one client of the %s (0: no limit); beyond, a session Reject (3) with the reason", service))
 	fs.IntVar(&o.Burst, "fix-request-burst", 0, "most `messages` at once within --fix-max-requests-per-second (0: as many as the rate)")
+	fs.IntVar(&o.ReadPerSecond, "fix-read-per-second", 0,
+		fmt.Sprintf("read at most this many `messages` per second from one client of the %s, so that a flood meets TCP backpressure instead of costing the service CPU (0: %d x --fix-max-requests-per-second)", service, fixsession.DefaultReadFactor))
 	fs.IntVar(&o.MaxRejects, "fix-max-limit-rejects", fixsession.DefaultMaxLimitRejects,
 		"log a client out after this many `rejects` for going over a limit, each within a second of the one before")
 	fs.IntVar(&o.MaxMessage, "fix-max-message-size", fixsession.DefaultMaxMessageSize,
@@ -52,14 +55,14 @@ func (o *FIXFileOptions) registerLimits(fs *flag.FlagSet, service string, subscr
 // requestLimits returns the limits of the flags, checked.
 func (o *FIXFileOptions) requestLimits() (fixsession.RequestLimits, error) {
 	switch {
-	case o.PerSecond < 0, o.Burst < 0, o.MaxSubscriptions < 0:
-		return fixsession.RequestLimits{}, usagef("--fix-max-requests-per-second, --fix-request-burst and --fix-max-subscriptions must not be negative")
+	case o.PerSecond < 0, o.Burst < 0, o.MaxSubscriptions < 0, o.ReadPerSecond < 0:
+		return fixsession.RequestLimits{}, usagef("--fix-max-requests-per-second, --fix-request-burst, --fix-read-per-second and --fix-max-subscriptions must not be negative")
 	case o.MaxRejects < 1:
 		return fixsession.RequestLimits{}, usagef("--fix-max-limit-rejects %d: want at least 1", o.MaxRejects)
 	case o.MaxMessage < 256:
 		return fixsession.RequestLimits{}, usagef("--fix-max-message-size %d: want at least 256 bytes", o.MaxMessage)
 	}
-	return fixsession.RequestLimits{PerSecond: o.PerSecond, Burst: o.Burst, MaxRejects: o.MaxRejects}, nil
+	return fixsession.RequestLimits{PerSecond: o.PerSecond, Burst: o.Burst, MaxRejects: o.MaxRejects, ReadPerSecond: o.ReadPerSecond}, nil
 }
 
 // load reads --fix-config, once; nil settings without it.

@@ -67,7 +67,7 @@ func TestFIXConfigRoles(t *testing.T) {
 
 	// pub: the acceptor whose SenderCompID is the recovery service's CompID (MYPUB in
 	// its config); with two acceptors in the file, the CompID must match.
-	po := FIXFileOptions{File: path, PerSecond: 10, MaxRejects: 5, MaxMessage: 4096}
+	po := FIXFileOptions{File: path, PerSecond: 10, MaxRejects: 5, MaxMessage: 4096, ReadPerSecond: 40}
 	cfg := publisher.Config{}
 	cfg.Recovery.CompID = "MYPUB"
 	var ro publisher.RecoveryOptions
@@ -75,7 +75,7 @@ func TestFIXConfigRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Recovery.Listen != "127.0.0.1:19870" || ro.HeartBtInt != 7*time.Second || ro.Persistence.FileStorePath != "/tmp/ff-pub" ||
-		ro.Persistence.FileLogPath != "/tmp/ff-log" || ro.RequestLimits != (fixsession.RequestLimits{PerSecond: 10, MaxRejects: 5}) || ro.MaxMessageSize != 4096 {
+		ro.Persistence.FileLogPath != "/tmp/ff-log" || ro.RequestLimits != (fixsession.RequestLimits{PerSecond: 10, MaxRejects: 5, ReadPerSecond: 40}) || ro.MaxMessageSize != 4096 {
 		t.Errorf("pub: listen %q, options %+v", cfg.Recovery.Listen, ro)
 	}
 	cfg.Recovery.Listen = "127.0.0.1:1"
@@ -151,6 +151,7 @@ func TestFIXConfigErrors(t *testing.T) {
 		{"oms no initiator", OMS, []string{"--fix-config", tls}, "no initiator [SESSION] for the OMS service"},
 		{"pub missing file", Pub, []string{"--fix-config", bad + ".missing"}, "no such file"},
 		{"pub bad rate", Pub, []string{"--fix-max-requests-per-second", "-1"}, "must not be negative"},
+		{"feed bad read pace", Feed, []string{"--all", "--serve-fix", "127.0.0.1:0", "--fix-read-per-second", "-5"}, "must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
