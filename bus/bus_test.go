@@ -487,19 +487,27 @@ func TestSlowClient(t *testing.T) {
 		t.Fatal("publisher did not finish")
 	}
 	waitBooks(t, fast, func() book.Dump { return m.dump(t) })
-	rep := fast.Report()
-	if rep.Books.Gaps != 0 || rep.Books.Duplicates != 0 || len(rep.Errors) != 0 || rep.Books.Snapshots != uint64(len(m.symbols)) {
-		t.Errorf("fast client: %+v", rep)
-	}
+	// The fast client keeps up on a machine with CPU to spare (no conflation in CI); on
+	// a starved one its queue may overflow too, which is conflation doing its job: a
+	// fresh W per instrument each time, never a gap, never the slow client's eviction.
+	var fastStats ClientStats
 	for _, cs := range m.b.Clients() {
-		if strings.Contains(cs.Session, "FAST") && (cs.Conflations != 0 || cs.Dropped != 0) {
-			t.Errorf("fast client conflated: %+v", cs)
+		if strings.Contains(cs.Session, "FAST") {
+			fastStats = cs
 		}
+	}
+	if fastStats.LoggedOut != "" || fastStats.Conflations >= slowStats.Conflations {
+		t.Errorf("fast client treated as slow: %+v (slow client %+v)", fastStats, slowStats)
+	}
+	rep := fast.Report()
+	if rep.Books.Gaps != 0 || rep.Books.Duplicates != 0 || len(rep.Errors) != 0 ||
+		rep.Books.Snapshots != uint64(len(m.symbols))*(1+fastStats.Conflations) {
+		t.Errorf("fast client: %+v (%d conflations)", rep, fastStats.Conflations)
 	}
 	if st := m.stats(t); st.Gaps != 0 || st.KernelDrops != 0 || st.Messages == 0 {
 		t.Errorf("handler counters: %+v", st)
 	}
-	t.Logf("slow client: %+v; fast client received %d entries", slowStats, rep.Books.Entries)
+	t.Logf("slow client: %+v; fast client received %d entries, conflated %d times", slowStats, rep.Books.Entries, fastStats.Conflations)
 }
 
 func TestParseConfig(t *testing.T) {

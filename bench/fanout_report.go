@@ -1,0 +1,191 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// loadAverage returns the host's 1-minute load average, or -1.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// NATSBenchRow is one `nats bench` pub/sub run.
+type NATSBenchRow struct {
+	Subscribers int
+	Size        int
+	MsgsPerSec  float64 // delivered to all subscribers together
+	Load        float64 // the host's 1-minute load average after the run (-1: unknown)
+}
+
+var aggregated = regexp.MustCompile(`subscriber aggregated stats: ([0-9,]+) msgs/sec`)
+
+// NATSBench runs the NATS CLI's `nats bench sub` with each count of subscribers and
+// `nats bench pub` (one publisher) against url, messages of size bytes, and returns the
+// subscribers' aggregated rates: the engine's own ceiling on this machine.
+func NATSBench(ctx context.Context, cli, url string, subs []int, size, msgs int) ([]NATSBenchRow, error) {
+	var rows []NATSBenchRow
+	for _, n := range subs {
+		sub := exec.CommandContext(ctx, cli, "bench", "sub", "fastfeed.bench", "--server", url, "--clients", strconv.Itoa(n),
+			"--msgs", strconv.Itoa(msgs), "--size", strconv.Itoa(size)+"B", "--no-progress")
+		var out strings.Builder
+		sub.Stdout, sub.Stderr = &out, &out
+		if err := sub.Start(); err != nil {
+			return rows, err
+		}
+		time.Sleep(time.Second)
+		pub := exec.CommandContext(ctx, cli, "bench", "pub", "fastfeed.bench", "--server", url, "--clients", "1",
+			"--msgs", strconv.Itoa(msgs), "--size", strconv.Itoa(size)+"B", "--no-progress")
+		if b, err := pub.CombinedOutput(); err != nil {
+			_ = sub.Process.Kill()
+			_ = sub.Wait()
+			return rows, fmt.Errorf("nats bench pub: %v: %s", err, b)
+		}
+		if err := sub.Wait(); err != nil {
+			return rows, fmt.Errorf("nats bench sub: %v: %s", err, out.String())
+		}
+		m := aggregated.FindStringSubmatch(out.String())
+		if m == nil {
+			return rows, fmt.Errorf("nats bench sub: no aggregated rate in its output: %s", out.String())
+		}
+		v, _ := strconv.ParseFloat(strings.ReplaceAll(m[1], ",", ""), 64)
+		rows = append(rows, NATSBenchRow{Subscribers: n, Size: size, MsgsPerSec: v, Load: loadAverage()})
+	}
+	return rows, nil
+}
+
+// WriteFanoutSVG plots each row's publish-to-consumer latency by percentile.
+func WriteFanoutSVG(w io.Writer, rows []FanoutRow) error {
+	var curves []Curve
+	for _, r := range rows {
+		if r.Latency == nil || r.Latency.TotalCount() == 0 {
+			continue
+		}
+		c := CurveOf(fmt.Sprintf("%s, %d", r.Mode, r.Consumers), r.Latency)
+		c.Color = Palette[len(curves)%len(Palette)]
+		curves = append(curves, c)
+	}
+	return WriteSVG(w, "publish-to-consumer latency at 1,000 datagrams/s (fastfeed bench --fanout)", curves)
+}
+
+// WriteFanout writes the fan-out table (markdown) and the nats bench rows.
+func WriteFanout(w io.Writer, rows []FanoutRow, nb []NATSBenchRow, command string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Fan-out\n\n`%s`, %s\n\n", command, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	b.WriteString("| distribution | consumers | connections | published entries/s | delivered updates/s | delivered msgs/s | p50 | p99 | conflations | NATS drops | load avg | notes |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	for _, r := range rows {
+		conns := "-"
+		if r.Connections > 0 {
+			conns = strconv.Itoa(r.Connections)
+		}
+		if r.Err != "" {
+			fmt.Fprintf(&b, "| %s | %d | %s | not measured: %s | | | | | | | %s | %s |\n", r.Mode, r.Consumers, conns, r.Err, loadOf(r), r.Note)
+			continue
+		}
+		msgs := "-"
+		if r.Messages > 0 {
+			msgs = fmt.Sprintf("%.0f", r.Messages)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.0f | %s | %s | %s | %d | %d | %s | %s |\n", r.Mode, r.Consumers, conns, r.Published, r.Updates, msgs,
+			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Conflations, r.Drops, loadOf(r), r.Note)
+	}
+	if len(nb) > 0 {
+		b.WriteString("\n`nats bench` pub/sub on the same machine (one publisher):\n\n| subscribers | message size | delivered msgs/s | load avg |\n|--:|--:|--:|--:|\n")
+		for _, r := range nb {
+			fmt.Fprintf(&b, "| %d | %d B | %.0f | %s |\n", r.Subscribers, r.Size, r.MsgsPerSec, loadOf(FanoutRow{Load: r.Load}))
+		}
+	}
+	writeTargets(&b, rows, nb)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func loadOf(r FanoutRow) string {
+	if r.Load <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", r.Load)
+}
+
+// TargetP99 is the latency bound of issue 13's fan-out targets: at p99 <= 10 ms, 10 times
+// the client updates/s of the in-handler FIX bus and half of nats bench's rate.
+const TargetP99 = 10 * time.Millisecond
+
+// writeTargets states the targets as ratios of this run's rows: each NATS direct row
+// against the in-handler FIX bus's best row within TargetP99 and nats bench's best rate.
+func writeTargets(b *strings.Builder, rows []FanoutRow, nb []NATSBenchRow) {
+	var fix *FanoutRow
+	for i := range rows {
+		r := &rows[i]
+		if r.Mode == "FIX bus in the handler" && r.Err == "" && r.P99 <= TargetP99 && (fix == nil || r.Updates > fix.Updates) {
+			fix = r
+		}
+	}
+	var best NATSBenchRow
+	for _, r := range nb {
+		if r.MsgsPerSec > best.MsgsPerSec {
+			best = r
+		}
+	}
+	b.WriteString("\nTargets (at p99 <= 10 ms: >= 10x the in-handler FIX bus's client updates/s, >= 0.5x nats bench's msgs/s):\n\n")
+	if fix == nil { // none within 10 ms: its smallest row, said so
+		for i := range rows {
+			if r := &rows[i]; r.Mode == "FIX bus in the handler" && r.Err == "" && (fix == nil || r.Consumers < fix.Consumers) {
+				fix = r
+			}
+		}
+	}
+	switch {
+	case fix == nil:
+		b.WriteString("- no FIX bus row: no reference\n")
+	case fix.P99 > TargetP99:
+		fmt.Fprintf(b, "- reference: FIX bus in the handler, %d clients, %.0f updates/s at p99 %s (none of its rows within 10 ms: its smallest)\n",
+			fix.Consumers, fix.Updates, fix.P99.Round(time.Microsecond))
+	default:
+		fmt.Fprintf(b, "- reference: FIX bus in the handler, %d clients, %.0f updates/s at p99 %s\n", fix.Consumers, fix.Updates, fix.P99.Round(time.Microsecond))
+	}
+	if best.MsgsPerSec > 0 {
+		fmt.Fprintf(b, "- reference: nats bench, %d subscribers, %.0f msgs/s\n", best.Subscribers, best.MsgsPerSec)
+	}
+	yes := map[bool]string{true: "met", false: "NOT met"}
+	for _, r := range rows {
+		if !strings.HasPrefix(r.Mode, "NATS direct") {
+			continue
+		}
+		if r.Err != "" {
+			fmt.Fprintf(b, "- %s, %d consumers: not measured\n", r.Mode, r.Consumers)
+			continue
+		}
+		within := r.P99 <= TargetP99
+		fmt.Fprintf(b, "- %s, %d consumers: p99 %s (%s)", r.Mode, r.Consumers, r.P99.Round(time.Microsecond), map[bool]string{true: "within 10 ms", false: "over 10 ms"}[within])
+		if fix != nil && fix.Updates > 0 {
+			x := r.Updates / fix.Updates
+			fmt.Fprintf(b, "; updates/s %.1fx the FIX bus (%s)", x, yes[within && x >= 10])
+		}
+		if best.MsgsPerSec > 0 && r.Messages > 0 {
+			x := r.Messages / best.MsgsPerSec
+			fmt.Fprintf(b, "; msgs/s %.2fx nats bench (%s)", x, yes[within && x >= 0.5])
+		}
+		b.WriteString("\n")
+	}
+}
