@@ -126,6 +126,18 @@ type Instrument struct {
 	// snapshot), in RptSeq order; the snapshot's successors are applied from it.
 	queue []queued
 
+	// TradesStale: a hole in the TLR RptSeq that nothing filled; the later trades are
+	// held (tqueue) until a TLS snapshot fills the hole (or says what of it is lost).
+	// TradesLost counts the trades of holes that no TLS snapshot covered any more.
+	TradesStale bool
+	TradesLost  uint64
+	tqueue      []heldTrade
+	tdone       int32 // the RptSeq of the last trade delivered
+	// StatsStale: a hole in the MSR RptSeq that nothing filled; the later entries are
+	// held (squeue) until an MSS snapshot replaces the statistics.
+	StatsStale bool
+	squeue     []heldStat
+
 	// Per connection family (OLR, TLR, MSR): last RptSeq applied, and holes.
 	rpt     [3]int32
 	started [3]bool
@@ -160,8 +172,15 @@ type ChannelStats struct {
 	ReplayRequests uint64 `json:"replay_requests"`
 	ReplayLate     uint64 `json:"replay_late"`
 	ReplayBusy     uint64 `json:"replay_busy"`
-	// SnapshotGaps counts the gaps of OLR left to the snapshot feed (OLS).
+	// SnapshotGaps counts the gaps of OLR, TLR and MSR left to the snapshot feeds (OLS,
+	// TLS, MSS).
 	SnapshotGaps uint64 `json:"snapshot_gaps"`
+	// Snapshot feeds: on TLS, TLSRecoveredTrades counts the trades of TLR holes taken
+	// from TLS snapshots and TradesLost those no TLS snapshot carried any more; on MSS,
+	// MSSRecovered counts the instruments whose statistics an MSS snapshot made whole.
+	TLSRecoveredTrades uint64 `json:"tls_recovered_trades,omitempty"`
+	TradesLost         uint64 `json:"trades_lost,omitempty"`
+	MSSRecovered       uint64 `json:"mss_recovered,omitempty"`
 	// Resets counts MsgSeqNum restarts at 1 (a new trading day, or the exchange's restart).
 	Resets uint64 `json:"resets"`
 }
@@ -205,6 +224,15 @@ type Stats struct {
 	SnapshotsOld   uint64 `json:"snapshots_old"`
 	QueuedEntries  uint64 `json:"queued_entries"`
 	QueueDropped   uint64 `json:"queue_dropped"`
+	// The same for trades (TLR holes waiting for TLS) and statistics (MSR holes waiting
+	// for MSS): TradeWaits and StatsWaits count the instruments that went stale,
+	// TradesRecovered and StatsRecovered those a snapshot made whole, TradesLost the
+	// trades no TLS snapshot carried any more.
+	TradeWaits      uint64 `json:"trade_waits"`
+	TradesRecovered uint64 `json:"trades_recovered"`
+	TradesLost      uint64 `json:"trades_lost"`
+	StatsWaits      uint64 `json:"stats_waits"`
+	StatsRecovered  uint64 `json:"stats_recovered"`
 }
 
 // Engine decodes the datagrams of one market's connections and keeps its instruments.
@@ -216,16 +244,18 @@ type Engine struct {
 	// (republish.go).
 	Listener Listener
 
-	market  *Market
-	opts    Options
-	routes  map[netip.AddrPort]route
-	chans   []*channel
-	inst    map[string]*Instrument
-	dec     *moexasts.Decoder
-	msg     moexasts.Message
-	trade   Trade
-	stats   Stats
-	session struct {
+	market *Market
+	opts   Options
+	routes map[netip.AddrPort]route
+	chans  []*channel
+	inst   map[string]*Instrument
+	dec    *moexasts.Decoder
+	msg    moexasts.Message
+	trade  Trade
+	// statSpare holds the statistics an MSS snapshot replaces (their types reused).
+	statSpare []Stat
+	stats     Stats
+	session   struct {
 		Has    bool
 		Status int32
 		ID     string
@@ -251,6 +281,7 @@ type pending struct {
 type channel struct {
 	conn *Connection
 	fam  int    // the RptSeq family of an incremental connection; -1 otherwise
+	sfam int    // the family of a snapshot connection (OLS, TLS, MSS); -1 otherwise
 	next uint32 // next MsgSeqNum expected; 0 before the first
 	// first is the CRC-32 of the datagram with MsgSeqNum 1 used, if any: another
 	// datagram 1 later is a reset (a new day), the same one a late copy.
@@ -268,6 +299,7 @@ type channel struct {
 	snapEnts   []book.OrderUpdate
 	snapArena  []byte
 	snapBroken bool
+	snapOther  []snapItem // TLS trades, MSS statistics (their IDs and types in snapArena)
 
 	// historical replay: the ranges asked (in flight, or failed: their hole is then a
 	// gap when it comes first), at most Options.ReplayInFlight; the requests the
@@ -318,7 +350,7 @@ func NewEngine(m *Market, opts Options) (*Engine, error) {
 		if len(cn.Lines) == 0 {
 			continue
 		}
-		ch := &channel{conn: cn, fam: family(cn.ID)}
+		ch := &channel{conn: cn, fam: family(cn.ID), sfam: snapFamily(cn.ID)}
 		for li, l := range cn.Lines {
 			if li > 1 {
 				break
@@ -497,7 +529,7 @@ func (e *Engine) expire(ch *channel, now int64) {
 // connection goes on from that datagram.
 func (e *Engine) gap(ch *channel) {
 	first := ch.held[0].seq
-	if ch.fam == FamOrders {
+	if ch.fam >= 0 {
 		ch.stats.SnapshotGaps++
 	}
 	ch.stats.Gaps++
@@ -539,8 +571,15 @@ func (e *Engine) reset(ch *channel) {
 					e.Listener.Book(in)
 				}
 			}
+		case FamTrades:
+			in.TradesStale, in.tdone = false, 0
+			clear(in.tqueue)
+			in.tqueue = in.tqueue[:0]
 		case FamStats:
 			in.Stats = in.Stats[:0]
+			in.StatsStale = false
+			clear(in.squeue)
+			in.squeue = in.squeue[:0]
 		}
 	}
 }
@@ -553,6 +592,19 @@ func family(conn string) int {
 	case "TLR":
 		return FamTrades
 	case "MSR":
+		return FamStats
+	}
+	return -1
+}
+
+// snapFamily returns the RptSeq family of a snapshot connection, -1 for any other.
+func snapFamily(conn string) int {
+	switch conn {
+	case "OLS":
+		return FamOrders
+	case "TLS":
+		return FamTrades
+	case "MSS":
 		return FamStats
 	}
 	return -1
