@@ -60,6 +60,21 @@ type Loss struct {
 	// BurstEvery datagrams, the first burst at MsgSeqNum BurstFirst (default BurstEvery):
 	// a long hole, for the snapshot feed.
 	BurstEvery, BurstLen, BurstFirst int
+	// BurstConns are the connections the bursts apply to (default OLR): TLR and MSR
+	// bursts are holes for the TLS and MSS snapshot feeds.
+	BurstConns []string
+}
+
+func (l *Loss) bursts(conn string) bool {
+	if len(l.BurstConns) == 0 {
+		return conn == "OLR"
+	}
+	for _, c := range l.BurstConns {
+		if c == conn {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *Loss) applies(conn string) bool {
@@ -81,7 +96,7 @@ func (l *Loss) lost(conn string, seq uint32, line int) bool {
 	if first <= 0 {
 		first = l.BurstEvery
 	}
-	if conn == "OLR" && l.BurstEvery > 0 && l.BurstLen > 0 && s >= first && (s-first)%l.BurstEvery < l.BurstLen {
+	if l.BurstEvery > 0 && l.bursts(conn) && l.BurstLen > 0 && s >= first && (s-first)%l.BurstEvery < l.BurstLen {
 		return true
 	}
 	if !l.applies(conn) {
@@ -106,6 +121,9 @@ type Config struct {
 	MinDepth, MaxDepth int
 	// FragmentEntries bounds the entries of one snapshot fragment (default 8).
 	FragmentEntries int
+	// TLSTrades is how many of an instrument's latest trades its TLS snapshot carries
+	// (default 16), oldest first, the last with the snapshot's RptSeq.
+	TLSTrades int
 	// Retention is how many messages of each incremental connection the historical replay
 	// service keeps (default 100,000).
 	Retention int
@@ -159,7 +177,7 @@ type instrument struct {
 	volume   int64 // traded size, at sizeExp
 	book     *book.MBO
 	levels   map[levelKey]string // the order standing for a simulated level
-	trades   []tradeRec          // for TLS (the last few)
+	trades   []tradeRec          // for TLS (the last Config.TLSTrades)
 }
 
 type levelKey struct {
@@ -218,6 +236,9 @@ func New(cfg Config, out Output) (*Exchange, error) {
 	}
 	if cfg.FragmentEntries <= 0 {
 		cfg.FragmentEntries = 8
+	}
+	if cfg.TLSTrades <= 0 {
+		cfg.TLSTrades = 16
 	}
 	if cfg.Retention <= 0 {
 		cfg.Retention = 100_000
@@ -634,8 +655,9 @@ func (x *Exchange) trade(in *instrument, px, size int64) error {
 	x.trades = moex.AppendTrade(x.trades, &moex.Trade{Seq: x.conns["TLR"].seq, Symbol: in.symbol, RptSeq: in.tlr, HasRptSeq: true,
 		ID: id, Type: g.MDEntryType, Action: 0, HasAction: true, Px: g.MDEntryPx, HasPx: true, Size: g.MDEntrySize, HasSize: true})
 	in.trades = append(in.trades, tradeRec{id: string(id), px: px, size: size, rpt: in.tlr})
-	if len(in.trades) > 16 {
-		in.trades = in.trades[1:]
+	if len(in.trades) > x.cfg.TLSTrades {
+		n := copy(in.trades, in.trades[1:])
+		in.trades = in.trades[:n]
 	}
 	in.volume += size
 	in.msr++
@@ -697,20 +719,33 @@ func (x *Exchange) Cycle() error {
 				return err
 			}
 		}
-		t := &moexasts.Message{ID: moexasts.IDWTLSFOND}
-		t.WTLSFOND.Symbol, t.WTLSFOND.RptSeq = in.symbol, in.tlr
-		t.WTLSFOND.LastMsgSeqNumProcessed, t.WTLSFOND.HasLastMsgSeqNumProcessed = x.conns["TLR"].seq, true
-		t.WTLSFOND.LastFragment, t.WTLSFOND.HasLastFragment, t.WTLSFOND.RouteFirst, t.WTLSFOND.HasRouteFirst = 1, true, 1, true
+		// TLS: the latest trades, oldest first, in fragments (one J entry: none yet).
+		tents := []moexasts.WTLSFONDGroupMDEntries{{MDEntryType: []byte("J")}}
+		if len(in.trades) > 0 {
+			tents = tents[:0]
+		}
 		for _, tr := range in.trades {
-			t.WTLSFOND.GroupMDEntries = append(t.WTLSFOND.GroupMDEntries, moexasts.WTLSFONDGroupMDEntries{MDEntryType: []byte("z"),
+			tents = append(tents, moexasts.WTLSFONDGroupMDEntries{MDEntryType: []byte("z"),
 				MDEntryID: []byte(tr.id), HasMDEntryID: true, MDEntryPx: dec(tr.px, in.priceExp), HasMDEntryPx: true,
 				MDEntrySize: dec(tr.size, in.sizeExp), HasMDEntrySize: true})
 		}
-		if len(t.WTLSFOND.GroupMDEntries) == 0 {
-			t.WTLSFOND.GroupMDEntries = []moexasts.WTLSFONDGroupMDEntries{{MDEntryType: []byte("J")}}
-		}
-		if err := x.send("TLS", t); err != nil {
-			return err
+		frags = (len(tents) + per - 1) / per
+		for f := range frags {
+			t := &moexasts.Message{ID: moexasts.IDWTLSFOND}
+			w := &t.WTLSFOND
+			w.Symbol, w.RptSeq = in.symbol, in.tlr
+			w.LastMsgSeqNumProcessed, w.HasLastMsgSeqNumProcessed = x.conns["TLR"].seq, true
+			w.HasLastFragment, w.HasRouteFirst = true, true
+			if f == 0 {
+				w.RouteFirst = 1
+			}
+			if f == frags-1 {
+				w.LastFragment = 1
+			}
+			w.GroupMDEntries = tents[f*per : min(len(tents), (f+1)*per)]
+			if err := x.send("TLS", t); err != nil {
+				return err
+			}
 		}
 		s := &moexasts.Message{ID: moexasts.IDWGeneric}
 		w := &s.WGeneric
