@@ -239,9 +239,8 @@ func (e *Engine) sequence(in *Instrument, fam int, rpt int32) bool {
 			if e.Listener != nil {
 				e.Listener.Stale(in)
 			}
-		case fam == FamTrades && !in.TradesStale:
-			in.TradesStale = true
-			e.stats.TradeWaits++
+		case fam == FamTrades:
+			e.tradeHole(in, last+1, rpt-1)
 		case fam == FamStats && !in.StatsStale:
 			in.StatsStale = true
 			e.stats.StatsWaits++

@@ -126,13 +126,12 @@ type Instrument struct {
 	// snapshot), in RptSeq order; the snapshot's successors are applied from it.
 	queue []queued
 
-	// TradesStale: a hole in the TLR RptSeq that nothing filled; the later trades are
-	// held (tqueue) until a TLS snapshot fills the hole (or says what of it is lost).
-	// TradesLost counts the trades of holes that no TLS snapshot covered any more.
+	// TradesStale: a hole in the TLR RptSeq that nothing filled: its trades (tholes)
+	// wait for a TLS snapshot (the trades after it are delivered as they come).
+	// TradesLost counts the trades of holes that no TLS snapshot carried any more.
 	TradesStale bool
 	TradesLost  uint64
-	tqueue      []heldTrade
-	tdone       int32 // the RptSeq of the last trade delivered
+	tholes      []rptRange
 	// StatsStale: a hole in the MSR RptSeq that nothing filled; the later entries are
 	// held (squeue) until an MSS snapshot replaces the statistics.
 	StatsStale bool
@@ -572,9 +571,8 @@ func (e *Engine) reset(ch *channel) {
 				}
 			}
 		case FamTrades:
-			in.TradesStale, in.tdone = false, 0
-			clear(in.tqueue)
-			in.tqueue = in.tqueue[:0]
+			in.TradesStale = false
+			in.tholes = in.tholes[:0]
 		case FamStats:
 			in.Stats = in.Stats[:0]
 			in.StatsStale = false

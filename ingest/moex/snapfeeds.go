@@ -74,9 +74,12 @@ func (e *Engine) snapOther(ch *channel, typ, id []byte, px, size fastrt.Decimal,
 		id: a[off+len(typ) : len(a) : len(a)], hasID: id != nil, px: px, size: size, hasPx: hasPx, hasSize: hasSize})
 }
 
-// heldTrade is a TLR trade held while its instrument's trades wait for a TLS snapshot;
-// its byte slices are its own copies.
-type heldTrade struct{ t Trade }
+// rptRange is a hole in an instrument's RptSeq: lo..hi missing.
+type rptRange struct{ lo, hi int32 }
+
+// maxTradeHoles bounds the TLR holes kept per instrument while they wait for a TLS
+// snapshot; beyond, the oldest is counted lost.
+const maxTradeHoles = 64
 
 // heldStat is an MSR entry held while its instrument's statistics wait for an MSS
 // snapshot.
@@ -94,12 +97,6 @@ func (e *Engine) tradeEntry(seq uint32, x *entry, hasID, hasSym bool) {
 		e.stats.BadEntries++
 		return
 	}
-	t := &e.trade
-	*t = Trade{Seq: seq, Symbol: x.symbol, RptSeq: x.rpt, HasRptSeq: x.hasRpt, Type: x.typ,
-		Action: x.action, HasAction: x.hasAction, Px: x.px, Size: x.size, HasPx: x.hasPx, HasSize: x.hasSize}
-	if hasID {
-		t.ID = x.id
-	}
 	var in *Instrument
 	if x.hasRpt {
 		if in = e.instrument(x.symbol); in == nil {
@@ -108,36 +105,36 @@ func (e *Engine) tradeEntry(seq uint32, x *entry, hasID, hasSym bool) {
 		if !e.sequence(in, FamTrades, x.rpt) {
 			return
 		}
-		if in.TradesStale {
-			e.holdTrade(in, t)
-			return
-		}
-		in.tdone = x.rpt
+	}
+	t := &e.trade
+	*t = Trade{Seq: seq, Symbol: x.symbol, RptSeq: x.rpt, HasRptSeq: x.hasRpt, Type: x.typ,
+		Action: x.action, HasAction: x.hasAction, Px: x.px, Size: x.size, HasPx: x.hasPx, HasSize: x.hasSize}
+	if hasID {
+		t.ID = x.id
 	}
 	e.deliverTrade(in, t)
 }
 
-// holdTrade queues a copy of t for in's stale trades.
-func (e *Engine) holdTrade(in *Instrument, t *Trade) {
-	if len(in.tqueue) >= e.opts.MaxQueued {
-		n := copy(in.tqueue, in.tqueue[1:])
-		clear(in.tqueue[n:])
-		in.tqueue = in.tqueue[:n]
-		e.stats.QueueDropped++
+// tradeHole records the TLR hole lo..hi of in: its trades wait for a TLS snapshot.
+func (e *Engine) tradeHole(in *Instrument, lo, hi int32) {
+	if len(in.tholes) >= maxTradeHoles {
+		h := in.tholes[0]
+		e.lostTrades(nil, in, uint64(h.hi-h.lo+1))
+		in.tholes = in.tholes[:copy(in.tholes, in.tholes[1:])]
 	}
-	h := heldTrade{t: *t}
-	buf := make([]byte, 0, len(t.Symbol)+len(t.ID)+len(t.Type))
-	buf = append(buf, t.Symbol...)
-	h.t.Symbol = buf[:len(t.Symbol):len(t.Symbol)]
-	if t.ID != nil {
-		buf = append(buf, t.ID...)
-		h.t.ID = buf[len(t.Symbol):len(buf):len(buf)]
+	in.tholes = append(in.tholes, rptRange{lo, hi})
+	if !in.TradesStale {
+		in.TradesStale = true
+		e.stats.TradeWaits++
 	}
-	off := len(buf)
-	buf = append(buf, t.Type...)
-	h.t.Type = buf[off:]
-	in.tqueue = append(in.tqueue, h)
-	e.stats.QueuedEntries++
+}
+
+func (e *Engine) lostTrades(ch *channel, in *Instrument, n uint64) {
+	if ch != nil {
+		ch.stats.TradesLost += n
+	}
+	e.stats.TradesLost += n
+	in.TradesLost += n
 }
 
 // deliverTrade hands a trade on (OnTrade, the Listener); in is nil for a trade without
@@ -161,25 +158,18 @@ func (e *Engine) deliverTrade(in *Instrument, t *Trade) {
 	}
 }
 
-// tradeSnapshot uses a complete TLS snapshot for in: when in's trades wait for one, the
-// trades of the hole are taken from it, in RptSeq order, then the held trades after them.
-// A TLS snapshot carries the instrument's latest trades, oldest first, the last one with
-// the snapshot's RptSeq: entry j of n has RptSeq RptSeq-n+1+j. The hole's trades older
-// than the first it carries are lost (counted). Such a trade has Seq 0: its TLR
-// MsgSeqNum is not known.
+// tradeSnapshot uses a complete TLS snapshot for in: the trades of in's TLR holes that
+// it reaches (its RptSeq at or after the hole's end) are taken from it, in RptSeq order,
+// none twice. A TLS snapshot carries the instrument's latest trades, oldest first, the
+// last one with the snapshot's RptSeq: entry j of n has RptSeq RptSeq-n+1+j. A hole's
+// trades older than the first it carries are lost (counted). The trades after a hole
+// were delivered as they came: the tape is not held back; a trade taken from a snapshot
+// has Seq 0 (its TLR MsgSeqNum is not known).
 func (e *Engine) tradeSnapshot(ch *channel, in *Instrument) {
 	if !in.TradesStale {
 		return // the trades are complete: nothing to take
 	}
 	rpt := ch.snapRpt
-	var first int64
-	if len(in.tqueue) > 0 {
-		first = int64(in.tqueue[0].t.RptSeq)
-	}
-	if !snapshotReaches(true, true, int64(rpt), first, int64(in.rpt[FamTrades])) {
-		e.stats.SnapshotsOld++
-		return
-	}
 	n := int32(0)
 	for i := range ch.snapOther {
 		if string(ch.snapOther[i].typ) != "J" {
@@ -187,47 +177,45 @@ func (e *Engine) tradeSnapshot(ch *channel, in *Instrument) {
 		}
 	}
 	oldest := rpt - n + 1
-	end := rpt
-	if first > 0 {
-		end = min(rpt, int32(first-1))
-	}
-	last := in.tdone
-	if lost := min(end, oldest-1) - last; lost > 0 {
-		ch.stats.TradesLost += uint64(lost)
-		e.stats.TradesLost += uint64(lost)
-		in.TradesLost += uint64(lost)
-		last += lost
-	}
-	idx := int32(0)
-	for k := range ch.snapOther {
-		it := &ch.snapOther[k]
-		if string(it.typ) == "J" {
+	kept := 0
+	for _, h := range in.tholes {
+		if !snapshotReaches(true, true, int64(rpt), 0, int64(h.hi)) {
+			e.stats.SnapshotsOld++
+			in.tholes[kept] = h
+			kept++
 			continue
 		}
-		r := oldest + idx
-		idx++
-		if r <= last {
-			continue
+		lo := h.lo
+		if lost := min(h.hi, oldest-1) - lo + 1; lost > 0 {
+			e.lostTrades(ch, in, uint64(lost))
+			lo += lost
 		}
-		if r > end {
-			break
+		idx := int32(0)
+		for k := range ch.snapOther {
+			it := &ch.snapOther[k]
+			if string(it.typ) == "J" {
+				continue
+			}
+			r := oldest + idx
+			idx++
+			if r < lo {
+				continue
+			}
+			if r > h.hi {
+				break
+			}
+			t := &e.trade
+			*t = Trade{Symbol: ch.snapSym, RptSeq: r, HasRptSeq: true, Type: it.typ, HasAction: true,
+				Px: it.px, Size: it.size, HasPx: it.hasPx, HasSize: it.hasSize}
+			if it.hasID {
+				t.ID = it.id
+			}
+			ch.stats.TLSRecoveredTrades++
+			e.deliverTrade(in, t)
 		}
-		t := &e.trade
-		*t = Trade{Symbol: ch.snapSym, RptSeq: r, HasRptSeq: true, Type: it.typ, HasAction: true,
-			Px: it.px, Size: it.size, HasPx: it.hasPx, HasSize: it.hasSize}
-		if it.hasID {
-			t.ID = it.id
-		}
-		ch.stats.TLSRecoveredTrades++
-		e.deliverTrade(in, t)
-		last = r
 	}
-	var hole bool
-	in.tqueue, last, hole = followOn(in.tqueue, last, func(h *heldTrade) int32 { return h.t.RptSeq }, func(h *heldTrade) {
-		e.deliverTrade(in, &h.t)
-	})
-	in.tdone = last
-	if !hole && last >= in.rpt[FamTrades] {
+	in.tholes = in.tholes[:kept]
+	if kept == 0 {
 		in.TradesStale = false
 		e.stats.TradesRecovered++
 	}
