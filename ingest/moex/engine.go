@@ -251,6 +251,8 @@ type Engine struct {
 	dec    *moexasts.Decoder
 	msg    moexasts.Message
 	trade  Trade
+	// incr is each family's incremental connection (OLR, TLR, MSR), nil if none.
+	incr [3]*channel
 	// statSpare holds the statistics an MSS snapshot replaces (their types reused).
 	statSpare []Stat
 	stats     Stats
@@ -360,6 +362,9 @@ func NewEngine(m *Market, opts Options) (*Engine, error) {
 			e.routes[l.Group] = route{ch: len(e.chans), line: li, src: l.Src}
 		}
 		e.chans = append(e.chans, ch)
+		if ch.fam >= 0 {
+			e.incr[ch.fam] = ch
+		}
 	}
 	if len(e.chans) == 0 {
 		return nil, fmt.Errorf("moex: market %s has no UDP connection", m.ID)

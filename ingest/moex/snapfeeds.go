@@ -165,11 +165,23 @@ func (e *Engine) deliverTrade(in *Instrument, t *Trade) {
 // trades older than the first it carries are lost (counted). The trades after a hole
 // were delivered as they came: the tape is not held back; a trade taken from a snapshot
 // has Seq 0 (its TLR MsgSeqNum is not known).
+//
+// A snapshot whose RptSeq is past the last TLR trade of in, when every TLR message up to
+// its LastMsgSeqNumProcessed was used, shows a hole at the tail (no later trade of in
+// came to show it): that hole is taken from it too.
 func (e *Engine) tradeSnapshot(ch *channel, in *Instrument) {
+	rpt := ch.snapRpt
+	if tlr := e.incr[FamTrades]; tlr != nil && in.started[FamTrades] && rpt > in.rpt[FamTrades] &&
+		tlr.next > ch.snapLast && ch.snapLast > 0 {
+		in.Gaps[FamTrades]++
+		in.Missed[FamTrades] += uint64(rpt - in.rpt[FamTrades])
+		e.stats.InstrumentGaps++
+		e.tradeHole(in, in.rpt[FamTrades]+1, rpt)
+		in.rpt[FamTrades] = rpt
+	}
 	if !in.TradesStale {
 		return // the trades are complete: nothing to take
 	}
-	rpt := ch.snapRpt
 	n := int32(0)
 	for i := range ch.snapOther {
 		if string(ch.snapOther[i].typ) != "J" {

@@ -770,5 +770,15 @@ func (x *Exchange) WriteBooks(w io.Writer) error {
 	return book.WriteDump(w, named)
 }
 
+// Volumes returns each instrument's traded volume, the statistic (MDEntryType B) its
+// MSR entries and MSS snapshots carry, by symbol.
+func (x *Exchange) Volumes() map[string]fastrt.Decimal {
+	out := make(map[string]fastrt.Decimal, len(x.ins))
+	for i := range x.ins {
+		out[string(x.ins[i].symbol)] = dec(x.ins[i].volume, x.ins[i].sizeExp)
+	}
+	return out
+}
+
 // Trades returns the trade list as --dump-trades JSON lines, in the order sent.
 func (x *Exchange) Trades() []byte { return x.trades }
