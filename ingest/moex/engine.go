@@ -126,16 +126,16 @@ type Instrument struct {
 	// snapshot), in RptSeq order; the snapshot's successors are applied from it.
 	queue []queued
 
-	// TradesStale: a hole in the TLR RptSeq that nothing filled: its trades (tholes)
+	// TradesStale: a hole in the TLR RptSeq that nothing filled: its trades (wait.tholes)
 	// wait for a TLS snapshot (the trades after it are delivered as they come).
 	// TradesLost counts the trades of holes that no TLS snapshot carried any more.
 	TradesStale bool
 	TradesLost  uint64
-	tholes      []rptRange
 	// StatsStale: a hole in the MSR RptSeq that nothing filled; the later entries are
-	// held (squeue) until an MSS snapshot replaces the statistics.
+	// held (wait.squeue) until an MSS snapshot replaces the statistics.
 	StatsStale bool
-	squeue     []heldStat
+	// wait holds what waits for TLS and MSS, made at the first hole.
+	wait *snapWaits
 
 	// Per connection family (OLR, TLR, MSR): last RptSeq applied, and holes.
 	rpt     [3]int32
@@ -577,12 +577,16 @@ func (e *Engine) reset(ch *channel) {
 			}
 		case FamTrades:
 			in.TradesStale = false
-			in.tholes = in.tholes[:0]
+			if in.wait != nil {
+				in.wait.tholes = in.wait.tholes[:0]
+			}
 		case FamStats:
 			in.Stats = in.Stats[:0]
 			in.StatsStale = false
-			clear(in.squeue)
-			in.squeue = in.squeue[:0]
+			if in.wait != nil {
+				clear(in.wait.squeue)
+				in.wait.squeue = in.wait.squeue[:0]
+			}
 		}
 	}
 }

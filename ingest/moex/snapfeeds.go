@@ -77,6 +77,21 @@ func (e *Engine) snapOther(ch *channel, typ, id []byte, px, size fastrt.Decimal,
 // rptRange is a hole in an instrument's RptSeq: lo..hi missing.
 type rptRange struct{ lo, hi int32 }
 
+// snapWaits is what an instrument holds for the TLS and MSS feeds: its TLR holes and its
+// MSR entries held behind a hole (made at the first hole: most instruments never have
+// one).
+type snapWaits struct {
+	tholes []rptRange
+	squeue []heldStat
+}
+
+func (in *Instrument) waits() *snapWaits {
+	if in.wait == nil {
+		in.wait = &snapWaits{}
+	}
+	return in.wait
+}
+
 // maxTradeHoles bounds the TLR holes kept per instrument while they wait for a TLS
 // snapshot; beyond, the oldest is counted lost.
 const maxTradeHoles = 64
@@ -117,12 +132,13 @@ func (e *Engine) tradeEntry(seq uint32, x *entry, hasID, hasSym bool) {
 
 // tradeHole records the TLR hole lo..hi of in: its trades wait for a TLS snapshot.
 func (e *Engine) tradeHole(in *Instrument, lo, hi int32) {
-	if len(in.tholes) >= maxTradeHoles {
-		h := in.tholes[0]
+	w := in.waits()
+	if len(w.tholes) >= maxTradeHoles {
+		h := w.tholes[0]
 		e.lostTrades(nil, in, uint64(h.hi-h.lo+1))
-		in.tholes = in.tholes[:copy(in.tholes, in.tholes[1:])]
+		w.tholes = w.tholes[:copy(w.tholes, w.tholes[1:])]
 	}
-	in.tholes = append(in.tholes, rptRange{lo, hi})
+	w.tholes = append(w.tholes, rptRange{lo, hi})
 	if !in.TradesStale {
 		in.TradesStale = true
 		e.stats.TradeWaits++
@@ -189,11 +205,12 @@ func (e *Engine) tradeSnapshot(ch *channel, in *Instrument) {
 		}
 	}
 	oldest := rpt - n + 1
+	w := in.waits()
 	kept := 0
-	for _, h := range in.tholes {
+	for _, h := range w.tholes {
 		if !snapshotReaches(true, true, int64(rpt), 0, int64(h.hi)) {
 			e.stats.SnapshotsOld++
-			in.tholes[kept] = h
+			w.tholes[kept] = h
 			kept++
 			continue
 		}
@@ -226,7 +243,7 @@ func (e *Engine) tradeSnapshot(ch *channel, in *Instrument) {
 			e.deliverTrade(in, t)
 		}
 	}
-	in.tholes = in.tholes[:kept]
+	w.tholes = w.tholes[:kept]
 	if kept == 0 {
 		in.TradesStale = false
 		e.stats.TradesRecovered++
@@ -240,8 +257,8 @@ func (e *Engine) statSnapshot(ch *channel, in *Instrument) {
 	rpt := ch.snapRpt
 	stale := in.StatsStale
 	var first int64
-	if len(in.squeue) > 0 {
-		first = int64(in.squeue[0].rpt)
+	if in.wait != nil && len(in.wait.squeue) > 0 {
+		first = int64(in.wait.squeue[0].rpt)
 	}
 	if !snapshotReaches(in.started[FamStats], stale, int64(rpt), first, int64(in.rpt[FamStats])) {
 		if stale {
@@ -271,9 +288,11 @@ func (e *Engine) statSnapshot(ch *channel, in *Instrument) {
 	}
 	clear(e.statSpare)
 	var hole bool
-	in.squeue, _, hole = followOn(in.squeue, rpt, func(h *heldStat) int32 { return h.rpt }, func(h *heldStat) {
-		e.applyStat(in, h.seq, h.rpt, h.typ, h.del, h.px, h.size, h.hasPx, h.hasSize)
-	})
+	if w := in.wait; w != nil && len(w.squeue) > 0 {
+		w.squeue, _, hole = followOn(w.squeue, rpt, func(h *heldStat) int32 { return h.rpt }, func(h *heldStat) {
+			e.applyStat(in, h.seq, h.rpt, h.typ, h.del, h.px, h.size, h.hasPx, h.hasSize)
+		})
+	}
 	in.StatsStale = hole
 	if stale && !hole {
 		ch.stats.MSSRecovered++
@@ -300,12 +319,13 @@ func (e *Engine) statEntry(seq uint32, x *entry, hasType, hasSym bool) {
 	}
 	del := x.hasAction && x.action == 2
 	if x.hasRpt && in.StatsStale {
-		if len(in.squeue) >= e.opts.MaxQueued {
-			n := copy(in.squeue, in.squeue[1:])
-			in.squeue = in.squeue[:n]
+		w := in.waits()
+		if len(w.squeue) >= e.opts.MaxQueued {
+			n := copy(w.squeue, w.squeue[1:])
+			w.squeue = w.squeue[:n]
 			e.stats.QueueDropped++
 		}
-		in.squeue = append(in.squeue, heldStat{rpt: x.rpt, seq: seq, typ: append([]byte(nil), x.typ...), del: del,
+		w.squeue = append(w.squeue, heldStat{rpt: x.rpt, seq: seq, typ: append([]byte(nil), x.typ...), del: del,
 			px: x.px, size: x.size, hasPx: x.hasPx, hasSize: x.hasSize})
 		e.stats.QueuedEntries++
 		return
