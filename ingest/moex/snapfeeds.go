@@ -154,10 +154,13 @@ func (e *Engine) lostTrades(ch *channel, in *Instrument, n uint64) {
 }
 
 // deliverTrade hands a trade on (OnTrade, the Listener); in is nil for a trade without
-// RptSeq.
+// RptSeq. A trade taken from a TLS snapshot (Seq 0) is older than the instrument's last:
+// it does not change LastPx.
 func (e *Engine) deliverTrade(in *Instrument, t *Trade) {
 	if in != nil && t.HasPx {
-		in.LastPx, in.LastSize, in.HasLastSize = t.Px, t.Size, t.HasSize
+		if t.Seq != 0 {
+			in.LastPx, in.LastSize, in.HasLastSize = t.Px, t.Size, t.HasSize
+		}
 		in.Trades++
 	}
 	e.stats.Trades++
