@@ -25,6 +25,7 @@ func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("moex-sim", stderr,
 		"usage: fastfeed moex-sim --moex-config FILE --market FOND|CURR [--map FROM=TO,...] [--steps N] [--rate R]",
 		"                         [--loss-a N] [--loss-both N] [--loss-conns OLR,TLR,MSR] [--loss-burst EVERY:LEN[@FIRST]]",
+		"                         [--loss-burst-conns OLR,TLR,MSR] [--tls-trades N]",
 		"                         [--replay-listen ADDR] [--replay-delay D] [--new-day-after N]",
 		"                         [--dump-books FILE] [--dump-trades FILE] [--stats-out FILE]",
 		"\nEmulates the Moscow Exchange's side of a market of config.xml, driven by fastfeed's simulator: OLR, TLR,",
@@ -32,12 +33,12 @@ func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"historical replay service. The config's own addresses are used only inside a private network namespace",
 		"(internal/netns); elsewhere --map must move every one of them onto loopback or administratively scoped groups.")
 	var (
-		cfgFile, market, mapAddrs, replayListen, dumpBooks, dumpTrades, statsOut, lossConns, burst  string
-		user, pass, logLevel                                                                        string
-		instruments, steps, rate, cycleEvery, defsEvery, lossA, lossBoth, fragment, blag, retention int
-		seed                                                                                        uint64
-		linger, replayDelay                                                                         time.Duration
-		newDayAfter                                                                                 int
+		cfgFile, market, mapAddrs, replayListen, dumpBooks, dumpTrades, statsOut, lossConns, burst, burstConns string
+		user, pass, logLevel                                                                                   string
+		instruments, steps, rate, cycleEvery, defsEvery, lossA, lossBoth, fragment, blag, retention, tlsTrades int
+		seed                                                                                                   uint64
+		linger, replayDelay                                                                                    time.Duration
+		newDayAfter                                                                                            int
 	)
 	fs.StringVar(&cfgFile, "moex-config", "", "MOEX channel configuration `file` (config.xml; required)")
 	fs.StringVar(&market, "market", "FOND", "the config's market (channel id): FOND or CURR")
@@ -54,7 +55,9 @@ func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&lossA, "loss-a", 0, "lose every `N`th datagram of the loss connections on line A only (0: none)")
 	fs.IntVar(&lossBoth, "loss-both", 0, "lose every `N`th datagram of the loss connections on both lines (0: none)")
 	fs.StringVar(&lossConns, "loss-conns", "OLR,TLR,MSR", "the connections --loss-a and --loss-both apply to")
-	fs.StringVar(&burst, "loss-burst", "", "lose `EVERY:LEN[@FIRST]`: LEN OLR datagrams on both lines every EVERY, from MsgSeqNum FIRST")
+	fs.StringVar(&burst, "loss-burst", "", "lose `EVERY:LEN[@FIRST]`: LEN datagrams of the burst connections on both lines every EVERY, from MsgSeqNum FIRST")
+	fs.StringVar(&burstConns, "loss-burst-conns", "OLR", "the connections --loss-burst applies to (TLR, MSR: holes for the TLS and MSS snapshot feeds)")
+	fs.IntVar(&tlsTrades, "tls-trades", 16, "an instrument's latest `N` trades in its TLS snapshot")
 	fs.StringVar(&replayListen, "replay-listen", "", "historical replay service `address` (default: the config's H address, mapped; \"off\": none)")
 	fs.StringVar(&user, "replay-user", "", "username the replay service wants (default: any)")
 	fs.StringVar(&pass, "replay-password", "", "password the replay service wants")
@@ -71,8 +74,8 @@ func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if cfgFile == "" {
 		return usagef("--moex-config is required")
 	}
-	if steps <= 0 || rate <= 0 || cycleEvery <= 0 || defsEvery <= 0 || fragment <= 0 || instruments <= 0 || lossA < 0 || lossBoth < 0 {
-		return usagef("--steps, --rate, --snapshot-every, --definitions-every, --fragment-entries and --instruments must be positive, losses not negative")
+	if steps <= 0 || rate <= 0 || cycleEvery <= 0 || defsEvery <= 0 || fragment <= 0 || instruments <= 0 || tlsTrades <= 0 || lossA < 0 || lossBoth < 0 {
+		return usagef("--steps, --rate, --snapshot-every, --definitions-every, --fragment-entries, --tls-trades and --instruments must be positive, losses not negative")
 	}
 	if newDayAfter < 0 || replayDelay < 0 || replayDelay > 4*time.Second {
 		return usagef("--new-day-after must not be negative, --replay-delay must be 0..4s")
@@ -106,6 +109,11 @@ func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			loss.Conns = append(loss.Conns, c)
 		}
 	}
+	for _, c := range strings.Split(burstConns, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			loss.BurstConns = append(loss.BurstConns, c)
+		}
+	}
 	if burst != "" {
 		every, rest, ok1 := strings.Cut(burst, ":")
 		length, first, _ := strings.Cut(rest, "@")
@@ -124,7 +132,7 @@ func MoexSim(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer out.Close()
-	x, err := moexsim.New(moexsim.Config{Market: m, Instruments: instruments, Seed: seed, FragmentEntries: fragment,
+	x, err := moexsim.New(moexsim.Config{Market: m, Instruments: instruments, Seed: seed, FragmentEntries: fragment, TLSTrades: tlsTrades,
 		Retention: retention, Loss: loss, BLag: blag, Username: user, Password: pass, ReplayDelay: replayDelay}, out)
 	if err != nil {
 		return err

@@ -22,7 +22,9 @@ type entry struct {
 
 func (e *Engine) apply(ch *channel, seq uint32) {
 	m := &e.msg
-	if m.ID != moexasts.IDWOLSFOND && m.ID != moexasts.IDWOLSCURR {
+	switch m.ID {
+	case moexasts.IDWOLSFOND, moexasts.IDWOLSCURR, moexasts.IDWTLSFOND, moexasts.IDWTLSCURR, moexasts.IDWGeneric:
+	default:
 		if ch.snapOn {
 			ch.snapBroken = true
 		}
@@ -92,14 +94,46 @@ func (e *Engine) apply(ch *channel, seq uint32) {
 			e.snapEnd(ch, !w.HasLastFragment || w.LastFragment == 1)
 		}
 	case moexasts.IDWTLSFOND:
-		hdrSeq = m.WTLSFOND.MsgSeqNum
-		e.countSnapshot(m.WTLSFOND.HasLastFragment, m.WTLSFOND.LastFragment)
+		w := &m.WTLSFOND
+		hdrSeq = w.MsgSeqNum
+		if ch.sfam != FamTrades {
+			e.countSnapshot(w.HasLastFragment, w.LastFragment)
+		} else if e.snapBegin(ch, w.Symbol, w.RptSeq, w.LastMsgSeqNumProcessed, w.HasRouteFirst && w.RouteFirst == 1) {
+			for i := range w.GroupMDEntries {
+				g := &w.GroupMDEntries[i]
+				e.snapOther(ch, g.MDEntryType, g.MDEntryID, g.MDEntryPx, g.MDEntrySize, g.HasMDEntryPx, g.HasMDEntrySize)
+			}
+			e.snapEnd(ch, !w.HasLastFragment || w.LastFragment == 1)
+		}
 	case moexasts.IDWTLSCURR:
-		hdrSeq = m.WTLSCURR.MsgSeqNum
-		e.countSnapshot(m.WTLSCURR.HasLastFragment, m.WTLSCURR.LastFragment)
+		w := &m.WTLSCURR
+		hdrSeq = w.MsgSeqNum
+		if ch.sfam != FamTrades {
+			e.countSnapshot(w.HasLastFragment, w.LastFragment)
+		} else if e.snapBegin(ch, w.Symbol, w.RptSeq, w.LastMsgSeqNumProcessed, w.HasRouteFirst && w.RouteFirst == 1) {
+			for i := range w.GroupMDEntries {
+				g := &w.GroupMDEntries[i]
+				e.snapOther(ch, g.MDEntryType, g.MDEntryID, g.MDEntryPx, g.MDEntrySize, g.HasMDEntryPx, g.HasMDEntrySize)
+			}
+			e.snapEnd(ch, !w.HasLastFragment || w.LastFragment == 1)
+		}
 	case moexasts.IDWGeneric:
-		hdrSeq = m.WGeneric.MsgSeqNum
-		e.countSnapshot(m.WGeneric.HasLastFragment, m.WGeneric.LastFragment)
+		w := &m.WGeneric
+		hdrSeq = w.MsgSeqNum
+		if ch.sfam != FamStats {
+			e.countSnapshot(w.HasLastFragment, w.LastFragment)
+		} else if e.snapBegin(ch, w.Symbol, w.RptSeq, w.LastMsgSeqNumProcessed, w.HasRouteFirst && w.RouteFirst == 1) {
+			for i := range w.GroupMDEntries {
+				g := &w.GroupMDEntries[i]
+				if !g.HasMDEntryType {
+					e.stats.BadEntries++
+					ch.snapBroken = true
+					continue
+				}
+				e.snapOther(ch, g.MDEntryType, g.MDEntryID, g.MDEntryPx, g.MDEntrySize, g.HasMDEntryPx, g.HasMDEntrySize)
+			}
+			e.snapEnd(ch, !w.HasLastFragment || w.LastFragment == 1)
+		}
 	case moexasts.IDD:
 		d := &m.D
 		hdrSeq = d.MsgSeqNum
@@ -198,12 +232,18 @@ func (e *Engine) sequence(in *Instrument, fam int, rpt int32) bool {
 		in.Gaps[fam]++
 		in.Missed[fam] += uint64(rpt - last - 1)
 		e.stats.InstrumentGaps++
-		if fam == FamOrders && in.Book != nil && !in.Book.Stale() {
+		switch {
+		case fam == FamOrders && in.Book != nil && !in.Book.Stale():
 			in.Book.SetStale(true)
 			e.stats.SnapshotWaits++
 			if e.Listener != nil {
 				e.Listener.Stale(in)
 			}
+		case fam == FamTrades:
+			e.tradeHole(in, last+1, rpt-1)
+		case fam == FamStats && !in.StatsStale:
+			in.StatsStale = true
+			e.stats.StatsWaits++
 		}
 	}
 	in.rpt[fam] = rpt
@@ -351,87 +391,6 @@ func (e *Engine) order(x *entry, hasType, hasID, hasSym bool) {
 	}
 }
 
-func (e *Engine) tradeEntry(seq uint32, x *entry, hasID, hasSym bool) {
-	if !hasSym || len(x.symbol) == 0 {
-		e.stats.BadEntries++
-		return
-	}
-	if x.hasRpt {
-		in := e.instrument(x.symbol)
-		if in == nil {
-			return
-		}
-		if !e.sequence(in, FamTrades, x.rpt) {
-			return
-		}
-		if x.hasPx {
-			in.LastPx, in.LastSize, in.HasLastSize = x.px, x.size, x.hasSize
-			in.Trades++
-		}
-	}
-	e.stats.Trades++
-	if e.OnTrade == nil && e.Listener == nil {
-		return
-	}
-	t := &e.trade
-	*t = Trade{Seq: seq, Symbol: x.symbol, RptSeq: x.rpt, HasRptSeq: x.hasRpt, Type: x.typ,
-		Action: x.action, HasAction: x.hasAction, Px: x.px, Size: x.size, HasPx: x.hasPx, HasSize: x.hasSize}
-	if hasID {
-		t.ID = x.id
-	}
-	if e.OnTrade != nil {
-		e.OnTrade(t)
-	}
-	if e.Listener != nil {
-		if in := e.instrument(x.symbol); in != nil {
-			e.Listener.Trade(in, t)
-		}
-	}
-}
-
-// maxStats bounds the statistics (entry types) kept per instrument.
-const maxStats = 64
-
-func (e *Engine) statEntry(seq uint32, x *entry, hasType, hasSym bool) {
-	if !hasSym || len(x.symbol) == 0 || !hasType {
-		e.stats.BadEntries++
-		return
-	}
-	in := e.instrument(x.symbol)
-	if in == nil {
-		return
-	}
-	if x.hasRpt && !e.sequence(in, FamStats, x.rpt) {
-		return
-	}
-	e.stats.Statistics++
-	i := 0
-	for i < len(in.Stats) && in.Stats[i].Type != string(x.typ) {
-		i++
-	}
-	if x.hasAction && x.action == 2 {
-		if i < len(in.Stats) {
-			in.Stats = append(in.Stats[:i], in.Stats[i+1:]...)
-		}
-		return
-	}
-	if i == len(in.Stats) {
-		if i >= maxStats {
-			e.stats.BadEntries++
-			return
-		}
-		in.Stats = append(in.Stats, Stat{Type: string(x.typ)})
-	}
-	s := &in.Stats[i]
-	s.RptSeq, s.ChannelSeqNum = x.rpt, seq
-	if x.hasPx {
-		s.Px, s.HasPx = x.px, true
-	}
-	if x.hasSize {
-		s.Size, s.HasSz = x.size, true
-	}
-}
-
 func (e *Engine) countSnapshot(hasLast bool, last uint32) {
 	if !hasLast || last == 1 {
 		e.stats.Snapshots++
@@ -449,6 +408,7 @@ func (e *Engine) snapBegin(ch *channel, sym []byte, rpt int32, lastSeq uint32, f
 		ch.snapSym = append(ch.snapSym[:0], sym...)
 		ch.snapRpt, ch.snapLast = rpt, lastSeq
 		ch.snapEnts, ch.snapArena = ch.snapEnts[:0], ch.snapArena[:0]
+		ch.snapOther = ch.snapOther[:0]
 		return true
 	}
 	if !ch.snapOn || ch.snapBroken || string(sym) != string(ch.snapSym) {
@@ -491,6 +451,18 @@ func (e *Engine) snapEnd(ch *channel, last bool) {
 		return
 	}
 	e.stats.Snapshots++
+	switch ch.sfam {
+	case FamTrades:
+		if in, ok := e.inst[string(ch.snapSym)]; ok {
+			e.tradeSnapshot(ch, in)
+		}
+		return
+	case FamStats:
+		if in := e.instrument(ch.snapSym); in != nil {
+			e.statSnapshot(ch, in)
+		}
+		return
+	}
 	in := e.instrument(ch.snapSym)
 	if in == nil {
 		return
@@ -502,18 +474,18 @@ func (e *Engine) snapEnd(ch *channel, last bool) {
 	// RptSeq are applied; an older snapshot is not used (the next cycle is waited for).
 	rpt := ch.snapRpt
 	stale := b != nil && b.Stale()
-	var use bool
-	switch {
-	case b == nil:
-		use = true
-	case stale && len(in.queue) > 0:
-		use = int64(rpt)+1 >= int64(in.queue[0].rpt)
-	case stale:
-		use = rpt >= in.rpt[FamOrders]
-	default:
-		use = int64(rpt) > b.RptSeq()
+	var prev int64
+	if b != nil {
+		prev = b.RptSeq()
+		if stale {
+			prev = int64(in.rpt[FamOrders])
+		}
 	}
-	if !use {
+	var first int64
+	if len(in.queue) > 0 {
+		first = int64(in.queue[0].rpt)
+	}
+	if !snapshotReaches(b != nil, stale, int64(rpt), first, prev) {
 		if stale {
 			e.stats.SnapshotsOld++
 		}
@@ -525,27 +497,15 @@ func (e *Engine) snapEnd(ch *channel, last bool) {
 		return
 	}
 	b.SetRptSeq(int64(rpt))
-	b.SetStale(false)
 	// The held entries that follow the snapshot are applied while their RptSeqs run on;
 	// at another hole among them the book stays stale with the rest held.
-	next, kept := rpt+1, 0
-	for i, q := range in.queue {
-		switch {
-		case q.rpt < next:
-			continue
-		case q.rpt == next && !b.Stale():
-			e.applyOrder(b, q.clear, q.u)
-			b.SetRptSeq(int64(q.rpt))
-			next++
-			continue
-		}
-		b.SetStale(true)
-		kept = copy(in.queue, in.queue[i:])
-		break
-	}
-	clear(in.queue[kept:])
-	in.queue = in.queue[:kept]
-	if stale && !b.Stale() {
+	var hole bool
+	in.queue, _, hole = followOn(in.queue, rpt, func(q *queued) int32 { return q.rpt }, func(q *queued) {
+		e.applyOrder(b, q.clear, q.u)
+		b.SetRptSeq(int64(q.rpt))
+	})
+	b.SetStale(hole)
+	if stale && !hole {
 		e.stats.BooksRecovered++
 	}
 	in.started[FamOrders] = true

@@ -3,7 +3,6 @@ package moex
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"net/netip"
@@ -126,6 +125,17 @@ type Instrument struct {
 	// snapshot), in RptSeq order; the snapshot's successors are applied from it.
 	queue []queued
 
+	// TradesStale: a hole in the TLR RptSeq that nothing filled: its trades (wait.tholes)
+	// wait for a TLS snapshot (the trades after it are delivered as they come).
+	// TradesLost counts the trades of holes that no TLS snapshot carried any more.
+	TradesStale bool
+	TradesLost  uint64
+	// StatsStale: a hole in the MSR RptSeq that nothing filled; the later entries are
+	// held (wait.squeue) until an MSS snapshot replaces the statistics.
+	StatsStale bool
+	// wait holds what waits for TLS and MSS, made at the first hole.
+	wait *snapWaits
+
 	// Per connection family (OLR, TLR, MSR): last RptSeq applied, and holes.
 	rpt     [3]int32
 	started [3]bool
@@ -160,8 +170,15 @@ type ChannelStats struct {
 	ReplayRequests uint64 `json:"replay_requests"`
 	ReplayLate     uint64 `json:"replay_late"`
 	ReplayBusy     uint64 `json:"replay_busy"`
-	// SnapshotGaps counts the gaps of OLR left to the snapshot feed (OLS).
+	// SnapshotGaps counts the gaps of OLR, TLR and MSR left to the snapshot feeds (OLS,
+	// TLS, MSS).
 	SnapshotGaps uint64 `json:"snapshot_gaps"`
+	// Snapshot feeds: on TLS, TLSRecoveredTrades counts the trades of TLR holes taken
+	// from TLS snapshots and TradesLost those no TLS snapshot carried any more; on MSS,
+	// MSSRecovered counts the instruments whose statistics an MSS snapshot made whole.
+	TLSRecoveredTrades uint64 `json:"tls_recovered_trades,omitempty"`
+	TradesLost         uint64 `json:"trades_lost,omitempty"`
+	MSSRecovered       uint64 `json:"mss_recovered,omitempty"`
 	// Resets counts MsgSeqNum restarts at 1 (a new trading day, or the exchange's restart).
 	Resets uint64 `json:"resets"`
 }
@@ -205,6 +222,15 @@ type Stats struct {
 	SnapshotsOld   uint64 `json:"snapshots_old"`
 	QueuedEntries  uint64 `json:"queued_entries"`
 	QueueDropped   uint64 `json:"queue_dropped"`
+	// The same for trades (TLR holes waiting for TLS) and statistics (MSR holes waiting
+	// for MSS): TradeWaits and StatsWaits count the instruments that went stale,
+	// TradesRecovered and StatsRecovered those a snapshot made whole, TradesLost the
+	// trades no TLS snapshot carried any more.
+	TradeWaits      uint64 `json:"trade_waits"`
+	TradesRecovered uint64 `json:"trades_recovered"`
+	TradesLost      uint64 `json:"trades_lost"`
+	StatsWaits      uint64 `json:"stats_waits"`
+	StatsRecovered  uint64 `json:"stats_recovered"`
 }
 
 // Engine decodes the datagrams of one market's connections and keeps its instruments.
@@ -216,16 +242,20 @@ type Engine struct {
 	// (republish.go).
 	Listener Listener
 
-	market  *Market
-	opts    Options
-	routes  map[netip.AddrPort]route
-	chans   []*channel
-	inst    map[string]*Instrument
-	dec     *moexasts.Decoder
-	msg     moexasts.Message
-	trade   Trade
-	stats   Stats
-	session struct {
+	market *Market
+	opts   Options
+	routes map[netip.AddrPort]route
+	chans  []*channel
+	inst   map[string]*Instrument
+	dec    *moexasts.Decoder
+	msg    moexasts.Message
+	trade  Trade
+	// incr is each family's incremental connection (OLR, TLR, MSR), nil if none.
+	incr [3]*channel
+	// statSpare holds the statistics an MSS snapshot replaces (their types reused).
+	statSpare []Stat
+	stats     Stats
+	session   struct {
 		Has    bool
 		Status int32
 		ID     string
@@ -251,6 +281,7 @@ type pending struct {
 type channel struct {
 	conn *Connection
 	fam  int    // the RptSeq family of an incremental connection; -1 otherwise
+	sfam int    // the family of a snapshot connection (OLS, TLS, MSS); -1 otherwise
 	next uint32 // next MsgSeqNum expected; 0 before the first
 	// first is the CRC-32 of the datagram with MsgSeqNum 1 used, if any: another
 	// datagram 1 later is a reset (a new day), the same one a late copy.
@@ -268,6 +299,7 @@ type channel struct {
 	snapEnts   []book.OrderUpdate
 	snapArena  []byte
 	snapBroken bool
+	snapOther  []snapItem // TLS trades, MSS statistics (their IDs and types in snapArena)
 
 	// historical replay: the ranges asked (in flight, or failed: their hole is then a
 	// gap when it comes first), at most Options.ReplayInFlight; the requests the
@@ -318,7 +350,7 @@ func NewEngine(m *Market, opts Options) (*Engine, error) {
 		if len(cn.Lines) == 0 {
 			continue
 		}
-		ch := &channel{conn: cn, fam: family(cn.ID)}
+		ch := &channel{conn: cn, fam: family(cn.ID), sfam: snapFamily(cn.ID)}
 		for li, l := range cn.Lines {
 			if li > 1 {
 				break
@@ -329,6 +361,9 @@ func NewEngine(m *Market, opts Options) (*Engine, error) {
 			e.routes[l.Group] = route{ch: len(e.chans), line: li, src: l.Src}
 		}
 		e.chans = append(e.chans, ch)
+		if ch.fam >= 0 {
+			e.incr[ch.fam] = ch
+		}
 	}
 	if len(e.chans) == 0 {
 		return nil, fmt.Errorf("moex: market %s has no UDP connection", m.ID)
@@ -432,167 +467,4 @@ func (e *Engine) Datagram(src, dst netip.AddrPort, payload []byte, now int64) {
 	ch.held = slices.Insert(ch.held, i, pending{seq: seq, line: r.line, at: now, data: buf})
 	e.overflow(ch)
 	e.expire(ch, now)
-}
-
-func bySeq(a, b pending) int { return int(int64(a.seq) - int64(b.seq)) }
-
-func cmpSeq(p pending, seq uint32) int { return int(int64(p.seq) - int64(seq)) }
-
-// overflow gives up the first hole while ch holds more than its window: GapWindow, or
-// ReplayWindow while the hole is asked of the replay service (it is asked now if it can
-// be).
-func (e *Engine) overflow(ch *channel) {
-	for len(ch.held) > e.opts.GapWindow {
-		first := ch.held[0].seq
-		r := ch.covering(ch.next, first-1)
-		if r == nil && e.request(ch, ch.next, first-1) {
-			r = ch.covering(ch.next, first-1)
-		}
-		if r != nil && !r.failed && len(ch.held) <= e.opts.ReplayWindow {
-			return
-		}
-		e.gap(ch)
-	}
-}
-
-// Flush gives up every hole still waiting (the end of a capture or a live run).
-func (e *Engine) Flush() {
-	for _, ch := range e.chans {
-		for len(ch.held) > 0 {
-			e.gap(ch)
-		}
-	}
-}
-
-// expire deals with the first hole once it has waited GapWait: it is asked of the
-// replay service if it can be (then it waits for the answer), else it is a gap. A hole
-// whose request failed is a gap at once.
-func (e *Engine) expire(ch *channel, now int64) {
-	for len(ch.held) > 0 {
-		first := ch.held[0].seq
-		if len(ch.reqs) > 0 {
-			ch.prune()
-			if r := ch.covering(ch.next, first-1); r != nil {
-				if !r.failed {
-					return // asked: the answer, line B or a full window ends the wait
-				}
-				e.gap(ch)
-				continue
-			}
-		}
-		if now-ch.held[0].at < e.opts.GapWait {
-			return
-		}
-		if e.request(ch, ch.next, first-1) {
-			return
-		}
-		if ch.inflight > 0 && e.replayable(ch, ch.next, first-1) && len(ch.held) <= e.opts.ReplayWindow {
-			return // every worker busy: wait for one
-		}
-		e.gap(ch)
-	}
-}
-
-// gap gives up the hole before the first held datagram: it is counted as a gap and the
-// connection goes on from that datagram.
-func (e *Engine) gap(ch *channel) {
-	first := ch.held[0].seq
-	if ch.fam == FamOrders {
-		ch.stats.SnapshotGaps++
-	}
-	ch.stats.Gaps++
-	ch.stats.Missed += uint64(first - ch.next)
-	ch.snapBroken = ch.snapOn
-	ch.next = first
-	ch.prune()
-	e.drain(ch)
-}
-
-// reset starts ch's numbering again (MsgSeqNum 1 after higher numbers: a new trading
-// day): the held datagrams are dropped and, for an incremental connection, the
-// instruments' RptSeqs of its family start again, their order books emptied.
-func (e *Engine) reset(ch *channel) {
-	ch.stats.Resets++
-	for _, p := range ch.held {
-		ch.spare = append(ch.spare, p.data)
-	}
-	ch.held = ch.held[:0]
-	ch.next = 0
-	ch.hasFirst = false
-	ch.reqs = ch.reqs[:0]
-	ch.gen++
-	ch.scanned = 0
-	ch.snapOn = false
-	if ch.fam < 0 {
-		return
-	}
-	for _, in := range e.inst {
-		in.started[ch.fam], in.rpt[ch.fam] = false, 0
-		switch ch.fam {
-		case FamOrders:
-			in.queue = in.queue[:0]
-			if in.Book != nil {
-				in.Book.Clear()
-				in.Book.SetRptSeq(0)
-				in.Book.SetStale(false)
-				if e.Listener != nil {
-					e.Listener.Book(in)
-				}
-			}
-		case FamStats:
-			in.Stats = in.Stats[:0]
-		}
-	}
-}
-
-// family returns the RptSeq family of an incremental connection, -1 for any other.
-func family(conn string) int {
-	switch conn {
-	case "OLR":
-		return FamOrders
-	case "TLR":
-		return FamTrades
-	case "MSR":
-		return FamStats
-	}
-	return -1
-}
-
-// drain uses the held datagrams that follow on.
-func (e *Engine) drain(ch *channel) {
-	i := 0
-	for ; i < len(ch.held) && ch.held[i].seq <= ch.next; i++ {
-		p := ch.held[i]
-		if p.seq == ch.next {
-			e.use(ch, p.seq, p.data)
-		} else {
-			ch.stats.Duplicates++
-		}
-		ch.spare = append(ch.spare, p.data)
-	}
-	if i > 0 {
-		ch.held = ch.held[:copy(ch.held, ch.held[i:])]
-	}
-}
-
-var errTrailing = errors.New("bytes after the message")
-
-// use decodes and applies the datagram with MsgSeqNum seq, the next of its connection.
-func (e *Engine) use(ch *channel, seq uint32, payload []byte) {
-	ch.next = seq + 1
-	if seq == 1 {
-		ch.first, ch.hasFirst = crc32.ChecksumIEEE(payload), true
-	}
-	ch.stats.Messages++
-	e.dec.Reset()
-	n, err := e.dec.Decode(payload[4:], &e.msg)
-	if err != nil {
-		e.stats.DecodeErrors++
-		ch.snapBroken = ch.snapOn
-		return
-	}
-	if n != len(payload)-4 {
-		e.stats.Trailing++
-	}
-	e.apply(ch, seq)
 }

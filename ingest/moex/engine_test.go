@@ -229,6 +229,15 @@ func FuzzEngine(f *testing.F) {
 	x := newExchange(f, m, &buf, 4)
 	x.orderStep([]string{"SBER"}, 2)
 	x.snapshot("SBER", 1)
+	// TLS and MSS snapshots (their entries are used now): one of each.
+	x.send("TLS", &moexasts.Message{ID: moexasts.IDWTLSFOND, WTLSFOND: moexasts.WTLSFOND{Symbol: []byte("SBER"), RptSeq: 2,
+		HasLastFragment: true, LastFragment: 1, HasRouteFirst: true, RouteFirst: 1,
+		GroupMDEntries: []moexasts.WTLSFONDGroupMDEntries{{MDEntryType: []byte("z"), MDEntryID: []byte("7"), HasMDEntryID: true,
+			MDEntryPx: dec(100, -2), HasMDEntryPx: true, MDEntrySize: dec(3, 0), HasMDEntrySize: true}}}})
+	x.send("MSS", &moexasts.Message{ID: moexasts.IDWGeneric, WGeneric: moexasts.WGeneric{Symbol: []byte("SBER"), RptSeq: 1,
+		HasLastFragment: true, LastFragment: 1, HasRouteFirst: true, RouteFirst: 1,
+		GroupMDEntries: []moexasts.WGenericGroupMDEntries{{MDEntryType: []byte("B"), HasMDEntryType: true,
+			MDEntrySize: dec(3, 0), HasMDEntrySize: true}}}})
 	x.close()
 	r, err := replay.NewReader(bytes.NewReader(buf.Bytes()), nil)
 	if err != nil {

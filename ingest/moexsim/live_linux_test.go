@@ -37,6 +37,7 @@ type liveOpts struct {
 	Steps         int           // default 3000
 	Linger        time.Duration // default 400ms
 	NewDayAfter   int
+	TLSTrades     int // moex-sim's Config.TLSTrades
 }
 
 // waited is what the engine did while one replay request was out.
@@ -128,7 +129,7 @@ func runLive(t *testing.T, lo liveOpts) *liveRun {
 	}
 	defer out.Close()
 	x, err := New(Config{Market: m, Instruments: 8, Seed: 5, BLag: 1, Loss: loss, Username: "demo", Password: "demo",
-		ReplayDelay: lo.ReplayDelay}, out)
+		ReplayDelay: lo.ReplayDelay, TLSTrades: lo.TLSTrades}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,4 +339,40 @@ func TestLiveNewDay(t *testing.T) {
 		t.Errorf("no line-A loss filled by B: %+v", c)
 	}
 	t.Logf("OLR %+v; trades %d", lr.e.Channels()["OLR"], lr.x.Stats().Trades)
+}
+
+// TestLiveSnapshotFeeds: moex-sim -> ingest live with bursts of 60 datagrams lost on
+// both lines of OLR, TLR and MSR (longer than the 50 asked of the replay service), with
+// line-A and short both-line losses too: the books wait for OLS, the trades of the TLR
+// holes come from the TLS snapshots (moex-sim's carry 400 trades: enough), the
+// statistics of the MSR holes from MSS. The books equal the ground truth, the trade list
+// is complete (none twice, each instrument's in RptSeq order), the statistics equal
+// moex-sim's, and the TLS and MSS recoveries are counted.
+func TestLiveSnapshotFeeds(t *testing.T) {
+	lr := runLive(t, liveOpts{Loss: Loss{EveryA: 5, EveryBoth: 37, BurstEvery: 200, BurstFirst: 150, BurstLen: 60,
+		BurstConns: []string{"OLR", "TLR", "MSR"}}, TLSTrades: 400})
+	if got, want := engineBooks(t, lr.e), groundTruth(t, lr.x); got != want {
+		t.Errorf("books differ:\n got %s\nwant %s", got, want)
+	}
+	checkStatistics(t, lr.x, lr.e)
+	st, ch, xs := lr.e.Stats(), lr.e.Channels(), lr.x.Stats()
+	fromSnap := checkTradesRecovered(t, lr.trades, lr.x.Trades(), st.TradesLost)
+	for _, id := range []string{"OLR", "TLR", "MSR"} {
+		if c := ch[id]; c.SnapshotGaps == 0 || c.RecoveredAB == 0 || c.RecoveredReplay == 0 || xs.LostBoth[id] == 0 {
+			t.Errorf("%s: %+v (exchange %+v)", id, c, xs)
+		}
+	}
+	tls, mss := ch["TLS"], ch["MSS"]
+	if st.TradesLost != 0 || tls.TLSRecoveredTrades == 0 || fromSnap != tls.TLSRecoveredTrades || st.TradesRecovered == 0 {
+		t.Errorf("TLS %+v; engine %+v", tls, st)
+	}
+	if st.BooksRecovered == 0 || mss.MSSRecovered == 0 || st.StatsRecovered != st.StatsWaits {
+		t.Errorf("MSS %+v; engine %+v", mss, st)
+	}
+	for _, in := range lr.e.Instruments() {
+		if in.TradesStale || in.StatsStale {
+			t.Errorf("%s still waiting: trades %v statistics %v", in.Symbol, in.TradesStale, in.StatsStale)
+		}
+	}
+	t.Logf("TLR %+v; TLS recovered %d; MSS recovered %d; books recovered %d; trades %d", ch["TLR"], tls.TLSRecoveredTrades, mss.MSSRecovered, st.BooksRecovered, xs.Trades)
 }
