@@ -82,6 +82,13 @@ func (p *Publisher) definition(i int) {
 	c.seq++
 	p.st.Definitions++
 	p.emit(p.defs, b, c.seq, true)
+	if x := p.ext; x != nil && x.open[i] && x.books[i].Stale() {
+		// A handler that joined after the source said "stale" learns it here, within a
+		// definitions cycle: the status is repeated on the instrument's channel while the
+		// source's book stays stale.
+		p.flushTick()
+		p.statusText(i, StatusStale, textStale)
+	}
 }
 
 // status sends the SecurityStatus (open) of instrument i.

@@ -186,3 +186,57 @@ func TestSource(t *testing.T) {
 		t.Errorf("ChannelOf(GAZP) = %q %v", ch, ok)
 	}
 }
+
+// TestSourceStaleRepeated: while a Source's book is stale, each definitions cycle repeats
+// its SecurityStatus 20 on the instrument's channel (a handler that joined after the first
+// learns it); once ready again, it is not repeated.
+func TestSourceStaleRepeated(t *testing.T) {
+	var sber int
+	idle := func(*Publisher) error { time.Sleep(4 * time.Millisecond); return nil }
+	steps := []func(*Publisher) error{
+		func(p *Publisher) (err error) {
+			sber, err = p.AddInstrument(Instrument{Symbol: "SBER", PriceExp: -2, Tick: 1})
+			return err
+		},
+		func(p *Publisher) error { p.SetLevel(sber, book.Bid, 10125, 300, 2); p.SetStale(sber, true); return nil },
+	}
+	for range 5 {
+		steps = append(steps, idle)
+	}
+	steps = append(steps, func(p *Publisher) error { p.SetStale(sber, false); return nil })
+	for range 5 {
+		steps = append(steps, idle)
+	}
+	p, err := New(Config{Templates: loadTemplates(t), Source: &scriptSource{steps: steps}, DefinitionsInterval: 2 * time.Millisecond,
+		Heartbeat: time.Hour, Linger: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &captureWriter{}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.run(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	codec := newCodec(t)
+	var statuses []uint32
+	for _, d := range w.datagrams() {
+		if _, kind, err := DecodeDatagram(codec, d.data); err == nil && kind == md.KindStatus {
+			statuses = append(statuses, codec.Status.TradingStatus)
+		}
+	}
+	// The opening status (17), the first 20, at least one repeat, the 17, and no 20 after it.
+	last17 := -1
+	n20 := 0
+	for i, s := range statuses {
+		switch s {
+		case StatusStale:
+			n20++
+		case StatusReady:
+			last17 = i
+		}
+	}
+	if n20 < 2 || last17 != len(statuses)-1 {
+		t.Errorf("statuses %v: want the 20 repeated while stale and none after the last 17", statuses)
+	}
+}
