@@ -198,7 +198,11 @@ func TestSourceStaleRepeated(t *testing.T) {
 			sber, err = p.AddInstrument(Instrument{Symbol: "SBER", PriceExp: -2, Tick: 1})
 			return err
 		},
-		func(p *Publisher) error { p.SetLevel(sber, book.Bid, 10125, 300, 2); p.SetStale(sber, true); return nil },
+		func(p *Publisher) error {
+			p.SetLevel(sber, book.Bid, 10125, 300, 2)
+			p.SetStale(sber, true)
+			return nil
+		},
 	}
 	for range 5 {
 		steps = append(steps, idle)
