@@ -454,3 +454,28 @@ func diffLevels(name string, a, b []DumpLevel) string {
 	}
 	return ""
 }
+
+// DumpDepth is DumpOf cut to depth levels a side (0: all), the levels cut before they are
+// formatted: a page showing the top of a deep book pays only for its top.
+func DumpDepth(symbol string, v View, depth int) DumpBook {
+	if depth <= 0 {
+		return DumpOf(symbol, v)
+	}
+	b := DumpBook{Symbol: symbol, RptSeq: v.RptSeq(), Stale: v.Stale()}
+	var levels []Level
+	for _, side := range [2]Side{Bid, Ask} {
+		levels = v.AppendLevels(levels[:0], side)
+		levels = levels[:min(depth, len(levels))]
+		out := make([]DumpLevel, len(levels))
+		for i, l := range levels {
+			out[i] = DumpLevel{Price: string(FormatDecimal(nil, l.Price, v.PriceExp())),
+				Size: string(FormatDecimal(nil, l.Size, v.SizeExp())), Orders: l.Orders}
+		}
+		if side == Bid {
+			b.Bids = out
+		} else {
+			b.Asks = out
+		}
+	}
+	return b
+}

@@ -328,3 +328,28 @@ func FuzzReadDump(f *testing.F) {
 		}
 	})
 }
+
+// TestDumpDepth: depth 0 is DumpOf; a depth cuts each side to its best levels, formatted
+// as DumpOf formats them.
+func TestDumpDepth(t *testing.T) {
+	b, err := NewMBP(Config{PriceExp: -2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, px := range []int64{10125, 10120, 10110} {
+		if err := b.Apply(Update{Action: ActionNew, Type: EntryBid, Price: px, Size: int64(100 * (i + 1)), Orders: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Apply(Update{Action: ActionNew, Type: EntryOffer, Price: 10130, Size: 50, Orders: 2}); err != nil {
+		t.Fatal(err)
+	}
+	full := DumpOf("SBER", b)
+	if d := DumpDepth("SBER", b, 0); len(d.Bids) != 3 || d.Bids[2] != full.Bids[2] {
+		t.Errorf("depth 0: %+v, want %+v", d, full)
+	}
+	d := DumpDepth("SBER", b, 2)
+	if len(d.Bids) != 2 || d.Bids[0] != full.Bids[0] || d.Bids[1] != full.Bids[1] || len(d.Asks) != 1 || d.Asks[0] != full.Asks[0] {
+		t.Errorf("depth 2: %+v, want the top two of %+v", d, full)
+	}
+}

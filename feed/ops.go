@@ -164,7 +164,7 @@ func (e *Engine) DumpSymbols(symbols []string, depth int) book.Dump {
 			empty.SetStale(in.isStale())
 			v = empty
 		}
-		d = append(d, dumpOf(s, v, depth))
+		d = append(d, book.DumpDepth(s, v, depth))
 	}
 	return d
 }
@@ -204,29 +204,4 @@ func (e *Engine) LatencyCopy(ctx context.Context, channel string, stage Stage) (
 		}
 	})
 	return snap, err
-}
-
-// dumpOf is book.DumpOf cut to depth levels a side (0: all) before the levels are
-// formatted: a deep book costs the page only its top.
-func dumpOf(symbol string, v book.View, depth int) book.DumpBook {
-	if depth <= 0 {
-		return book.DumpOf(symbol, v)
-	}
-	b := book.DumpBook{Symbol: symbol, RptSeq: v.RptSeq(), Stale: v.Stale()}
-	var levels []book.Level
-	for _, side := range [2]book.Side{book.Bid, book.Ask} {
-		levels = v.AppendLevels(levels[:0], side)
-		levels = levels[:min(depth, len(levels))]
-		out := make([]book.DumpLevel, len(levels))
-		for i, l := range levels {
-			out[i] = book.DumpLevel{Price: string(book.FormatDecimal(nil, l.Price, v.PriceExp())),
-				Size: string(book.FormatDecimal(nil, l.Size, v.SizeExp())), Orders: l.Orders}
-		}
-		if side == book.Bid {
-			b.Bids = out
-		} else {
-			b.Asks = out
-		}
-	}
-	return b
 }

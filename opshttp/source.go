@@ -248,28 +248,3 @@ func pageCounters(st *State) map[string]any {
 	}
 	return m
 }
-
-// DumpDepth is book.DumpOf cut to depth levels a side (0: all), the levels cut before
-// they are formatted: a Source's copy of a deep book for the page costs only its top.
-func DumpDepth(symbol string, v book.View, depth int) book.DumpBook {
-	if depth <= 0 {
-		return book.DumpOf(symbol, v)
-	}
-	b := book.DumpBook{Symbol: symbol, RptSeq: v.RptSeq(), Stale: v.Stale()}
-	var levels []book.Level
-	for _, side := range [2]book.Side{book.Bid, book.Ask} {
-		levels = v.AppendLevels(levels[:0], side)
-		levels = levels[:min(depth, len(levels))]
-		out := make([]book.DumpLevel, len(levels))
-		for i, l := range levels {
-			out[i] = book.DumpLevel{Price: string(book.FormatDecimal(nil, l.Price, v.PriceExp())),
-				Size: string(book.FormatDecimal(nil, l.Size, v.SizeExp())), Orders: l.Orders}
-		}
-		if side == book.Bid {
-			b.Bids = out
-		} else {
-			b.Asks = out
-		}
-	}
-	return b
-}

@@ -51,7 +51,7 @@ func (g *gatewaySource) Read(ctx context.Context, req opshttp.Request) (opshttp.
 			}
 		}
 		if len(syms) > 0 {
-			st.Books = g.cons.DumpSymbols(syms, req.Depth, opshttp.DumpDepth)
+			st.Books = g.cons.DumpSymbols(syms, req.Depth, book.DumpDepth)
 			st.Last = map[string]opshttp.LastTrade{}
 			for _, b := range st.Books {
 				if t, ok := g.cons.LastTrade(b.Symbol); ok {
@@ -128,7 +128,7 @@ func (s *ingestSource) Read(ctx context.Context, req opshttp.Request) (opshttp.S
 			if !ok || in.Book == nil {
 				continue
 			}
-			st.Books = append(st.Books, opshttp.DumpDepth(sym, in.Book, req.Depth))
+			st.Books = append(st.Books, book.DumpDepth(sym, in.Book, req.Depth))
 			if in.Trades > 0 {
 				st.Last[sym] = lastTrade(in.LastPx.Mantissa, int(in.LastPx.Exponent), in.LastSize.Mantissa, int(in.LastSize.Exponent),
 					in.HasLastSize, in.Trades)

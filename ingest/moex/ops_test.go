@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"fastfeed/opshttp"
+	"fastfeed/book"
 	"fastfeed/replay"
 )
 
@@ -123,7 +123,7 @@ func BenchmarkOpsRead(b *testing.B) {
 			}
 			for _, s := range watched {
 				in, _ := e.Instrument(s)
-				_ = opshttp.DumpDepth(s, in.Book, 10)
+				_ = book.DumpDepth(s, in.Book, 10)
 			}
 		}
 	})
