@@ -275,9 +275,9 @@ func (p *Publisher) clock(epoch time.Time) {
 	p.wall = t.UnixNano()
 }
 
-func (p *Publisher) loop(ctx context.Context) error {
-	cfg := &p.cfg
-	epoch := time.Now()
+// begin starts the clock at epoch, sends what goes out before the data (startup) and
+// logs the start; both loops begin with it.
+func (p *Publisher) begin(ctx context.Context, epoch time.Time) error {
 	p.clock(epoch)
 	p.startup(ctx)
 	p.send()
@@ -286,6 +286,15 @@ func (p *Publisher) loop(ctx context.Context) error {
 	}
 	p.clock(epoch)
 	p.logStart()
+	return nil
+}
+
+func (p *Publisher) loop(ctx context.Context) error {
+	cfg := &p.cfg
+	epoch := time.Now()
+	if err := p.begin(ctx, epoch); err != nil {
+		return err
+	}
 
 	dataStart := p.now
 	p.snap.start = p.now

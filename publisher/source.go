@@ -336,14 +336,9 @@ func (p *Publisher) queueEntry(i int, e md.Entry) {
 func (p *Publisher) loopSource(ctx context.Context) error {
 	cfg := &p.cfg
 	epoch := time.Now()
-	p.clock(epoch)
-	p.startup(ctx)
-	p.send()
-	if p.err != nil {
-		return p.err
+	if err := p.begin(ctx, epoch); err != nil {
+		return err
 	}
-	p.clock(epoch)
-	p.logStart()
 	dataStart := p.now
 	p.snap.start = p.now
 	var lingerEnd time.Duration

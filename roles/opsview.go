@@ -51,7 +51,7 @@ func (g *gatewaySource) Read(ctx context.Context, req opshttp.Request) (opshttp.
 			}
 		}
 		if len(syms) > 0 {
-			st.Books = g.cons.DumpSymbols(syms, req.Depth, book.DumpDepth)
+			st.Books = g.cons.DumpSymbols(syms, req.Depth)
 			st.Last = map[string]opshttp.LastTrade{}
 			for _, b := range st.Books {
 				if t, ok := g.cons.LastTrade(b.Symbol); ok {

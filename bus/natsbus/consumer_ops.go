@@ -74,9 +74,8 @@ func (c *Consumer) Symbols() []string {
 }
 
 // DumpSymbols is Dump restricted to symbols (unknown ones left out) and cut to depth
-// levels a side (0: all), each line as Dump gives it. cut converts one book; nil is
-// book.DumpOf with the levels cut after. Call it through Do.
-func (c *Consumer) DumpSymbols(symbols []string, depth int, cut func(string, book.View, int) book.DumpBook) book.Dump {
+// levels a side (0: all; book.DumpDepth). Call it through Do.
+func (c *Consumer) DumpSymbols(symbols []string, depth int) book.Dump {
 	syms := append([]string(nil), symbols...)
 	sort.Strings(syms)
 	var d book.Dump
@@ -96,15 +95,7 @@ func (c *Consumer) DumpSymbols(symbols []string, depth int, cut func(string, boo
 			}
 			v = empty
 		}
-		var line book.DumpBook
-		if cut != nil {
-			line = cut(in.symbol, v, depth)
-		} else {
-			line = book.DumpOf(in.symbol, v)
-			if depth > 0 {
-				line.Bids, line.Asks = line.Bids[:min(depth, len(line.Bids))], line.Asks[:min(depth, len(line.Asks))]
-			}
-		}
+		line := book.DumpDepth(in.symbol, v, depth)
 		line.RptSeq = int64(in.rptSeq)
 		line.Stale = !in.synced || in.stale
 		d = append(d, line)
