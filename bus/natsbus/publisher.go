@@ -69,6 +69,7 @@ type PublisherStats struct {
 	Reconnects    uint64 `json:"nats_reconnects"`
 	Resnapshots   uint64 `json:"nats_resnapshots"`   // Ws published to resynchronise (conflation, reconnect, request)
 	SnapRequests  uint64 `json:"nats_snap_requests"` // snapreq messages received
+	StreamErrors  uint64 `json:"nats_stream_errors"` // failed checks of the last-value cache stream (JetStream unavailable)
 }
 
 // Publisher publishes an engine's events on NATS. Register OnEvent as a feed
@@ -98,20 +99,27 @@ type Publisher struct {
 	reqMu     sync.Mutex
 	reqs      map[string]bool // subject's symbol token -> requested
 
+	// The stream keeper (keepStream) checks the last-value cache stream on its own
+	// goroutine: a JetStream request can wait seconds (a cluster electing a stream
+	// leader), and the writer must go on publishing meanwhile.
+	streamKick chan struct{} // a reconnection: check the stream now
+	refill     atomic.Bool   // the stream is (again) available: write every book's W
+
 	// Writer only.
-	buf      []byte
-	entries  []md.Entry
-	pending  []*snapshot // resync Ws, sent once the ring's tail reaches barrier
-	barrier  uint64
-	streamOK bool
+	buf     []byte
+	entries []md.Entry
+	pending []*snapshot // resync Ws, sent once the ring's tail reaches barrier
+	barrier uint64
 
 	stats struct {
 		messages, bytes, entries, snapshots, statuses, conflations, dropped atomic.Uint64
 		publishErrors, disconnects, reconnects, resnapshots, snapRequests   atomic.Uint64
+		streamErrors                                                        atomic.Uint64
 	}
-	cancel context.CancelFunc
-	done   chan struct{}
-	sub    *nats.Subscription
+	cancel     context.CancelFunc
+	done       chan struct{}
+	keeperDone chan struct{}
+	sub        *nats.Subscription
 }
 
 // pubInst is the publisher's state of one instrument.
@@ -169,18 +177,21 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	}
 	return &Publisher{cfg: cfg, nc: cfg.Conn, log: cfg.Logger, ring: spsc.New[item](cfg.QueueSize),
 		insts: map[string]*pubInst{}, wake: make(chan struct{}, 1), reqs: map[string]bool{},
-		buf: make([]byte, 0, 4096)}, nil
+		streamKick: make(chan struct{}, 1), buf: make([]byte, 0, 4096)}, nil
 }
 
 // Start creates the last-value cache stream (unless NoStream), listens for snapshot
-// requests and starts the writer. It returns when ctx ends or Stop is called.
+// requests and starts the writer. If the stream cannot be created yet (a forming
+// cluster), Start goes on and a keeper goroutine retries; the Ws are published all the
+// same (core NATS), and every book's W is written again once the stream is there.
 func (p *Publisher) Start(ctx context.Context) error {
+	streamOK := true
 	if !p.cfg.NoStream {
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, streamTimeout)
 		if err := EnsureStream(sctx, p.nc, *p.cfg.Stream); err != nil {
-			p.log.Warn("NATS last-value cache not ready yet (a forming cluster?); retrying every snapshot period", "err", err)
-		} else {
-			p.streamOK = true
+			p.stats.streamErrors.Add(1)
+			p.log.Warn("NATS last-value cache not ready yet (a forming cluster?); retrying", "err", err)
+			streamOK = false
 		}
 		cancel()
 	}
@@ -201,10 +212,20 @@ func (p *Publisher) Start(ctx context.Context) error {
 		p.log.Info("NATS reconnected; sending fresh snapshots", "server", nc.ConnectedUrlRedacted())
 		p.reconnect.Store(true)
 		p.signal()
+		select {
+		case p.streamKick <- struct{}{}:
+		default:
+		}
 	})
 	ctx, p.cancel = context.WithCancel(ctx)
 	p.done = make(chan struct{})
+	p.keeperDone = make(chan struct{})
 	go p.run(ctx)
+	if p.cfg.NoStream {
+		close(p.keeperDone)
+	} else {
+		go p.keepStream(ctx, streamOK)
+	}
 	return nil
 }
 
@@ -274,6 +295,7 @@ func (p *Publisher) Stop() {
 	}
 	p.cancel()
 	<-p.done
+	<-p.keeperDone
 	if p.sub != nil {
 		_ = p.sub.Unsubscribe()
 	}
@@ -286,7 +308,8 @@ func (p *Publisher) Stats() PublisherStats {
 	return PublisherStats{Messages: s.messages.Load(), Bytes: s.bytes.Load(), Entries: s.entries.Load(),
 		Snapshots: s.snapshots.Load(), Statuses: s.statuses.Load(), Conflations: s.conflations.Load(),
 		Dropped: s.dropped.Load(), PublishErrors: s.publishErrors.Load(), Disconnects: s.disconnects.Load(),
-		Reconnects: s.reconnects.Load(), Resnapshots: s.resnapshots.Load(), SnapRequests: s.snapRequests.Load()}
+		Reconnects: s.reconnects.Load(), Resnapshots: s.resnapshots.Load(), SnapRequests: s.snapRequests.Load(),
+		StreamErrors: s.streamErrors.Load()}
 }
 
 // OnEvent is the feed subscription callback (engine goroutine): it queues the event.

@@ -29,7 +29,7 @@ func (p *Publisher) run(ctx context.Context) {
 			periodic = true
 		default:
 		}
-		if p.resync.Load() || p.reconnect.Load() || p.requested.Load() || periodic {
+		if p.resync.Load() || p.reconnect.Load() || p.requested.Load() || p.refill.Load() || periodic {
 			if p.nc.IsConnected() {
 				p.takeSnapshots(ctx, periodic)
 				periodic = false
@@ -48,7 +48,7 @@ func (p *Publisher) run(ctx context.Context) {
 			continue
 		}
 		p.parked.Store(true)
-		if p.ring.Len() > 0 || p.resync.Load() || p.reconnect.Load() || p.requested.Load() {
+		if p.ring.Len() > 0 || p.resync.Load() || p.reconnect.Load() || p.requested.Load() || p.refill.Load() {
 			p.parked.Store(false)
 			if !p.nc.IsConnected() && p.ring.Len() == 0 {
 				// NATS away with instruments to resynchronise: wait for it.
@@ -94,18 +94,8 @@ func (p *Publisher) drain() {
 // of those that changed since their last W.
 func (p *Publisher) takeSnapshots(ctx context.Context, periodic bool) {
 	all := p.reconnect.Swap(false)
-	if (all || (periodic && !p.streamOK)) && !p.cfg.NoStream {
-		// A restarted server may have lost the stream.
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := EnsureStream(sctx, p.nc, *p.cfg.Stream)
-		cancel()
-		if err == nil && !p.streamOK {
-			all = true // the cache is new: fill it
-		}
-		p.streamOK = err == nil
-		if err != nil {
-			p.log.Warn("NATS last-value cache stream", "err", err)
-		}
+	if p.refill.Swap(false) {
+		all = true // the cache is new: fill it
 	}
 	p.resync.Store(false)
 	var reqs map[string]bool
@@ -238,6 +228,54 @@ func (p *Publisher) publishQueued() {
 		p.ring.Pop(k)
 		if p.publish(in, in.mdSubj, p.buf) {
 			p.stats.entries.Add(uint64(k))
+		}
+	}
+}
+
+// streamTimeout bounds one check of the last-value cache stream.
+const streamTimeout = 2 * time.Second
+
+// keepStream is the stream keeper: it checks the last-value cache stream after every
+// reconnection (a restarted server may have lost it) and, while it is unavailable, every
+// snapshot period (at least every second). When the stream becomes available again, or
+// is checked after a reconnection, it has the writer write every book's W into it. It never blocks the writer: a JetStream
+// request may wait seconds while a cluster elects a stream leader.
+func (p *Publisher) keepStream(ctx context.Context, ok bool) {
+	defer close(p.keeperDone)
+	every := max(p.cfg.SnapshotEvery, time.Second)
+	for {
+		var retry <-chan time.Time
+		if !ok {
+			retry = time.After(every)
+		}
+		kicked := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.streamKick:
+			kicked = true
+		case <-retry:
+		}
+		sctx, cancel := context.WithTimeout(ctx, streamTimeout)
+		err := EnsureStream(sctx, p.nc, *p.cfg.Stream)
+		cancel()
+		switch {
+		case err != nil:
+			p.stats.streamErrors.Add(1)
+			if ok && ctx.Err() == nil {
+				p.log.Warn("NATS last-value cache stream unavailable; retrying", "err", err)
+			}
+			ok = false
+		case !ok || kicked:
+			// Unavailable until now, or after a reconnection to a server that may
+			// have lost the stream: the Ws the writer sent meanwhile may be missing
+			// from it.
+			if !ok {
+				p.log.Info("NATS last-value cache stream available; writing every book's W")
+			}
+			ok = true
+			p.refill.Store(true)
+			p.signal()
 		}
 	}
 }
