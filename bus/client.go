@@ -264,7 +264,8 @@ func (r *request) snapshots(dump book.Dump, now int64) []queued {
 }
 
 // check returns why the request cannot be served with the instruments of dump, or nil.
-func (r *request) check(dump book.Dump) *md.MarketDataReject {
+// With hold, a wildcard that matches nothing yet is served (Config.HoldWildcards).
+func (r *request) check(dump book.Dump, hold bool) *md.MarketDataReject {
 	c := r.c
 	for _, p := range r.patterns {
 		matched, entitled := 0, 0
@@ -280,6 +281,8 @@ func (r *request) check(dump book.Dump) *md.MarketDataReject {
 		}
 		exact := !isWildcard(string(p))
 		switch {
+		case matched == 0 && !exact && hold:
+			// Served as its instruments appear.
 		case matched == 0 && exact:
 			return &md.MarketDataReject{MDReqID: r.id, Reason: md.RejectUnknownSymbol, Text: fmt.Sprintf("unknown symbol %q", string(p))}
 		case matched == 0:
@@ -496,7 +499,7 @@ func (c *client) request(req md.MarketDataRequest) {
 	var out []queued
 	err := c.b.src.Do(c.ctx, func() {
 		dump := c.b.src.Dump()
-		if rej = r.check(dump); rej != nil {
+		if rej = r.check(dump, subscribe && c.b.cfg.HoldWildcards); rej != nil {
 			return
 		}
 		out = r.snapshots(dump, time.Now().UnixNano())

@@ -91,6 +91,13 @@ type Config struct {
 	// and logs their messages to files.
 	Persistence fixsession.Persistence
 
+	// HoldWildcards accepts a wildcard request ("*", a prefix such as "SB*", a channel)
+	// that matches no instrument yet, and serves the instruments as they appear, instead
+	// of rejecting it with "no instrument matches". A gateway sets it: it learns its
+	// instruments from NATS, and an OMS may subscribe before the first of them arrives
+	// (a gateway restarted before the open). Entitlements still apply per instrument.
+	HoldWildcards bool
+
 	// Logger receives client logons, logouts, rejects and evictions; nil discards them.
 	Logger *slog.Logger
 }

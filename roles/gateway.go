@@ -97,6 +97,7 @@ func Gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer cons.Stop()
 	bc.ChannelOf = cons.ChannelOf
+	bc.HoldWildcards = true // instruments arrive from NATS, maybe after the OMS's request
 	bc.Logger = log
 	b, err := bus.NewFromSource(cons, bc)
 	if err != nil {

@@ -147,6 +147,7 @@ func sumConsumerStats(a *natsbus.ConsumerStats, b natsbus.ConsumerStats) {
 	a.Gaps += b.Gaps
 	a.Resyncs += b.Resyncs
 	a.LVCReads += b.LVCReads
+	a.LVCErrors += b.LVCErrors
 	a.SnapRequests += b.SnapRequests
 	a.Stale += b.Stale
 	a.Buffered += b.Buffered

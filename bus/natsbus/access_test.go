@@ -1,6 +1,7 @@
 package natsbus
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -227,4 +228,88 @@ func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
 		}
 	}
 	return ca, cert, key
+}
+
+// TestGatewayEarlySubscriber: OMS clients subscribe to a gateway before any instrument
+// has reached it over NATS (a gateway restarted before the open). Their wildcard
+// requests are held and served as the instruments arrive, entitlements applied; a
+// snapshot-only request matching nothing is still refused.
+func TestGatewayEarlySubscriber(t *testing.T) {
+	srv, err := StartServer(ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := ConnConfig{URL: srv.URL()}.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	src, err := NewConsumer(ConsumerConfig{Conn: nc, Logger: logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := src.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(src.Stop)
+	gw, err := bus.NewFromSource(src, bus.Config{Listen: "127.0.0.1:0", ChannelOf: src.ChannelOf, Logger: logger(), SlowLimit: time.Minute,
+		HoldWildcards: true,
+		Users: []bus.User{{Username: "alice", Password: "alice-pw", Entitlements: []feed.Pattern{"*"}},
+			{Username: "bob", Password: "bob-pw", Entitlements: []feed.Pattern{"SBER", "G*"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Stop)
+	clients := map[string]*bus.Client{}
+	for u, pattern := range map[string]string{"alice": "*", "bob": "G*"} {
+		cl, err := bus.NewClient(bus.ClientConfig{Connect: gw.Addr(), SenderCompID: strings.ToUpper(u), Username: u, Password: u + "-pw"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		if err := cl.Subscribe(u+"1", pattern); err != nil {
+			t.Fatal(err)
+		}
+		clients[u] = cl
+	}
+	if err := clients["alice"].Snapshot("a2", "ZZ*"); err != nil {
+		t.Fatal(err)
+	}
+	// Only now does a feed publish on this NATS.
+	c := startChainOn(t, chainConfig{instruments: 8, rate: 1000, count: 2000, conn: ConnConfig{URL: srv.URL()}}, nil)
+	c.publish()
+	c.waitData(t)
+	for u, keep := range map[string]func(string) bool{"alice": nil, "bob": func(s string) bool { return strings.HasPrefix(s, "G") }} {
+		want := c.truth(t, keep)
+		cl := clients[u]
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var got book.Dump
+			cl.Books(func(b *bus.Books) { got = b.Dump() })
+			d := book.DiffDumps(got, want)
+			if d == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s subscribed before the instruments existed: books differ from the ground truth (%+v):\n%s", u, cl.Report(), d)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if rej := clients["bob"].Report().Rejects; len(rej) != 0 {
+		t.Errorf("bob's held request was rejected: %+v", rej)
+	}
+	rej := clients["alice"].Report().Rejects
+	if len(rej) != 1 || rej[0].MDReqID != "a2" || !strings.Contains(rej[0].Text, "no instrument matches") {
+		t.Errorf("alice's rejects: %+v, want only a2's snapshot of nothing", rej)
+	}
 }

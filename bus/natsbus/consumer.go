@@ -68,6 +68,7 @@ type ConsumerStats struct {
 	Gaps          uint64 `json:"gaps"`                 // RptSeq holes
 	Resyncs       uint64 `json:"resyncs"`              // books rebuilt from a W after a hole, a stale or a start
 	LVCReads      uint64 `json:"lvc_reads"`            // last-value cache messages read
+	LVCErrors     uint64 `json:"lvc_errors"`           // reads of the last-value cache that failed (retried)
 	SnapRequests  uint64 `json:"snap_requests"`        // fresh Ws asked of the publishers
 	Stale         uint64 `json:"stale"`                // stale statuses received
 	Buffered      uint64 `json:"buffered"`             // Xs buffered while waiting for a W
@@ -115,6 +116,10 @@ type Consumer struct {
 	channels   map[string]string // symbol -> channel name
 	stats      consumerCounters
 	reconnects atomic.Bool
+	lvcLoading atomic.Bool // a read of the last-value cache runs
+	lvcAgain   atomic.Bool // read the cache again when the running read ends
+	lvcFailed  atomic.Bool // the last read of the cache failed: the tick retries it
+	lvcAt      time.Time   // consumer goroutine: when the tick last started a read
 
 	group     *Group
 	groupDone chan struct{} // the group's done, nil if none
@@ -126,6 +131,7 @@ type Consumer struct {
 
 type consumerCounters struct {
 	messages, entries, snapshots, oldSnapshots, duplicates, gaps, resyncs, lvcReads atomic.Uint64
+	lvcErrors                                                                       atomic.Uint64
 	snapRequests, stale, buffered, bufferDrops, parseErrors, bookErrors             atomic.Uint64
 	slowConsumer, permission, reconnects, disconnects, subjectMismatch, tooMany     atomic.Uint64
 	instruments, synced                                                             atomic.Int64
@@ -396,7 +402,7 @@ func (c *Consumer) Stats() ConsumerStats {
 	s := &c.stats
 	return ConsumerStats{Messages: s.messages.Load(), Entries: s.entries.Load(), Snapshots: s.snapshots.Load(),
 		OldSnapshots: s.oldSnapshots.Load(), Duplicates: s.duplicates.Load(), Gaps: s.gaps.Load(),
-		Resyncs: s.resyncs.Load(), LVCReads: s.lvcReads.Load(), SnapRequests: s.snapRequests.Load(),
+		Resyncs: s.resyncs.Load(), LVCReads: s.lvcReads.Load(), LVCErrors: s.lvcErrors.Load(), SnapRequests: s.snapRequests.Load(),
 		Stale: s.stale.Load(), Buffered: s.buffered.Load(), BufferDrops: s.bufferDrops.Load(),
 		ParseErrors: s.parseErrors.Load(), Mismatches: s.subjectMismatch.Load(), TooMany: s.tooMany.Load(), BookErrors: s.bookErrors.Load(), SlowConsumer: s.slowConsumer.Load(),
 		Permission: s.permission.Load(), Reconnects: s.reconnects.Load(), Disconnects: s.disconnects.Load(),
@@ -446,7 +452,8 @@ func (c *Consumer) run(ctx context.Context) {
 // tick reads the cache again after a reconnection and asks again for the Ws of
 // instruments still waiting (the consumer's goroutine, every resyncEvery).
 func (c *Consumer) tick() {
-	if c.reconnects.Swap(false) {
+	if c.reconnects.Swap(false) || c.lvcFailed.Load() && time.Since(c.lvcAt) >= lvcRetryEvery {
+		c.lvcAt = time.Now()
 		go c.loadLVC(c.ctx)
 	}
 	c.retry()

@@ -10,9 +10,22 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// lvcRetryEvery is how often a consumer whose read of the last-value cache failed (no
+// JetStream yet, a stream without a leader) reads it again.
+const lvcRetryEvery = time.Second
+
 // loadLVC reads the last W of every followed instrument from the last-value cache
-// and queues them for the consumer's goroutine.
+// and queues them for the consumer's goroutine. If the cache cannot be read, the
+// consumer's tick reads it again every lvcRetryEvery until it can: without it, a
+// consumer started while JetStream was away would learn quiet instruments only from
+// their next change.
 func (c *Consumer) loadLVC(ctx context.Context) {
+	if !c.lvcLoading.CompareAndSwap(false, true) {
+		c.lvcAgain.Store(true) // one is running: read again after it
+		return
+	}
+	defer c.lvcLoading.Store(false)
+	failed := false
 	for _, f := range c.filters(PrefixSnap) {
 		if strings.HasPrefix(f, PrefixSnap+".*.") {
 			c.directGet(ctx, f)
@@ -22,10 +35,17 @@ func (c *Consumer) loadLVC(ctx context.Context) {
 		if err == nil && !ok {
 			err = c.orderedLoad(ctx, f) // more instruments than one batch answers
 		}
-		if err != nil {
-			c.log.Warn("NATS last-value cache", "filter", f, "err", err)
+		if err != nil && ctx.Err() == nil {
+			failed = true
+			c.stats.lvcErrors.Add(1)
+			if !c.lvcFailed.Load() {
+				c.log.Warn("NATS last-value cache unreadable; retrying", "filter", f, "err", err)
+			} else {
+				c.log.Debug("NATS last-value cache", "filter", f, "err", err)
+			}
 		}
 	}
+	c.lvcFailed.Store(failed || c.lvcAgain.Swap(false))
 }
 
 // directGet reads the last message of one subject (wildcards allowed) with a direct get,
