@@ -116,6 +116,7 @@ type Consumer struct {
 	channels   map[string]string // symbol -> channel name
 	stats      consumerCounters
 	reconnects atomic.Bool
+	lost       atomic.Bool // disconnected since the last tick: the books are not whole
 	lvcLoading atomic.Bool // a read of the last-value cache runs
 	lvcAgain   atomic.Bool // read the cache again when the running read ends
 	lvcFailed  atomic.Bool // the last read of the cache failed: the tick retries it
@@ -252,7 +253,8 @@ func (c *Consumer) Start(ctx context.Context) error {
 			return // closed
 		}
 		c.stats.disconnects.Add(1)
-		c.log.Warn("NATS disconnected", "err", err)
+		c.lost.Store(true)
+		c.log.Warn("NATS disconnected; the books are stale until fresh Ws", "err", err)
 	})
 	c.nc.SetReconnectHandler(func(nc *nats.Conn) {
 		c.stats.reconnects.Add(1)
@@ -449,9 +451,20 @@ func (c *Consumer) run(ctx context.Context) {
 	}
 }
 
-// tick reads the cache again after a reconnection and asks again for the Ws of
-// instruments still waiting (the consumer's goroutine, every resyncEvery).
+// tick marks the books stale after a disconnection, reads the cache again after a
+// reconnection (or a failed read) and asks again for the Ws of instruments still
+// waiting (the consumer's goroutine, every resyncEvery).
 func (c *Consumer) tick() {
+	if c.lost.Swap(false) {
+		// What was published while the connection was down is lost to us, and a
+		// quiet instrument would show no RptSeq hole: every book is stale until its
+		// next W (the cache read after the reconnection, or a fresh one asked for).
+		for _, in := range c.order {
+			if in.synced {
+				c.unsync(in, false)
+			}
+		}
+	}
 	if c.reconnects.Swap(false) || c.lvcFailed.Load() && time.Since(c.lvcAt) >= lvcRetryEvery {
 		c.lvcAt = time.Now()
 		go c.loadLVC(c.ctx)

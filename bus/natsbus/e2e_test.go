@@ -259,6 +259,12 @@ func TestServerRestart(t *testing.T) {
 	time.Sleep(700 * time.Millisecond)
 	c.srv.Shutdown()
 	time.Sleep(700 * time.Millisecond) // data keeps flowing into the handler
+	// Cut off, the consumer shows its books stale, not frozen as if current.
+	for _, b := range dumpOf(t, cons) {
+		if !b.Stale {
+			t.Errorf("%s: not stale while NATS is away (rptseq %d)", b.Symbol, b.RptSeq)
+		}
+	}
 	srv, err := StartServer(ServerConfig{Listen: addr, StoreDir: dir})
 	if err != nil {
 		t.Fatal(err)

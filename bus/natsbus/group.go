@@ -183,7 +183,10 @@ func (g *Group) run(ctx context.Context) {
 					c.stats.reconnects.Add(1)
 					c.reconnects.Store(true)
 				}
-				c.stats.disconnects.Add(disc - g.seenDisc)
+				if disc != g.seenDisc {
+					c.stats.disconnects.Add(disc - g.seenDisc)
+					c.lost.Store(true)
+				}
 				c.tick()
 			}
 			g.seenDisc = disc
