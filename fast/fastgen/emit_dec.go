@@ -218,6 +218,7 @@ func (g *gen) decField(s *segment, f *field) {
 		g.decGroup(f)
 		return
 	}
+	st := g.buf.Len()
 	g.w("{\ndone := false\n")
 	switch {
 	case isInt(ff.Type) && ff.Op == fast.OpNone:
@@ -349,6 +350,31 @@ func (g *gen) decField(s *segment, f *field) {
 	g.w("if !done {\n")
 	g.decGeneral(f)
 	g.w("}\n}\n")
+	g.doneToGoto(st)
+}
+
+// doneToGoto rewrites the code of the field written from offset st of the buffer: its
+// fast paths jump past the general path (goto) instead of setting a flag the general
+// path tests (the compiler kept the flag in a register and tested it, three to five
+// instructions per field, and one more live value).
+func (g *gen) doneToGoto(st int) {
+	code := g.buf.String()[st:]
+	g.buf.Truncate(st)
+	if !strings.Contains(code, "done = true\n") {
+		g.buf.WriteString(strings.Replace(strings.Replace(code, "done := false\n", "", 1), "if !done {\n", "{\n", 1))
+		return
+	}
+	g.labels++
+	lbl := fmt.Sprintf("f%d", g.labels)
+	code = strings.Replace(code, "done := false\n", "", 1)
+	code = strings.ReplaceAll(code, "done = true\n", "goto "+lbl+"\n")
+	code = strings.ReplaceAll(code, "if !done {\n", "{\n")
+	code = strings.ReplaceAll(code, "!done && ", "")
+	if strings.Contains(code, "done") {
+		panic("fastgen: done flag left in:\n" + code)
+	}
+	g.buf.WriteString(code)
+	g.w("%s:\n", lbl)
 }
 
 // asciiScan writes the scan of a non-empty ASCII string at p (b[p] is neither 0 nor 0x80).

@@ -68,6 +68,7 @@ type gen struct {
 	slots    map[int32]string // slot -> dictionary field name
 	consts   []string         // declarations of constant byte values
 	fieldDec []string         // declarations of fastrt.Field values
+	labels   int              // labels written so far (decoder fields' ends)
 }
 
 type tmpl struct {

@@ -306,13 +306,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 	v.ApplVerID = cApplVerID
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f1
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -340,10 +339,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f1
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, nil)
 			pmb = tpm.Bits
@@ -355,15 +354,15 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 			p = np
 		}
 	}
+f1:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f2
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -398,10 +397,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f2
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime, &tpm, nil)
 			pmb = tpm.Bits
@@ -413,9 +412,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 			p = np
 		}
 	}
+f2:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -423,9 +422,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 				v.HasLastFragment = false
 			}
 			p++
-			done = true
+			goto f3
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -454,10 +453,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 				x--
 				v.LastFragment, v.HasLastFragment = uint32(x), true
 				p += n
-				done = true
+				goto f3
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment, &tpm, nil)
 			pmb = tpm.Bits
@@ -470,6 +469,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 			p = np
 		}
 	}
+f3:
 	// MDEntries
 	{
 		n := -1
@@ -516,13 +516,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 				_ = win
 				// MDUpdateAction
 				{
-					done := false
 					e := &c.d.s1MDUpdateAction
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDUpdateAction = uint32(e.I)
-							done = true
+							goto f4
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -530,7 +529,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDUpdateAction = uint32(x)
-						done = true
+						goto f4
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -561,10 +560,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDUpdateAction = uint32(x)
-							done = true
+							goto f4
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction, &tpm, &c.d.s1MDUpdateAction)
 						pmb = tpm.Bits
@@ -576,9 +575,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						p = np
 					}
 				}
+			f4:
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s2MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -588,7 +587,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 							} else {
 								v.MDEntryType = c.Copy(e.B)
 							}
-							done = true
+							goto f5
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -617,10 +616,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 							e.B = append(e.B[:0], w...)
 							v.MDEntryType = w
 							p = end + 1
-							done = true
+							goto f5
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType, &tpm, &c.d.s2MDEntryType)
 						pmb = tpm.Bits
@@ -632,9 +631,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						p = np
 					}
 				}
+			f5:
 				// Symbol
 				{
-					done := false
 					e := &c.d.s3Symbol
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -644,7 +643,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 							} else {
 								v.Symbol = c.Copy(e.B)
 							}
-							done = true
+							goto f6
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -673,10 +672,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 							e.B = append(e.B[:0], w...)
 							v.Symbol = w
 							p = end + 1
-							done = true
+							goto f6
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol, &tpm, &c.d.s3Symbol)
 						pmb = tpm.Bits
@@ -688,16 +687,16 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						p = np
 					}
 				}
+			f6:
 				// RptSeq
 				{
-					done := false
 					e := &c.d.s4RptSeq
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen && e.I < 1<<32-1 {
 							pmb <<= 1
 							e.I++
 							v.RptSeq = uint32(e.I)
-							done = true
+							goto f7
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -705,7 +704,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.RptSeq = uint32(x)
-						done = true
+						goto f7
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -736,10 +735,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.RptSeq = uint32(x)
-							done = true
+							goto f7
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq, &tpm, &c.d.s4RptSeq)
 						pmb = tpm.Bits
@@ -751,9 +750,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						p = np
 					}
 				}
+			f7:
 				// MDEntryID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -778,14 +777,14 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
-							done = true
+							goto f8
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasMDEntryID = false
 						p++
-						done = true
+						goto f8
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID, &tpm, nil)
 						pmb = tpm.Bits
@@ -798,9 +797,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						p = np
 					}
 				}
+			f8:
 				// MDEntryPx
 				{
-					done := false
 					if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -808,10 +807,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 							me.I = m
 							v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f9
 						}
 					}
-					if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -858,11 +857,11 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f9
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx, &tpm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -875,23 +874,23 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						p = np
 					}
 				}
+			f9:
 				// MDEntrySize
 				{
-					done := false
 					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 						exp := fastrt.SignExtend7(b[p])
 						if exp == 0 {
 							v.HasMDEntrySize = false
 							p++
-							done = true
+							goto f10
 						} else if exp > 0 {
 							exp--
 						}
-						if !done && exp >= -63 && exp <= 63 {
+						if exp >= -63 && exp <= 63 {
 							if b[q] >= 0x80 {
 								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 								p = q + 1
-								done = true
+								goto f10
 							} else {
 								x, n := int64(0), 0
 								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -921,12 +920,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 								if n > 0 {
 									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 									p = q + n
-									done = true
+									goto f10
 								}
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize, &tpm, nil)
 						pmb = tpm.Bits
@@ -939,9 +938,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						p = np
 					}
 				}
+			f10:
 				// NumberOfOrders
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.NumberOfOrders, v.HasNumberOfOrders = uint32(x-1), true
@@ -949,9 +948,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 							v.HasNumberOfOrders = false
 						}
 						p++
-						done = true
+						goto f11
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -980,10 +979,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 							x--
 							v.NumberOfOrders, v.HasNumberOfOrders = uint32(x), true
 							p += n
-							done = true
+							goto f11
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, nil)
 						pmb = tpm.Bits
@@ -996,6 +995,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						p = np
 					}
 				}
+			f11:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fMDEntries, "presence map has more bits than the segment uses")
 				}
@@ -1022,13 +1022,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 	v.ApplVerID = cApplVerID2
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f12
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1056,10 +1055,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f12
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, &tpm, nil)
 			pmb = tpm.Bits
@@ -1071,15 +1070,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			p = np
 		}
 	}
+f12:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f13
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1114,10 +1113,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f13
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime2, &tpm, nil)
 			pmb = tpm.Bits
@@ -1129,15 +1128,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			p = np
 		}
 	}
+f13:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f14
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1165,10 +1164,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			if n > 0 && x <= 1<<32-1 {
 				v.LastMsgSeqNumProcessed = uint32(x)
 				p += n
-				done = true
+				goto f14
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, nil)
 			pmb = tpm.Bits
@@ -1180,9 +1179,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			p = np
 		}
 	}
+f14:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1207,10 +1206,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
-				done = true
+				goto f15
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol2, &tpm, nil)
 			pmb = tpm.Bits
@@ -1222,15 +1221,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			p = np
 		}
 	}
+f15:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f16
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1258,10 +1257,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			if n > 0 && x <= 1<<32-1 {
 				v.RptSeq = uint32(x)
 				p += n
-				done = true
+				goto f16
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq2, &tpm, nil)
 			pmb = tpm.Bits
@@ -1273,9 +1272,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			p = np
 		}
 	}
+f16:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -1283,9 +1282,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 				v.HasLastFragment = false
 			}
 			p++
-			done = true
+			goto f17
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1314,10 +1313,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 				x--
 				v.LastFragment, v.HasLastFragment = uint32(x), true
 				p += n
-				done = true
+				goto f17
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment2, &tpm, nil)
 			pmb = tpm.Bits
@@ -1330,6 +1329,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			p = np
 		}
 	}
+f17:
 	// MDEntries
 	{
 		n := -1
@@ -1376,7 +1376,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 				_ = win
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s2MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -1386,7 +1385,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 							} else {
 								v.MDEntryType = c.Copy(e.B)
 							}
-							done = true
+							goto f18
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -1415,10 +1414,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 							e.B = append(e.B[:0], w...)
 							v.MDEntryType = w
 							p = end + 1
-							done = true
+							goto f18
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType2, &tpm, &c.d.s2MDEntryType)
 						pmb = tpm.Bits
@@ -1430,9 +1429,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 						p = np
 					}
 				}
+			f18:
 				// MDEntryID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -1457,14 +1456,14 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
-							done = true
+							goto f19
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasMDEntryID = false
 						p++
-						done = true
+						goto f19
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID2, &tpm, nil)
 						pmb = tpm.Bits
@@ -1477,9 +1476,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 						p = np
 					}
 				}
+			f19:
 				// MDEntryPx
 				{
-					done := false
 					if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -1487,10 +1486,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 							me.I = m
 							v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}
 							p++
-							done = true
+							goto f20
 						}
 					}
-					if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						base := int64(0)
 						if me.G == c.Gen {
@@ -1534,11 +1533,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
 								p = q + dn
-								done = true
+								goto f20
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx4, &tpm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -1550,16 +1549,16 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 						p = np
 					}
 				}
+			f20:
 				// MDEntrySize
 				{
-					done := false
 					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 						exp := fastrt.SignExtend7(b[p])
-						if !done && exp >= -63 && exp <= 63 {
+						if exp >= -63 && exp <= 63 {
 							if b[q] >= 0x80 {
 								v.MDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}
 								p = q + 1
-								done = true
+								goto f21
 							} else {
 								x, n := int64(0), 0
 								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -1589,12 +1588,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 								if n > 0 {
 									v.MDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}
 									p = q + n
-									done = true
+									goto f21
 								}
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize2, &tpm, nil)
 						pmb = tpm.Bits
@@ -1606,9 +1605,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 						p = np
 					}
 				}
+			f21:
 				// NumberOfOrders
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.NumberOfOrders, v.HasNumberOfOrders = uint32(x-1), true
@@ -1616,9 +1615,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 							v.HasNumberOfOrders = false
 						}
 						p++
-						done = true
+						goto f22
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -1647,10 +1646,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 							x--
 							v.NumberOfOrders, v.HasNumberOfOrders = uint32(x), true
 							p += n
-							done = true
+							goto f22
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders2, &tpm, nil)
 						pmb = tpm.Bits
@@ -1663,6 +1662,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 						p = np
 					}
 				}
+			f22:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fMDEntries2, "presence map has more bits than the segment uses")
 				}
@@ -1689,13 +1689,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	v.ApplVerID = cApplVerID3
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f23
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1723,10 +1722,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f23
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, &tpm, nil)
 			pmb = tpm.Bits
@@ -1738,15 +1737,15 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f23:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f24
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1781,10 +1780,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f24
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime3, &tpm, nil)
 			pmb = tpm.Bits
@@ -1796,9 +1795,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f24:
 	// TotNumReports
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -1806,9 +1805,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				v.HasTotNumReports = false
 			}
 			p++
-			done = true
+			goto f25
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1837,10 +1836,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				x--
 				v.TotNumReports, v.HasTotNumReports = uint32(x), true
 				p += n
-				done = true
+				goto f25
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports, &tpm, nil)
 			pmb = tpm.Bits
@@ -1853,9 +1852,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f25:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1880,10 +1879,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
-				done = true
+				goto f26
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol3, &tpm, nil)
 			pmb = tpm.Bits
@@ -1895,9 +1894,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f26:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -1905,9 +1904,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				v.HasSecurityID = false
 			}
 			p++
-			done = true
+			goto f27
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1943,10 +1942,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				x--
 				v.SecurityID, v.HasSecurityID = uint64(x), true
 				p += n
-				done = true
+				goto f27
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID, &tpm, nil)
 			pmb = tpm.Bits
@@ -1959,9 +1958,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f27:
 	// SecurityType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1986,14 +1985,14 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityType, v.HasSecurityType = w, true
 				p = end + 1
-				done = true
+				goto f28
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSecurityType = false
 			p++
-			done = true
+			goto f28
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityType, &tpm, nil)
 			pmb = tpm.Bits
@@ -2006,9 +2005,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f28:
 	// Currency
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2033,14 +2032,14 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
-				done = true
+				goto f29
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasCurrency = false
 			p++
-			done = true
+			goto f29
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fCurrency, &tpm, nil)
 			pmb = tpm.Bits
@@ -2053,10 +2052,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f29:
 	// SecurityDesc
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityDesc, &tpm, nil)
 			pmb = tpm.Bits
@@ -2071,14 +2070,13 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	}
 	// MinPriceIncrement
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MinPriceIncrement = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}
 					p = q + 1
-					done = true
+					goto f30
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -2108,12 +2106,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.MinPriceIncrement = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}
 						p = q + n
-						done = true
+						goto f30
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrement, &tpm, nil)
 			pmb = tpm.Bits
@@ -2125,15 +2123,15 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f30:
 	// PriceExponent
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.PriceExponent = int32(fastrt.SignExtend7(b[p]))
 			p++
-			done = true
+			goto f31
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -2162,10 +2160,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 				v.PriceExponent = int32(x)
 				p += n
-				done = true
+				goto f31
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fPriceExponent, &tpm, nil)
 			pmb = tpm.Bits
@@ -2177,10 +2175,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f31:
 	// SizeExponent
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSizeExponent, &tpm, nil)
 			pmb = tpm.Bits
@@ -2194,8 +2192,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	}
 	// MDBookType
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMDBookType, &tpm, nil)
 			pmb = tpm.Bits
@@ -2209,7 +2206,6 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	}
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
@@ -2217,9 +2213,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				v.HasMarketDepth = false
 			}
 			p++
-			done = true
+			goto f32
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2248,10 +2244,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				x--
 				v.MarketDepth, v.HasMarketDepth = uint32(x), true
 				p += n
-				done = true
+				goto f32
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth, &tpm, nil)
 			pmb = tpm.Bits
@@ -2264,9 +2260,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f32:
 	// ApplID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2291,10 +2287,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.ApplID = w
 				p = end + 1
-				done = true
+				goto f33
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fApplID, &tpm, nil)
 			pmb = tpm.Bits
@@ -2306,6 +2302,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f33:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -2325,13 +2322,12 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 	v.ApplVerID = cApplVerID4
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f34
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2359,10 +2355,10 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f34
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, &tpm, nil)
 			pmb = tpm.Bits
@@ -2374,15 +2370,15 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			p = np
 		}
 	}
+f34:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f35
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2417,10 +2413,10 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f35
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime4, &tpm, nil)
 			pmb = tpm.Bits
@@ -2432,9 +2428,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			p = np
 		}
 	}
+f35:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2459,10 +2455,10 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
-				done = true
+				goto f36
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol4, &tpm, nil)
 			pmb = tpm.Bits
@@ -2474,9 +2470,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			p = np
 		}
 	}
+f36:
 	// SecurityTradingStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -2484,9 +2480,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 				v.HasSecurityTradingStatus = false
 			}
 			p++
-			done = true
+			goto f37
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2515,10 +2511,10 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 				x--
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
 				p += n
-				done = true
+				goto f37
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
 			pmb = tpm.Bits
@@ -2531,9 +2527,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			p = np
 		}
 	}
+f37:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2558,14 +2554,14 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
-				done = true
+				goto f38
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionID = false
 			p++
-			done = true
+			goto f38
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID, &tpm, nil)
 			pmb = tpm.Bits
@@ -2578,9 +2574,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			p = np
 		}
 	}
+f38:
 	// Text
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2605,14 +2601,14 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
-				done = true
+				goto f39
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasText = false
 			p++
-			done = true
+			goto f39
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fText, &tpm, nil)
 			pmb = tpm.Bits
@@ -2625,6 +2621,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			p = np
 		}
 	}
+f39:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -2640,13 +2637,12 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 	v.MessageType = cMessageType5
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f40
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2674,10 +2670,10 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f40
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, &tpm, nil)
 			pmb = tpm.Bits
@@ -2689,15 +2685,15 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f40:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f41
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2732,10 +2728,10 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f41
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime5, &tpm, nil)
 			pmb = tpm.Bits
@@ -2747,15 +2743,15 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f41:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f42
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2783,10 +2779,10 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 			if n > 0 && x <= 1<<32-1 {
 				v.LastMsgSeqNumProcessed = uint32(x)
 				p += n
-				done = true
+				goto f42
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, &tpm, nil)
 			pmb = tpm.Bits
@@ -2798,6 +2794,7 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f42:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -2813,13 +2810,12 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 	v.MessageType = cMessageType6
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f43
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2847,10 +2843,10 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f43
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, &tpm, nil)
 			pmb = tpm.Bits
@@ -2862,15 +2858,15 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 			p = np
 		}
 	}
+f43:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f44
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2905,10 +2901,10 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f44
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime6, &tpm, nil)
 			pmb = tpm.Bits
@@ -2920,15 +2916,15 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 			p = np
 		}
 	}
+f44:
 	// NewSeqNo
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.NewSeqNo = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f45
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2956,10 +2952,10 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 			if n > 0 && x <= 1<<32-1 {
 				v.NewSeqNo = uint32(x)
 				p += n
-				done = true
+				goto f45
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNewSeqNo, &tpm, nil)
 			pmb = tpm.Bits
@@ -2971,6 +2967,7 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 			p = np
 		}
 	}
+f45:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}

@@ -1372,7 +1372,6 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 	v.SenderCompID = cSenderCompID
 	// TargetCompID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1397,10 +1396,10 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 				w[end-p] = b[end] &^ 0x80
 				v.TargetCompID = w
 				p = end + 1
-				done = true
+				goto f1
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTargetCompID, &tpm, nil)
 			pmb = tpm.Bits
@@ -1412,15 +1411,15 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			p = np
 		}
 	}
+f1:
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f2
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1448,10 +1447,10 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f2
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, nil)
 			pmb = tpm.Bits
@@ -1463,15 +1462,15 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			p = np
 		}
 	}
+f2:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f3
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1506,10 +1505,10 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f3
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime, &tpm, nil)
 			pmb = tpm.Bits
@@ -1521,15 +1520,15 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			p = np
 		}
 	}
+f3:
 	// HeartBtInt
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.HeartBtInt = int32(fastrt.SignExtend7(b[p]))
 			p++
-			done = true
+			goto f4
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -1558,10 +1557,10 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 				v.HeartBtInt = int32(x)
 				p += n
-				done = true
+				goto f4
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fHeartBtInt, &tpm, nil)
 			pmb = tpm.Bits
@@ -1573,9 +1572,9 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			p = np
 		}
 	}
+f4:
 	// Username
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1600,14 +1599,14 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 				w[end-p] = b[end] &^ 0x80
 				v.Username, v.HasUsername = w, true
 				p = end + 1
-				done = true
+				goto f5
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasUsername = false
 			p++
-			done = true
+			goto f5
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fUsername, &tpm, nil)
 			pmb = tpm.Bits
@@ -1620,9 +1619,9 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			p = np
 		}
 	}
+f5:
 	// Password
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1647,14 +1646,14 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 				w[end-p] = b[end] &^ 0x80
 				v.Password, v.HasPassword = w, true
 				p = end + 1
-				done = true
+				goto f6
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasPassword = false
 			p++
-			done = true
+			goto f6
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fPassword, &tpm, nil)
 			pmb = tpm.Bits
@@ -1667,9 +1666,9 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			p = np
 		}
 	}
+f6:
 	// DefaultApplVerID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1694,10 +1693,10 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 				w[end-p] = b[end] &^ 0x80
 				v.DefaultApplVerID = w
 				p = end + 1
-				done = true
+				goto f7
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fDefaultApplVerID, &tpm, nil)
 			pmb = tpm.Bits
@@ -1709,6 +1708,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			p = np
 		}
 	}
+f7:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -1730,7 +1730,6 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 	v.SenderCompID = cSenderCompID2
 	// TargetCompID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1755,10 +1754,10 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 				w[end-p] = b[end] &^ 0x80
 				v.TargetCompID = w
 				p = end + 1
-				done = true
+				goto f8
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTargetCompID2, &tpm, nil)
 			pmb = tpm.Bits
@@ -1770,15 +1769,15 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f8:
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f9
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1806,10 +1805,10 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f9
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, &tpm, nil)
 			pmb = tpm.Bits
@@ -1821,15 +1820,15 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f9:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f10
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1864,10 +1863,10 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f10
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime2, &tpm, nil)
 			pmb = tpm.Bits
@@ -1879,9 +1878,9 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f10:
 	// Text
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1906,14 +1905,14 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
-				done = true
+				goto f11
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasText = false
 			p++
-			done = true
+			goto f11
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fText, &tpm, nil)
 			pmb = tpm.Bits
@@ -1926,6 +1925,7 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f11:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -1949,13 +1949,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 	v.SenderCompID = cSenderCompID3
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f12
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1983,10 +1982,10 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f12
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, &tpm, nil)
 			pmb = tpm.Bits
@@ -1998,15 +1997,15 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f12:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f13
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2041,10 +2040,10 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f13
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime3, &tpm, nil)
 			pmb = tpm.Bits
@@ -2056,9 +2055,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f13:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2083,14 +2082,14 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
-				done = true
+				goto f14
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionID = false
 			p++
-			done = true
+			goto f14
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID, &tpm, nil)
 			pmb = tpm.Bits
@@ -2103,9 +2102,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f14:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2130,10 +2129,10 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
-				done = true
+				goto f15
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol, &tpm, nil)
 			pmb = tpm.Bits
@@ -2145,9 +2144,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f15:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
@@ -2155,9 +2154,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				v.HasLastMsgSeqNumProcessed = false
 			}
 			p++
-			done = true
+			goto f16
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2186,10 +2185,10 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				x--
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
 				p += n
-				done = true
+				goto f16
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, nil)
 			pmb = tpm.Bits
@@ -2202,15 +2201,15 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f16:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = int32(fastrt.SignExtend7(b[p]))
 			p++
-			done = true
+			goto f17
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -2239,10 +2238,10 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 				v.RptSeq = int32(x)
 				p += n
-				done = true
+				goto f17
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq, &tpm, nil)
 			pmb = tpm.Bits
@@ -2254,9 +2253,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f17:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -2264,9 +2263,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				v.HasLastFragment = false
 			}
 			p++
-			done = true
+			goto f18
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2295,10 +2294,10 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				x--
 				v.LastFragment, v.HasLastFragment = uint32(x), true
 				p += n
-				done = true
+				goto f18
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment, &tpm, nil)
 			pmb = tpm.Bits
@@ -2311,9 +2310,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f18:
 	// RouteFirst
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
@@ -2321,9 +2320,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				v.HasRouteFirst = false
 			}
 			p++
-			done = true
+			goto f19
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2352,10 +2351,10 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				x--
 				v.RouteFirst, v.HasRouteFirst = uint32(x), true
 				p += n
-				done = true
+				goto f19
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRouteFirst, &tpm, nil)
 			pmb = tpm.Bits
@@ -2368,9 +2367,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f19:
 	// TradSesStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x-1), true
@@ -2380,9 +2379,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				v.HasTradSesStatus = false
 			}
 			p++
-			done = true
+			goto f20
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -2414,10 +2413,10 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				}
 				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
 				p += n
-				done = true
+				goto f20
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus, &tpm, nil)
 			pmb = tpm.Bits
@@ -2430,9 +2429,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f20:
 	// MDSecurityTradingStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x-1), true
@@ -2442,9 +2441,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				v.HasMDSecurityTradingStatus = false
 			}
 			p++
-			done = true
+			goto f21
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -2476,10 +2475,10 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				}
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
 				p += n
-				done = true
+				goto f21
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus, &tpm, nil)
 			pmb = tpm.Bits
@@ -2492,9 +2491,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f21:
 	// AuctionIndicator
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x-1), true
@@ -2502,9 +2501,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				v.HasAuctionIndicator = false
 			}
 			p++
-			done = true
+			goto f22
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2533,10 +2532,10 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				x--
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x), true
 				p += n
-				done = true
+				goto f22
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fAuctionIndicator, &tpm, nil)
 			pmb = tpm.Bits
@@ -2549,23 +2548,23 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f22:
 	// NetChgPrevDay
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasNetChgPrevDay = false
 				p++
-				done = true
+				goto f23
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f23
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -2595,12 +2594,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					if n > 0 {
 						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f23
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay, &tpm, nil)
 			pmb = tpm.Bits
@@ -2613,6 +2612,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f23:
 	// GroupMDEntries
 	{
 		n := -1
@@ -2666,7 +2666,6 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 	_ = win
 	// MDEntryType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2691,14 +2690,14 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType, v.HasMDEntryType = w, true
 				p = end + 1
-				done = true
+				goto f24
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasMDEntryType = false
 			p++
-			done = true
+			goto f24
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryType, pm, nil)
 			if err != nil {
 				return np, err
@@ -2709,9 +2708,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f24:
 	// MDEntryID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2736,14 +2735,14 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
-				done = true
+				goto f25
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasMDEntryID = false
 			p++
-			done = true
+			goto f25
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryID, pm, nil)
 			if err != nil {
 				return np, err
@@ -2754,9 +2753,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f25:
 	// MDEntryDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -2764,9 +2763,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasMDEntryDate = false
 			}
 			p++
-			done = true
+			goto f26
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2795,10 +2794,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
 				p += n
-				done = true
+				goto f26
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryDate, pm, nil)
 			if err != nil {
 				return np, err
@@ -2809,9 +2808,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f26:
 	// MDEntryTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
@@ -2819,9 +2818,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasMDEntryTime = false
 			}
 			p++
-			done = true
+			goto f27
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2850,10 +2849,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
 				p += n
-				done = true
+				goto f27
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryTime, pm, nil)
 			if err != nil {
 				return np, err
@@ -2864,9 +2863,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f27:
 	// OrigTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint32(x-1), true
@@ -2874,9 +2873,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasOrigTime = false
 			}
 			p++
-			done = true
+			goto f28
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2905,10 +2904,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.OrigTime, v.HasOrigTime = uint32(x), true
 				p += n
-				done = true
+				goto f28
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fOrigTime, pm, nil)
 			if err != nil {
 				return np, err
@@ -2919,23 +2918,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f28:
 	// MDEntryPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntryPx = false
 				p++
-				done = true
+				goto f29
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f29
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -2965,12 +2964,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f29
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, pm, nil)
 			if err != nil {
 				return np, err
@@ -2981,23 +2980,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f29:
 	// MDEntrySize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntrySize = false
 				p++
-				done = true
+				goto f30
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f30
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -3027,12 +3026,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f30
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize, pm, nil)
 			if err != nil {
 				return np, err
@@ -3043,9 +3042,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f30:
 	// QuoteCondition
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3070,14 +3069,14 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.QuoteCondition, v.HasQuoteCondition = w, true
 				p = end + 1
-				done = true
+				goto f31
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasQuoteCondition = false
 			p++
-			done = true
+			goto f31
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fQuoteCondition, pm, nil)
 			if err != nil {
 				return np, err
@@ -3088,9 +3087,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f31:
 	// TradeCondition
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3115,14 +3114,14 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.TradeCondition, v.HasTradeCondition = w, true
 				p = end + 1
-				done = true
+				goto f32
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradeCondition = false
 			p++
-			done = true
+			goto f32
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradeCondition, pm, nil)
 			if err != nil {
 				return np, err
@@ -3133,9 +3132,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f32:
 	// OpenCloseSettlFlag
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3160,14 +3159,14 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 				p = end + 1
-				done = true
+				goto f33
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOpenCloseSettlFlag = false
 			p++
-			done = true
+			goto f33
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag, pm, nil)
 			if err != nil {
 				return np, err
@@ -3178,9 +3177,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f33:
 	// OrdType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3205,14 +3204,14 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.OrdType, v.HasOrdType = w, true
 				p = end + 1
-				done = true
+				goto f34
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOrdType = false
 			p++
-			done = true
+			goto f34
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOrdType, pm, nil)
 			if err != nil {
 				return np, err
@@ -3223,9 +3222,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f34:
 	// EffectiveTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
@@ -3233,9 +3232,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasEffectiveTime = false
 			}
 			p++
-			done = true
+			goto f35
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -3264,10 +3263,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
 				p += n
-				done = true
+				goto f35
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fEffectiveTime, pm, nil)
 			if err != nil {
 				return np, err
@@ -3278,9 +3277,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f35:
 	// StartTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartTime, v.HasStartTime = uint32(x-1), true
@@ -3288,9 +3287,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasStartTime = false
 			}
 			p++
-			done = true
+			goto f36
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -3319,10 +3318,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.StartTime, v.HasStartTime = uint32(x), true
 				p += n
-				done = true
+				goto f36
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fStartTime, pm, nil)
 			if err != nil {
 				return np, err
@@ -3333,23 +3332,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f36:
 	// AccruedInterestAmt
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasAccruedInterestAmt = false
 				p++
-				done = true
+				goto f37
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f37
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -3379,12 +3378,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f37
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt, pm, nil)
 			if err != nil {
 				return np, err
@@ -3395,23 +3394,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f37:
 	// ChgFromWAPrice
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasChgFromWAPrice = false
 				p++
-				done = true
+				goto f38
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f38
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -3441,12 +3440,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f38
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice, pm, nil)
 			if err != nil {
 				return np, err
@@ -3457,23 +3456,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f38:
 	// ChgOpenInterest
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasChgOpenInterest = false
 				p++
-				done = true
+				goto f39
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f39
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -3503,12 +3502,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f39
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest, pm, nil)
 			if err != nil {
 				return np, err
@@ -3519,23 +3518,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f39:
 	// BidMarketSize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasBidMarketSize = false
 				p++
-				done = true
+				goto f40
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f40
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -3565,12 +3564,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f40
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize, pm, nil)
 			if err != nil {
 				return np, err
@@ -3581,23 +3580,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f40:
 	// AskMarketSize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasAskMarketSize = false
 				p++
-				done = true
+				goto f41
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f41
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -3627,12 +3626,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f41
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize, pm, nil)
 			if err != nil {
 				return np, err
@@ -3643,9 +3642,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f41:
 	// TotalNumOfTrades
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
@@ -3655,9 +3654,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasTotalNumOfTrades = false
 			}
 			p++
-			done = true
+			goto f42
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -3689,10 +3688,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				}
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
 				p += n
-				done = true
+				goto f42
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades, pm, nil)
 			if err != nil {
 				return np, err
@@ -3703,23 +3702,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f42:
 	// TradeValue
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasTradeValue = false
 				p++
-				done = true
+				goto f43
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f43
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -3749,12 +3748,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f43
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fTradeValue, pm, nil)
 			if err != nil {
 				return np, err
@@ -3765,23 +3764,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f43:
 	// Yield
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasYield = false
 				p++
-				done = true
+				goto f44
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f44
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -3811,12 +3810,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f44
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fYield, pm, nil)
 			if err != nil {
 				return np, err
@@ -3827,23 +3826,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f44:
 	// TotalVolume
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasTotalVolume = false
 				p++
-				done = true
+				goto f45
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f45
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -3873,12 +3872,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f45
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fTotalVolume, pm, nil)
 			if err != nil {
 				return np, err
@@ -3889,9 +3888,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f45:
 	// OfferNbOr
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
@@ -3901,9 +3900,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasOfferNbOr = false
 			}
 			p++
-			done = true
+			goto f46
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -3935,10 +3934,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				}
 				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
 				p += n
-				done = true
+				goto f46
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fOfferNbOr, pm, nil)
 			if err != nil {
 				return np, err
@@ -3949,9 +3948,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f46:
 	// BidNbOr
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
@@ -3961,9 +3960,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasBidNbOr = false
 			}
 			p++
-			done = true
+			goto f47
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -3995,10 +3994,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				}
 				v.BidNbOr, v.HasBidNbOr = int32(x), true
 				p += n
-				done = true
+				goto f47
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fBidNbOr, pm, nil)
 			if err != nil {
 				return np, err
@@ -4009,23 +4008,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f47:
 	// ChgFromSettlmnt
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasChgFromSettlmnt = false
 				p++
-				done = true
+				goto f48
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f48
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4055,12 +4054,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f48
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt, pm, nil)
 			if err != nil {
 				return np, err
@@ -4071,9 +4070,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f48:
 	// SettlDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -4081,9 +4080,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasSettlDate = false
 			}
 			p++
-			done = true
+			goto f49
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -4112,10 +4111,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.SettlDate, v.HasSettlDate = uint32(x), true
 				p += n
-				done = true
+				goto f49
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fSettlDate, pm, nil)
 			if err != nil {
 				return np, err
@@ -4126,9 +4125,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f49:
 	// SettleType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4153,14 +4152,14 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
-				done = true
+				goto f50
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSettleType = false
 			p++
-			done = true
+			goto f50
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fSettleType, pm, nil)
 			if err != nil {
 				return np, err
@@ -4171,9 +4170,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f50:
 	// SumQtyOfBest
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x-1), true
@@ -4183,9 +4182,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasSumQtyOfBest = false
 			}
 			p++
-			done = true
+			goto f51
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -4217,10 +4216,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				}
 				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
 				p += n
-				done = true
+				goto f51
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fSumQtyOfBest, pm, nil)
 			if err != nil {
 				return np, err
@@ -4231,9 +4230,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f51:
 	// OrderSide
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4258,14 +4257,14 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
-				done = true
+				goto f52
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOrderSide = false
 			p++
-			done = true
+			goto f52
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOrderSide, pm, nil)
 			if err != nil {
 				return np, err
@@ -4276,9 +4275,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f52:
 	// OrderStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4303,14 +4302,14 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.OrderStatus, v.HasOrderStatus = w, true
 				p = end + 1
-				done = true
+				goto f53
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOrderStatus = false
 			p++
-			done = true
+			goto f53
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOrderStatus, pm, nil)
 			if err != nil {
 				return np, err
@@ -4321,23 +4320,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f53:
 	// MinCurrPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMinCurrPx = false
 				p++
-				done = true
+				goto f54
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f54
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4367,12 +4366,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f54
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx, pm, nil)
 			if err != nil {
 				return np, err
@@ -4383,9 +4382,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f54:
 	// MinCurrPxChgTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
@@ -4393,9 +4392,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasMinCurrPxChgTime = false
 			}
 			p++
-			done = true
+			goto f55
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -4424,10 +4423,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
 				p += n
-				done = true
+				goto f55
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime, pm, nil)
 			if err != nil {
 				return np, err
@@ -4438,9 +4437,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f55:
 	// VolumeIndicator
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
@@ -4448,9 +4447,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasVolumeIndicator = false
 			}
 			p++
-			done = true
+			goto f56
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -4479,10 +4478,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
 				p += n
-				done = true
+				goto f56
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fVolumeIndicator, pm, nil)
 			if err != nil {
 				return np, err
@@ -4493,23 +4492,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f56:
 	// Price
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasPrice = false
 				p++
-				done = true
+				goto f57
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f57
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4539,12 +4538,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f57
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fPrice, pm, nil)
 			if err != nil {
 				return np, err
@@ -4555,9 +4554,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f57:
 	// PriceType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.PriceType, v.HasPriceType = int32(x-1), true
@@ -4567,9 +4566,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasPriceType = false
 			}
 			p++
-			done = true
+			goto f58
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -4601,10 +4600,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				}
 				v.PriceType, v.HasPriceType = int32(x), true
 				p += n
-				done = true
+				goto f58
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fPriceType, pm, nil)
 			if err != nil {
 				return np, err
@@ -4615,23 +4614,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f58:
 	// NominalValue
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasNominalValue = false
 				p++
-				done = true
+				goto f59
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f59
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4661,12 +4660,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f59
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fNominalValue, pm, nil)
 			if err != nil {
 				return np, err
@@ -4677,23 +4676,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f59:
 	// RepoToPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasRepoToPx = false
 				p++
-				done = true
+				goto f60
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f60
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4723,12 +4722,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f60
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx, pm, nil)
 			if err != nil {
 				return np, err
@@ -4739,23 +4738,23 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f60:
 	// BuyBackPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasBuyBackPx = false
 				p++
-				done = true
+				goto f61
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f61
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4785,12 +4784,12 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f61
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx, pm, nil)
 			if err != nil {
 				return np, err
@@ -4801,9 +4800,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f61:
 	// BuyBackDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
@@ -4811,9 +4810,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasBuyBackDate = false
 			}
 			p++
-			done = true
+			goto f62
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -4842,10 +4841,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
 				p += n
-				done = true
+				goto f62
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fBuyBackDate, pm, nil)
 			if err != nil {
 				return np, err
@@ -4856,9 +4855,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f62:
 	// CXFlag
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4883,14 +4882,14 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.CXFlag, v.HasCXFlag = w, true
 				p = end + 1
-				done = true
+				goto f63
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasCXFlag = false
 			p++
-			done = true
+			goto f63
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fCXFlag, pm, nil)
 			if err != nil {
 				return np, err
@@ -4901,9 +4900,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f63:
 	// TradingSessionSubID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4928,14 +4927,14 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
-				done = true
+				goto f64
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionSubID = false
 			p++
-			done = true
+			goto f64
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID, pm, nil)
 			if err != nil {
 				return np, err
@@ -4946,6 +4945,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f64:
 	return p, nil
 }
 
@@ -4964,13 +4964,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 	v.SenderCompID = cSenderCompID4
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f65
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -4998,10 +4997,10 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f65
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, &tpm, nil)
 			pmb = tpm.Bits
@@ -5013,15 +5012,15 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f65:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f66
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5056,10 +5055,10 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f66
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime4, &tpm, nil)
 			pmb = tpm.Bits
@@ -5071,6 +5070,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f66:
 	// GroupMDEntries
 	{
 		n := -1
@@ -5124,7 +5124,6 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 	_ = win
 	// MDUpdateAction
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
@@ -5132,9 +5131,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasMDUpdateAction = false
 			}
 			p++
-			done = true
+			goto f67
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5163,10 +5162,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
 				p += n
-				done = true
+				goto f67
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction, pm, nil)
 			if err != nil {
 				return np, err
@@ -5177,9 +5176,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f67:
 	// MDEntryType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5204,14 +5203,14 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType, v.HasMDEntryType = w, true
 				p = end + 1
-				done = true
+				goto f68
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasMDEntryType = false
 			p++
-			done = true
+			goto f68
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryType2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5222,9 +5221,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f68:
 	// MDEntryID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5249,14 +5248,14 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
-				done = true
+				goto f69
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasMDEntryID = false
 			p++
-			done = true
+			goto f69
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryID2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5267,9 +5266,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f69:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -5279,9 +5278,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasRptSeq = false
 			}
 			p++
-			done = true
+			goto f70
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -5313,10 +5312,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				}
 				v.RptSeq, v.HasRptSeq = int32(x), true
 				p += n
-				done = true
+				goto f70
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fRptSeq2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5327,9 +5326,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f70:
 	// MDEntryDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -5337,9 +5336,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasMDEntryDate = false
 			}
 			p++
-			done = true
+			goto f71
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5368,10 +5367,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
 				p += n
-				done = true
+				goto f71
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryDate2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5382,9 +5381,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f71:
 	// OrigTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint32(x-1), true
@@ -5392,9 +5391,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasOrigTime = false
 			}
 			p++
-			done = true
+			goto f72
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5423,10 +5422,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.OrigTime, v.HasOrigTime = uint32(x), true
 				p += n
-				done = true
+				goto f72
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fOrigTime2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5437,9 +5436,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f72:
 	// SettlDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -5447,9 +5446,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasSettlDate = false
 			}
 			p++
-			done = true
+			goto f73
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5478,10 +5477,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.SettlDate, v.HasSettlDate = uint32(x), true
 				p += n
-				done = true
+				goto f73
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fSettlDate2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5492,9 +5491,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f73:
 	// SettleType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5519,14 +5518,14 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
-				done = true
+				goto f74
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSettleType = false
 			p++
-			done = true
+			goto f74
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fSettleType2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5537,9 +5536,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f74:
 	// MDEntryTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
@@ -5547,9 +5546,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasMDEntryTime = false
 			}
 			p++
-			done = true
+			goto f75
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5578,10 +5577,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
 				p += n
-				done = true
+				goto f75
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryTime2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5592,9 +5591,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f75:
 	// EffectiveTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
@@ -5602,9 +5601,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasEffectiveTime = false
 			}
 			p++
-			done = true
+			goto f76
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5633,10 +5632,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
 				p += n
-				done = true
+				goto f76
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fEffectiveTime2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5647,9 +5646,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f76:
 	// StartTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartTime, v.HasStartTime = uint32(x-1), true
@@ -5657,9 +5656,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasStartTime = false
 			}
 			p++
-			done = true
+			goto f77
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5688,10 +5687,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.StartTime, v.HasStartTime = uint32(x), true
 				p += n
-				done = true
+				goto f77
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fStartTime2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5702,9 +5701,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f77:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5729,14 +5728,14 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
-				done = true
+				goto f78
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSymbol = false
 			p++
-			done = true
+			goto f78
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fSymbol2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5747,23 +5746,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f78:
 	// MDEntryPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntryPx = false
 				p++
-				done = true
+				goto f79
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f79
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -5793,12 +5792,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f79
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5809,23 +5808,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f79:
 	// MDEntrySize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntrySize = false
 				p++
-				done = true
+				goto f80
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f80
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -5855,12 +5854,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f80
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5871,9 +5870,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f80:
 	// QuoteCondition
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5898,14 +5897,14 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.QuoteCondition, v.HasQuoteCondition = w, true
 				p = end + 1
-				done = true
+				goto f81
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasQuoteCondition = false
 			p++
-			done = true
+			goto f81
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fQuoteCondition2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5916,9 +5915,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f81:
 	// TradeCondition
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5943,14 +5942,14 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.TradeCondition, v.HasTradeCondition = w, true
 				p = end + 1
-				done = true
+				goto f82
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradeCondition = false
 			p++
-			done = true
+			goto f82
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradeCondition2, pm, nil)
 			if err != nil {
 				return np, err
@@ -5961,9 +5960,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f82:
 	// OpenCloseSettlFlag
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5988,14 +5987,14 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 				p = end + 1
-				done = true
+				goto f83
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOpenCloseSettlFlag = false
 			p++
-			done = true
+			goto f83
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6006,9 +6005,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f83:
 	// OrdType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -6033,14 +6032,14 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.OrdType, v.HasOrdType = w, true
 				p = end + 1
-				done = true
+				goto f84
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOrdType = false
 			p++
-			done = true
+			goto f84
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOrdType2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6051,23 +6050,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f84:
 	// NetChgPrevDay
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasNetChgPrevDay = false
 				p++
-				done = true
+				goto f85
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f85
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6097,12 +6096,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f85
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6113,23 +6112,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f85:
 	// AccruedInterestAmt
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasAccruedInterestAmt = false
 				p++
-				done = true
+				goto f86
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f86
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6159,12 +6158,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f86
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6175,23 +6174,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f86:
 	// ChgFromWAPrice
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasChgFromWAPrice = false
 				p++
-				done = true
+				goto f87
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f87
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6221,12 +6220,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f87
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6237,23 +6236,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f87:
 	// ChgOpenInterest
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasChgOpenInterest = false
 				p++
-				done = true
+				goto f88
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f88
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6283,12 +6282,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f88
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6299,23 +6298,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f88:
 	// BidMarketSize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasBidMarketSize = false
 				p++
-				done = true
+				goto f89
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f89
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6345,12 +6344,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f89
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6361,23 +6360,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f89:
 	// AskMarketSize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasAskMarketSize = false
 				p++
-				done = true
+				goto f90
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f90
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6407,12 +6406,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f90
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6423,9 +6422,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f90:
 	// TotalNumOfTrades
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
@@ -6435,9 +6434,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasTotalNumOfTrades = false
 			}
 			p++
-			done = true
+			goto f91
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -6469,10 +6468,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				}
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
 				p += n
-				done = true
+				goto f91
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6483,23 +6482,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f91:
 	// TradeValue
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasTradeValue = false
 				p++
-				done = true
+				goto f92
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f92
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6529,12 +6528,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f92
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fTradeValue2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6545,23 +6544,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f92:
 	// Yield
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasYield = false
 				p++
-				done = true
+				goto f93
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f93
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6591,12 +6590,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f93
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fYield2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6607,23 +6606,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f93:
 	// TotalVolume
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasTotalVolume = false
 				p++
-				done = true
+				goto f94
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f94
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6653,12 +6652,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f94
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fTotalVolume2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6669,9 +6668,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f94:
 	// OfferNbOr
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
@@ -6681,9 +6680,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasOfferNbOr = false
 			}
 			p++
-			done = true
+			goto f95
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -6715,10 +6714,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				}
 				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
 				p += n
-				done = true
+				goto f95
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fOfferNbOr2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6729,9 +6728,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f95:
 	// BidNbOr
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
@@ -6741,9 +6740,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasBidNbOr = false
 			}
 			p++
-			done = true
+			goto f96
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -6775,10 +6774,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				}
 				v.BidNbOr, v.HasBidNbOr = int32(x), true
 				p += n
-				done = true
+				goto f96
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fBidNbOr2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6789,23 +6788,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f96:
 	// ChgFromSettlmnt
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasChgFromSettlmnt = false
 				p++
-				done = true
+				goto f97
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f97
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6835,12 +6834,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f97
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6851,9 +6850,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f97:
 	// SumQtyOfBest
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x-1), true
@@ -6863,9 +6862,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasSumQtyOfBest = false
 			}
 			p++
-			done = true
+			goto f98
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -6897,10 +6896,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				}
 				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
 				p += n
-				done = true
+				goto f98
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fSumQtyOfBest2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6911,9 +6910,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f98:
 	// OrderSide
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -6938,14 +6937,14 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
-				done = true
+				goto f99
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOrderSide = false
 			p++
-			done = true
+			goto f99
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOrderSide2, pm, nil)
 			if err != nil {
 				return np, err
@@ -6956,9 +6955,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f99:
 	// OrderStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -6983,14 +6982,14 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.OrderStatus, v.HasOrderStatus = w, true
 				p = end + 1
-				done = true
+				goto f100
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOrderStatus = false
 			p++
-			done = true
+			goto f100
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOrderStatus2, pm, nil)
 			if err != nil {
 				return np, err
@@ -7001,23 +7000,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f100:
 	// MinCurrPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMinCurrPx = false
 				p++
-				done = true
+				goto f101
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f101
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -7047,12 +7046,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f101
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx2, pm, nil)
 			if err != nil {
 				return np, err
@@ -7063,9 +7062,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f101:
 	// MinCurrPxChgTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
@@ -7073,9 +7072,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasMinCurrPxChgTime = false
 			}
 			p++
-			done = true
+			goto f102
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7104,10 +7103,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
 				p += n
-				done = true
+				goto f102
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime2, pm, nil)
 			if err != nil {
 				return np, err
@@ -7118,9 +7117,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f102:
 	// VolumeIndicator
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
@@ -7128,9 +7127,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasVolumeIndicator = false
 			}
 			p++
-			done = true
+			goto f103
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7159,10 +7158,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
 				p += n
-				done = true
+				goto f103
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fVolumeIndicator2, pm, nil)
 			if err != nil {
 				return np, err
@@ -7173,23 +7172,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f103:
 	// Price
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasPrice = false
 				p++
-				done = true
+				goto f104
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f104
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -7219,12 +7218,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f104
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fPrice2, pm, nil)
 			if err != nil {
 				return np, err
@@ -7235,9 +7234,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f104:
 	// PriceType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.PriceType, v.HasPriceType = int32(x-1), true
@@ -7247,9 +7246,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasPriceType = false
 			}
 			p++
-			done = true
+			goto f105
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -7281,10 +7280,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				}
 				v.PriceType, v.HasPriceType = int32(x), true
 				p += n
-				done = true
+				goto f105
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fPriceType2, pm, nil)
 			if err != nil {
 				return np, err
@@ -7295,23 +7294,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f105:
 	// NominalValue
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasNominalValue = false
 				p++
-				done = true
+				goto f106
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f106
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -7341,12 +7340,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f106
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fNominalValue2, pm, nil)
 			if err != nil {
 				return np, err
@@ -7357,23 +7356,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f106:
 	// RepoToPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasRepoToPx = false
 				p++
-				done = true
+				goto f107
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f107
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -7403,12 +7402,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f107
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx2, pm, nil)
 			if err != nil {
 				return np, err
@@ -7419,23 +7418,23 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f107:
 	// BuyBackPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasBuyBackPx = false
 				p++
-				done = true
+				goto f108
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f108
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -7465,12 +7464,12 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					if n > 0 {
 						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f108
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx2, pm, nil)
 			if err != nil {
 				return np, err
@@ -7481,9 +7480,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f108:
 	// BuyBackDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
@@ -7491,9 +7490,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				v.HasBuyBackDate = false
 			}
 			p++
-			done = true
+			goto f109
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7522,10 +7521,10 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				x--
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
 				p += n
-				done = true
+				goto f109
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fBuyBackDate2, pm, nil)
 			if err != nil {
 				return np, err
@@ -7536,9 +7535,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f109:
 	// CXFlag
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -7563,14 +7562,14 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.CXFlag, v.HasCXFlag = w, true
 				p = end + 1
-				done = true
+				goto f110
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasCXFlag = false
 			p++
-			done = true
+			goto f110
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fCXFlag2, pm, nil)
 			if err != nil {
 				return np, err
@@ -7581,9 +7580,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f110:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -7608,14 +7607,14 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
-				done = true
+				goto f111
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionID = false
 			p++
-			done = true
+			goto f111
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID2, pm, nil)
 			if err != nil {
 				return np, err
@@ -7626,9 +7625,9 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f111:
 	// TradingSessionSubID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -7653,14 +7652,14 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
-				done = true
+				goto f112
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionSubID = false
 			p++
-			done = true
+			goto f112
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID2, pm, nil)
 			if err != nil {
 				return np, err
@@ -7671,6 +7670,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
+f112:
 	return p, nil
 }
 
@@ -7691,13 +7691,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 	v.SenderCompID = cSenderCompID5
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f113
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7725,10 +7724,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f113
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, &tpm, nil)
 			pmb = tpm.Bits
@@ -7740,15 +7739,15 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f113:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f114
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7783,10 +7782,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f114
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime5, &tpm, nil)
 			pmb = tpm.Bits
@@ -7798,9 +7797,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f114:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
@@ -7808,9 +7807,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				v.HasLastMsgSeqNumProcessed = false
 			}
 			p++
-			done = true
+			goto f115
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7839,10 +7838,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				x--
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
 				p += n
-				done = true
+				goto f115
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, &tpm, nil)
 			pmb = tpm.Bits
@@ -7855,15 +7854,15 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f115:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = int32(fastrt.SignExtend7(b[p]))
 			p++
-			done = true
+			goto f116
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -7892,10 +7891,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 				v.RptSeq = int32(x)
 				p += n
-				done = true
+				goto f116
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq3, &tpm, nil)
 			pmb = tpm.Bits
@@ -7907,9 +7906,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f116:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -7917,9 +7916,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				v.HasLastFragment = false
 			}
 			p++
-			done = true
+			goto f117
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7948,10 +7947,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				x--
 				v.LastFragment, v.HasLastFragment = uint32(x), true
 				p += n
-				done = true
+				goto f117
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment2, &tpm, nil)
 			pmb = tpm.Bits
@@ -7964,9 +7963,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f117:
 	// RouteFirst
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
@@ -7974,9 +7973,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				v.HasRouteFirst = false
 			}
 			p++
-			done = true
+			goto f118
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8005,10 +8004,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				x--
 				v.RouteFirst, v.HasRouteFirst = uint32(x), true
 				p += n
-				done = true
+				goto f118
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRouteFirst2, &tpm, nil)
 			pmb = tpm.Bits
@@ -8021,9 +8020,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f118:
 	// TradSesStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x-1), true
@@ -8033,9 +8032,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				v.HasTradSesStatus = false
 			}
 			p++
-			done = true
+			goto f119
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -8067,10 +8066,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				}
 				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
 				p += n
-				done = true
+				goto f119
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus2, &tpm, nil)
 			pmb = tpm.Bits
@@ -8083,9 +8082,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f119:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8110,14 +8109,14 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
-				done = true
+				goto f120
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionID = false
 			p++
-			done = true
+			goto f120
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID3, &tpm, nil)
 			pmb = tpm.Bits
@@ -8130,9 +8129,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f120:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8157,10 +8156,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
-				done = true
+				goto f121
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol3, &tpm, nil)
 			pmb = tpm.Bits
@@ -8172,9 +8171,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f121:
 	// MDSecurityTradingStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x-1), true
@@ -8184,9 +8183,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				v.HasMDSecurityTradingStatus = false
 			}
 			p++
-			done = true
+			goto f122
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -8218,10 +8217,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				}
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
 				p += n
-				done = true
+				goto f122
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus2, &tpm, nil)
 			pmb = tpm.Bits
@@ -8234,9 +8233,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f122:
 	// AuctionIndicator
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x-1), true
@@ -8244,9 +8243,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				v.HasAuctionIndicator = false
 			}
 			p++
-			done = true
+			goto f123
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8275,10 +8274,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				x--
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x), true
 				p += n
-				done = true
+				goto f123
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fAuctionIndicator2, &tpm, nil)
 			pmb = tpm.Bits
@@ -8291,6 +8290,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f123:
 	// GroupMDEntries
 	{
 		n := -1
@@ -8337,7 +8337,6 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				_ = win
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s1MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -8347,7 +8346,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							} else {
 								v.MDEntryType, v.HasMDEntryType = c.Copy(e.B), true
 							}
-							done = true
+							goto f124
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -8376,10 +8375,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							e.B = append(e.B[:0], w...)
 							v.MDEntryType, v.HasMDEntryType = w, true
 							p = end + 1
-							done = true
+							goto f124
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType3, &tpm, &c.d.s1MDEntryType)
 						pmb = tpm.Bits
@@ -8392,9 +8391,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f124:
 				// MDEntryID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -8419,14 +8418,14 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
-							done = true
+							goto f125
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasMDEntryID = false
 						p++
-						done = true
+						goto f125
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID3, &tpm, nil)
 						pmb = tpm.Bits
@@ -8439,18 +8438,18 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f125:
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s2MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f126
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate3, &tpm, &c.d.s2MDEntryDate)
 						pmb = tpm.Bits
@@ -8463,18 +8462,18 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f126:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s3MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
-							done = true
+							goto f127
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime3, &tpm, &c.d.s3MDEntryTime)
 						pmb = tpm.Bits
@@ -8487,18 +8486,18 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f127:
 				// OrigTime
 				{
-					done := false
 					e := &c.d.s4OrigTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.OrigTime, v.HasOrigTime = uint32(e.I), true
-							done = true
+							goto f128
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime3, &tpm, &c.d.s4OrigTime)
 						pmb = tpm.Bits
@@ -8511,10 +8510,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f128:
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx3, &tpm, &c.d.s5MDEntryPx)
 						pmb = tpm.Bits
@@ -8529,8 +8528,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				}
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize3, &tpm, &c.d.s6MDEntrySize)
 						pmb = tpm.Bits
@@ -8545,8 +8543,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				}
 				// Yield
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fYield3, &tpm, &c.d.s7Yield)
 						pmb = tpm.Bits
@@ -8561,7 +8558,6 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				}
 				// OrderStatus
 				{
-					done := false
 					e := &c.d.s8OrderStatus
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -8571,7 +8567,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							} else {
 								v.OrderStatus, v.HasOrderStatus = c.Copy(e.B), true
 							}
-							done = true
+							goto f129
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -8600,10 +8596,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							e.B = append(e.B[:0], w...)
 							v.OrderStatus, v.HasOrderStatus = w, true
 							p = end + 1
-							done = true
+							goto f129
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderStatus3, &tpm, &c.d.s8OrderStatus)
 						pmb = tpm.Bits
@@ -8616,9 +8612,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f129:
 				// OrdType
 				{
-					done := false
 					e := &c.d.s9OrdType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -8628,7 +8624,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							} else {
 								v.OrdType, v.HasOrdType = c.Copy(e.B), true
 							}
-							done = true
+							goto f130
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -8657,10 +8653,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							e.B = append(e.B[:0], w...)
 							v.OrdType, v.HasOrdType = w, true
 							p = end + 1
-							done = true
+							goto f130
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrdType3, &tpm, &c.d.s9OrdType)
 						pmb = tpm.Bits
@@ -8673,10 +8669,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f130:
 				// TotalVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTotalVolume3, &tpm, &c.d.s10TotalVolume)
 						pmb = tpm.Bits
@@ -8691,7 +8687,6 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				}
 				// TradingSessionSubID
 				{
-					done := false
 					e := &c.d.s11TradingSessionSubID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -8701,7 +8696,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							} else {
 								v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
 							}
-							done = true
+							goto f131
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -8730,10 +8725,10 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							e.B = append(e.B[:0], w...)
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
-							done = true
+							goto f131
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID3, &tpm, &c.d.s11TradingSessionSubID)
 						pmb = tpm.Bits
@@ -8746,6 +8741,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f131:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fGroupMDEntries3, "presence map has more bits than the segment uses")
 				}
@@ -8776,13 +8772,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 	v.SenderCompID = cSenderCompID6
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f132
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8810,10 +8805,10 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f132
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, &tpm, nil)
 			pmb = tpm.Bits
@@ -8825,15 +8820,15 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f132:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f133
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8868,10 +8863,10 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f133
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime6, &tpm, nil)
 			pmb = tpm.Bits
@@ -8883,9 +8878,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f133:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
@@ -8893,9 +8888,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				v.HasLastMsgSeqNumProcessed = false
 			}
 			p++
-			done = true
+			goto f134
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8924,10 +8919,10 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				x--
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
 				p += n
-				done = true
+				goto f134
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed3, &tpm, nil)
 			pmb = tpm.Bits
@@ -8940,15 +8935,15 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f134:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = int32(fastrt.SignExtend7(b[p]))
 			p++
-			done = true
+			goto f135
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -8977,10 +8972,10 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 				v.RptSeq = int32(x)
 				p += n
-				done = true
+				goto f135
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq4, &tpm, nil)
 			pmb = tpm.Bits
@@ -8992,9 +8987,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f135:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -9002,9 +8997,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				v.HasLastFragment = false
 			}
 			p++
-			done = true
+			goto f136
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9033,10 +9028,10 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				x--
 				v.LastFragment, v.HasLastFragment = uint32(x), true
 				p += n
-				done = true
+				goto f136
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment3, &tpm, nil)
 			pmb = tpm.Bits
@@ -9049,9 +9044,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f136:
 	// RouteFirst
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
@@ -9059,9 +9054,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				v.HasRouteFirst = false
 			}
 			p++
-			done = true
+			goto f137
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9090,10 +9085,10 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				x--
 				v.RouteFirst, v.HasRouteFirst = uint32(x), true
 				p += n
-				done = true
+				goto f137
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRouteFirst3, &tpm, nil)
 			pmb = tpm.Bits
@@ -9106,9 +9101,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f137:
 	// TradSesStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x-1), true
@@ -9118,9 +9113,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				v.HasTradSesStatus = false
 			}
 			p++
-			done = true
+			goto f138
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -9152,10 +9147,10 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				}
 				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
 				p += n
-				done = true
+				goto f138
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus3, &tpm, nil)
 			pmb = tpm.Bits
@@ -9168,9 +9163,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f138:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -9195,14 +9190,14 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
-				done = true
+				goto f139
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionID = false
 			p++
-			done = true
+			goto f139
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID4, &tpm, nil)
 			pmb = tpm.Bits
@@ -9215,9 +9210,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f139:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -9242,10 +9237,10 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
-				done = true
+				goto f140
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol4, &tpm, nil)
 			pmb = tpm.Bits
@@ -9257,9 +9252,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f140:
 	// MDSecurityTradingStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x-1), true
@@ -9269,9 +9264,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				v.HasMDSecurityTradingStatus = false
 			}
 			p++
-			done = true
+			goto f141
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -9303,10 +9298,10 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				}
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
 				p += n
-				done = true
+				goto f141
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus3, &tpm, nil)
 			pmb = tpm.Bits
@@ -9319,6 +9314,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f141:
 	// GroupMDEntries
 	{
 		n := -1
@@ -9365,7 +9361,6 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				_ = win
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s1MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -9375,7 +9370,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 							} else {
 								v.MDEntryType, v.HasMDEntryType = c.Copy(e.B), true
 							}
-							done = true
+							goto f142
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -9404,10 +9399,10 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 							e.B = append(e.B[:0], w...)
 							v.MDEntryType, v.HasMDEntryType = w, true
 							p = end + 1
-							done = true
+							goto f142
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType4, &tpm, &c.d.s1MDEntryType)
 						pmb = tpm.Bits
@@ -9420,9 +9415,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f142:
 				// MDEntryID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -9447,14 +9442,14 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
-							done = true
+							goto f143
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasMDEntryID = false
 						p++
-						done = true
+						goto f143
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID4, &tpm, nil)
 						pmb = tpm.Bits
@@ -9467,18 +9462,18 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f143:
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s2MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f144
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate4, &tpm, &c.d.s2MDEntryDate)
 						pmb = tpm.Bits
@@ -9491,18 +9486,18 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f144:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s3MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
-							done = true
+							goto f145
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime4, &tpm, &c.d.s3MDEntryTime)
 						pmb = tpm.Bits
@@ -9515,18 +9510,18 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f145:
 				// OrigTime
 				{
-					done := false
 					e := &c.d.s4OrigTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.OrigTime, v.HasOrigTime = uint32(e.I), true
-							done = true
+							goto f146
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime4, &tpm, &c.d.s4OrigTime)
 						pmb = tpm.Bits
@@ -9539,10 +9534,10 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f146:
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx4, &tpm, &c.d.s5MDEntryPx)
 						pmb = tpm.Bits
@@ -9557,8 +9552,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				}
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize4, &tpm, &c.d.s6MDEntrySize)
 						pmb = tpm.Bits
@@ -9573,7 +9567,6 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				}
 				// OrderStatus
 				{
-					done := false
 					e := &c.d.s8OrderStatus
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -9583,7 +9576,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 							} else {
 								v.OrderStatus, v.HasOrderStatus = c.Copy(e.B), true
 							}
-							done = true
+							goto f147
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -9612,10 +9605,10 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 							e.B = append(e.B[:0], w...)
 							v.OrderStatus, v.HasOrderStatus = w, true
 							p = end + 1
-							done = true
+							goto f147
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderStatus4, &tpm, &c.d.s8OrderStatus)
 						pmb = tpm.Bits
@@ -9628,9 +9621,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f147:
 				// TradingSessionSubID
 				{
-					done := false
 					e := &c.d.s11TradingSessionSubID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -9640,7 +9633,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 							} else {
 								v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
 							}
-							done = true
+							goto f148
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -9669,10 +9662,10 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 							e.B = append(e.B[:0], w...)
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
-							done = true
+							goto f148
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID4, &tpm, &c.d.s11TradingSessionSubID)
 						pmb = tpm.Bits
@@ -9685,6 +9678,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						p = np
 					}
 				}
+			f148:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fGroupMDEntries4, "presence map has more bits than the segment uses")
 				}
@@ -9715,13 +9709,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 	v.SenderCompID = cSenderCompID7
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f149
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9749,10 +9742,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f149
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, &tpm, nil)
 			pmb = tpm.Bits
@@ -9764,15 +9757,15 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f149:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f150
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9807,10 +9800,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f150
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime7, &tpm, nil)
 			pmb = tpm.Bits
@@ -9822,9 +9815,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f150:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
@@ -9832,9 +9825,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				v.HasLastMsgSeqNumProcessed = false
 			}
 			p++
-			done = true
+			goto f151
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9863,10 +9856,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				x--
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
 				p += n
-				done = true
+				goto f151
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed4, &tpm, nil)
 			pmb = tpm.Bits
@@ -9879,15 +9872,15 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f151:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = int32(fastrt.SignExtend7(b[p]))
 			p++
-			done = true
+			goto f152
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -9916,10 +9909,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 				v.RptSeq = int32(x)
 				p += n
-				done = true
+				goto f152
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq5, &tpm, nil)
 			pmb = tpm.Bits
@@ -9931,9 +9924,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f152:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -9941,9 +9934,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				v.HasLastFragment = false
 			}
 			p++
-			done = true
+			goto f153
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9972,10 +9965,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				x--
 				v.LastFragment, v.HasLastFragment = uint32(x), true
 				p += n
-				done = true
+				goto f153
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment4, &tpm, nil)
 			pmb = tpm.Bits
@@ -9988,9 +9981,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f153:
 	// RouteFirst
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
@@ -9998,9 +9991,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				v.HasRouteFirst = false
 			}
 			p++
-			done = true
+			goto f154
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -10029,10 +10022,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				x--
 				v.RouteFirst, v.HasRouteFirst = uint32(x), true
 				p += n
-				done = true
+				goto f154
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRouteFirst4, &tpm, nil)
 			pmb = tpm.Bits
@@ -10045,9 +10038,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f154:
 	// TradSesStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x-1), true
@@ -10057,9 +10050,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				v.HasTradSesStatus = false
 			}
 			p++
-			done = true
+			goto f155
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -10091,10 +10084,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				}
 				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
 				p += n
-				done = true
+				goto f155
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus4, &tpm, nil)
 			pmb = tpm.Bits
@@ -10107,9 +10100,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f155:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -10134,14 +10127,14 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
-				done = true
+				goto f156
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionID = false
 			p++
-			done = true
+			goto f156
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID5, &tpm, nil)
 			pmb = tpm.Bits
@@ -10154,9 +10147,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f156:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -10181,10 +10174,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
-				done = true
+				goto f157
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol5, &tpm, nil)
 			pmb = tpm.Bits
@@ -10196,9 +10189,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f157:
 	// MDSecurityTradingStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x-1), true
@@ -10208,9 +10201,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				v.HasMDSecurityTradingStatus = false
 			}
 			p++
-			done = true
+			goto f158
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -10242,10 +10235,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				}
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
 				p += n
-				done = true
+				goto f158
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus4, &tpm, nil)
 			pmb = tpm.Bits
@@ -10258,9 +10251,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f158:
 	// AuctionIndicator
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x-1), true
@@ -10268,9 +10261,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				v.HasAuctionIndicator = false
 			}
 			p++
-			done = true
+			goto f159
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -10299,10 +10292,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				x--
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x), true
 				p += n
-				done = true
+				goto f159
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fAuctionIndicator3, &tpm, nil)
 			pmb = tpm.Bits
@@ -10315,6 +10308,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f159:
 	// GroupMDEntries
 	{
 		n := -1
@@ -10361,7 +10355,6 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				_ = win
 				// MDEntryType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -10386,10 +10379,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType = w
 							p = end + 1
-							done = true
+							goto f160
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType5, &tpm, nil)
 						pmb = tpm.Bits
@@ -10401,9 +10394,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f160:
 				// MDEntryID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -10428,14 +10421,14 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
-							done = true
+							goto f161
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasMDEntryID = false
 						p++
-						done = true
+						goto f161
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID5, &tpm, nil)
 						pmb = tpm.Bits
@@ -10448,18 +10441,18 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f161:
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s2MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f162
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate5, &tpm, &c.d.s2MDEntryDate)
 						pmb = tpm.Bits
@@ -10472,18 +10465,18 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f162:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s3MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
-							done = true
+							goto f163
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime5, &tpm, &c.d.s3MDEntryTime)
 						pmb = tpm.Bits
@@ -10496,18 +10489,18 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f163:
 				// OrigTime
 				{
-					done := false
 					e := &c.d.s4OrigTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.OrigTime, v.HasOrigTime = uint32(e.I), true
-							done = true
+							goto f164
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime5, &tpm, &c.d.s4OrigTime)
 						pmb = tpm.Bits
@@ -10520,9 +10513,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f164:
 				// OrderSide
 				{
-					done := false
 					e := &c.d.s12OrderSide
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -10532,7 +10525,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							} else {
 								v.OrderSide, v.HasOrderSide = c.Copy(e.B), true
 							}
-							done = true
+							goto f165
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -10561,10 +10554,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.OrderSide, v.HasOrderSide = w, true
 							p = end + 1
-							done = true
+							goto f165
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderSide3, &tpm, &c.d.s12OrderSide)
 						pmb = tpm.Bits
@@ -10577,10 +10570,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f165:
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx5, &tpm, &c.d.s5MDEntryPx)
 						pmb = tpm.Bits
@@ -10595,8 +10588,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				}
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize5, &tpm, &c.d.s6MDEntrySize)
 						pmb = tpm.Bits
@@ -10611,8 +10603,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				}
 				// AccruedInterestAmt
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt3, &tpm, &c.d.s13AccruedInterestAmt)
 						pmb = tpm.Bits
@@ -10627,8 +10618,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				}
 				// TradeValue
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTradeValue3, &tpm, &c.d.s14TradeValue)
 						pmb = tpm.Bits
@@ -10643,8 +10633,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				}
 				// Yield
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fYield4, &tpm, &c.d.s7Yield)
 						pmb = tpm.Bits
@@ -10659,16 +10648,15 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				}
 				// SettlDate
 				{
-					done := false
 					e := &c.d.s15SettlDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SettlDate, v.HasSettlDate = uint32(e.I), true
-							done = true
+							goto f166
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate3, &tpm, &c.d.s15SettlDate)
 						pmb = tpm.Bits
@@ -10681,9 +10669,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f166:
 				// SettleType
 				{
-					done := false
 					e := &c.d.s16SettleType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -10693,7 +10681,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							} else {
 								v.SettleType, v.HasSettleType = c.Copy(e.B), true
 							}
-							done = true
+							goto f167
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -10722,10 +10710,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.SettleType, v.HasSettleType = w, true
 							p = end + 1
-							done = true
+							goto f167
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettleType3, &tpm, &c.d.s16SettleType)
 						pmb = tpm.Bits
@@ -10738,10 +10726,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f167:
 				// Price
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fPrice3, &tpm, &c.d.s17Price)
 						pmb = tpm.Bits
@@ -10756,16 +10744,15 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				}
 				// PriceType
 				{
-					done := false
 					e := &c.d.s18PriceType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.PriceType, v.HasPriceType = int32(e.I), true
-							done = true
+							goto f168
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceType3, &tpm, &c.d.s18PriceType)
 						pmb = tpm.Bits
@@ -10778,10 +10765,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f168:
 				// RepoToPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx3, &tpm, &c.d.s19RepoToPx)
 						pmb = tpm.Bits
@@ -10796,8 +10783,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				}
 				// BuyBackPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx3, &tpm, &c.d.s20BuyBackPx)
 						pmb = tpm.Bits
@@ -10812,16 +10798,15 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				}
 				// BuyBackDate
 				{
-					done := false
 					e := &c.d.s21BuyBackDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.BuyBackDate, v.HasBuyBackDate = uint32(e.I), true
-							done = true
+							goto f169
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBuyBackDate3, &tpm, &c.d.s21BuyBackDate)
 						pmb = tpm.Bits
@@ -10834,9 +10819,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f169:
 				// TradingSessionSubID
 				{
-					done := false
 					e := &c.d.s11TradingSessionSubID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -10846,7 +10831,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							} else {
 								v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
 							}
-							done = true
+							goto f170
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -10875,10 +10860,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
-							done = true
+							goto f170
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID5, &tpm, &c.d.s11TradingSessionSubID)
 						pmb = tpm.Bits
@@ -10891,9 +10876,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f170:
 				// RefOrderID
 				{
-					done := false
 					e := &c.d.s22RefOrderID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -10903,7 +10888,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							} else {
 								v.RefOrderID, v.HasRefOrderID = c.Copy(e.B), true
 							}
-							done = true
+							goto f171
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -10932,10 +10917,10 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.RefOrderID, v.HasRefOrderID = w, true
 							p = end + 1
-							done = true
+							goto f171
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fRefOrderID, &tpm, &c.d.s22RefOrderID)
 						pmb = tpm.Bits
@@ -10948,6 +10933,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f171:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fGroupMDEntries5, "presence map has more bits than the segment uses")
 				}
@@ -10978,13 +10964,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 	v.SenderCompID = cSenderCompID8
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f172
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -11012,10 +10997,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f172
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, &tpm, nil)
 			pmb = tpm.Bits
@@ -11027,15 +11012,15 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f172:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f173
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -11070,10 +11055,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f173
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime8, &tpm, nil)
 			pmb = tpm.Bits
@@ -11085,9 +11070,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f173:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
@@ -11095,9 +11080,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				v.HasLastMsgSeqNumProcessed = false
 			}
 			p++
-			done = true
+			goto f174
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -11126,10 +11111,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				x--
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
 				p += n
-				done = true
+				goto f174
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed5, &tpm, nil)
 			pmb = tpm.Bits
@@ -11142,15 +11127,15 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f174:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = int32(fastrt.SignExtend7(b[p]))
 			p++
-			done = true
+			goto f175
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -11179,10 +11164,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 				v.RptSeq = int32(x)
 				p += n
-				done = true
+				goto f175
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq6, &tpm, nil)
 			pmb = tpm.Bits
@@ -11194,9 +11179,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f175:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -11204,9 +11189,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				v.HasLastFragment = false
 			}
 			p++
-			done = true
+			goto f176
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -11235,10 +11220,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				x--
 				v.LastFragment, v.HasLastFragment = uint32(x), true
 				p += n
-				done = true
+				goto f176
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment5, &tpm, nil)
 			pmb = tpm.Bits
@@ -11251,9 +11236,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f176:
 	// RouteFirst
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
@@ -11261,9 +11246,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				v.HasRouteFirst = false
 			}
 			p++
-			done = true
+			goto f177
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -11292,10 +11277,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				x--
 				v.RouteFirst, v.HasRouteFirst = uint32(x), true
 				p += n
-				done = true
+				goto f177
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRouteFirst5, &tpm, nil)
 			pmb = tpm.Bits
@@ -11308,9 +11293,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f177:
 	// TradSesStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x-1), true
@@ -11320,9 +11305,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				v.HasTradSesStatus = false
 			}
 			p++
-			done = true
+			goto f178
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -11354,10 +11339,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				}
 				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
 				p += n
-				done = true
+				goto f178
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus5, &tpm, nil)
 			pmb = tpm.Bits
@@ -11370,9 +11355,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f178:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -11397,14 +11382,14 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
-				done = true
+				goto f179
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionID = false
 			p++
-			done = true
+			goto f179
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID6, &tpm, nil)
 			pmb = tpm.Bits
@@ -11417,9 +11402,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f179:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -11444,10 +11429,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
-				done = true
+				goto f180
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol6, &tpm, nil)
 			pmb = tpm.Bits
@@ -11459,9 +11444,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f180:
 	// MDSecurityTradingStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x-1), true
@@ -11471,9 +11456,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				v.HasMDSecurityTradingStatus = false
 			}
 			p++
-			done = true
+			goto f181
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -11505,10 +11490,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				}
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
 				p += n
-				done = true
+				goto f181
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus5, &tpm, nil)
 			pmb = tpm.Bits
@@ -11521,6 +11506,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f181:
 	// GroupMDEntries
 	{
 		n := -1
@@ -11567,7 +11553,6 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				_ = win
 				// MDEntryType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -11592,10 +11577,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType = w
 							p = end + 1
-							done = true
+							goto f182
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType6, &tpm, nil)
 						pmb = tpm.Bits
@@ -11607,9 +11592,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f182:
 				// MDEntryID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -11634,14 +11619,14 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
-							done = true
+							goto f183
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasMDEntryID = false
 						p++
-						done = true
+						goto f183
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID6, &tpm, nil)
 						pmb = tpm.Bits
@@ -11654,18 +11639,18 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f183:
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s2MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f184
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate6, &tpm, &c.d.s2MDEntryDate)
 						pmb = tpm.Bits
@@ -11678,18 +11663,18 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f184:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s3MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
-							done = true
+							goto f185
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime6, &tpm, &c.d.s3MDEntryTime)
 						pmb = tpm.Bits
@@ -11702,18 +11687,18 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f185:
 				// OrigTime
 				{
-					done := false
 					e := &c.d.s4OrigTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.OrigTime, v.HasOrigTime = uint32(e.I), true
-							done = true
+							goto f186
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime6, &tpm, &c.d.s4OrigTime)
 						pmb = tpm.Bits
@@ -11726,9 +11711,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f186:
 				// OrderSide
 				{
-					done := false
 					e := &c.d.s12OrderSide
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -11738,7 +11723,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							} else {
 								v.OrderSide, v.HasOrderSide = c.Copy(e.B), true
 							}
-							done = true
+							goto f187
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -11767,10 +11752,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.OrderSide, v.HasOrderSide = w, true
 							p = end + 1
-							done = true
+							goto f187
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderSide4, &tpm, &c.d.s12OrderSide)
 						pmb = tpm.Bits
@@ -11783,10 +11768,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f187:
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx6, &tpm, &c.d.s5MDEntryPx)
 						pmb = tpm.Bits
@@ -11801,8 +11786,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				}
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize6, &tpm, &c.d.s6MDEntrySize)
 						pmb = tpm.Bits
@@ -11817,8 +11801,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				}
 				// TradeValue
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTradeValue4, &tpm, &c.d.s14TradeValue)
 						pmb = tpm.Bits
@@ -11833,16 +11816,15 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				}
 				// SettlDate
 				{
-					done := false
 					e := &c.d.s15SettlDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SettlDate, v.HasSettlDate = uint32(e.I), true
-							done = true
+							goto f188
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate4, &tpm, &c.d.s15SettlDate)
 						pmb = tpm.Bits
@@ -11855,9 +11837,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f188:
 				// SettleType
 				{
-					done := false
 					e := &c.d.s16SettleType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -11867,7 +11849,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							} else {
 								v.SettleType, v.HasSettleType = c.Copy(e.B), true
 							}
-							done = true
+							goto f189
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -11896,10 +11878,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.SettleType, v.HasSettleType = w, true
 							p = end + 1
-							done = true
+							goto f189
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettleType4, &tpm, &c.d.s16SettleType)
 						pmb = tpm.Bits
@@ -11912,10 +11894,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f189:
 				// Price
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fPrice4, &tpm, &c.d.s17Price)
 						pmb = tpm.Bits
@@ -11930,16 +11912,15 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				}
 				// PriceType
 				{
-					done := false
 					e := &c.d.s18PriceType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.PriceType, v.HasPriceType = int32(e.I), true
-							done = true
+							goto f190
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceType4, &tpm, &c.d.s18PriceType)
 						pmb = tpm.Bits
@@ -11952,10 +11933,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f190:
 				// RepoToPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx4, &tpm, &c.d.s19RepoToPx)
 						pmb = tpm.Bits
@@ -11970,8 +11951,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				}
 				// BuyBackPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx4, &tpm, &c.d.s20BuyBackPx)
 						pmb = tpm.Bits
@@ -11986,16 +11966,15 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				}
 				// BuyBackDate
 				{
-					done := false
 					e := &c.d.s21BuyBackDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.BuyBackDate, v.HasBuyBackDate = uint32(e.I), true
-							done = true
+							goto f191
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBuyBackDate4, &tpm, &c.d.s21BuyBackDate)
 						pmb = tpm.Bits
@@ -12008,9 +11987,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f191:
 				// TradingSessionSubID
 				{
-					done := false
 					e := &c.d.s11TradingSessionSubID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -12020,7 +11999,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							} else {
 								v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
 							}
-							done = true
+							goto f192
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -12049,10 +12028,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
-							done = true
+							goto f192
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID6, &tpm, &c.d.s11TradingSessionSubID)
 						pmb = tpm.Bits
@@ -12065,9 +12044,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f192:
 				// RefOrderID
 				{
-					done := false
 					e := &c.d.s22RefOrderID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -12077,7 +12056,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							} else {
 								v.RefOrderID, v.HasRefOrderID = c.Copy(e.B), true
 							}
-							done = true
+							goto f193
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -12106,10 +12085,10 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.RefOrderID, v.HasRefOrderID = w, true
 							p = end + 1
-							done = true
+							goto f193
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fRefOrderID2, &tpm, &c.d.s22RefOrderID)
 						pmb = tpm.Bits
@@ -12122,6 +12101,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f193:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fGroupMDEntries6, "presence map has more bits than the segment uses")
 				}
@@ -12150,13 +12130,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 	v.SenderCompID = cSenderCompID9
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f194
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -12184,10 +12163,10 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f194
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, &tpm, nil)
 			pmb = tpm.Bits
@@ -12199,15 +12178,15 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f194:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f195
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -12242,10 +12221,10 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f195
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime9, &tpm, nil)
 			pmb = tpm.Bits
@@ -12257,6 +12236,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f195:
 	// GroupMDEntries
 	{
 		n := -1
@@ -12310,7 +12290,6 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 	_ = win
 	// MDUpdateAction
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
@@ -12318,9 +12297,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasMDUpdateAction = false
 			}
 			p++
-			done = true
+			goto f196
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -12349,10 +12328,10 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
 				p += n
-				done = true
+				goto f196
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction2, pm, nil)
 			if err != nil {
 				return np, err
@@ -12363,9 +12342,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f196:
 	// MDEntryType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12390,14 +12369,14 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType, v.HasMDEntryType = w, true
 				p = end + 1
-				done = true
+				goto f197
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasMDEntryType = false
 			p++
-			done = true
+			goto f197
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryType7, pm, nil)
 			if err != nil {
 				return np, err
@@ -12408,9 +12387,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f197:
 	// MDEntryID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12435,14 +12414,14 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
-				done = true
+				goto f198
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasMDEntryID = false
 			p++
-			done = true
+			goto f198
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryID7, pm, nil)
 			if err != nil {
 				return np, err
@@ -12453,9 +12432,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f198:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12480,14 +12459,14 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
-				done = true
+				goto f199
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSymbol = false
 			p++
-			done = true
+			goto f199
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fSymbol7, pm, nil)
 			if err != nil {
 				return np, err
@@ -12498,9 +12477,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f199:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -12510,9 +12489,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasRptSeq = false
 			}
 			p++
-			done = true
+			goto f200
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -12544,10 +12523,10 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				}
 				v.RptSeq, v.HasRptSeq = int32(x), true
 				p += n
-				done = true
+				goto f200
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fRptSeq7, pm, nil)
 			if err != nil {
 				return np, err
@@ -12558,23 +12537,23 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f200:
 	// MDEntryPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntryPx = false
 				p++
-				done = true
+				goto f201
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f201
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -12604,12 +12583,12 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f201
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx7, pm, nil)
 			if err != nil {
 				return np, err
@@ -12620,23 +12599,23 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f201:
 	// MDEntrySize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntrySize = false
 				p++
-				done = true
+				goto f202
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f202
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -12666,12 +12645,12 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f202
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize7, pm, nil)
 			if err != nil {
 				return np, err
@@ -12682,9 +12661,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f202:
 	// MDEntryDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -12692,9 +12671,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasMDEntryDate = false
 			}
 			p++
-			done = true
+			goto f203
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -12723,10 +12702,10 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
 				p += n
-				done = true
+				goto f203
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryDate7, pm, nil)
 			if err != nil {
 				return np, err
@@ -12737,9 +12716,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f203:
 	// MDEntryTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
@@ -12747,9 +12726,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasMDEntryTime = false
 			}
 			p++
-			done = true
+			goto f204
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -12778,10 +12757,10 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
 				p += n
-				done = true
+				goto f204
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryTime7, pm, nil)
 			if err != nil {
 				return np, err
@@ -12792,9 +12771,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f204:
 	// StartTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartTime, v.HasStartTime = uint32(x-1), true
@@ -12802,9 +12781,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasStartTime = false
 			}
 			p++
-			done = true
+			goto f205
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -12833,10 +12812,10 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.StartTime, v.HasStartTime = uint32(x), true
 				p += n
-				done = true
+				goto f205
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fStartTime3, pm, nil)
 			if err != nil {
 				return np, err
@@ -12847,9 +12826,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f205:
 	// QuoteCondition
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12874,14 +12853,14 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.QuoteCondition, v.HasQuoteCondition = w, true
 				p = end + 1
-				done = true
+				goto f206
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasQuoteCondition = false
 			p++
-			done = true
+			goto f206
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fQuoteCondition3, pm, nil)
 			if err != nil {
 				return np, err
@@ -12892,9 +12871,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f206:
 	// TradeCondition
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12919,14 +12898,14 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.TradeCondition, v.HasTradeCondition = w, true
 				p = end + 1
-				done = true
+				goto f207
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradeCondition = false
 			p++
-			done = true
+			goto f207
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradeCondition3, pm, nil)
 			if err != nil {
 				return np, err
@@ -12937,9 +12916,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f207:
 	// OpenCloseSettlFlag
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12964,14 +12943,14 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 				p = end + 1
-				done = true
+				goto f208
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOpenCloseSettlFlag = false
 			p++
-			done = true
+			goto f208
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag3, pm, nil)
 			if err != nil {
 				return np, err
@@ -12982,23 +12961,23 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f208:
 	// NetChgPrevDay
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasNetChgPrevDay = false
 				p++
-				done = true
+				goto f209
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f209
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -13028,12 +13007,12 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f209
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay3, pm, nil)
 			if err != nil {
 				return np, err
@@ -13044,23 +13023,23 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f209:
 	// AccruedInterestAmt
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasAccruedInterestAmt = false
 				p++
-				done = true
+				goto f210
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f210
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -13090,12 +13069,12 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f210
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt4, pm, nil)
 			if err != nil {
 				return np, err
@@ -13106,23 +13085,23 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f210:
 	// ChgFromWAPrice
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasChgFromWAPrice = false
 				p++
-				done = true
+				goto f211
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f211
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -13152,12 +13131,12 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f211
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice3, pm, nil)
 			if err != nil {
 				return np, err
@@ -13168,23 +13147,23 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f211:
 	// ChgOpenInterest
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasChgOpenInterest = false
 				p++
-				done = true
+				goto f212
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f212
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -13214,12 +13193,12 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f212
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest3, pm, nil)
 			if err != nil {
 				return np, err
@@ -13230,23 +13209,23 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f212:
 	// BidMarketSize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasBidMarketSize = false
 				p++
-				done = true
+				goto f213
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f213
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -13276,12 +13255,12 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f213
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize3, pm, nil)
 			if err != nil {
 				return np, err
@@ -13292,23 +13271,23 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f213:
 	// AskMarketSize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasAskMarketSize = false
 				p++
-				done = true
+				goto f214
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f214
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -13338,12 +13317,12 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f214
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize3, pm, nil)
 			if err != nil {
 				return np, err
@@ -13354,9 +13333,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f214:
 	// TotalNumOfTrades
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
@@ -13366,9 +13345,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasTotalNumOfTrades = false
 			}
 			p++
-			done = true
+			goto f215
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -13400,10 +13379,10 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				}
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
 				p += n
-				done = true
+				goto f215
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades3, pm, nil)
 			if err != nil {
 				return np, err
@@ -13414,23 +13393,23 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f215:
 	// TradeValue
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasTradeValue = false
 				p++
-				done = true
+				goto f216
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f216
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -13460,12 +13439,12 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f216
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fTradeValue5, pm, nil)
 			if err != nil {
 				return np, err
@@ -13476,23 +13455,23 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f216:
 	// Yield
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasYield = false
 				p++
-				done = true
+				goto f217
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f217
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -13522,12 +13501,12 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f217
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fYield5, pm, nil)
 			if err != nil {
 				return np, err
@@ -13538,9 +13517,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f217:
 	// OfferNbOr
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
@@ -13550,9 +13529,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasOfferNbOr = false
 			}
 			p++
-			done = true
+			goto f218
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -13584,10 +13563,10 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				}
 				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
 				p += n
-				done = true
+				goto f218
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fOfferNbOr3, pm, nil)
 			if err != nil {
 				return np, err
@@ -13598,9 +13577,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f218:
 	// BidNbOr
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
@@ -13610,9 +13589,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasBidNbOr = false
 			}
 			p++
-			done = true
+			goto f219
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -13644,10 +13623,10 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				}
 				v.BidNbOr, v.HasBidNbOr = int32(x), true
 				p += n
-				done = true
+				goto f219
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fBidNbOr3, pm, nil)
 			if err != nil {
 				return np, err
@@ -13658,23 +13637,23 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f219:
 	// ChgFromSettlmnt
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasChgFromSettlmnt = false
 				p++
-				done = true
+				goto f220
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f220
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -13704,12 +13683,12 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f220
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt3, pm, nil)
 			if err != nil {
 				return np, err
@@ -13720,23 +13699,23 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f220:
 	// MinCurrPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMinCurrPx = false
 				p++
-				done = true
+				goto f221
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f221
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -13766,12 +13745,12 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f221
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx3, pm, nil)
 			if err != nil {
 				return np, err
@@ -13782,9 +13761,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f221:
 	// MinCurrPxChgTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
@@ -13792,9 +13771,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasMinCurrPxChgTime = false
 			}
 			p++
-			done = true
+			goto f222
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -13823,10 +13802,10 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
 				p += n
-				done = true
+				goto f222
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime3, pm, nil)
 			if err != nil {
 				return np, err
@@ -13837,9 +13816,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f222:
 	// VolumeIndicator
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
@@ -13847,9 +13826,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasVolumeIndicator = false
 			}
 			p++
-			done = true
+			goto f223
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -13878,10 +13857,10 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
 				p += n
-				done = true
+				goto f223
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fVolumeIndicator3, pm, nil)
 			if err != nil {
 				return np, err
@@ -13892,9 +13871,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f223:
 	// SettlDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -13902,9 +13881,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasSettlDate = false
 			}
 			p++
-			done = true
+			goto f224
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -13933,10 +13912,10 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.SettlDate, v.HasSettlDate = uint32(x), true
 				p += n
-				done = true
+				goto f224
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fSettlDate5, pm, nil)
 			if err != nil {
 				return np, err
@@ -13947,9 +13926,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f224:
 	// SettleType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -13974,14 +13953,14 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
-				done = true
+				goto f225
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSettleType = false
 			p++
-			done = true
+			goto f225
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fSettleType5, pm, nil)
 			if err != nil {
 				return np, err
@@ -13992,9 +13971,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f225:
 	// CXFlag
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14019,14 +13998,14 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.CXFlag, v.HasCXFlag = w, true
 				p = end + 1
-				done = true
+				goto f226
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasCXFlag = false
 			p++
-			done = true
+			goto f226
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fCXFlag3, pm, nil)
 			if err != nil {
 				return np, err
@@ -14037,9 +14016,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f226:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14064,14 +14043,14 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
-				done = true
+				goto f227
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionID = false
 			p++
-			done = true
+			goto f227
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID7, pm, nil)
 			if err != nil {
 				return np, err
@@ -14082,9 +14061,9 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f227:
 	// TradingSessionSubID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14109,14 +14088,14 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
-				done = true
+				goto f228
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionSubID = false
 			p++
-			done = true
+			goto f228
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID7, pm, nil)
 			if err != nil {
 				return np, err
@@ -14127,6 +14106,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f228:
 	return p, nil
 }
 
@@ -14145,13 +14125,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 	v.SenderCompID = cSenderCompID10
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f229
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -14179,10 +14158,10 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f229
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, &tpm, nil)
 			pmb = tpm.Bits
@@ -14194,15 +14173,15 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f229:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f230
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -14237,10 +14216,10 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f230
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime10, &tpm, nil)
 			pmb = tpm.Bits
@@ -14252,6 +14231,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f230:
 	// GroupMDEntries
 	{
 		n := -1
@@ -14305,7 +14285,6 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 	_ = win
 	// MDUpdateAction
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
@@ -14313,9 +14292,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasMDUpdateAction = false
 			}
 			p++
-			done = true
+			goto f231
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -14344,10 +14323,10 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
 				p += n
-				done = true
+				goto f231
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction3, pm, nil)
 			if err != nil {
 				return np, err
@@ -14358,9 +14337,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f231:
 	// MDEntryType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14385,14 +14364,14 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType, v.HasMDEntryType = w, true
 				p = end + 1
-				done = true
+				goto f232
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasMDEntryType = false
 			p++
-			done = true
+			goto f232
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryType8, pm, nil)
 			if err != nil {
 				return np, err
@@ -14403,9 +14382,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f232:
 	// MDEntryID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14430,14 +14409,14 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
-				done = true
+				goto f233
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasMDEntryID = false
 			p++
-			done = true
+			goto f233
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryID8, pm, nil)
 			if err != nil {
 				return np, err
@@ -14448,9 +14427,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f233:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14475,14 +14454,14 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
-				done = true
+				goto f234
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSymbol = false
 			p++
-			done = true
+			goto f234
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fSymbol8, pm, nil)
 			if err != nil {
 				return np, err
@@ -14493,9 +14472,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f234:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -14505,9 +14484,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasRptSeq = false
 			}
 			p++
-			done = true
+			goto f235
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -14539,10 +14518,10 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				}
 				v.RptSeq, v.HasRptSeq = int32(x), true
 				p += n
-				done = true
+				goto f235
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fRptSeq8, pm, nil)
 			if err != nil {
 				return np, err
@@ -14553,23 +14532,23 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f235:
 	// MDEntryPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntryPx = false
 				p++
-				done = true
+				goto f236
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f236
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -14599,12 +14578,12 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f236
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx8, pm, nil)
 			if err != nil {
 				return np, err
@@ -14615,23 +14594,23 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f236:
 	// MDEntrySize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntrySize = false
 				p++
-				done = true
+				goto f237
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f237
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -14661,12 +14640,12 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f237
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize8, pm, nil)
 			if err != nil {
 				return np, err
@@ -14677,9 +14656,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f237:
 	// MDEntryDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -14687,9 +14666,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasMDEntryDate = false
 			}
 			p++
-			done = true
+			goto f238
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -14718,10 +14697,10 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
 				p += n
-				done = true
+				goto f238
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryDate8, pm, nil)
 			if err != nil {
 				return np, err
@@ -14732,9 +14711,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f238:
 	// MDEntryTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
@@ -14742,9 +14721,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasMDEntryTime = false
 			}
 			p++
-			done = true
+			goto f239
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -14773,10 +14752,10 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
 				p += n
-				done = true
+				goto f239
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryTime8, pm, nil)
 			if err != nil {
 				return np, err
@@ -14787,9 +14766,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f239:
 	// StartTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartTime, v.HasStartTime = uint32(x-1), true
@@ -14797,9 +14776,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasStartTime = false
 			}
 			p++
-			done = true
+			goto f240
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -14828,10 +14807,10 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.StartTime, v.HasStartTime = uint32(x), true
 				p += n
-				done = true
+				goto f240
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fStartTime4, pm, nil)
 			if err != nil {
 				return np, err
@@ -14842,9 +14821,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f240:
 	// QuoteCondition
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14869,14 +14848,14 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.QuoteCondition, v.HasQuoteCondition = w, true
 				p = end + 1
-				done = true
+				goto f241
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasQuoteCondition = false
 			p++
-			done = true
+			goto f241
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fQuoteCondition4, pm, nil)
 			if err != nil {
 				return np, err
@@ -14887,9 +14866,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f241:
 	// TradeCondition
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14914,14 +14893,14 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.TradeCondition, v.HasTradeCondition = w, true
 				p = end + 1
-				done = true
+				goto f242
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradeCondition = false
 			p++
-			done = true
+			goto f242
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradeCondition4, pm, nil)
 			if err != nil {
 				return np, err
@@ -14932,9 +14911,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f242:
 	// OpenCloseSettlFlag
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14959,14 +14938,14 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 				p = end + 1
-				done = true
+				goto f243
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOpenCloseSettlFlag = false
 			p++
-			done = true
+			goto f243
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag4, pm, nil)
 			if err != nil {
 				return np, err
@@ -14977,23 +14956,23 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f243:
 	// NetChgPrevDay
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasNetChgPrevDay = false
 				p++
-				done = true
+				goto f244
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f244
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -15023,12 +15002,12 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f244
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay4, pm, nil)
 			if err != nil {
 				return np, err
@@ -15039,23 +15018,23 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f244:
 	// ChgFromWAPrice
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasChgFromWAPrice = false
 				p++
-				done = true
+				goto f245
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f245
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -15085,12 +15064,12 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f245
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice4, pm, nil)
 			if err != nil {
 				return np, err
@@ -15101,23 +15080,23 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f245:
 	// ChgOpenInterest
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasChgOpenInterest = false
 				p++
-				done = true
+				goto f246
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f246
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -15147,12 +15126,12 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f246
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest4, pm, nil)
 			if err != nil {
 				return np, err
@@ -15163,23 +15142,23 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f246:
 	// BidMarketSize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasBidMarketSize = false
 				p++
-				done = true
+				goto f247
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f247
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -15209,12 +15188,12 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f247
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize4, pm, nil)
 			if err != nil {
 				return np, err
@@ -15225,23 +15204,23 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f247:
 	// AskMarketSize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasAskMarketSize = false
 				p++
-				done = true
+				goto f248
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f248
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -15271,12 +15250,12 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f248
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize4, pm, nil)
 			if err != nil {
 				return np, err
@@ -15287,9 +15266,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f248:
 	// TotalNumOfTrades
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
@@ -15299,9 +15278,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasTotalNumOfTrades = false
 			}
 			p++
-			done = true
+			goto f249
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -15333,10 +15312,10 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				}
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
 				p += n
-				done = true
+				goto f249
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades4, pm, nil)
 			if err != nil {
 				return np, err
@@ -15347,23 +15326,23 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f249:
 	// TradeValue
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasTradeValue = false
 				p++
-				done = true
+				goto f250
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f250
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -15393,12 +15372,12 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f250
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fTradeValue6, pm, nil)
 			if err != nil {
 				return np, err
@@ -15409,9 +15388,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f250:
 	// OfferNbOr
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
@@ -15421,9 +15400,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasOfferNbOr = false
 			}
 			p++
-			done = true
+			goto f251
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -15455,10 +15434,10 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				}
 				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
 				p += n
-				done = true
+				goto f251
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fOfferNbOr4, pm, nil)
 			if err != nil {
 				return np, err
@@ -15469,9 +15448,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f251:
 	// BidNbOr
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
@@ -15481,9 +15460,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasBidNbOr = false
 			}
 			p++
-			done = true
+			goto f252
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -15515,10 +15494,10 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				}
 				v.BidNbOr, v.HasBidNbOr = int32(x), true
 				p += n
-				done = true
+				goto f252
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fBidNbOr4, pm, nil)
 			if err != nil {
 				return np, err
@@ -15529,23 +15508,23 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f252:
 	// ChgFromSettlmnt
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasChgFromSettlmnt = false
 				p++
-				done = true
+				goto f253
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f253
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -15575,12 +15554,12 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f253
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt4, pm, nil)
 			if err != nil {
 				return np, err
@@ -15591,9 +15570,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f253:
 	// SettlDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -15601,9 +15580,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasSettlDate = false
 			}
 			p++
-			done = true
+			goto f254
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -15632,10 +15611,10 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.SettlDate, v.HasSettlDate = uint32(x), true
 				p += n
-				done = true
+				goto f254
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fSettlDate6, pm, nil)
 			if err != nil {
 				return np, err
@@ -15646,9 +15625,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f254:
 	// SettleType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -15673,14 +15652,14 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
-				done = true
+				goto f255
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSettleType = false
 			p++
-			done = true
+			goto f255
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fSettleType6, pm, nil)
 			if err != nil {
 				return np, err
@@ -15691,9 +15670,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f255:
 	// CXFlag
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -15718,14 +15697,14 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.CXFlag, v.HasCXFlag = w, true
 				p = end + 1
-				done = true
+				goto f256
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasCXFlag = false
 			p++
-			done = true
+			goto f256
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fCXFlag4, pm, nil)
 			if err != nil {
 				return np, err
@@ -15736,9 +15715,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f256:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -15763,14 +15742,14 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
-				done = true
+				goto f257
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionID = false
 			p++
-			done = true
+			goto f257
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID8, pm, nil)
 			if err != nil {
 				return np, err
@@ -15781,9 +15760,9 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f257:
 	// TradingSessionSubID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -15808,14 +15787,14 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
-				done = true
+				goto f258
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionSubID = false
 			p++
-			done = true
+			goto f258
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID8, pm, nil)
 			if err != nil {
 				return np, err
@@ -15826,6 +15805,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f258:
 	return p, nil
 }
 
@@ -15846,13 +15826,12 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 	v.SenderCompID = cSenderCompID11
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f259
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -15880,10 +15859,10 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f259
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, &tpm, nil)
 			pmb = tpm.Bits
@@ -15895,15 +15874,15 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f259:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f260
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -15938,10 +15917,10 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f260
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime11, &tpm, nil)
 			pmb = tpm.Bits
@@ -15953,6 +15932,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f260:
 	// GroupMDEntries
 	{
 		n := -1
@@ -15999,7 +15979,6 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 				_ = win
 				// MDUpdateAction
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
@@ -16007,9 +15986,9 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							v.HasMDUpdateAction = false
 						}
 						p++
-						done = true
+						goto f261
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -16038,10 +16017,10 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							x--
 							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
 							p += n
-							done = true
+							goto f261
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction4, &tpm, nil)
 						pmb = tpm.Bits
@@ -16054,9 +16033,9 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f261:
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s1MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -16066,7 +16045,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							} else {
 								v.MDEntryType, v.HasMDEntryType = c.Copy(e.B), true
 							}
-							done = true
+							goto f262
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -16095,10 +16074,10 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.MDEntryType, v.HasMDEntryType = w, true
 							p = end + 1
-							done = true
+							goto f262
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType9, &tpm, &c.d.s1MDEntryType)
 						pmb = tpm.Bits
@@ -16111,9 +16090,9 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f262:
 				// MDEntryID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -16138,14 +16117,14 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
-							done = true
+							goto f263
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasMDEntryID = false
 						p++
-						done = true
+						goto f263
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID9, &tpm, nil)
 						pmb = tpm.Bits
@@ -16158,9 +16137,9 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f263:
 				// Symbol
 				{
-					done := false
 					e := &c.d.s23Symbol
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -16170,7 +16149,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							} else {
 								v.Symbol, v.HasSymbol = c.Copy(e.B), true
 							}
-							done = true
+							goto f264
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -16199,10 +16178,10 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
-							done = true
+							goto f264
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol9, &tpm, &c.d.s23Symbol)
 						pmb = tpm.Bits
@@ -16215,9 +16194,9 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f264:
 				// RptSeq
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -16227,9 +16206,9 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							v.HasRptSeq = false
 						}
 						p++
-						done = true
+						goto f265
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -16261,10 +16240,10 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							}
 							v.RptSeq, v.HasRptSeq = int32(x), true
 							p += n
-							done = true
+							goto f265
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq9, &tpm, nil)
 						pmb = tpm.Bits
@@ -16277,18 +16256,18 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f265:
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s2MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f266
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate9, &tpm, &c.d.s2MDEntryDate)
 						pmb = tpm.Bits
@@ -16301,18 +16280,18 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f266:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s3MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
-							done = true
+							goto f267
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime9, &tpm, &c.d.s3MDEntryTime)
 						pmb = tpm.Bits
@@ -16325,18 +16304,18 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f267:
 				// OrigTime
 				{
-					done := false
 					e := &c.d.s4OrigTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.OrigTime, v.HasOrigTime = uint32(e.I), true
-							done = true
+							goto f268
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime7, &tpm, &c.d.s4OrigTime)
 						pmb = tpm.Bits
@@ -16349,10 +16328,10 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f268:
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx9, &tpm, &c.d.s5MDEntryPx)
 						pmb = tpm.Bits
@@ -16367,8 +16346,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 				}
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize9, &tpm, &c.d.s6MDEntrySize)
 						pmb = tpm.Bits
@@ -16383,8 +16361,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 				}
 				// Yield
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fYield6, &tpm, &c.d.s7Yield)
 						pmb = tpm.Bits
@@ -16399,7 +16376,6 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 				}
 				// OrderStatus
 				{
-					done := false
 					e := &c.d.s8OrderStatus
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -16409,7 +16385,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							} else {
 								v.OrderStatus, v.HasOrderStatus = c.Copy(e.B), true
 							}
-							done = true
+							goto f269
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -16438,10 +16414,10 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.OrderStatus, v.HasOrderStatus = w, true
 							p = end + 1
-							done = true
+							goto f269
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderStatus5, &tpm, &c.d.s8OrderStatus)
 						pmb = tpm.Bits
@@ -16454,9 +16430,9 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f269:
 				// OrdType
 				{
-					done := false
 					e := &c.d.s9OrdType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -16466,7 +16442,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							} else {
 								v.OrdType, v.HasOrdType = c.Copy(e.B), true
 							}
-							done = true
+							goto f270
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -16495,10 +16471,10 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.OrdType, v.HasOrdType = w, true
 							p = end + 1
-							done = true
+							goto f270
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrdType4, &tpm, &c.d.s9OrdType)
 						pmb = tpm.Bits
@@ -16511,10 +16487,10 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f270:
 				// TotalVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTotalVolume4, &tpm, &c.d.s10TotalVolume)
 						pmb = tpm.Bits
@@ -16529,7 +16505,6 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 				}
 				// TradingSessionID
 				{
-					done := false
 					e := &c.d.s24TradingSessionID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -16539,7 +16514,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							} else {
 								v.TradingSessionID, v.HasTradingSessionID = c.Copy(e.B), true
 							}
-							done = true
+							goto f271
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -16568,10 +16543,10 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.TradingSessionID, v.HasTradingSessionID = w, true
 							p = end + 1
-							done = true
+							goto f271
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID9, &tpm, &c.d.s24TradingSessionID)
 						pmb = tpm.Bits
@@ -16584,9 +16559,9 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f271:
 				// TradingSessionSubID
 				{
-					done := false
 					e := &c.d.s11TradingSessionSubID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -16596,7 +16571,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							} else {
 								v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
 							}
-							done = true
+							goto f272
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -16625,10 +16600,10 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
-							done = true
+							goto f272
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID9, &tpm, &c.d.s11TradingSessionSubID)
 						pmb = tpm.Bits
@@ -16641,6 +16616,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f272:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fGroupMDEntries9, "presence map has more bits than the segment uses")
 				}
@@ -16671,13 +16647,12 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 	v.SenderCompID = cSenderCompID12
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f273
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -16705,10 +16680,10 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f273
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, &tpm, nil)
 			pmb = tpm.Bits
@@ -16720,15 +16695,15 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f273:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f274
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -16763,10 +16738,10 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f274
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime12, &tpm, nil)
 			pmb = tpm.Bits
@@ -16778,6 +16753,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f274:
 	// GroupMDEntries
 	{
 		n := -1
@@ -16824,16 +16800,15 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 				_ = win
 				// MDUpdateAction
 				{
-					done := false
 					e := &c.d.s25MDUpdateAction
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDUpdateAction, v.HasMDUpdateAction = uint32(e.I), true
-							done = true
+							goto f275
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction5, &tpm, &c.d.s25MDUpdateAction)
 						pmb = tpm.Bits
@@ -16846,9 +16821,9 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f275:
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s1MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -16858,7 +16833,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							} else {
 								v.MDEntryType, v.HasMDEntryType = c.Copy(e.B), true
 							}
-							done = true
+							goto f276
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -16887,10 +16862,10 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.MDEntryType, v.HasMDEntryType = w, true
 							p = end + 1
-							done = true
+							goto f276
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType10, &tpm, &c.d.s1MDEntryType)
 						pmb = tpm.Bits
@@ -16903,9 +16878,9 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f276:
 				// MDEntryID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -16930,14 +16905,14 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
-							done = true
+							goto f277
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasMDEntryID = false
 						p++
-						done = true
+						goto f277
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID10, &tpm, nil)
 						pmb = tpm.Bits
@@ -16950,9 +16925,9 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f277:
 				// Symbol
 				{
-					done := false
 					e := &c.d.s23Symbol
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -16962,7 +16937,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							} else {
 								v.Symbol, v.HasSymbol = c.Copy(e.B), true
 							}
-							done = true
+							goto f278
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -16991,10 +16966,10 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
-							done = true
+							goto f278
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol10, &tpm, &c.d.s23Symbol)
 						pmb = tpm.Bits
@@ -17007,9 +16982,9 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f278:
 				// RptSeq
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -17019,9 +16994,9 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							v.HasRptSeq = false
 						}
 						p++
-						done = true
+						goto f279
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -17053,10 +17028,10 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							}
 							v.RptSeq, v.HasRptSeq = int32(x), true
 							p += n
-							done = true
+							goto f279
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq10, &tpm, nil)
 						pmb = tpm.Bits
@@ -17069,18 +17044,18 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f279:
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s2MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f280
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate10, &tpm, &c.d.s2MDEntryDate)
 						pmb = tpm.Bits
@@ -17093,18 +17068,18 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f280:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s3MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
-							done = true
+							goto f281
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime10, &tpm, &c.d.s3MDEntryTime)
 						pmb = tpm.Bits
@@ -17117,18 +17092,18 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f281:
 				// OrigTime
 				{
-					done := false
 					e := &c.d.s4OrigTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.OrigTime, v.HasOrigTime = uint32(e.I), true
-							done = true
+							goto f282
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime8, &tpm, &c.d.s4OrigTime)
 						pmb = tpm.Bits
@@ -17141,10 +17116,10 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f282:
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx10, &tpm, &c.d.s5MDEntryPx)
 						pmb = tpm.Bits
@@ -17159,8 +17134,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 				}
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize10, &tpm, &c.d.s6MDEntrySize)
 						pmb = tpm.Bits
@@ -17175,7 +17149,6 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 				}
 				// OrderStatus
 				{
-					done := false
 					e := &c.d.s8OrderStatus
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -17185,7 +17158,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							} else {
 								v.OrderStatus, v.HasOrderStatus = c.Copy(e.B), true
 							}
-							done = true
+							goto f283
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -17214,10 +17187,10 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.OrderStatus, v.HasOrderStatus = w, true
 							p = end + 1
-							done = true
+							goto f283
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderStatus6, &tpm, &c.d.s8OrderStatus)
 						pmb = tpm.Bits
@@ -17230,9 +17203,9 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f283:
 				// TradingSessionID
 				{
-					done := false
 					e := &c.d.s24TradingSessionID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -17242,7 +17215,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							} else {
 								v.TradingSessionID, v.HasTradingSessionID = c.Copy(e.B), true
 							}
-							done = true
+							goto f284
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -17271,10 +17244,10 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.TradingSessionID, v.HasTradingSessionID = w, true
 							p = end + 1
-							done = true
+							goto f284
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID10, &tpm, &c.d.s24TradingSessionID)
 						pmb = tpm.Bits
@@ -17287,9 +17260,9 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f284:
 				// TradingSessionSubID
 				{
-					done := false
 					e := &c.d.s11TradingSessionSubID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -17299,7 +17272,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							} else {
 								v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
 							}
-							done = true
+							goto f285
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -17328,10 +17301,10 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							e.B = append(e.B[:0], w...)
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
-							done = true
+							goto f285
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID10, &tpm, &c.d.s11TradingSessionSubID)
 						pmb = tpm.Bits
@@ -17344,6 +17317,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						p = np
 					}
 				}
+			f285:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fGroupMDEntries10, "presence map has more bits than the segment uses")
 				}
@@ -17372,13 +17346,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 	v.SenderCompID = cSenderCompID13
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f286
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -17406,10 +17379,10 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f286
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, &tpm, nil)
 			pmb = tpm.Bits
@@ -17421,15 +17394,15 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f286:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f287
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -17464,10 +17437,10 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f287
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime13, &tpm, nil)
 			pmb = tpm.Bits
@@ -17479,6 +17452,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f287:
 	// GroupMDEntries
 	{
 		n := -1
@@ -17532,7 +17506,6 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 	_ = win
 	// MDUpdateAction
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
@@ -17540,9 +17513,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasMDUpdateAction = false
 			}
 			p++
-			done = true
+			goto f288
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -17571,10 +17544,10 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
 				p += n
-				done = true
+				goto f288
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction6, pm, nil)
 			if err != nil {
 				return np, err
@@ -17585,9 +17558,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f288:
 	// MDEntryType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -17612,10 +17585,10 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType = w
 				p = end + 1
-				done = true
+				goto f289
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryType11, pm, nil)
 			if err != nil {
 				return np, err
@@ -17625,9 +17598,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f289:
 	// MDEntryID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -17652,14 +17625,14 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
-				done = true
+				goto f290
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasMDEntryID = false
 			p++
-			done = true
+			goto f290
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryID11, pm, nil)
 			if err != nil {
 				return np, err
@@ -17670,9 +17643,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f290:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -17697,14 +17670,14 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
-				done = true
+				goto f291
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSymbol = false
 			p++
-			done = true
+			goto f291
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fSymbol11, pm, nil)
 			if err != nil {
 				return np, err
@@ -17715,9 +17688,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f291:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -17727,9 +17700,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasRptSeq = false
 			}
 			p++
-			done = true
+			goto f292
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -17761,10 +17734,10 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				}
 				v.RptSeq, v.HasRptSeq = int32(x), true
 				p += n
-				done = true
+				goto f292
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fRptSeq11, pm, nil)
 			if err != nil {
 				return np, err
@@ -17775,9 +17748,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f292:
 	// MDEntryDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -17785,9 +17758,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasMDEntryDate = false
 			}
 			p++
-			done = true
+			goto f293
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -17816,10 +17789,10 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
 				p += n
-				done = true
+				goto f293
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryDate11, pm, nil)
 			if err != nil {
 				return np, err
@@ -17830,9 +17803,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f293:
 	// MDEntryTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
@@ -17840,9 +17813,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasMDEntryTime = false
 			}
 			p++
-			done = true
+			goto f294
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -17871,10 +17844,10 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
 				p += n
-				done = true
+				goto f294
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryTime11, pm, nil)
 			if err != nil {
 				return np, err
@@ -17885,9 +17858,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f294:
 	// OrigTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint32(x-1), true
@@ -17895,9 +17868,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasOrigTime = false
 			}
 			p++
-			done = true
+			goto f295
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -17926,10 +17899,10 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.OrigTime, v.HasOrigTime = uint32(x), true
 				p += n
-				done = true
+				goto f295
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fOrigTime9, pm, nil)
 			if err != nil {
 				return np, err
@@ -17940,9 +17913,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f295:
 	// OrderSide
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -17967,14 +17940,14 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
-				done = true
+				goto f296
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOrderSide = false
 			p++
-			done = true
+			goto f296
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOrderSide5, pm, nil)
 			if err != nil {
 				return np, err
@@ -17985,23 +17958,23 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f296:
 	// MDEntryPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntryPx = false
 				p++
-				done = true
+				goto f297
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f297
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -18031,12 +18004,12 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f297
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx11, pm, nil)
 			if err != nil {
 				return np, err
@@ -18047,23 +18020,23 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f297:
 	// MDEntrySize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntrySize = false
 				p++
-				done = true
+				goto f298
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f298
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -18093,12 +18066,12 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f298
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize11, pm, nil)
 			if err != nil {
 				return np, err
@@ -18109,23 +18082,23 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f298:
 	// AccruedInterestAmt
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasAccruedInterestAmt = false
 				p++
-				done = true
+				goto f299
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f299
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -18155,12 +18128,12 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f299
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt5, pm, nil)
 			if err != nil {
 				return np, err
@@ -18171,23 +18144,23 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f299:
 	// TradeValue
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasTradeValue = false
 				p++
-				done = true
+				goto f300
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f300
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -18217,12 +18190,12 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f300
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fTradeValue7, pm, nil)
 			if err != nil {
 				return np, err
@@ -18233,23 +18206,23 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f300:
 	// Yield
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasYield = false
 				p++
-				done = true
+				goto f301
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f301
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -18279,12 +18252,12 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f301
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fYield7, pm, nil)
 			if err != nil {
 				return np, err
@@ -18295,9 +18268,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f301:
 	// SettlDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -18305,9 +18278,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasSettlDate = false
 			}
 			p++
-			done = true
+			goto f302
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -18336,10 +18309,10 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.SettlDate, v.HasSettlDate = uint32(x), true
 				p += n
-				done = true
+				goto f302
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fSettlDate7, pm, nil)
 			if err != nil {
 				return np, err
@@ -18350,9 +18323,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f302:
 	// SettleType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -18377,14 +18350,14 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
-				done = true
+				goto f303
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSettleType = false
 			p++
-			done = true
+			goto f303
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fSettleType7, pm, nil)
 			if err != nil {
 				return np, err
@@ -18395,23 +18368,23 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f303:
 	// Price
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasPrice = false
 				p++
-				done = true
+				goto f304
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f304
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -18441,12 +18414,12 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f304
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fPrice5, pm, nil)
 			if err != nil {
 				return np, err
@@ -18457,9 +18430,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f304:
 	// PriceType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.PriceType, v.HasPriceType = int32(x-1), true
@@ -18469,9 +18442,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasPriceType = false
 			}
 			p++
-			done = true
+			goto f305
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -18503,10 +18476,10 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				}
 				v.PriceType, v.HasPriceType = int32(x), true
 				p += n
-				done = true
+				goto f305
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fPriceType5, pm, nil)
 			if err != nil {
 				return np, err
@@ -18517,23 +18490,23 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f305:
 	// RepoToPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasRepoToPx = false
 				p++
-				done = true
+				goto f306
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f306
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -18563,12 +18536,12 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f306
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx5, pm, nil)
 			if err != nil {
 				return np, err
@@ -18579,23 +18552,23 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f306:
 	// BuyBackPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasBuyBackPx = false
 				p++
-				done = true
+				goto f307
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f307
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -18625,12 +18598,12 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f307
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx5, pm, nil)
 			if err != nil {
 				return np, err
@@ -18641,9 +18614,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f307:
 	// BuyBackDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
@@ -18651,9 +18624,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				v.HasBuyBackDate = false
 			}
 			p++
-			done = true
+			goto f308
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -18682,10 +18655,10 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
 				p += n
-				done = true
+				goto f308
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fBuyBackDate5, pm, nil)
 			if err != nil {
 				return np, err
@@ -18696,9 +18669,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f308:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -18723,14 +18696,14 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
-				done = true
+				goto f309
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionID = false
 			p++
-			done = true
+			goto f309
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID11, pm, nil)
 			if err != nil {
 				return np, err
@@ -18741,9 +18714,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f309:
 	// TradingSessionSubID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -18768,14 +18741,14 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
-				done = true
+				goto f310
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionSubID = false
 			p++
-			done = true
+			goto f310
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID11, pm, nil)
 			if err != nil {
 				return np, err
@@ -18786,9 +18759,9 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f310:
 	// RefOrderID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -18813,14 +18786,14 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.RefOrderID, v.HasRefOrderID = w, true
 				p = end + 1
-				done = true
+				goto f311
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasRefOrderID = false
 			p++
-			done = true
+			goto f311
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fRefOrderID3, pm, nil)
 			if err != nil {
 				return np, err
@@ -18831,6 +18804,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f311:
 	return p, nil
 }
 
@@ -18849,13 +18823,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 	v.SenderCompID = cSenderCompID14
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f312
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -18883,10 +18856,10 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f312
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum14, &tpm, nil)
 			pmb = tpm.Bits
@@ -18898,15 +18871,15 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f312:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f313
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -18941,10 +18914,10 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f313
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime14, &tpm, nil)
 			pmb = tpm.Bits
@@ -18956,6 +18929,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f313:
 	// GroupMDEntries
 	{
 		n := -1
@@ -19009,7 +18983,6 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 	_ = win
 	// MDUpdateAction
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
@@ -19017,9 +18990,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasMDUpdateAction = false
 			}
 			p++
-			done = true
+			goto f314
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -19048,10 +19021,10 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
 				p += n
-				done = true
+				goto f314
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction7, pm, nil)
 			if err != nil {
 				return np, err
@@ -19062,9 +19035,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f314:
 	// MDEntryType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -19089,10 +19062,10 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType = w
 				p = end + 1
-				done = true
+				goto f315
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryType12, pm, nil)
 			if err != nil {
 				return np, err
@@ -19102,9 +19075,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f315:
 	// MDEntryID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -19129,14 +19102,14 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
-				done = true
+				goto f316
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasMDEntryID = false
 			p++
-			done = true
+			goto f316
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryID12, pm, nil)
 			if err != nil {
 				return np, err
@@ -19147,9 +19120,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f316:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -19174,14 +19147,14 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
-				done = true
+				goto f317
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSymbol = false
 			p++
-			done = true
+			goto f317
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fSymbol12, pm, nil)
 			if err != nil {
 				return np, err
@@ -19192,9 +19165,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f317:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -19204,9 +19177,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasRptSeq = false
 			}
 			p++
-			done = true
+			goto f318
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -19238,10 +19211,10 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				}
 				v.RptSeq, v.HasRptSeq = int32(x), true
 				p += n
-				done = true
+				goto f318
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fRptSeq12, pm, nil)
 			if err != nil {
 				return np, err
@@ -19252,9 +19225,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f318:
 	// MDEntryDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -19262,9 +19235,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasMDEntryDate = false
 			}
 			p++
-			done = true
+			goto f319
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -19293,10 +19266,10 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
 				p += n
-				done = true
+				goto f319
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryDate12, pm, nil)
 			if err != nil {
 				return np, err
@@ -19307,9 +19280,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f319:
 	// MDEntryTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
@@ -19317,9 +19290,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasMDEntryTime = false
 			}
 			p++
-			done = true
+			goto f320
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -19348,10 +19321,10 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
 				p += n
-				done = true
+				goto f320
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryTime12, pm, nil)
 			if err != nil {
 				return np, err
@@ -19362,9 +19335,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f320:
 	// OrigTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint32(x-1), true
@@ -19372,9 +19345,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasOrigTime = false
 			}
 			p++
-			done = true
+			goto f321
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -19403,10 +19376,10 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.OrigTime, v.HasOrigTime = uint32(x), true
 				p += n
-				done = true
+				goto f321
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fOrigTime10, pm, nil)
 			if err != nil {
 				return np, err
@@ -19417,9 +19390,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f321:
 	// OrderSide
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -19444,14 +19417,14 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
-				done = true
+				goto f322
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOrderSide = false
 			p++
-			done = true
+			goto f322
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOrderSide6, pm, nil)
 			if err != nil {
 				return np, err
@@ -19462,23 +19435,23 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f322:
 	// MDEntryPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntryPx = false
 				p++
-				done = true
+				goto f323
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f323
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -19508,12 +19481,12 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f323
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx12, pm, nil)
 			if err != nil {
 				return np, err
@@ -19524,23 +19497,23 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f323:
 	// MDEntrySize
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntrySize = false
 				p++
-				done = true
+				goto f324
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f324
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -19570,12 +19543,12 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f324
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize12, pm, nil)
 			if err != nil {
 				return np, err
@@ -19586,23 +19559,23 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f324:
 	// TradeValue
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasTradeValue = false
 				p++
-				done = true
+				goto f325
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f325
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -19632,12 +19605,12 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f325
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fTradeValue8, pm, nil)
 			if err != nil {
 				return np, err
@@ -19648,9 +19621,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f325:
 	// SettlDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -19658,9 +19631,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasSettlDate = false
 			}
 			p++
-			done = true
+			goto f326
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -19689,10 +19662,10 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.SettlDate, v.HasSettlDate = uint32(x), true
 				p += n
-				done = true
+				goto f326
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fSettlDate8, pm, nil)
 			if err != nil {
 				return np, err
@@ -19703,9 +19676,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f326:
 	// SettleType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -19730,14 +19703,14 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
-				done = true
+				goto f327
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSettleType = false
 			p++
-			done = true
+			goto f327
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fSettleType8, pm, nil)
 			if err != nil {
 				return np, err
@@ -19748,23 +19721,23 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f327:
 	// Price
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasPrice = false
 				p++
-				done = true
+				goto f328
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f328
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -19794,12 +19767,12 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f328
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fPrice6, pm, nil)
 			if err != nil {
 				return np, err
@@ -19810,9 +19783,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f328:
 	// PriceType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.PriceType, v.HasPriceType = int32(x-1), true
@@ -19822,9 +19795,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasPriceType = false
 			}
 			p++
-			done = true
+			goto f329
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -19856,10 +19829,10 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				}
 				v.PriceType, v.HasPriceType = int32(x), true
 				p += n
-				done = true
+				goto f329
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fPriceType6, pm, nil)
 			if err != nil {
 				return np, err
@@ -19870,23 +19843,23 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f329:
 	// RepoToPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasRepoToPx = false
 				p++
-				done = true
+				goto f330
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f330
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -19916,12 +19889,12 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f330
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx6, pm, nil)
 			if err != nil {
 				return np, err
@@ -19932,23 +19905,23 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f330:
 	// BuyBackPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasBuyBackPx = false
 				p++
-				done = true
+				goto f331
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f331
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -19978,12 +19951,12 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 					if n > 0 {
 						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f331
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx6, pm, nil)
 			if err != nil {
 				return np, err
@@ -19994,9 +19967,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f331:
 	// BuyBackDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
@@ -20004,9 +19977,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				v.HasBuyBackDate = false
 			}
 			p++
-			done = true
+			goto f332
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -20035,10 +20008,10 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				x--
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
 				p += n
-				done = true
+				goto f332
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fBuyBackDate6, pm, nil)
 			if err != nil {
 				return np, err
@@ -20049,9 +20022,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f332:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -20076,14 +20049,14 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
-				done = true
+				goto f333
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionID = false
 			p++
-			done = true
+			goto f333
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID12, pm, nil)
 			if err != nil {
 				return np, err
@@ -20094,9 +20067,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f333:
 	// TradingSessionSubID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -20121,14 +20094,14 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
-				done = true
+				goto f334
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionSubID = false
 			p++
-			done = true
+			goto f334
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID12, pm, nil)
 			if err != nil {
 				return np, err
@@ -20139,9 +20112,9 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f334:
 	// RefOrderID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -20166,14 +20139,14 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				w[end-p] = b[end] &^ 0x80
 				v.RefOrderID, v.HasRefOrderID = w, true
 				p = end + 1
-				done = true
+				goto f335
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasRefOrderID = false
 			p++
-			done = true
+			goto f335
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fRefOrderID4, pm, nil)
 			if err != nil {
 				return np, err
@@ -20184,6 +20157,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
+f335:
 	return p, nil
 }
 
@@ -20204,14 +20178,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	v.SenderCompID = cSenderCompID15
 	// MsgSeqNum
 	{
-		done := false
 		e := &c.d.s26MsgSeqNum
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
 				pmb <<= 1
 				e.I++
 				v.MsgSeqNum = uint32(e.I)
-				done = true
+				goto f336
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			pmb <<= 1
@@ -20219,7 +20192,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MsgSeqNum = uint32(x)
-			done = true
+			goto f336
 		} else {
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -20250,10 +20223,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MsgSeqNum = uint32(x)
-				done = true
+				goto f336
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum15, &tpm, &c.d.s26MsgSeqNum)
 			pmb = tpm.Bits
@@ -20265,15 +20238,15 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f336:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f337
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -20308,10 +20281,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f337
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime15, &tpm, nil)
 			pmb = tpm.Bits
@@ -20323,10 +20296,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f337:
 	// MessageEncoding
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMessageEncoding, &tpm, nil)
 			pmb = tpm.Bits
@@ -20340,7 +20313,6 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	}
 	// TotNumReports
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TotNumReports, v.HasTotNumReports = int32(x-1), true
@@ -20350,9 +20322,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				v.HasTotNumReports = false
 			}
 			p++
-			done = true
+			goto f338
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -20384,10 +20356,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				}
 				v.TotNumReports, v.HasTotNumReports = int32(x), true
 				p += n
-				done = true
+				goto f338
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports, &tpm, nil)
 			pmb = tpm.Bits
@@ -20400,9 +20372,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f338:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -20427,14 +20399,14 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
-				done = true
+				goto f339
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSymbol = false
 			p++
-			done = true
+			goto f339
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol13, &tpm, nil)
 			pmb = tpm.Bits
@@ -20447,10 +20419,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f339:
 	// SecurityID
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityID, &tpm, nil)
 			pmb = tpm.Bits
@@ -20465,8 +20437,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	}
 	// SecurityIDSource
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityIDSource, &tpm, nil)
 			pmb = tpm.Bits
@@ -20481,7 +20452,6 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	}
 	// Product
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.Product, v.HasProduct = int32(x-1), true
@@ -20491,9 +20461,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				v.HasProduct = false
 			}
 			p++
-			done = true
+			goto f340
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -20525,10 +20495,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				}
 				v.Product, v.HasProduct = int32(x), true
 				p += n
-				done = true
+				goto f340
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fProduct, &tpm, nil)
 			pmb = tpm.Bits
@@ -20541,10 +20511,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f340:
 	// CFICode
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fCFICode, &tpm, nil)
 			pmb = tpm.Bits
@@ -20559,8 +20529,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	}
 	// SecurityType
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityType, &tpm, nil)
 			pmb = tpm.Bits
@@ -20575,7 +20544,6 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	}
 	// MaturityDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
@@ -20583,9 +20551,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				v.HasMaturityDate = false
 			}
 			p++
-			done = true
+			goto f341
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -20614,10 +20582,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				x--
 				v.MaturityDate, v.HasMaturityDate = uint32(x), true
 				p += n
-				done = true
+				goto f341
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMaturityDate, &tpm, nil)
 			pmb = tpm.Bits
@@ -20630,9 +20598,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f341:
 	// SettlDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -20640,9 +20608,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				v.HasSettlDate = false
 			}
 			p++
-			done = true
+			goto f342
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -20671,10 +20639,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				x--
 				v.SettlDate, v.HasSettlDate = uint32(x), true
 				p += n
-				done = true
+				goto f342
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSettlDate9, &tpm, nil)
 			pmb = tpm.Bits
@@ -20687,9 +20655,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f342:
 	// SettleType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -20714,14 +20682,14 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
-				done = true
+				goto f343
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSettleType = false
 			p++
-			done = true
+			goto f343
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSettleType9, &tpm, nil)
 			pmb = tpm.Bits
@@ -20734,23 +20702,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f343:
 	// OrigIssueAmt
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasOrigIssueAmt = false
 				p++
-				done = true
+				goto f344
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.OrigIssueAmt, v.HasOrigIssueAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f344
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -20780,12 +20748,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.OrigIssueAmt, v.HasOrigIssueAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f344
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fOrigIssueAmt, &tpm, nil)
 			pmb = tpm.Bits
@@ -20798,9 +20766,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f344:
 	// CouponPaymentDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.CouponPaymentDate, v.HasCouponPaymentDate = uint32(x-1), true
@@ -20808,9 +20776,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				v.HasCouponPaymentDate = false
 			}
 			p++
-			done = true
+			goto f345
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -20839,10 +20807,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				x--
 				v.CouponPaymentDate, v.HasCouponPaymentDate = uint32(x), true
 				p += n
-				done = true
+				goto f345
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fCouponPaymentDate, &tpm, nil)
 			pmb = tpm.Bits
@@ -20855,23 +20823,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f345:
 	// CouponRate
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasCouponRate = false
 				p++
-				done = true
+				goto f346
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.CouponRate, v.HasCouponRate = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f346
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -20901,12 +20869,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.CouponRate, v.HasCouponRate = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f346
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fCouponRate, &tpm, nil)
 			pmb = tpm.Bits
@@ -20919,9 +20887,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f346:
 	// SettlFixingDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlFixingDate, v.HasSettlFixingDate = uint32(x-1), true
@@ -20929,9 +20897,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				v.HasSettlFixingDate = false
 			}
 			p++
-			done = true
+			goto f347
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -20960,10 +20928,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				x--
 				v.SettlFixingDate, v.HasSettlFixingDate = uint32(x), true
 				p += n
-				done = true
+				goto f347
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSettlFixingDate, &tpm, nil)
 			pmb = tpm.Bits
@@ -20976,23 +20944,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f347:
 	// DividendNetPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasDividendNetPx = false
 				p++
-				done = true
+				goto f348
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.DividendNetPx, v.HasDividendNetPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f348
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -21022,12 +20990,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.DividendNetPx, v.HasDividendNetPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f348
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fDividendNetPx, &tpm, nil)
 			pmb = tpm.Bits
@@ -21040,10 +21008,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f348:
 	// SecurityDesc
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityDesc, &tpm, nil)
 			pmb = tpm.Bits
@@ -21058,8 +21026,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	}
 	// EncodedSecurityDesc
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fEncodedSecurityDesc, &tpm, nil)
 			pmb = tpm.Bits
@@ -21074,8 +21041,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	}
 	// QuoteText
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fQuoteText, &tpm, nil)
 			pmb = tpm.Bits
@@ -21129,7 +21095,6 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	}
 	// Currency
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -21154,14 +21119,14 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				w[end-p] = b[end] &^ 0x80
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
-				done = true
+				goto f349
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasCurrency = false
 			p++
-			done = true
+			goto f349
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fCurrency, &tpm, nil)
 			pmb = tpm.Bits
@@ -21174,6 +21139,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f349:
 	// MarketSegmentGrp
 	{
 		n := -1
@@ -21215,7 +21181,6 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	}
 	// SettlCurrency
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -21240,14 +21205,14 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				w[end-p] = b[end] &^ 0x80
 				v.SettlCurrency, v.HasSettlCurrency = w, true
 				p = end + 1
-				done = true
+				goto f350
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSettlCurrency = false
 			p++
-			done = true
+			goto f350
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSettlCurrency, &tpm, nil)
 			pmb = tpm.Bits
@@ -21260,9 +21225,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f350:
 	// PriceType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.PriceType, v.HasPriceType = int32(x-1), true
@@ -21272,9 +21237,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				v.HasPriceType = false
 			}
 			p++
-			done = true
+			goto f351
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -21306,10 +21271,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				}
 				v.PriceType, v.HasPriceType = int32(x), true
 				p += n
-				done = true
+				goto f351
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fPriceType7, &tpm, nil)
 			pmb = tpm.Bits
@@ -21322,9 +21287,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f351:
 	// StateSecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -21349,14 +21314,14 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				w[end-p] = b[end] &^ 0x80
 				v.StateSecurityID, v.HasStateSecurityID = w, true
 				p = end + 1
-				done = true
+				goto f352
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasStateSecurityID = false
 			p++
-			done = true
+			goto f352
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fStateSecurityID, &tpm, nil)
 			pmb = tpm.Bits
@@ -21369,10 +21334,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f352:
 	// EncodedShortSecurityDesc
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fEncodedShortSecurityDesc, &tpm, nil)
 			pmb = tpm.Bits
@@ -21387,8 +21352,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	}
 	// MarketCode
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMarketCode, &tpm, nil)
 			pmb = tpm.Bits
@@ -21403,21 +21367,20 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	}
 	// MinPriceIncrement
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMinPriceIncrement = false
 				p++
-				done = true
+				goto f353
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f353
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -21447,12 +21410,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f353
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrement, &tpm, nil)
 			pmb = tpm.Bits
@@ -21465,23 +21428,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f353:
 	// MktShareLimit
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMktShareLimit = false
 				p++
-				done = true
+				goto f354
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MktShareLimit, v.HasMktShareLimit = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f354
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -21511,12 +21474,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.MktShareLimit, v.HasMktShareLimit = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f354
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMktShareLimit, &tpm, nil)
 			pmb = tpm.Bits
@@ -21529,23 +21492,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f354:
 	// MktShareThreshold
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMktShareThreshold = false
 				p++
-				done = true
+				goto f355
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MktShareThreshold, v.HasMktShareThreshold = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f355
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -21575,12 +21538,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.MktShareThreshold, v.HasMktShareThreshold = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f355
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMktShareThreshold, &tpm, nil)
 			pmb = tpm.Bits
@@ -21593,23 +21556,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f355:
 	// MaxOrdersVolume
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMaxOrdersVolume = false
 				p++
-				done = true
+				goto f356
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MaxOrdersVolume, v.HasMaxOrdersVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f356
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -21639,12 +21602,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.MaxOrdersVolume, v.HasMaxOrdersVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f356
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMaxOrdersVolume, &tpm, nil)
 			pmb = tpm.Bits
@@ -21657,23 +21620,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f356:
 	// PriceMvmLimit
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasPriceMvmLimit = false
 				p++
-				done = true
+				goto f357
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.PriceMvmLimit, v.HasPriceMvmLimit = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f357
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -21703,12 +21666,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.PriceMvmLimit, v.HasPriceMvmLimit = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f357
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fPriceMvmLimit, &tpm, nil)
 			pmb = tpm.Bits
@@ -21721,23 +21684,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f357:
 	// FaceValue
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasFaceValue = false
 				p++
-				done = true
+				goto f358
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.FaceValue, v.HasFaceValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f358
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -21767,12 +21730,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.FaceValue, v.HasFaceValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f358
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fFaceValue, &tpm, nil)
 			pmb = tpm.Bits
@@ -21785,23 +21748,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f358:
 	// BaseSwapPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasBaseSwapPx = false
 				p++
-				done = true
+				goto f359
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.BaseSwapPx, v.HasBaseSwapPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f359
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -21831,12 +21794,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.BaseSwapPx, v.HasBaseSwapPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f359
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fBaseSwapPx, &tpm, nil)
 			pmb = tpm.Bits
@@ -21849,23 +21812,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f359:
 	// RepoToPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasRepoToPx = false
 				p++
-				done = true
+				goto f360
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f360
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -21895,12 +21858,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f360
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx7, &tpm, nil)
 			pmb = tpm.Bits
@@ -21913,23 +21876,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f360:
 	// BuyBackPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasBuyBackPx = false
 				p++
-				done = true
+				goto f361
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f361
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -21959,12 +21922,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f361
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx7, &tpm, nil)
 			pmb = tpm.Bits
@@ -21977,9 +21940,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f361:
 	// BuyBackDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
@@ -21987,9 +21950,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				v.HasBuyBackDate = false
 			}
 			p++
-			done = true
+			goto f362
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -22018,10 +21981,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				x--
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
 				p += n
-				done = true
+				goto f362
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fBuyBackDate7, &tpm, nil)
 			pmb = tpm.Bits
@@ -22034,23 +21997,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f362:
 	// NoSharesIssued
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasNoSharesIssued = false
 				p++
-				done = true
+				goto f363
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.NoSharesIssued, v.HasNoSharesIssued = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f363
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -22080,12 +22043,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.NoSharesIssued, v.HasNoSharesIssued = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f363
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fNoSharesIssued, &tpm, nil)
 			pmb = tpm.Bits
@@ -22098,23 +22061,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f363:
 	// HighLimit
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasHighLimit = false
 				p++
-				done = true
+				goto f364
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.HighLimit, v.HasHighLimit = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f364
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -22144,12 +22107,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.HighLimit, v.HasHighLimit = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f364
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fHighLimit, &tpm, nil)
 			pmb = tpm.Bits
@@ -22162,23 +22125,23 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f364:
 	// LowLimit
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasLowLimit = false
 				p++
-				done = true
+				goto f365
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.LowLimit, v.HasLowLimit = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f365
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -22208,12 +22171,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					if n > 0 {
 						v.LowLimit, v.HasLowLimit = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f365
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fLowLimit, &tpm, nil)
 			pmb = tpm.Bits
@@ -22226,9 +22189,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f365:
 	// NumOfDaysToMaturity
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.NumOfDaysToMaturity, v.HasNumOfDaysToMaturity = int32(x-1), true
@@ -22238,9 +22201,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				v.HasNumOfDaysToMaturity = false
 			}
 			p++
-			done = true
+			goto f366
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -22272,10 +22235,10 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				}
 				v.NumOfDaysToMaturity, v.HasNumOfDaysToMaturity = int32(x), true
 				p += n
-				done = true
+				goto f366
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNumOfDaysToMaturity, &tpm, nil)
 			pmb = tpm.Bits
@@ -22288,6 +22251,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f366:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -22299,13 +22263,12 @@ func (c *Decoder) d27(b []byte, p int, v *DGroupInstrAttrib, pm *fastrt.PMap) (i
 	_ = err
 	// InstrAttribType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.InstrAttribType = int32(fastrt.SignExtend7(b[p]))
 			p++
-			done = true
+			goto f367
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -22334,10 +22297,10 @@ func (c *Decoder) d27(b []byte, p int, v *DGroupInstrAttrib, pm *fastrt.PMap) (i
 			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 				v.InstrAttribType = int32(x)
 				p += n
-				done = true
+				goto f367
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fInstrAttribType, pm, nil)
 			if err != nil {
 				return np, err
@@ -22347,10 +22310,10 @@ func (c *Decoder) d27(b []byte, p int, v *DGroupInstrAttrib, pm *fastrt.PMap) (i
 			p = np
 		}
 	}
+f367:
 	// InstrAttribValue
 	{
-		done := false
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fInstrAttribValue, pm, nil)
 			if err != nil {
 				return np, err
@@ -22369,21 +22332,20 @@ func (c *Decoder) d28(b []byte, p int, v *DMarketSegmentGrp, pm *fastrt.PMap) (i
 	_ = err
 	// RoundLot
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasRoundLot = false
 				p++
-				done = true
+				goto f368
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.RoundLot, v.HasRoundLot = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f368
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -22413,12 +22375,12 @@ func (c *Decoder) d28(b []byte, p int, v *DMarketSegmentGrp, pm *fastrt.PMap) (i
 					if n > 0 {
 						v.RoundLot, v.HasRoundLot = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f368
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fRoundLot, pm, nil)
 			if err != nil {
 				return np, err
@@ -22429,6 +22391,7 @@ func (c *Decoder) d28(b []byte, p int, v *DMarketSegmentGrp, pm *fastrt.PMap) (i
 			p = np
 		}
 	}
+f368:
 	// TradingSessionRulesGrp
 	{
 		n := -1
@@ -22476,7 +22439,6 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 	_ = win
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -22501,10 +22463,10 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID = w
 				p = end + 1
-				done = true
+				goto f369
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID13, pm, nil)
 			if err != nil {
 				return np, err
@@ -22514,9 +22476,9 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 			p = np
 		}
 	}
+f369:
 	// TradingSessionSubID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -22541,14 +22503,14 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
-				done = true
+				goto f370
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionSubID = false
 			p++
-			done = true
+			goto f370
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID13, pm, nil)
 			if err != nil {
 				return np, err
@@ -22559,9 +22521,9 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 			p = np
 		}
 	}
+f370:
 	// SecurityTradingStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x-1), true
@@ -22571,9 +22533,9 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 				v.HasSecurityTradingStatus = false
 			}
 			p++
-			done = true
+			goto f371
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -22605,10 +22567,10 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 				}
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
 				p += n
-				done = true
+				goto f371
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, pm, nil)
 			if err != nil {
 				return np, err
@@ -22619,9 +22581,9 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 			p = np
 		}
 	}
+f371:
 	// OrderNote
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.OrderNote, v.HasOrderNote = int32(x-1), true
@@ -22631,9 +22593,9 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 				v.HasOrderNote = false
 			}
 			p++
-			done = true
+			goto f372
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -22665,10 +22627,10 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 				}
 				v.OrderNote, v.HasOrderNote = int32(x), true
 				p += n
-				done = true
+				goto f372
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fOrderNote, pm, nil)
 			if err != nil {
 				return np, err
@@ -22679,6 +22641,7 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 			p = np
 		}
 	}
+f372:
 	return p, nil
 }
 
@@ -22699,13 +22662,12 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 	v.SenderCompID = cSenderCompID16
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f373
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -22733,10 +22695,10 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f373
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum16, &tpm, nil)
 			pmb = tpm.Bits
@@ -22748,15 +22710,15 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f373:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f374
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -22791,10 +22753,10 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f374
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime16, &tpm, nil)
 			pmb = tpm.Bits
@@ -22806,9 +22768,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f374:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -22833,10 +22795,10 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
-				done = true
+				goto f375
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol14, &tpm, nil)
 			pmb = tpm.Bits
@@ -22848,9 +22810,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f375:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -22875,14 +22837,14 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
-				done = true
+				goto f376
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionID = false
 			p++
-			done = true
+			goto f376
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID14, &tpm, nil)
 			pmb = tpm.Bits
@@ -22895,9 +22857,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f376:
 	// TradingSessionSubID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -22922,14 +22884,14 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
-				done = true
+				goto f377
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionSubID = false
 			p++
-			done = true
+			goto f377
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID14, &tpm, nil)
 			pmb = tpm.Bits
@@ -22942,9 +22904,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f377:
 	// SecurityTradingStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x-1), true
@@ -22954,9 +22916,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 				v.HasSecurityTradingStatus = false
 			}
 			p++
-			done = true
+			goto f378
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -22988,10 +22950,10 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 				}
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
 				p += n
-				done = true
+				goto f378
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, &tpm, nil)
 			pmb = tpm.Bits
@@ -23004,9 +22966,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f378:
 	// AuctionIndicator
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x-1), true
@@ -23014,9 +22976,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 				v.HasAuctionIndicator = false
 			}
 			p++
-			done = true
+			goto f379
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -23045,10 +23007,10 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 				x--
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x), true
 				p += n
-				done = true
+				goto f379
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fAuctionIndicator4, &tpm, nil)
 			pmb = tpm.Bits
@@ -23061,6 +23023,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f379:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -23084,13 +23047,12 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 	v.SenderCompID = cSenderCompID17
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f380
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -23118,10 +23080,10 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f380
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum17, &tpm, nil)
 			pmb = tpm.Bits
@@ -23133,15 +23095,15 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f380:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f381
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -23176,10 +23138,10 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f381
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime17, &tpm, nil)
 			pmb = tpm.Bits
@@ -23191,15 +23153,15 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f381:
 	// TradSesStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TradSesStatus = int32(fastrt.SignExtend7(b[p]))
 			p++
-			done = true
+			goto f382
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -23228,10 +23190,10 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 				v.TradSesStatus = int32(x)
 				p += n
-				done = true
+				goto f382
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus6, &tpm, nil)
 			pmb = tpm.Bits
@@ -23243,9 +23205,9 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f382:
 	// Text
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -23270,14 +23232,14 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
-				done = true
+				goto f383
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasText = false
 			p++
-			done = true
+			goto f383
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fText2, &tpm, nil)
 			pmb = tpm.Bits
@@ -23290,9 +23252,9 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f383:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -23317,10 +23279,10 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID = w
 				p = end + 1
-				done = true
+				goto f384
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID15, &tpm, nil)
 			pmb = tpm.Bits
@@ -23332,6 +23294,7 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			p = np
 		}
 	}
+f384:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -23351,13 +23314,12 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 	v.SenderCompID = cSenderCompID18
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f385
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -23385,10 +23347,10 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f385
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum18, &tpm, nil)
 			pmb = tpm.Bits
@@ -23400,15 +23362,15 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 			p = np
 		}
 	}
+f385:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f386
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -23443,10 +23405,10 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f386
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime18, &tpm, nil)
 			pmb = tpm.Bits
@@ -23458,6 +23420,7 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 			p = np
 		}
 	}
+f386:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}

@@ -3764,13 +3764,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 	v.MessageType = cMessageType
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f1
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -3798,10 +3797,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f1
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, nil)
 			pmb = tpm.Bits
@@ -3813,15 +3812,15 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f1:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f2
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -3856,10 +3855,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f2
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime, &tpm, nil)
 			pmb = tpm.Bits
@@ -3871,17 +3870,17 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f2:
 	// ApplVerID
 	v.ApplVerID = cApplVerID
 	// DataLen
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.DataLen = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f3
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -3909,10 +3908,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 			if n > 0 && x <= 1<<32-1 {
 				v.DataLen = uint32(x)
 				p += n
-				done = true
+				goto f3
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fDataLen, &tpm, nil)
 			pmb = tpm.Bits
@@ -3924,10 +3923,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f3:
 	// Data
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fData, &tpm, nil)
 			pmb = tpm.Bits
@@ -3958,13 +3957,12 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 	v.MessageType = cMessageType2
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f4
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -3992,10 +3990,10 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f4
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, &tpm, nil)
 			pmb = tpm.Bits
@@ -4007,15 +4005,15 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			p = np
 		}
 	}
+f4:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f5
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -4050,10 +4048,10 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f5
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime2, &tpm, nil)
 			pmb = tpm.Bits
@@ -4065,11 +4063,11 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			p = np
 		}
 	}
+f5:
 	// ApplVerID
 	v.ApplVerID = cApplVerID2
 	// MDReqID
 	{
-		done := false
 		e := &c.d.s1MDReqID
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -4079,7 +4077,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 				} else {
 					v.MDReqID = c.Copy(e.B)
 				}
-				done = true
+				goto f6
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -4108,10 +4106,10 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 				e.B = append(e.B[:0], w...)
 				v.MDReqID = w
 				p = end + 1
-				done = true
+				goto f6
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID, &tpm, &c.d.s1MDReqID)
 			pmb = tpm.Bits
@@ -4123,9 +4121,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			p = np
 		}
 	}
+f6:
 	// MDReqRejReason
 	{
-		done := false
 		e := &c.d.s2MDReqRejReason
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -4135,7 +4133,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 				} else {
 					v.MDReqRejReason = c.Copy(e.B)
 				}
-				done = true
+				goto f7
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -4164,10 +4162,10 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 				e.B = append(e.B[:0], w...)
 				v.MDReqRejReason = w
 				p = end + 1
-				done = true
+				goto f7
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqRejReason, &tpm, &c.d.s2MDReqRejReason)
 			pmb = tpm.Bits
@@ -4179,9 +4177,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			p = np
 		}
 	}
+f7:
 	// Text
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4206,14 +4204,14 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
-				done = true
+				goto f8
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasText = false
 			p++
-			done = true
+			goto f8
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fText, &tpm, nil)
 			pmb = tpm.Bits
@@ -4226,6 +4224,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			p = np
 		}
 	}
+f8:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -4245,13 +4244,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 	v.ApplVerID = cApplVerID3
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f9
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -4279,10 +4277,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f9
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, &tpm, nil)
 			pmb = tpm.Bits
@@ -4294,9 +4292,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f9:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4321,10 +4319,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				w[end-p] = b[end] &^ 0x80
 				v.SendingTime = w
 				p = end + 1
-				done = true
+				goto f10
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSendingTime3, &tpm, nil)
 			pmb = tpm.Bits
@@ -4336,15 +4334,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f10:
 	// TotNoRelatedSym
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TotNoRelatedSym = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f11
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -4372,10 +4370,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 			if n > 0 && x <= 1<<32-1 {
 				v.TotNoRelatedSym = uint32(x)
 				p += n
-				done = true
+				goto f11
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym, &tpm, nil)
 			pmb = tpm.Bits
@@ -4387,9 +4385,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f11:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4414,10 +4412,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				w[end-p] = b[end] &^ 0x80
 				v.LastFragment = w
 				p = end + 1
-				done = true
+				goto f12
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLastFragment, &tpm, nil)
 			pmb = tpm.Bits
@@ -4429,6 +4427,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f12:
 	// RelatedSym
 	{
 		n := -1
@@ -4475,7 +4474,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				_ = win
 				// Symbol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -4500,10 +4498,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.Symbol = w
 							p = end + 1
-							done = true
+							goto f13
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol, &tpm, nil)
 						pmb = tpm.Bits
@@ -4515,15 +4513,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f13:
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s3SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID = uint64(e.I)
-							done = true
+							goto f14
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -4531,7 +4529,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.SecurityID = uint64(x)
-						done = true
+						goto f14
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -4569,10 +4567,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.SecurityID = uint64(x)
-							done = true
+							goto f14
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID, &tpm, &c.d.s3SecurityID)
 						pmb = tpm.Bits
@@ -4584,6 +4582,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f14:
 				// SecurityIDSource
 				v.SecurityIDSource = cSecurityIDSource
 				// SecurityExchange
@@ -4672,7 +4671,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							_ = win
 							// SecurityAltID
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -4697,10 +4695,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										w[end-p] = b[end] &^ 0x80
 										v.SecurityAltID = w
 										p = end + 1
-										done = true
+										goto f15
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltID, &tpm, nil)
 									pmb = tpm.Bits
@@ -4712,9 +4710,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f15:
 							// SecurityAltIDSource
 							{
-								done := false
 								e := &c.d.s4SecurityAltIDSource
 								if int64(pmb) >= 0 {
 									if e.G == c.Gen {
@@ -4724,7 +4722,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										} else {
 											v.SecurityAltIDSource = c.Copy(e.B)
 										}
-										done = true
+										goto f16
 									}
 								} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
@@ -4753,10 +4751,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										e.B = append(e.B[:0], w...)
 										v.SecurityAltIDSource = w
 										p = end + 1
-										done = true
+										goto f16
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource, &tpm, &c.d.s4SecurityAltIDSource)
 									pmb = tpm.Bits
@@ -4768,6 +4766,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f16:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fSecurityAltIDs, "presence map has more bits than the segment uses")
 							}
@@ -4820,7 +4819,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							_ = win
 							// UnderlyingSymbol
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -4845,10 +4843,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										w[end-p] = b[end] &^ 0x80
 										v.UnderlyingSymbol = w
 										p = end + 1
-										done = true
+										goto f17
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol, &tpm, nil)
 									pmb = tpm.Bits
@@ -4860,15 +4858,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f17:
 							// UnderlyingSecurityID
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									v.UnderlyingSecurityID = uint64(b[p] & 0x7f)
 									p++
-									done = true
+									goto f18
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -4903,10 +4901,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									if n > 0 {
 										v.UnderlyingSecurityID = uint64(x)
 										p += n
-										done = true
+										goto f18
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID, &tpm, nil)
 									pmb = tpm.Bits
@@ -4918,13 +4916,13 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f18:
 							// UnderlyingSecurityIDSource
 							v.UnderlyingSecurityIDSource = cUnderlyingSecurityIDSource
 							// UnderlyingSecurityExchange
 							v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange
 							// IndexPct
 							{
-								done := false
 								if ee, me := &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 										m := me.I + d
@@ -4932,10 +4930,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										me.I = m
 										v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 										p++
-										done = true
+										goto f19
 									}
 								}
-								if ee, me := &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+								if ee, me := &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 									exp := fastrt.SignExtend7(b[p])
 									if exp > 0 {
 										exp--
@@ -4982,11 +4980,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 											v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 											p = q + dn
-											done = true
+											goto f19
 										}
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fIndexPct, &tpm, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa)
 									pmb = tpm.Bits
@@ -4999,9 +4997,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f19:
 							// IndexTheoreticalQty
 							{
-								done := false
 								if ee, me := &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 										m := me.I + d
@@ -5009,10 +5007,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										me.I = m
 										v.IndexTheoreticalQty, v.HasIndexTheoreticalQty = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 										p++
-										done = true
+										goto f20
 									}
 								}
-								if ee, me := &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+								if ee, me := &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 									exp := fastrt.SignExtend7(b[p])
 									if exp > 0 {
 										exp--
@@ -5059,11 +5057,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 											v.IndexTheoreticalQty, v.HasIndexTheoreticalQty = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 											p = q + dn
-											done = true
+											goto f20
 										}
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fIndexTheoreticalQty, &tpm, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa)
 									pmb = tpm.Bits
@@ -5076,6 +5074,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f20:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fUnderlyings, "presence map has more bits than the segment uses")
 							}
@@ -5086,7 +5085,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				}
 				// ImpliedMarketIndicator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x-1), true
@@ -5096,9 +5094,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasImpliedMarketIndicator = false
 						}
 						p++
-						done = true
+						goto f21
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -5130,10 +5128,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 							v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x), true
 							p += n
-							done = true
+							goto f21
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator, &tpm, nil)
 						pmb = tpm.Bits
@@ -5146,6 +5144,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f21:
 				// InstrAttrib
 				{
 					n := -1
@@ -5227,7 +5226,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 							// StartTickPriceRange
 							{
-								done := false
 								if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 										m := me.I + d
@@ -5235,10 +5233,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										me.I = m
 										v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 										p++
-										done = true
+										goto f22
 									}
 								}
-								if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+								if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 									exp := fastrt.SignExtend7(b[p])
 									if exp > 0 {
 										exp--
@@ -5285,11 +5283,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 											v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 											p = q + dn
-											done = true
+											goto f22
 										}
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fStartTickPriceRange, &tpm, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa)
 									pmb = tpm.Bits
@@ -5302,9 +5300,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f22:
 							// EndTickPriceRange
 							{
-								done := false
 								if ee, me := &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 										m := me.I + d
@@ -5312,10 +5310,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										me.I = m
 										v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 										p++
-										done = true
+										goto f23
 									}
 								}
-								if ee, me := &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+								if ee, me := &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 									exp := fastrt.SignExtend7(b[p])
 									if exp > 0 {
 										exp--
@@ -5362,11 +5360,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 											v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 											p = q + dn
-											done = true
+											goto f23
 										}
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange, &tpm, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa)
 									pmb = tpm.Bits
@@ -5379,9 +5377,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f23:
 							// TickIncrement
 							{
-								done := false
 								if ee, me := &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 										m := me.I + d
@@ -5389,10 +5387,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										me.I = m
 										v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 										p++
-										done = true
+										goto f24
 									}
 								}
-								if ee, me := &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+								if ee, me := &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 									exp := fastrt.SignExtend7(b[p])
 									if exp > 0 {
 										exp--
@@ -5439,11 +5437,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 											v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 											p = q + dn
-											done = true
+											goto f24
 										}
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fTickIncrement, &tpm, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa)
 									pmb = tpm.Bits
@@ -5456,9 +5454,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f24:
 							// TickRuleType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := fastrt.SignExtend7(b[p]); x > 0 {
 										v.TickRuleType, v.HasTickRuleType = int32(x-1), true
@@ -5468,9 +5466,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										v.HasTickRuleType = false
 									}
 									p++
-									done = true
+									goto f25
 								}
-								if !done {
+								{
 									x, n := int64(0), 0
 									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
@@ -5502,10 +5500,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										}
 										v.TickRuleType, v.HasTickRuleType = int32(x), true
 										p += n
-										done = true
+										goto f25
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fTickRuleType, &tpm, nil)
 									pmb = tpm.Bits
@@ -5518,6 +5516,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f25:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fTickRules, "presence map has more bits than the segment uses")
 							}
@@ -5570,7 +5569,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							_ = win
 							// LegSymbol
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -5595,10 +5593,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										w[end-p] = b[end] &^ 0x80
 										v.LegSymbol = w
 										p = end + 1
-										done = true
+										goto f26
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSymbol, &tpm, nil)
 									pmb = tpm.Bits
@@ -5610,15 +5608,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f26:
 							// LegSecurityID
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									v.LegSecurityID = uint64(b[p] & 0x7f)
 									p++
-									done = true
+									goto f27
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -5653,10 +5651,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									if n > 0 {
 										v.LegSecurityID = uint64(x)
 										p += n
-										done = true
+										goto f27
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSecurityID, &tpm, nil)
 									pmb = tpm.Bits
@@ -5668,20 +5666,20 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f27:
 							// LegSecurityIDSource
 							v.LegSecurityIDSource = cLegSecurityIDSource
 							// LegRatioQty
 							{
-								done := false
 								e := &c.d.s15LegRatioQty
 								if int64(pmb) >= 0 {
 									if e.G == c.Gen {
 										pmb <<= 1
 										v.LegRatioQty = int32(e.I)
-										done = true
+										goto f28
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegRatioQty, &tpm, &c.d.s15LegRatioQty)
 									pmb = tpm.Bits
@@ -5693,9 +5691,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f28:
 							// LegSecurityType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -5720,10 +5718,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										w[end-p] = b[end] &^ 0x80
 										v.LegSecurityType = w
 										p = end + 1
-										done = true
+										goto f29
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSecurityType, &tpm, nil)
 									pmb = tpm.Bits
@@ -5735,15 +5733,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f29:
 							// LegSide
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									v.LegSide = int32(fastrt.SignExtend7(b[p]))
 									p++
-									done = true
+									goto f30
 								}
-								if !done {
+								{
 									x, n := int64(0), 0
 									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
@@ -5772,10 +5770,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 										v.LegSide = int32(x)
 										p += n
-										done = true
+										goto f30
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSide, &tpm, nil)
 									pmb = tpm.Bits
@@ -5787,6 +5785,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									p = np
 								}
 							}
+						f30:
 							// LegSecurityExchange
 							v.LegSecurityExchange = cLegSecurityExchange
 							if pmb != 0 || pmx {
@@ -5799,7 +5798,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				}
 				// SecurityUpdateAction
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -5824,10 +5822,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityUpdateAction = w
 							p = end + 1
-							done = true
+							goto f31
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction, &tpm, nil)
 						pmb = tpm.Bits
@@ -5839,6 +5837,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f31:
 				// Lots
 				{
 					n := -1
@@ -5880,7 +5879,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				}
 				// MinPriceIncrement
 				{
-					done := false
 					if ee, me := &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -5888,10 +5886,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							me.I = m
 							v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f32
 						}
 					}
-					if ee, me := &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -5938,11 +5936,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f32
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement, &tpm, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa)
 						pmb = tpm.Bits
@@ -5955,9 +5953,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f32:
 				// TickSizeDenominator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x-1), true
@@ -5965,9 +5963,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasTickSizeDenominator = false
 						}
 						p++
-						done = true
+						goto f33
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -5996,10 +5994,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							x--
 							v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x), true
 							p += n
-							done = true
+							goto f33
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTickSizeDenominator, &tpm, nil)
 						pmb = tpm.Bits
@@ -6012,9 +6010,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f33:
 				// PriceDivisor
 				{
-					done := false
 					if ee, me := &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -6022,10 +6020,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							me.I = m
 							v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f34
 						}
 					}
-					if ee, me := &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -6072,11 +6070,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f34
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor, &tpm, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa)
 						pmb = tpm.Bits
@@ -6089,9 +6087,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f34:
 				// MinOrderQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MinOrderQty, v.HasMinOrderQty = uint32(x-1), true
@@ -6099,9 +6097,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasMinOrderQty = false
 						}
 						p++
-						done = true
+						goto f35
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -6130,10 +6128,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							x--
 							v.MinOrderQty, v.HasMinOrderQty = uint32(x), true
 							p += n
-							done = true
+							goto f35
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMinOrderQty, &tpm, nil)
 						pmb = tpm.Bits
@@ -6146,9 +6144,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f35:
 				// MaxOrderQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxOrderQty, v.HasMaxOrderQty = uint64(x-1), true
@@ -6156,9 +6154,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasMaxOrderQty = false
 						}
 						p++
-						done = true
+						goto f36
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -6194,10 +6192,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							x--
 							v.MaxOrderQty, v.HasMaxOrderQty = uint64(x), true
 							p += n
-							done = true
+							goto f36
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxOrderQty, &tpm, nil)
 						pmb = tpm.Bits
@@ -6210,9 +6208,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f36:
 				// MultiLegModel
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.MultiLegModel, v.HasMultiLegModel = int32(x-1), true
@@ -6222,9 +6220,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasMultiLegModel = false
 						}
 						p++
-						done = true
+						goto f37
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -6256,10 +6254,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 							v.MultiLegModel, v.HasMultiLegModel = int32(x), true
 							p += n
-							done = true
+							goto f37
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMultiLegModel, &tpm, nil)
 						pmb = tpm.Bits
@@ -6272,9 +6270,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f37:
 				// MultiLegPriceMethod
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x-1), true
@@ -6284,9 +6282,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasMultiLegPriceMethod = false
 						}
 						p++
-						done = true
+						goto f38
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -6318,10 +6316,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 							v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x), true
 							p += n
-							done = true
+							goto f38
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod, &tpm, nil)
 						pmb = tpm.Bits
@@ -6334,9 +6332,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f38:
 				// Currency
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -6361,14 +6359,14 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
-							done = true
+							goto f39
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasCurrency = false
 						p++
-						done = true
+						goto f39
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency, &tpm, nil)
 						pmb = tpm.Bits
@@ -6381,9 +6379,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f39:
 				// SettlCurrency
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -6408,14 +6406,14 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.SettlCurrency, v.HasSettlCurrency = w, true
 							p = end + 1
-							done = true
+							goto f40
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasSettlCurrency = false
 						p++
-						done = true
+						goto f40
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlCurrency, &tpm, nil)
 						pmb = tpm.Bits
@@ -6428,15 +6426,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f40:
 				// Product
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.Product = int32(fastrt.SignExtend7(b[p]))
 						p++
-						done = true
+						goto f41
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -6465,10 +6463,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 							v.Product = int32(x)
 							p += n
-							done = true
+							goto f41
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fProduct, &tpm, nil)
 						pmb = tpm.Bits
@@ -6480,9 +6478,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f41:
 				// SecurityType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -6507,10 +6505,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityType = w
 							p = end + 1
-							done = true
+							goto f42
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityType, &tpm, nil)
 						pmb = tpm.Bits
@@ -6522,9 +6520,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f42:
 				// SecuritySubType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -6549,10 +6547,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.SecuritySubType = w
 							p = end + 1
-							done = true
+							goto f43
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecuritySubType, &tpm, nil)
 						pmb = tpm.Bits
@@ -6564,9 +6562,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f43:
 				// SecurityStrategyType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -6591,14 +6589,14 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityStrategyType, v.HasSecurityStrategyType = w, true
 							p = end + 1
-							done = true
+							goto f44
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasSecurityStrategyType = false
 						p++
-						done = true
+						goto f44
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityStrategyType, &tpm, nil)
 						pmb = tpm.Bits
@@ -6611,9 +6609,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f44:
 				// Asset
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -6638,14 +6636,14 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.Asset, v.HasAsset = w, true
 							p = end + 1
-							done = true
+							goto f45
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasAsset = false
 						p++
-						done = true
+						goto f45
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fAsset, &tpm, nil)
 						pmb = tpm.Bits
@@ -6658,9 +6656,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f45:
 				// SecurityDesc
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -6685,10 +6683,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityDesc = w
 							p = end + 1
-							done = true
+							goto f46
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityDesc, &tpm, nil)
 						pmb = tpm.Bits
@@ -6700,9 +6698,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f46:
 				// NoShareIssued
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.NoShareIssued, v.HasNoShareIssued = uint64(x-1), true
@@ -6710,9 +6708,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasNoShareIssued = false
 						}
 						p++
-						done = true
+						goto f47
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -6748,10 +6746,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							x--
 							v.NoShareIssued, v.HasNoShareIssued = uint64(x), true
 							p += n
-							done = true
+							goto f47
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoShareIssued, &tpm, nil)
 						pmb = tpm.Bits
@@ -6764,9 +6762,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f47:
 				// MaturityDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
@@ -6774,9 +6772,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasMaturityDate = false
 						}
 						p++
-						done = true
+						goto f48
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -6805,10 +6803,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							x--
 							v.MaturityDate, v.HasMaturityDate = uint32(x), true
 							p += n
-							done = true
+							goto f48
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityDate, &tpm, nil)
 						pmb = tpm.Bits
@@ -6821,9 +6819,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f48:
 				// MaturityMonthYear
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x-1), true
@@ -6831,9 +6829,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasMaturityMonthYear = false
 						}
 						p++
-						done = true
+						goto f49
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -6862,10 +6860,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							x--
 							v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x), true
 							p += n
-							done = true
+							goto f49
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityMonthYear, &tpm, nil)
 						pmb = tpm.Bits
@@ -6878,9 +6876,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f49:
 				// StrikePrice
 				{
-					done := false
 					if ee, me := &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -6888,10 +6886,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							me.I = m
 							v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f50
 						}
 					}
-					if ee, me := &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -6938,11 +6936,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f50
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice, &tpm, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa)
 						pmb = tpm.Bits
@@ -6955,9 +6953,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f50:
 				// StrikeCurrency
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -6982,14 +6980,14 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
-							done = true
+							goto f51
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasStrikeCurrency = false
 						p++
-						done = true
+						goto f51
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fStrikeCurrency, &tpm, nil)
 						pmb = tpm.Bits
@@ -7002,9 +7000,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f51:
 				// ExerciseStyle
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.ExerciseStyle, v.HasExerciseStyle = int32(x-1), true
@@ -7014,9 +7012,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasExerciseStyle = false
 						}
 						p++
-						done = true
+						goto f52
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -7048,10 +7046,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 							v.ExerciseStyle, v.HasExerciseStyle = int32(x), true
 							p += n
-							done = true
+							goto f52
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExerciseStyle, &tpm, nil)
 						pmb = tpm.Bits
@@ -7064,9 +7062,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f52:
 				// PutOrCall
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.PutOrCall, v.HasPutOrCall = int32(x-1), true
@@ -7076,9 +7074,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasPutOrCall = false
 						}
 						p++
-						done = true
+						goto f53
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -7110,10 +7108,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 							v.PutOrCall, v.HasPutOrCall = int32(x), true
 							p += n
-							done = true
+							goto f53
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPutOrCall, &tpm, nil)
 						pmb = tpm.Bits
@@ -7126,9 +7124,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f53:
 				// ContractMultiplier
 				{
-					done := false
 					if ee, me := &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -7136,10 +7134,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							me.I = m
 							v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f54
 						}
 					}
-					if ee, me := &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -7186,11 +7184,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f54
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier, &tpm, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa)
 						pmb = tpm.Bits
@@ -7203,9 +7201,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f54:
 				// ContractSettlMonth
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x-1), true
@@ -7213,9 +7211,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasContractSettlMonth = false
 						}
 						p++
-						done = true
+						goto f55
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -7244,10 +7242,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							x--
 							v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x), true
 							p += n
-							done = true
+							goto f55
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fContractSettlMonth, &tpm, nil)
 						pmb = tpm.Bits
@@ -7260,9 +7258,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f55:
 				// CFICode
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -7287,10 +7285,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.CFICode = w
 							p = end + 1
-							done = true
+							goto f56
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCFICode, &tpm, nil)
 						pmb = tpm.Bits
@@ -7302,9 +7300,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f56:
 				// CountryOfIssue
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -7329,10 +7327,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.CountryOfIssue = w
 							p = end + 1
-							done = true
+							goto f57
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCountryOfIssue, &tpm, nil)
 						pmb = tpm.Bits
@@ -7344,15 +7342,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f57:
 				// IssueDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.IssueDate = uint32(b[p] & 0x7f)
 						p++
-						done = true
+						goto f58
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -7380,10 +7378,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						if n > 0 && x <= 1<<32-1 {
 							v.IssueDate = uint32(x)
 							p += n
-							done = true
+							goto f58
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIssueDate, &tpm, nil)
 						pmb = tpm.Bits
@@ -7395,9 +7393,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f58:
 				// DatedDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.DatedDate, v.HasDatedDate = uint32(x-1), true
@@ -7405,9 +7403,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasDatedDate = false
 						}
 						p++
-						done = true
+						goto f59
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -7436,10 +7434,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							x--
 							v.DatedDate, v.HasDatedDate = uint32(x), true
 							p += n
-							done = true
+							goto f59
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fDatedDate, &tpm, nil)
 						pmb = tpm.Bits
@@ -7452,9 +7450,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f59:
 				// StartDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.StartDate, v.HasStartDate = uint32(x-1), true
@@ -7462,9 +7460,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasStartDate = false
 						}
 						p++
-						done = true
+						goto f60
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -7493,10 +7491,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							x--
 							v.StartDate, v.HasStartDate = uint32(x), true
 							p += n
-							done = true
+							goto f60
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fStartDate, &tpm, nil)
 						pmb = tpm.Bits
@@ -7509,9 +7507,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f60:
 				// EndDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EndDate, v.HasEndDate = uint32(x-1), true
@@ -7519,9 +7517,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasEndDate = false
 						}
 						p++
-						done = true
+						goto f61
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -7550,10 +7548,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							x--
 							v.EndDate, v.HasEndDate = uint32(x), true
 							p += n
-							done = true
+							goto f61
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEndDate, &tpm, nil)
 						pmb = tpm.Bits
@@ -7566,9 +7564,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f61:
 				// SettlType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -7593,14 +7591,14 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
-							done = true
+							goto f62
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasSettlType = false
 						p++
-						done = true
+						goto f62
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlType, &tpm, nil)
 						pmb = tpm.Bits
@@ -7613,9 +7611,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f62:
 				// SettlDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -7623,9 +7621,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasSettlDate = false
 						}
 						p++
-						done = true
+						goto f63
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -7654,10 +7652,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							x--
 							v.SettlDate, v.HasSettlDate = uint32(x), true
 							p += n
-							done = true
+							goto f63
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate, &tpm, nil)
 						pmb = tpm.Bits
@@ -7670,15 +7668,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f63:
 				// SecurityValidityTimestamp
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.SecurityValidityTimestamp = uint64(b[p] & 0x7f)
 						p++
-						done = true
+						goto f64
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -7713,10 +7711,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						if n > 0 {
 							v.SecurityValidityTimestamp = uint64(x)
 							p += n
-							done = true
+							goto f64
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp, &tpm, nil)
 						pmb = tpm.Bits
@@ -7728,9 +7726,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f64:
 				// MarketSegmentID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -7755,14 +7753,14 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.MarketSegmentID, v.HasMarketSegmentID = w, true
 							p = end + 1
-							done = true
+							goto f65
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasMarketSegmentID = false
 						p++
-						done = true
+						goto f65
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMarketSegmentID, &tpm, nil)
 						pmb = tpm.Bits
@@ -7775,9 +7773,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f65:
 				// GovernanceIndicator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -7802,14 +7800,14 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.GovernanceIndicator, v.HasGovernanceIndicator = w, true
 							p = end + 1
-							done = true
+							goto f66
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasGovernanceIndicator = false
 						p++
-						done = true
+						goto f66
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fGovernanceIndicator, &tpm, nil)
 						pmb = tpm.Bits
@@ -7822,9 +7820,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f66:
 				// CorporateActionEventID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x-1), true
@@ -7834,9 +7832,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasCorporateActionEventID = false
 						}
 						p++
-						done = true
+						goto f67
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -7868,10 +7866,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 							v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x), true
 							p += n
-							done = true
+							goto f67
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fCorporateActionEventID, &tpm, nil)
 						pmb = tpm.Bits
@@ -7884,9 +7882,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f67:
 				// SecurityGroup
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -7911,10 +7909,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityGroup = w
 							p = end + 1
-							done = true
+							goto f68
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityGroup, &tpm, nil)
 						pmb = tpm.Bits
@@ -7926,9 +7924,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f68:
 				// SecurityMatchType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.SecurityMatchType, v.HasSecurityMatchType = int32(x-1), true
@@ -7938,9 +7936,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							v.HasSecurityMatchType = false
 						}
 						p++
-						done = true
+						goto f69
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -7972,10 +7970,10 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 							v.SecurityMatchType, v.HasSecurityMatchType = int32(x), true
 							p += n
-							done = true
+							goto f69
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityMatchType, &tpm, nil)
 						pmb = tpm.Bits
@@ -7988,6 +7986,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f69:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fRelatedSym, "presence map has more bits than the segment uses")
 				}
@@ -8008,7 +8007,6 @@ func (c *Decoder) d4(b []byte, p int, v *MDSecurityList149RelatedSymApplIDs, pm 
 	_ = win
 	// ApplID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8033,10 +8031,10 @@ func (c *Decoder) d4(b []byte, p int, v *MDSecurityList149RelatedSymApplIDs, pm 
 				w[end-p] = b[end] &^ 0x80
 				v.ApplID = w
 				p = end + 1
-				done = true
+				goto f70
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fApplID, pm, nil)
 			if err != nil {
 				return np, err
@@ -8046,6 +8044,7 @@ func (c *Decoder) d4(b []byte, p int, v *MDSecurityList149RelatedSymApplIDs, pm 
 			p = np
 		}
 	}
+f70:
 	// FeedTypes
 	{
 		n := -1
@@ -8093,7 +8092,6 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 	_ = win
 	// MDFeedType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8118,10 +8116,10 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 				w[end-p] = b[end] &^ 0x80
 				v.MDFeedType = w
 				p = end + 1
-				done = true
+				goto f71
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDFeedType, pm, nil)
 			if err != nil {
 				return np, err
@@ -8131,15 +8129,15 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 			p = np
 		}
 	}
+f71:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MarketDepth = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f72
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8167,10 +8165,10 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 			if n > 0 && x <= 1<<32-1 {
 				v.MarketDepth = uint32(x)
 				p += n
-				done = true
+				goto f72
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMarketDepth, pm, nil)
 			if err != nil {
 				return np, err
@@ -8180,6 +8178,7 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 			p = np
 		}
 	}
+f72:
 	return p, nil
 }
 
@@ -8190,7 +8189,6 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 	_ = win
 	// InstAttribType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.InstAttribType, v.HasInstAttribType = int32(x-1), true
@@ -8200,9 +8198,9 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 				v.HasInstAttribType = false
 			}
 			p++
-			done = true
+			goto f73
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -8234,10 +8232,10 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 				}
 				v.InstAttribType, v.HasInstAttribType = int32(x), true
 				p += n
-				done = true
+				goto f73
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fInstAttribType, pm, nil)
 			if err != nil {
 				return np, err
@@ -8248,9 +8246,9 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 			p = np
 		}
 	}
+f73:
 	// InstAttribValue
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8275,14 +8273,14 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 				w[end-p] = b[end] &^ 0x80
 				v.InstAttribValue, v.HasInstAttribValue = w, true
 				p = end + 1
-				done = true
+				goto f74
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasInstAttribValue = false
 			p++
-			done = true
+			goto f74
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fInstAttribValue, pm, nil)
 			if err != nil {
 				return np, err
@@ -8293,6 +8291,7 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 			p = np
 		}
 	}
+f74:
 	return p, nil
 }
 
@@ -8301,7 +8300,6 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 	_ = err
 	// LotType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.LotType, v.HasLotType = int32(x-1), true
@@ -8311,9 +8309,9 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 				v.HasLotType = false
 			}
 			p++
-			done = true
+			goto f75
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -8345,10 +8343,10 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 				}
 				v.LotType, v.HasLotType = int32(x), true
 				p += n
-				done = true
+				goto f75
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fLotType, pm, nil)
 			if err != nil {
 				return np, err
@@ -8359,9 +8357,9 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 			p = np
 		}
 	}
+f75:
 	// MinLotSize
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
@@ -8369,9 +8367,9 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 				v.HasMinLotSize = false
 			}
 			p++
-			done = true
+			goto f76
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8400,10 +8398,10 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 				x--
 				v.MinLotSize, v.HasMinLotSize = uint32(x), true
 				p += n
-				done = true
+				goto f76
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMinLotSize, pm, nil)
 			if err != nil {
 				return np, err
@@ -8414,6 +8412,7 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 			p = np
 		}
 	}
+f76:
 	return p, nil
 }
 
@@ -8430,13 +8429,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 	v.ApplVerID = cApplVerID4
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f77
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8464,10 +8462,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f77
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, &tpm, nil)
 			pmb = tpm.Bits
@@ -8479,9 +8477,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f77:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8506,10 +8504,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.SendingTime = w
 				p = end + 1
-				done = true
+				goto f78
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSendingTime4, &tpm, nil)
 			pmb = tpm.Bits
@@ -8521,15 +8519,15 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f78:
 	// TotNoRelatedSym
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TotNoRelatedSym = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f79
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8557,10 +8555,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 			if n > 0 && x <= 1<<32-1 {
 				v.TotNoRelatedSym = uint32(x)
 				p += n
-				done = true
+				goto f79
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym2, &tpm, nil)
 			pmb = tpm.Bits
@@ -8572,9 +8570,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f79:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8599,10 +8597,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.LastFragment = w
 				p = end + 1
-				done = true
+				goto f80
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLastFragment2, &tpm, nil)
 			pmb = tpm.Bits
@@ -8614,6 +8612,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f80:
 	// RelatedSym
 	{
 		n := -1
@@ -8660,7 +8659,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				_ = win
 				// Symbol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -8685,10 +8683,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.Symbol = w
 							p = end + 1
-							done = true
+							goto f81
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol2, &tpm, nil)
 						pmb = tpm.Bits
@@ -8700,15 +8698,15 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f81:
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s24SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID = uint64(e.I)
-							done = true
+							goto f82
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -8716,7 +8714,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.SecurityID = uint64(x)
-						done = true
+						goto f82
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -8754,10 +8752,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.SecurityID = uint64(x)
-							done = true
+							goto f82
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID2, &tpm, &c.d.s24SecurityID)
 						pmb = tpm.Bits
@@ -8769,6 +8767,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f82:
 				// SecurityIDSource
 				v.SecurityIDSource = cSecurityIDSource2
 				// SecurityExchange
@@ -8857,7 +8856,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							_ = win
 							// SecurityAltID
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -8882,10 +8880,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										w[end-p] = b[end] &^ 0x80
 										v.SecurityAltID = w
 										p = end + 1
-										done = true
+										goto f83
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltID2, &tpm, nil)
 									pmb = tpm.Bits
@@ -8897,9 +8895,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f83:
 							// SecurityAltIDSource
 							{
-								done := false
 								e := &c.d.s25SecurityAltIDSource
 								if int64(pmb) >= 0 {
 									if e.G == c.Gen {
@@ -8909,7 +8907,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										} else {
 											v.SecurityAltIDSource = c.Copy(e.B)
 										}
-										done = true
+										goto f84
 									}
 								} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
@@ -8938,10 +8936,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										e.B = append(e.B[:0], w...)
 										v.SecurityAltIDSource = w
 										p = end + 1
-										done = true
+										goto f84
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource2, &tpm, &c.d.s25SecurityAltIDSource)
 									pmb = tpm.Bits
@@ -8953,6 +8951,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f84:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fSecurityAltIDs2, "presence map has more bits than the segment uses")
 							}
@@ -9005,7 +9004,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							_ = win
 							// UnderlyingSymbol
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -9030,10 +9028,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										w[end-p] = b[end] &^ 0x80
 										v.UnderlyingSymbol = w
 										p = end + 1
-										done = true
+										goto f85
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol2, &tpm, nil)
 									pmb = tpm.Bits
@@ -9045,15 +9043,15 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f85:
 							// UnderlyingSecurityID
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									v.UnderlyingSecurityID = uint64(b[p] & 0x7f)
 									p++
-									done = true
+									goto f86
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -9088,10 +9086,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									if n > 0 {
 										v.UnderlyingSecurityID = uint64(x)
 										p += n
-										done = true
+										goto f86
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID2, &tpm, nil)
 									pmb = tpm.Bits
@@ -9103,13 +9101,13 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f86:
 							// UnderlyingSecurityIDSource
 							v.UnderlyingSecurityIDSource = cUnderlyingSecurityIDSource2
 							// UnderlyingSecurityExchange
 							v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange2
 							// IndexPct
 							{
-								done := false
 								if ee, me := &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 										m := me.I + d
@@ -9117,10 +9115,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										me.I = m
 										v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 										p++
-										done = true
+										goto f87
 									}
 								}
-								if ee, me := &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+								if ee, me := &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 									exp := fastrt.SignExtend7(b[p])
 									if exp > 0 {
 										exp--
@@ -9167,11 +9165,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 											v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 											p = q + dn
-											done = true
+											goto f87
 										}
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fIndexPct4, &tpm, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa)
 									pmb = tpm.Bits
@@ -9184,6 +9182,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f87:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fUnderlyings2, "presence map has more bits than the segment uses")
 							}
@@ -9194,7 +9193,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				}
 				// ImpliedMarketIndicator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x-1), true
@@ -9204,9 +9202,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasImpliedMarketIndicator = false
 						}
 						p++
-						done = true
+						goto f88
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -9238,10 +9236,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 							v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x), true
 							p += n
-							done = true
+							goto f88
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator2, &tpm, nil)
 						pmb = tpm.Bits
@@ -9254,6 +9252,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f88:
 				// InstrAttrib
 				{
 					n := -1
@@ -9335,7 +9334,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 							// StartTickPriceRange
 							{
-								done := false
 								if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 										m := me.I + d
@@ -9343,10 +9341,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										me.I = m
 										v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 										p++
-										done = true
+										goto f89
 									}
 								}
-								if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+								if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 									exp := fastrt.SignExtend7(b[p])
 									if exp > 0 {
 										exp--
@@ -9393,11 +9391,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 											v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 											p = q + dn
-											done = true
+											goto f89
 										}
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fStartTickPriceRange4, &tpm, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa)
 									pmb = tpm.Bits
@@ -9410,9 +9408,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f89:
 							// EndTickPriceRange
 							{
-								done := false
 								if ee, me := &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 										m := me.I + d
@@ -9420,10 +9418,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										me.I = m
 										v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 										p++
-										done = true
+										goto f90
 									}
 								}
-								if ee, me := &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+								if ee, me := &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 									exp := fastrt.SignExtend7(b[p])
 									if exp > 0 {
 										exp--
@@ -9470,11 +9468,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 											v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 											p = q + dn
-											done = true
+											goto f90
 										}
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange4, &tpm, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa)
 									pmb = tpm.Bits
@@ -9487,9 +9485,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f90:
 							// TickIncrement
 							{
-								done := false
 								if ee, me := &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 										m := me.I + d
@@ -9497,10 +9495,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										me.I = m
 										v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 										p++
-										done = true
+										goto f91
 									}
 								}
-								if ee, me := &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+								if ee, me := &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 									exp := fastrt.SignExtend7(b[p])
 									if exp > 0 {
 										exp--
@@ -9547,11 +9545,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 											v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 											p = q + dn
-											done = true
+											goto f91
 										}
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fTickIncrement4, &tpm, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa)
 									pmb = tpm.Bits
@@ -9564,9 +9562,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f91:
 							// TickRuleType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := fastrt.SignExtend7(b[p]); x > 0 {
 										v.TickRuleType, v.HasTickRuleType = int32(x-1), true
@@ -9576,9 +9574,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										v.HasTickRuleType = false
 									}
 									p++
-									done = true
+									goto f92
 								}
-								if !done {
+								{
 									x, n := int64(0), 0
 									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
@@ -9610,10 +9608,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										}
 										v.TickRuleType, v.HasTickRuleType = int32(x), true
 										p += n
-										done = true
+										goto f92
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fTickRuleType2, &tpm, nil)
 									pmb = tpm.Bits
@@ -9626,6 +9624,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f92:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fTickRules2, "presence map has more bits than the segment uses")
 							}
@@ -9678,7 +9677,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							_ = win
 							// LegSymbol
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -9703,10 +9701,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										w[end-p] = b[end] &^ 0x80
 										v.LegSymbol = w
 										p = end + 1
-										done = true
+										goto f93
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSymbol2, &tpm, nil)
 									pmb = tpm.Bits
@@ -9718,15 +9716,15 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f93:
 							// LegSecurityID
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									v.LegSecurityID = uint64(b[p] & 0x7f)
 									p++
-									done = true
+									goto f94
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -9761,10 +9759,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									if n > 0 {
 										v.LegSecurityID = uint64(x)
 										p += n
-										done = true
+										goto f94
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSecurityID2, &tpm, nil)
 									pmb = tpm.Bits
@@ -9776,20 +9774,20 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f94:
 							// LegSecurityIDSource
 							v.LegSecurityIDSource = cLegSecurityIDSource2
 							// LegRatioQty
 							{
-								done := false
 								e := &c.d.s34LegRatioQty
 								if int64(pmb) >= 0 {
 									if e.G == c.Gen {
 										pmb <<= 1
 										v.LegRatioQty = int32(e.I)
-										done = true
+										goto f95
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegRatioQty2, &tpm, &c.d.s34LegRatioQty)
 									pmb = tpm.Bits
@@ -9801,9 +9799,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f95:
 							// LegSecurityType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -9828,10 +9826,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										w[end-p] = b[end] &^ 0x80
 										v.LegSecurityType = w
 										p = end + 1
-										done = true
+										goto f96
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSecurityType2, &tpm, nil)
 									pmb = tpm.Bits
@@ -9843,15 +9841,15 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f96:
 							// LegSide
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									v.LegSide = int32(fastrt.SignExtend7(b[p]))
 									p++
-									done = true
+									goto f97
 								}
-								if !done {
+								{
 									x, n := int64(0), 0
 									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
@@ -9880,10 +9878,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 										v.LegSide = int32(x)
 										p += n
-										done = true
+										goto f97
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSide2, &tpm, nil)
 									pmb = tpm.Bits
@@ -9895,6 +9893,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f97:
 							// LegSecurityExchange
 							v.LegSecurityExchange = cLegSecurityExchange2
 							if pmb != 0 || pmx {
@@ -9907,7 +9906,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				}
 				// SecurityUpdateAction
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -9932,10 +9930,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityUpdateAction = w
 							p = end + 1
-							done = true
+							goto f98
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction2, &tpm, nil)
 						pmb = tpm.Bits
@@ -9947,6 +9945,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f98:
 				// Lots
 				{
 					n := -1
@@ -9988,7 +9987,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				}
 				// MinPriceIncrement
 				{
-					done := false
 					if ee, me := &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -9996,10 +9994,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							me.I = m
 							v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f99
 						}
 					}
-					if ee, me := &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -10046,11 +10044,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f99
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement4, &tpm, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa)
 						pmb = tpm.Bits
@@ -10063,9 +10061,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f99:
 				// TickSizeDenominator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x-1), true
@@ -10073,9 +10071,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasTickSizeDenominator = false
 						}
 						p++
-						done = true
+						goto f100
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -10104,10 +10102,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							x--
 							v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x), true
 							p += n
-							done = true
+							goto f100
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTickSizeDenominator2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10120,9 +10118,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f100:
 				// PriceDivisor
 				{
-					done := false
 					if ee, me := &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -10130,10 +10128,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							me.I = m
 							v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f101
 						}
 					}
-					if ee, me := &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -10180,11 +10178,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f101
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor4, &tpm, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa)
 						pmb = tpm.Bits
@@ -10197,9 +10195,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f101:
 				// MinOrderQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MinOrderQty, v.HasMinOrderQty = uint32(x-1), true
@@ -10207,9 +10205,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasMinOrderQty = false
 						}
 						p++
-						done = true
+						goto f102
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -10238,10 +10236,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							x--
 							v.MinOrderQty, v.HasMinOrderQty = uint32(x), true
 							p += n
-							done = true
+							goto f102
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMinOrderQty2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10254,9 +10252,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f102:
 				// MaxOrderQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxOrderQty, v.HasMaxOrderQty = uint64(x-1), true
@@ -10264,9 +10262,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasMaxOrderQty = false
 						}
 						p++
-						done = true
+						goto f103
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -10302,10 +10300,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							x--
 							v.MaxOrderQty, v.HasMaxOrderQty = uint64(x), true
 							p += n
-							done = true
+							goto f103
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxOrderQty2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10318,9 +10316,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f103:
 				// MultiLegModel
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.MultiLegModel, v.HasMultiLegModel = int32(x-1), true
@@ -10330,9 +10328,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasMultiLegModel = false
 						}
 						p++
-						done = true
+						goto f104
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -10364,10 +10362,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 							v.MultiLegModel, v.HasMultiLegModel = int32(x), true
 							p += n
-							done = true
+							goto f104
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMultiLegModel2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10380,9 +10378,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f104:
 				// MultiLegPriceMethod
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x-1), true
@@ -10392,9 +10390,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasMultiLegPriceMethod = false
 						}
 						p++
-						done = true
+						goto f105
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -10426,10 +10424,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 							v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x), true
 							p += n
-							done = true
+							goto f105
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10442,9 +10440,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f105:
 				// Currency
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -10469,14 +10467,14 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
-							done = true
+							goto f106
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasCurrency = false
 						p++
-						done = true
+						goto f106
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10489,9 +10487,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f106:
 				// SettlCurrency
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -10516,14 +10514,14 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SettlCurrency, v.HasSettlCurrency = w, true
 							p = end + 1
-							done = true
+							goto f107
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasSettlCurrency = false
 						p++
-						done = true
+						goto f107
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlCurrency2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10536,15 +10534,15 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f107:
 				// Product
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.Product = int32(fastrt.SignExtend7(b[p]))
 						p++
-						done = true
+						goto f108
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -10573,10 +10571,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 							v.Product = int32(x)
 							p += n
-							done = true
+							goto f108
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fProduct2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10588,9 +10586,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f108:
 				// SecurityType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -10615,10 +10613,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityType = w
 							p = end + 1
-							done = true
+							goto f109
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityType2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10630,9 +10628,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f109:
 				// SecuritySubType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -10657,10 +10655,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecuritySubType = w
 							p = end + 1
-							done = true
+							goto f110
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecuritySubType2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10672,9 +10670,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f110:
 				// SecurityStrategyType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -10699,14 +10697,14 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityStrategyType, v.HasSecurityStrategyType = w, true
 							p = end + 1
-							done = true
+							goto f111
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasSecurityStrategyType = false
 						p++
-						done = true
+						goto f111
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityStrategyType2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10719,9 +10717,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f111:
 				// Asset
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -10746,14 +10744,14 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.Asset, v.HasAsset = w, true
 							p = end + 1
-							done = true
+							goto f112
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasAsset = false
 						p++
-						done = true
+						goto f112
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fAsset2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10766,9 +10764,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f112:
 				// SecurityDesc
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -10793,10 +10791,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityDesc = w
 							p = end + 1
-							done = true
+							goto f113
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityDesc2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10808,9 +10806,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f113:
 				// NoShareIssued
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.NoShareIssued, v.HasNoShareIssued = uint64(x-1), true
@@ -10818,9 +10816,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasNoShareIssued = false
 						}
 						p++
-						done = true
+						goto f114
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -10856,10 +10854,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							x--
 							v.NoShareIssued, v.HasNoShareIssued = uint64(x), true
 							p += n
-							done = true
+							goto f114
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoShareIssued2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10872,9 +10870,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f114:
 				// MaturityDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
@@ -10882,9 +10880,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasMaturityDate = false
 						}
 						p++
-						done = true
+						goto f115
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -10913,10 +10911,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							x--
 							v.MaturityDate, v.HasMaturityDate = uint32(x), true
 							p += n
-							done = true
+							goto f115
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityDate2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10929,9 +10927,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f115:
 				// MaturityMonthYear
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x-1), true
@@ -10939,9 +10937,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasMaturityMonthYear = false
 						}
 						p++
-						done = true
+						goto f116
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -10970,10 +10968,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							x--
 							v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x), true
 							p += n
-							done = true
+							goto f116
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityMonthYear2, &tpm, nil)
 						pmb = tpm.Bits
@@ -10986,9 +10984,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f116:
 				// StrikePrice
 				{
-					done := false
 					if ee, me := &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -10996,10 +10994,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							me.I = m
 							v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f117
 						}
 					}
-					if ee, me := &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -11046,11 +11044,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f117
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice4, &tpm, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa)
 						pmb = tpm.Bits
@@ -11063,9 +11061,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f117:
 				// StrikeCurrency
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -11090,14 +11088,14 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
-							done = true
+							goto f118
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasStrikeCurrency = false
 						p++
-						done = true
+						goto f118
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fStrikeCurrency2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11110,9 +11108,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f118:
 				// ExerciseStyle
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.ExerciseStyle, v.HasExerciseStyle = int32(x-1), true
@@ -11122,9 +11120,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasExerciseStyle = false
 						}
 						p++
-						done = true
+						goto f119
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -11156,10 +11154,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 							v.ExerciseStyle, v.HasExerciseStyle = int32(x), true
 							p += n
-							done = true
+							goto f119
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExerciseStyle2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11172,9 +11170,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f119:
 				// PutOrCall
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.PutOrCall, v.HasPutOrCall = int32(x-1), true
@@ -11184,9 +11182,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasPutOrCall = false
 						}
 						p++
-						done = true
+						goto f120
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -11218,10 +11216,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 							v.PutOrCall, v.HasPutOrCall = int32(x), true
 							p += n
-							done = true
+							goto f120
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPutOrCall2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11234,9 +11232,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f120:
 				// ContractMultiplier
 				{
-					done := false
 					if ee, me := &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -11244,10 +11242,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							me.I = m
 							v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f121
 						}
 					}
-					if ee, me := &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -11294,11 +11292,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f121
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier4, &tpm, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa)
 						pmb = tpm.Bits
@@ -11311,9 +11309,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f121:
 				// ContractSettlMonth
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x-1), true
@@ -11321,9 +11319,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasContractSettlMonth = false
 						}
 						p++
-						done = true
+						goto f122
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -11352,10 +11350,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							x--
 							v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x), true
 							p += n
-							done = true
+							goto f122
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fContractSettlMonth2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11368,9 +11366,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f122:
 				// CFICode
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -11395,10 +11393,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.CFICode = w
 							p = end + 1
-							done = true
+							goto f123
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCFICode2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11410,9 +11408,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f123:
 				// CountryOfIssue
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -11437,10 +11435,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.CountryOfIssue = w
 							p = end + 1
-							done = true
+							goto f124
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCountryOfIssue2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11452,15 +11450,15 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f124:
 				// IssueDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.IssueDate = uint32(b[p] & 0x7f)
 						p++
-						done = true
+						goto f125
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -11488,10 +11486,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						if n > 0 && x <= 1<<32-1 {
 							v.IssueDate = uint32(x)
 							p += n
-							done = true
+							goto f125
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIssueDate2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11503,9 +11501,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f125:
 				// DatedDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.DatedDate, v.HasDatedDate = uint32(x-1), true
@@ -11513,9 +11511,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasDatedDate = false
 						}
 						p++
-						done = true
+						goto f126
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -11544,10 +11542,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							x--
 							v.DatedDate, v.HasDatedDate = uint32(x), true
 							p += n
-							done = true
+							goto f126
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fDatedDate2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11560,9 +11558,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f126:
 				// StartDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.StartDate, v.HasStartDate = uint32(x-1), true
@@ -11570,9 +11568,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasStartDate = false
 						}
 						p++
-						done = true
+						goto f127
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -11601,10 +11599,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							x--
 							v.StartDate, v.HasStartDate = uint32(x), true
 							p += n
-							done = true
+							goto f127
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fStartDate2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11617,9 +11615,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f127:
 				// EndDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EndDate, v.HasEndDate = uint32(x-1), true
@@ -11627,9 +11625,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasEndDate = false
 						}
 						p++
-						done = true
+						goto f128
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -11658,10 +11656,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							x--
 							v.EndDate, v.HasEndDate = uint32(x), true
 							p += n
-							done = true
+							goto f128
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEndDate2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11674,9 +11672,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f128:
 				// SettlType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -11701,14 +11699,14 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
-							done = true
+							goto f129
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasSettlType = false
 						p++
-						done = true
+						goto f129
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlType2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11721,9 +11719,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f129:
 				// SettlDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -11731,9 +11729,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasSettlDate = false
 						}
 						p++
-						done = true
+						goto f130
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -11762,10 +11760,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							x--
 							v.SettlDate, v.HasSettlDate = uint32(x), true
 							p += n
-							done = true
+							goto f130
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11778,15 +11776,15 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f130:
 				// SecurityValidityTimestamp
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.SecurityValidityTimestamp = uint64(b[p] & 0x7f)
 						p++
-						done = true
+						goto f131
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -11821,10 +11819,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						if n > 0 {
 							v.SecurityValidityTimestamp = uint64(x)
 							p += n
-							done = true
+							goto f131
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11836,9 +11834,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f131:
 				// MarketSegmentID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -11863,14 +11861,14 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.MarketSegmentID, v.HasMarketSegmentID = w, true
 							p = end + 1
-							done = true
+							goto f132
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasMarketSegmentID = false
 						p++
-						done = true
+						goto f132
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMarketSegmentID2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11883,9 +11881,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f132:
 				// GovernanceIndicator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -11910,14 +11908,14 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.GovernanceIndicator, v.HasGovernanceIndicator = w, true
 							p = end + 1
-							done = true
+							goto f133
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasGovernanceIndicator = false
 						p++
-						done = true
+						goto f133
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fGovernanceIndicator2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11930,9 +11928,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f133:
 				// CorporateActionEventID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x-1), true
@@ -11942,9 +11940,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasCorporateActionEventID = false
 						}
 						p++
-						done = true
+						goto f134
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -11976,10 +11974,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 							v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x), true
 							p += n
-							done = true
+							goto f134
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fCorporateActionEventID2, &tpm, nil)
 						pmb = tpm.Bits
@@ -11992,9 +11990,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f134:
 				// SecurityGroup
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -12019,10 +12017,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityGroup = w
 							p = end + 1
-							done = true
+							goto f135
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityGroup2, &tpm, nil)
 						pmb = tpm.Bits
@@ -12034,9 +12032,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f135:
 				// SecurityMatchType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.SecurityMatchType, v.HasSecurityMatchType = int32(x-1), true
@@ -12046,9 +12044,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							v.HasSecurityMatchType = false
 						}
 						p++
-						done = true
+						goto f136
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -12080,10 +12078,10 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 							v.SecurityMatchType, v.HasSecurityMatchType = int32(x), true
 							p += n
-							done = true
+							goto f136
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityMatchType2, &tpm, nil)
 						pmb = tpm.Bits
@@ -12096,6 +12094,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f136:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fRelatedSym2, "presence map has more bits than the segment uses")
 				}
@@ -12116,7 +12115,6 @@ func (c *Decoder) d14(b []byte, p int, v *MDSecurityList148RelatedSymApplIDs, pm
 	_ = win
 	// ApplID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12141,10 +12139,10 @@ func (c *Decoder) d14(b []byte, p int, v *MDSecurityList148RelatedSymApplIDs, pm
 				w[end-p] = b[end] &^ 0x80
 				v.ApplID = w
 				p = end + 1
-				done = true
+				goto f137
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fApplID2, pm, nil)
 			if err != nil {
 				return np, err
@@ -12154,6 +12152,7 @@ func (c *Decoder) d14(b []byte, p int, v *MDSecurityList148RelatedSymApplIDs, pm
 			p = np
 		}
 	}
+f137:
 	// FeedTypes
 	{
 		n := -1
@@ -12201,7 +12200,6 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 	_ = win
 	// MDFeedType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12226,10 +12224,10 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 				w[end-p] = b[end] &^ 0x80
 				v.MDFeedType = w
 				p = end + 1
-				done = true
+				goto f138
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDFeedType2, pm, nil)
 			if err != nil {
 				return np, err
@@ -12239,15 +12237,15 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 			p = np
 		}
 	}
+f138:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MarketDepth = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f139
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -12275,10 +12273,10 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 			if n > 0 && x <= 1<<32-1 {
 				v.MarketDepth = uint32(x)
 				p += n
-				done = true
+				goto f139
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMarketDepth2, pm, nil)
 			if err != nil {
 				return np, err
@@ -12288,6 +12286,7 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 			p = np
 		}
 	}
+f139:
 	return p, nil
 }
 
@@ -12298,7 +12297,6 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 	_ = win
 	// InstAttribType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.InstAttribType, v.HasInstAttribType = int32(x-1), true
@@ -12308,9 +12306,9 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 				v.HasInstAttribType = false
 			}
 			p++
-			done = true
+			goto f140
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -12342,10 +12340,10 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 				}
 				v.InstAttribType, v.HasInstAttribType = int32(x), true
 				p += n
-				done = true
+				goto f140
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fInstAttribType2, pm, nil)
 			if err != nil {
 				return np, err
@@ -12356,9 +12354,9 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 			p = np
 		}
 	}
+f140:
 	// InstAttribValue
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12383,14 +12381,14 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 				w[end-p] = b[end] &^ 0x80
 				v.InstAttribValue, v.HasInstAttribValue = w, true
 				p = end + 1
-				done = true
+				goto f141
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasInstAttribValue = false
 			p++
-			done = true
+			goto f141
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fInstAttribValue2, pm, nil)
 			if err != nil {
 				return np, err
@@ -12401,6 +12399,7 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 			p = np
 		}
 	}
+f141:
 	return p, nil
 }
 
@@ -12409,7 +12408,6 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 	_ = err
 	// LotType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.LotType, v.HasLotType = int32(x-1), true
@@ -12419,9 +12417,9 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 				v.HasLotType = false
 			}
 			p++
-			done = true
+			goto f142
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -12453,10 +12451,10 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 				}
 				v.LotType, v.HasLotType = int32(x), true
 				p += n
-				done = true
+				goto f142
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fLotType2, pm, nil)
 			if err != nil {
 				return np, err
@@ -12467,9 +12465,9 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 			p = np
 		}
 	}
+f142:
 	// MinLotSize
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
@@ -12477,9 +12475,9 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 				v.HasMinLotSize = false
 			}
 			p++
-			done = true
+			goto f143
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -12508,10 +12506,10 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 				x--
 				v.MinLotSize, v.HasMinLotSize = uint32(x), true
 				p += n
-				done = true
+				goto f143
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMinLotSize2, pm, nil)
 			if err != nil {
 				return np, err
@@ -12522,6 +12520,7 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 			p = np
 		}
 	}
+f143:
 	return p, nil
 }
 
@@ -12538,13 +12537,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 	v.ApplVerID = cApplVerID5
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f144
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -12572,10 +12570,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f144
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, &tpm, nil)
 			pmb = tpm.Bits
@@ -12587,9 +12585,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f144:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12614,10 +12612,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.SendingTime = w
 				p = end + 1
-				done = true
+				goto f145
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSendingTime5, &tpm, nil)
 			pmb = tpm.Bits
@@ -12629,15 +12627,15 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f145:
 	// TotNoRelatedSym
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TotNoRelatedSym = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f146
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -12665,10 +12663,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 			if n > 0 && x <= 1<<32-1 {
 				v.TotNoRelatedSym = uint32(x)
 				p += n
-				done = true
+				goto f146
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym3, &tpm, nil)
 			pmb = tpm.Bits
@@ -12680,9 +12678,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f146:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12707,10 +12705,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.LastFragment = w
 				p = end + 1
-				done = true
+				goto f147
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLastFragment3, &tpm, nil)
 			pmb = tpm.Bits
@@ -12722,6 +12720,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f147:
 	// RelatedSym
 	{
 		n := -1
@@ -12768,7 +12767,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				_ = win
 				// Symbol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -12793,10 +12791,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.Symbol = w
 							p = end + 1
-							done = true
+							goto f148
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol3, &tpm, nil)
 						pmb = tpm.Bits
@@ -12808,15 +12806,15 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f148:
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s43SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID = uint64(e.I)
-							done = true
+							goto f149
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -12824,7 +12822,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.SecurityID = uint64(x)
-						done = true
+						goto f149
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -12862,10 +12860,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.SecurityID = uint64(x)
-							done = true
+							goto f149
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID3, &tpm, &c.d.s43SecurityID)
 						pmb = tpm.Bits
@@ -12877,6 +12875,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f149:
 				// SecurityIDSource
 				v.SecurityIDSource = cSecurityIDSource3
 				// SecurityExchange
@@ -12965,7 +12964,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							_ = win
 							// SecurityAltID
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -12990,10 +12988,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										w[end-p] = b[end] &^ 0x80
 										v.SecurityAltID = w
 										p = end + 1
-										done = true
+										goto f150
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltID3, &tpm, nil)
 									pmb = tpm.Bits
@@ -13005,9 +13003,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f150:
 							// SecurityAltIDSource
 							{
-								done := false
 								e := &c.d.s44SecurityAltIDSource
 								if int64(pmb) >= 0 {
 									if e.G == c.Gen {
@@ -13017,7 +13015,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										} else {
 											v.SecurityAltIDSource = c.Copy(e.B)
 										}
-										done = true
+										goto f151
 									}
 								} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
@@ -13046,10 +13044,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										e.B = append(e.B[:0], w...)
 										v.SecurityAltIDSource = w
 										p = end + 1
-										done = true
+										goto f151
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource3, &tpm, &c.d.s44SecurityAltIDSource)
 									pmb = tpm.Bits
@@ -13061,6 +13059,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f151:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fSecurityAltIDs3, "presence map has more bits than the segment uses")
 							}
@@ -13113,7 +13112,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							_ = win
 							// UnderlyingSymbol
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -13138,10 +13136,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										w[end-p] = b[end] &^ 0x80
 										v.UnderlyingSymbol = w
 										p = end + 1
-										done = true
+										goto f152
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol3, &tpm, nil)
 									pmb = tpm.Bits
@@ -13153,15 +13151,15 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f152:
 							// UnderlyingSecurityID
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									v.UnderlyingSecurityID = uint64(b[p] & 0x7f)
 									p++
-									done = true
+									goto f153
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -13196,10 +13194,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									if n > 0 {
 										v.UnderlyingSecurityID = uint64(x)
 										p += n
-										done = true
+										goto f153
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID3, &tpm, nil)
 									pmb = tpm.Bits
@@ -13211,13 +13209,13 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f153:
 							// UnderlyingSecurityIDSource
 							v.UnderlyingSecurityIDSource = cUnderlyingSecurityIDSource3
 							// UnderlyingSecurityExchange
 							v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange3
 							// IndexPct
 							{
-								done := false
 								if ee, me := &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 										m := me.I + d
@@ -13225,10 +13223,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										me.I = m
 										v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 										p++
-										done = true
+										goto f154
 									}
 								}
-								if ee, me := &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+								if ee, me := &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 									exp := fastrt.SignExtend7(b[p])
 									if exp > 0 {
 										exp--
@@ -13275,11 +13273,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 											v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 											p = q + dn
-											done = true
+											goto f154
 										}
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fIndexPct7, &tpm, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa)
 									pmb = tpm.Bits
@@ -13292,6 +13290,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f154:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fUnderlyings3, "presence map has more bits than the segment uses")
 							}
@@ -13302,7 +13301,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				}
 				// ImpliedMarketIndicator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x-1), true
@@ -13312,9 +13310,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasImpliedMarketIndicator = false
 						}
 						p++
-						done = true
+						goto f155
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -13346,10 +13344,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 							v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x), true
 							p += n
-							done = true
+							goto f155
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator3, &tpm, nil)
 						pmb = tpm.Bits
@@ -13362,6 +13360,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f155:
 				// InstrAttrib
 				{
 					n := -1
@@ -13443,7 +13442,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 							// StartTickPriceRange
 							{
-								done := false
 								if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 										m := me.I + d
@@ -13451,10 +13449,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										me.I = m
 										v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 										p++
-										done = true
+										goto f156
 									}
 								}
-								if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+								if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 									exp := fastrt.SignExtend7(b[p])
 									if exp > 0 {
 										exp--
@@ -13501,11 +13499,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 											v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 											p = q + dn
-											done = true
+											goto f156
 										}
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fStartTickPriceRange7, &tpm, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa)
 									pmb = tpm.Bits
@@ -13518,9 +13516,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f156:
 							// EndTickPriceRange
 							{
-								done := false
 								if ee, me := &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 										m := me.I + d
@@ -13528,10 +13526,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										me.I = m
 										v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 										p++
-										done = true
+										goto f157
 									}
 								}
-								if ee, me := &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+								if ee, me := &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 									exp := fastrt.SignExtend7(b[p])
 									if exp > 0 {
 										exp--
@@ -13578,11 +13576,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 											v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 											p = q + dn
-											done = true
+											goto f157
 										}
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange7, &tpm, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa)
 									pmb = tpm.Bits
@@ -13595,9 +13593,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f157:
 							// TickIncrement
 							{
-								done := false
 								if ee, me := &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 									if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 										m := me.I + d
@@ -13605,10 +13603,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										me.I = m
 										v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 										p++
-										done = true
+										goto f158
 									}
 								}
-								if ee, me := &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+								if ee, me := &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 									exp := fastrt.SignExtend7(b[p])
 									if exp > 0 {
 										exp--
@@ -13655,11 +13653,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 											v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 											p = q + dn
-											done = true
+											goto f158
 										}
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fTickIncrement7, &tpm, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa)
 									pmb = tpm.Bits
@@ -13672,9 +13670,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f158:
 							// TickRuleType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := fastrt.SignExtend7(b[p]); x > 0 {
 										v.TickRuleType, v.HasTickRuleType = int32(x-1), true
@@ -13684,9 +13682,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										v.HasTickRuleType = false
 									}
 									p++
-									done = true
+									goto f159
 								}
-								if !done {
+								{
 									x, n := int64(0), 0
 									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
@@ -13718,10 +13716,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										}
 										v.TickRuleType, v.HasTickRuleType = int32(x), true
 										p += n
-										done = true
+										goto f159
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fTickRuleType3, &tpm, nil)
 									pmb = tpm.Bits
@@ -13734,6 +13732,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f159:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fTickRules3, "presence map has more bits than the segment uses")
 							}
@@ -13786,7 +13785,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							_ = win
 							// LegSymbol
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -13811,10 +13809,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										w[end-p] = b[end] &^ 0x80
 										v.LegSymbol = w
 										p = end + 1
-										done = true
+										goto f160
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSymbol3, &tpm, nil)
 									pmb = tpm.Bits
@@ -13826,15 +13824,15 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f160:
 							// LegSecurityID
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									v.LegSecurityID = uint64(b[p] & 0x7f)
 									p++
-									done = true
+									goto f161
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -13869,10 +13867,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									if n > 0 {
 										v.LegSecurityID = uint64(x)
 										p += n
-										done = true
+										goto f161
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSecurityID3, &tpm, nil)
 									pmb = tpm.Bits
@@ -13884,20 +13882,20 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f161:
 							// LegSecurityIDSource
 							v.LegSecurityIDSource = cLegSecurityIDSource3
 							// LegRatioQty
 							{
-								done := false
 								e := &c.d.s53LegRatioQty
 								if int64(pmb) >= 0 {
 									if e.G == c.Gen {
 										pmb <<= 1
 										v.LegRatioQty = int32(e.I)
-										done = true
+										goto f162
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegRatioQty3, &tpm, &c.d.s53LegRatioQty)
 									pmb = tpm.Bits
@@ -13909,9 +13907,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f162:
 							// LegSecurityType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -13936,10 +13934,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										w[end-p] = b[end] &^ 0x80
 										v.LegSecurityType = w
 										p = end + 1
-										done = true
+										goto f163
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSecurityType3, &tpm, nil)
 									pmb = tpm.Bits
@@ -13951,15 +13949,15 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f163:
 							// LegSide
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									v.LegSide = int32(fastrt.SignExtend7(b[p]))
 									p++
-									done = true
+									goto f164
 								}
-								if !done {
+								{
 									x, n := int64(0), 0
 									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
@@ -13988,10 +13986,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 										v.LegSide = int32(x)
 										p += n
-										done = true
+										goto f164
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSide3, &tpm, nil)
 									pmb = tpm.Bits
@@ -14003,6 +14001,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f164:
 							// LegSecurityExchange
 							v.LegSecurityExchange = cLegSecurityExchange3
 							if pmb != 0 || pmx {
@@ -14015,7 +14014,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				}
 				// SecurityUpdateAction
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -14040,10 +14038,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityUpdateAction = w
 							p = end + 1
-							done = true
+							goto f165
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14055,6 +14053,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f165:
 				// Lots
 				{
 					n := -1
@@ -14096,7 +14095,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				}
 				// MinPriceIncrement
 				{
-					done := false
 					if ee, me := &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -14104,10 +14102,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							me.I = m
 							v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f166
 						}
 					}
-					if ee, me := &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -14154,11 +14152,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f166
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement7, &tpm, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa)
 						pmb = tpm.Bits
@@ -14171,9 +14169,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f166:
 				// TickSizeDenominator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x-1), true
@@ -14181,9 +14179,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasTickSizeDenominator = false
 						}
 						p++
-						done = true
+						goto f167
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -14212,10 +14210,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							x--
 							v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x), true
 							p += n
-							done = true
+							goto f167
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTickSizeDenominator3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14228,9 +14226,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f167:
 				// PriceDivisor
 				{
-					done := false
 					if ee, me := &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -14238,10 +14236,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							me.I = m
 							v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f168
 						}
 					}
-					if ee, me := &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -14288,11 +14286,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f168
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor7, &tpm, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa)
 						pmb = tpm.Bits
@@ -14305,9 +14303,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f168:
 				// MinOrderQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MinOrderQty, v.HasMinOrderQty = uint32(x-1), true
@@ -14315,9 +14313,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasMinOrderQty = false
 						}
 						p++
-						done = true
+						goto f169
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -14346,10 +14344,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							x--
 							v.MinOrderQty, v.HasMinOrderQty = uint32(x), true
 							p += n
-							done = true
+							goto f169
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMinOrderQty3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14362,9 +14360,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f169:
 				// MaxOrderQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxOrderQty, v.HasMaxOrderQty = uint64(x-1), true
@@ -14372,9 +14370,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasMaxOrderQty = false
 						}
 						p++
-						done = true
+						goto f170
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -14410,10 +14408,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							x--
 							v.MaxOrderQty, v.HasMaxOrderQty = uint64(x), true
 							p += n
-							done = true
+							goto f170
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxOrderQty3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14426,9 +14424,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f170:
 				// MultiLegModel
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.MultiLegModel, v.HasMultiLegModel = int32(x-1), true
@@ -14438,9 +14436,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasMultiLegModel = false
 						}
 						p++
-						done = true
+						goto f171
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -14472,10 +14470,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 							v.MultiLegModel, v.HasMultiLegModel = int32(x), true
 							p += n
-							done = true
+							goto f171
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMultiLegModel3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14488,9 +14486,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f171:
 				// MultiLegPriceMethod
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x-1), true
@@ -14500,9 +14498,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasMultiLegPriceMethod = false
 						}
 						p++
-						done = true
+						goto f172
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -14534,10 +14532,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 							v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x), true
 							p += n
-							done = true
+							goto f172
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14550,9 +14548,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f172:
 				// Currency
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -14577,14 +14575,14 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
-							done = true
+							goto f173
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasCurrency = false
 						p++
-						done = true
+						goto f173
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14597,9 +14595,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f173:
 				// SettlCurrency
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -14624,14 +14622,14 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SettlCurrency, v.HasSettlCurrency = w, true
 							p = end + 1
-							done = true
+							goto f174
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasSettlCurrency = false
 						p++
-						done = true
+						goto f174
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlCurrency3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14644,15 +14642,15 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f174:
 				// Product
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.Product = int32(fastrt.SignExtend7(b[p]))
 						p++
-						done = true
+						goto f175
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -14681,10 +14679,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 							v.Product = int32(x)
 							p += n
-							done = true
+							goto f175
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fProduct3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14696,9 +14694,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f175:
 				// SecurityType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -14723,10 +14721,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityType = w
 							p = end + 1
-							done = true
+							goto f176
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityType3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14738,9 +14736,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f176:
 				// SecuritySubType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -14765,10 +14763,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecuritySubType = w
 							p = end + 1
-							done = true
+							goto f177
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecuritySubType3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14780,9 +14778,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f177:
 				// SecurityStrategyType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -14807,14 +14805,14 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityStrategyType, v.HasSecurityStrategyType = w, true
 							p = end + 1
-							done = true
+							goto f178
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasSecurityStrategyType = false
 						p++
-						done = true
+						goto f178
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityStrategyType3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14827,9 +14825,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f178:
 				// Asset
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -14854,14 +14852,14 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.Asset, v.HasAsset = w, true
 							p = end + 1
-							done = true
+							goto f179
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasAsset = false
 						p++
-						done = true
+						goto f179
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fAsset3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14874,9 +14872,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f179:
 				// SecurityDesc
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -14901,10 +14899,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityDesc = w
 							p = end + 1
-							done = true
+							goto f180
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityDesc3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14916,9 +14914,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f180:
 				// NoShareIssued
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.NoShareIssued, v.HasNoShareIssued = uint64(x-1), true
@@ -14926,9 +14924,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasNoShareIssued = false
 						}
 						p++
-						done = true
+						goto f181
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -14964,10 +14962,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							x--
 							v.NoShareIssued, v.HasNoShareIssued = uint64(x), true
 							p += n
-							done = true
+							goto f181
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoShareIssued3, &tpm, nil)
 						pmb = tpm.Bits
@@ -14980,9 +14978,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f181:
 				// MaturityDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
@@ -14990,9 +14988,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasMaturityDate = false
 						}
 						p++
-						done = true
+						goto f182
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -15021,10 +15019,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							x--
 							v.MaturityDate, v.HasMaturityDate = uint32(x), true
 							p += n
-							done = true
+							goto f182
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityDate3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15037,9 +15035,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f182:
 				// MaturityMonthYear
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x-1), true
@@ -15047,9 +15045,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasMaturityMonthYear = false
 						}
 						p++
-						done = true
+						goto f183
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -15078,10 +15076,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							x--
 							v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x), true
 							p += n
-							done = true
+							goto f183
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityMonthYear3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15094,9 +15092,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f183:
 				// StrikePrice
 				{
-					done := false
 					if ee, me := &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -15104,10 +15102,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							me.I = m
 							v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f184
 						}
 					}
-					if ee, me := &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -15154,11 +15152,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f184
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice7, &tpm, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa)
 						pmb = tpm.Bits
@@ -15171,9 +15169,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f184:
 				// StrikeCurrency
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -15198,14 +15196,14 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
-							done = true
+							goto f185
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasStrikeCurrency = false
 						p++
-						done = true
+						goto f185
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fStrikeCurrency3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15218,9 +15216,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f185:
 				// ExerciseStyle
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.ExerciseStyle, v.HasExerciseStyle = int32(x-1), true
@@ -15230,9 +15228,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasExerciseStyle = false
 						}
 						p++
-						done = true
+						goto f186
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -15264,10 +15262,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 							v.ExerciseStyle, v.HasExerciseStyle = int32(x), true
 							p += n
-							done = true
+							goto f186
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExerciseStyle3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15280,9 +15278,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f186:
 				// PutOrCall
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.PutOrCall, v.HasPutOrCall = int32(x-1), true
@@ -15292,9 +15290,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasPutOrCall = false
 						}
 						p++
-						done = true
+						goto f187
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -15326,10 +15324,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 							v.PutOrCall, v.HasPutOrCall = int32(x), true
 							p += n
-							done = true
+							goto f187
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPutOrCall3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15342,9 +15340,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f187:
 				// ContractMultiplier
 				{
-					done := false
 					if ee, me := &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -15352,10 +15350,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							me.I = m
 							v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f188
 						}
 					}
-					if ee, me := &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -15402,11 +15400,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f188
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier7, &tpm, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa)
 						pmb = tpm.Bits
@@ -15419,9 +15417,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f188:
 				// ContractSettlMonth
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x-1), true
@@ -15429,9 +15427,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasContractSettlMonth = false
 						}
 						p++
-						done = true
+						goto f189
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -15460,10 +15458,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							x--
 							v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x), true
 							p += n
-							done = true
+							goto f189
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fContractSettlMonth3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15476,9 +15474,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f189:
 				// CFICode
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -15503,10 +15501,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.CFICode = w
 							p = end + 1
-							done = true
+							goto f190
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCFICode3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15518,9 +15516,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f190:
 				// CountryOfIssue
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -15545,10 +15543,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.CountryOfIssue = w
 							p = end + 1
-							done = true
+							goto f191
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCountryOfIssue3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15560,15 +15558,15 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f191:
 				// IssueDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.IssueDate = uint32(b[p] & 0x7f)
 						p++
-						done = true
+						goto f192
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -15596,10 +15594,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						if n > 0 && x <= 1<<32-1 {
 							v.IssueDate = uint32(x)
 							p += n
-							done = true
+							goto f192
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIssueDate3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15611,9 +15609,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f192:
 				// DatedDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.DatedDate, v.HasDatedDate = uint32(x-1), true
@@ -15621,9 +15619,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasDatedDate = false
 						}
 						p++
-						done = true
+						goto f193
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -15652,10 +15650,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							x--
 							v.DatedDate, v.HasDatedDate = uint32(x), true
 							p += n
-							done = true
+							goto f193
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fDatedDate3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15668,9 +15666,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f193:
 				// StartDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.StartDate, v.HasStartDate = uint32(x-1), true
@@ -15678,9 +15676,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasStartDate = false
 						}
 						p++
-						done = true
+						goto f194
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -15709,10 +15707,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							x--
 							v.StartDate, v.HasStartDate = uint32(x), true
 							p += n
-							done = true
+							goto f194
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fStartDate3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15725,9 +15723,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f194:
 				// EndDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EndDate, v.HasEndDate = uint32(x-1), true
@@ -15735,9 +15733,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasEndDate = false
 						}
 						p++
-						done = true
+						goto f195
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -15766,10 +15764,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							x--
 							v.EndDate, v.HasEndDate = uint32(x), true
 							p += n
-							done = true
+							goto f195
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEndDate3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15782,9 +15780,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f195:
 				// SettlType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -15809,14 +15807,14 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
-							done = true
+							goto f196
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasSettlType = false
 						p++
-						done = true
+						goto f196
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlType3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15829,9 +15827,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f196:
 				// SettlDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -15839,9 +15837,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasSettlDate = false
 						}
 						p++
-						done = true
+						goto f197
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -15870,10 +15868,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							x--
 							v.SettlDate, v.HasSettlDate = uint32(x), true
 							p += n
-							done = true
+							goto f197
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15886,15 +15884,15 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f197:
 				// SecurityValidityTimestamp
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.SecurityValidityTimestamp = uint64(b[p] & 0x7f)
 						p++
-						done = true
+						goto f198
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -15929,10 +15927,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						if n > 0 {
 							v.SecurityValidityTimestamp = uint64(x)
 							p += n
-							done = true
+							goto f198
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15944,9 +15942,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f198:
 				// MarketSegmentID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -15971,14 +15969,14 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.MarketSegmentID, v.HasMarketSegmentID = w, true
 							p = end + 1
-							done = true
+							goto f199
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasMarketSegmentID = false
 						p++
-						done = true
+						goto f199
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMarketSegmentID3, &tpm, nil)
 						pmb = tpm.Bits
@@ -15991,9 +15989,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f199:
 				// GovernanceIndicator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -16018,14 +16016,14 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.GovernanceIndicator, v.HasGovernanceIndicator = w, true
 							p = end + 1
-							done = true
+							goto f200
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasGovernanceIndicator = false
 						p++
-						done = true
+						goto f200
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fGovernanceIndicator3, &tpm, nil)
 						pmb = tpm.Bits
@@ -16038,9 +16036,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f200:
 				// CorporateActionEventID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x-1), true
@@ -16050,9 +16048,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasCorporateActionEventID = false
 						}
 						p++
-						done = true
+						goto f201
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -16084,10 +16082,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 							v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x), true
 							p += n
-							done = true
+							goto f201
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fCorporateActionEventID3, &tpm, nil)
 						pmb = tpm.Bits
@@ -16100,9 +16098,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f201:
 				// SecurityGroup
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -16127,10 +16125,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityGroup = w
 							p = end + 1
-							done = true
+							goto f202
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityGroup3, &tpm, nil)
 						pmb = tpm.Bits
@@ -16142,9 +16140,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f202:
 				// SecurityMatchType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.SecurityMatchType, v.HasSecurityMatchType = int32(x-1), true
@@ -16154,9 +16152,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							v.HasSecurityMatchType = false
 						}
 						p++
-						done = true
+						goto f203
 					}
-					if !done {
+					{
 						x, n := int64(0), 0
 						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
@@ -16188,10 +16186,10 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 							v.SecurityMatchType, v.HasSecurityMatchType = int32(x), true
 							p += n
-							done = true
+							goto f203
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityMatchType3, &tpm, nil)
 						pmb = tpm.Bits
@@ -16204,6 +16202,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f203:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fRelatedSym3, "presence map has more bits than the segment uses")
 				}
@@ -16224,7 +16223,6 @@ func (c *Decoder) d24(b []byte, p int, v *MDSecurityList141RelatedSymApplIDs, pm
 	_ = win
 	// ApplID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -16249,10 +16247,10 @@ func (c *Decoder) d24(b []byte, p int, v *MDSecurityList141RelatedSymApplIDs, pm
 				w[end-p] = b[end] &^ 0x80
 				v.ApplID = w
 				p = end + 1
-				done = true
+				goto f204
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fApplID3, pm, nil)
 			if err != nil {
 				return np, err
@@ -16262,6 +16260,7 @@ func (c *Decoder) d24(b []byte, p int, v *MDSecurityList141RelatedSymApplIDs, pm
 			p = np
 		}
 	}
+f204:
 	// FeedTypes
 	{
 		n := -1
@@ -16309,7 +16308,6 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 	_ = win
 	// MDFeedType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -16334,10 +16332,10 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 				w[end-p] = b[end] &^ 0x80
 				v.MDFeedType = w
 				p = end + 1
-				done = true
+				goto f205
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDFeedType3, pm, nil)
 			if err != nil {
 				return np, err
@@ -16347,15 +16345,15 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 			p = np
 		}
 	}
+f205:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MarketDepth = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f206
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -16383,10 +16381,10 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 			if n > 0 && x <= 1<<32-1 {
 				v.MarketDepth = uint32(x)
 				p += n
-				done = true
+				goto f206
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMarketDepth3, pm, nil)
 			if err != nil {
 				return np, err
@@ -16396,6 +16394,7 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 			p = np
 		}
 	}
+f206:
 	return p, nil
 }
 
@@ -16406,7 +16405,6 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 	_ = win
 	// InstAttribType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.InstAttribType, v.HasInstAttribType = int32(x-1), true
@@ -16416,9 +16414,9 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 				v.HasInstAttribType = false
 			}
 			p++
-			done = true
+			goto f207
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -16450,10 +16448,10 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 				}
 				v.InstAttribType, v.HasInstAttribType = int32(x), true
 				p += n
-				done = true
+				goto f207
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fInstAttribType3, pm, nil)
 			if err != nil {
 				return np, err
@@ -16464,9 +16462,9 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 			p = np
 		}
 	}
+f207:
 	// InstAttribValue
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -16491,14 +16489,14 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 				w[end-p] = b[end] &^ 0x80
 				v.InstAttribValue, v.HasInstAttribValue = w, true
 				p = end + 1
-				done = true
+				goto f208
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasInstAttribValue = false
 			p++
-			done = true
+			goto f208
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fInstAttribValue3, pm, nil)
 			if err != nil {
 				return np, err
@@ -16509,6 +16507,7 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 			p = np
 		}
 	}
+f208:
 	return p, nil
 }
 
@@ -16517,7 +16516,6 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 	_ = err
 	// LotType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.LotType, v.HasLotType = int32(x-1), true
@@ -16527,9 +16525,9 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 				v.HasLotType = false
 			}
 			p++
-			done = true
+			goto f209
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -16561,10 +16559,10 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 				}
 				v.LotType, v.HasLotType = int32(x), true
 				p += n
-				done = true
+				goto f209
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fLotType3, pm, nil)
 			if err != nil {
 				return np, err
@@ -16575,9 +16573,9 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 			p = np
 		}
 	}
+f209:
 	// MinLotSize
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
@@ -16585,9 +16583,9 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 				v.HasMinLotSize = false
 			}
 			p++
-			done = true
+			goto f210
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -16616,10 +16614,10 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 				x--
 				v.MinLotSize, v.HasMinLotSize = uint32(x), true
 				p += n
-				done = true
+				goto f210
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMinLotSize3, pm, nil)
 			if err != nil {
 				return np, err
@@ -16630,6 +16628,7 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 			p = np
 		}
 	}
+f210:
 	return p, nil
 }
 
@@ -16646,13 +16645,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 	v.ApplVerID = cApplVerID6
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f211
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -16680,10 +16678,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f211
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, &tpm, nil)
 			pmb = tpm.Bits
@@ -16695,15 +16693,15 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f211:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f212
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -16738,10 +16736,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f212
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime6, &tpm, nil)
 			pmb = tpm.Bits
@@ -16753,15 +16751,15 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f212:
 	// TotNoRelatedSym
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TotNoRelatedSym = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f213
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -16789,10 +16787,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 			if n > 0 && x <= 1<<32-1 {
 				v.TotNoRelatedSym = uint32(x)
 				p += n
-				done = true
+				goto f213
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym4, &tpm, nil)
 			pmb = tpm.Bits
@@ -16804,9 +16802,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f213:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -16831,10 +16829,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.LastFragment = w
 				p = end + 1
-				done = true
+				goto f214
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLastFragment4, &tpm, nil)
 			pmb = tpm.Bits
@@ -16846,6 +16844,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f214:
 	// RelatedSymbols
 	{
 		n := -1
@@ -16892,7 +16891,6 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 				_ = win
 				// Symbol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -16917,10 +16915,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.Symbol = w
 							p = end + 1
-							done = true
+							goto f215
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol4, &tpm, nil)
 						pmb = tpm.Bits
@@ -16932,15 +16930,15 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f215:
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s62SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID = uint64(e.I)
-							done = true
+							goto f216
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -16948,7 +16946,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.SecurityID = uint64(x)
-						done = true
+						goto f216
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -16986,10 +16984,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.SecurityID = uint64(x)
-							done = true
+							goto f216
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID4, &tpm, &c.d.s62SecurityID)
 						pmb = tpm.Bits
@@ -17001,6 +16999,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f216:
 				// SecurityIDSource
 				v.SecurityIDSource = cSecurityIDSource4
 				// SecurityExchange
@@ -17089,7 +17088,6 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							_ = win
 							// SecurityAltID
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -17114,10 +17112,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										w[end-p] = b[end] &^ 0x80
 										v.SecurityAltID = w
 										p = end + 1
-										done = true
+										goto f217
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltID4, &tpm, nil)
 									pmb = tpm.Bits
@@ -17129,9 +17127,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f217:
 							// SecurityAltIDSource
 							{
-								done := false
 								e := &c.d.s63SecurityAltIDSource
 								if int64(pmb) >= 0 {
 									if e.G == c.Gen {
@@ -17141,7 +17139,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										} else {
 											v.SecurityAltIDSource = c.Copy(e.B)
 										}
-										done = true
+										goto f218
 									}
 								} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
@@ -17170,10 +17168,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										e.B = append(e.B[:0], w...)
 										v.SecurityAltIDSource = w
 										p = end + 1
-										done = true
+										goto f218
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource4, &tpm, &c.d.s63SecurityAltIDSource)
 									pmb = tpm.Bits
@@ -17185,6 +17183,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f218:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fSecurityAltIDs4, "presence map has more bits than the segment uses")
 							}
@@ -17276,7 +17275,6 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							_ = win
 							// LegSymbol
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -17301,10 +17299,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										w[end-p] = b[end] &^ 0x80
 										v.LegSymbol = w
 										p = end + 1
-										done = true
+										goto f219
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSymbol4, &tpm, nil)
 									pmb = tpm.Bits
@@ -17316,15 +17314,15 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f219:
 							// LegSecurityID
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									v.LegSecurityID = uint64(b[p] & 0x7f)
 									p++
-									done = true
+									goto f220
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -17359,10 +17357,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									if n > 0 {
 										v.LegSecurityID = uint64(x)
 										p += n
-										done = true
+										goto f220
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSecurityID4, &tpm, nil)
 									pmb = tpm.Bits
@@ -17374,20 +17372,20 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f220:
 							// LegSecurityIDSource
 							v.LegSecurityIDSource = cLegSecurityIDSource4
 							// LegRatioQty
 							{
-								done := false
 								e := &c.d.s64LegRatioQty
 								if int64(pmb) >= 0 {
 									if e.G == c.Gen {
 										pmb <<= 1
 										v.LegRatioQty = int32(e.I)
-										done = true
+										goto f221
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegRatioQty4, &tpm, &c.d.s64LegRatioQty)
 									pmb = tpm.Bits
@@ -17399,9 +17397,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f221:
 							// LegType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -17426,10 +17424,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										w[end-p] = b[end] &^ 0x80
 										v.LegType = w
 										p = end + 1
-										done = true
+										goto f222
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegType, &tpm, nil)
 									pmb = tpm.Bits
@@ -17441,9 +17439,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f222:
 							// BuyersPerspective
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
@@ -17468,10 +17466,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										w[end-p] = b[end] &^ 0x80
 										v.BuyersPerspective = w
 										p = end + 1
-										done = true
+										goto f223
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fBuyersPerspective, &tpm, nil)
 									pmb = tpm.Bits
@@ -17483,6 +17481,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									p = np
 								}
 							}
+						f223:
 							// LegSecurityExchange
 							v.LegSecurityExchange = cLegSecurityExchange4
 							if pmb != 0 || pmx {
@@ -17495,7 +17494,6 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 				}
 				// SecurityUpdateAction
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -17520,10 +17518,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityUpdateAction = w
 							p = end + 1
-							done = true
+							goto f224
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction4, &tpm, nil)
 						pmb = tpm.Bits
@@ -17535,15 +17533,15 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f224:
 				// RoundLot
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.RoundLot = uint32(b[p] & 0x7f)
 						p++
-						done = true
+						goto f225
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -17571,10 +17569,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						if n > 0 && x <= 1<<32-1 {
 							v.RoundLot = uint32(x)
 							p += n
-							done = true
+							goto f225
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRoundLot, &tpm, nil)
 						pmb = tpm.Bits
@@ -17586,9 +17584,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f225:
 				// MinTradeVol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MinTradeVol, v.HasMinTradeVol = uint64(x-1), true
@@ -17596,9 +17594,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							v.HasMinTradeVol = false
 						}
 						p++
-						done = true
+						goto f226
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -17634,10 +17632,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							x--
 							v.MinTradeVol, v.HasMinTradeVol = uint64(x), true
 							p += n
-							done = true
+							goto f226
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMinTradeVol, &tpm, nil)
 						pmb = tpm.Bits
@@ -17650,9 +17648,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f226:
 				// MinPriceIncrement
 				{
-					done := false
 					if ee, me := &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -17660,10 +17658,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							me.I = m
 							v.MinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}
 							p++
-							done = true
+							goto f227
 						}
 					}
-					if ee, me := &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						base := int64(0)
 						if me.G == c.Gen {
@@ -17707,11 +17705,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.MinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
 								p = q + dn
-								done = true
+								goto f227
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement10, &tpm, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa)
 						pmb = tpm.Bits
@@ -17723,15 +17721,15 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f227:
 				// TickSizeDenominator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.TickSizeDenominator = uint32(b[p] & 0x7f)
 						p++
-						done = true
+						goto f228
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -17759,10 +17757,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						if n > 0 && x <= 1<<32-1 {
 							v.TickSizeDenominator = uint32(x)
 							p += n
-							done = true
+							goto f228
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTickSizeDenominator4, &tpm, nil)
 						pmb = tpm.Bits
@@ -17774,15 +17772,15 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f228:
 				// MinOrderQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.MinOrderQty = uint32(b[p] & 0x7f)
 						p++
-						done = true
+						goto f229
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -17810,10 +17808,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						if n > 0 && x <= 1<<32-1 {
 							v.MinOrderQty = uint32(x)
 							p += n
-							done = true
+							goto f229
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMinOrderQty4, &tpm, nil)
 						pmb = tpm.Bits
@@ -17825,15 +17823,15 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f229:
 				// MaxOrderQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.MaxOrderQty = uint32(b[p] & 0x7f)
 						p++
-						done = true
+						goto f230
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -17861,10 +17859,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						if n > 0 && x <= 1<<32-1 {
 							v.MaxOrderQty = uint32(x)
 							p += n
-							done = true
+							goto f230
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxOrderQty4, &tpm, nil)
 						pmb = tpm.Bits
@@ -17876,9 +17874,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f230:
 				// InstrumentID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -17903,10 +17901,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.InstrumentID = w
 							p = end + 1
-							done = true
+							goto f231
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fInstrumentID, &tpm, nil)
 						pmb = tpm.Bits
@@ -17918,9 +17916,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f231:
 				// Currency
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -17945,10 +17943,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.Currency = w
 							p = end + 1
-							done = true
+							goto f232
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency4, &tpm, nil)
 						pmb = tpm.Bits
@@ -17960,9 +17958,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f232:
 				// SettlCurrency
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -17987,10 +17985,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SettlCurrency = w
 							p = end + 1
-							done = true
+							goto f233
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlCurrency4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18002,9 +18000,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f233:
 				// SecurityType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -18029,10 +18027,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityType = w
 							p = end + 1
-							done = true
+							goto f234
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityType4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18044,9 +18042,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f234:
 				// SecuritySubType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -18071,10 +18069,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecuritySubType = w
 							p = end + 1
-							done = true
+							goto f235
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecuritySubType4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18086,9 +18084,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f235:
 				// Asset
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -18113,10 +18111,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.Asset = w
 							p = end + 1
-							done = true
+							goto f236
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fAsset4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18128,9 +18126,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f236:
 				// SecurityDesc
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -18155,10 +18153,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityDesc = w
 							p = end + 1
-							done = true
+							goto f237
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityDesc4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18170,9 +18168,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f237:
 				// MaturityDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
@@ -18180,9 +18178,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							v.HasMaturityDate = false
 						}
 						p++
-						done = true
+						goto f238
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -18211,10 +18209,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							x--
 							v.MaturityDate, v.HasMaturityDate = uint32(x), true
 							p += n
-							done = true
+							goto f238
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityDate4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18227,9 +18225,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f238:
 				// MaturityMonthYear
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x-1), true
@@ -18237,9 +18235,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							v.HasMaturityMonthYear = false
 						}
 						p++
-						done = true
+						goto f239
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -18268,10 +18266,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							x--
 							v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x), true
 							p += n
-							done = true
+							goto f239
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityMonthYear4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18284,9 +18282,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f239:
 				// StrikePrice
 				{
-					done := false
 					if ee, me := &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -18294,10 +18292,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							me.I = m
 							v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 							p++
-							done = true
+							goto f240
 						}
 					}
-					if ee, me := &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						if exp > 0 {
 							exp--
@@ -18344,11 +18342,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 								p = q + dn
-								done = true
+								goto f240
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice10, &tpm, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa)
 						pmb = tpm.Bits
@@ -18361,9 +18359,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f240:
 				// StrikeCurrency
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -18388,14 +18386,14 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
-							done = true
+							goto f241
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasStrikeCurrency = false
 						p++
-						done = true
+						goto f241
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fStrikeCurrency4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18408,9 +18406,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f241:
 				// ContractMultiplier
 				{
-					done := false
 					if ee, me := &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 						if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 							m := me.I + d
@@ -18418,10 +18416,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							me.I = m
 							v.ContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}
 							p++
-							done = true
+							goto f242
 						}
 					}
-					if ee, me := &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+					if ee, me := &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 						exp := fastrt.SignExtend7(b[p])
 						base := int64(0)
 						if me.G == c.Gen {
@@ -18465,11 +18463,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 								v.ContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
 								p = q + dn
-								done = true
+								goto f242
 							}
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier10, &tpm, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa)
 						pmb = tpm.Bits
@@ -18481,9 +18479,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f242:
 				// ContractSettlMonth
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x-1), true
@@ -18491,9 +18489,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							v.HasContractSettlMonth = false
 						}
 						p++
-						done = true
+						goto f243
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -18522,10 +18520,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							x--
 							v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x), true
 							p += n
-							done = true
+							goto f243
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fContractSettlMonth4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18538,9 +18536,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f243:
 				// CFICode
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -18565,10 +18563,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.CFICode = w
 							p = end + 1
-							done = true
+							goto f244
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCFICode4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18580,9 +18578,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f244:
 				// CountryOfIssue
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -18607,10 +18605,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.CountryOfIssue = w
 							p = end + 1
-							done = true
+							goto f245
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCountryOfIssue4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18622,15 +18620,15 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f245:
 				// IssueDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.IssueDate = uint32(b[p] & 0x7f)
 						p++
-						done = true
+						goto f246
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -18658,10 +18656,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						if n > 0 && x <= 1<<32-1 {
 							v.IssueDate = uint32(x)
 							p += n
-							done = true
+							goto f246
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIssueDate4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18673,15 +18671,15 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f246:
 				// DatedDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						v.DatedDate = uint32(b[p] & 0x7f)
 						p++
-						done = true
+						goto f247
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -18709,10 +18707,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						if n > 0 && x <= 1<<32-1 {
 							v.DatedDate = uint32(x)
 							p += n
-							done = true
+							goto f247
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fDatedDate4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18724,9 +18722,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f247:
 				// StartDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.StartDate, v.HasStartDate = uint32(x-1), true
@@ -18734,9 +18732,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							v.HasStartDate = false
 						}
 						p++
-						done = true
+						goto f248
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -18765,10 +18763,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							x--
 							v.StartDate, v.HasStartDate = uint32(x), true
 							p += n
-							done = true
+							goto f248
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fStartDate4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18781,9 +18779,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f248:
 				// EndDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EndDate, v.HasEndDate = uint32(x-1), true
@@ -18791,9 +18789,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							v.HasEndDate = false
 						}
 						p++
-						done = true
+						goto f249
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -18822,10 +18820,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							x--
 							v.EndDate, v.HasEndDate = uint32(x), true
 							p += n
-							done = true
+							goto f249
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEndDate4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18838,9 +18836,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f249:
 				// SettlType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -18865,14 +18863,14 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
-							done = true
+							goto f250
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasSettlType = false
 						p++
-						done = true
+						goto f250
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlType4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18885,9 +18883,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f250:
 				// SettlDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -18895,9 +18893,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							v.HasSettlDate = false
 						}
 						p++
-						done = true
+						goto f251
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -18926,10 +18924,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							x--
 							v.SettlDate, v.HasSettlDate = uint32(x), true
 							p += n
-							done = true
+							goto f251
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18942,10 +18940,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f251:
 				// SecurityValidityTimestamp
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp4, &tpm, nil)
 						pmb = tpm.Bits
@@ -18960,7 +18958,6 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 				}
 				// SecurityGroup
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -18985,10 +18982,10 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityGroup = w
 							p = end + 1
-							done = true
+							goto f252
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityGroup4, &tpm, nil)
 						pmb = tpm.Bits
@@ -19000,6 +18997,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						p = np
 					}
 				}
+			f252:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fRelatedSymbols, "presence map has more bits than the segment uses")
 				}
@@ -19020,7 +19018,6 @@ func (c *Decoder) d34(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 	_ = win
 	// ApplId
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -19045,10 +19042,10 @@ func (c *Decoder) d34(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 				w[end-p] = b[end] &^ 0x80
 				v.ApplId = w
 				p = end + 1
-				done = true
+				goto f253
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fApplId, pm, nil)
 			if err != nil {
 				return np, err
@@ -19058,6 +19055,7 @@ func (c *Decoder) d34(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 			p = np
 		}
 	}
+f253:
 	// FeedTypes
 	{
 		n := -1
@@ -19105,7 +19103,6 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 	_ = win
 	// MDFeedType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -19130,10 +19127,10 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 				w[end-p] = b[end] &^ 0x80
 				v.MDFeedType = w
 				p = end + 1
-				done = true
+				goto f254
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDFeedType4, pm, nil)
 			if err != nil {
 				return np, err
@@ -19143,15 +19140,15 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 			p = np
 		}
 	}
+f254:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MarketDepth = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f255
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -19179,10 +19176,10 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 			if n > 0 && x <= 1<<32-1 {
 				v.MarketDepth = uint32(x)
 				p += n
-				done = true
+				goto f255
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMarketDepth4, pm, nil)
 			if err != nil {
 				return np, err
@@ -19192,6 +19189,7 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 			p = np
 		}
 	}
+f255:
 	return p, nil
 }
 
@@ -19202,7 +19200,6 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 	_ = win
 	// UnderlyingSymbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -19227,10 +19224,10 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 				w[end-p] = b[end] &^ 0x80
 				v.UnderlyingSymbol = w
 				p = end + 1
-				done = true
+				goto f256
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol4, pm, nil)
 			if err != nil {
 				return np, err
@@ -19240,15 +19237,15 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 			p = np
 		}
 	}
+f256:
 	// UnderlyingSecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.UnderlyingSecurityID = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f257
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -19283,10 +19280,10 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 			if n > 0 {
 				v.UnderlyingSecurityID = uint64(x)
 				p += n
-				done = true
+				goto f257
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID4, pm, nil)
 			if err != nil {
 				return np, err
@@ -19296,6 +19293,7 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 			p = np
 		}
 	}
+f257:
 	// UnderlyingSecurityIDSource
 	v.UnderlyingSecurityIDSource = cUnderlyingSecurityIDSource4
 	// UnderlyingSecurityExchange
@@ -19316,13 +19314,12 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 	v.MessageType = cMessageType4
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f258
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -19350,10 +19347,10 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f258
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, &tpm, nil)
 			pmb = tpm.Bits
@@ -19365,15 +19362,15 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f258:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f259
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -19408,10 +19405,10 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f259
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime7, &tpm, nil)
 			pmb = tpm.Bits
@@ -19423,10 +19420,10 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f259:
 	// PosDupFlag
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fPosDupFlag, &tpm, nil)
 			pmb = tpm.Bits
@@ -19485,16 +19482,15 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				_ = win
 				// MDUpdateAction
 				{
-					done := false
 					e := &c.d.s71MDUpdateAction
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDUpdateAction, v.HasMDUpdateAction = uint32(e.I), true
-							done = true
+							goto f260
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction, &tpm, &c.d.s71MDUpdateAction)
 						pmb = tpm.Bits
@@ -19507,10 +19503,10 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 						p = np
 					}
 				}
+			f260:
 				// MDPriceLevel
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDPriceLevel, &tpm, nil)
 						pmb = tpm.Bits
@@ -19525,7 +19521,6 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				}
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s72MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -19535,7 +19530,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 							} else {
 								v.MDEntryType = c.Copy(e.B)
 							}
-							done = true
+							goto f261
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -19564,10 +19559,10 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 							e.B = append(e.B[:0], w...)
 							v.MDEntryType = w
 							p = end + 1
-							done = true
+							goto f261
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType, &tpm, &c.d.s72MDEntryType)
 						pmb = tpm.Bits
@@ -19579,10 +19574,10 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 						p = np
 					}
 				}
+			f261:
 				// SecurityIDSource
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityIDSource5, &tpm, nil)
 						pmb = tpm.Bits
@@ -19597,16 +19592,15 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				}
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s73SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID, v.HasSecurityID = uint64(e.I), true
-							done = true
+							goto f262
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID5, &tpm, &c.d.s73SecurityID)
 						pmb = tpm.Bits
@@ -19619,19 +19613,19 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 						p = np
 					}
 				}
+			f262:
 				// RptSeq
 				{
-					done := false
 					e := &c.d.s74RptSeq
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen && e.I < 1<<32-1 {
 							pmb <<= 1
 							e.I++
 							v.RptSeq, v.HasRptSeq = uint32(e.I), true
-							done = true
+							goto f263
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq, &tpm, &c.d.s74RptSeq)
 						pmb = tpm.Bits
@@ -19644,10 +19638,10 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 						p = np
 					}
 				}
+			f263:
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx, &tpm, nil, &c.d.s75MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -19662,13 +19656,12 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				}
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s76MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime = uint32(e.I)
-							done = true
+							goto f264
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -19676,7 +19669,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDEntryTime = uint32(x)
-						done = true
+						goto f264
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -19707,10 +19700,10 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDEntryTime = uint32(x)
-							done = true
+							goto f264
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime, &tpm, &c.d.s76MDEntryTime)
 						pmb = tpm.Bits
@@ -19722,10 +19715,10 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 						p = np
 					}
 				}
+			f264:
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize, &tpm, &c.d.s77MDEntrySize)
 						pmb = tpm.Bits
@@ -19740,8 +19733,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				}
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition, &tpm, nil)
 						pmb = tpm.Bits
@@ -19756,8 +19748,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				}
 				// NumberOfOrders
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, &c.d.s78NumberOfOrders)
 						pmb = tpm.Bits
@@ -19772,8 +19763,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				}
 				// TradingSessionID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID, &tpm, nil)
 						pmb = tpm.Bits
@@ -19812,13 +19802,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 	v.MsgType = cMsgType4
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f265
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -19846,10 +19835,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f265
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, &tpm, nil)
 			pmb = tpm.Bits
@@ -19861,15 +19850,15 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f265:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f266
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -19904,10 +19893,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f266
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime8, &tpm, nil)
 			pmb = tpm.Bits
@@ -19919,9 +19908,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f266:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -19929,9 +19918,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				v.HasTradeDate = false
 			}
 			p++
-			done = true
+			goto f267
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -19960,10 +19949,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				x--
 				v.TradeDate, v.HasTradeDate = uint32(x), true
 				p += n
-				done = true
+				goto f267
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate, &tpm, nil)
 			pmb = tpm.Bits
@@ -19976,6 +19965,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f267:
 	// MDEntries
 	{
 		n := -1
@@ -20022,13 +20012,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				_ = win
 				// MDUpdateAction
 				{
-					done := false
 					e := &c.d.s79MDUpdateAction
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDUpdateAction = uint32(e.I)
-							done = true
+							goto f268
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -20036,7 +20025,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDUpdateAction = uint32(x)
-						done = true
+						goto f268
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -20067,10 +20056,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDUpdateAction = uint32(x)
-							done = true
+							goto f268
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction2, &tpm, &c.d.s79MDUpdateAction)
 						pmb = tpm.Bits
@@ -20082,9 +20071,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f268:
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s80MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -20094,7 +20083,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							} else {
 								v.MDEntryType = c.Copy(e.B)
 							}
-							done = true
+							goto f269
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -20123,10 +20112,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							e.B = append(e.B[:0], w...)
 							v.MDEntryType = w
 							p = end + 1
-							done = true
+							goto f269
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType2, &tpm, &c.d.s80MDEntryType)
 						pmb = tpm.Bits
@@ -20138,19 +20127,19 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f269:
 				// SecurityIDSource
 				v.SecurityIDSource = uint32(8)
 				// SecurityExchange
 				v.SecurityExchange = cSecurityExchange5
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s81SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID = uint64(e.I)
-							done = true
+							goto f270
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -20158,7 +20147,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.SecurityID = uint64(x)
-						done = true
+						goto f270
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -20196,10 +20185,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.SecurityID = uint64(x)
-							done = true
+							goto f270
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID6, &tpm, &c.d.s81SecurityID)
 						pmb = tpm.Bits
@@ -20211,16 +20200,16 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f270:
 				// RptSeq
 				{
-					done := false
 					e := &c.d.s82RptSeq
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen && e.I < 1<<32-1 {
 							pmb <<= 1
 							e.I++
 							v.RptSeq = uint32(e.I)
-							done = true
+							goto f271
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -20228,7 +20217,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.RptSeq = uint32(x)
-						done = true
+						goto f271
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -20259,10 +20248,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.RptSeq = uint32(x)
-							done = true
+							goto f271
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq2, &tpm, &c.d.s82RptSeq)
 						pmb = tpm.Bits
@@ -20274,10 +20263,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f271:
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition2, &tpm, nil)
 						pmb = tpm.Bits
@@ -20292,8 +20281,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx4, &tpm, nil, &c.d.s83MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -20308,8 +20296,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// MDEntryInterestRate
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate, &tpm, nil, &c.d.s84MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
@@ -20324,8 +20311,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// NumberOfOrders
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders2, &tpm, nil)
 						pmb = tpm.Bits
@@ -20340,7 +20326,6 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// PriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -20365,14 +20350,14 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
-							done = true
+							goto f272
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasPriceType = false
 						p++
-						done = true
+						goto f272
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType, &tpm, nil)
 						pmb = tpm.Bits
@@ -20385,15 +20370,15 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f272:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s85MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime = uint32(e.I)
-							done = true
+							goto f273
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -20401,7 +20386,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDEntryTime = uint32(x)
-						done = true
+						goto f273
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -20432,10 +20417,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDEntryTime = uint32(x)
-							done = true
+							goto f273
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime2, &tpm, &c.d.s85MDEntryTime)
 						pmb = tpm.Bits
@@ -20447,10 +20432,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f273:
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize2, &tpm, &c.d.s86MDEntrySize)
 						pmb = tpm.Bits
@@ -20465,16 +20450,15 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s87MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f274
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate, &tpm, &c.d.s87MDEntryDate)
 						pmb = tpm.Bits
@@ -20487,18 +20471,18 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f274:
 				// MDInsertDate
 				{
-					done := false
 					e := &c.d.s88MDInsertDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
-							done = true
+							goto f275
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate, &tpm, &c.d.s88MDInsertDate)
 						pmb = tpm.Bits
@@ -20511,18 +20495,18 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f275:
 				// MDInsertTime
 				{
-					done := false
 					e := &c.d.s89MDInsertTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
-							done = true
+							goto f276
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime, &tpm, &c.d.s89MDInsertTime)
 						pmb = tpm.Bits
@@ -20535,10 +20519,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f276:
 				// MDStreamID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID, &tpm, nil)
 						pmb = tpm.Bits
@@ -20553,8 +20537,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// PriceDelta
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDelta, &tpm, nil, &c.d.s90PriceDeltaMantissa)
 						pmb = tpm.Bits
@@ -20569,8 +20552,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// FirstPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fFirstPx, &tpm, nil, &c.d.s91FirstPxMantissa)
 						pmb = tpm.Bits
@@ -20585,8 +20567,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// LastPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLastPx, &tpm, nil, &c.d.s92LastPxMantissa)
 						pmb = tpm.Bits
@@ -20601,7 +20582,6 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// Currency
 				{
-					done := false
 					e := &c.d.s93Currency
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -20611,7 +20591,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							} else {
 								v.Currency, v.HasCurrency = c.Copy(e.B), true
 							}
-							done = true
+							goto f277
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -20640,10 +20620,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							e.B = append(e.B[:0], w...)
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
-							done = true
+							goto f277
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency5, &tpm, &c.d.s93Currency)
 						pmb = tpm.Bits
@@ -20656,10 +20636,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f277:
 				// NetChgPrevDay
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay, &tpm, nil, &c.d.s94NetChgPrevDayMantissa)
 						pmb = tpm.Bits
@@ -20674,8 +20654,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// SellerDays
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays, &tpm, nil)
 						pmb = tpm.Bits
@@ -20690,8 +20669,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// TradeVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume, &tpm, &c.d.s95TradeVolume)
 						pmb = tpm.Bits
@@ -20706,8 +20684,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// TickDirection
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection, &tpm, nil)
 						pmb = tpm.Bits
@@ -20722,7 +20699,6 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// TradeCondition
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -20747,14 +20723,14 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
-							done = true
+							goto f278
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasTradeCondition = false
 						p++
-						done = true
+						goto f278
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition, &tpm, nil)
 						pmb = tpm.Bits
@@ -20767,9 +20743,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f278:
 				// TradingSessionID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -20777,9 +20753,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasTradingSessionID = false
 						}
 						p++
-						done = true
+						goto f279
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -20808,10 +20784,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
 							p += n
-							done = true
+							goto f279
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID2, &tpm, nil)
 						pmb = tpm.Bits
@@ -20824,9 +20800,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f279:
 				// OpenCloseSettlFlag
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x-1), true
@@ -20834,9 +20810,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasOpenCloseSettlFlag = false
 						}
 						p++
-						done = true
+						goto f280
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -20865,10 +20841,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x), true
 							p += n
-							done = true
+							goto f280
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag, &tpm, nil)
 						pmb = tpm.Bits
@@ -20881,10 +20857,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f280:
 				// OrderID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID, &tpm, nil)
 						pmb = tpm.Bits
@@ -20899,8 +20875,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// TradeID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID, &tpm, nil)
 						pmb = tpm.Bits
@@ -20915,8 +20890,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// MDEntryBuyer
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer, &tpm, nil)
 						pmb = tpm.Bits
@@ -20931,8 +20905,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// MDEntrySeller
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller, &tpm, nil)
 						pmb = tpm.Bits
@@ -20947,8 +20920,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// MDEntryPositionNo
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo, &tpm, nil)
 						pmb = tpm.Bits
@@ -20963,7 +20935,6 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// SettPriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettPriceType, v.HasSettPriceType = uint32(x-1), true
@@ -20971,9 +20942,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasSettPriceType = false
 						}
 						p++
-						done = true
+						goto f281
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -21002,10 +20973,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.SettPriceType, v.HasSettPriceType = uint32(x), true
 							p += n
-							done = true
+							goto f281
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType, &tpm, nil)
 						pmb = tpm.Bits
@@ -21018,9 +20989,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f281:
 				// LastTradeDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -21028,9 +20999,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasLastTradeDate = false
 						}
 						p++
-						done = true
+						goto f282
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -21059,10 +21030,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
 							p += n
-							done = true
+							goto f282
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate, &tpm, nil)
 						pmb = tpm.Bits
@@ -21075,9 +21046,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f282:
 				// PriceAdjustmentMethod
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -21085,9 +21056,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasPriceAdjustmentMethod = false
 						}
 						p++
-						done = true
+						goto f283
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -21116,10 +21087,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
 							p += n
-							done = true
+							goto f283
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod, &tpm, nil)
 						pmb = tpm.Bits
@@ -21132,10 +21103,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f283:
 				// PriceBandType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType, &tpm, nil)
 						pmb = tpm.Bits
@@ -21150,8 +21121,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// PriceLimitType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType, &tpm, nil)
 						pmb = tpm.Bits
@@ -21166,8 +21136,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// LowLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice, &tpm, nil, &c.d.s96LowLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -21182,8 +21151,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// HighLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice, &tpm, nil, &c.d.s97HighLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -21198,8 +21166,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// TradingReferencePrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice, &tpm, nil, &c.d.s98TradingReferencePriceMantissa)
 						pmb = tpm.Bits
@@ -21214,7 +21181,6 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// PriceBandMidpointPriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -21222,9 +21188,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasPriceBandMidpointPriceType = false
 						}
 						p++
-						done = true
+						goto f284
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -21253,10 +21219,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
 							p += n
-							done = true
+							goto f284
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType, &tpm, nil)
 						pmb = tpm.Bits
@@ -21269,9 +21235,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f284:
 				// AvgDailyTradedQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -21279,9 +21245,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasAvgDailyTradedQty = false
 						}
 						p++
-						done = true
+						goto f285
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -21317,10 +21283,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
 							p += n
-							done = true
+							goto f285
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty, &tpm, nil)
 						pmb = tpm.Bits
@@ -21333,9 +21299,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f285:
 				// ExpireDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -21343,9 +21309,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasExpireDate = false
 						}
 						p++
-						done = true
+						goto f286
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -21381,10 +21347,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.ExpireDate, v.HasExpireDate = uint64(x), true
 							p += n
-							done = true
+							goto f286
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate, &tpm, nil)
 						pmb = tpm.Bits
@@ -21397,9 +21363,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f286:
 				// EarlyTermination
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -21407,9 +21373,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasEarlyTermination = false
 						}
 						p++
-						done = true
+						goto f287
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -21445,10 +21411,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
 							p += n
-							done = true
+							goto f287
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination, &tpm, nil)
 						pmb = tpm.Bits
@@ -21461,9 +21427,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f287:
 				// BTBCertIndicator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x-1), true
@@ -21471,9 +21437,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasBTBCertIndicator = false
 						}
 						p++
-						done = true
+						goto f288
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -21502,10 +21468,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x), true
 							p += n
-							done = true
+							goto f288
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBCertIndicator, &tpm, nil)
 						pmb = tpm.Bits
@@ -21518,9 +21484,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f288:
 				// BTBContractInfo
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBContractInfo, v.HasBTBContractInfo = uint32(x-1), true
@@ -21528,9 +21494,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasBTBContractInfo = false
 						}
 						p++
-						done = true
+						goto f289
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -21559,10 +21525,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.BTBContractInfo, v.HasBTBContractInfo = uint32(x), true
 							p += n
-							done = true
+							goto f289
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBContractInfo, &tpm, nil)
 						pmb = tpm.Bits
@@ -21575,9 +21541,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f289:
 				// BTBGraceDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBGraceDate, v.HasBTBGraceDate = uint32(x-1), true
@@ -21585,9 +21551,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasBTBGraceDate = false
 						}
 						p++
-						done = true
+						goto f290
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -21616,10 +21582,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.BTBGraceDate, v.HasBTBGraceDate = uint32(x), true
 							p += n
-							done = true
+							goto f290
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBGraceDate, &tpm, nil)
 						pmb = tpm.Bits
@@ -21632,9 +21598,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f290:
 				// MaxTradeVol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -21642,9 +21608,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasMaxTradeVol = false
 						}
 						p++
-						done = true
+						goto f291
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -21680,10 +21646,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
 							p += n
-							done = true
+							goto f291
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol, &tpm, nil)
 						pmb = tpm.Bits
@@ -21696,6 +21662,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f291:
 				// Underlyings
 				{
 					n := -1
@@ -21738,8 +21705,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							}
 							// UnderlyingSecurityID
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID5, &tpm, &c.d.s99UnderlyingSecurityID)
 									pmb = tpm.Bits
@@ -21757,8 +21723,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange5
 							// UnderlyingPx
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx, &tpm, nil, &c.d.s100UnderlyingPxMantissa)
 									pmb = tpm.Bits
@@ -21772,7 +21737,6 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							}
 							// UnderlyingPxType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -21780,9 +21744,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 										v.HasUnderlyingPxType = false
 									}
 									p++
-									done = true
+									goto f292
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -21811,10 +21775,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 										x--
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
 										p += n
-										done = true
+										goto f292
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType, &tpm, nil)
 									pmb = tpm.Bits
@@ -21827,6 +21791,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 									p = np
 								}
 							}
+						f292:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fUnderlyings5, "presence map has more bits than the segment uses")
 							}
@@ -21837,7 +21802,6 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				// IndexSeq
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint64(x-1), true
@@ -21845,9 +21809,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							v.HasIndexSeq = false
 						}
 						p++
-						done = true
+						goto f293
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -21883,10 +21847,10 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							x--
 							v.IndexSeq, v.HasIndexSeq = uint64(x), true
 							p += n
-							done = true
+							goto f293
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq, &tpm, nil)
 						pmb = tpm.Bits
@@ -21899,6 +21863,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f293:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fMDEntries2, "presence map has more bits than the segment uses")
 				}
@@ -21925,13 +21890,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 	v.MsgType = cMsgType5
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f294
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -21959,10 +21923,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f294
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, &tpm, nil)
 			pmb = tpm.Bits
@@ -21974,15 +21938,15 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f294:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f295
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -22017,10 +21981,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f295
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime9, &tpm, nil)
 			pmb = tpm.Bits
@@ -22032,9 +21996,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f295:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -22042,9 +22006,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				v.HasTradeDate = false
 			}
 			p++
-			done = true
+			goto f296
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -22073,10 +22037,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				x--
 				v.TradeDate, v.HasTradeDate = uint32(x), true
 				p += n
-				done = true
+				goto f296
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate2, &tpm, nil)
 			pmb = tpm.Bits
@@ -22089,6 +22053,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f296:
 	// MDEntries
 	{
 		n := -1
@@ -22135,13 +22100,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				_ = win
 				// MDUpdateAction
 				{
-					done := false
 					e := &c.d.s101MDUpdateAction
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDUpdateAction = uint32(e.I)
-							done = true
+							goto f297
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -22149,7 +22113,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDUpdateAction = uint32(x)
-						done = true
+						goto f297
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -22180,10 +22144,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDUpdateAction = uint32(x)
-							done = true
+							goto f297
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction3, &tpm, &c.d.s101MDUpdateAction)
 						pmb = tpm.Bits
@@ -22195,9 +22159,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f297:
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s102MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -22207,7 +22171,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							} else {
 								v.MDEntryType = c.Copy(e.B)
 							}
-							done = true
+							goto f298
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -22236,10 +22200,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							e.B = append(e.B[:0], w...)
 							v.MDEntryType = w
 							p = end + 1
-							done = true
+							goto f298
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType3, &tpm, &c.d.s102MDEntryType)
 						pmb = tpm.Bits
@@ -22251,19 +22215,19 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f298:
 				// SecurityIDSource
 				v.SecurityIDSource = uint32(8)
 				// SecurityExchange
 				v.SecurityExchange = cSecurityExchange6
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s103SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID = uint64(e.I)
-							done = true
+							goto f299
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -22271,7 +22235,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.SecurityID = uint64(x)
-						done = true
+						goto f299
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -22309,10 +22273,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.SecurityID = uint64(x)
-							done = true
+							goto f299
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID7, &tpm, &c.d.s103SecurityID)
 						pmb = tpm.Bits
@@ -22324,16 +22288,16 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f299:
 				// RptSeq
 				{
-					done := false
 					e := &c.d.s104RptSeq
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen && e.I < 1<<32-1 {
 							pmb <<= 1
 							e.I++
 							v.RptSeq = uint32(e.I)
-							done = true
+							goto f300
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -22341,7 +22305,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.RptSeq = uint32(x)
-						done = true
+						goto f300
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -22372,10 +22336,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.RptSeq = uint32(x)
-							done = true
+							goto f300
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq3, &tpm, &c.d.s104RptSeq)
 						pmb = tpm.Bits
@@ -22387,10 +22351,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f300:
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition3, &tpm, nil)
 						pmb = tpm.Bits
@@ -22405,8 +22369,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx7, &tpm, nil, &c.d.s105MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -22421,8 +22384,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// MDEntryInterestRate
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate4, &tpm, nil, &c.d.s106MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
@@ -22437,8 +22399,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// NumberOfOrders
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders3, &tpm, nil)
 						pmb = tpm.Bits
@@ -22453,7 +22414,6 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// PriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -22478,14 +22438,14 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
-							done = true
+							goto f301
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasPriceType = false
 						p++
-						done = true
+						goto f301
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType2, &tpm, nil)
 						pmb = tpm.Bits
@@ -22498,15 +22458,15 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f301:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s107MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime = uint32(e.I)
-							done = true
+							goto f302
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -22514,7 +22474,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDEntryTime = uint32(x)
-						done = true
+						goto f302
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -22545,10 +22505,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDEntryTime = uint32(x)
-							done = true
+							goto f302
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime3, &tpm, &c.d.s107MDEntryTime)
 						pmb = tpm.Bits
@@ -22560,10 +22520,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f302:
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize3, &tpm, &c.d.s108MDEntrySize)
 						pmb = tpm.Bits
@@ -22578,16 +22538,15 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s109MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f303
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate2, &tpm, &c.d.s109MDEntryDate)
 						pmb = tpm.Bits
@@ -22600,18 +22559,18 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f303:
 				// MDInsertDate
 				{
-					done := false
 					e := &c.d.s110MDInsertDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
-							done = true
+							goto f304
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate2, &tpm, &c.d.s110MDInsertDate)
 						pmb = tpm.Bits
@@ -22624,18 +22583,18 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f304:
 				// MDInsertTime
 				{
-					done := false
 					e := &c.d.s111MDInsertTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
-							done = true
+							goto f305
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime2, &tpm, &c.d.s111MDInsertTime)
 						pmb = tpm.Bits
@@ -22648,10 +22607,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f305:
 				// MDStreamID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID2, &tpm, nil)
 						pmb = tpm.Bits
@@ -22666,7 +22625,6 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// Currency
 				{
-					done := false
 					e := &c.d.s112Currency
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -22676,7 +22634,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							} else {
 								v.Currency, v.HasCurrency = c.Copy(e.B), true
 							}
-							done = true
+							goto f306
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -22705,10 +22663,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							e.B = append(e.B[:0], w...)
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
-							done = true
+							goto f306
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency6, &tpm, &c.d.s112Currency)
 						pmb = tpm.Bits
@@ -22721,10 +22679,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f306:
 				// NetChgPrevDay
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay4, &tpm, nil, &c.d.s113NetChgPrevDayMantissa)
 						pmb = tpm.Bits
@@ -22739,8 +22697,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// SellerDays
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays2, &tpm, nil)
 						pmb = tpm.Bits
@@ -22755,8 +22712,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// TradeVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume2, &tpm, &c.d.s114TradeVolume)
 						pmb = tpm.Bits
@@ -22771,8 +22727,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// TickDirection
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection2, &tpm, nil)
 						pmb = tpm.Bits
@@ -22787,7 +22742,6 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// TradeCondition
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -22812,14 +22766,14 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
-							done = true
+							goto f307
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasTradeCondition = false
 						p++
-						done = true
+						goto f307
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition2, &tpm, nil)
 						pmb = tpm.Bits
@@ -22832,9 +22786,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f307:
 				// TradingSessionID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -22842,9 +22796,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasTradingSessionID = false
 						}
 						p++
-						done = true
+						goto f308
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -22873,10 +22827,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
 							p += n
-							done = true
+							goto f308
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID3, &tpm, nil)
 						pmb = tpm.Bits
@@ -22889,9 +22843,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f308:
 				// OpenCloseSettlFlag
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x-1), true
@@ -22899,9 +22853,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasOpenCloseSettlFlag = false
 						}
 						p++
-						done = true
+						goto f309
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -22930,10 +22884,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x), true
 							p += n
-							done = true
+							goto f309
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag2, &tpm, nil)
 						pmb = tpm.Bits
@@ -22946,10 +22900,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f309:
 				// OrderID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID2, &tpm, nil)
 						pmb = tpm.Bits
@@ -22964,8 +22918,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// TradeID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID2, &tpm, nil)
 						pmb = tpm.Bits
@@ -22980,8 +22933,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// MDEntryBuyer
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer2, &tpm, nil)
 						pmb = tpm.Bits
@@ -22996,8 +22948,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// MDEntrySeller
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23012,8 +22963,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// MDEntryPositionNo
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23028,7 +22978,6 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// SettPriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettPriceType, v.HasSettPriceType = uint32(x-1), true
@@ -23036,9 +22985,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasSettPriceType = false
 						}
 						p++
-						done = true
+						goto f310
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -23067,10 +23016,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.SettPriceType, v.HasSettPriceType = uint32(x), true
 							p += n
-							done = true
+							goto f310
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23083,9 +23032,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f310:
 				// LastTradeDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -23093,9 +23042,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasLastTradeDate = false
 						}
 						p++
-						done = true
+						goto f311
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -23124,10 +23073,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
 							p += n
-							done = true
+							goto f311
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23140,9 +23089,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f311:
 				// PriceAdjustmentMethod
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -23150,9 +23099,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasPriceAdjustmentMethod = false
 						}
 						p++
-						done = true
+						goto f312
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -23181,10 +23130,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
 							p += n
-							done = true
+							goto f312
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23197,10 +23146,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f312:
 				// PriceBandType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23215,8 +23164,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// PriceLimitType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23231,8 +23179,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// LowLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice4, &tpm, nil, &c.d.s115LowLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -23247,8 +23194,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// HighLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice4, &tpm, nil, &c.d.s116HighLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -23263,8 +23209,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// TradingReferencePrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice4, &tpm, nil, &c.d.s117TradingReferencePriceMantissa)
 						pmb = tpm.Bits
@@ -23279,7 +23224,6 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// PriceBandMidpointPriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -23287,9 +23231,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasPriceBandMidpointPriceType = false
 						}
 						p++
-						done = true
+						goto f313
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -23318,10 +23262,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
 							p += n
-							done = true
+							goto f313
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23334,9 +23278,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f313:
 				// AvgDailyTradedQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -23344,9 +23288,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasAvgDailyTradedQty = false
 						}
 						p++
-						done = true
+						goto f314
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -23382,10 +23326,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
 							p += n
-							done = true
+							goto f314
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23398,9 +23342,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f314:
 				// ExpireDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -23408,9 +23352,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasExpireDate = false
 						}
 						p++
-						done = true
+						goto f315
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -23446,10 +23390,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.ExpireDate, v.HasExpireDate = uint64(x), true
 							p += n
-							done = true
+							goto f315
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23462,9 +23406,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f315:
 				// EarlyTermination
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -23472,9 +23416,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasEarlyTermination = false
 						}
 						p++
-						done = true
+						goto f316
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -23510,10 +23454,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
 							p += n
-							done = true
+							goto f316
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23526,9 +23470,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f316:
 				// BTBCertIndicator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x-1), true
@@ -23536,9 +23480,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasBTBCertIndicator = false
 						}
 						p++
-						done = true
+						goto f317
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -23567,10 +23511,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x), true
 							p += n
-							done = true
+							goto f317
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBCertIndicator2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23583,9 +23527,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f317:
 				// BTBContractInfo
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBContractInfo, v.HasBTBContractInfo = uint32(x-1), true
@@ -23593,9 +23537,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasBTBContractInfo = false
 						}
 						p++
-						done = true
+						goto f318
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -23624,10 +23568,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.BTBContractInfo, v.HasBTBContractInfo = uint32(x), true
 							p += n
-							done = true
+							goto f318
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBContractInfo2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23640,9 +23584,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f318:
 				// BTBGraceDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBGraceDate, v.HasBTBGraceDate = uint32(x-1), true
@@ -23650,9 +23594,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasBTBGraceDate = false
 						}
 						p++
-						done = true
+						goto f319
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -23681,10 +23625,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.BTBGraceDate, v.HasBTBGraceDate = uint32(x), true
 							p += n
-							done = true
+							goto f319
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBGraceDate2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23697,9 +23641,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f319:
 				// MaxTradeVol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -23707,9 +23651,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasMaxTradeVol = false
 						}
 						p++
-						done = true
+						goto f320
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -23745,10 +23689,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
 							p += n
-							done = true
+							goto f320
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23761,6 +23705,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f320:
 				// Underlyings
 				{
 					n := -1
@@ -23803,8 +23748,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							}
 							// UnderlyingSecurityID
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID6, &tpm, &c.d.s118UnderlyingSecurityID)
 									pmb = tpm.Bits
@@ -23822,8 +23766,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange6
 							// UnderlyingPx
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx4, &tpm, nil, &c.d.s119UnderlyingPxMantissa)
 									pmb = tpm.Bits
@@ -23837,7 +23780,6 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							}
 							// UnderlyingPxType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -23845,9 +23787,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 										v.HasUnderlyingPxType = false
 									}
 									p++
-									done = true
+									goto f321
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -23876,10 +23818,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 										x--
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
 										p += n
-										done = true
+										goto f321
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType2, &tpm, nil)
 									pmb = tpm.Bits
@@ -23892,6 +23834,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 									p = np
 								}
 							}
+						f321:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fUnderlyings6, "presence map has more bits than the segment uses")
 							}
@@ -23902,7 +23845,6 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				// IndexSeq
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint64(x-1), true
@@ -23910,9 +23852,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							v.HasIndexSeq = false
 						}
 						p++
-						done = true
+						goto f322
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -23948,10 +23890,10 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							x--
 							v.IndexSeq, v.HasIndexSeq = uint64(x), true
 							p += n
-							done = true
+							goto f322
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq2, &tpm, nil)
 						pmb = tpm.Bits
@@ -23964,6 +23906,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f322:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fMDEntries3, "presence map has more bits than the segment uses")
 				}
@@ -23990,13 +23933,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 	v.MsgType = cMsgType6
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f323
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -24024,10 +23966,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f323
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, &tpm, nil)
 			pmb = tpm.Bits
@@ -24039,15 +23981,15 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f323:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f324
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -24082,10 +24024,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f324
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime10, &tpm, nil)
 			pmb = tpm.Bits
@@ -24097,9 +24039,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f324:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -24107,9 +24049,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				v.HasTradeDate = false
 			}
 			p++
-			done = true
+			goto f325
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -24138,10 +24080,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				x--
 				v.TradeDate, v.HasTradeDate = uint32(x), true
 				p += n
-				done = true
+				goto f325
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate3, &tpm, nil)
 			pmb = tpm.Bits
@@ -24154,6 +24096,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f325:
 	// MDEntries
 	{
 		n := -1
@@ -24200,13 +24143,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				_ = win
 				// MDUpdateAction
 				{
-					done := false
 					e := &c.d.s120MDUpdateAction
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDUpdateAction = uint32(e.I)
-							done = true
+							goto f326
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -24214,7 +24156,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDUpdateAction = uint32(x)
-						done = true
+						goto f326
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -24245,10 +24187,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDUpdateAction = uint32(x)
-							done = true
+							goto f326
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction4, &tpm, &c.d.s120MDUpdateAction)
 						pmb = tpm.Bits
@@ -24260,9 +24202,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f326:
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s121MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -24272,7 +24214,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							} else {
 								v.MDEntryType = c.Copy(e.B)
 							}
-							done = true
+							goto f327
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -24301,10 +24243,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							e.B = append(e.B[:0], w...)
 							v.MDEntryType = w
 							p = end + 1
-							done = true
+							goto f327
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType4, &tpm, &c.d.s121MDEntryType)
 						pmb = tpm.Bits
@@ -24316,19 +24258,19 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f327:
 				// SecurityIDSource
 				v.SecurityIDSource = uint32(8)
 				// SecurityExchange
 				v.SecurityExchange = cSecurityExchange7
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s122SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID = uint64(e.I)
-							done = true
+							goto f328
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -24336,7 +24278,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.SecurityID = uint64(x)
-						done = true
+						goto f328
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -24374,10 +24316,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.SecurityID = uint64(x)
-							done = true
+							goto f328
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID8, &tpm, &c.d.s122SecurityID)
 						pmb = tpm.Bits
@@ -24389,16 +24331,16 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f328:
 				// RptSeq
 				{
-					done := false
 					e := &c.d.s123RptSeq
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen && e.I < 1<<32-1 {
 							pmb <<= 1
 							e.I++
 							v.RptSeq = uint32(e.I)
-							done = true
+							goto f329
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -24406,7 +24348,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.RptSeq = uint32(x)
-						done = true
+						goto f329
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -24437,10 +24379,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.RptSeq = uint32(x)
-							done = true
+							goto f329
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq4, &tpm, &c.d.s123RptSeq)
 						pmb = tpm.Bits
@@ -24452,10 +24394,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f329:
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition4, &tpm, nil)
 						pmb = tpm.Bits
@@ -24470,8 +24412,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx10, &tpm, nil, &c.d.s124MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -24486,8 +24427,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// MDEntryInterestRate
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate7, &tpm, nil, &c.d.s125MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
@@ -24502,8 +24442,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// NumberOfOrders
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders4, &tpm, nil)
 						pmb = tpm.Bits
@@ -24518,7 +24457,6 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// PriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -24543,14 +24481,14 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
-							done = true
+							goto f330
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasPriceType = false
 						p++
-						done = true
+						goto f330
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType3, &tpm, nil)
 						pmb = tpm.Bits
@@ -24563,15 +24501,15 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f330:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s126MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime = uint32(e.I)
-							done = true
+							goto f331
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -24579,7 +24517,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDEntryTime = uint32(x)
-						done = true
+						goto f331
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -24610,10 +24548,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDEntryTime = uint32(x)
-							done = true
+							goto f331
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime4, &tpm, &c.d.s126MDEntryTime)
 						pmb = tpm.Bits
@@ -24625,10 +24563,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f331:
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize4, &tpm, &c.d.s127MDEntrySize)
 						pmb = tpm.Bits
@@ -24643,16 +24581,15 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s128MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f332
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate3, &tpm, &c.d.s128MDEntryDate)
 						pmb = tpm.Bits
@@ -24665,18 +24602,18 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f332:
 				// MDInsertDate
 				{
-					done := false
 					e := &c.d.s129MDInsertDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
-							done = true
+							goto f333
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate3, &tpm, &c.d.s129MDInsertDate)
 						pmb = tpm.Bits
@@ -24689,18 +24626,18 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f333:
 				// MDInsertTime
 				{
-					done := false
 					e := &c.d.s130MDInsertTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
-							done = true
+							goto f334
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime3, &tpm, &c.d.s130MDInsertTime)
 						pmb = tpm.Bits
@@ -24713,10 +24650,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f334:
 				// MDStreamID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID3, &tpm, nil)
 						pmb = tpm.Bits
@@ -24731,7 +24668,6 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// Currency
 				{
-					done := false
 					e := &c.d.s131Currency
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -24741,7 +24677,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							} else {
 								v.Currency, v.HasCurrency = c.Copy(e.B), true
 							}
-							done = true
+							goto f335
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -24770,10 +24706,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							e.B = append(e.B[:0], w...)
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
-							done = true
+							goto f335
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency7, &tpm, &c.d.s131Currency)
 						pmb = tpm.Bits
@@ -24786,10 +24722,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f335:
 				// NetChgPrevDay
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay7, &tpm, nil, &c.d.s132NetChgPrevDayMantissa)
 						pmb = tpm.Bits
@@ -24804,8 +24740,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// SellerDays
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays3, &tpm, nil)
 						pmb = tpm.Bits
@@ -24820,8 +24755,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// TradeVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume3, &tpm, &c.d.s133TradeVolume)
 						pmb = tpm.Bits
@@ -24836,8 +24770,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// TickDirection
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection3, &tpm, nil)
 						pmb = tpm.Bits
@@ -24852,7 +24785,6 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// TradeCondition
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -24877,14 +24809,14 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
-							done = true
+							goto f336
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasTradeCondition = false
 						p++
-						done = true
+						goto f336
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition3, &tpm, nil)
 						pmb = tpm.Bits
@@ -24897,9 +24829,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f336:
 				// TradingSessionID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -24907,9 +24839,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							v.HasTradingSessionID = false
 						}
 						p++
-						done = true
+						goto f337
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -24938,10 +24870,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							x--
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
 							p += n
-							done = true
+							goto f337
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID4, &tpm, nil)
 						pmb = tpm.Bits
@@ -24954,9 +24886,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f337:
 				// OpenCloseSettlFlag
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x-1), true
@@ -24964,9 +24896,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							v.HasOpenCloseSettlFlag = false
 						}
 						p++
-						done = true
+						goto f338
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -24995,10 +24927,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							x--
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x), true
 							p += n
-							done = true
+							goto f338
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25011,10 +24943,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f338:
 				// OrderID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25029,8 +24961,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// TradeID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25045,8 +24976,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// MDEntryBuyer
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25061,8 +24991,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// MDEntrySeller
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25077,8 +25006,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// MDEntryPositionNo
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25093,7 +25021,6 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// SettPriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettPriceType, v.HasSettPriceType = uint32(x-1), true
@@ -25101,9 +25028,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							v.HasSettPriceType = false
 						}
 						p++
-						done = true
+						goto f339
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -25132,10 +25059,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							x--
 							v.SettPriceType, v.HasSettPriceType = uint32(x), true
 							p += n
-							done = true
+							goto f339
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25148,9 +25075,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f339:
 				// LastTradeDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -25158,9 +25085,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							v.HasLastTradeDate = false
 						}
 						p++
-						done = true
+						goto f340
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -25189,10 +25116,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							x--
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
 							p += n
-							done = true
+							goto f340
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25205,9 +25132,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f340:
 				// PriceAdjustmentMethod
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -25215,9 +25142,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							v.HasPriceAdjustmentMethod = false
 						}
 						p++
-						done = true
+						goto f341
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -25246,10 +25173,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							x--
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
 							p += n
-							done = true
+							goto f341
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25262,10 +25189,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f341:
 				// PriceBandType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25280,8 +25207,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// PriceLimitType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25296,8 +25222,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// LowLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice7, &tpm, nil, &c.d.s134LowLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -25312,8 +25237,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// HighLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice7, &tpm, nil, &c.d.s135HighLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -25328,8 +25252,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// TradingReferencePrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice7, &tpm, nil, &c.d.s136TradingReferencePriceMantissa)
 						pmb = tpm.Bits
@@ -25344,7 +25267,6 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// PriceBandMidpointPriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -25352,9 +25274,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							v.HasPriceBandMidpointPriceType = false
 						}
 						p++
-						done = true
+						goto f342
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -25383,10 +25305,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							x--
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
 							p += n
-							done = true
+							goto f342
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25399,9 +25321,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f342:
 				// AvgDailyTradedQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -25409,9 +25331,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							v.HasAvgDailyTradedQty = false
 						}
 						p++
-						done = true
+						goto f343
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -25447,10 +25369,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							x--
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
 							p += n
-							done = true
+							goto f343
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25463,9 +25385,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f343:
 				// ExpireDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -25473,9 +25395,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							v.HasExpireDate = false
 						}
 						p++
-						done = true
+						goto f344
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -25511,10 +25433,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							x--
 							v.ExpireDate, v.HasExpireDate = uint64(x), true
 							p += n
-							done = true
+							goto f344
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25527,9 +25449,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f344:
 				// EarlyTermination
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -25537,9 +25459,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							v.HasEarlyTermination = false
 						}
 						p++
-						done = true
+						goto f345
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -25575,10 +25497,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							x--
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
 							p += n
-							done = true
+							goto f345
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25591,9 +25513,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f345:
 				// MaxTradeVol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -25601,9 +25523,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							v.HasMaxTradeVol = false
 						}
 						p++
-						done = true
+						goto f346
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -25639,10 +25561,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							x--
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
 							p += n
-							done = true
+							goto f346
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25655,6 +25577,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f346:
 				// Underlyings
 				{
 					n := -1
@@ -25697,8 +25620,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							}
 							// UnderlyingSecurityID
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID7, &tpm, &c.d.s137UnderlyingSecurityID)
 									pmb = tpm.Bits
@@ -25716,8 +25638,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange7
 							// UnderlyingPx
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx7, &tpm, nil, &c.d.s138UnderlyingPxMantissa)
 									pmb = tpm.Bits
@@ -25731,7 +25652,6 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							}
 							// UnderlyingPxType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -25739,9 +25659,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 										v.HasUnderlyingPxType = false
 									}
 									p++
-									done = true
+									goto f347
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -25770,10 +25690,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 										x--
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
 										p += n
-										done = true
+										goto f347
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType3, &tpm, nil)
 									pmb = tpm.Bits
@@ -25786,6 +25706,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 									p = np
 								}
 							}
+						f347:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fUnderlyings7, "presence map has more bits than the segment uses")
 							}
@@ -25796,7 +25717,6 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				// IndexSeq
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint64(x-1), true
@@ -25804,9 +25724,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							v.HasIndexSeq = false
 						}
 						p++
-						done = true
+						goto f348
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -25842,10 +25762,10 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							x--
 							v.IndexSeq, v.HasIndexSeq = uint64(x), true
 							p += n
-							done = true
+							goto f348
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq3, &tpm, nil)
 						pmb = tpm.Bits
@@ -25858,6 +25778,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f348:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fMDEntries4, "presence map has more bits than the segment uses")
 				}
@@ -25884,13 +25805,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 	v.MsgType = cMsgType7
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f349
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -25918,10 +25838,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f349
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, &tpm, nil)
 			pmb = tpm.Bits
@@ -25933,15 +25853,15 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f349:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f350
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -25976,10 +25896,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f350
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime11, &tpm, nil)
 			pmb = tpm.Bits
@@ -25991,9 +25911,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f350:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -26001,9 +25921,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				v.HasTradeDate = false
 			}
 			p++
-			done = true
+			goto f351
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -26032,10 +25952,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				x--
 				v.TradeDate, v.HasTradeDate = uint32(x), true
 				p += n
-				done = true
+				goto f351
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate4, &tpm, nil)
 			pmb = tpm.Bits
@@ -26048,6 +25968,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f351:
 	// MDEntries
 	{
 		n := -1
@@ -26094,13 +26015,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				_ = win
 				// MDUpdateAction
 				{
-					done := false
 					e := &c.d.s139MDUpdateAction
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDUpdateAction = uint32(e.I)
-							done = true
+							goto f352
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -26108,7 +26028,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDUpdateAction = uint32(x)
-						done = true
+						goto f352
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -26139,10 +26059,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDUpdateAction = uint32(x)
-							done = true
+							goto f352
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction5, &tpm, &c.d.s139MDUpdateAction)
 						pmb = tpm.Bits
@@ -26154,9 +26074,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f352:
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s140MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -26166,7 +26086,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							} else {
 								v.MDEntryType = c.Copy(e.B)
 							}
-							done = true
+							goto f353
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -26195,10 +26115,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							e.B = append(e.B[:0], w...)
 							v.MDEntryType = w
 							p = end + 1
-							done = true
+							goto f353
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType5, &tpm, &c.d.s140MDEntryType)
 						pmb = tpm.Bits
@@ -26210,19 +26130,19 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f353:
 				// SecurityIDSource
 				v.SecurityIDSource = uint32(8)
 				// SecurityExchange
 				v.SecurityExchange = cSecurityExchange8
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s141SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID = uint64(e.I)
-							done = true
+							goto f354
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -26230,7 +26150,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.SecurityID = uint64(x)
-						done = true
+						goto f354
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -26268,10 +26188,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.SecurityID = uint64(x)
-							done = true
+							goto f354
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID9, &tpm, &c.d.s141SecurityID)
 						pmb = tpm.Bits
@@ -26283,16 +26203,16 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f354:
 				// RptSeq
 				{
-					done := false
 					e := &c.d.s142RptSeq
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen && e.I < 1<<32-1 {
 							pmb <<= 1
 							e.I++
 							v.RptSeq = uint32(e.I)
-							done = true
+							goto f355
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -26300,7 +26220,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.RptSeq = uint32(x)
-						done = true
+						goto f355
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -26331,10 +26251,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.RptSeq = uint32(x)
-							done = true
+							goto f355
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq5, &tpm, &c.d.s142RptSeq)
 						pmb = tpm.Bits
@@ -26346,10 +26266,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f355:
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition5, &tpm, nil)
 						pmb = tpm.Bits
@@ -26364,8 +26284,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx13, &tpm, nil, &c.d.s143MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -26380,8 +26299,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// MDEntryInterestRate
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate10, &tpm, nil, &c.d.s144MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
@@ -26396,8 +26314,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// NumberOfOrders
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders5, &tpm, nil)
 						pmb = tpm.Bits
@@ -26412,7 +26329,6 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// PriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -26437,14 +26353,14 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
-							done = true
+							goto f356
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasPriceType = false
 						p++
-						done = true
+						goto f356
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType4, &tpm, nil)
 						pmb = tpm.Bits
@@ -26457,15 +26373,15 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f356:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s145MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime = uint32(e.I)
-							done = true
+							goto f357
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -26473,7 +26389,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDEntryTime = uint32(x)
-						done = true
+						goto f357
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -26504,10 +26420,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDEntryTime = uint32(x)
-							done = true
+							goto f357
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime5, &tpm, &c.d.s145MDEntryTime)
 						pmb = tpm.Bits
@@ -26519,10 +26435,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f357:
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize5, &tpm, &c.d.s146MDEntrySize)
 						pmb = tpm.Bits
@@ -26537,16 +26453,15 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s147MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f358
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate4, &tpm, &c.d.s147MDEntryDate)
 						pmb = tpm.Bits
@@ -26559,18 +26474,18 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f358:
 				// MDInsertDate
 				{
-					done := false
 					e := &c.d.s148MDInsertDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
-							done = true
+							goto f359
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate4, &tpm, &c.d.s148MDInsertDate)
 						pmb = tpm.Bits
@@ -26583,18 +26498,18 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f359:
 				// MDInsertTime
 				{
-					done := false
 					e := &c.d.s149MDInsertTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
-							done = true
+							goto f360
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime4, &tpm, &c.d.s149MDInsertTime)
 						pmb = tpm.Bits
@@ -26607,10 +26522,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f360:
 				// MDStreamID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID4, &tpm, nil)
 						pmb = tpm.Bits
@@ -26625,7 +26540,6 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// Currency
 				{
-					done := false
 					e := &c.d.s150Currency
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -26635,7 +26549,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							} else {
 								v.Currency, v.HasCurrency = c.Copy(e.B), true
 							}
-							done = true
+							goto f361
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -26664,10 +26578,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							e.B = append(e.B[:0], w...)
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
-							done = true
+							goto f361
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency8, &tpm, &c.d.s150Currency)
 						pmb = tpm.Bits
@@ -26680,10 +26594,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f361:
 				// NetChgPrevDay
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay10, &tpm, nil, &c.d.s151NetChgPrevDayMantissa)
 						pmb = tpm.Bits
@@ -26698,8 +26612,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// SellerDays
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays4, &tpm, nil)
 						pmb = tpm.Bits
@@ -26714,8 +26627,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// TradeVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume4, &tpm, &c.d.s152TradeVolume)
 						pmb = tpm.Bits
@@ -26730,8 +26642,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// TickDirection
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection4, &tpm, nil)
 						pmb = tpm.Bits
@@ -26746,7 +26657,6 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// TradeCondition
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -26771,14 +26681,14 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
-							done = true
+							goto f362
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasTradeCondition = false
 						p++
-						done = true
+						goto f362
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition4, &tpm, nil)
 						pmb = tpm.Bits
@@ -26791,9 +26701,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f362:
 				// TradingSessionID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -26801,9 +26711,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							v.HasTradingSessionID = false
 						}
 						p++
-						done = true
+						goto f363
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -26832,10 +26742,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							x--
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
 							p += n
-							done = true
+							goto f363
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID5, &tpm, nil)
 						pmb = tpm.Bits
@@ -26848,9 +26758,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f363:
 				// OpenCloseSettlFlag
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -26875,14 +26785,14 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 							p = end + 1
-							done = true
+							goto f364
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasOpenCloseSettlFlag = false
 						p++
-						done = true
+						goto f364
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag4, &tpm, nil)
 						pmb = tpm.Bits
@@ -26895,10 +26805,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f364:
 				// OrderID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID4, &tpm, nil)
 						pmb = tpm.Bits
@@ -26913,8 +26823,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// TradeID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID4, &tpm, nil)
 						pmb = tpm.Bits
@@ -26929,8 +26838,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// MDEntryBuyer
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer4, &tpm, nil)
 						pmb = tpm.Bits
@@ -26945,8 +26853,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// MDEntrySeller
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller4, &tpm, nil)
 						pmb = tpm.Bits
@@ -26961,8 +26868,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// MDEntryPositionNo
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo4, &tpm, nil)
 						pmb = tpm.Bits
@@ -26977,7 +26883,6 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// SettPriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettPriceType, v.HasSettPriceType = uint32(x-1), true
@@ -26985,9 +26890,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							v.HasSettPriceType = false
 						}
 						p++
-						done = true
+						goto f365
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -27016,10 +26921,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							x--
 							v.SettPriceType, v.HasSettPriceType = uint32(x), true
 							p += n
-							done = true
+							goto f365
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType4, &tpm, nil)
 						pmb = tpm.Bits
@@ -27032,9 +26937,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f365:
 				// LastTradeDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -27042,9 +26947,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							v.HasLastTradeDate = false
 						}
 						p++
-						done = true
+						goto f366
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -27073,10 +26978,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							x--
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
 							p += n
-							done = true
+							goto f366
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate4, &tpm, nil)
 						pmb = tpm.Bits
@@ -27089,9 +26994,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f366:
 				// PriceAdjustmentMethod
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -27099,9 +27004,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							v.HasPriceAdjustmentMethod = false
 						}
 						p++
-						done = true
+						goto f367
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -27130,10 +27035,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							x--
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
 							p += n
-							done = true
+							goto f367
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod4, &tpm, nil)
 						pmb = tpm.Bits
@@ -27146,10 +27051,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f367:
 				// PriceBandType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType4, &tpm, nil)
 						pmb = tpm.Bits
@@ -27164,8 +27069,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// PriceLimitType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType4, &tpm, nil)
 						pmb = tpm.Bits
@@ -27180,8 +27084,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// LowLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice10, &tpm, nil, &c.d.s153LowLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -27196,8 +27099,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// HighLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice10, &tpm, nil, &c.d.s154HighLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -27212,8 +27114,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// TradingReferencePrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice10, &tpm, nil, &c.d.s155TradingReferencePriceMantissa)
 						pmb = tpm.Bits
@@ -27228,7 +27129,6 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// PriceBandMidpointPriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -27236,9 +27136,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							v.HasPriceBandMidpointPriceType = false
 						}
 						p++
-						done = true
+						goto f368
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -27267,10 +27167,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							x--
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
 							p += n
-							done = true
+							goto f368
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType4, &tpm, nil)
 						pmb = tpm.Bits
@@ -27283,9 +27183,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f368:
 				// AvgDailyTradedQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -27293,9 +27193,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							v.HasAvgDailyTradedQty = false
 						}
 						p++
-						done = true
+						goto f369
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -27331,10 +27231,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							x--
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
 							p += n
-							done = true
+							goto f369
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty4, &tpm, nil)
 						pmb = tpm.Bits
@@ -27347,9 +27247,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f369:
 				// ExpireDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -27357,9 +27257,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							v.HasExpireDate = false
 						}
 						p++
-						done = true
+						goto f370
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -27395,10 +27295,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							x--
 							v.ExpireDate, v.HasExpireDate = uint64(x), true
 							p += n
-							done = true
+							goto f370
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate4, &tpm, nil)
 						pmb = tpm.Bits
@@ -27411,9 +27311,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f370:
 				// EarlyTermination
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -27421,9 +27321,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							v.HasEarlyTermination = false
 						}
 						p++
-						done = true
+						goto f371
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -27459,10 +27359,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							x--
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
 							p += n
-							done = true
+							goto f371
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination4, &tpm, nil)
 						pmb = tpm.Bits
@@ -27475,9 +27375,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f371:
 				// MaxTradeVol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -27485,9 +27385,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							v.HasMaxTradeVol = false
 						}
 						p++
-						done = true
+						goto f372
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -27523,10 +27423,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							x--
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
 							p += n
-							done = true
+							goto f372
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol4, &tpm, nil)
 						pmb = tpm.Bits
@@ -27539,6 +27439,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f372:
 				// Underlyings
 				{
 					n := -1
@@ -27581,8 +27482,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							}
 							// UnderlyingSecurityID
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID8, &tpm, &c.d.s156UnderlyingSecurityID)
 									pmb = tpm.Bits
@@ -27600,8 +27500,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange8
 							// UnderlyingPx
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx10, &tpm, nil, &c.d.s157UnderlyingPxMantissa)
 									pmb = tpm.Bits
@@ -27615,7 +27514,6 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							}
 							// UnderlyingPxType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -27623,9 +27521,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 										v.HasUnderlyingPxType = false
 									}
 									p++
-									done = true
+									goto f373
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -27654,10 +27552,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 										x--
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
 										p += n
-										done = true
+										goto f373
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType4, &tpm, nil)
 									pmb = tpm.Bits
@@ -27670,6 +27568,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 									p = np
 								}
 							}
+						f373:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fUnderlyings8, "presence map has more bits than the segment uses")
 							}
@@ -27680,7 +27579,6 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				// IndexSeq
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint64(x-1), true
@@ -27688,9 +27586,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							v.HasIndexSeq = false
 						}
 						p++
-						done = true
+						goto f374
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -27726,10 +27624,10 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							x--
 							v.IndexSeq, v.HasIndexSeq = uint64(x), true
 							p += n
-							done = true
+							goto f374
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq4, &tpm, nil)
 						pmb = tpm.Bits
@@ -27742,6 +27640,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f374:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fMDEntries5, "presence map has more bits than the segment uses")
 				}
@@ -27768,13 +27667,12 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 	v.MessageType = cMessageType5
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f375
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -27802,10 +27700,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f375
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, &tpm, nil)
 			pmb = tpm.Bits
@@ -27817,15 +27715,15 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f375:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f376
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -27860,10 +27758,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f376
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime12, &tpm, nil)
 			pmb = tpm.Bits
@@ -27875,15 +27773,15 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f376:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TradeDate = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f377
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -27911,10 +27809,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 			if n > 0 && x <= 1<<32-1 {
 				v.TradeDate = uint32(x)
 				p += n
-				done = true
+				goto f377
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate5, &tpm, nil)
 			pmb = tpm.Bits
@@ -27926,6 +27824,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f377:
 	// MDEntries
 	{
 		n := -1
@@ -27972,13 +27871,12 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				_ = win
 				// MDUpdateAction
 				{
-					done := false
 					e := &c.d.s158MDUpdateAction
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDUpdateAction = uint32(e.I)
-							done = true
+							goto f378
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -27986,7 +27884,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDUpdateAction = uint32(x)
-						done = true
+						goto f378
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -28017,10 +27915,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDUpdateAction = uint32(x)
-							done = true
+							goto f378
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction6, &tpm, &c.d.s158MDUpdateAction)
 						pmb = tpm.Bits
@@ -28032,19 +27930,19 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f378:
 				// MDPriceLevel
 				{
-					done := false
 					e := &c.d.s159MDPriceLevel
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen && e.I < 1<<32-1 {
 							pmb <<= 1
 							e.I++
 							v.MDPriceLevel, v.HasMDPriceLevel = uint32(e.I), true
-							done = true
+							goto f379
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDPriceLevel2, &tpm, &c.d.s159MDPriceLevel)
 						pmb = tpm.Bits
@@ -28057,9 +27955,9 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f379:
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s160MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -28069,7 +27967,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							} else {
 								v.MDEntryType = c.Copy(e.B)
 							}
-							done = true
+							goto f380
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -28098,10 +27996,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							e.B = append(e.B[:0], w...)
 							v.MDEntryType = w
 							p = end + 1
-							done = true
+							goto f380
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType6, &tpm, &c.d.s160MDEntryType)
 						pmb = tpm.Bits
@@ -28113,9 +28011,9 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f380:
 				// Symbol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -28140,14 +28038,14 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
-							done = true
+							goto f381
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasSymbol = false
 						p++
-						done = true
+						goto f381
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28160,19 +28058,19 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f381:
 				// SecurityIDSource
 				v.SecurityIDSource = uint32(8)
 				// SecurityExchange
 				v.SecurityExchange = cSecurityExchange9
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s161SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID = uint64(e.I)
-							done = true
+							goto f382
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -28180,7 +28078,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.SecurityID = uint64(x)
-						done = true
+						goto f382
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -28218,10 +28116,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.SecurityID = uint64(x)
-							done = true
+							goto f382
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID10, &tpm, &c.d.s161SecurityID)
 						pmb = tpm.Bits
@@ -28233,16 +28131,16 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f382:
 				// RptSeq
 				{
-					done := false
 					e := &c.d.s162RptSeq
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen && e.I < 1<<32-1 {
 							pmb <<= 1
 							e.I++
 							v.RptSeq = uint32(e.I)
-							done = true
+							goto f383
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -28250,7 +28148,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.RptSeq = uint32(x)
-						done = true
+						goto f383
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -28281,10 +28179,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.RptSeq = uint32(x)
-							done = true
+							goto f383
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq6, &tpm, &c.d.s162RptSeq)
 						pmb = tpm.Bits
@@ -28296,10 +28194,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f383:
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition6, &tpm, nil)
 						pmb = tpm.Bits
@@ -28314,8 +28212,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx16, &tpm, nil, &c.d.s163MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -28330,8 +28227,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// NumberOfOrders
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders6, &tpm, nil)
 						pmb = tpm.Bits
@@ -28346,7 +28242,6 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// PriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -28371,14 +28266,14 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
-							done = true
+							goto f384
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasPriceType = false
 						p++
-						done = true
+						goto f384
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28391,15 +28286,15 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f384:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s164MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime = uint32(e.I)
-							done = true
+							goto f385
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -28407,7 +28302,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDEntryTime = uint32(x)
-						done = true
+						goto f385
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -28438,10 +28333,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDEntryTime = uint32(x)
-							done = true
+							goto f385
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime6, &tpm, &c.d.s164MDEntryTime)
 						pmb = tpm.Bits
@@ -28453,10 +28348,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f385:
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize6, &tpm, &c.d.s165MDEntrySize)
 						pmb = tpm.Bits
@@ -28471,16 +28366,15 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s166MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f386
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate5, &tpm, &c.d.s166MDEntryDate)
 						pmb = tpm.Bits
@@ -28493,18 +28387,18 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f386:
 				// MDInsertDate
 				{
-					done := false
 					e := &c.d.s167MDInsertDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
-							done = true
+							goto f387
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate5, &tpm, &c.d.s167MDInsertDate)
 						pmb = tpm.Bits
@@ -28517,18 +28411,18 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f387:
 				// MDInsertTime
 				{
-					done := false
 					e := &c.d.s168MDInsertTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
-							done = true
+							goto f388
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime5, &tpm, &c.d.s168MDInsertTime)
 						pmb = tpm.Bits
@@ -28541,10 +28435,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f388:
 				// MDStreamID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28559,7 +28453,6 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// Currency
 				{
-					done := false
 					e := &c.d.s169Currency
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -28569,7 +28462,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							} else {
 								v.Currency, v.HasCurrency = c.Copy(e.B), true
 							}
-							done = true
+							goto f389
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -28598,10 +28491,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							e.B = append(e.B[:0], w...)
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
-							done = true
+							goto f389
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency9, &tpm, &c.d.s169Currency)
 						pmb = tpm.Bits
@@ -28614,10 +28507,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f389:
 				// TradingSessionID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID6, &tpm, nil)
 						pmb = tpm.Bits
@@ -28632,8 +28525,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// NetChgPrevDay
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay13, &tpm, nil, &c.d.s170NetChgPrevDayMantissa)
 						pmb = tpm.Bits
@@ -28648,8 +28540,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// SellerDays
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28664,8 +28555,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// TradeVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume5, &tpm, &c.d.s171TradeVolume)
 						pmb = tpm.Bits
@@ -28680,8 +28570,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// TickDirection
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28696,7 +28585,6 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// TradeCondition
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -28721,14 +28609,14 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
-							done = true
+							goto f390
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasTradeCondition = false
 						p++
-						done = true
+						goto f390
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28741,9 +28629,9 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f390:
 				// OpenCloseSettleFlag
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x-1), true
@@ -28751,9 +28639,9 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							v.HasOpenCloseSettleFlag = false
 						}
 						p++
-						done = true
+						goto f391
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -28782,10 +28670,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							x--
 							v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x), true
 							p += n
-							done = true
+							goto f391
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag, &tpm, nil)
 						pmb = tpm.Bits
@@ -28798,10 +28686,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f391:
 				// OrderID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28816,8 +28704,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// TradeID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28832,8 +28719,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// MDEntryBuyer
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28848,8 +28734,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// MDEntrySeller
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28864,8 +28749,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// MDEntryPositionNo
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28880,8 +28764,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// SettlType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlType5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28896,8 +28779,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// SettlDate
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28912,7 +28794,6 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// SettlePriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettlePriceType, v.HasSettlePriceType = uint32(x-1), true
@@ -28920,9 +28801,9 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							v.HasSettlePriceType = false
 						}
 						p++
-						done = true
+						goto f392
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -28951,10 +28832,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							x--
 							v.SettlePriceType, v.HasSettlePriceType = uint32(x), true
 							p += n
-							done = true
+							goto f392
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlePriceType, &tpm, nil)
 						pmb = tpm.Bits
@@ -28967,10 +28848,10 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f392:
 				// PriceBandType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType5, &tpm, nil)
 						pmb = tpm.Bits
@@ -28985,8 +28866,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// PriceLimitType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType5, &tpm, nil)
 						pmb = tpm.Bits
@@ -29001,8 +28881,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// LowLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice13, &tpm, nil, &c.d.s172LowLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -29017,8 +28896,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// HighLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice13, &tpm, nil, &c.d.s173HighLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -29033,8 +28911,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				// TradingRefPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice, &tpm, nil, &c.d.s174TradingRefPriceMantissa)
 						pmb = tpm.Bits
@@ -29073,13 +28950,12 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 	v.MessageType = cMessageType6
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f393
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -29107,10 +28983,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f393
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, &tpm, nil)
 			pmb = tpm.Bits
@@ -29122,15 +28998,15 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f393:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f394
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -29165,10 +29041,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f394
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime13, &tpm, nil)
 			pmb = tpm.Bits
@@ -29180,15 +29056,15 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f394:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TradeDate = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f395
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -29216,10 +29092,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 			if n > 0 && x <= 1<<32-1 {
 				v.TradeDate = uint32(x)
 				p += n
-				done = true
+				goto f395
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate6, &tpm, nil)
 			pmb = tpm.Bits
@@ -29231,6 +29107,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f395:
 	// MDEntries
 	{
 		n := -1
@@ -29277,13 +29154,12 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				_ = win
 				// MDUpdateAction
 				{
-					done := false
 					e := &c.d.s175MDUpdateAction
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDUpdateAction = uint32(e.I)
-							done = true
+							goto f396
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -29291,7 +29167,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDUpdateAction = uint32(x)
-						done = true
+						goto f396
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -29322,10 +29198,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDUpdateAction = uint32(x)
-							done = true
+							goto f396
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction7, &tpm, &c.d.s175MDUpdateAction)
 						pmb = tpm.Bits
@@ -29337,19 +29213,19 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f396:
 				// MDPriceLevel
 				{
-					done := false
 					e := &c.d.s176MDPriceLevel
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen && e.I < 1<<32-1 {
 							pmb <<= 1
 							e.I++
 							v.MDPriceLevel, v.HasMDPriceLevel = uint32(e.I), true
-							done = true
+							goto f397
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDPriceLevel3, &tpm, &c.d.s176MDPriceLevel)
 						pmb = tpm.Bits
@@ -29362,9 +29238,9 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f397:
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s177MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -29374,7 +29250,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							} else {
 								v.MDEntryType = c.Copy(e.B)
 							}
-							done = true
+							goto f398
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -29403,10 +29279,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							e.B = append(e.B[:0], w...)
 							v.MDEntryType = w
 							p = end + 1
-							done = true
+							goto f398
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType7, &tpm, &c.d.s177MDEntryType)
 						pmb = tpm.Bits
@@ -29418,9 +29294,9 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f398:
 				// Symbol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -29445,14 +29321,14 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
-							done = true
+							goto f399
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasSymbol = false
 						p++
-						done = true
+						goto f399
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol6, &tpm, nil)
 						pmb = tpm.Bits
@@ -29465,19 +29341,19 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f399:
 				// SecurityIDSource
 				v.SecurityIDSource = uint32(8)
 				// SecurityExchange
 				v.SecurityExchange = cSecurityExchange10
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s178SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID = uint64(e.I)
-							done = true
+							goto f400
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -29485,7 +29361,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.SecurityID = uint64(x)
-						done = true
+						goto f400
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -29523,10 +29399,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.SecurityID = uint64(x)
-							done = true
+							goto f400
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID11, &tpm, &c.d.s178SecurityID)
 						pmb = tpm.Bits
@@ -29538,16 +29414,16 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f400:
 				// RptSeq
 				{
-					done := false
 					e := &c.d.s179RptSeq
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen && e.I < 1<<32-1 {
 							pmb <<= 1
 							e.I++
 							v.RptSeq = uint32(e.I)
-							done = true
+							goto f401
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -29555,7 +29431,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.RptSeq = uint32(x)
-						done = true
+						goto f401
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -29586,10 +29462,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.RptSeq = uint32(x)
-							done = true
+							goto f401
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq7, &tpm, &c.d.s179RptSeq)
 						pmb = tpm.Bits
@@ -29601,10 +29477,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f401:
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition7, &tpm, nil)
 						pmb = tpm.Bits
@@ -29619,8 +29495,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx19, &tpm, nil, &c.d.s180MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -29635,8 +29510,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// NumberOfOrders
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders7, &tpm, nil)
 						pmb = tpm.Bits
@@ -29651,7 +29525,6 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// PriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -29676,14 +29549,14 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
-							done = true
+							goto f402
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasPriceType = false
 						p++
-						done = true
+						goto f402
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType6, &tpm, nil)
 						pmb = tpm.Bits
@@ -29696,15 +29569,15 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f402:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s181MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime = uint32(e.I)
-							done = true
+							goto f403
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -29712,7 +29585,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDEntryTime = uint32(x)
-						done = true
+						goto f403
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -29743,10 +29616,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDEntryTime = uint32(x)
-							done = true
+							goto f403
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime7, &tpm, &c.d.s181MDEntryTime)
 						pmb = tpm.Bits
@@ -29758,10 +29631,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f403:
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize7, &tpm, &c.d.s182MDEntrySize)
 						pmb = tpm.Bits
@@ -29776,16 +29649,15 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s183MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f404
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate6, &tpm, &c.d.s183MDEntryDate)
 						pmb = tpm.Bits
@@ -29798,18 +29670,18 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f404:
 				// MDInsertDate
 				{
-					done := false
 					e := &c.d.s184MDInsertDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
-							done = true
+							goto f405
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate6, &tpm, &c.d.s184MDInsertDate)
 						pmb = tpm.Bits
@@ -29822,18 +29694,18 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f405:
 				// MDInsertTime
 				{
-					done := false
 					e := &c.d.s185MDInsertTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
-							done = true
+							goto f406
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime6, &tpm, &c.d.s185MDInsertTime)
 						pmb = tpm.Bits
@@ -29846,10 +29718,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f406:
 				// MDStreamID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID6, &tpm, nil)
 						pmb = tpm.Bits
@@ -29864,7 +29736,6 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// Currency
 				{
-					done := false
 					e := &c.d.s186Currency
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -29874,7 +29745,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							} else {
 								v.Currency, v.HasCurrency = c.Copy(e.B), true
 							}
-							done = true
+							goto f407
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -29903,10 +29774,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							e.B = append(e.B[:0], w...)
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
-							done = true
+							goto f407
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency10, &tpm, &c.d.s186Currency)
 						pmb = tpm.Bits
@@ -29919,10 +29790,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f407:
 				// TradingSessionID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID7, &tpm, nil)
 						pmb = tpm.Bits
@@ -29937,8 +29808,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// NetChgPrevDay
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay16, &tpm, nil, &c.d.s187NetChgPrevDayMantissa)
 						pmb = tpm.Bits
@@ -29953,8 +29823,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// SellerDays
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays6, &tpm, nil)
 						pmb = tpm.Bits
@@ -29969,8 +29838,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// TradeVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume6, &tpm, &c.d.s188TradeVolume)
 						pmb = tpm.Bits
@@ -29985,8 +29853,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// TickDirection
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection6, &tpm, nil)
 						pmb = tpm.Bits
@@ -30001,7 +29868,6 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// TradeCondition
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -30026,14 +29892,14 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
-							done = true
+							goto f408
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasTradeCondition = false
 						p++
-						done = true
+						goto f408
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition6, &tpm, nil)
 						pmb = tpm.Bits
@@ -30046,9 +29912,9 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f408:
 				// OpenCloseSettleFlag
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x-1), true
@@ -30056,9 +29922,9 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							v.HasOpenCloseSettleFlag = false
 						}
 						p++
-						done = true
+						goto f409
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -30087,10 +29953,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							x--
 							v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x), true
 							p += n
-							done = true
+							goto f409
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag2, &tpm, nil)
 						pmb = tpm.Bits
@@ -30103,10 +29969,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f409:
 				// OrderID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID6, &tpm, nil)
 						pmb = tpm.Bits
@@ -30121,8 +29987,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// TradeID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID6, &tpm, nil)
 						pmb = tpm.Bits
@@ -30137,8 +30002,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// MDEntryBuyer
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer6, &tpm, nil)
 						pmb = tpm.Bits
@@ -30153,8 +30017,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// MDEntrySeller
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller6, &tpm, nil)
 						pmb = tpm.Bits
@@ -30169,8 +30032,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// MDEntryPositionNo
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo6, &tpm, nil)
 						pmb = tpm.Bits
@@ -30185,8 +30047,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// SettlType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlType6, &tpm, nil)
 						pmb = tpm.Bits
@@ -30201,8 +30062,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// SettlDate
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate6, &tpm, nil)
 						pmb = tpm.Bits
@@ -30217,7 +30077,6 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// SettlePriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettlePriceType, v.HasSettlePriceType = uint32(x-1), true
@@ -30225,9 +30084,9 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							v.HasSettlePriceType = false
 						}
 						p++
-						done = true
+						goto f410
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -30256,10 +30115,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							x--
 							v.SettlePriceType, v.HasSettlePriceType = uint32(x), true
 							p += n
-							done = true
+							goto f410
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlePriceType2, &tpm, nil)
 						pmb = tpm.Bits
@@ -30272,10 +30131,10 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						p = np
 					}
 				}
+			f410:
 				// PriceBandType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType6, &tpm, nil)
 						pmb = tpm.Bits
@@ -30290,8 +30149,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// PriceLimitType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType6, &tpm, nil)
 						pmb = tpm.Bits
@@ -30306,8 +30164,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// LowLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice16, &tpm, nil, &c.d.s189LowLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -30322,8 +30179,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// HighLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice16, &tpm, nil, &c.d.s190HighLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -30338,8 +30194,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				// TradingRefPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice4, &tpm, nil, &c.d.s191TradingRefPriceMantissa)
 						pmb = tpm.Bits
@@ -30378,13 +30233,12 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 	v.MsgType = cMsgType8
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f411
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -30412,10 +30266,10 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f411
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum14, &tpm, nil)
 			pmb = tpm.Bits
@@ -30427,15 +30281,15 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			p = np
 		}
 	}
+f411:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f412
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -30470,10 +30324,10 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f412
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime14, &tpm, nil)
 			pmb = tpm.Bits
@@ -30485,9 +30339,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			p = np
 		}
 	}
+f412:
 	// SecurityGroup
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -30512,14 +30366,14 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
-				done = true
+				goto f413
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSecurityGroup = false
 			p++
-			done = true
+			goto f413
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityGroup5, &tpm, nil)
 			pmb = tpm.Bits
@@ -30532,9 +30386,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			p = np
 		}
 	}
+f413:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -30542,9 +30396,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				v.HasSecurityID = false
 			}
 			p++
-			done = true
+			goto f414
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -30580,10 +30434,10 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				x--
 				v.SecurityID, v.HasSecurityID = uint64(x), true
 				p += n
-				done = true
+				goto f414
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID12, &tpm, nil)
 			pmb = tpm.Bits
@@ -30596,10 +30450,10 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			p = np
 		}
 	}
+f414:
 	// SecurityIDSource
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityIDSource12, &tpm, nil)
 			pmb = tpm.Bits
@@ -30614,7 +30468,6 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 	}
 	// SecurityExchange
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -30639,14 +30492,14 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityExchange, v.HasSecurityExchange = w, true
 				p = end + 1
-				done = true
+				goto f415
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSecurityExchange = false
 			p++
-			done = true
+			goto f415
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityExchange11, &tpm, nil)
 			pmb = tpm.Bits
@@ -30659,9 +30512,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			p = np
 		}
 	}
+f415:
 	// TradingSessionSubID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -30686,14 +30539,14 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
-				done = true
+				goto f416
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionSubID = false
 			p++
-			done = true
+			goto f416
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID, &tpm, nil)
 			pmb = tpm.Bits
@@ -30706,9 +30559,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			p = np
 		}
 	}
+f416:
 	// SecurityTradingStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -30716,9 +30569,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				v.HasSecurityTradingStatus = false
 			}
 			p++
-			done = true
+			goto f417
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -30747,10 +30600,10 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				x--
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
 				p += n
-				done = true
+				goto f417
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
 			pmb = tpm.Bits
@@ -30763,9 +30616,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			p = np
 		}
 	}
+f417:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -30773,9 +30626,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				v.HasTradingSessionID = false
 			}
 			p++
-			done = true
+			goto f418
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -30804,10 +30657,10 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				x--
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
 				p += n
-				done = true
+				goto f418
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradingSessionID8, &tpm, nil)
 			pmb = tpm.Bits
@@ -30820,9 +30673,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			p = np
 		}
 	}
+f418:
 	// TradSesOpenTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x-1), true
@@ -30830,9 +30683,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				v.HasTradSesOpenTime = false
 			}
 			p++
-			done = true
+			goto f419
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -30868,10 +30721,10 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				x--
 				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x), true
 				p += n
-				done = true
+				goto f419
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesOpenTime, &tpm, nil)
 			pmb = tpm.Bits
@@ -30884,15 +30737,15 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			p = np
 		}
 	}
+f419:
 	// TransactTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TransactTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f420
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -30927,10 +30780,10 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			if n > 0 {
 				v.TransactTime = uint64(x)
 				p += n
-				done = true
+				goto f420
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTransactTime, &tpm, nil)
 			pmb = tpm.Bits
@@ -30942,15 +30795,15 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			p = np
 		}
 	}
+f420:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TradeDate = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f421
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -30978,10 +30831,10 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			if n > 0 && x <= 1<<32-1 {
 				v.TradeDate = uint32(x)
 				p += n
-				done = true
+				goto f421
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate7, &tpm, nil)
 			pmb = tpm.Bits
@@ -30993,9 +30846,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			p = np
 		}
 	}
+f421:
 	// SecurityTradingEvent
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -31003,9 +30856,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				v.HasSecurityTradingEvent = false
 			}
 			p++
-			done = true
+			goto f422
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -31034,10 +30887,10 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				x--
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
 				p += n
-				done = true
+				goto f422
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent, &tpm, nil)
 			pmb = tpm.Bits
@@ -31050,6 +30903,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			p = np
 		}
 	}
+f422:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -31069,13 +30923,12 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 	v.MessageType = cMessageType7
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f423
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -31103,10 +30956,10 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f423
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum15, &tpm, nil)
 			pmb = tpm.Bits
@@ -31118,15 +30971,15 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			p = np
 		}
 	}
+f423:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f424
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -31161,10 +31014,10 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f424
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime15, &tpm, nil)
 			pmb = tpm.Bits
@@ -31176,9 +31029,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			p = np
 		}
 	}
+f424:
 	// SecurityGroup
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -31203,14 +31056,14 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
-				done = true
+				goto f425
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSecurityGroup = false
 			p++
-			done = true
+			goto f425
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityGroup6, &tpm, nil)
 			pmb = tpm.Bits
@@ -31223,9 +31076,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			p = np
 		}
 	}
+f425:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -31250,14 +31103,14 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
-				done = true
+				goto f426
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSymbol = false
 			p++
-			done = true
+			goto f426
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol7, &tpm, nil)
 			pmb = tpm.Bits
@@ -31270,9 +31123,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			p = np
 		}
 	}
+f426:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -31280,9 +31133,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				v.HasSecurityID = false
 			}
 			p++
-			done = true
+			goto f427
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -31318,10 +31171,10 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				x--
 				v.SecurityID, v.HasSecurityID = uint64(x), true
 				p += n
-				done = true
+				goto f427
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID13, &tpm, nil)
 			pmb = tpm.Bits
@@ -31334,10 +31187,10 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			p = np
 		}
 	}
+f427:
 	// SecurityIDSource
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityIDSource13, &tpm, nil)
 			pmb = tpm.Bits
@@ -31352,7 +31205,6 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 	}
 	// SecurityExchange
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -31377,14 +31229,14 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityExchange, v.HasSecurityExchange = w, true
 				p = end + 1
-				done = true
+				goto f428
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSecurityExchange = false
 			p++
-			done = true
+			goto f428
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityExchange12, &tpm, nil)
 			pmb = tpm.Bits
@@ -31397,9 +31249,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			p = np
 		}
 	}
+f428:
 	// TradingSessionSubID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -31424,14 +31276,14 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
-				done = true
+				goto f429
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionSubID = false
 			p++
-			done = true
+			goto f429
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID2, &tpm, nil)
 			pmb = tpm.Bits
@@ -31444,9 +31296,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			p = np
 		}
 	}
+f429:
 	// SecurityTradingStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -31454,9 +31306,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				v.HasSecurityTradingStatus = false
 			}
 			p++
-			done = true
+			goto f430
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -31485,10 +31337,10 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				x--
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
 				p += n
-				done = true
+				goto f430
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, &tpm, nil)
 			pmb = tpm.Bits
@@ -31501,9 +31353,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			p = np
 		}
 	}
+f430:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -31511,9 +31363,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				v.HasTradingSessionID = false
 			}
 			p++
-			done = true
+			goto f431
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -31542,10 +31394,10 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				x--
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
 				p += n
-				done = true
+				goto f431
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradingSessionID9, &tpm, nil)
 			pmb = tpm.Bits
@@ -31558,9 +31410,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			p = np
 		}
 	}
+f431:
 	// TradSesOpenTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x-1), true
@@ -31568,9 +31420,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				v.HasTradSesOpenTime = false
 			}
 			p++
-			done = true
+			goto f432
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -31606,10 +31458,10 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				x--
 				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x), true
 				p += n
-				done = true
+				goto f432
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesOpenTime2, &tpm, nil)
 			pmb = tpm.Bits
@@ -31622,15 +31474,15 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			p = np
 		}
 	}
+f432:
 	// TransactTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TransactTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f433
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -31665,10 +31517,10 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			if n > 0 {
 				v.TransactTime = uint64(x)
 				p += n
-				done = true
+				goto f433
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTransactTime2, &tpm, nil)
 			pmb = tpm.Bits
@@ -31680,15 +31532,15 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			p = np
 		}
 	}
+f433:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TradeDate = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f434
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -31716,10 +31568,10 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			if n > 0 && x <= 1<<32-1 {
 				v.TradeDate = uint32(x)
 				p += n
-				done = true
+				goto f434
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate8, &tpm, nil)
 			pmb = tpm.Bits
@@ -31731,9 +31583,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			p = np
 		}
 	}
+f434:
 	// SecurityTradingEvent
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -31741,9 +31593,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				v.HasSecurityTradingEvent = false
 			}
 			p++
-			done = true
+			goto f435
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -31772,10 +31624,10 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				x--
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
 				p += n
-				done = true
+				goto f435
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent2, &tpm, nil)
 			pmb = tpm.Bits
@@ -31788,6 +31640,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			p = np
 		}
 	}
+f435:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -31807,13 +31660,12 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 	v.MessageType = cMessageType8
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f436
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -31841,10 +31693,10 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f436
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum16, &tpm, nil)
 			pmb = tpm.Bits
@@ -31856,15 +31708,15 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			p = np
 		}
 	}
+f436:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f437
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -31899,10 +31751,10 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f437
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime16, &tpm, nil)
 			pmb = tpm.Bits
@@ -31914,15 +31766,15 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			p = np
 		}
 	}
+f437:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TradeDate = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f438
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -31950,10 +31802,10 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			if n > 0 && x <= 1<<32-1 {
 				v.TradeDate = uint32(x)
 				p += n
-				done = true
+				goto f438
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate9, &tpm, nil)
 			pmb = tpm.Bits
@@ -31965,9 +31817,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			p = np
 		}
 	}
+f438:
 	// SecurityGroup
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -31992,14 +31844,14 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
-				done = true
+				goto f439
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSecurityGroup = false
 			p++
-			done = true
+			goto f439
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityGroup7, &tpm, nil)
 			pmb = tpm.Bits
@@ -32012,9 +31864,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			p = np
 		}
 	}
+f439:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -32039,14 +31891,14 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
-				done = true
+				goto f440
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSymbol = false
 			p++
-			done = true
+			goto f440
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol8, &tpm, nil)
 			pmb = tpm.Bits
@@ -32059,9 +31911,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			p = np
 		}
 	}
+f440:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -32069,9 +31921,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				v.HasSecurityID = false
 			}
 			p++
-			done = true
+			goto f441
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -32107,10 +31959,10 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				x--
 				v.SecurityID, v.HasSecurityID = uint64(x), true
 				p += n
-				done = true
+				goto f441
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID14, &tpm, nil)
 			pmb = tpm.Bits
@@ -32123,10 +31975,10 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			p = np
 		}
 	}
+f441:
 	// SecurityIDSource
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityIDSource14, &tpm, nil)
 			pmb = tpm.Bits
@@ -32141,7 +31993,6 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 	}
 	// SecurityExchange
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -32166,14 +32017,14 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityExchange, v.HasSecurityExchange = w, true
 				p = end + 1
-				done = true
+				goto f442
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSecurityExchange = false
 			p++
-			done = true
+			goto f442
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityExchange13, &tpm, nil)
 			pmb = tpm.Bits
@@ -32186,9 +32037,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			p = np
 		}
 	}
+f442:
 	// TradingSessionSubID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -32213,14 +32064,14 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
-				done = true
+				goto f443
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasTradingSessionSubID = false
 			p++
-			done = true
+			goto f443
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID3, &tpm, nil)
 			pmb = tpm.Bits
@@ -32233,9 +32084,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			p = np
 		}
 	}
+f443:
 	// SecurityTradingStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -32243,9 +32094,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				v.HasSecurityTradingStatus = false
 			}
 			p++
-			done = true
+			goto f444
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -32274,10 +32125,10 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				x--
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
 				p += n
-				done = true
+				goto f444
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus3, &tpm, nil)
 			pmb = tpm.Bits
@@ -32290,9 +32141,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			p = np
 		}
 	}
+f444:
 	// TradSesOpenTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x-1), true
@@ -32300,9 +32151,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				v.HasTradSesOpenTime = false
 			}
 			p++
-			done = true
+			goto f445
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -32338,10 +32189,10 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				x--
 				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x), true
 				p += n
-				done = true
+				goto f445
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesOpenTime3, &tpm, nil)
 			pmb = tpm.Bits
@@ -32354,15 +32205,15 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			p = np
 		}
 	}
+f445:
 	// TransactTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TransactTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f446
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -32397,10 +32248,10 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			if n > 0 {
 				v.TransactTime = uint64(x)
 				p += n
-				done = true
+				goto f446
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTransactTime3, &tpm, nil)
 			pmb = tpm.Bits
@@ -32412,9 +32263,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			p = np
 		}
 	}
+f446:
 	// SecurityTradingEvent
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -32422,9 +32273,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				v.HasSecurityTradingEvent = false
 			}
 			p++
-			done = true
+			goto f447
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -32453,10 +32304,10 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				x--
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
 				p += n
-				done = true
+				goto f447
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent3, &tpm, nil)
 			pmb = tpm.Bits
@@ -32469,6 +32320,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			p = np
 		}
 	}
+f447:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -32486,13 +32338,12 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 	v.MessageType = cMessageType9
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f448
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -32520,10 +32371,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f448
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum17, &tpm, nil)
 			pmb = tpm.Bits
@@ -32535,17 +32386,17 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			p = np
 		}
 	}
+f448:
 	// ApplVerID
 	v.ApplVerID = cApplVerID17
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f449
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -32580,10 +32431,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f449
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime17, &tpm, nil)
 			pmb = tpm.Bits
@@ -32595,15 +32446,15 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			p = np
 		}
 	}
+f449:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f450
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -32631,10 +32482,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.LastMsgSeqNumProcessed = uint32(x)
 				p += n
-				done = true
+				goto f450
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, nil)
 			pmb = tpm.Bits
@@ -32646,9 +32497,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			p = np
 		}
 	}
+f450:
 	// TotNumReports
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -32656,9 +32507,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				v.HasTotNumReports = false
 			}
 			p++
-			done = true
+			goto f451
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -32687,10 +32538,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				x--
 				v.TotNumReports, v.HasTotNumReports = uint32(x), true
 				p += n
-				done = true
+				goto f451
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports, &tpm, nil)
 			pmb = tpm.Bits
@@ -32703,9 +32554,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			p = np
 		}
 	}
+f451:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -32713,9 +32564,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				v.HasTradeDate = false
 			}
 			p++
-			done = true
+			goto f452
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -32744,10 +32595,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				x--
 				v.TradeDate, v.HasTradeDate = uint32(x), true
 				p += n
-				done = true
+				goto f452
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate10, &tpm, nil)
 			pmb = tpm.Bits
@@ -32760,9 +32611,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			p = np
 		}
 	}
+f452:
 	// MDReqID
 	{
-		done := false
 		e := &c.d.s192MDReqID
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -32772,7 +32623,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				} else {
 					v.MDReqID, v.HasMDReqID = c.Copy(e.B), true
 				}
-				done = true
+				goto f453
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -32801,10 +32652,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
-				done = true
+				goto f453
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID2, &tpm, &c.d.s192MDReqID)
 			pmb = tpm.Bits
@@ -32817,9 +32668,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			p = np
 		}
 	}
+f453:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -32829,9 +32680,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				v.HasMarketDepth = false
 			}
 			p++
-			done = true
+			goto f454
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -32863,10 +32714,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 				p += n
-				done = true
+				goto f454
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth5, &tpm, nil)
 			pmb = tpm.Bits
@@ -32879,15 +32730,15 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			p = np
 		}
 	}
+f454:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f455
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -32915,10 +32766,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.RptSeq = uint32(x)
 				p += n
-				done = true
+				goto f455
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq8, &tpm, nil)
 			pmb = tpm.Bits
@@ -32930,15 +32781,15 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			p = np
 		}
 	}
+f455:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f456
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -32973,10 +32824,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			if n > 0 {
 				v.SecurityID = uint64(x)
 				p += n
-				done = true
+				goto f456
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID15, &tpm, nil)
 			pmb = tpm.Bits
@@ -32988,6 +32839,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			p = np
 		}
 	}
+f456:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// SecurityExchange
@@ -33038,8 +32890,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				_ = win
 				// MDEntryType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType8, &tpm, nil)
 						pmb = tpm.Bits
@@ -33053,8 +32904,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// Curerncy
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurerncy, &tpm, nil)
 						pmb = tpm.Bits
@@ -33069,8 +32919,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx22, &tpm, nil, &c.d.s193MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -33085,8 +32934,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize8, &tpm, &c.d.s194MDEntrySize)
 						pmb = tpm.Bits
@@ -33101,16 +32949,15 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// MDInsertDate
 				{
-					done := false
 					e := &c.d.s195MDInsertDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
-							done = true
+							goto f457
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate7, &tpm, &c.d.s195MDInsertDate)
 						pmb = tpm.Bits
@@ -33123,18 +32970,18 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						p = np
 					}
 				}
+			f457:
 				// MDInsertTime
 				{
-					done := false
 					e := &c.d.s196MDInsertTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
-							done = true
+							goto f458
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime7, &tpm, &c.d.s196MDInsertTime)
 						pmb = tpm.Bits
@@ -33147,10 +32994,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						p = np
 					}
 				}
+			f458:
 				// TradeVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume7, &tpm, &c.d.s197TradeVolume)
 						pmb = tpm.Bits
@@ -33165,16 +33012,15 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s198MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f459
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate7, &tpm, &c.d.s198MDEntryDate)
 						pmb = tpm.Bits
@@ -33187,9 +33033,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						p = np
 					}
 				}
+			f459:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s199MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -33199,7 +33045,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 							} else {
 								v.MDEntryTime, v.HasMDEntryTime = c.Copy(e.B), true
 							}
-							done = true
+							goto f460
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -33228,10 +33074,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 							e.B = append(e.B[:0], w...)
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
-							done = true
+							goto f460
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime8, &tpm, &c.d.s199MDEntryTime)
 						pmb = tpm.Bits
@@ -33244,10 +33090,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						p = np
 					}
 				}
+			f460:
 				// TickDirection
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection7, &tpm, nil)
 						pmb = tpm.Bits
@@ -33262,8 +33108,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// NetChgPrevDay
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay19, &tpm, nil, &c.d.s200NetChgPrevDayMantissa)
 						pmb = tpm.Bits
@@ -33278,8 +33123,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// MDStreamID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID7, &tpm, nil)
 						pmb = tpm.Bits
@@ -33294,8 +33138,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// PriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType7, &tpm, nil)
 						pmb = tpm.Bits
@@ -33310,7 +33153,6 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// TradingSessionSubID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -33335,14 +33177,14 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
-							done = true
+							goto f461
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasTradingSessionSubID = false
 						p++
-						done = true
+						goto f461
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID4, &tpm, nil)
 						pmb = tpm.Bits
@@ -33355,10 +33197,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						p = np
 					}
 				}
+			f461:
 				// SecurityTradingStatus
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus4, &tpm, nil)
 						pmb = tpm.Bits
@@ -33373,8 +33215,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// TradSesOpenTime
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime4, &tpm, nil)
 						pmb = tpm.Bits
@@ -33389,8 +33230,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// TradeCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition7, &tpm, nil)
 						pmb = tpm.Bits
@@ -33405,8 +33245,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// OpenCloseSettleFlag
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOpenCloseSettleFlag3, &tpm, nil)
 						pmb = tpm.Bits
@@ -33421,8 +33260,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// OrderID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID7, &tpm, nil)
 						pmb = tpm.Bits
@@ -33437,8 +33275,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// TradeID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID7, &tpm, nil)
 						pmb = tpm.Bits
@@ -33453,8 +33290,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// MDEntryBuyer
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer7, &tpm, nil)
 						pmb = tpm.Bits
@@ -33469,8 +33305,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// MDEntrySeller
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller7, &tpm, nil)
 						pmb = tpm.Bits
@@ -33485,8 +33320,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition8, &tpm, nil)
 						pmb = tpm.Bits
@@ -33501,16 +33335,15 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// NumberOfOrders
 				{
-					done := false
 					e := &c.d.s201NumberOfOrders
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
-							done = true
+							goto f462
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders8, &tpm, &c.d.s201NumberOfOrders)
 						pmb = tpm.Bits
@@ -33523,10 +33356,10 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						p = np
 					}
 				}
+			f462:
 				// MDEntryPositionNo
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo7, &tpm, nil)
 						pmb = tpm.Bits
@@ -33541,8 +33374,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// DayCumQty
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fDayCumQty, &tpm, nil)
 						pmb = tpm.Bits
@@ -33557,8 +33389,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// SellerDays
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays7, &tpm, nil)
 						pmb = tpm.Bits
@@ -33573,8 +33404,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// SettlePriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlePriceType3, &tpm, nil)
 						pmb = tpm.Bits
@@ -33589,8 +33419,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// PriceLimitType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType7, &tpm, nil)
 						pmb = tpm.Bits
@@ -33605,8 +33434,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// LowLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice19, &tpm, nil, &c.d.s202LowLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -33621,8 +33449,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// HighLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice19, &tpm, nil, &c.d.s203HighLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -33637,8 +33464,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				// TradingRefPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice7, &tpm, nil, &c.d.s204TradingRefPriceMantissa)
 						pmb = tpm.Bits
@@ -33675,13 +33501,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 	v.MsgType = cMsgType9
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f463
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -33709,10 +33534,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f463
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum18, &tpm, nil)
 			pmb = tpm.Bits
@@ -33724,17 +33549,17 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			p = np
 		}
 	}
+f463:
 	// ApplVerID
 	v.ApplVerID = cApplVerID18
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f464
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -33769,10 +33594,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f464
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime18, &tpm, nil)
 			pmb = tpm.Bits
@@ -33784,15 +33609,15 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			p = np
 		}
 	}
+f464:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f465
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -33820,10 +33645,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.LastMsgSeqNumProcessed = uint32(x)
 				p += n
-				done = true
+				goto f465
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, &tpm, nil)
 			pmb = tpm.Bits
@@ -33835,9 +33660,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			p = np
 		}
 	}
+f465:
 	// TotNumReports
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -33845,9 +33670,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				v.HasTotNumReports = false
 			}
 			p++
-			done = true
+			goto f466
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -33876,10 +33701,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				x--
 				v.TotNumReports, v.HasTotNumReports = uint32(x), true
 				p += n
-				done = true
+				goto f466
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports2, &tpm, nil)
 			pmb = tpm.Bits
@@ -33892,9 +33717,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			p = np
 		}
 	}
+f466:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -33902,9 +33727,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				v.HasTradeDate = false
 			}
 			p++
-			done = true
+			goto f467
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -33933,10 +33758,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				x--
 				v.TradeDate, v.HasTradeDate = uint32(x), true
 				p += n
-				done = true
+				goto f467
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate11, &tpm, nil)
 			pmb = tpm.Bits
@@ -33949,9 +33774,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			p = np
 		}
 	}
+f467:
 	// MDReqID
 	{
-		done := false
 		e := &c.d.s205MDReqID
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -33961,7 +33786,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				} else {
 					v.MDReqID, v.HasMDReqID = c.Copy(e.B), true
 				}
-				done = true
+				goto f468
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -33990,10 +33815,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
-				done = true
+				goto f468
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID3, &tpm, &c.d.s205MDReqID)
 			pmb = tpm.Bits
@@ -34006,9 +33831,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			p = np
 		}
 	}
+f468:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -34018,9 +33843,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				v.HasMarketDepth = false
 			}
 			p++
-			done = true
+			goto f469
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -34052,10 +33877,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 				p += n
-				done = true
+				goto f469
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth6, &tpm, nil)
 			pmb = tpm.Bits
@@ -34068,15 +33893,15 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			p = np
 		}
 	}
+f469:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f470
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -34104,10 +33929,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.RptSeq = uint32(x)
 				p += n
-				done = true
+				goto f470
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq9, &tpm, nil)
 			pmb = tpm.Bits
@@ -34119,15 +33944,15 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			p = np
 		}
 	}
+f470:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f471
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -34162,10 +33987,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			if n > 0 {
 				v.SecurityID = uint64(x)
 				p += n
-				done = true
+				goto f471
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID16, &tpm, nil)
 			pmb = tpm.Bits
@@ -34177,6 +34002,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			p = np
 		}
 	}
+f471:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// SecurityExchange
@@ -34227,8 +34053,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				_ = win
 				// MDEntryType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType9, &tpm, nil)
 						pmb = tpm.Bits
@@ -34242,8 +34067,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// Currency
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency11, &tpm, nil)
 						pmb = tpm.Bits
@@ -34258,8 +34082,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx25, &tpm, nil, &c.d.s206MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -34274,8 +34097,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// MDEntryInterestRate
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate13, &tpm, nil, &c.d.s207MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
@@ -34290,7 +34112,6 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// IndexSeq
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
@@ -34298,9 +34119,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.HasIndexSeq = false
 						}
 						p++
-						done = true
+						goto f472
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -34329,10 +34150,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							x--
 							v.IndexSeq, v.HasIndexSeq = uint32(x), true
 							p += n
-							done = true
+							goto f472
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq5, &tpm, nil)
 						pmb = tpm.Bits
@@ -34345,10 +34166,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f472:
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize9, &tpm, &c.d.s208MDEntrySize)
 						pmb = tpm.Bits
@@ -34363,8 +34184,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// TradeVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume8, &tpm, &c.d.s209TradeVolume)
 						pmb = tpm.Bits
@@ -34379,16 +34199,15 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s210MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f473
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate8, &tpm, &c.d.s210MDEntryDate)
 						pmb = tpm.Bits
@@ -34401,9 +34220,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f473:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s211MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -34413,7 +34232,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							} else {
 								v.MDEntryTime, v.HasMDEntryTime = c.Copy(e.B), true
 							}
-							done = true
+							goto f474
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -34442,10 +34261,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							e.B = append(e.B[:0], w...)
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
-							done = true
+							goto f474
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime9, &tpm, &c.d.s211MDEntryTime)
 						pmb = tpm.Bits
@@ -34458,18 +34277,18 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f474:
 				// MDInsertDate
 				{
-					done := false
 					e := &c.d.s212MDInsertDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
-							done = true
+							goto f475
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate8, &tpm, &c.d.s212MDInsertDate)
 						pmb = tpm.Bits
@@ -34482,18 +34301,18 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f475:
 				// MDInsertTime
 				{
-					done := false
 					e := &c.d.s213MDInsertTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
-							done = true
+							goto f476
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime8, &tpm, &c.d.s213MDInsertTime)
 						pmb = tpm.Bits
@@ -34506,10 +34325,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f476:
 				// TickDirection
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection8, &tpm, nil)
 						pmb = tpm.Bits
@@ -34524,8 +34343,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// NetChgPrevDay
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay22, &tpm, nil, &c.d.s214NetChgPrevDayMantissa)
 						pmb = tpm.Bits
@@ -34540,8 +34358,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// MDStreamID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID8, &tpm, nil)
 						pmb = tpm.Bits
@@ -34556,8 +34373,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// PriceDelta
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDelta4, &tpm, nil, &c.d.s215PriceDeltaMantissa)
 						pmb = tpm.Bits
@@ -34572,8 +34388,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// FirstPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fFirstPx4, &tpm, nil, &c.d.s216FirstPxMantissa)
 						pmb = tpm.Bits
@@ -34588,8 +34403,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// LastPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLastPx4, &tpm, nil, &c.d.s217LastPxMantissa)
 						pmb = tpm.Bits
@@ -34604,8 +34418,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// PriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType8, &tpm, nil)
 						pmb = tpm.Bits
@@ -34620,7 +34433,6 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// TradingSessionSubID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -34645,14 +34457,14 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
-							done = true
+							goto f477
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasTradingSessionSubID = false
 						p++
-						done = true
+						goto f477
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID5, &tpm, nil)
 						pmb = tpm.Bits
@@ -34665,10 +34477,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f477:
 				// SecurityTradingStatus
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus5, &tpm, nil)
 						pmb = tpm.Bits
@@ -34683,8 +34495,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// TradSesOpenTime
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime5, &tpm, nil)
 						pmb = tpm.Bits
@@ -34699,7 +34510,6 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// TradingSessionID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -34707,9 +34517,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.HasTradingSessionID = false
 						}
 						p++
-						done = true
+						goto f478
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -34738,10 +34548,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							x--
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
 							p += n
-							done = true
+							goto f478
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID10, &tpm, nil)
 						pmb = tpm.Bits
@@ -34754,9 +34564,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f478:
 				// SecurityTradingEvent
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -34764,9 +34574,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.HasSecurityTradingEvent = false
 						}
 						p++
-						done = true
+						goto f479
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -34795,10 +34605,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							x--
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
 							p += n
-							done = true
+							goto f479
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingEvent4, &tpm, nil)
 						pmb = tpm.Bits
@@ -34811,10 +34621,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f479:
 				// TradeCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition8, &tpm, nil)
 						pmb = tpm.Bits
@@ -34829,8 +34639,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// OpenCloseSettlFlag
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag5, &tpm, nil)
 						pmb = tpm.Bits
@@ -34845,8 +34654,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// OrderID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID8, &tpm, nil)
 						pmb = tpm.Bits
@@ -34861,8 +34669,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// TradeID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID8, &tpm, nil)
 						pmb = tpm.Bits
@@ -34877,8 +34684,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// MDEntryBuyer
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer8, &tpm, nil)
 						pmb = tpm.Bits
@@ -34893,8 +34699,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// MDEntrySeller
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller8, &tpm, nil)
 						pmb = tpm.Bits
@@ -34909,8 +34714,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition9, &tpm, nil)
 						pmb = tpm.Bits
@@ -34925,16 +34729,15 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// NumberOfOrders
 				{
-					done := false
 					e := &c.d.s218NumberOfOrders
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
-							done = true
+							goto f480
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders9, &tpm, &c.d.s218NumberOfOrders)
 						pmb = tpm.Bits
@@ -34947,10 +34750,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f480:
 				// MDEntryPositionNo
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo8, &tpm, nil)
 						pmb = tpm.Bits
@@ -34965,8 +34768,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// SellerDays
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays8, &tpm, nil)
 						pmb = tpm.Bits
@@ -34981,8 +34783,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// SettPriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType5, &tpm, nil)
 						pmb = tpm.Bits
@@ -34997,7 +34798,6 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// LastTradeDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -35005,9 +34805,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.HasLastTradeDate = false
 						}
 						p++
-						done = true
+						goto f481
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -35036,10 +34836,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							x--
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
 							p += n
-							done = true
+							goto f481
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate5, &tpm, nil)
 						pmb = tpm.Bits
@@ -35052,9 +34852,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f481:
 				// PriceAdjustmentMethod
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -35062,9 +34862,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.HasPriceAdjustmentMethod = false
 						}
 						p++
-						done = true
+						goto f482
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -35093,10 +34893,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							x--
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
 							p += n
-							done = true
+							goto f482
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod5, &tpm, nil)
 						pmb = tpm.Bits
@@ -35109,10 +34909,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f482:
 				// PriceLimitType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType8, &tpm, nil)
 						pmb = tpm.Bits
@@ -35127,8 +34927,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// LowLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice22, &tpm, nil, &c.d.s219LowLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -35143,8 +34942,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// HighLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice22, &tpm, nil, &c.d.s220HighLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -35159,8 +34957,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// TradingReferencePrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice13, &tpm, nil, &c.d.s221TradingReferencePriceMantissa)
 						pmb = tpm.Bits
@@ -35175,7 +34972,6 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				// PriceBandMidpointPriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -35183,9 +34979,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.HasPriceBandMidpointPriceType = false
 						}
 						p++
-						done = true
+						goto f483
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -35214,10 +35010,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							x--
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
 							p += n
-							done = true
+							goto f483
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType5, &tpm, nil)
 						pmb = tpm.Bits
@@ -35230,9 +35026,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f483:
 				// AvgDailyTradedQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -35240,9 +35036,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.HasAvgDailyTradedQty = false
 						}
 						p++
-						done = true
+						goto f484
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -35278,10 +35074,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							x--
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
 							p += n
-							done = true
+							goto f484
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty5, &tpm, nil)
 						pmb = tpm.Bits
@@ -35294,9 +35090,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f484:
 				// ExpireDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -35304,9 +35100,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.HasExpireDate = false
 						}
 						p++
-						done = true
+						goto f485
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -35342,10 +35138,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							x--
 							v.ExpireDate, v.HasExpireDate = uint64(x), true
 							p += n
-							done = true
+							goto f485
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate5, &tpm, nil)
 						pmb = tpm.Bits
@@ -35358,9 +35154,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f485:
 				// EarlyTermination
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -35368,9 +35164,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.HasEarlyTermination = false
 						}
 						p++
-						done = true
+						goto f486
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -35406,10 +35202,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							x--
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
 							p += n
-							done = true
+							goto f486
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination5, &tpm, nil)
 						pmb = tpm.Bits
@@ -35422,9 +35218,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f486:
 				// BTBCertIndicator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x-1), true
@@ -35432,9 +35228,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.HasBTBCertIndicator = false
 						}
 						p++
-						done = true
+						goto f487
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -35463,10 +35259,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							x--
 							v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x), true
 							p += n
-							done = true
+							goto f487
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBCertIndicator3, &tpm, nil)
 						pmb = tpm.Bits
@@ -35479,9 +35275,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f487:
 				// BTBContractInfo
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBContractInfo, v.HasBTBContractInfo = uint32(x-1), true
@@ -35489,9 +35285,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.HasBTBContractInfo = false
 						}
 						p++
-						done = true
+						goto f488
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -35520,10 +35316,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							x--
 							v.BTBContractInfo, v.HasBTBContractInfo = uint32(x), true
 							p += n
-							done = true
+							goto f488
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBContractInfo3, &tpm, nil)
 						pmb = tpm.Bits
@@ -35536,9 +35332,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f488:
 				// BTBGraceDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBGraceDate, v.HasBTBGraceDate = uint32(x-1), true
@@ -35546,9 +35342,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.HasBTBGraceDate = false
 						}
 						p++
-						done = true
+						goto f489
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -35577,10 +35373,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							x--
 							v.BTBGraceDate, v.HasBTBGraceDate = uint32(x), true
 							p += n
-							done = true
+							goto f489
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBGraceDate3, &tpm, nil)
 						pmb = tpm.Bits
@@ -35593,9 +35389,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f489:
 				// MaxTradeVol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -35603,9 +35399,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.HasMaxTradeVol = false
 						}
 						p++
-						done = true
+						goto f490
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -35641,10 +35437,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							x--
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
 							p += n
-							done = true
+							goto f490
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol5, &tpm, nil)
 						pmb = tpm.Bits
@@ -35657,10 +35453,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						p = np
 					}
 				}
+			f490:
 				// PriceBandType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType7, &tpm, nil)
 						pmb = tpm.Bits
@@ -35715,8 +35511,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							}
 							// UnderlyingSecurityID
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID9, &tpm, &c.d.s222UnderlyingSecurityID)
 									pmb = tpm.Bits
@@ -35734,8 +35529,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange9
 							// UnderlyingPx
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx13, &tpm, nil, &c.d.s223UnderlyingPxMantissa)
 									pmb = tpm.Bits
@@ -35749,7 +35543,6 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							}
 							// UnderlyingPxType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -35757,9 +35550,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 										v.HasUnderlyingPxType = false
 									}
 									p++
-									done = true
+									goto f491
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -35788,10 +35581,10 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 										x--
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
 										p += n
-										done = true
+										goto f491
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType5, &tpm, nil)
 									pmb = tpm.Bits
@@ -35804,6 +35597,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 									p = np
 								}
 							}
+						f491:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fUnderlyings9, "presence map has more bits than the segment uses")
 							}
@@ -35836,13 +35630,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 	v.MsgType = cMsgType10
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f492
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -35870,10 +35663,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f492
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum19, &tpm, nil)
 			pmb = tpm.Bits
@@ -35885,17 +35678,17 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			p = np
 		}
 	}
+f492:
 	// ApplVerID
 	v.ApplVerID = cApplVerID19
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f493
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -35930,10 +35723,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f493
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime19, &tpm, nil)
 			pmb = tpm.Bits
@@ -35945,15 +35738,15 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			p = np
 		}
 	}
+f493:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f494
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -35981,10 +35774,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.LastMsgSeqNumProcessed = uint32(x)
 				p += n
-				done = true
+				goto f494
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed3, &tpm, nil)
 			pmb = tpm.Bits
@@ -35996,9 +35789,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			p = np
 		}
 	}
+f494:
 	// TotNumReports
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -36006,9 +35799,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				v.HasTotNumReports = false
 			}
 			p++
-			done = true
+			goto f495
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -36037,10 +35830,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				x--
 				v.TotNumReports, v.HasTotNumReports = uint32(x), true
 				p += n
-				done = true
+				goto f495
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports3, &tpm, nil)
 			pmb = tpm.Bits
@@ -36053,9 +35846,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			p = np
 		}
 	}
+f495:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -36063,9 +35856,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				v.HasTradeDate = false
 			}
 			p++
-			done = true
+			goto f496
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -36094,10 +35887,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				x--
 				v.TradeDate, v.HasTradeDate = uint32(x), true
 				p += n
-				done = true
+				goto f496
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate12, &tpm, nil)
 			pmb = tpm.Bits
@@ -36110,9 +35903,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			p = np
 		}
 	}
+f496:
 	// MDReqID
 	{
-		done := false
 		e := &c.d.s224MDReqID
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -36122,7 +35915,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				} else {
 					v.MDReqID, v.HasMDReqID = c.Copy(e.B), true
 				}
-				done = true
+				goto f497
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -36151,10 +35944,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
-				done = true
+				goto f497
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID4, &tpm, &c.d.s224MDReqID)
 			pmb = tpm.Bits
@@ -36167,9 +35960,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			p = np
 		}
 	}
+f497:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -36179,9 +35972,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				v.HasMarketDepth = false
 			}
 			p++
-			done = true
+			goto f498
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -36213,10 +36006,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 				p += n
-				done = true
+				goto f498
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth7, &tpm, nil)
 			pmb = tpm.Bits
@@ -36229,15 +36022,15 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			p = np
 		}
 	}
+f498:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f499
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -36265,10 +36058,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.RptSeq = uint32(x)
 				p += n
-				done = true
+				goto f499
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq10, &tpm, nil)
 			pmb = tpm.Bits
@@ -36280,15 +36073,15 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			p = np
 		}
 	}
+f499:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f500
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -36323,10 +36116,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			if n > 0 {
 				v.SecurityID = uint64(x)
 				p += n
-				done = true
+				goto f500
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID17, &tpm, nil)
 			pmb = tpm.Bits
@@ -36338,6 +36131,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			p = np
 		}
 	}
+f500:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// SecurityExchange
@@ -36388,8 +36182,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				_ = win
 				// MDEntryType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType10, &tpm, nil)
 						pmb = tpm.Bits
@@ -36403,8 +36196,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// Currency
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency12, &tpm, nil)
 						pmb = tpm.Bits
@@ -36419,8 +36211,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx28, &tpm, nil, &c.d.s225MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -36435,8 +36226,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// MDEntryInterestRate
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate16, &tpm, nil, &c.d.s226MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
@@ -36451,7 +36241,6 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// IndexSeq
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
@@ -36459,9 +36248,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.HasIndexSeq = false
 						}
 						p++
-						done = true
+						goto f501
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -36490,10 +36279,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							x--
 							v.IndexSeq, v.HasIndexSeq = uint32(x), true
 							p += n
-							done = true
+							goto f501
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq6, &tpm, nil)
 						pmb = tpm.Bits
@@ -36506,10 +36295,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f501:
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize10, &tpm, &c.d.s227MDEntrySize)
 						pmb = tpm.Bits
@@ -36524,8 +36313,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// TradeVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume9, &tpm, &c.d.s228TradeVolume)
 						pmb = tpm.Bits
@@ -36540,16 +36328,15 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s229MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f502
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate9, &tpm, &c.d.s229MDEntryDate)
 						pmb = tpm.Bits
@@ -36562,9 +36349,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f502:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s230MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -36574,7 +36361,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							} else {
 								v.MDEntryTime, v.HasMDEntryTime = c.Copy(e.B), true
 							}
-							done = true
+							goto f503
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -36603,10 +36390,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							e.B = append(e.B[:0], w...)
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
-							done = true
+							goto f503
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime10, &tpm, &c.d.s230MDEntryTime)
 						pmb = tpm.Bits
@@ -36619,18 +36406,18 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f503:
 				// MDInsertDate
 				{
-					done := false
 					e := &c.d.s231MDInsertDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
-							done = true
+							goto f504
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate9, &tpm, &c.d.s231MDInsertDate)
 						pmb = tpm.Bits
@@ -36643,18 +36430,18 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f504:
 				// MDInsertTime
 				{
-					done := false
 					e := &c.d.s232MDInsertTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
-							done = true
+							goto f505
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime9, &tpm, &c.d.s232MDInsertTime)
 						pmb = tpm.Bits
@@ -36667,10 +36454,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f505:
 				// TickDirection
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection9, &tpm, nil)
 						pmb = tpm.Bits
@@ -36685,8 +36472,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// NetChgPrevDay
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay25, &tpm, nil, &c.d.s233NetChgPrevDayMantissa)
 						pmb = tpm.Bits
@@ -36701,8 +36487,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// MDStreamID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID9, &tpm, nil)
 						pmb = tpm.Bits
@@ -36717,8 +36502,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// PriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType9, &tpm, nil)
 						pmb = tpm.Bits
@@ -36733,7 +36517,6 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// TradingSessionSubID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -36758,14 +36541,14 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
-							done = true
+							goto f506
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasTradingSessionSubID = false
 						p++
-						done = true
+						goto f506
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID6, &tpm, nil)
 						pmb = tpm.Bits
@@ -36778,10 +36561,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f506:
 				// SecurityTradingStatus
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus6, &tpm, nil)
 						pmb = tpm.Bits
@@ -36796,8 +36579,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// TradSesOpenTime
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime6, &tpm, nil)
 						pmb = tpm.Bits
@@ -36812,7 +36594,6 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// TradingSessionID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -36820,9 +36601,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.HasTradingSessionID = false
 						}
 						p++
-						done = true
+						goto f507
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -36851,10 +36632,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							x--
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
 							p += n
-							done = true
+							goto f507
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID11, &tpm, nil)
 						pmb = tpm.Bits
@@ -36867,9 +36648,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f507:
 				// SecurityTradingEvent
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -36877,9 +36658,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.HasSecurityTradingEvent = false
 						}
 						p++
-						done = true
+						goto f508
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -36908,10 +36689,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							x--
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
 							p += n
-							done = true
+							goto f508
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingEvent5, &tpm, nil)
 						pmb = tpm.Bits
@@ -36924,10 +36705,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f508:
 				// TradeCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition9, &tpm, nil)
 						pmb = tpm.Bits
@@ -36942,8 +36723,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// OpenCloseSettlFlag
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag6, &tpm, nil)
 						pmb = tpm.Bits
@@ -36958,8 +36738,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// OrderID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID9, &tpm, nil)
 						pmb = tpm.Bits
@@ -36974,8 +36753,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// TradeID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID9, &tpm, nil)
 						pmb = tpm.Bits
@@ -36990,8 +36768,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// MDEntryBuyer
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer9, &tpm, nil)
 						pmb = tpm.Bits
@@ -37006,8 +36783,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// MDEntrySeller
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller9, &tpm, nil)
 						pmb = tpm.Bits
@@ -37022,8 +36798,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition10, &tpm, nil)
 						pmb = tpm.Bits
@@ -37038,16 +36813,15 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// NumberOfOrders
 				{
-					done := false
 					e := &c.d.s234NumberOfOrders
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
-							done = true
+							goto f509
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders10, &tpm, &c.d.s234NumberOfOrders)
 						pmb = tpm.Bits
@@ -37060,10 +36834,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f509:
 				// MDEntryPositionNo
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo9, &tpm, nil)
 						pmb = tpm.Bits
@@ -37078,8 +36852,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// SellerDays
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays9, &tpm, nil)
 						pmb = tpm.Bits
@@ -37094,8 +36867,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// SettPriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType6, &tpm, nil)
 						pmb = tpm.Bits
@@ -37110,7 +36882,6 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// LastTradeDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -37118,9 +36889,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.HasLastTradeDate = false
 						}
 						p++
-						done = true
+						goto f510
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -37149,10 +36920,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							x--
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
 							p += n
-							done = true
+							goto f510
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate6, &tpm, nil)
 						pmb = tpm.Bits
@@ -37165,9 +36936,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f510:
 				// PriceAdjustmentMethod
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -37175,9 +36946,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.HasPriceAdjustmentMethod = false
 						}
 						p++
-						done = true
+						goto f511
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -37206,10 +36977,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							x--
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
 							p += n
-							done = true
+							goto f511
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod6, &tpm, nil)
 						pmb = tpm.Bits
@@ -37222,10 +36993,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f511:
 				// PriceLimitType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType9, &tpm, nil)
 						pmb = tpm.Bits
@@ -37240,8 +37011,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// LowLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice25, &tpm, nil, &c.d.s235LowLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -37256,8 +37026,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// HighLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice25, &tpm, nil, &c.d.s236HighLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -37272,8 +37041,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// TradingReferencePrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice16, &tpm, nil, &c.d.s237TradingReferencePriceMantissa)
 						pmb = tpm.Bits
@@ -37288,7 +37056,6 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				// PriceBandMidpointPriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -37296,9 +37063,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.HasPriceBandMidpointPriceType = false
 						}
 						p++
-						done = true
+						goto f512
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -37327,10 +37094,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							x--
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
 							p += n
-							done = true
+							goto f512
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType6, &tpm, nil)
 						pmb = tpm.Bits
@@ -37343,9 +37110,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f512:
 				// AvgDailyTradedQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -37353,9 +37120,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.HasAvgDailyTradedQty = false
 						}
 						p++
-						done = true
+						goto f513
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -37391,10 +37158,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							x--
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
 							p += n
-							done = true
+							goto f513
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty6, &tpm, nil)
 						pmb = tpm.Bits
@@ -37407,9 +37174,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f513:
 				// ExpireDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -37417,9 +37184,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.HasExpireDate = false
 						}
 						p++
-						done = true
+						goto f514
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -37455,10 +37222,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							x--
 							v.ExpireDate, v.HasExpireDate = uint64(x), true
 							p += n
-							done = true
+							goto f514
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate6, &tpm, nil)
 						pmb = tpm.Bits
@@ -37471,9 +37238,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f514:
 				// EarlyTermination
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -37481,9 +37248,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.HasEarlyTermination = false
 						}
 						p++
-						done = true
+						goto f515
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -37519,10 +37286,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							x--
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
 							p += n
-							done = true
+							goto f515
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination6, &tpm, nil)
 						pmb = tpm.Bits
@@ -37535,9 +37302,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f515:
 				// BTBCertIndicator
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x-1), true
@@ -37545,9 +37312,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.HasBTBCertIndicator = false
 						}
 						p++
-						done = true
+						goto f516
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -37576,10 +37343,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							x--
 							v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x), true
 							p += n
-							done = true
+							goto f516
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBCertIndicator4, &tpm, nil)
 						pmb = tpm.Bits
@@ -37592,9 +37359,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f516:
 				// BTBContractInfo
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBContractInfo, v.HasBTBContractInfo = uint32(x-1), true
@@ -37602,9 +37369,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.HasBTBContractInfo = false
 						}
 						p++
-						done = true
+						goto f517
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -37633,10 +37400,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							x--
 							v.BTBContractInfo, v.HasBTBContractInfo = uint32(x), true
 							p += n
-							done = true
+							goto f517
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBContractInfo4, &tpm, nil)
 						pmb = tpm.Bits
@@ -37649,9 +37416,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f517:
 				// BTBGraceDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBGraceDate, v.HasBTBGraceDate = uint32(x-1), true
@@ -37659,9 +37426,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.HasBTBGraceDate = false
 						}
 						p++
-						done = true
+						goto f518
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -37690,10 +37457,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							x--
 							v.BTBGraceDate, v.HasBTBGraceDate = uint32(x), true
 							p += n
-							done = true
+							goto f518
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBGraceDate4, &tpm, nil)
 						pmb = tpm.Bits
@@ -37706,9 +37473,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f518:
 				// MaxTradeVol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -37716,9 +37483,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.HasMaxTradeVol = false
 						}
 						p++
-						done = true
+						goto f519
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -37754,10 +37521,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							x--
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
 							p += n
-							done = true
+							goto f519
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol6, &tpm, nil)
 						pmb = tpm.Bits
@@ -37770,10 +37537,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						p = np
 					}
 				}
+			f519:
 				// PriceBandType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType8, &tpm, nil)
 						pmb = tpm.Bits
@@ -37828,8 +37595,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							}
 							// UnderlyingSecurityID
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID10, &tpm, &c.d.s238UnderlyingSecurityID)
 									pmb = tpm.Bits
@@ -37847,8 +37613,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange10
 							// UnderlyingPx
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx16, &tpm, nil, &c.d.s239UnderlyingPxMantissa)
 									pmb = tpm.Bits
@@ -37862,7 +37627,6 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							}
 							// UnderlyingPxType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -37870,9 +37634,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 										v.HasUnderlyingPxType = false
 									}
 									p++
-									done = true
+									goto f520
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -37901,10 +37665,10 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 										x--
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
 										p += n
-										done = true
+										goto f520
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType6, &tpm, nil)
 									pmb = tpm.Bits
@@ -37917,6 +37681,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 									p = np
 								}
 							}
+						f520:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fUnderlyings10, "presence map has more bits than the segment uses")
 							}
@@ -37949,13 +37714,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 	v.MsgType = cMsgType11
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f521
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -37983,10 +37747,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f521
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum20, &tpm, nil)
 			pmb = tpm.Bits
@@ -37998,17 +37762,17 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			p = np
 		}
 	}
+f521:
 	// ApplVerID
 	v.ApplVerID = cApplVerID20
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f522
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -38043,10 +37807,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f522
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime20, &tpm, nil)
 			pmb = tpm.Bits
@@ -38058,15 +37822,15 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			p = np
 		}
 	}
+f522:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f523
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -38094,10 +37858,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.LastMsgSeqNumProcessed = uint32(x)
 				p += n
-				done = true
+				goto f523
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed4, &tpm, nil)
 			pmb = tpm.Bits
@@ -38109,9 +37873,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			p = np
 		}
 	}
+f523:
 	// TotNumReports
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -38119,9 +37883,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				v.HasTotNumReports = false
 			}
 			p++
-			done = true
+			goto f524
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -38150,10 +37914,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				x--
 				v.TotNumReports, v.HasTotNumReports = uint32(x), true
 				p += n
-				done = true
+				goto f524
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports4, &tpm, nil)
 			pmb = tpm.Bits
@@ -38166,9 +37930,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			p = np
 		}
 	}
+f524:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -38176,9 +37940,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				v.HasTradeDate = false
 			}
 			p++
-			done = true
+			goto f525
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -38207,10 +37971,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				x--
 				v.TradeDate, v.HasTradeDate = uint32(x), true
 				p += n
-				done = true
+				goto f525
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate13, &tpm, nil)
 			pmb = tpm.Bits
@@ -38223,9 +37987,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			p = np
 		}
 	}
+f525:
 	// MDReqID
 	{
-		done := false
 		e := &c.d.s240MDReqID
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -38235,7 +37999,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				} else {
 					v.MDReqID, v.HasMDReqID = c.Copy(e.B), true
 				}
-				done = true
+				goto f526
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -38264,10 +38028,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
-				done = true
+				goto f526
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID5, &tpm, &c.d.s240MDReqID)
 			pmb = tpm.Bits
@@ -38280,9 +38044,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			p = np
 		}
 	}
+f526:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -38292,9 +38056,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				v.HasMarketDepth = false
 			}
 			p++
-			done = true
+			goto f527
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -38326,10 +38090,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 				p += n
-				done = true
+				goto f527
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth8, &tpm, nil)
 			pmb = tpm.Bits
@@ -38342,15 +38106,15 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			p = np
 		}
 	}
+f527:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f528
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -38378,10 +38142,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.RptSeq = uint32(x)
 				p += n
-				done = true
+				goto f528
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq11, &tpm, nil)
 			pmb = tpm.Bits
@@ -38393,15 +38157,15 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			p = np
 		}
 	}
+f528:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f529
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -38436,10 +38200,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			if n > 0 {
 				v.SecurityID = uint64(x)
 				p += n
-				done = true
+				goto f529
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID18, &tpm, nil)
 			pmb = tpm.Bits
@@ -38451,6 +38215,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			p = np
 		}
 	}
+f529:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// SecurityExchange
@@ -38501,8 +38266,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				_ = win
 				// MDEntryType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType11, &tpm, nil)
 						pmb = tpm.Bits
@@ -38516,8 +38280,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// Currency
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency13, &tpm, nil)
 						pmb = tpm.Bits
@@ -38532,8 +38295,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx31, &tpm, nil, &c.d.s241MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -38548,8 +38310,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// MDEntryInterestRate
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate19, &tpm, nil, &c.d.s242MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
@@ -38564,7 +38325,6 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// IndexSeq
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
@@ -38572,9 +38332,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							v.HasIndexSeq = false
 						}
 						p++
-						done = true
+						goto f530
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -38603,10 +38363,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							x--
 							v.IndexSeq, v.HasIndexSeq = uint32(x), true
 							p += n
-							done = true
+							goto f530
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq7, &tpm, nil)
 						pmb = tpm.Bits
@@ -38619,10 +38379,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f530:
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize11, &tpm, &c.d.s243MDEntrySize)
 						pmb = tpm.Bits
@@ -38637,8 +38397,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// TradeVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume10, &tpm, &c.d.s244TradeVolume)
 						pmb = tpm.Bits
@@ -38653,16 +38412,15 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s245MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f531
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate10, &tpm, &c.d.s245MDEntryDate)
 						pmb = tpm.Bits
@@ -38675,9 +38433,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f531:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s246MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -38687,7 +38445,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							} else {
 								v.MDEntryTime, v.HasMDEntryTime = c.Copy(e.B), true
 							}
-							done = true
+							goto f532
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -38716,10 +38474,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							e.B = append(e.B[:0], w...)
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
-							done = true
+							goto f532
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime11, &tpm, &c.d.s246MDEntryTime)
 						pmb = tpm.Bits
@@ -38732,18 +38490,18 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f532:
 				// MDInsertDate
 				{
-					done := false
 					e := &c.d.s247MDInsertDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
-							done = true
+							goto f533
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate10, &tpm, &c.d.s247MDInsertDate)
 						pmb = tpm.Bits
@@ -38756,18 +38514,18 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f533:
 				// MDInsertTime
 				{
-					done := false
 					e := &c.d.s248MDInsertTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
-							done = true
+							goto f534
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime10, &tpm, &c.d.s248MDInsertTime)
 						pmb = tpm.Bits
@@ -38780,10 +38538,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f534:
 				// TickDirection
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection10, &tpm, nil)
 						pmb = tpm.Bits
@@ -38798,8 +38556,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// NetChgPrevDay
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay28, &tpm, nil, &c.d.s249NetChgPrevDayMantissa)
 						pmb = tpm.Bits
@@ -38814,8 +38571,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// MDStreamID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID10, &tpm, nil)
 						pmb = tpm.Bits
@@ -38830,8 +38586,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// PriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType10, &tpm, nil)
 						pmb = tpm.Bits
@@ -38846,7 +38601,6 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// TradingSessionSubID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -38871,14 +38625,14 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
-							done = true
+							goto f535
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasTradingSessionSubID = false
 						p++
-						done = true
+						goto f535
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID7, &tpm, nil)
 						pmb = tpm.Bits
@@ -38891,10 +38645,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f535:
 				// SecurityTradingStatus
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus7, &tpm, nil)
 						pmb = tpm.Bits
@@ -38909,8 +38663,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// TradSesOpenTime
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime7, &tpm, nil)
 						pmb = tpm.Bits
@@ -38925,7 +38678,6 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// TradingSessionID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -38933,9 +38685,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							v.HasTradingSessionID = false
 						}
 						p++
-						done = true
+						goto f536
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -38964,10 +38716,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							x--
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
 							p += n
-							done = true
+							goto f536
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID12, &tpm, nil)
 						pmb = tpm.Bits
@@ -38980,9 +38732,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f536:
 				// SecurityTradingEvent
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -38990,9 +38742,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							v.HasSecurityTradingEvent = false
 						}
 						p++
-						done = true
+						goto f537
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -39021,10 +38773,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							x--
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
 							p += n
-							done = true
+							goto f537
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingEvent6, &tpm, nil)
 						pmb = tpm.Bits
@@ -39037,10 +38789,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f537:
 				// TradeCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition10, &tpm, nil)
 						pmb = tpm.Bits
@@ -39055,8 +38807,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// OpenCloseSettlFlag
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag7, &tpm, nil)
 						pmb = tpm.Bits
@@ -39071,8 +38822,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// OrderID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID10, &tpm, nil)
 						pmb = tpm.Bits
@@ -39087,8 +38837,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// TradeID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID10, &tpm, nil)
 						pmb = tpm.Bits
@@ -39103,8 +38852,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// MDEntryBuyer
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer10, &tpm, nil)
 						pmb = tpm.Bits
@@ -39119,8 +38867,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// MDEntrySeller
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller10, &tpm, nil)
 						pmb = tpm.Bits
@@ -39135,8 +38882,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition11, &tpm, nil)
 						pmb = tpm.Bits
@@ -39151,16 +38897,15 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// NumberOfOrders
 				{
-					done := false
 					e := &c.d.s250NumberOfOrders
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
-							done = true
+							goto f538
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders11, &tpm, &c.d.s250NumberOfOrders)
 						pmb = tpm.Bits
@@ -39173,10 +38918,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f538:
 				// MDEntryPositionNo
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo10, &tpm, nil)
 						pmb = tpm.Bits
@@ -39191,8 +38936,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// SellerDays
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays10, &tpm, nil)
 						pmb = tpm.Bits
@@ -39207,8 +38951,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// SettPriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType7, &tpm, nil)
 						pmb = tpm.Bits
@@ -39223,7 +38966,6 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// LastTradeDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -39231,9 +38973,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							v.HasLastTradeDate = false
 						}
 						p++
-						done = true
+						goto f539
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -39262,10 +39004,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							x--
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
 							p += n
-							done = true
+							goto f539
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate7, &tpm, nil)
 						pmb = tpm.Bits
@@ -39278,9 +39020,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f539:
 				// PriceAdjustmentMethod
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -39288,9 +39030,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							v.HasPriceAdjustmentMethod = false
 						}
 						p++
-						done = true
+						goto f540
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -39319,10 +39061,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							x--
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
 							p += n
-							done = true
+							goto f540
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod7, &tpm, nil)
 						pmb = tpm.Bits
@@ -39335,10 +39077,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f540:
 				// PriceLimitType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType10, &tpm, nil)
 						pmb = tpm.Bits
@@ -39353,8 +39095,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// LowLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice28, &tpm, nil, &c.d.s251LowLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -39369,8 +39110,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// HighLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice28, &tpm, nil, &c.d.s252HighLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -39385,8 +39125,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// TradingReferencePrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice19, &tpm, nil, &c.d.s253TradingReferencePriceMantissa)
 						pmb = tpm.Bits
@@ -39401,7 +39140,6 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				// PriceBandMidpointPriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -39409,9 +39147,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							v.HasPriceBandMidpointPriceType = false
 						}
 						p++
-						done = true
+						goto f541
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -39440,10 +39178,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							x--
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
 							p += n
-							done = true
+							goto f541
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType7, &tpm, nil)
 						pmb = tpm.Bits
@@ -39456,9 +39194,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f541:
 				// AvgDailyTradedQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -39466,9 +39204,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							v.HasAvgDailyTradedQty = false
 						}
 						p++
-						done = true
+						goto f542
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -39504,10 +39242,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							x--
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
 							p += n
-							done = true
+							goto f542
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty7, &tpm, nil)
 						pmb = tpm.Bits
@@ -39520,9 +39258,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f542:
 				// ExpireDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -39530,9 +39268,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							v.HasExpireDate = false
 						}
 						p++
-						done = true
+						goto f543
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -39568,10 +39306,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							x--
 							v.ExpireDate, v.HasExpireDate = uint64(x), true
 							p += n
-							done = true
+							goto f543
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate7, &tpm, nil)
 						pmb = tpm.Bits
@@ -39584,9 +39322,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f543:
 				// EarlyTermination
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -39594,9 +39332,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							v.HasEarlyTermination = false
 						}
 						p++
-						done = true
+						goto f544
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -39632,10 +39370,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							x--
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
 							p += n
-							done = true
+							goto f544
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination7, &tpm, nil)
 						pmb = tpm.Bits
@@ -39648,9 +39386,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f544:
 				// MaxTradeVol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -39658,9 +39396,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							v.HasMaxTradeVol = false
 						}
 						p++
-						done = true
+						goto f545
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -39696,10 +39434,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							x--
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
 							p += n
-							done = true
+							goto f545
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol7, &tpm, nil)
 						pmb = tpm.Bits
@@ -39712,10 +39450,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						p = np
 					}
 				}
+			f545:
 				// PriceBandType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType9, &tpm, nil)
 						pmb = tpm.Bits
@@ -39770,8 +39508,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							}
 							// UnderlyingSecurityID
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID11, &tpm, &c.d.s254UnderlyingSecurityID)
 									pmb = tpm.Bits
@@ -39789,8 +39526,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange11
 							// UnderlyingPx
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx19, &tpm, nil, &c.d.s255UnderlyingPxMantissa)
 									pmb = tpm.Bits
@@ -39804,7 +39540,6 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							}
 							// UnderlyingPxType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -39812,9 +39547,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 										v.HasUnderlyingPxType = false
 									}
 									p++
-									done = true
+									goto f546
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -39843,10 +39578,10 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 										x--
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
 										p += n
-										done = true
+										goto f546
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType7, &tpm, nil)
 									pmb = tpm.Bits
@@ -39859,6 +39594,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 									p = np
 								}
 							}
+						f546:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fUnderlyings11, "presence map has more bits than the segment uses")
 							}
@@ -39891,13 +39627,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 	v.MsgType = cMsgType12
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f547
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -39925,10 +39660,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f547
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum21, &tpm, nil)
 			pmb = tpm.Bits
@@ -39940,17 +39675,17 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			p = np
 		}
 	}
+f547:
 	// ApplVerID
 	v.ApplVerID = cApplVerID21
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f548
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -39985,10 +39720,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f548
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime21, &tpm, nil)
 			pmb = tpm.Bits
@@ -40000,15 +39735,15 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			p = np
 		}
 	}
+f548:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f549
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -40036,10 +39771,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.LastMsgSeqNumProcessed = uint32(x)
 				p += n
-				done = true
+				goto f549
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed5, &tpm, nil)
 			pmb = tpm.Bits
@@ -40051,9 +39786,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			p = np
 		}
 	}
+f549:
 	// TotNumReports
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -40061,9 +39796,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				v.HasTotNumReports = false
 			}
 			p++
-			done = true
+			goto f550
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -40092,10 +39827,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				x--
 				v.TotNumReports, v.HasTotNumReports = uint32(x), true
 				p += n
-				done = true
+				goto f550
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports5, &tpm, nil)
 			pmb = tpm.Bits
@@ -40108,9 +39843,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			p = np
 		}
 	}
+f550:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -40118,9 +39853,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				v.HasTradeDate = false
 			}
 			p++
-			done = true
+			goto f551
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -40149,10 +39884,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				x--
 				v.TradeDate, v.HasTradeDate = uint32(x), true
 				p += n
-				done = true
+				goto f551
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate14, &tpm, nil)
 			pmb = tpm.Bits
@@ -40165,9 +39900,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			p = np
 		}
 	}
+f551:
 	// MDReqID
 	{
-		done := false
 		e := &c.d.s256MDReqID
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -40177,7 +39912,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				} else {
 					v.MDReqID, v.HasMDReqID = c.Copy(e.B), true
 				}
-				done = true
+				goto f552
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -40206,10 +39941,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
-				done = true
+				goto f552
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID6, &tpm, &c.d.s256MDReqID)
 			pmb = tpm.Bits
@@ -40222,9 +39957,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			p = np
 		}
 	}
+f552:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -40234,9 +39969,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				v.HasMarketDepth = false
 			}
 			p++
-			done = true
+			goto f553
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -40268,10 +40003,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 				p += n
-				done = true
+				goto f553
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth9, &tpm, nil)
 			pmb = tpm.Bits
@@ -40284,15 +40019,15 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			p = np
 		}
 	}
+f553:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f554
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -40320,10 +40055,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.RptSeq = uint32(x)
 				p += n
-				done = true
+				goto f554
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq12, &tpm, nil)
 			pmb = tpm.Bits
@@ -40335,15 +40070,15 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			p = np
 		}
 	}
+f554:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f555
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -40378,10 +40113,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			if n > 0 {
 				v.SecurityID = uint64(x)
 				p += n
-				done = true
+				goto f555
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID19, &tpm, nil)
 			pmb = tpm.Bits
@@ -40393,6 +40128,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			p = np
 		}
 	}
+f555:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// SecurityExchange
@@ -40443,8 +40179,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				_ = win
 				// MDEntryType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType12, &tpm, nil)
 						pmb = tpm.Bits
@@ -40458,8 +40193,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// Currency
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency14, &tpm, nil)
 						pmb = tpm.Bits
@@ -40474,8 +40208,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx34, &tpm, nil, &c.d.s257MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -40490,8 +40223,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// MDEntryInterestRate
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate22, &tpm, nil, &c.d.s258MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
@@ -40506,7 +40238,6 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// IndexSeq
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
@@ -40514,9 +40245,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							v.HasIndexSeq = false
 						}
 						p++
-						done = true
+						goto f556
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -40545,10 +40276,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							x--
 							v.IndexSeq, v.HasIndexSeq = uint32(x), true
 							p += n
-							done = true
+							goto f556
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq8, &tpm, nil)
 						pmb = tpm.Bits
@@ -40561,10 +40292,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f556:
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize12, &tpm, &c.d.s259MDEntrySize)
 						pmb = tpm.Bits
@@ -40579,8 +40310,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// TradeVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume11, &tpm, &c.d.s260TradeVolume)
 						pmb = tpm.Bits
@@ -40595,16 +40325,15 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s261MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f557
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate11, &tpm, &c.d.s261MDEntryDate)
 						pmb = tpm.Bits
@@ -40617,9 +40346,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f557:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s262MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -40629,7 +40358,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							} else {
 								v.MDEntryTime, v.HasMDEntryTime = c.Copy(e.B), true
 							}
-							done = true
+							goto f558
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -40658,10 +40387,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							e.B = append(e.B[:0], w...)
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
-							done = true
+							goto f558
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime12, &tpm, &c.d.s262MDEntryTime)
 						pmb = tpm.Bits
@@ -40674,18 +40403,18 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f558:
 				// MDInsertDate
 				{
-					done := false
 					e := &c.d.s263MDInsertDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
-							done = true
+							goto f559
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate11, &tpm, &c.d.s263MDInsertDate)
 						pmb = tpm.Bits
@@ -40698,18 +40427,18 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f559:
 				// MDInsertTime
 				{
-					done := false
 					e := &c.d.s264MDInsertTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
-							done = true
+							goto f560
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime11, &tpm, &c.d.s264MDInsertTime)
 						pmb = tpm.Bits
@@ -40722,10 +40451,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f560:
 				// TickDirection
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection11, &tpm, nil)
 						pmb = tpm.Bits
@@ -40740,8 +40469,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// NetChgPrevDay
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay31, &tpm, nil, &c.d.s265NetChgPrevDayMantissa)
 						pmb = tpm.Bits
@@ -40756,8 +40484,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// MDStreamID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID11, &tpm, nil)
 						pmb = tpm.Bits
@@ -40772,8 +40499,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// PriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType11, &tpm, nil)
 						pmb = tpm.Bits
@@ -40788,7 +40514,6 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// TradingSessionSubID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -40813,14 +40538,14 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
-							done = true
+							goto f561
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasTradingSessionSubID = false
 						p++
-						done = true
+						goto f561
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID8, &tpm, nil)
 						pmb = tpm.Bits
@@ -40833,10 +40558,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f561:
 				// SecurityTradingStatus
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus8, &tpm, nil)
 						pmb = tpm.Bits
@@ -40851,8 +40576,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// TradSesOpenTime
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime8, &tpm, nil)
 						pmb = tpm.Bits
@@ -40867,7 +40591,6 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// TradingSessionID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -40875,9 +40598,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							v.HasTradingSessionID = false
 						}
 						p++
-						done = true
+						goto f562
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -40906,10 +40629,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							x--
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
 							p += n
-							done = true
+							goto f562
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID13, &tpm, nil)
 						pmb = tpm.Bits
@@ -40922,9 +40645,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f562:
 				// SecurityTradingEvent
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -40932,9 +40655,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							v.HasSecurityTradingEvent = false
 						}
 						p++
-						done = true
+						goto f563
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -40963,10 +40686,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							x--
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
 							p += n
-							done = true
+							goto f563
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingEvent7, &tpm, nil)
 						pmb = tpm.Bits
@@ -40979,10 +40702,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f563:
 				// TradeCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition11, &tpm, nil)
 						pmb = tpm.Bits
@@ -40997,8 +40720,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// OpenCloseSettlFlag
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag8, &tpm, nil)
 						pmb = tpm.Bits
@@ -41013,8 +40735,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// OrderID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID11, &tpm, nil)
 						pmb = tpm.Bits
@@ -41029,8 +40750,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// TradeID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID11, &tpm, nil)
 						pmb = tpm.Bits
@@ -41045,8 +40765,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// MDEntryBuyer
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer11, &tpm, nil)
 						pmb = tpm.Bits
@@ -41061,8 +40780,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// MDEntrySeller
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller11, &tpm, nil)
 						pmb = tpm.Bits
@@ -41077,8 +40795,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition12, &tpm, nil)
 						pmb = tpm.Bits
@@ -41093,16 +40810,15 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// NumberOfOrders
 				{
-					done := false
 					e := &c.d.s266NumberOfOrders
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
-							done = true
+							goto f564
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders12, &tpm, &c.d.s266NumberOfOrders)
 						pmb = tpm.Bits
@@ -41115,10 +40831,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f564:
 				// MDEntryPositionNo
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo11, &tpm, nil)
 						pmb = tpm.Bits
@@ -41133,8 +40849,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// SellerDays
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays11, &tpm, nil)
 						pmb = tpm.Bits
@@ -41149,8 +40864,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// SettPriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType8, &tpm, nil)
 						pmb = tpm.Bits
@@ -41165,7 +40879,6 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// LastTradeDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -41173,9 +40886,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							v.HasLastTradeDate = false
 						}
 						p++
-						done = true
+						goto f565
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -41204,10 +40917,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							x--
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
 							p += n
-							done = true
+							goto f565
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate8, &tpm, nil)
 						pmb = tpm.Bits
@@ -41220,9 +40933,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f565:
 				// PriceAdjustmentMethod
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -41230,9 +40943,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							v.HasPriceAdjustmentMethod = false
 						}
 						p++
-						done = true
+						goto f566
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -41261,10 +40974,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							x--
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
 							p += n
-							done = true
+							goto f566
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod8, &tpm, nil)
 						pmb = tpm.Bits
@@ -41277,10 +40990,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f566:
 				// PriceLimitType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType11, &tpm, nil)
 						pmb = tpm.Bits
@@ -41295,8 +41008,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// LowLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice31, &tpm, nil, &c.d.s267LowLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -41311,8 +41023,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// HighLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice31, &tpm, nil, &c.d.s268HighLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -41327,8 +41038,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// TradingReferencePrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice22, &tpm, nil, &c.d.s269TradingReferencePriceMantissa)
 						pmb = tpm.Bits
@@ -41343,7 +41053,6 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				// PriceBandMidpointPriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -41351,9 +41060,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							v.HasPriceBandMidpointPriceType = false
 						}
 						p++
-						done = true
+						goto f567
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -41382,10 +41091,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							x--
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
 							p += n
-							done = true
+							goto f567
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType8, &tpm, nil)
 						pmb = tpm.Bits
@@ -41398,9 +41107,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f567:
 				// AvgDailyTradedQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -41408,9 +41117,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							v.HasAvgDailyTradedQty = false
 						}
 						p++
-						done = true
+						goto f568
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -41446,10 +41155,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							x--
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
 							p += n
-							done = true
+							goto f568
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty8, &tpm, nil)
 						pmb = tpm.Bits
@@ -41462,9 +41171,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f568:
 				// ExpireDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -41472,9 +41181,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							v.HasExpireDate = false
 						}
 						p++
-						done = true
+						goto f569
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -41510,10 +41219,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							x--
 							v.ExpireDate, v.HasExpireDate = uint64(x), true
 							p += n
-							done = true
+							goto f569
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate8, &tpm, nil)
 						pmb = tpm.Bits
@@ -41526,9 +41235,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f569:
 				// EarlyTermination
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -41536,9 +41245,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							v.HasEarlyTermination = false
 						}
 						p++
-						done = true
+						goto f570
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -41574,10 +41283,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							x--
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
 							p += n
-							done = true
+							goto f570
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination8, &tpm, nil)
 						pmb = tpm.Bits
@@ -41590,9 +41299,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f570:
 				// MaxTradeVol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -41600,9 +41309,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							v.HasMaxTradeVol = false
 						}
 						p++
-						done = true
+						goto f571
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -41638,10 +41347,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							x--
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
 							p += n
-							done = true
+							goto f571
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol8, &tpm, nil)
 						pmb = tpm.Bits
@@ -41654,10 +41363,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						p = np
 					}
 				}
+			f571:
 				// PriceBandType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType10, &tpm, nil)
 						pmb = tpm.Bits
@@ -41712,8 +41421,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							}
 							// UnderlyingSecurityID
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID12, &tpm, &c.d.s270UnderlyingSecurityID)
 									pmb = tpm.Bits
@@ -41731,8 +41439,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange12
 							// UnderlyingPx
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx22, &tpm, nil, &c.d.s271UnderlyingPxMantissa)
 									pmb = tpm.Bits
@@ -41746,7 +41453,6 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							}
 							// UnderlyingPxType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -41754,9 +41460,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 										v.HasUnderlyingPxType = false
 									}
 									p++
-									done = true
+									goto f572
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -41785,10 +41491,10 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 										x--
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
 										p += n
-										done = true
+										goto f572
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType8, &tpm, nil)
 									pmb = tpm.Bits
@@ -41801,6 +41507,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 									p = np
 								}
 							}
+						f572:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fUnderlyings12, "presence map has more bits than the segment uses")
 							}
@@ -41833,13 +41540,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 	v.MsgType = cMsgType13
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f573
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -41867,10 +41573,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f573
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum22, &tpm, nil)
 			pmb = tpm.Bits
@@ -41882,17 +41588,17 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			p = np
 		}
 	}
+f573:
 	// ApplVerID
 	v.ApplVerID = cApplVerID22
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f574
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -41927,10 +41633,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f574
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime22, &tpm, nil)
 			pmb = tpm.Bits
@@ -41942,15 +41648,15 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			p = np
 		}
 	}
+f574:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f575
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -41978,10 +41684,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.LastMsgSeqNumProcessed = uint32(x)
 				p += n
-				done = true
+				goto f575
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed6, &tpm, nil)
 			pmb = tpm.Bits
@@ -41993,9 +41699,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			p = np
 		}
 	}
+f575:
 	// TotNumReports
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -42003,9 +41709,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				v.HasTotNumReports = false
 			}
 			p++
-			done = true
+			goto f576
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -42034,10 +41740,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				x--
 				v.TotNumReports, v.HasTotNumReports = uint32(x), true
 				p += n
-				done = true
+				goto f576
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports6, &tpm, nil)
 			pmb = tpm.Bits
@@ -42050,9 +41756,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			p = np
 		}
 	}
+f576:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -42060,9 +41766,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				v.HasTradeDate = false
 			}
 			p++
-			done = true
+			goto f577
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -42091,10 +41797,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				x--
 				v.TradeDate, v.HasTradeDate = uint32(x), true
 				p += n
-				done = true
+				goto f577
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate15, &tpm, nil)
 			pmb = tpm.Bits
@@ -42107,9 +41813,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			p = np
 		}
 	}
+f577:
 	// MDReqID
 	{
-		done := false
 		e := &c.d.s272MDReqID
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -42119,7 +41825,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				} else {
 					v.MDReqID, v.HasMDReqID = c.Copy(e.B), true
 				}
-				done = true
+				goto f578
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -42148,10 +41854,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
-				done = true
+				goto f578
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID7, &tpm, &c.d.s272MDReqID)
 			pmb = tpm.Bits
@@ -42164,9 +41870,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			p = np
 		}
 	}
+f578:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -42176,9 +41882,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				v.HasMarketDepth = false
 			}
 			p++
-			done = true
+			goto f579
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -42210,10 +41916,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 				p += n
-				done = true
+				goto f579
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth10, &tpm, nil)
 			pmb = tpm.Bits
@@ -42226,15 +41932,15 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			p = np
 		}
 	}
+f579:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f580
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -42262,10 +41968,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.RptSeq = uint32(x)
 				p += n
-				done = true
+				goto f580
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq13, &tpm, nil)
 			pmb = tpm.Bits
@@ -42277,15 +41983,15 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			p = np
 		}
 	}
+f580:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f581
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -42320,10 +42026,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			if n > 0 {
 				v.SecurityID = uint64(x)
 				p += n
-				done = true
+				goto f581
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID20, &tpm, nil)
 			pmb = tpm.Bits
@@ -42335,6 +42041,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			p = np
 		}
 	}
+f581:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// SecurityExchange
@@ -42385,8 +42092,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				_ = win
 				// MDEntryType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType13, &tpm, nil)
 						pmb = tpm.Bits
@@ -42400,8 +42106,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// Currency
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency15, &tpm, nil)
 						pmb = tpm.Bits
@@ -42416,8 +42121,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx37, &tpm, nil, &c.d.s273MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -42432,8 +42136,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// MDEntryInterestRate
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate25, &tpm, nil, &c.d.s274MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
@@ -42448,7 +42151,6 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// IndexSeq
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
@@ -42456,9 +42158,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							v.HasIndexSeq = false
 						}
 						p++
-						done = true
+						goto f582
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -42487,10 +42189,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							x--
 							v.IndexSeq, v.HasIndexSeq = uint32(x), true
 							p += n
-							done = true
+							goto f582
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq9, &tpm, nil)
 						pmb = tpm.Bits
@@ -42503,10 +42205,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f582:
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize13, &tpm, &c.d.s275MDEntrySize)
 						pmb = tpm.Bits
@@ -42521,8 +42223,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// TradeVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume12, &tpm, &c.d.s276TradeVolume)
 						pmb = tpm.Bits
@@ -42537,16 +42238,15 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s277MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f583
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate12, &tpm, &c.d.s277MDEntryDate)
 						pmb = tpm.Bits
@@ -42559,9 +42259,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f583:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s278MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -42571,7 +42271,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							} else {
 								v.MDEntryTime, v.HasMDEntryTime = c.Copy(e.B), true
 							}
-							done = true
+							goto f584
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -42600,10 +42300,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							e.B = append(e.B[:0], w...)
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
-							done = true
+							goto f584
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime13, &tpm, &c.d.s278MDEntryTime)
 						pmb = tpm.Bits
@@ -42616,18 +42316,18 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f584:
 				// MDInsertDate
 				{
-					done := false
 					e := &c.d.s279MDInsertDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
-							done = true
+							goto f585
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate12, &tpm, &c.d.s279MDInsertDate)
 						pmb = tpm.Bits
@@ -42640,18 +42340,18 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f585:
 				// MDInsertTime
 				{
-					done := false
 					e := &c.d.s280MDInsertTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
-							done = true
+							goto f586
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime12, &tpm, &c.d.s280MDInsertTime)
 						pmb = tpm.Bits
@@ -42664,10 +42364,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f586:
 				// TickDirection
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection12, &tpm, nil)
 						pmb = tpm.Bits
@@ -42682,8 +42382,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// NetChgPrevDay
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay34, &tpm, nil, &c.d.s281NetChgPrevDayMantissa)
 						pmb = tpm.Bits
@@ -42698,8 +42397,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// MDStreamID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID12, &tpm, nil)
 						pmb = tpm.Bits
@@ -42714,8 +42412,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// PriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType12, &tpm, nil)
 						pmb = tpm.Bits
@@ -42730,7 +42427,6 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// TradingSessionSubID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -42755,14 +42451,14 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
-							done = true
+							goto f587
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasTradingSessionSubID = false
 						p++
-						done = true
+						goto f587
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID9, &tpm, nil)
 						pmb = tpm.Bits
@@ -42775,10 +42471,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f587:
 				// SecurityTradingStatus
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus9, &tpm, nil)
 						pmb = tpm.Bits
@@ -42793,8 +42489,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// TradSesOpenTime
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime9, &tpm, nil)
 						pmb = tpm.Bits
@@ -42809,7 +42504,6 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// TradingSessionID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -42817,9 +42511,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							v.HasTradingSessionID = false
 						}
 						p++
-						done = true
+						goto f588
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -42848,10 +42542,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							x--
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
 							p += n
-							done = true
+							goto f588
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID14, &tpm, nil)
 						pmb = tpm.Bits
@@ -42864,9 +42558,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f588:
 				// SecurityTradingEvent
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -42874,9 +42568,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							v.HasSecurityTradingEvent = false
 						}
 						p++
-						done = true
+						goto f589
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -42905,10 +42599,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							x--
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
 							p += n
-							done = true
+							goto f589
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingEvent8, &tpm, nil)
 						pmb = tpm.Bits
@@ -42921,10 +42615,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f589:
 				// TradeCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition12, &tpm, nil)
 						pmb = tpm.Bits
@@ -42939,8 +42633,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// OpenCloseSettlFlag
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag9, &tpm, nil)
 						pmb = tpm.Bits
@@ -42955,8 +42648,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// OrderID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID12, &tpm, nil)
 						pmb = tpm.Bits
@@ -42971,8 +42663,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// TradeID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID12, &tpm, nil)
 						pmb = tpm.Bits
@@ -42987,8 +42678,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// MDEntryBuyer
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer12, &tpm, nil)
 						pmb = tpm.Bits
@@ -43003,8 +42693,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// MDEntrySeller
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller12, &tpm, nil)
 						pmb = tpm.Bits
@@ -43019,8 +42708,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition13, &tpm, nil)
 						pmb = tpm.Bits
@@ -43035,16 +42723,15 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// NumberOfOrders
 				{
-					done := false
 					e := &c.d.s282NumberOfOrders
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
-							done = true
+							goto f590
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders13, &tpm, &c.d.s282NumberOfOrders)
 						pmb = tpm.Bits
@@ -43057,10 +42744,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f590:
 				// MDEntryPositionNo
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo12, &tpm, nil)
 						pmb = tpm.Bits
@@ -43075,8 +42762,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// SellerDays
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays12, &tpm, nil)
 						pmb = tpm.Bits
@@ -43091,8 +42777,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// SettPriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType9, &tpm, nil)
 						pmb = tpm.Bits
@@ -43107,7 +42792,6 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// LastTradeDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -43115,9 +42799,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							v.HasLastTradeDate = false
 						}
 						p++
-						done = true
+						goto f591
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -43146,10 +42830,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							x--
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
 							p += n
-							done = true
+							goto f591
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate9, &tpm, nil)
 						pmb = tpm.Bits
@@ -43162,9 +42846,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f591:
 				// PriceAdjustmentMethod
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -43172,9 +42856,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							v.HasPriceAdjustmentMethod = false
 						}
 						p++
-						done = true
+						goto f592
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -43203,10 +42887,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							x--
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
 							p += n
-							done = true
+							goto f592
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod9, &tpm, nil)
 						pmb = tpm.Bits
@@ -43219,10 +42903,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f592:
 				// PriceLimitType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType12, &tpm, nil)
 						pmb = tpm.Bits
@@ -43237,8 +42921,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// LowLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice34, &tpm, nil, &c.d.s283LowLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -43253,8 +42936,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// HighLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice34, &tpm, nil, &c.d.s284HighLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -43269,8 +42951,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// TradingReferencePrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice25, &tpm, nil, &c.d.s285TradingReferencePriceMantissa)
 						pmb = tpm.Bits
@@ -43285,7 +42966,6 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				// PriceBandMidpointPriceType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -43293,9 +42973,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							v.HasPriceBandMidpointPriceType = false
 						}
 						p++
-						done = true
+						goto f593
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -43324,10 +43004,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							x--
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
 							p += n
-							done = true
+							goto f593
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType9, &tpm, nil)
 						pmb = tpm.Bits
@@ -43340,9 +43020,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f593:
 				// AvgDailyTradedQty
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -43350,9 +43030,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							v.HasAvgDailyTradedQty = false
 						}
 						p++
-						done = true
+						goto f594
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -43388,10 +43068,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							x--
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
 							p += n
-							done = true
+							goto f594
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty9, &tpm, nil)
 						pmb = tpm.Bits
@@ -43404,9 +43084,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f594:
 				// ExpireDate
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -43414,9 +43094,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							v.HasExpireDate = false
 						}
 						p++
-						done = true
+						goto f595
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -43452,10 +43132,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							x--
 							v.ExpireDate, v.HasExpireDate = uint64(x), true
 							p += n
-							done = true
+							goto f595
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate9, &tpm, nil)
 						pmb = tpm.Bits
@@ -43468,9 +43148,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f595:
 				// EarlyTermination
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -43478,9 +43158,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							v.HasEarlyTermination = false
 						}
 						p++
-						done = true
+						goto f596
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -43516,10 +43196,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							x--
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
 							p += n
-							done = true
+							goto f596
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination9, &tpm, nil)
 						pmb = tpm.Bits
@@ -43532,9 +43212,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f596:
 				// MaxTradeVol
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -43542,9 +43222,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							v.HasMaxTradeVol = false
 						}
 						p++
-						done = true
+						goto f597
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -43580,10 +43260,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							x--
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
 							p += n
-							done = true
+							goto f597
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol9, &tpm, nil)
 						pmb = tpm.Bits
@@ -43596,10 +43276,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						p = np
 					}
 				}
+			f597:
 				// PriceBandType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType11, &tpm, nil)
 						pmb = tpm.Bits
@@ -43654,8 +43334,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							}
 							// UnderlyingSecurityID
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID13, &tpm, &c.d.s286UnderlyingSecurityID)
 									pmb = tpm.Bits
@@ -43673,8 +43352,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							v.UnderlyingSecurityExchange = cUnderlyingSecurityExchange13
 							// UnderlyingPx
 							{
-								done := false
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx25, &tpm, nil, &c.d.s287UnderlyingPxMantissa)
 									pmb = tpm.Bits
@@ -43688,7 +43366,6 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							}
 							// UnderlyingPxType
 							{
-								done := false
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -43696,9 +43373,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 										v.HasUnderlyingPxType = false
 									}
 									p++
-									done = true
+									goto f598
 								}
-								if !done {
+								{
 									x, n := uint64(0), 0
 									if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 										if q[1] >= 0x80 {
@@ -43727,10 +43404,10 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 										x--
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
 										p += n
-										done = true
+										goto f598
 									}
 								}
-								if !done {
+								{
 									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType9, &tpm, nil)
 									pmb = tpm.Bits
@@ -43743,6 +43420,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 									p = np
 								}
 							}
+						f598:
 							if pmb != 0 || pmx {
 								return p, fastrt.Err(fast.R8, p, fUnderlyings13, "presence map has more bits than the segment uses")
 							}
@@ -43775,13 +43453,12 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 	v.MessageType = cMessageType10
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f599
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -43809,10 +43486,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f599
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum23, &tpm, nil)
 			pmb = tpm.Bits
@@ -43824,17 +43501,17 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			p = np
 		}
 	}
+f599:
 	// ApplVerID
 	v.ApplVerID = cApplVerID23
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f600
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -43869,10 +43546,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f600
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime23, &tpm, nil)
 			pmb = tpm.Bits
@@ -43884,15 +43561,15 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			p = np
 		}
 	}
+f600:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f601
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -43920,10 +43597,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.LastMsgSeqNumProcessed = uint32(x)
 				p += n
-				done = true
+				goto f601
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed7, &tpm, nil)
 			pmb = tpm.Bits
@@ -43935,9 +43612,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			p = np
 		}
 	}
+f601:
 	// TotNumReports
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -43945,9 +43622,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				v.HasTotNumReports = false
 			}
 			p++
-			done = true
+			goto f602
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -43976,10 +43653,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				x--
 				v.TotNumReports, v.HasTotNumReports = uint32(x), true
 				p += n
-				done = true
+				goto f602
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports7, &tpm, nil)
 			pmb = tpm.Bits
@@ -43992,9 +43669,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			p = np
 		}
 	}
+f602:
 	// TradeDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -44002,9 +43679,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				v.HasTradeDate = false
 			}
 			p++
-			done = true
+			goto f603
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -44033,10 +43710,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				x--
 				v.TradeDate, v.HasTradeDate = uint32(x), true
 				p += n
-				done = true
+				goto f603
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate16, &tpm, nil)
 			pmb = tpm.Bits
@@ -44049,9 +43726,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			p = np
 		}
 	}
+f603:
 	// MDReqID
 	{
-		done := false
 		e := &c.d.s288MDReqID
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -44061,7 +43738,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				} else {
 					v.MDReqID, v.HasMDReqID = c.Copy(e.B), true
 				}
-				done = true
+				goto f604
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -44090,10 +43767,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
-				done = true
+				goto f604
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID8, &tpm, &c.d.s288MDReqID)
 			pmb = tpm.Bits
@@ -44106,9 +43783,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			p = np
 		}
 	}
+f604:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -44118,9 +43795,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				v.HasMarketDepth = false
 			}
 			p++
-			done = true
+			goto f605
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -44152,10 +43829,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 				p += n
-				done = true
+				goto f605
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth11, &tpm, nil)
 			pmb = tpm.Bits
@@ -44168,15 +43845,15 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			p = np
 		}
 	}
+f605:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f606
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -44204,10 +43881,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			if n > 0 && x <= 1<<32-1 {
 				v.RptSeq = uint32(x)
 				p += n
-				done = true
+				goto f606
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq14, &tpm, nil)
 			pmb = tpm.Bits
@@ -44219,15 +43896,15 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			p = np
 		}
 	}
+f606:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f607
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -44262,10 +43939,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			if n > 0 {
 				v.SecurityID = uint64(x)
 				p += n
-				done = true
+				goto f607
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID21, &tpm, nil)
 			pmb = tpm.Bits
@@ -44277,6 +43954,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			p = np
 		}
 	}
+f607:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// SecurityExchange
@@ -44327,8 +44005,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				_ = win
 				// MDEntryType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType14, &tpm, nil)
 						pmb = tpm.Bits
@@ -44342,8 +44019,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// Curerncy
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurerncy2, &tpm, nil)
 						pmb = tpm.Bits
@@ -44358,8 +44034,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx40, &tpm, nil, &c.d.s289MDEntryPxMantissa)
 						pmb = tpm.Bits
@@ -44374,8 +44049,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize14, &tpm, &c.d.s290MDEntrySize)
 						pmb = tpm.Bits
@@ -44390,16 +44064,15 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// MDInsertDate
 				{
-					done := false
 					e := &c.d.s291MDInsertDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
-							done = true
+							goto f608
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate13, &tpm, &c.d.s291MDInsertDate)
 						pmb = tpm.Bits
@@ -44412,18 +44085,18 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						p = np
 					}
 				}
+			f608:
 				// MDInsertTime
 				{
-					done := false
 					e := &c.d.s292MDInsertTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
-							done = true
+							goto f609
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime13, &tpm, &c.d.s292MDInsertTime)
 						pmb = tpm.Bits
@@ -44436,10 +44109,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						p = np
 					}
 				}
+			f609:
 				// TradeVolume
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume13, &tpm, &c.d.s293TradeVolume)
 						pmb = tpm.Bits
@@ -44454,16 +44127,15 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// MDEntryDate
 				{
-					done := false
 					e := &c.d.s294MDEntryDate
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-							done = true
+							goto f610
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate13, &tpm, &c.d.s294MDEntryDate)
 						pmb = tpm.Bits
@@ -44476,9 +44148,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						p = np
 					}
 				}
+			f610:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s295MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -44488,7 +44160,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 							} else {
 								v.MDEntryTime, v.HasMDEntryTime = c.Copy(e.B), true
 							}
-							done = true
+							goto f611
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -44517,10 +44189,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 							e.B = append(e.B[:0], w...)
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
-							done = true
+							goto f611
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime14, &tpm, &c.d.s295MDEntryTime)
 						pmb = tpm.Bits
@@ -44533,10 +44205,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						p = np
 					}
 				}
+			f611:
 				// TickDirection
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection13, &tpm, nil)
 						pmb = tpm.Bits
@@ -44551,8 +44223,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// NetChgPrevDay
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay37, &tpm, nil, &c.d.s296NetChgPrevDayMantissa)
 						pmb = tpm.Bits
@@ -44567,8 +44238,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// MDStreamID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID13, &tpm, nil)
 						pmb = tpm.Bits
@@ -44583,8 +44253,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// PriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType13, &tpm, nil)
 						pmb = tpm.Bits
@@ -44599,7 +44268,6 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// TradingSessionSubID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -44624,14 +44292,14 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
-							done = true
+							goto f612
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasTradingSessionSubID = false
 						p++
-						done = true
+						goto f612
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID10, &tpm, nil)
 						pmb = tpm.Bits
@@ -44644,10 +44312,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						p = np
 					}
 				}
+			f612:
 				// SecurityTradingStatus
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus10, &tpm, nil)
 						pmb = tpm.Bits
@@ -44662,8 +44330,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// TradSesOpenTime
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime10, &tpm, nil)
 						pmb = tpm.Bits
@@ -44678,8 +44345,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// TradeCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition13, &tpm, nil)
 						pmb = tpm.Bits
@@ -44694,7 +44360,6 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// OpenCloseSettleFlag
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x-1), true
@@ -44702,9 +44367,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 							v.HasOpenCloseSettleFlag = false
 						}
 						p++
-						done = true
+						goto f613
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -44733,10 +44398,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 							x--
 							v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x), true
 							p += n
-							done = true
+							goto f613
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag4, &tpm, nil)
 						pmb = tpm.Bits
@@ -44749,10 +44414,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						p = np
 					}
 				}
+			f613:
 				// OrderID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID13, &tpm, nil)
 						pmb = tpm.Bits
@@ -44767,8 +44432,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// TradeID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID13, &tpm, nil)
 						pmb = tpm.Bits
@@ -44783,8 +44447,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// MDEntryBuyer
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer13, &tpm, nil)
 						pmb = tpm.Bits
@@ -44799,8 +44462,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// MDEntrySeller
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller13, &tpm, nil)
 						pmb = tpm.Bits
@@ -44815,8 +44477,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// QuoteCondition
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition14, &tpm, nil)
 						pmb = tpm.Bits
@@ -44831,16 +44492,15 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// NumberOfOrders
 				{
-					done := false
 					e := &c.d.s297NumberOfOrders
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
-							done = true
+							goto f614
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders14, &tpm, &c.d.s297NumberOfOrders)
 						pmb = tpm.Bits
@@ -44853,10 +44513,10 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						p = np
 					}
 				}
+			f614:
 				// MDEntryPositionNo
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo13, &tpm, nil)
 						pmb = tpm.Bits
@@ -44871,8 +44531,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// DayCumQty
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fDayCumQty2, &tpm, nil)
 						pmb = tpm.Bits
@@ -44887,8 +44546,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// SellerDays
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays13, &tpm, nil)
 						pmb = tpm.Bits
@@ -44903,8 +44561,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// SettlePriceType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlePriceType4, &tpm, nil)
 						pmb = tpm.Bits
@@ -44919,8 +44576,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// PriceLimitType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType13, &tpm, nil)
 						pmb = tpm.Bits
@@ -44935,8 +44591,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// LowLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice37, &tpm, nil, &c.d.s298LowLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -44951,8 +44606,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// HighLimitPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice37, &tpm, nil, &c.d.s299HighLimitPriceMantissa)
 						pmb = tpm.Bits
@@ -44967,8 +44621,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				// TradingRefPrice
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice10, &tpm, nil, &c.d.s300TradingRefPriceMantissa)
 						pmb = tpm.Bits
@@ -45007,13 +44660,12 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 	v.MsgType = cMsgType14
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f615
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -45041,10 +44693,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f615
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum24, &tpm, nil)
 			pmb = tpm.Bits
@@ -45056,15 +44708,15 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f615:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f616
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -45099,10 +44751,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f616
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime24, &tpm, nil)
 			pmb = tpm.Bits
@@ -45114,18 +44766,18 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f616:
 	// OrigTime
 	{
-		done := false
 		e := &c.d.s301OrigTime
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
 				pmb <<= 1
 				v.OrigTime, v.HasOrigTime = uint64(e.I), true
-				done = true
+				goto f617
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fOrigTime, &tpm, &c.d.s301OrigTime)
 			pmb = tpm.Bits
@@ -45138,9 +44790,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f617:
 	// NewsSource
 	{
-		done := false
 		e := &c.d.s302NewsSource
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -45150,7 +44802,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				} else {
 					v.NewsSource, v.HasNewsSource = c.Copy(e.B), true
 				}
-				done = true
+				goto f618
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -45179,10 +44831,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.NewsSource, v.HasNewsSource = w, true
 				p = end + 1
-				done = true
+				goto f618
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fNewsSource, &tpm, &c.d.s302NewsSource)
 			pmb = tpm.Bits
@@ -45195,9 +44847,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f618:
 	// NewsID
 	{
-		done := false
 		e := &c.d.s303NewsID
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -45207,7 +44859,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				} else {
 					v.NewsID, v.HasNewsID = c.Copy(e.B), true
 				}
-				done = true
+				goto f619
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -45236,10 +44888,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.NewsID, v.HasNewsID = w, true
 				p = end + 1
-				done = true
+				goto f619
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fNewsID, &tpm, &c.d.s303NewsID)
 			pmb = tpm.Bits
@@ -45252,9 +44904,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f619:
 	// LanguageCode
 	{
-		done := false
 		e := &c.d.s304LanguageCode
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -45264,7 +44916,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				} else {
 					v.LanguageCode, v.HasLanguageCode = c.Copy(e.B), true
 				}
-				done = true
+				goto f620
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -45293,10 +44945,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.LanguageCode, v.HasLanguageCode = w, true
 				p = end + 1
-				done = true
+				goto f620
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLanguageCode, &tpm, &c.d.s304LanguageCode)
 			pmb = tpm.Bits
@@ -45309,9 +44961,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f620:
 	// Headline
 	{
-		done := false
 		e := &c.d.s305Headline
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -45321,7 +44973,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				} else {
 					v.Headline, v.HasHeadline = c.Copy(e.B), true
 				}
-				done = true
+				goto f621
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -45350,10 +45002,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.Headline, v.HasHeadline = w, true
 				p = end + 1
-				done = true
+				goto f621
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fHeadline, &tpm, &c.d.s305Headline)
 			pmb = tpm.Bits
@@ -45366,9 +45018,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f621:
 	// URLLink
 	{
-		done := false
 		e := &c.d.s306URLLink
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -45378,7 +45030,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				} else {
 					v.URLLink, v.HasURLLink = c.Copy(e.B), true
 				}
-				done = true
+				goto f622
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -45407,10 +45059,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.URLLink, v.HasURLLink = w, true
 				p = end + 1
-				done = true
+				goto f622
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fURLLink, &tpm, &c.d.s306URLLink)
 			pmb = tpm.Bits
@@ -45423,9 +45075,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f622:
 	// EncodedHeadlineLen
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = uint32(x-1), true
@@ -45433,9 +45085,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				v.HasEncodedHeadlineLen = false
 			}
 			p++
-			done = true
+			goto f623
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -45464,10 +45116,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				x--
 				v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = uint32(x), true
 				p += n
-				done = true
+				goto f623
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fEncodedHeadlineLen, &tpm, nil)
 			pmb = tpm.Bits
@@ -45480,10 +45132,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f623:
 	// EncodedHeadline
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fEncodedHeadline, &tpm, nil)
 			pmb = tpm.Bits
@@ -45540,13 +45192,12 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				_ = win
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s307SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID = uint64(e.I)
-							done = true
+							goto f624
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -45554,7 +45205,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.SecurityID = uint64(x)
-						done = true
+						goto f624
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -45592,10 +45243,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.SecurityID = uint64(x)
-							done = true
+							goto f624
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID22, &tpm, &c.d.s307SecurityID)
 						pmb = tpm.Bits
@@ -45607,11 +45258,11 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f624:
 				// SecurityIDSource
 				v.SecurityIDSource = uint32(8)
 				// SecurityExchange
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -45636,10 +45287,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityExchange = w
 							p = end + 1
-							done = true
+							goto f625
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityExchange21, &tpm, nil)
 						pmb = tpm.Bits
@@ -45651,6 +45302,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f625:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fRelatedSym4, "presence map has more bits than the segment uses")
 				}
@@ -45703,7 +45355,6 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				_ = win
 				// Text
 				{
-					done := false
 					e := &c.d.s308Text
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -45713,7 +45364,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 							} else {
 								v.Text = c.Copy(e.B)
 							}
-							done = true
+							goto f626
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -45742,10 +45393,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 							e.B = append(e.B[:0], w...)
 							v.Text = w
 							p = end + 1
-							done = true
+							goto f626
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fText2, &tpm, &c.d.s308Text)
 						pmb = tpm.Bits
@@ -45757,9 +45408,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f626:
 				// EncodedTextLen
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EncodedTextLen, v.HasEncodedTextLen = uint32(x-1), true
@@ -45767,9 +45418,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 							v.HasEncodedTextLen = false
 						}
 						p++
-						done = true
+						goto f627
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -45798,10 +45449,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 							x--
 							v.EncodedTextLen, v.HasEncodedTextLen = uint32(x), true
 							p += n
-							done = true
+							goto f627
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEncodedTextLen, &tpm, nil)
 						pmb = tpm.Bits
@@ -45814,10 +45465,10 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f627:
 				// EncodedText
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fEncodedText, &tpm, nil)
 						pmb = tpm.Bits
@@ -45857,13 +45508,12 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 	v.MessageType = cMessageType11
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f628
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -45891,10 +45541,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f628
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum25, &tpm, nil)
 			pmb = tpm.Bits
@@ -45906,15 +45556,15 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f628:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f629
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -45949,10 +45599,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f629
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime25, &tpm, nil)
 			pmb = tpm.Bits
@@ -45964,18 +45614,18 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f629:
 	// OrigTime
 	{
-		done := false
 		e := &c.d.s309OrigTime
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
 				pmb <<= 1
 				v.OrigTime, v.HasOrigTime = uint64(e.I), true
-				done = true
+				goto f630
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fOrigTime2, &tpm, &c.d.s309OrigTime)
 			pmb = tpm.Bits
@@ -45988,9 +45638,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f630:
 	// NewsSource
 	{
-		done := false
 		e := &c.d.s310NewsSource
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -46000,7 +45650,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				} else {
 					v.NewsSource, v.HasNewsSource = c.Copy(e.B), true
 				}
-				done = true
+				goto f631
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -46029,10 +45679,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.NewsSource, v.HasNewsSource = w, true
 				p = end + 1
-				done = true
+				goto f631
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fNewsSource2, &tpm, &c.d.s310NewsSource)
 			pmb = tpm.Bits
@@ -46045,9 +45695,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f631:
 	// NewsID
 	{
-		done := false
 		e := &c.d.s311NewsID
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -46057,7 +45707,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				} else {
 					v.NewsID, v.HasNewsID = c.Copy(e.B), true
 				}
-				done = true
+				goto f632
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -46086,10 +45736,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.NewsID, v.HasNewsID = w, true
 				p = end + 1
-				done = true
+				goto f632
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fNewsID2, &tpm, &c.d.s311NewsID)
 			pmb = tpm.Bits
@@ -46102,9 +45752,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f632:
 	// LanguageCode
 	{
-		done := false
 		e := &c.d.s312LanguageCode
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -46114,7 +45764,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				} else {
 					v.LanguageCode, v.HasLanguageCode = c.Copy(e.B), true
 				}
-				done = true
+				goto f633
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -46143,10 +45793,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.LanguageCode, v.HasLanguageCode = w, true
 				p = end + 1
-				done = true
+				goto f633
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLanguageCode2, &tpm, &c.d.s312LanguageCode)
 			pmb = tpm.Bits
@@ -46159,9 +45809,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f633:
 	// Headline
 	{
-		done := false
 		e := &c.d.s313Headline
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -46171,7 +45821,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				} else {
 					v.Headline, v.HasHeadline = c.Copy(e.B), true
 				}
-				done = true
+				goto f634
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -46200,10 +45850,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.Headline, v.HasHeadline = w, true
 				p = end + 1
-				done = true
+				goto f634
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fHeadline2, &tpm, &c.d.s313Headline)
 			pmb = tpm.Bits
@@ -46216,9 +45866,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f634:
 	// URLLink
 	{
-		done := false
 		e := &c.d.s314URLLink
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -46228,7 +45878,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				} else {
 					v.URLLink, v.HasURLLink = c.Copy(e.B), true
 				}
-				done = true
+				goto f635
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -46257,10 +45907,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.URLLink, v.HasURLLink = w, true
 				p = end + 1
-				done = true
+				goto f635
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fURLLink2, &tpm, &c.d.s314URLLink)
 			pmb = tpm.Bits
@@ -46273,9 +45923,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f635:
 	// EncodedHeadlineLen
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = uint32(x-1), true
@@ -46283,9 +45933,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				v.HasEncodedHeadlineLen = false
 			}
 			p++
-			done = true
+			goto f636
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -46314,10 +45964,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				x--
 				v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = uint32(x), true
 				p += n
-				done = true
+				goto f636
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fEncodedHeadlineLen2, &tpm, nil)
 			pmb = tpm.Bits
@@ -46330,10 +45980,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f636:
 	// EncodedHeadline
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fEncodedHeadline2, &tpm, nil)
 			pmb = tpm.Bits
@@ -46390,13 +46040,12 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				_ = win
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s315SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID = uint64(e.I)
-							done = true
+							goto f637
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -46404,7 +46053,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.SecurityID = uint64(x)
-						done = true
+						goto f637
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -46442,10 +46091,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.SecurityID = uint64(x)
-							done = true
+							goto f637
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID23, &tpm, &c.d.s315SecurityID)
 						pmb = tpm.Bits
@@ -46457,11 +46106,11 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f637:
 				// SecurityIDSource
 				v.SecurityIDSource = uint32(8)
 				// SecurityExchange
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -46486,10 +46135,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityExchange = w
 							p = end + 1
-							done = true
+							goto f638
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityExchange22, &tpm, nil)
 						pmb = tpm.Bits
@@ -46501,6 +46150,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f638:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fRelatedSym5, "presence map has more bits than the segment uses")
 				}
@@ -46553,7 +46203,6 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				_ = win
 				// Text
 				{
-					done := false
 					e := &c.d.s316Text
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -46563,7 +46212,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 							} else {
 								v.Text = c.Copy(e.B)
 							}
-							done = true
+							goto f639
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -46592,10 +46241,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 							e.B = append(e.B[:0], w...)
 							v.Text = w
 							p = end + 1
-							done = true
+							goto f639
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fText3, &tpm, &c.d.s316Text)
 						pmb = tpm.Bits
@@ -46607,9 +46256,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f639:
 				// EncodedTextLen
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EncodedTextLen, v.HasEncodedTextLen = uint32(x-1), true
@@ -46617,9 +46266,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 							v.HasEncodedTextLen = false
 						}
 						p++
-						done = true
+						goto f640
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -46648,10 +46297,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 							x--
 							v.EncodedTextLen, v.HasEncodedTextLen = uint32(x), true
 							p += n
-							done = true
+							goto f640
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEncodedTextLen2, &tpm, nil)
 						pmb = tpm.Bits
@@ -46664,10 +46313,10 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f640:
 				// EncodedText
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fEncodedText2, &tpm, nil)
 						pmb = tpm.Bits
@@ -46707,13 +46356,12 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 	v.MessageType = cMessageType12
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f641
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -46741,10 +46389,10 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f641
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum26, &tpm, nil)
 			pmb = tpm.Bits
@@ -46756,15 +46404,15 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f641:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f642
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -46799,10 +46447,10 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f642
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime26, &tpm, nil)
 			pmb = tpm.Bits
@@ -46814,9 +46462,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f642:
 	// OrigTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint64(x-1), true
@@ -46824,9 +46472,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				v.HasOrigTime = false
 			}
 			p++
-			done = true
+			goto f643
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -46862,10 +46510,10 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				x--
 				v.OrigTime, v.HasOrigTime = uint64(x), true
 				p += n
-				done = true
+				goto f643
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fOrigTime3, &tpm, nil)
 			pmb = tpm.Bits
@@ -46878,9 +46526,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f643:
 	// NewsSource
 	{
-		done := false
 		e := &c.d.s317NewsSource
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -46890,7 +46538,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				} else {
 					v.NewsSource, v.HasNewsSource = c.Copy(e.B), true
 				}
-				done = true
+				goto f644
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -46919,10 +46567,10 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.NewsSource, v.HasNewsSource = w, true
 				p = end + 1
-				done = true
+				goto f644
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fNewsSource3, &tpm, &c.d.s317NewsSource)
 			pmb = tpm.Bits
@@ -46935,9 +46583,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f644:
 	// LanguageCode
 	{
-		done := false
 		e := &c.d.s318LanguageCode
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -46947,7 +46595,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				} else {
 					v.LanguageCode, v.HasLanguageCode = c.Copy(e.B), true
 				}
-				done = true
+				goto f645
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -46976,10 +46624,10 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.LanguageCode, v.HasLanguageCode = w, true
 				p = end + 1
-				done = true
+				goto f645
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLanguageCode3, &tpm, &c.d.s318LanguageCode)
 			pmb = tpm.Bits
@@ -46992,9 +46640,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f645:
 	// Headline
 	{
-		done := false
 		e := &c.d.s319Headline
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -47004,7 +46652,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				} else {
 					v.Headline, v.HasHeadline = c.Copy(e.B), true
 				}
-				done = true
+				goto f646
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -47033,10 +46681,10 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.Headline, v.HasHeadline = w, true
 				p = end + 1
-				done = true
+				goto f646
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fHeadline3, &tpm, &c.d.s319Headline)
 			pmb = tpm.Bits
@@ -47049,9 +46697,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f646:
 	// URLLink
 	{
-		done := false
 		e := &c.d.s320URLLink
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -47061,7 +46709,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				} else {
 					v.URLLink, v.HasURLLink = c.Copy(e.B), true
 				}
-				done = true
+				goto f647
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -47090,10 +46738,10 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				e.B = append(e.B[:0], w...)
 				v.URLLink, v.HasURLLink = w, true
 				p = end + 1
-				done = true
+				goto f647
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fURLLink3, &tpm, &c.d.s320URLLink)
 			pmb = tpm.Bits
@@ -47106,6 +46754,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			p = np
 		}
 	}
+f647:
 	// RelatedSym
 	{
 		n := -1
@@ -47150,13 +46799,12 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				_ = win
 				// SecurityID
 				{
-					done := false
 					e := &c.d.s321SecurityID
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.SecurityID = uint64(e.I)
-							done = true
+							goto f648
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -47164,7 +46812,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.SecurityID = uint64(x)
-						done = true
+						goto f648
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -47202,10 +46850,10 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.SecurityID = uint64(x)
-							done = true
+							goto f648
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID24, &tpm, &c.d.s321SecurityID)
 						pmb = tpm.Bits
@@ -47217,11 +46865,11 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f648:
 				// SecurityIDSource
 				v.SecurityIDSource = uint32(8)
 				// SecurityExchange
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -47246,10 +46894,10 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityExchange = w
 							p = end + 1
-							done = true
+							goto f649
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityExchange23, &tpm, nil)
 						pmb = tpm.Bits
@@ -47261,6 +46909,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f649:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fRelatedSym6, "presence map has more bits than the segment uses")
 				}
@@ -47313,8 +46962,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				_ = win
 				// RoutingType
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRoutingType, &tpm, nil)
 						pmb = tpm.Bits
@@ -47329,7 +46977,6 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				}
 				// RoutingID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -47354,14 +47001,14 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.RoutingID, v.HasRoutingID = w, true
 							p = end + 1
-							done = true
+							goto f650
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasRoutingID = false
 						p++
-						done = true
+						goto f650
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fRoutingID, &tpm, nil)
 						pmb = tpm.Bits
@@ -47374,6 +47021,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f650:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fRoutingIds, "presence map has more bits than the segment uses")
 				}
@@ -47426,7 +47074,6 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				_ = win
 				// text
 				{
-					done := false
 					e := &c.d.s322Text
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
@@ -47436,7 +47083,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 							} else {
 								v.Text = c.Copy(e.B)
 							}
-							done = true
+							goto f651
 						}
 					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
@@ -47465,10 +47112,10 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 							e.B = append(e.B[:0], w...)
 							v.Text = w
 							p = end + 1
-							done = true
+							goto f651
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fText4, &tpm, &c.d.s322Text)
 						pmb = tpm.Bits
@@ -47480,9 +47127,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f651:
 				// EncodedTextLen
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EncodedTextLen, v.HasEncodedTextLen = uint32(x-1), true
@@ -47490,9 +47137,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 							v.HasEncodedTextLen = false
 						}
 						p++
-						done = true
+						goto f652
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -47521,10 +47168,10 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 							x--
 							v.EncodedTextLen, v.HasEncodedTextLen = uint32(x), true
 							p += n
-							done = true
+							goto f652
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEncodedTextLen3, &tpm, nil)
 						pmb = tpm.Bits
@@ -47537,9 +47184,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f652:
 				// EncodedText
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -47564,14 +47211,14 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 							w[end-p] = b[end] &^ 0x80
 							v.EncodedText, v.HasEncodedText = w, true
 							p = end + 1
-							done = true
+							goto f653
 						}
 					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 						v.HasEncodedText = false
 						p++
-						done = true
+						goto f653
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fEncodedText3, &tpm, nil)
 						pmb = tpm.Bits
@@ -47584,6 +47231,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						p = np
 					}
 				}
+			f653:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fLinesOfText3, "presence map has more bits than the segment uses")
 				}
@@ -47609,13 +47257,12 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 	v.MsgType = cMsgType15
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f654
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -47643,10 +47290,10 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f654
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum27, &tpm, nil)
 			pmb = tpm.Bits
@@ -47658,15 +47305,15 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f654:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f655
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -47701,10 +47348,10 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f655
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime27, &tpm, nil)
 			pmb = tpm.Bits
@@ -47716,6 +47363,7 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f655:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -47733,13 +47381,12 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 	v.MessageType = cMessageType13
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f656
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -47767,10 +47414,10 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f656
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum28, &tpm, nil)
 			pmb = tpm.Bits
@@ -47782,15 +47429,15 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f656:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f657
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -47825,10 +47472,10 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f657
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime28, &tpm, nil)
 			pmb = tpm.Bits
@@ -47840,6 +47487,7 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f657:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -47857,13 +47505,12 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 	v.MessageType = cMessageType14
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f658
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -47891,10 +47538,10 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f658
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum29, &tpm, nil)
 			pmb = tpm.Bits
@@ -47906,15 +47553,15 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f658:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f659
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -47949,10 +47596,10 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f659
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime29, &tpm, nil)
 			pmb = tpm.Bits
@@ -47964,10 +47611,10 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f659:
 	// PosDupFlag
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fPosDupFlag2, &tpm, nil)
 			pmb = tpm.Bits
@@ -47997,13 +47644,12 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 	v.MessageType = cMessageType15
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f660
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -48031,10 +47677,10 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f660
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum30, &tpm, nil)
 			pmb = tpm.Bits
@@ -48046,15 +47692,15 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 			p = np
 		}
 	}
+f660:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f661
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -48089,10 +47735,10 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f661
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime30, &tpm, nil)
 			pmb = tpm.Bits
@@ -48104,19 +47750,19 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 			p = np
 		}
 	}
+f661:
 	// ApplID
 	v.ApplID = cApplID
 	// EncryptMethod
 	v.EncryptMethod = uint32(0)
 	// HeartbeatInt
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.HeartbeatInt = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f662
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -48144,10 +47790,10 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 			if n > 0 && x <= 1<<32-1 {
 				v.HeartbeatInt = uint32(x)
 				p += n
-				done = true
+				goto f662
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fHeartbeatInt, &tpm, nil)
 			pmb = tpm.Bits
@@ -48159,6 +47805,7 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 			p = np
 		}
 	}
+f662:
 	// DefaultApplVerID
 	v.DefaultApplVerID = cDefaultApplVerID
 	if pmb != 0 || pmx {
@@ -48180,13 +47827,12 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 	v.MessageType = cMessageType16
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f663
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -48214,10 +47860,10 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f663
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum31, &tpm, nil)
 			pmb = tpm.Bits
@@ -48229,15 +47875,15 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 			p = np
 		}
 	}
+f663:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f664
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -48272,10 +47918,10 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f664
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime31, &tpm, nil)
 			pmb = tpm.Bits
@@ -48287,11 +47933,11 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 			p = np
 		}
 	}
+f664:
 	// ApplID
 	v.ApplID = cApplID2
 	// Text
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -48316,14 +47962,14 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
-				done = true
+				goto f665
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasText = false
 			p++
-			done = true
+			goto f665
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fText5, &tpm, nil)
 			pmb = tpm.Bits
@@ -48336,6 +47982,7 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 			p = np
 		}
 	}
+f665:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -48351,13 +47998,12 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 	v.MsgType = cMsgType16
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f666
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -48385,10 +48031,10 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f666
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum32, &tpm, nil)
 			pmb = tpm.Bits
@@ -48400,15 +48046,15 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f666:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f667
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -48443,10 +48089,10 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f667
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime32, &tpm, nil)
 			pmb = tpm.Bits
@@ -48458,10 +48104,10 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f667:
 	// ApplVerID
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fApplVerID32, &tpm, nil)
 			pmb = tpm.Bits
@@ -48476,13 +48122,12 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 	}
 	// NewSeqNo
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.NewSeqNo = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f668
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -48510,10 +48155,10 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 			if n > 0 && x <= 1<<32-1 {
 				v.NewSeqNo = uint32(x)
 				p += n
-				done = true
+				goto f668
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNewSeqNo, &tpm, nil)
 			pmb = tpm.Bits
@@ -48525,6 +48170,7 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f668:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}

@@ -236,13 +236,12 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 	_ = err
 	// PartitionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.PartitionID = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f1
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -270,10 +269,10 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 			if n > 0 && x <= 1<<32-1 {
 				v.PartitionID = uint32(x)
 				p += n
-				done = true
+				goto f1
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fPartitionID, &tpm, nil)
 			pmb = tpm.Bits
@@ -285,15 +284,15 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f1:
 	// SenderCompID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SenderCompID = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f2
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -321,10 +320,10 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 			if n > 0 && x <= 1<<32-1 {
 				v.SenderCompID = uint32(x)
 				p += n
-				done = true
+				goto f2
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSenderCompID, &tpm, nil)
 			pmb = tpm.Bits
@@ -336,10 +335,10 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f2:
 	// PacketSeqNum
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fPacketSeqNum, &tpm, nil)
 			pmb = tpm.Bits
@@ -353,8 +352,7 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 	}
 	// SendingTime
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSendingTime, &tpm, nil)
 			pmb = tpm.Bits
@@ -368,8 +366,7 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 	}
 	// PerformanceIndicator
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fPerformanceIndicator, &tpm, nil)
 			pmb = tpm.Bits
@@ -396,17 +393,16 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 	v.MsgType = cMsgType
 	// MsgSeqNum
 	{
-		done := false
 		e := &c.d.s1MsgSeqNum
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
 				pmb <<= 1
 				e.I++
 				v.MsgSeqNum, v.HasMsgSeqNum = uint32(e.I), true
-				done = true
+				goto f3
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, &c.d.s1MsgSeqNum)
 			pmb = tpm.Bits
@@ -419,15 +415,15 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			p = np
 		}
 	}
+f3:
 	// SenderCompID
 	{
-		done := false
 		e := &c.d.s2SenderCompID
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
 				pmb <<= 1
 				v.SenderCompID = uint32(e.I)
-				done = true
+				goto f4
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			pmb <<= 1
@@ -435,7 +431,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.SenderCompID = uint32(x)
-			done = true
+			goto f4
 		} else {
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -466,10 +462,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.SenderCompID = uint32(x)
-				done = true
+				goto f4
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSenderCompID2, &tpm, &c.d.s2SenderCompID)
 			pmb = tpm.Bits
@@ -481,19 +477,19 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			p = np
 		}
 	}
+f4:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		e := &c.d.s3LastMsgSeqNumProcessed
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
 				pmb <<= 1
 				e.I++
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(e.I), true
-				done = true
+				goto f5
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, &c.d.s3LastMsgSeqNumProcessed)
 			pmb = tpm.Bits
@@ -506,18 +502,18 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			p = np
 		}
 	}
+f5:
 	// RefreshIndicator
 	{
-		done := false
 		e := &c.d.s4RefreshIndicator
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
 				pmb <<= 1
 				v.RefreshIndicator, v.HasRefreshIndicator = uint32(e.I), true
-				done = true
+				goto f6
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRefreshIndicator, &tpm, &c.d.s4RefreshIndicator)
 			pmb = tpm.Bits
@@ -530,15 +526,15 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			p = np
 		}
 	}
+f6:
 	// MarketSegmentID
 	{
-		done := false
 		e := &c.d.s5MarketSegmentID
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
 				pmb <<= 1
 				v.MarketSegmentID = uint32(e.I)
-				done = true
+				goto f7
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			pmb <<= 1
@@ -546,7 +542,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MarketSegmentID = uint32(x)
-			done = true
+			goto f7
 		} else {
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -577,10 +573,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MarketSegmentID = uint32(x)
-				done = true
+				goto f7
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketSegmentID, &tpm, &c.d.s5MarketSegmentID)
 			pmb = tpm.Bits
@@ -592,10 +588,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			p = np
 		}
 	}
+f7:
 	// SecurityID
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID, &tpm, &c.d.s6SecurityID)
 			pmb = tpm.Bits
@@ -611,13 +607,12 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 	v.SecurityIDSource = cSecurityIDSource
 	// ProductComplex
 	{
-		done := false
 		e := &c.d.s7ProductComplex
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
 				pmb <<= 1
 				v.ProductComplex = uint32(e.I)
-				done = true
+				goto f8
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			pmb <<= 1
@@ -625,7 +620,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.ProductComplex = uint32(x)
-			done = true
+			goto f8
 		} else {
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -656,10 +651,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.ProductComplex = uint32(x)
-				done = true
+				goto f8
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fProductComplex, &tpm, &c.d.s7ProductComplex)
 			pmb = tpm.Bits
@@ -671,10 +666,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			p = np
 		}
 	}
+f8:
 	// SecurityStatus
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityStatus, &tpm, nil)
 			pmb = tpm.Bits
@@ -688,8 +683,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 	}
 	// LastUpdateTime
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastUpdateTime, &tpm, &c.d.s8LastUpdateTime)
 			pmb = tpm.Bits
@@ -742,13 +736,12 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				}
 				// MDEntryType
 				{
-					done := false
 					e := &c.d.s9MDEntryType
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryType = uint32(e.I)
-							done = true
+							goto f9
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -756,7 +749,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 						v.MDEntryType = uint32(x)
-						done = true
+						goto f9
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -787,10 +780,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 							v.MDEntryType = uint32(x)
-							done = true
+							goto f9
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryType, &tpm, &c.d.s9MDEntryType)
 						pmb = tpm.Bits
@@ -802,9 +795,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						p = np
 					}
 				}
+			f9:
 				// TrdType
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TrdType, v.HasTrdType = uint32(x-1), true
@@ -812,9 +805,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 							v.HasTrdType = false
 						}
 						p++
-						done = true
+						goto f10
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -843,10 +836,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 							x--
 							v.TrdType, v.HasTrdType = uint32(x), true
 							p += n
-							done = true
+							goto f10
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTrdType, &tpm, nil)
 						pmb = tpm.Bits
@@ -859,10 +852,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						p = np
 					}
 				}
+			f10:
 				// TradingSessionID
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID, &tpm, nil)
 						pmb = tpm.Bits
@@ -877,7 +870,6 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				}
 				// TradingSessionSubID
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionSubID, v.HasTradingSessionSubID = uint32(x-1), true
@@ -885,9 +877,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 							v.HasTradingSessionSubID = false
 						}
 						p++
-						done = true
+						goto f11
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -916,10 +908,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 							x--
 							v.TradingSessionSubID, v.HasTradingSessionSubID = uint32(x), true
 							p += n
-							done = true
+							goto f11
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionSubID, &tpm, nil)
 						pmb = tpm.Bits
@@ -932,10 +924,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						p = np
 					}
 				}
+			f11:
 				// FastMarketIndicator
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fFastMarketIndicator, &tpm, nil)
 						pmb = tpm.Bits
@@ -950,7 +942,6 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				}
 				// SecurityTradingStatus
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -958,9 +949,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 							v.HasSecurityTradingStatus = false
 						}
 						p++
-						done = true
+						goto f12
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -989,10 +980,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 							x--
 							v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
 							p += n
-							done = true
+							goto f12
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
 						pmb = tpm.Bits
@@ -1005,9 +996,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						p = np
 					}
 				}
+			f12:
 				// TradeCondition
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradeCondition, v.HasTradeCondition = uint64(x-1), true
@@ -1015,9 +1006,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 							v.HasTradeCondition = false
 						}
 						p++
-						done = true
+						goto f13
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -1053,10 +1044,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 							x--
 							v.TradeCondition, v.HasTradeCondition = uint64(x), true
 							p += n
-							done = true
+							goto f13
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeCondition, &tpm, nil)
 						pmb = tpm.Bits
@@ -1069,10 +1060,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						p = np
 					}
 				}
+			f13:
 				// MDEntryPx
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, &tpm, &c.d.s10MDEntryPx)
 						pmb = tpm.Bits
@@ -1087,8 +1078,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				}
 				// MDEntrySize
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize, &tpm, &c.d.s11MDEntrySize)
 						pmb = tpm.Bits
@@ -1103,8 +1093,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				}
 				// NumberOfOrders
 				{
-					done := false
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, &c.d.s12NumberOfOrders)
 						pmb = tpm.Bits
@@ -1119,17 +1108,16 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				}
 				// MDPriceLevel
 				{
-					done := false
 					e := &c.d.s13MDPriceLevel
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen && e.I < 1<<32-1 {
 							pmb <<= 1
 							e.I++
 							v.MDPriceLevel, v.HasMDPriceLevel = uint32(e.I), true
-							done = true
+							goto f14
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDPriceLevel, &tpm, &c.d.s13MDPriceLevel)
 						pmb = tpm.Bits
@@ -1142,18 +1130,18 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						p = np
 					}
 				}
+			f14:
 				// MDEntryTime
 				{
-					done := false
 					e := &c.d.s14MDEntryTime
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.MDEntryTime, v.HasMDEntryTime = int64(e.I), true
-							done = true
+							goto f15
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime, &tpm, &c.d.s14MDEntryTime)
 						pmb = tpm.Bits
@@ -1166,9 +1154,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						p = np
 					}
 				}
+			f15:
 				// TradeVolume
 				{
-					done := false
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradeVolume, v.HasTradeVolume = uint64(x-1), true
@@ -1176,9 +1164,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 							v.HasTradeVolume = false
 						}
 						p++
-						done = true
+						goto f16
 					}
-					if !done {
+					{
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
@@ -1214,10 +1202,10 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 							x--
 							v.TradeVolume, v.HasTradeVolume = uint64(x), true
 							p += n
-							done = true
+							goto f16
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume, &tpm, nil)
 						pmb = tpm.Bits
@@ -1230,6 +1218,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						p = np
 					}
 				}
+			f16:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fMDSshGrp, "presence map has more bits than the segment uses")
 				}

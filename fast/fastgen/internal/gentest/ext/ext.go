@@ -659,13 +659,12 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 	_ = win
 	// A
 	{
-		done := false
 		e := &c.d.s1A
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
 				pmb <<= 1
 				v.A = uint32(e.I)
-				done = true
+				goto f1
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			pmb <<= 1
@@ -673,7 +672,7 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.A = uint32(x)
-			done = true
+			goto f1
 		} else {
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -704,10 +703,10 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.A = uint32(x)
-				done = true
+				goto f1
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fA, &tpm, &c.d.s1A)
 			pmb = tpm.Bits
@@ -719,19 +718,19 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f1:
 	// B
 	{
-		done := false
 		e := &c.d.s2B
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I != 1<<63-1 {
 				pmb <<= 1
 				e.I++
 				v.B, v.HasB = int64(e.I), true
-				done = true
+				goto f2
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fB, &tpm, &c.d.s2B)
 			pmb = tpm.Bits
@@ -744,9 +743,9 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f2:
 	// S
 	{
-		done := false
 		e := &c.d.s3S
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -756,7 +755,7 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 				} else {
 					v.S = c.Copy(e.B)
 				}
-				done = true
+				goto f3
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -785,10 +784,10 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 				e.B = append(e.B[:0], w...)
 				v.S = w
 				p = end + 1
-				done = true
+				goto f3
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fS, &tpm, &c.d.s3S)
 			pmb = tpm.Bits
@@ -800,6 +799,7 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f3:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -815,13 +815,12 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	_ = win
 	// A
 	{
-		done := false
 		e := &c.d.s1A
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
 				pmb <<= 1
 				v.A = uint32(e.I)
-				done = true
+				goto f4
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			pmb <<= 1
@@ -829,7 +828,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.A = uint32(x)
-			done = true
+			goto f4
 		} else {
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -860,10 +859,10 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.A = uint32(x)
-				done = true
+				goto f4
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fA2, &tpm, &c.d.s1A)
 			pmb = tpm.Bits
@@ -875,19 +874,19 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 			p = np
 		}
 	}
+f4:
 	// B
 	{
-		done := false
 		e := &c.d.s2B
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I != 1<<63-1 {
 				pmb <<= 1
 				e.I++
 				v.B, v.HasB = int64(e.I), true
-				done = true
+				goto f5
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fB2, &tpm, &c.d.s2B)
 			pmb = tpm.Bits
@@ -900,9 +899,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 			p = np
 		}
 	}
+f5:
 	// S
 	{
-		done := false
 		e := &c.d.s3S
 		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
@@ -912,7 +911,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 				} else {
 					v.S = c.Copy(e.B)
 				}
-				done = true
+				goto f6
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
@@ -941,10 +940,10 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 				e.B = append(e.B[:0], w...)
 				v.S = w
 				p = end + 1
-				done = true
+				goto f6
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fS2, &tpm, &c.d.s3S)
 			pmb = tpm.Bits
@@ -956,10 +955,10 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 			p = np
 		}
 	}
+f6:
 	// T
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fT, &tpm, &c.d.s4T)
 			pmb = tpm.Bits
@@ -974,8 +973,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	}
 	// D
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fD, &tpm, &c.d.s5D)
 			pmb = tpm.Bits
@@ -989,8 +987,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	}
 	// U
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fU, &tpm, &c.d.s6U)
 			pmb = tpm.Bits
@@ -1005,8 +1002,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	}
 	// BV
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fBV, &tpm, nil)
 			pmb = tpm.Bits
@@ -1021,8 +1017,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	}
 	// BD
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fBD, &tpm, &c.d.s7BD)
 			pmb = tpm.Bits
@@ -1036,8 +1031,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	}
 	// I
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fI, &tpm, nil)
 			pmb = tpm.Bits
@@ -1052,8 +1046,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	}
 	// L
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fL, &tpm, &c.d.s8L)
 			pmb = tpm.Bits
@@ -1067,8 +1060,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	}
 	// P
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fP, &tpm, nil)
 			pmb = tpm.Bits
@@ -1083,8 +1075,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	}
 	// Q
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fQ, &tpm, &c.d.s9Q)
 			pmb = tpm.Bits
@@ -1098,8 +1089,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	}
 	// R
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fR, &tpm, &c.d.s10R)
 			pmb = tpm.Bits
@@ -1114,8 +1104,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	}
 	// X
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.SplitDecimal(b, p, fX, &tpm, nil, &c.d.s11XMantissa)
 			pmb = tpm.Bits
@@ -1130,8 +1119,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	}
 	// K
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fK, &tpm, nil)
 			pmb = tpm.Bits
@@ -1170,13 +1158,12 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 			_ = win
 			// A
 			{
-				done := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 					v.A = uint32(b[p] & 0x7f)
 					p++
-					done = true
+					goto f7
 				}
-				if !done {
+				{
 					x, n := uint64(0), 0
 					if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 						if q[1] >= 0x80 {
@@ -1204,10 +1191,10 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					if n > 0 && x <= 1<<32-1 {
 						v.A = uint32(x)
 						p += n
-						done = true
+						goto f7
 					}
 				}
-				if !done {
+				{
 					tpm := fastrt.PMap{Bits: pmb}
 					x, ok, np, err := c.Int(b, p, fA3, &tpm, nil)
 					pmb = tpm.Bits
@@ -1219,9 +1206,9 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					p = np
 				}
 			}
+		f7:
 			// S
 			{
-				done := false
 				if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 					end := p
 					if q := b[p:]; len(q) >= 8 {
@@ -1246,14 +1233,14 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 						w[end-p] = b[end] &^ 0x80
 						v.S, v.HasS = w, true
 						p = end + 1
-						done = true
+						goto f8
 					}
 				} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 					v.HasS = false
 					p++
-					done = true
+					goto f8
 				}
-				if !done {
+				{
 					tpm := fastrt.PMap{Bits: pmb}
 					x, ok, np, err := c.Vector(b, p, fS3, &tpm, nil)
 					pmb = tpm.Bits
@@ -1266,6 +1253,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					p = np
 				}
 			}
+		f8:
 		}
 		c.Depth--
 	}
@@ -1290,13 +1278,12 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 			_ = win
 			// A
 			{
-				done := false
 				e := &c.d.s1A
 				if int64(pmb) >= 0 {
 					if e.G == c.Gen {
 						pmb <<= 1
 						v.A = uint32(e.I)
-						done = true
+						goto f9
 					}
 				} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 					pmb <<= 1
@@ -1304,7 +1291,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					p++
 					e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 					v.A = uint32(x)
-					done = true
+					goto f9
 				} else {
 					x, n := uint64(0), 0
 					if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -1335,10 +1322,10 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 						p += n
 						e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 						v.A = uint32(x)
-						done = true
+						goto f9
 					}
 				}
-				if !done {
+				{
 					tpm := fastrt.PMap{Bits: pmb}
 					x, ok, np, err := c.Int(b, p, fA4, &tpm, &c.d.s1A)
 					pmb = tpm.Bits
@@ -1350,6 +1337,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					p = np
 				}
 			}
+		f9:
 			// Inner
 			{
 				n := -1
@@ -1394,8 +1382,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 						_ = win
 						// V
 						{
-							done := false
-							if !done {
+							{
 								tpm := fastrt.PMap{Bits: pmb}
 								x, ok, np, err := c.Int(b, p, fV, &tpm, &c.d.s13V)
 								pmb = tpm.Bits
@@ -1428,7 +1415,6 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 								_ = win
 								// Z
 								{
-									done := false
 									e := &c.d.s14Z
 									if int64(pmb) >= 0 {
 										if e.G == c.Gen {
@@ -1438,7 +1424,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 											} else {
 												v.Z = c.Copy(e.B)
 											}
-											done = true
+											goto f10
 										}
 									} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 										end := p
@@ -1467,10 +1453,10 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 											e.B = append(e.B[:0], w...)
 											v.Z = w
 											p = end + 1
-											done = true
+											goto f10
 										}
 									}
-									if !done {
+									{
 										tpm := fastrt.PMap{Bits: pmb}
 										x, ok, np, err := c.Vector(b, p, fZ, &tpm, &c.d.s14Z)
 										pmb = tpm.Bits
@@ -1482,6 +1468,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 										p = np
 									}
 								}
+							f10:
 								if pmb != 0 || pmx {
 									return p, fastrt.Err(fast.R8, p, fG3, "presence map has more bits than the segment uses")
 								}
@@ -1550,7 +1537,6 @@ func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, err
 	_ = err
 	// V
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.V, v.HasV = uint32(x-1), true
@@ -1558,9 +1544,9 @@ func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, err
 				v.HasV = false
 			}
 			p++
-			done = true
+			goto f11
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1589,10 +1575,10 @@ func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, err
 				x--
 				v.V, v.HasV = uint32(x), true
 				p += n
-				done = true
+				goto f11
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fV2, pm, nil)
 			if err != nil {
 				return np, err
@@ -1603,6 +1589,7 @@ func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, err
 			p = np
 		}
 	}
+f11:
 	// Nested
 	{
 		n := -1
@@ -1645,13 +1632,12 @@ func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, err
 				}
 				// W
 				{
-					done := false
 					e := &c.d.s16W
 					if int64(pmb) >= 0 {
 						if e.G == c.Gen {
 							pmb <<= 1
 							v.W = uint64(e.I)
-							done = true
+							goto f12
 						}
 					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						pmb <<= 1
@@ -1659,7 +1645,7 @@ func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, err
 						p++
 						e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 						v.W = uint64(x)
-						done = true
+						goto f12
 					} else {
 						x, n := uint64(0), 0
 						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
@@ -1697,10 +1683,10 @@ func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, err
 							p += n
 							e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 							v.W = uint64(x)
-							done = true
+							goto f12
 						}
 					}
-					if !done {
+					{
 						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fW, &tpm, &c.d.s16W)
 						pmb = tpm.Bits
@@ -1712,6 +1698,7 @@ func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, err
 						p = np
 					}
 				}
+			f12:
 				if pmb != 0 || pmx {
 					return p, fastrt.Err(fast.R8, p, fNested, "presence map has more bits than the segment uses")
 				}
@@ -1727,16 +1714,15 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 	_ = err
 	// F0
 	{
-		done := false
 		e := &c.d.s17F0
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F0, v.HasF0 = uint32(e.I), true
-				done = true
+				goto f13
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF0, pm, &c.d.s17F0)
 			if err != nil {
 				return np, err
@@ -1747,18 +1733,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f13:
 	// F1
 	{
-		done := false
 		e := &c.d.s18F1
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F1, v.HasF1 = uint32(e.I), true
-				done = true
+				goto f14
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF1, pm, &c.d.s18F1)
 			if err != nil {
 				return np, err
@@ -1769,18 +1755,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f14:
 	// F2
 	{
-		done := false
 		e := &c.d.s19F2
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F2, v.HasF2 = uint32(e.I), true
-				done = true
+				goto f15
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF2, pm, &c.d.s19F2)
 			if err != nil {
 				return np, err
@@ -1791,18 +1777,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f15:
 	// F3
 	{
-		done := false
 		e := &c.d.s20F3
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F3, v.HasF3 = uint32(e.I), true
-				done = true
+				goto f16
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF3, pm, &c.d.s20F3)
 			if err != nil {
 				return np, err
@@ -1813,18 +1799,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f16:
 	// F4
 	{
-		done := false
 		e := &c.d.s21F4
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F4, v.HasF4 = uint32(e.I), true
-				done = true
+				goto f17
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF4, pm, &c.d.s21F4)
 			if err != nil {
 				return np, err
@@ -1835,18 +1821,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f17:
 	// F5
 	{
-		done := false
 		e := &c.d.s22F5
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F5, v.HasF5 = uint32(e.I), true
-				done = true
+				goto f18
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF5, pm, &c.d.s22F5)
 			if err != nil {
 				return np, err
@@ -1857,18 +1843,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f18:
 	// F6
 	{
-		done := false
 		e := &c.d.s23F6
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F6, v.HasF6 = uint32(e.I), true
-				done = true
+				goto f19
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF6, pm, &c.d.s23F6)
 			if err != nil {
 				return np, err
@@ -1879,18 +1865,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f19:
 	// F7
 	{
-		done := false
 		e := &c.d.s24F7
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F7, v.HasF7 = uint32(e.I), true
-				done = true
+				goto f20
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF7, pm, &c.d.s24F7)
 			if err != nil {
 				return np, err
@@ -1901,18 +1887,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f20:
 	// F8
 	{
-		done := false
 		e := &c.d.s25F8
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F8, v.HasF8 = uint32(e.I), true
-				done = true
+				goto f21
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF8, pm, &c.d.s25F8)
 			if err != nil {
 				return np, err
@@ -1923,18 +1909,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f21:
 	// F9
 	{
-		done := false
 		e := &c.d.s26F9
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F9, v.HasF9 = uint32(e.I), true
-				done = true
+				goto f22
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF9, pm, &c.d.s26F9)
 			if err != nil {
 				return np, err
@@ -1945,18 +1931,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f22:
 	// F10
 	{
-		done := false
 		e := &c.d.s27F10
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F10, v.HasF10 = uint32(e.I), true
-				done = true
+				goto f23
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF10, pm, &c.d.s27F10)
 			if err != nil {
 				return np, err
@@ -1967,18 +1953,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f23:
 	// F11
 	{
-		done := false
 		e := &c.d.s28F11
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F11, v.HasF11 = uint32(e.I), true
-				done = true
+				goto f24
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF11, pm, &c.d.s28F11)
 			if err != nil {
 				return np, err
@@ -1989,18 +1975,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f24:
 	// F12
 	{
-		done := false
 		e := &c.d.s29F12
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F12, v.HasF12 = uint32(e.I), true
-				done = true
+				goto f25
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF12, pm, &c.d.s29F12)
 			if err != nil {
 				return np, err
@@ -2011,18 +1997,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f25:
 	// F13
 	{
-		done := false
 		e := &c.d.s30F13
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F13, v.HasF13 = uint32(e.I), true
-				done = true
+				goto f26
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF13, pm, &c.d.s30F13)
 			if err != nil {
 				return np, err
@@ -2033,18 +2019,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f26:
 	// F14
 	{
-		done := false
 		e := &c.d.s31F14
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F14, v.HasF14 = uint32(e.I), true
-				done = true
+				goto f27
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF14, pm, &c.d.s31F14)
 			if err != nil {
 				return np, err
@@ -2055,18 +2041,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f27:
 	// F15
 	{
-		done := false
 		e := &c.d.s32F15
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F15, v.HasF15 = uint32(e.I), true
-				done = true
+				goto f28
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF15, pm, &c.d.s32F15)
 			if err != nil {
 				return np, err
@@ -2077,18 +2063,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f28:
 	// F16
 	{
-		done := false
 		e := &c.d.s33F16
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F16, v.HasF16 = uint32(e.I), true
-				done = true
+				goto f29
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF16, pm, &c.d.s33F16)
 			if err != nil {
 				return np, err
@@ -2099,18 +2085,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f29:
 	// F17
 	{
-		done := false
 		e := &c.d.s34F17
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F17, v.HasF17 = uint32(e.I), true
-				done = true
+				goto f30
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF17, pm, &c.d.s34F17)
 			if err != nil {
 				return np, err
@@ -2121,18 +2107,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f30:
 	// F18
 	{
-		done := false
 		e := &c.d.s35F18
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F18, v.HasF18 = uint32(e.I), true
-				done = true
+				goto f31
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF18, pm, &c.d.s35F18)
 			if err != nil {
 				return np, err
@@ -2143,18 +2129,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f31:
 	// F19
 	{
-		done := false
 		e := &c.d.s36F19
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F19, v.HasF19 = uint32(e.I), true
-				done = true
+				goto f32
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF19, pm, &c.d.s36F19)
 			if err != nil {
 				return np, err
@@ -2165,18 +2151,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f32:
 	// F20
 	{
-		done := false
 		e := &c.d.s37F20
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F20, v.HasF20 = uint32(e.I), true
-				done = true
+				goto f33
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF20, pm, &c.d.s37F20)
 			if err != nil {
 				return np, err
@@ -2187,18 +2173,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f33:
 	// F21
 	{
-		done := false
 		e := &c.d.s38F21
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F21, v.HasF21 = uint32(e.I), true
-				done = true
+				goto f34
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF21, pm, &c.d.s38F21)
 			if err != nil {
 				return np, err
@@ -2209,18 +2195,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f34:
 	// F22
 	{
-		done := false
 		e := &c.d.s39F22
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F22, v.HasF22 = uint32(e.I), true
-				done = true
+				goto f35
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF22, pm, &c.d.s39F22)
 			if err != nil {
 				return np, err
@@ -2231,18 +2217,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f35:
 	// F23
 	{
-		done := false
 		e := &c.d.s40F23
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F23, v.HasF23 = uint32(e.I), true
-				done = true
+				goto f36
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF23, pm, &c.d.s40F23)
 			if err != nil {
 				return np, err
@@ -2253,18 +2239,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f36:
 	// F24
 	{
-		done := false
 		e := &c.d.s41F24
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F24, v.HasF24 = uint32(e.I), true
-				done = true
+				goto f37
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF24, pm, &c.d.s41F24)
 			if err != nil {
 				return np, err
@@ -2275,18 +2261,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f37:
 	// F25
 	{
-		done := false
 		e := &c.d.s42F25
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F25, v.HasF25 = uint32(e.I), true
-				done = true
+				goto f38
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF25, pm, &c.d.s42F25)
 			if err != nil {
 				return np, err
@@ -2297,18 +2283,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f38:
 	// F26
 	{
-		done := false
 		e := &c.d.s43F26
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F26, v.HasF26 = uint32(e.I), true
-				done = true
+				goto f39
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF26, pm, &c.d.s43F26)
 			if err != nil {
 				return np, err
@@ -2319,18 +2305,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f39:
 	// F27
 	{
-		done := false
 		e := &c.d.s44F27
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F27, v.HasF27 = uint32(e.I), true
-				done = true
+				goto f40
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF27, pm, &c.d.s44F27)
 			if err != nil {
 				return np, err
@@ -2341,18 +2327,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f40:
 	// F28
 	{
-		done := false
 		e := &c.d.s45F28
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F28, v.HasF28 = uint32(e.I), true
-				done = true
+				goto f41
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF28, pm, &c.d.s45F28)
 			if err != nil {
 				return np, err
@@ -2363,18 +2349,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f41:
 	// F29
 	{
-		done := false
 		e := &c.d.s46F29
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F29, v.HasF29 = uint32(e.I), true
-				done = true
+				goto f42
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF29, pm, &c.d.s46F29)
 			if err != nil {
 				return np, err
@@ -2385,18 +2371,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f42:
 	// F30
 	{
-		done := false
 		e := &c.d.s47F30
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F30, v.HasF30 = uint32(e.I), true
-				done = true
+				goto f43
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF30, pm, &c.d.s47F30)
 			if err != nil {
 				return np, err
@@ -2407,18 +2393,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f43:
 	// F31
 	{
-		done := false
 		e := &c.d.s48F31
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F31, v.HasF31 = uint32(e.I), true
-				done = true
+				goto f44
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF31, pm, &c.d.s48F31)
 			if err != nil {
 				return np, err
@@ -2429,18 +2415,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f44:
 	// F32
 	{
-		done := false
 		e := &c.d.s49F32
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F32, v.HasF32 = uint32(e.I), true
-				done = true
+				goto f45
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF32, pm, &c.d.s49F32)
 			if err != nil {
 				return np, err
@@ -2451,18 +2437,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f45:
 	// F33
 	{
-		done := false
 		e := &c.d.s50F33
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F33, v.HasF33 = uint32(e.I), true
-				done = true
+				goto f46
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF33, pm, &c.d.s50F33)
 			if err != nil {
 				return np, err
@@ -2473,18 +2459,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f46:
 	// F34
 	{
-		done := false
 		e := &c.d.s51F34
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F34, v.HasF34 = uint32(e.I), true
-				done = true
+				goto f47
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF34, pm, &c.d.s51F34)
 			if err != nil {
 				return np, err
@@ -2495,18 +2481,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f47:
 	// F35
 	{
-		done := false
 		e := &c.d.s52F35
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F35, v.HasF35 = uint32(e.I), true
-				done = true
+				goto f48
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF35, pm, &c.d.s52F35)
 			if err != nil {
 				return np, err
@@ -2517,18 +2503,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f48:
 	// F36
 	{
-		done := false
 		e := &c.d.s53F36
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F36, v.HasF36 = uint32(e.I), true
-				done = true
+				goto f49
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF36, pm, &c.d.s53F36)
 			if err != nil {
 				return np, err
@@ -2539,18 +2525,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f49:
 	// F37
 	{
-		done := false
 		e := &c.d.s54F37
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F37, v.HasF37 = uint32(e.I), true
-				done = true
+				goto f50
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF37, pm, &c.d.s54F37)
 			if err != nil {
 				return np, err
@@ -2561,18 +2547,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f50:
 	// F38
 	{
-		done := false
 		e := &c.d.s55F38
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F38, v.HasF38 = uint32(e.I), true
-				done = true
+				goto f51
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF38, pm, &c.d.s55F38)
 			if err != nil {
 				return np, err
@@ -2583,18 +2569,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f51:
 	// F39
 	{
-		done := false
 		e := &c.d.s56F39
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F39, v.HasF39 = uint32(e.I), true
-				done = true
+				goto f52
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF39, pm, &c.d.s56F39)
 			if err != nil {
 				return np, err
@@ -2605,18 +2591,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f52:
 	// F40
 	{
-		done := false
 		e := &c.d.s57F40
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F40, v.HasF40 = uint32(e.I), true
-				done = true
+				goto f53
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF40, pm, &c.d.s57F40)
 			if err != nil {
 				return np, err
@@ -2627,18 +2613,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f53:
 	// F41
 	{
-		done := false
 		e := &c.d.s58F41
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F41, v.HasF41 = uint32(e.I), true
-				done = true
+				goto f54
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF41, pm, &c.d.s58F41)
 			if err != nil {
 				return np, err
@@ -2649,18 +2635,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f54:
 	// F42
 	{
-		done := false
 		e := &c.d.s59F42
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F42, v.HasF42 = uint32(e.I), true
-				done = true
+				goto f55
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF42, pm, &c.d.s59F42)
 			if err != nil {
 				return np, err
@@ -2671,18 +2657,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f55:
 	// F43
 	{
-		done := false
 		e := &c.d.s60F43
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F43, v.HasF43 = uint32(e.I), true
-				done = true
+				goto f56
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF43, pm, &c.d.s60F43)
 			if err != nil {
 				return np, err
@@ -2693,18 +2679,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f56:
 	// F44
 	{
-		done := false
 		e := &c.d.s61F44
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F44, v.HasF44 = uint32(e.I), true
-				done = true
+				goto f57
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF44, pm, &c.d.s61F44)
 			if err != nil {
 				return np, err
@@ -2715,18 +2701,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f57:
 	// F45
 	{
-		done := false
 		e := &c.d.s62F45
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F45, v.HasF45 = uint32(e.I), true
-				done = true
+				goto f58
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF45, pm, &c.d.s62F45)
 			if err != nil {
 				return np, err
@@ -2737,18 +2723,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f58:
 	// F46
 	{
-		done := false
 		e := &c.d.s63F46
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F46, v.HasF46 = uint32(e.I), true
-				done = true
+				goto f59
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF46, pm, &c.d.s63F46)
 			if err != nil {
 				return np, err
@@ -2759,18 +2745,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f59:
 	// F47
 	{
-		done := false
 		e := &c.d.s64F47
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F47, v.HasF47 = uint32(e.I), true
-				done = true
+				goto f60
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF47, pm, &c.d.s64F47)
 			if err != nil {
 				return np, err
@@ -2781,18 +2767,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f60:
 	// F48
 	{
-		done := false
 		e := &c.d.s65F48
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F48, v.HasF48 = uint32(e.I), true
-				done = true
+				goto f61
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF48, pm, &c.d.s65F48)
 			if err != nil {
 				return np, err
@@ -2803,18 +2789,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f61:
 	// F49
 	{
-		done := false
 		e := &c.d.s66F49
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F49, v.HasF49 = uint32(e.I), true
-				done = true
+				goto f62
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF49, pm, &c.d.s66F49)
 			if err != nil {
 				return np, err
@@ -2825,18 +2811,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f62:
 	// F50
 	{
-		done := false
 		e := &c.d.s67F50
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F50, v.HasF50 = uint32(e.I), true
-				done = true
+				goto f63
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF50, pm, &c.d.s67F50)
 			if err != nil {
 				return np, err
@@ -2847,18 +2833,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f63:
 	// F51
 	{
-		done := false
 		e := &c.d.s68F51
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F51, v.HasF51 = uint32(e.I), true
-				done = true
+				goto f64
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF51, pm, &c.d.s68F51)
 			if err != nil {
 				return np, err
@@ -2869,18 +2855,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f64:
 	// F52
 	{
-		done := false
 		e := &c.d.s69F52
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F52, v.HasF52 = uint32(e.I), true
-				done = true
+				goto f65
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF52, pm, &c.d.s69F52)
 			if err != nil {
 				return np, err
@@ -2891,18 +2877,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f65:
 	// F53
 	{
-		done := false
 		e := &c.d.s70F53
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F53, v.HasF53 = uint32(e.I), true
-				done = true
+				goto f66
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF53, pm, &c.d.s70F53)
 			if err != nil {
 				return np, err
@@ -2913,18 +2899,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f66:
 	// F54
 	{
-		done := false
 		e := &c.d.s71F54
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F54, v.HasF54 = uint32(e.I), true
-				done = true
+				goto f67
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF54, pm, &c.d.s71F54)
 			if err != nil {
 				return np, err
@@ -2935,18 +2921,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f67:
 	// F55
 	{
-		done := false
 		e := &c.d.s72F55
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F55, v.HasF55 = uint32(e.I), true
-				done = true
+				goto f68
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF55, pm, &c.d.s72F55)
 			if err != nil {
 				return np, err
@@ -2957,18 +2943,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f68:
 	// F56
 	{
-		done := false
 		e := &c.d.s73F56
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F56, v.HasF56 = uint32(e.I), true
-				done = true
+				goto f69
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF56, pm, &c.d.s73F56)
 			if err != nil {
 				return np, err
@@ -2979,18 +2965,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f69:
 	// F57
 	{
-		done := false
 		e := &c.d.s74F57
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F57, v.HasF57 = uint32(e.I), true
-				done = true
+				goto f70
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF57, pm, &c.d.s74F57)
 			if err != nil {
 				return np, err
@@ -3001,18 +2987,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f70:
 	// F58
 	{
-		done := false
 		e := &c.d.s75F58
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F58, v.HasF58 = uint32(e.I), true
-				done = true
+				goto f71
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF58, pm, &c.d.s75F58)
 			if err != nil {
 				return np, err
@@ -3023,18 +3009,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f71:
 	// F59
 	{
-		done := false
 		e := &c.d.s76F59
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F59, v.HasF59 = uint32(e.I), true
-				done = true
+				goto f72
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF59, pm, &c.d.s76F59)
 			if err != nil {
 				return np, err
@@ -3045,18 +3031,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f72:
 	// F60
 	{
-		done := false
 		e := &c.d.s77F60
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F60, v.HasF60 = uint32(e.I), true
-				done = true
+				goto f73
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF60, pm, &c.d.s77F60)
 			if err != nil {
 				return np, err
@@ -3067,18 +3053,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f73:
 	// F61
 	{
-		done := false
 		e := &c.d.s78F61
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F61, v.HasF61 = uint32(e.I), true
-				done = true
+				goto f74
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF61, pm, &c.d.s78F61)
 			if err != nil {
 				return np, err
@@ -3089,18 +3075,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f74:
 	// F62
 	{
-		done := false
 		e := &c.d.s79F62
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F62, v.HasF62 = uint32(e.I), true
-				done = true
+				goto f75
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF62, pm, &c.d.s79F62)
 			if err != nil {
 				return np, err
@@ -3111,18 +3097,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f75:
 	// F63
 	{
-		done := false
 		e := &c.d.s80F63
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F63, v.HasF63 = uint32(e.I), true
-				done = true
+				goto f76
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF63, pm, &c.d.s80F63)
 			if err != nil {
 				return np, err
@@ -3133,18 +3119,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f76:
 	// F64
 	{
-		done := false
 		e := &c.d.s81F64
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F64, v.HasF64 = uint32(e.I), true
-				done = true
+				goto f77
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF64, pm, &c.d.s81F64)
 			if err != nil {
 				return np, err
@@ -3155,18 +3141,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f77:
 	// F65
 	{
-		done := false
 		e := &c.d.s82F65
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F65, v.HasF65 = uint32(e.I), true
-				done = true
+				goto f78
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF65, pm, &c.d.s82F65)
 			if err != nil {
 				return np, err
@@ -3177,18 +3163,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f78:
 	// F66
 	{
-		done := false
 		e := &c.d.s83F66
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F66, v.HasF66 = uint32(e.I), true
-				done = true
+				goto f79
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF66, pm, &c.d.s83F66)
 			if err != nil {
 				return np, err
@@ -3199,18 +3185,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f79:
 	// F67
 	{
-		done := false
 		e := &c.d.s84F67
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F67, v.HasF67 = uint32(e.I), true
-				done = true
+				goto f80
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF67, pm, &c.d.s84F67)
 			if err != nil {
 				return np, err
@@ -3221,18 +3207,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f80:
 	// F68
 	{
-		done := false
 		e := &c.d.s85F68
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F68, v.HasF68 = uint32(e.I), true
-				done = true
+				goto f81
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF68, pm, &c.d.s85F68)
 			if err != nil {
 				return np, err
@@ -3243,18 +3229,18 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f81:
 	// F69
 	{
-		done := false
 		e := &c.d.s86F69
 		if !pm.Peek(b) {
 			if e.G == c.Gen {
 				pm.Next(b)
 				v.F69, v.HasF69 = uint32(e.I), true
-				done = true
+				goto f82
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fF69, pm, &c.d.s86F69)
 			if err != nil {
 				return np, err
@@ -3265,6 +3251,7 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+f82:
 	return p, nil
 }
 

@@ -677,13 +677,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 	v.SenderCompID = cSenderCompID
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f1
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -711,10 +710,10 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f1
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, nil)
 			pmb = tpm.Bits
@@ -726,15 +725,15 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 			p = np
 		}
 	}
+f1:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f2
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -769,10 +768,10 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f2
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime, &tpm, nil)
 			pmb = tpm.Bits
@@ -784,9 +783,9 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 			p = np
 		}
 	}
+f2:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -794,9 +793,9 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 				v.HasLastFragment = false
 			}
 			p++
-			done = true
+			goto f3
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -825,10 +824,10 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 				x--
 				v.LastFragment, v.HasLastFragment = uint32(x), true
 				p += n
-				done = true
+				goto f3
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment, &tpm, nil)
 			pmb = tpm.Bits
@@ -841,6 +840,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 			p = np
 		}
 	}
+f3:
 	// MDEntries
 	{
 		n := -1
@@ -894,13 +894,12 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 	_ = win
 	// MDUpdateAction
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MDUpdateAction = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f4
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -928,10 +927,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			if n > 0 && x <= 1<<32-1 {
 				v.MDUpdateAction = uint32(x)
 				p += n
-				done = true
+				goto f4
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction, pm, nil)
 			if err != nil {
 				return np, err
@@ -941,9 +940,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f4:
 	// MDEntryType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -968,10 +967,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType = w
 				p = end + 1
-				done = true
+				goto f5
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryType, pm, nil)
 			if err != nil {
 				return np, err
@@ -981,9 +980,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f5:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -991,9 +990,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				v.HasSecurityID = false
 			}
 			p++
-			done = true
+			goto f6
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1029,10 +1028,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				x--
 				v.SecurityID, v.HasSecurityID = uint64(x), true
 				p += n
-				done = true
+				goto f6
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fSecurityID, pm, nil)
 			if err != nil {
 				return np, err
@@ -1043,11 +1042,11 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f6:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1072,14 +1071,14 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
-				done = true
+				goto f7
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSymbol = false
 			p++
-			done = true
+			goto f7
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fSymbol, pm, nil)
 			if err != nil {
 				return np, err
@@ -1090,9 +1089,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f7:
 	// SecurityGroup
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1117,14 +1116,14 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
-				done = true
+				goto f8
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSecurityGroup = false
 			p++
-			done = true
+			goto f8
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fSecurityGroup, pm, nil)
 			if err != nil {
 				return np, err
@@ -1135,9 +1134,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f8:
 	// ExchangeTradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
@@ -1145,9 +1144,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				v.HasExchangeTradingSessionID = false
 			}
 			p++
-			done = true
+			goto f9
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1176,10 +1175,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				x--
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
 				p += n
-				done = true
+				goto f9
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID, pm, nil)
 			if err != nil {
 				return np, err
@@ -1190,15 +1189,15 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f9:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f10
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1226,10 +1225,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			if n > 0 && x <= 1<<32-1 {
 				v.RptSeq = uint32(x)
 				p += n
-				done = true
+				goto f10
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fRptSeq, pm, nil)
 			if err != nil {
 				return np, err
@@ -1239,9 +1238,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f10:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
@@ -1249,9 +1248,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				v.HasMarketDepth = false
 			}
 			p++
-			done = true
+			goto f11
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1280,10 +1279,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				x--
 				v.MarketDepth, v.HasMarketDepth = uint32(x), true
 				p += n
-				done = true
+				goto f11
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMarketDepth, pm, nil)
 			if err != nil {
 				return np, err
@@ -1294,9 +1293,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f11:
 	// MDPriceLevel
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x-1), true
@@ -1304,9 +1303,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				v.HasMDPriceLevel = false
 			}
 			p++
-			done = true
+			goto f12
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1335,10 +1334,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				x--
 				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x), true
 				p += n
-				done = true
+				goto f12
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDPriceLevel, pm, nil)
 			if err != nil {
 				return np, err
@@ -1349,9 +1348,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f12:
 	// MDEntryID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntryID, v.HasMDEntryID = int64(x-1), true
@@ -1361,9 +1360,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				v.HasMDEntryID = false
 			}
 			p++
-			done = true
+			goto f13
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -1395,10 +1394,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				}
 				v.MDEntryID, v.HasMDEntryID = int64(x), true
 				p += n
-				done = true
+				goto f13
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryID, pm, nil)
 			if err != nil {
 				return np, err
@@ -1409,23 +1408,23 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f13:
 	// MDEntryPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntryPx = false
 				p++
-				done = true
+				goto f14
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f14
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -1455,12 +1454,12 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 					if n > 0 {
 						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f14
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, pm, nil)
 			if err != nil {
 				return np, err
@@ -1471,9 +1470,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f14:
 	// MDEntrySize
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
@@ -1483,9 +1482,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				v.HasMDEntrySize = false
 			}
 			p++
-			done = true
+			goto f15
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -1517,10 +1516,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				}
 				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
 				p += n
-				done = true
+				goto f15
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntrySize, pm, nil)
 			if err != nil {
 				return np, err
@@ -1531,9 +1530,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f15:
 	// MDEntryDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -1541,9 +1540,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				v.HasMDEntryDate = false
 			}
 			p++
-			done = true
+			goto f16
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1572,10 +1571,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				x--
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
 				p += n
-				done = true
+				goto f16
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryDate, pm, nil)
 			if err != nil {
 				return np, err
@@ -1586,15 +1585,15 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f16:
 	// MDEntryTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MDEntryTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f17
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -1629,10 +1628,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			if n > 0 {
 				v.MDEntryTime = uint64(x)
 				p += n
-				done = true
+				goto f17
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryTime, pm, nil)
 			if err != nil {
 				return np, err
@@ -1642,9 +1641,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f17:
 	// NumberOfOrders
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.NumberOfOrders, v.HasNumberOfOrders = int32(x-1), true
@@ -1654,9 +1653,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				v.HasNumberOfOrders = false
 			}
 			p++
-			done = true
+			goto f18
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -1688,10 +1687,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				}
 				v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
 				p += n
-				done = true
+				goto f18
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fNumberOfOrders, pm, nil)
 			if err != nil {
 				return np, err
@@ -1702,9 +1701,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f18:
 	// MDEntryTradeType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1729,14 +1728,14 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryTradeType, v.HasMDEntryTradeType = w, true
 				p = end + 1
-				done = true
+				goto f19
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasMDEntryTradeType = false
 			p++
-			done = true
+			goto f19
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryTradeType, pm, nil)
 			if err != nil {
 				return np, err
@@ -1747,9 +1746,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f19:
 	// TrdType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TrdType, v.HasTrdType = int32(x-1), true
@@ -1759,9 +1758,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				v.HasTrdType = false
 			}
 			p++
-			done = true
+			goto f20
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -1793,10 +1792,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				}
 				v.TrdType, v.HasTrdType = int32(x), true
 				p += n
-				done = true
+				goto f20
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fTrdType, pm, nil)
 			if err != nil {
 				return np, err
@@ -1807,23 +1806,23 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f20:
 	// LastPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasLastPx = false
 				p++
-				done = true
+				goto f21
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f21
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -1853,12 +1852,12 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 					if n > 0 {
 						v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f21
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fLastPx, pm, nil)
 			if err != nil {
 				return np, err
@@ -1869,9 +1868,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f21:
 	// MDFlags
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDFlags, v.HasMDFlags = int32(x-1), true
@@ -1881,9 +1880,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				v.HasMDFlags = false
 			}
 			p++
-			done = true
+			goto f22
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -1915,10 +1914,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				}
 				v.MDFlags, v.HasMDFlags = int32(x), true
 				p += n
-				done = true
+				goto f22
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDFlags, pm, nil)
 			if err != nil {
 				return np, err
@@ -1929,9 +1928,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f22:
 	// Currency
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1956,14 +1955,14 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				w[end-p] = b[end] &^ 0x80
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
-				done = true
+				goto f23
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasCurrency = false
 			p++
-			done = true
+			goto f23
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fCurrency, pm, nil)
 			if err != nil {
 				return np, err
@@ -1974,9 +1973,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f23:
 	// Revision
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.Revision, v.HasRevision = uint64(x-1), true
@@ -1984,9 +1983,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				v.HasRevision = false
 			}
 			p++
-			done = true
+			goto f24
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2022,10 +2021,10 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				x--
 				v.Revision, v.HasRevision = uint64(x), true
 				p += n
-				done = true
+				goto f24
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fRevision, pm, nil)
 			if err != nil {
 				return np, err
@@ -2036,9 +2035,9 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f24:
 	// OrderSide
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2063,14 +2062,14 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				w[end-p] = b[end] &^ 0x80
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
-				done = true
+				goto f25
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOrderSide = false
 			p++
-			done = true
+			goto f25
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOrderSide, pm, nil)
 			if err != nil {
 				return np, err
@@ -2081,6 +2080,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			p = np
 		}
 	}
+f25:
 	return p, nil
 }
 
@@ -2099,13 +2099,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 	v.SenderCompID = cSenderCompID2
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f26
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2133,10 +2132,10 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f26
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, &tpm, nil)
 			pmb = tpm.Bits
@@ -2148,15 +2147,15 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			p = np
 		}
 	}
+f26:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f27
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2191,10 +2190,10 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f27
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime2, &tpm, nil)
 			pmb = tpm.Bits
@@ -2206,9 +2205,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			p = np
 		}
 	}
+f27:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -2216,9 +2215,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 				v.HasLastFragment = false
 			}
 			p++
-			done = true
+			goto f28
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2247,10 +2246,10 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 				x--
 				v.LastFragment, v.HasLastFragment = uint32(x), true
 				p += n
-				done = true
+				goto f28
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment2, &tpm, nil)
 			pmb = tpm.Bits
@@ -2263,15 +2262,15 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			p = np
 		}
 	}
+f28:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f29
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2299,10 +2298,10 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			if n > 0 && x <= 1<<32-1 {
 				v.RptSeq = uint32(x)
 				p += n
-				done = true
+				goto f29
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq2, &tpm, nil)
 			pmb = tpm.Bits
@@ -2314,15 +2313,15 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			p = np
 		}
 	}
+f29:
 	// TotNumReports
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TotNumReports = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f30
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2350,10 +2349,10 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			if n > 0 && x <= 1<<32-1 {
 				v.TotNumReports = uint32(x)
 				p += n
-				done = true
+				goto f30
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports, &tpm, nil)
 			pmb = tpm.Bits
@@ -2365,15 +2364,15 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			p = np
 		}
 	}
+f30:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f31
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2401,10 +2400,10 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			if n > 0 && x <= 1<<32-1 {
 				v.LastMsgSeqNumProcessed = uint32(x)
 				p += n
-				done = true
+				goto f31
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, nil)
 			pmb = tpm.Bits
@@ -2416,9 +2415,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			p = np
 		}
 	}
+f31:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -2426,9 +2425,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 				v.HasSecurityID = false
 			}
 			p++
-			done = true
+			goto f32
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2464,10 +2463,10 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 				x--
 				v.SecurityID, v.HasSecurityID = uint64(x), true
 				p += n
-				done = true
+				goto f32
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID2, &tpm, nil)
 			pmb = tpm.Bits
@@ -2480,11 +2479,11 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			p = np
 		}
 	}
+f32:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2509,14 +2508,14 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
-				done = true
+				goto f33
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSymbol = false
 			p++
-			done = true
+			goto f33
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol2, &tpm, nil)
 			pmb = tpm.Bits
@@ -2529,9 +2528,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			p = np
 		}
 	}
+f33:
 	// SecurityGroup
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2556,14 +2555,14 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
-				done = true
+				goto f34
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSecurityGroup = false
 			p++
-			done = true
+			goto f34
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityGroup2, &tpm, nil)
 			pmb = tpm.Bits
@@ -2576,6 +2575,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			p = np
 		}
 	}
+f34:
 	// MDEntries
 	{
 		n := -1
@@ -2629,7 +2629,6 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 	_ = win
 	// MDEntryType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2654,10 +2653,10 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType = w
 				p = end + 1
-				done = true
+				goto f35
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryType2, pm, nil)
 			if err != nil {
 				return np, err
@@ -2667,9 +2666,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f35:
 	// ExchangeTradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
@@ -2677,9 +2676,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				v.HasExchangeTradingSessionID = false
 			}
 			p++
-			done = true
+			goto f36
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2708,10 +2707,10 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				x--
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
 				p += n
-				done = true
+				goto f36
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID2, pm, nil)
 			if err != nil {
 				return np, err
@@ -2722,9 +2721,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f36:
 	// MDEntryID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntryID, v.HasMDEntryID = int64(x-1), true
@@ -2734,9 +2733,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				v.HasMDEntryID = false
 			}
 			p++
-			done = true
+			goto f37
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -2768,10 +2767,10 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				}
 				v.MDEntryID, v.HasMDEntryID = int64(x), true
 				p += n
-				done = true
+				goto f37
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryID2, pm, nil)
 			if err != nil {
 				return np, err
@@ -2782,9 +2781,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f37:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
@@ -2792,9 +2791,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				v.HasMarketDepth = false
 			}
 			p++
-			done = true
+			goto f38
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2823,10 +2822,10 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				x--
 				v.MarketDepth, v.HasMarketDepth = uint32(x), true
 				p += n
-				done = true
+				goto f38
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMarketDepth2, pm, nil)
 			if err != nil {
 				return np, err
@@ -2837,23 +2836,23 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f38:
 	// MDEntryPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntryPx = false
 				p++
-				done = true
+				goto f39
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f39
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -2883,12 +2882,12 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 					if n > 0 {
 						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f39
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx2, pm, nil)
 			if err != nil {
 				return np, err
@@ -2899,9 +2898,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f39:
 	// MDEntryDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -2909,9 +2908,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				v.HasMDEntryDate = false
 			}
 			p++
-			done = true
+			goto f40
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2940,10 +2939,10 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				x--
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
 				p += n
-				done = true
+				goto f40
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryDate2, pm, nil)
 			if err != nil {
 				return np, err
@@ -2954,15 +2953,15 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f40:
 	// MDEntryTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MDEntryTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f41
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -2997,10 +2996,10 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			if n > 0 {
 				v.MDEntryTime = uint64(x)
 				p += n
-				done = true
+				goto f41
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryTime2, pm, nil)
 			if err != nil {
 				return np, err
@@ -3010,9 +3009,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f41:
 	// MDEntrySize
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
@@ -3022,9 +3021,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				v.HasMDEntrySize = false
 			}
 			p++
-			done = true
+			goto f42
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -3056,10 +3055,10 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				}
 				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
 				p += n
-				done = true
+				goto f42
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntrySize2, pm, nil)
 			if err != nil {
 				return np, err
@@ -3070,9 +3069,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f42:
 	// MDPriceLevel
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x-1), true
@@ -3080,9 +3079,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				v.HasMDPriceLevel = false
 			}
 			p++
-			done = true
+			goto f43
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -3111,10 +3110,10 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				x--
 				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x), true
 				p += n
-				done = true
+				goto f43
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDPriceLevel2, pm, nil)
 			if err != nil {
 				return np, err
@@ -3125,9 +3124,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f43:
 	// NumberOfOrders
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.NumberOfOrders, v.HasNumberOfOrders = int32(x-1), true
@@ -3137,9 +3136,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				v.HasNumberOfOrders = false
 			}
 			p++
-			done = true
+			goto f44
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -3171,10 +3170,10 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				}
 				v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
 				p += n
-				done = true
+				goto f44
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fNumberOfOrders2, pm, nil)
 			if err != nil {
 				return np, err
@@ -3185,9 +3184,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f44:
 	// MDEntryTradeType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3212,14 +3211,14 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryTradeType, v.HasMDEntryTradeType = w, true
 				p = end + 1
-				done = true
+				goto f45
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasMDEntryTradeType = false
 			p++
-			done = true
+			goto f45
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryTradeType2, pm, nil)
 			if err != nil {
 				return np, err
@@ -3230,9 +3229,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f45:
 	// TrdType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TrdType, v.HasTrdType = int32(x-1), true
@@ -3242,9 +3241,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				v.HasTrdType = false
 			}
 			p++
-			done = true
+			goto f46
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -3276,10 +3275,10 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				}
 				v.TrdType, v.HasTrdType = int32(x), true
 				p += n
-				done = true
+				goto f46
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fTrdType2, pm, nil)
 			if err != nil {
 				return np, err
@@ -3290,9 +3289,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f46:
 	// MDFlags
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDFlags, v.HasMDFlags = int32(x-1), true
@@ -3302,9 +3301,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				v.HasMDFlags = false
 			}
 			p++
-			done = true
+			goto f47
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -3336,10 +3335,10 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				}
 				v.MDFlags, v.HasMDFlags = int32(x), true
 				p += n
-				done = true
+				goto f47
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDFlags2, pm, nil)
 			if err != nil {
 				return np, err
@@ -3350,9 +3349,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f47:
 	// Currency
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3377,14 +3376,14 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				w[end-p] = b[end] &^ 0x80
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
-				done = true
+				goto f48
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasCurrency = false
 			p++
-			done = true
+			goto f48
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fCurrency2, pm, nil)
 			if err != nil {
 				return np, err
@@ -3395,9 +3394,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f48:
 	// OrderSide
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3422,14 +3421,14 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				w[end-p] = b[end] &^ 0x80
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
-				done = true
+				goto f49
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasOrderSide = false
 			p++
-			done = true
+			goto f49
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fOrderSide2, pm, nil)
 			if err != nil {
 				return np, err
@@ -3440,6 +3439,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			p = np
 		}
 	}
+f49:
 	return p, nil
 }
 
@@ -3458,13 +3458,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	v.SenderCompID = cSenderCompID3
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f50
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -3492,10 +3491,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f50
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, &tpm, nil)
 			pmb = tpm.Bits
@@ -3507,15 +3506,15 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f50:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f51
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -3550,10 +3549,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f51
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime3, &tpm, nil)
 			pmb = tpm.Bits
@@ -3565,15 +3564,15 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f51:
 	// TotNumReports
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TotNumReports = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f52
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -3601,10 +3600,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if n > 0 && x <= 1<<32-1 {
 				v.TotNumReports = uint32(x)
 				p += n
-				done = true
+				goto f52
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports2, &tpm, nil)
 			pmb = tpm.Bits
@@ -3616,9 +3615,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f52:
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3643,10 +3642,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
-				done = true
+				goto f53
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol3, &tpm, nil)
 			pmb = tpm.Bits
@@ -3658,10 +3657,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f53:
 	// SecurityDesc
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityDesc, &tpm, nil)
 			pmb = tpm.Bits
@@ -3676,13 +3675,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	}
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f54
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -3717,10 +3715,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if n > 0 {
 				v.SecurityID = uint64(x)
 				p += n
-				done = true
+				goto f54
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID3, &tpm, nil)
 			pmb = tpm.Bits
@@ -3732,11 +3730,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f54:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// SecurityAltID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3761,14 +3759,14 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityAltID, v.HasSecurityAltID = w, true
 				p = end + 1
-				done = true
+				goto f55
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSecurityAltID = false
 			p++
-			done = true
+			goto f55
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityAltID, &tpm, nil)
 			pmb = tpm.Bits
@@ -3781,9 +3779,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f55:
 	// SecurityAltIDSource
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3808,14 +3806,14 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityAltIDSource, v.HasSecurityAltIDSource = w, true
 				p = end + 1
-				done = true
+				goto f56
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSecurityAltIDSource = false
 			p++
-			done = true
+			goto f56
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource, &tpm, nil)
 			pmb = tpm.Bits
@@ -3828,9 +3826,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f56:
 	// SecurityType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3855,14 +3853,14 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityType, v.HasSecurityType = w, true
 				p = end + 1
-				done = true
+				goto f57
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasSecurityType = false
 			p++
-			done = true
+			goto f57
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityType, &tpm, nil)
 			pmb = tpm.Bits
@@ -3875,9 +3873,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f57:
 	// CFICode
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3902,14 +3900,14 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.CFICode, v.HasCFICode = w, true
 				p = end + 1
-				done = true
+				goto f58
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasCFICode = false
 			p++
-			done = true
+			goto f58
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fCFICode, &tpm, nil)
 			pmb = tpm.Bits
@@ -3922,23 +3920,23 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f58:
 	// StrikePrice
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasStrikePrice = false
 				p++
-				done = true
+				goto f59
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f59
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -3968,12 +3966,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f59
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fStrikePrice, &tpm, nil)
 			pmb = tpm.Bits
@@ -3986,23 +3984,23 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f59:
 	// ContractMultiplier
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasContractMultiplier = false
 				p++
-				done = true
+				goto f60
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f60
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4032,12 +4030,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f60
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fContractMultiplier, &tpm, nil)
 			pmb = tpm.Bits
@@ -4050,9 +4048,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f60:
 	// SecurityTradingStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -4060,9 +4058,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				v.HasSecurityTradingStatus = false
 			}
 			p++
-			done = true
+			goto f61
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -4091,10 +4089,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				x--
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
 				p += n
-				done = true
+				goto f61
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
 			pmb = tpm.Bits
@@ -4107,9 +4105,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f61:
 	// Currency
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4134,14 +4132,14 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
-				done = true
+				goto f62
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasCurrency = false
 			p++
-			done = true
+			goto f62
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fCurrency3, &tpm, nil)
 			pmb = tpm.Bits
@@ -4154,11 +4152,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f62:
 	// MarketID
 	v.MarketID = cMarketID
 	// MarketSegmentID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4183,10 +4181,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.MarketSegmentID = w
 				p = end + 1
-				done = true
+				goto f63
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMarketSegmentID, &tpm, nil)
 			pmb = tpm.Bits
@@ -4198,9 +4196,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f63:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -4208,9 +4206,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				v.HasTradingSessionID = false
 			}
 			p++
-			done = true
+			goto f64
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -4239,10 +4237,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				x--
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
 				p += n
-				done = true
+				goto f64
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradingSessionID, &tpm, nil)
 			pmb = tpm.Bits
@@ -4255,9 +4253,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f64:
 	// ExchangeTradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
@@ -4265,9 +4263,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				v.HasExchangeTradingSessionID = false
 			}
 			p++
-			done = true
+			goto f65
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -4296,10 +4294,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				x--
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
 				p += n
-				done = true
+				goto f65
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID3, &tpm, nil)
 			pmb = tpm.Bits
@@ -4312,23 +4310,23 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f65:
 	// Volatility
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasVolatility = false
 				p++
-				done = true
+				goto f66
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.Volatility, v.HasVolatility = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f66
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4358,12 +4356,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.Volatility, v.HasVolatility = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f66
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fVolatility, &tpm, nil)
 			pmb = tpm.Bits
@@ -4376,6 +4374,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f66:
 	// MDFeedTypes
 	{
 		n := -1
@@ -4457,21 +4456,20 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	}
 	// HighLimitPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasHighLimitPx = false
 				p++
-				done = true
+				goto f67
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.HighLimitPx, v.HasHighLimitPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f67
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4501,12 +4499,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.HighLimitPx, v.HasHighLimitPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f67
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fHighLimitPx, &tpm, nil)
 			pmb = tpm.Bits
@@ -4519,23 +4517,23 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f67:
 	// LowLimitPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasLowLimitPx = false
 				p++
-				done = true
+				goto f68
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.LowLimitPx, v.HasLowLimitPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f68
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4565,12 +4563,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.LowLimitPx, v.HasLowLimitPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f68
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fLowLimitPx, &tpm, nil)
 			pmb = tpm.Bits
@@ -4583,23 +4581,23 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f68:
 	// MinPriceIncrement
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMinPriceIncrement = false
 				p++
-				done = true
+				goto f69
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f69
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4629,12 +4627,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f69
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrement, &tpm, nil)
 			pmb = tpm.Bits
@@ -4647,23 +4645,23 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f69:
 	// MinPriceIncrementAmount
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMinPriceIncrementAmount = false
 				p++
-				done = true
+				goto f70
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MinPriceIncrementAmount, v.HasMinPriceIncrementAmount = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f70
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4693,12 +4691,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.MinPriceIncrementAmount, v.HasMinPriceIncrementAmount = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f70
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrementAmount, &tpm, nil)
 			pmb = tpm.Bits
@@ -4711,23 +4709,23 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f70:
 	// InitialMarginOnBuy
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasInitialMarginOnBuy = false
 				p++
-				done = true
+				goto f71
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.InitialMarginOnBuy, v.HasInitialMarginOnBuy = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f71
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4757,12 +4755,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.InitialMarginOnBuy, v.HasInitialMarginOnBuy = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f71
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnBuy, &tpm, nil)
 			pmb = tpm.Bits
@@ -4775,23 +4773,23 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f71:
 	// InitialMarginOnSell
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasInitialMarginOnSell = false
 				p++
-				done = true
+				goto f72
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.InitialMarginOnSell, v.HasInitialMarginOnSell = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f72
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4821,12 +4819,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.InitialMarginOnSell, v.HasInitialMarginOnSell = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f72
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnSell, &tpm, nil)
 			pmb = tpm.Bits
@@ -4839,23 +4837,23 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f72:
 	// InitialMarginSyntetic
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasInitialMarginSyntetic = false
 				p++
-				done = true
+				goto f73
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.InitialMarginSyntetic, v.HasInitialMarginSyntetic = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f73
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4885,12 +4883,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.InitialMarginSyntetic, v.HasInitialMarginSyntetic = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f73
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginSyntetic, &tpm, nil)
 			pmb = tpm.Bits
@@ -4903,9 +4901,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f73:
 	// QuotationList
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4930,14 +4928,14 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.QuotationList, v.HasQuotationList = w, true
 				p = end + 1
-				done = true
+				goto f74
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasQuotationList = false
 			p++
-			done = true
+			goto f74
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fQuotationList, &tpm, nil)
 			pmb = tpm.Bits
@@ -4950,23 +4948,23 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f74:
 	// TheorPrice
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasTheorPrice = false
 				p++
-				done = true
+				goto f75
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.TheorPrice, v.HasTheorPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f75
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -4996,12 +4994,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.TheorPrice, v.HasTheorPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f75
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fTheorPrice, &tpm, nil)
 			pmb = tpm.Bits
@@ -5014,23 +5012,23 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f75:
 	// TheorPriceLimit
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasTheorPriceLimit = false
 				p++
-				done = true
+				goto f76
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.TheorPriceLimit, v.HasTheorPriceLimit = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f76
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -5060,12 +5058,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.TheorPriceLimit, v.HasTheorPriceLimit = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f76
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fTheorPriceLimit, &tpm, nil)
 			pmb = tpm.Bits
@@ -5078,6 +5076,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f76:
 	// InstrumentLegs
 	{
 		n := -1
@@ -5158,21 +5157,20 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	}
 	// UnderlyingQty
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasUnderlyingQty = false
 				p++
-				done = true
+				goto f77
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.UnderlyingQty, v.HasUnderlyingQty = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f77
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -5202,12 +5200,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					if n > 0 {
 						v.UnderlyingQty, v.HasUnderlyingQty = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f77
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fUnderlyingQty, &tpm, nil)
 			pmb = tpm.Bits
@@ -5220,9 +5218,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f77:
 	// UnderlyingCurrency
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5247,14 +5245,14 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				w[end-p] = b[end] &^ 0x80
 				v.UnderlyingCurrency, v.HasUnderlyingCurrency = w, true
 				p = end + 1
-				done = true
+				goto f78
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasUnderlyingCurrency = false
 			p++
-			done = true
+			goto f78
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fUnderlyingCurrency, &tpm, nil)
 			pmb = tpm.Bits
@@ -5267,6 +5265,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f78:
 	// EvntGrp
 	{
 		n := -1
@@ -5308,7 +5307,6 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	}
 	// MaturityDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
@@ -5316,9 +5314,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				v.HasMaturityDate = false
 			}
 			p++
-			done = true
+			goto f79
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5347,10 +5345,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				x--
 				v.MaturityDate, v.HasMaturityDate = uint32(x), true
 				p += n
-				done = true
+				goto f79
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMaturityDate, &tpm, nil)
 			pmb = tpm.Bits
@@ -5363,9 +5361,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f79:
 	// MaturityTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityTime, v.HasMaturityTime = uint32(x-1), true
@@ -5373,9 +5371,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				v.HasMaturityTime = false
 			}
 			p++
-			done = true
+			goto f80
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5404,10 +5402,10 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				x--
 				v.MaturityTime, v.HasMaturityTime = uint32(x), true
 				p += n
-				done = true
+				goto f80
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMaturityTime, &tpm, nil)
 			pmb = tpm.Bits
@@ -5420,6 +5418,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			p = np
 		}
 	}
+f80:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -5433,7 +5432,6 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 	_ = win
 	// MDFeedType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5458,10 +5456,10 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 				w[end-p] = b[end] &^ 0x80
 				v.MDFeedType = w
 				p = end + 1
-				done = true
+				goto f81
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDFeedType, pm, nil)
 			if err != nil {
 				return np, err
@@ -5471,9 +5469,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 			p = np
 		}
 	}
+f81:
 	// MarketDepth
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
@@ -5481,9 +5479,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 				v.HasMarketDepth = false
 			}
 			p++
-			done = true
+			goto f82
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5512,10 +5510,10 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 				x--
 				v.MarketDepth, v.HasMarketDepth = uint32(x), true
 				p += n
-				done = true
+				goto f82
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMarketDepth3, pm, nil)
 			if err != nil {
 				return np, err
@@ -5526,9 +5524,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 			p = np
 		}
 	}
+f82:
 	// MDBookType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDBookType, v.HasMDBookType = uint32(x-1), true
@@ -5536,9 +5534,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 				v.HasMDBookType = false
 			}
 			p++
-			done = true
+			goto f83
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5567,10 +5565,10 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 				x--
 				v.MDBookType, v.HasMDBookType = uint32(x), true
 				p += n
-				done = true
+				goto f83
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDBookType, pm, nil)
 			if err != nil {
 				return np, err
@@ -5581,6 +5579,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 			p = np
 		}
 	}
+f83:
 	return p, nil
 }
 
@@ -5591,7 +5590,6 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 	_ = win
 	// UnderlyingSymbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5616,10 +5614,10 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 				w[end-p] = b[end] &^ 0x80
 				v.UnderlyingSymbol = w
 				p = end + 1
-				done = true
+				goto f84
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol, pm, nil)
 			if err != nil {
 				return np, err
@@ -5629,9 +5627,9 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 			p = np
 		}
 	}
+f84:
 	// UnderlyingSecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.UnderlyingSecurityID, v.HasUnderlyingSecurityID = uint64(x-1), true
@@ -5639,9 +5637,9 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 				v.HasUnderlyingSecurityID = false
 			}
 			p++
-			done = true
+			goto f85
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5677,10 +5675,10 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 				x--
 				v.UnderlyingSecurityID, v.HasUnderlyingSecurityID = uint64(x), true
 				p += n
-				done = true
+				goto f85
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID, pm, nil)
 			if err != nil {
 				return np, err
@@ -5691,6 +5689,7 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 			p = np
 		}
 	}
+f85:
 	return p, nil
 }
 
@@ -5701,7 +5700,6 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 	_ = win
 	// LegSymbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5726,10 +5724,10 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 				w[end-p] = b[end] &^ 0x80
 				v.LegSymbol = w
 				p = end + 1
-				done = true
+				goto f86
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fLegSymbol, pm, nil)
 			if err != nil {
 				return np, err
@@ -5739,15 +5737,15 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 			p = np
 		}
 	}
+f86:
 	// LegSecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LegSecurityID = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f87
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -5782,10 +5780,10 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 			if n > 0 {
 				v.LegSecurityID = uint64(x)
 				p += n
-				done = true
+				goto f87
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fLegSecurityID, pm, nil)
 			if err != nil {
 				return np, err
@@ -5795,16 +5793,16 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 			p = np
 		}
 	}
+f87:
 	// LegRatioQty
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.LegRatioQty = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}
 					p = q + 1
-					done = true
+					goto f88
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -5834,12 +5832,12 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 					if n > 0 {
 						v.LegRatioQty = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}
 						p = q + n
-						done = true
+						goto f88
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fLegRatioQty, pm, nil)
 			if err != nil {
 				return np, err
@@ -5849,6 +5847,7 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 			p = np
 		}
 	}
+f88:
 	return p, nil
 }
 
@@ -5859,13 +5858,12 @@ func (c *Decoder) d8(b []byte, p int, v *SecurityDefinitionInstrumentAttributes,
 	_ = win
 	// InstrAttribType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.InstrAttribType = int32(fastrt.SignExtend7(b[p]))
 			p++
-			done = true
+			goto f89
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -5894,10 +5892,10 @@ func (c *Decoder) d8(b []byte, p int, v *SecurityDefinitionInstrumentAttributes,
 			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 				v.InstrAttribType = int32(x)
 				p += n
-				done = true
+				goto f89
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fInstrAttribType, pm, nil)
 			if err != nil {
 				return np, err
@@ -5907,9 +5905,9 @@ func (c *Decoder) d8(b []byte, p int, v *SecurityDefinitionInstrumentAttributes,
 			p = np
 		}
 	}
+f89:
 	// InstrAttribValue
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5934,10 +5932,10 @@ func (c *Decoder) d8(b []byte, p int, v *SecurityDefinitionInstrumentAttributes,
 				w[end-p] = b[end] &^ 0x80
 				v.InstrAttribValue = w
 				p = end + 1
-				done = true
+				goto f90
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fInstrAttribValue, pm, nil)
 			if err != nil {
 				return np, err
@@ -5947,6 +5945,7 @@ func (c *Decoder) d8(b []byte, p int, v *SecurityDefinitionInstrumentAttributes,
 			p = np
 		}
 	}
+f90:
 	return p, nil
 }
 
@@ -5955,13 +5954,12 @@ func (c *Decoder) d9(b []byte, p int, v *SecurityDefinitionEvntGrp, pm *fastrt.P
 	_ = err
 	// EventType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.EventType = int32(fastrt.SignExtend7(b[p]))
 			p++
-			done = true
+			goto f91
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -5990,10 +5988,10 @@ func (c *Decoder) d9(b []byte, p int, v *SecurityDefinitionEvntGrp, pm *fastrt.P
 			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
 				v.EventType = int32(x)
 				p += n
-				done = true
+				goto f91
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fEventType, pm, nil)
 			if err != nil {
 				return np, err
@@ -6003,15 +6001,15 @@ func (c *Decoder) d9(b []byte, p int, v *SecurityDefinitionEvntGrp, pm *fastrt.P
 			p = np
 		}
 	}
+f91:
 	// EventDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.EventDate = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f92
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -6039,10 +6037,10 @@ func (c *Decoder) d9(b []byte, p int, v *SecurityDefinitionEvntGrp, pm *fastrt.P
 			if n > 0 && x <= 1<<32-1 {
 				v.EventDate = uint32(x)
 				p += n
-				done = true
+				goto f92
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fEventDate, pm, nil)
 			if err != nil {
 				return np, err
@@ -6052,15 +6050,15 @@ func (c *Decoder) d9(b []byte, p int, v *SecurityDefinitionEvntGrp, pm *fastrt.P
 			p = np
 		}
 	}
+f92:
 	// EventTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.EventTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f93
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -6095,10 +6093,10 @@ func (c *Decoder) d9(b []byte, p int, v *SecurityDefinitionEvntGrp, pm *fastrt.P
 			if n > 0 {
 				v.EventTime = uint64(x)
 				p += n
-				done = true
+				goto f93
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fEventTime, pm, nil)
 			if err != nil {
 				return np, err
@@ -6108,6 +6106,7 @@ func (c *Decoder) d9(b []byte, p int, v *SecurityDefinitionEvntGrp, pm *fastrt.P
 			p = np
 		}
 	}
+f93:
 	return p, nil
 }
 
@@ -6124,13 +6123,12 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 	v.SenderCompID = cSenderCompID4
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f94
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -6158,10 +6156,10 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f94
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, &tpm, nil)
 			pmb = tpm.Bits
@@ -6173,15 +6171,15 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			p = np
 		}
 	}
+f94:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f95
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -6216,10 +6214,10 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f95
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime4, &tpm, nil)
 			pmb = tpm.Bits
@@ -6231,15 +6229,15 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			p = np
 		}
 	}
+f95:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f96
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -6274,10 +6272,10 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			if n > 0 {
 				v.SecurityID = uint64(x)
 				p += n
-				done = true
+				goto f96
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID4, &tpm, nil)
 			pmb = tpm.Bits
@@ -6289,25 +6287,25 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			p = np
 		}
 	}
+f96:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// Volatility
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasVolatility = false
 				p++
-				done = true
+				goto f97
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.Volatility, v.HasVolatility = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f97
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6337,12 +6335,12 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 					if n > 0 {
 						v.Volatility, v.HasVolatility = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f97
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fVolatility2, &tpm, nil)
 			pmb = tpm.Bits
@@ -6355,23 +6353,23 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			p = np
 		}
 	}
+f97:
 	// TheorPrice
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasTheorPrice = false
 				p++
-				done = true
+				goto f98
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.TheorPrice, v.HasTheorPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f98
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6401,12 +6399,12 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 					if n > 0 {
 						v.TheorPrice, v.HasTheorPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f98
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fTheorPrice2, &tpm, nil)
 			pmb = tpm.Bits
@@ -6419,23 +6417,23 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			p = np
 		}
 	}
+f98:
 	// TheorPriceLimit
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasTheorPriceLimit = false
 				p++
-				done = true
+				goto f99
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.TheorPriceLimit, v.HasTheorPriceLimit = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f99
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6465,12 +6463,12 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 					if n > 0 {
 						v.TheorPriceLimit, v.HasTheorPriceLimit = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f99
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fTheorPriceLimit2, &tpm, nil)
 			pmb = tpm.Bits
@@ -6483,6 +6481,7 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			p = np
 		}
 	}
+f99:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -6504,13 +6503,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 	v.SenderCompID = cSenderCompID5
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f100
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -6538,10 +6536,10 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f100
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, &tpm, nil)
 			pmb = tpm.Bits
@@ -6553,15 +6551,15 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f100:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f101
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -6596,10 +6594,10 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f101
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime5, &tpm, nil)
 			pmb = tpm.Bits
@@ -6611,15 +6609,15 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f101:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f102
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -6654,10 +6652,10 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			if n > 0 {
 				v.SecurityID = uint64(x)
 				p += n
-				done = true
+				goto f102
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID5, &tpm, nil)
 			pmb = tpm.Bits
@@ -6669,11 +6667,11 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f102:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// Symbol
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -6698,10 +6696,10 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
-				done = true
+				goto f103
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol4, &tpm, nil)
 			pmb = tpm.Bits
@@ -6713,9 +6711,9 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f103:
 	// SecurityTradingStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -6723,9 +6721,9 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 				v.HasSecurityTradingStatus = false
 			}
 			p++
-			done = true
+			goto f104
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -6754,10 +6752,10 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 				x--
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
 				p += n
-				done = true
+				goto f104
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, &tpm, nil)
 			pmb = tpm.Bits
@@ -6770,23 +6768,23 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f104:
 	// HighLimitPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasHighLimitPx = false
 				p++
-				done = true
+				goto f105
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.HighLimitPx, v.HasHighLimitPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f105
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6816,12 +6814,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					if n > 0 {
 						v.HighLimitPx, v.HasHighLimitPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f105
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fHighLimitPx2, &tpm, nil)
 			pmb = tpm.Bits
@@ -6834,23 +6832,23 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f105:
 	// LowLimitPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasLowLimitPx = false
 				p++
-				done = true
+				goto f106
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.LowLimitPx, v.HasLowLimitPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f106
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6880,12 +6878,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					if n > 0 {
 						v.LowLimitPx, v.HasLowLimitPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f106
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fLowLimitPx2, &tpm, nil)
 			pmb = tpm.Bits
@@ -6898,23 +6896,23 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f106:
 	// InitialMarginOnBuy
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasInitialMarginOnBuy = false
 				p++
-				done = true
+				goto f107
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.InitialMarginOnBuy, v.HasInitialMarginOnBuy = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f107
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -6944,12 +6942,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					if n > 0 {
 						v.InitialMarginOnBuy, v.HasInitialMarginOnBuy = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f107
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnBuy2, &tpm, nil)
 			pmb = tpm.Bits
@@ -6962,23 +6960,23 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f107:
 	// InitialMarginOnSell
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasInitialMarginOnSell = false
 				p++
-				done = true
+				goto f108
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.InitialMarginOnSell, v.HasInitialMarginOnSell = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f108
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -7008,12 +7006,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					if n > 0 {
 						v.InitialMarginOnSell, v.HasInitialMarginOnSell = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f108
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnSell2, &tpm, nil)
 			pmb = tpm.Bits
@@ -7026,23 +7024,23 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f108:
 	// InitialMarginSyntetic
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasInitialMarginSyntetic = false
 				p++
-				done = true
+				goto f109
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.InitialMarginSyntetic, v.HasInitialMarginSyntetic = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f109
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -7072,12 +7070,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					if n > 0 {
 						v.InitialMarginSyntetic, v.HasInitialMarginSyntetic = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f109
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginSyntetic2, &tpm, nil)
 			pmb = tpm.Bits
@@ -7090,6 +7088,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f109:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -7109,13 +7108,12 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 	v.SenderCompID = cSenderCompID6
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f110
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7143,10 +7141,10 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f110
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, &tpm, nil)
 			pmb = tpm.Bits
@@ -7158,15 +7156,15 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 			p = np
 		}
 	}
+f110:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f111
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7201,10 +7199,10 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f111
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime6, &tpm, nil)
 			pmb = tpm.Bits
@@ -7216,6 +7214,7 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 			p = np
 		}
 	}
+f111:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -7235,13 +7234,12 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 	v.SenderCompID = cSenderCompID7
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f112
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7269,10 +7267,10 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f112
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, &tpm, nil)
 			pmb = tpm.Bits
@@ -7284,15 +7282,15 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 			p = np
 		}
 	}
+f112:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f113
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7327,10 +7325,10 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f113
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime7, &tpm, nil)
 			pmb = tpm.Bits
@@ -7342,15 +7340,15 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 			p = np
 		}
 	}
+f113:
 	// NewSeqNo
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.NewSeqNo = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f114
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7378,10 +7376,10 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 			if n > 0 && x <= 1<<32-1 {
 				v.NewSeqNo = uint32(x)
 				p += n
-				done = true
+				goto f114
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNewSeqNo, &tpm, nil)
 			pmb = tpm.Bits
@@ -7393,6 +7391,7 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 			p = np
 		}
 	}
+f114:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -7414,13 +7413,12 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 	v.SenderCompID = cSenderCompID8
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f115
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7448,10 +7446,10 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f115
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, &tpm, nil)
 			pmb = tpm.Bits
@@ -7463,15 +7461,15 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			p = np
 		}
 	}
+f115:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f116
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7506,10 +7504,10 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f116
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime8, &tpm, nil)
 			pmb = tpm.Bits
@@ -7521,15 +7519,15 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			p = np
 		}
 	}
+f116:
 	// TradSesOpenTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TradSesOpenTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f117
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7564,10 +7562,10 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			if n > 0 {
 				v.TradSesOpenTime = uint64(x)
 				p += n
-				done = true
+				goto f117
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesOpenTime, &tpm, nil)
 			pmb = tpm.Bits
@@ -7579,15 +7577,15 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			p = np
 		}
 	}
+f117:
 	// TradSesCloseTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TradSesCloseTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f118
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7622,10 +7620,10 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			if n > 0 {
 				v.TradSesCloseTime = uint64(x)
 				p += n
-				done = true
+				goto f118
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesCloseTime, &tpm, nil)
 			pmb = tpm.Bits
@@ -7637,9 +7635,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			p = np
 		}
 	}
+f118:
 	// TradSesIntermClearingStartTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesIntermClearingStartTime, v.HasTradSesIntermClearingStartTime = uint64(x-1), true
@@ -7647,9 +7645,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 				v.HasTradSesIntermClearingStartTime = false
 			}
 			p++
-			done = true
+			goto f119
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7685,10 +7683,10 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 				x--
 				v.TradSesIntermClearingStartTime, v.HasTradSesIntermClearingStartTime = uint64(x), true
 				p += n
-				done = true
+				goto f119
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesIntermClearingStartTime, &tpm, nil)
 			pmb = tpm.Bits
@@ -7701,9 +7699,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			p = np
 		}
 	}
+f119:
 	// TradSesIntermClearingEndTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesIntermClearingEndTime, v.HasTradSesIntermClearingEndTime = uint64(x-1), true
@@ -7711,9 +7709,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 				v.HasTradSesIntermClearingEndTime = false
 			}
 			p++
-			done = true
+			goto f120
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7749,10 +7747,10 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 				x--
 				v.TradSesIntermClearingEndTime, v.HasTradSesIntermClearingEndTime = uint64(x), true
 				p += n
-				done = true
+				goto f120
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesIntermClearingEndTime, &tpm, nil)
 			pmb = tpm.Bits
@@ -7765,15 +7763,15 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			p = np
 		}
 	}
+f120:
 	// TradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TradingSessionID = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f121
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7801,10 +7799,10 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			if n > 0 && x <= 1<<32-1 {
 				v.TradingSessionID = uint32(x)
 				p += n
-				done = true
+				goto f121
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradingSessionID2, &tpm, nil)
 			pmb = tpm.Bits
@@ -7816,9 +7814,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			p = np
 		}
 	}
+f121:
 	// ExchangeTradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
@@ -7826,9 +7824,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 				v.HasExchangeTradingSessionID = false
 			}
 			p++
-			done = true
+			goto f122
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7857,10 +7855,10 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 				x--
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
 				p += n
-				done = true
+				goto f122
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID4, &tpm, nil)
 			pmb = tpm.Bits
@@ -7873,15 +7871,15 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			p = np
 		}
 	}
+f122:
 	// TradSesStatus
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.TradSesStatus = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f123
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -7909,10 +7907,10 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			if n > 0 && x <= 1<<32-1 {
 				v.TradSesStatus = uint32(x)
 				p += n
-				done = true
+				goto f123
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus, &tpm, nil)
 			pmb = tpm.Bits
@@ -7924,11 +7922,11 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			p = np
 		}
 	}
+f123:
 	// MarketID
 	v.MarketID = cMarketID2
 	// MarketSegmentID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -7953,10 +7951,10 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 				w[end-p] = b[end] &^ 0x80
 				v.MarketSegmentID = w
 				p = end + 1
-				done = true
+				goto f124
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMarketSegmentID2, &tpm, nil)
 			pmb = tpm.Bits
@@ -7968,9 +7966,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			p = np
 		}
 	}
+f124:
 	// TradSesEvent
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradSesEvent, v.HasTradSesEvent = int32(x-1), true
@@ -7980,9 +7978,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 				v.HasTradSesEvent = false
 			}
 			p++
-			done = true
+			goto f125
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -8014,10 +8012,10 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 				}
 				v.TradSesEvent, v.HasTradSesEvent = int32(x), true
 				p += n
-				done = true
+				goto f125
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesEvent, &tpm, nil)
 			pmb = tpm.Bits
@@ -8030,6 +8028,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			p = np
 		}
 	}
+f125:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -8051,13 +8050,12 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 	v.SenderCompID = cSenderCompID9
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f126
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8085,10 +8083,10 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f126
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, &tpm, nil)
 			pmb = tpm.Bits
@@ -8100,15 +8098,15 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			p = np
 		}
 	}
+f126:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f127
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8143,10 +8141,10 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f127
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime9, &tpm, nil)
 			pmb = tpm.Bits
@@ -8158,9 +8156,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			p = np
 		}
 	}
+f127:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -8168,9 +8166,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				v.HasLastFragment = false
 			}
 			p++
-			done = true
+			goto f128
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8199,10 +8197,10 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				x--
 				v.LastFragment, v.HasLastFragment = uint32(x), true
 				p += n
-				done = true
+				goto f128
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment3, &tpm, nil)
 			pmb = tpm.Bits
@@ -8215,9 +8213,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			p = np
 		}
 	}
+f128:
 	// NewsId
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8242,14 +8240,14 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				w[end-p] = b[end] &^ 0x80
 				v.NewsId, v.HasNewsId = w, true
 				p = end + 1
-				done = true
+				goto f129
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasNewsId = false
 			p++
-			done = true
+			goto f129
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fNewsId, &tpm, nil)
 			pmb = tpm.Bits
@@ -8262,9 +8260,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			p = np
 		}
 	}
+f129:
 	// OrigTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint64(x-1), true
@@ -8272,9 +8270,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				v.HasOrigTime = false
 			}
 			p++
-			done = true
+			goto f130
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8310,10 +8308,10 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				x--
 				v.OrigTime, v.HasOrigTime = uint64(x), true
 				p += n
-				done = true
+				goto f130
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fOrigTime, &tpm, nil)
 			pmb = tpm.Bits
@@ -8326,9 +8324,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			p = np
 		}
 	}
+f130:
 	// LanguageCode
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8353,14 +8351,14 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				w[end-p] = b[end] &^ 0x80
 				v.LanguageCode, v.HasLanguageCode = w, true
 				p = end + 1
-				done = true
+				goto f131
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasLanguageCode = false
 			p++
-			done = true
+			goto f131
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLanguageCode, &tpm, nil)
 			pmb = tpm.Bits
@@ -8373,9 +8371,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			p = np
 		}
 	}
+f131:
 	// Urgency
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.Urgency, v.HasUrgency = uint32(x-1), true
@@ -8383,9 +8381,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				v.HasUrgency = false
 			}
 			p++
-			done = true
+			goto f132
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8414,10 +8412,10 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				x--
 				v.Urgency, v.HasUrgency = uint32(x), true
 				p += n
-				done = true
+				goto f132
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fUrgency, &tpm, nil)
 			pmb = tpm.Bits
@@ -8430,10 +8428,10 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			p = np
 		}
 	}
+f132:
 	// Headline
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fHeadline, &tpm, nil)
 			pmb = tpm.Bits
@@ -8449,7 +8447,6 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 	v.MarketID = cMarketID3
 	// MarketSegmentID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8474,14 +8471,14 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				w[end-p] = b[end] &^ 0x80
 				v.MarketSegmentID, v.HasMarketSegmentID = w, true
 				p = end + 1
-				done = true
+				goto f133
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasMarketSegmentID = false
 			p++
-			done = true
+			goto f133
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMarketSegmentID3, &tpm, nil)
 			pmb = tpm.Bits
@@ -8494,6 +8491,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			p = np
 		}
 	}
+f133:
 	// NewsText
 	{
 		n := -1
@@ -8545,8 +8543,7 @@ func (c *Decoder) d16(b []byte, p int, v *NewsNewsText, pm *fastrt.PMap) (int, e
 	_ = err
 	// Text
 	{
-		done := false
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fText, pm, nil)
 			if err != nil {
 				return np, err
@@ -8572,13 +8569,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 	v.SenderCompID = cSenderCompID10
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f134
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8606,10 +8602,10 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f134
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, &tpm, nil)
 			pmb = tpm.Bits
@@ -8621,15 +8617,15 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 			p = np
 		}
 	}
+f134:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f135
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8664,10 +8660,10 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f135
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime10, &tpm, nil)
 			pmb = tpm.Bits
@@ -8679,15 +8675,15 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 			p = np
 		}
 	}
+f135:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LastFragment = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f136
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8715,10 +8711,10 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 			if n > 0 && x <= 1<<32-1 {
 				v.LastFragment = uint32(x)
 				p += n
-				done = true
+				goto f136
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment4, &tpm, nil)
 			pmb = tpm.Bits
@@ -8730,6 +8726,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 			p = np
 		}
 	}
+f136:
 	// MDEntries
 	{
 		n := -1
@@ -8783,13 +8780,12 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 	_ = win
 	// MDUpdateAction
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MDUpdateAction = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f137
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8817,10 +8813,10 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			if n > 0 && x <= 1<<32-1 {
 				v.MDUpdateAction = uint32(x)
 				p += n
-				done = true
+				goto f137
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction2, pm, nil)
 			if err != nil {
 				return np, err
@@ -8830,9 +8826,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f137:
 	// MDEntryType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8857,10 +8853,10 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType = w
 				p = end + 1
-				done = true
+				goto f138
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryType3, pm, nil)
 			if err != nil {
 				return np, err
@@ -8870,9 +8866,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f138:
 	// MDEntryID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntryID, v.HasMDEntryID = int64(x-1), true
@@ -8882,9 +8878,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				v.HasMDEntryID = false
 			}
 			p++
-			done = true
+			goto f139
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -8916,10 +8912,10 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				}
 				v.MDEntryID, v.HasMDEntryID = int64(x), true
 				p += n
-				done = true
+				goto f139
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryID3, pm, nil)
 			if err != nil {
 				return np, err
@@ -8930,9 +8926,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f139:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -8940,9 +8936,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				v.HasSecurityID = false
 			}
 			p++
-			done = true
+			goto f140
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -8978,10 +8974,10 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				x--
 				v.SecurityID, v.HasSecurityID = uint64(x), true
 				p += n
-				done = true
+				goto f140
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fSecurityID6, pm, nil)
 			if err != nil {
 				return np, err
@@ -8992,11 +8988,11 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f140:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RptSeq, v.HasRptSeq = uint32(x-1), true
@@ -9004,9 +9000,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				v.HasRptSeq = false
 			}
 			p++
-			done = true
+			goto f141
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9035,10 +9031,10 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				x--
 				v.RptSeq, v.HasRptSeq = uint32(x), true
 				p += n
-				done = true
+				goto f141
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fRptSeq3, pm, nil)
 			if err != nil {
 				return np, err
@@ -9049,9 +9045,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f141:
 	// MDEntryDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -9059,9 +9055,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				v.HasMDEntryDate = false
 			}
 			p++
-			done = true
+			goto f142
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9090,10 +9086,10 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				x--
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
 				p += n
-				done = true
+				goto f142
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryDate3, pm, nil)
 			if err != nil {
 				return np, err
@@ -9104,15 +9100,15 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f142:
 	// MDEntryTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MDEntryTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f143
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9147,10 +9143,10 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			if n > 0 {
 				v.MDEntryTime = uint64(x)
 				p += n
-				done = true
+				goto f143
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryTime3, pm, nil)
 			if err != nil {
 				return np, err
@@ -9160,23 +9156,23 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f143:
 	// MDEntryPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntryPx = false
 				p++
-				done = true
+				goto f144
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f144
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -9206,12 +9202,12 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 					if n > 0 {
 						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f144
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx3, pm, nil)
 			if err != nil {
 				return np, err
@@ -9222,9 +9218,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f144:
 	// MDEntrySize
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
@@ -9234,9 +9230,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				v.HasMDEntrySize = false
 			}
 			p++
-			done = true
+			goto f145
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -9268,10 +9264,10 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				}
 				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
 				p += n
-				done = true
+				goto f145
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntrySize3, pm, nil)
 			if err != nil {
 				return np, err
@@ -9282,23 +9278,23 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f145:
 	// LastPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasLastPx = false
 				p++
-				done = true
+				goto f146
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f146
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -9328,12 +9324,12 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 					if n > 0 {
 						v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f146
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fLastPx2, pm, nil)
 			if err != nil {
 				return np, err
@@ -9344,9 +9340,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f146:
 	// LastQty
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.LastQty, v.HasLastQty = int64(x-1), true
@@ -9356,9 +9352,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				v.HasLastQty = false
 			}
 			p++
-			done = true
+			goto f147
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -9390,10 +9386,10 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				}
 				v.LastQty, v.HasLastQty = int64(x), true
 				p += n
-				done = true
+				goto f147
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fLastQty, pm, nil)
 			if err != nil {
 				return np, err
@@ -9404,9 +9400,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f147:
 	// TradeID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradeID, v.HasTradeID = int64(x-1), true
@@ -9416,9 +9412,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				v.HasTradeID = false
 			}
 			p++
-			done = true
+			goto f148
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -9450,10 +9446,10 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				}
 				v.TradeID, v.HasTradeID = int64(x), true
 				p += n
-				done = true
+				goto f148
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fTradeID, pm, nil)
 			if err != nil {
 				return np, err
@@ -9464,9 +9460,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f148:
 	// ExchangeTradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
@@ -9474,9 +9470,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				v.HasExchangeTradingSessionID = false
 			}
 			p++
-			done = true
+			goto f149
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9505,10 +9501,10 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				x--
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
 				p += n
-				done = true
+				goto f149
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID5, pm, nil)
 			if err != nil {
 				return np, err
@@ -9519,9 +9515,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f149:
 	// MDFlags
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDFlags, v.HasMDFlags = int64(x-1), true
@@ -9531,9 +9527,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				v.HasMDFlags = false
 			}
 			p++
-			done = true
+			goto f150
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -9565,10 +9561,10 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				}
 				v.MDFlags, v.HasMDFlags = int64(x), true
 				p += n
-				done = true
+				goto f150
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDFlags3, pm, nil)
 			if err != nil {
 				return np, err
@@ -9579,9 +9575,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f150:
 	// Revision
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.Revision, v.HasRevision = uint64(x-1), true
@@ -9589,9 +9585,9 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				v.HasRevision = false
 			}
 			p++
-			done = true
+			goto f151
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9627,10 +9623,10 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 				x--
 				v.Revision, v.HasRevision = uint64(x), true
 				p += n
-				done = true
+				goto f151
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fRevision2, pm, nil)
 			if err != nil {
 				return np, err
@@ -9641,6 +9637,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+f151:
 	return p, nil
 }
 
@@ -9657,13 +9654,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 	v.SenderCompID = cSenderCompID11
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f152
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9691,10 +9687,10 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f152
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, &tpm, nil)
 			pmb = tpm.Bits
@@ -9706,15 +9702,15 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			p = np
 		}
 	}
+f152:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f153
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9749,10 +9745,10 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f153
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime11, &tpm, nil)
 			pmb = tpm.Bits
@@ -9764,15 +9760,15 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			p = np
 		}
 	}
+f153:
 	// LastMsgSeqNumProcessed
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f154
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9800,10 +9796,10 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			if n > 0 && x <= 1<<32-1 {
 				v.LastMsgSeqNumProcessed = uint32(x)
 				p += n
-				done = true
+				goto f154
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, &tpm, nil)
 			pmb = tpm.Bits
@@ -9815,9 +9811,9 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			p = np
 		}
 	}
+f154:
 	// RptSeq
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RptSeq, v.HasRptSeq = uint32(x-1), true
@@ -9825,9 +9821,9 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 				v.HasRptSeq = false
 			}
 			p++
-			done = true
+			goto f155
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9856,10 +9852,10 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 				x--
 				v.RptSeq, v.HasRptSeq = uint32(x), true
 				p += n
-				done = true
+				goto f155
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq4, &tpm, nil)
 			pmb = tpm.Bits
@@ -9872,15 +9868,15 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			p = np
 		}
 	}
+f155:
 	// LastFragment
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.LastFragment = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f156
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9908,10 +9904,10 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			if n > 0 && x <= 1<<32-1 {
 				v.LastFragment = uint32(x)
 				p += n
-				done = true
+				goto f156
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment5, &tpm, nil)
 			pmb = tpm.Bits
@@ -9923,15 +9919,15 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			p = np
 		}
 	}
+f156:
 	// RouteFirst
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.RouteFirst = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f157
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -9959,10 +9955,10 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			if n > 0 && x <= 1<<32-1 {
 				v.RouteFirst = uint32(x)
 				p += n
-				done = true
+				goto f157
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRouteFirst, &tpm, nil)
 			pmb = tpm.Bits
@@ -9974,15 +9970,15 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			p = np
 		}
 	}
+f157:
 	// ExchangeTradingSessionID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.ExchangeTradingSessionID = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f158
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -10010,10 +10006,10 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			if n > 0 && x <= 1<<32-1 {
 				v.ExchangeTradingSessionID = uint32(x)
 				p += n
-				done = true
+				goto f158
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID6, &tpm, nil)
 			pmb = tpm.Bits
@@ -10025,9 +10021,9 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			p = np
 		}
 	}
+f158:
 	// SecurityID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -10035,9 +10031,9 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 				v.HasSecurityID = false
 			}
 			p++
-			done = true
+			goto f159
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -10073,10 +10069,10 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 				x--
 				v.SecurityID, v.HasSecurityID = uint64(x), true
 				p += n
-				done = true
+				goto f159
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID7, &tpm, nil)
 			pmb = tpm.Bits
@@ -10089,6 +10085,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			p = np
 		}
 	}
+f159:
 	// SecurityIDSource
 	v.SecurityIDSource = uint32(8)
 	// MDEntries
@@ -10144,7 +10141,6 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 	_ = win
 	// MDEntryType
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -10169,10 +10165,10 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType = w
 				p = end + 1
-				done = true
+				goto f160
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Vector(b, p, fMDEntryType4, pm, nil)
 			if err != nil {
 				return np, err
@@ -10182,9 +10178,9 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			p = np
 		}
 	}
+f160:
 	// MDEntryID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntryID, v.HasMDEntryID = int64(x-1), true
@@ -10194,9 +10190,9 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 				v.HasMDEntryID = false
 			}
 			p++
-			done = true
+			goto f161
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -10228,10 +10224,10 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 				}
 				v.MDEntryID, v.HasMDEntryID = int64(x), true
 				p += n
-				done = true
+				goto f161
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryID4, pm, nil)
 			if err != nil {
 				return np, err
@@ -10242,9 +10238,9 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			p = np
 		}
 	}
+f161:
 	// MDEntryDate
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -10252,9 +10248,9 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 				v.HasMDEntryDate = false
 			}
 			p++
-			done = true
+			goto f162
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -10283,10 +10279,10 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 				x--
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
 				p += n
-				done = true
+				goto f162
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryDate4, pm, nil)
 			if err != nil {
 				return np, err
@@ -10297,15 +10293,15 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			p = np
 		}
 	}
+f162:
 	// MDEntryTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MDEntryTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f163
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -10340,10 +10336,10 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			if n > 0 {
 				v.MDEntryTime = uint64(x)
 				p += n
-				done = true
+				goto f163
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntryTime4, pm, nil)
 			if err != nil {
 				return np, err
@@ -10353,23 +10349,23 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			p = np
 		}
 	}
+f163:
 	// MDEntryPx
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasMDEntryPx = false
 				p++
-				done = true
+				goto f164
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f164
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -10399,12 +10395,12 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 					if n > 0 {
 						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f164
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx4, pm, nil)
 			if err != nil {
 				return np, err
@@ -10415,9 +10411,9 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			p = np
 		}
 	}
+f164:
 	// MDEntrySize
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
@@ -10427,9 +10423,9 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 				v.HasMDEntrySize = false
 			}
 			p++
-			done = true
+			goto f165
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -10461,10 +10457,10 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 				}
 				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
 				p += n
-				done = true
+				goto f165
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDEntrySize4, pm, nil)
 			if err != nil {
 				return np, err
@@ -10475,9 +10471,9 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			p = np
 		}
 	}
+f165:
 	// TradeID
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradeID, v.HasTradeID = int64(x-1), true
@@ -10487,9 +10483,9 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 				v.HasTradeID = false
 			}
 			p++
-			done = true
+			goto f166
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -10521,10 +10517,10 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 				}
 				v.TradeID, v.HasTradeID = int64(x), true
 				p += n
-				done = true
+				goto f166
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fTradeID2, pm, nil)
 			if err != nil {
 				return np, err
@@ -10535,9 +10531,9 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			p = np
 		}
 	}
+f166:
 	// MDFlags
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDFlags, v.HasMDFlags = int64(x-1), true
@@ -10547,9 +10543,9 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 				v.HasMDFlags = false
 			}
 			p++
-			done = true
+			goto f167
 		}
-		if !done {
+		{
 			x, n := int64(0), 0
 			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
@@ -10581,10 +10577,10 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 				}
 				v.MDFlags, v.HasMDFlags = int64(x), true
 				p += n
-				done = true
+				goto f167
 			}
 		}
-		if !done {
+		{
 			x, ok, np, err := c.Int(b, p, fMDFlags4, pm, nil)
 			if err != nil {
 				return np, err
@@ -10595,6 +10591,7 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			p = np
 		}
 	}
+f167:
 	return p, nil
 }
 
@@ -10611,13 +10608,12 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 	v.SenderCompID = cSenderCompID12
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f168
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -10645,10 +10641,10 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f168
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, &tpm, nil)
 			pmb = tpm.Bits
@@ -10660,15 +10656,15 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 			p = np
 		}
 	}
+f168:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f169
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -10703,10 +10699,10 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f169
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime12, &tpm, nil)
 			pmb = tpm.Bits
@@ -10718,6 +10714,7 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 			p = np
 		}
 	}
+f169:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -10739,13 +10736,12 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 	v.SenderCompID = cSenderCompID13
 	// MsgSeqNum
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f170
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -10773,10 +10769,10 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 			if n > 0 && x <= 1<<32-1 {
 				v.MsgSeqNum = uint32(x)
 				p += n
-				done = true
+				goto f170
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, &tpm, nil)
 			pmb = tpm.Bits
@@ -10788,15 +10784,15 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 			p = np
 		}
 	}
+f170:
 	// SendingTime
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
-			done = true
+			goto f171
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -10831,10 +10827,10 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 			if n > 0 {
 				v.SendingTime = uint64(x)
 				p += n
-				done = true
+				goto f171
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime13, &tpm, nil)
 			pmb = tpm.Bits
@@ -10846,9 +10842,9 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 			p = np
 		}
 	}
+f171:
 	// Text
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -10873,14 +10869,14 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
-				done = true
+				goto f172
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
 			v.HasText = false
 			p++
-			done = true
+			goto f172
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fText2, &tpm, nil)
 			pmb = tpm.Bits
@@ -10893,6 +10889,7 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 			p = np
 		}
 	}
+f172:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}

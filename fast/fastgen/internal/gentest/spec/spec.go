@@ -359,14 +359,13 @@ func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pmb uint64, pmx bool)
 	_ = err
 	// Value
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.Value = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}
 					p = q + 1
-					done = true
+					goto f1
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -396,12 +395,12 @@ func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pmb uint64, pmx bool)
 					if n > 0 {
 						v.Value = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}
 						p = q + n
-						done = true
+						goto f1
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fValue, &tpm, nil)
 			pmb = tpm.Bits
@@ -413,6 +412,7 @@ func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pmb uint64, pmx bool)
 			p = np
 		}
 	}
+f1:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -426,21 +426,20 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pmb uint64, pmx bool) 
 	_ = err
 	// Value
 	{
-		done := false
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
 				v.HasValue = false
 				p++
-				done = true
+				goto f2
 			} else if exp > 0 {
 				exp--
 			}
-			if !done && exp >= -63 && exp <= 63 {
+			if exp >= -63 && exp <= 63 {
 				if b[q] >= 0x80 {
 					v.Value, v.HasValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
-					done = true
+					goto f2
 				} else {
 					x, n := int64(0), 0
 					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
@@ -470,12 +469,12 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pmb uint64, pmx bool) 
 					if n > 0 {
 						v.Value, v.HasValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
 						p = q + n
-						done = true
+						goto f2
 					}
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fValue2, &tpm, nil)
 			pmb = tpm.Bits
@@ -488,6 +487,7 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pmb uint64, pmx bool) 
 			p = np
 		}
 	}
+f2:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -501,8 +501,7 @@ func (c *Decoder) d2(b []byte, p int, v *OptionalDecimalWithOperator, pmb uint64
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fValue3, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
@@ -528,7 +527,6 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint
 	_ = err
 	// Value
 	{
-		done := false
 		if ee, me := &c.d.s2ValueExponent, &c.d.s3ValueMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if d := fastrt.SignExtend7(b[p]); (me.I+d >= me.I) == (d >= 0) {
 				m := me.I + d
@@ -536,10 +534,10 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint
 				me.I = m
 				v.Value, v.HasValue = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
-				done = true
+				goto f3
 			}
 		}
-		if ee, me := &c.d.s2ValueExponent, &c.d.s3ValueMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s2ValueExponent, &c.d.s3ValueMantissa; int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -586,11 +584,11 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.Value, v.HasValue = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
 					p = q + dn
-					done = true
+					goto f3
 				}
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.SplitDecimal(b, p, fValue4, &tpm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa)
 			pmb = tpm.Bits
@@ -603,6 +601,7 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint
 			p = np
 		}
 	}
+f3:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -629,8 +628,7 @@ func (c *Decoder) d5(b []byte, p int, v *ConstantOperatorOptional, pmb uint64, p
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue8, &tpm, nil)
 			pmb = tpm.Bits
@@ -656,8 +654,7 @@ func (c *Decoder) d6(b []byte, p int, v *DefaultOperatorMandatory, pmb uint64, p
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue9, &tpm, nil)
 			pmb = tpm.Bits
@@ -682,8 +679,7 @@ func (c *Decoder) d7(b []byte, p int, v *DefaultOperatorOptional, pmb uint64, pm
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue10, &tpm, nil)
 			pmb = tpm.Bits
@@ -709,8 +705,7 @@ func (c *Decoder) d8(b []byte, p int, v *CopyOperatorMandatory, pmb uint64, pmx 
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fValue11, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
@@ -735,8 +730,7 @@ func (c *Decoder) d9(b []byte, p int, v *CopyOperatorOptional, pmb uint64, pmx b
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fValue12, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
@@ -762,8 +756,7 @@ func (c *Decoder) d10(b []byte, p int, v *IncrementOperatorMandatory, pmb uint64
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue13, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
@@ -788,8 +781,7 @@ func (c *Decoder) d11(b []byte, p int, v *DeltaOperatorMandatorySignedInteger, p
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue14, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
@@ -814,8 +806,7 @@ func (c *Decoder) d12(b []byte, p int, v *DeltaOperatorMandatoryDecimal, pmb uin
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fValue15, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
@@ -840,8 +831,7 @@ func (c *Decoder) d13(b []byte, p int, v *DeltaOperatorMandatoryDecimalWithInit,
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fValue16, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
@@ -866,8 +856,7 @@ func (c *Decoder) d14(b []byte, p int, v *DeltaOperatorMandatoryString, pmb uint
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fValue17, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
@@ -892,8 +881,7 @@ func (c *Decoder) d15(b []byte, p int, v *MultiplePMapSlot, pmb uint64, pmx bool
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.SplitDecimal(b, p, fValue18, &tpm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa)
 			pmb = tpm.Bits

@@ -297,13 +297,12 @@ func (c *Decoder) d0(b []byte, p int, v *Mandatory, pmb uint64, pmx bool) (int, 
 	_ = err
 	// Value
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			v.Value = uint32(b[p] & 0x7f)
 			p++
-			done = true
+			goto f1
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -331,10 +330,10 @@ func (c *Decoder) d0(b []byte, p int, v *Mandatory, pmb uint64, pmx bool) (int, 
 			if n > 0 && x <= 1<<32-1 {
 				v.Value = uint32(x)
 				p += n
-				done = true
+				goto f1
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue, &tpm, nil)
 			pmb = tpm.Bits
@@ -346,6 +345,7 @@ func (c *Decoder) d0(b []byte, p int, v *Mandatory, pmb uint64, pmx bool) (int, 
 			p = np
 		}
 	}
+f1:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -359,7 +359,6 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pmb uint64, pmx bool) (int, e
 	_ = err
 	// Value
 	{
-		done := false
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.Value, v.HasValue = uint32(x-1), true
@@ -367,9 +366,9 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pmb uint64, pmx bool) (int, e
 				v.HasValue = false
 			}
 			p++
-			done = true
+			goto f2
 		}
-		if !done {
+		{
 			x, n := uint64(0), 0
 			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
@@ -398,10 +397,10 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pmb uint64, pmx bool) (int, e
 				x--
 				v.Value, v.HasValue = uint32(x), true
 				p += n
-				done = true
+				goto f2
 			}
 		}
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue2, &tpm, nil)
 			pmb = tpm.Bits
@@ -414,6 +413,7 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pmb uint64, pmx bool) (int, e
 			p = np
 		}
 	}
+f2:
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
@@ -427,8 +427,7 @@ func (c *Decoder) d2(b []byte, p int, v *MandatoryCopy, pmb uint64, pmx bool) (i
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue3, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
@@ -453,8 +452,7 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalCopy, pmb uint64, pmx bool) (in
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue4, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
@@ -493,8 +491,7 @@ func (c *Decoder) d5(b []byte, p int, v *OptionalConstant, pmb uint64, pmx bool)
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue6, &tpm, nil)
 			pmb = tpm.Bits
@@ -520,8 +517,7 @@ func (c *Decoder) d6(b []byte, p int, v *MandatoryDefault, pmb uint64, pmx bool)
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue7, &tpm, nil)
 			pmb = tpm.Bits
@@ -546,8 +542,7 @@ func (c *Decoder) d7(b []byte, p int, v *OptionalDefaultNone, pmb uint64, pmx bo
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue8, &tpm, nil)
 			pmb = tpm.Bits
@@ -573,8 +568,7 @@ func (c *Decoder) d8(b []byte, p int, v *OptionalDefaultValue, pmb uint64, pmx b
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue9, &tpm, nil)
 			pmb = tpm.Bits
@@ -600,8 +594,7 @@ func (c *Decoder) d9(b []byte, p int, v *MandatoryTail, pmb uint64, pmx bool) (i
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fValue10, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
@@ -626,8 +619,7 @@ func (c *Decoder) d10(b []byte, p int, v *OptionalTail, pmb uint64, pmx bool) (i
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fValue11, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
@@ -653,8 +645,7 @@ func (c *Decoder) d11(b []byte, p int, v *OptionalTailDefault, pmb uint64, pmx b
 	_ = err
 	// Value
 	{
-		done := false
-		if !done {
+		{
 			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fValue12, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
