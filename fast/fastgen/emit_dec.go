@@ -155,11 +155,8 @@ func (g *gen) decBody(s *segment, inline bool) string {
 		}
 		body.WriteString(code)
 	}
-	// The window of ASCII strings in a local, the presence map for the general paths only
-	// where they are called.
-	if strings.Contains(body.String(), "win[") {
-		g.w("win := c.Win\n_ = win\n")
-	}
+	// The window of ASCII strings is read through c (c.Win), not kept in a local: one live
+	// value fewer in the large functions (decode instructions -3 to -5%).
 	g.buf.Write(body.Bytes())
 	switch {
 	case s.owner == nil && reg:
@@ -382,7 +379,7 @@ func (g *gen) asciiScan(f *field, onValue string) {
 	// The stop bit is found eight bytes at a time; the cleared last byte is written from
 	// the input, not read back from the window just copied (a store-forwarding stall).
 	g.w("end := p\nif q := b[p:]; len(q) >= 8 {\nif m := %s & 0x8080808080808080; m != 0 {\nend = p + bits.TrailingZeros64(m)>>3\n} else {\nend = p + 8\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n} else {\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n", le64("q"))
-	g.w("if end < len(b) {\nif end >= len(win) {\nwin = c.Extend(b, end)\n}\nw := win[p : end+1 : end+1]\nw[end-p] = b[end] &^ 0x80\n")
+	g.w("if end < len(b) {\nif end >= len(c.Win) {\nc.Extend(b, end)\n}\nw := c.Win[p : end+1 : end+1]\nw[end-p] = b[end] &^ 0x80\n")
 	g.w("%s%sp = end + 1\ndone = true\n}\n", onValue, setv(f, "w", "true"))
 }
 

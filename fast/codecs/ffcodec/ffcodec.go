@@ -298,8 +298,6 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType
 	// ApplVerID
@@ -512,8 +510,6 @@ f3:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDUpdateAction
 				{
 					e := &c.d.s1MDUpdateAction
@@ -606,10 +602,10 @@ f3:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -662,10 +658,10 @@ f3:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -770,10 +766,10 @@ f3:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
@@ -1014,8 +1010,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType2
 	// ApplVerID
@@ -1199,10 +1193,10 @@ f14:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
@@ -1372,8 +1366,6 @@ f17:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDEntryType
 				{
 					e := &c.d.s2MDEntryType
@@ -1404,10 +1396,10 @@ f17:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -1449,10 +1441,10 @@ f17:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
@@ -1681,8 +1673,6 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType3
 	// ApplVerID
@@ -1872,10 +1862,10 @@ f25:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
@@ -1978,10 +1968,10 @@ f27:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityType, v.HasSecurityType = w, true
 				p = end + 1
@@ -2025,10 +2015,10 @@ f28:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
@@ -2280,10 +2270,10 @@ f32:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.ApplID = w
 				p = end + 1
@@ -2314,8 +2304,6 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType4
 	// ApplVerID
@@ -2448,10 +2436,10 @@ f35:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
@@ -2547,10 +2535,10 @@ f37:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
@@ -2594,10 +2582,10 @@ f38:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1

@@ -1362,8 +1362,6 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType
 	// BeginString
@@ -1389,10 +1387,10 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TargetCompID = w
 				p = end + 1
@@ -1592,10 +1590,10 @@ f4:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Username, v.HasUsername = w, true
 				p = end + 1
@@ -1639,10 +1637,10 @@ f5:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Password, v.HasPassword = w, true
 				p = end + 1
@@ -1686,10 +1684,10 @@ f6:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.DefaultApplVerID = w
 				p = end + 1
@@ -1720,8 +1718,6 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType2
 	// BeginString
@@ -1747,10 +1743,10 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TargetCompID = w
 				p = end + 1
@@ -1898,10 +1894,10 @@ f10:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
@@ -1937,8 +1933,6 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType3
 	// BeginString
@@ -2075,10 +2069,10 @@ f13:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
@@ -2122,10 +2116,10 @@ f14:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
@@ -2662,8 +2656,6 @@ f23:
 func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDEntryType
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -2683,10 +2675,10 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType, v.HasMDEntryType = w, true
 				p = end + 1
@@ -2728,10 +2720,10 @@ f24:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
@@ -3062,10 +3054,10 @@ f30:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.QuoteCondition, v.HasQuoteCondition = w, true
 				p = end + 1
@@ -3107,10 +3099,10 @@ f31:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradeCondition, v.HasTradeCondition = w, true
 				p = end + 1
@@ -3152,10 +3144,10 @@ f32:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 				p = end + 1
@@ -3197,10 +3189,10 @@ f33:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OrdType, v.HasOrdType = w, true
 				p = end + 1
@@ -4145,10 +4137,10 @@ f49:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
@@ -4250,10 +4242,10 @@ f51:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
@@ -4295,10 +4287,10 @@ f52:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OrderStatus, v.HasOrderStatus = w, true
 				p = end + 1
@@ -4875,10 +4867,10 @@ f62:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.CXFlag, v.HasCXFlag = w, true
 				p = end + 1
@@ -4920,10 +4912,10 @@ f63:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
@@ -5120,8 +5112,6 @@ f66:
 func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDUpdateAction
 	{
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -5196,10 +5186,10 @@ f67:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType, v.HasMDEntryType = w, true
 				p = end + 1
@@ -5241,10 +5231,10 @@ f68:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
@@ -5511,10 +5501,10 @@ f73:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
@@ -5721,10 +5711,10 @@ f77:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
@@ -5890,10 +5880,10 @@ f80:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.QuoteCondition, v.HasQuoteCondition = w, true
 				p = end + 1
@@ -5935,10 +5925,10 @@ f81:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradeCondition, v.HasTradeCondition = w, true
 				p = end + 1
@@ -5980,10 +5970,10 @@ f82:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 				p = end + 1
@@ -6025,10 +6015,10 @@ f83:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OrdType, v.HasOrdType = w, true
 				p = end + 1
@@ -6930,10 +6920,10 @@ f98:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
@@ -6975,10 +6965,10 @@ f99:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OrderStatus, v.HasOrderStatus = w, true
 				p = end + 1
@@ -7555,10 +7545,10 @@ f109:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.CXFlag, v.HasCXFlag = w, true
 				p = end + 1
@@ -7600,10 +7590,10 @@ f110:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
@@ -7645,10 +7635,10 @@ f111:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
@@ -7679,8 +7669,6 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType5
 	// BeginString
@@ -8102,10 +8090,10 @@ f119:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
@@ -8149,10 +8137,10 @@ f120:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
@@ -8333,8 +8321,6 @@ f123:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDEntryType
 				{
 					e := &c.d.s1MDEntryType
@@ -8365,10 +8351,10 @@ f123:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -8411,10 +8397,10 @@ f123:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
@@ -8586,10 +8572,10 @@ f123:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -8643,10 +8629,10 @@ f123:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -8715,10 +8701,10 @@ f123:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -8760,8 +8746,6 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType6
 	// BeginString
@@ -9183,10 +9167,10 @@ f138:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
@@ -9230,10 +9214,10 @@ f139:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
@@ -9357,8 +9341,6 @@ f141:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDEntryType
 				{
 					e := &c.d.s1MDEntryType
@@ -9389,10 +9371,10 @@ f141:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -9435,10 +9417,10 @@ f141:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
@@ -9595,10 +9577,10 @@ f141:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -9652,10 +9634,10 @@ f141:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -9697,8 +9679,6 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType7
 	// BeginString
@@ -10120,10 +10100,10 @@ f155:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
@@ -10167,10 +10147,10 @@ f156:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
@@ -10351,8 +10331,6 @@ f159:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDEntryType
 				{
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -10372,10 +10350,10 @@ f159:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType = w
 							p = end + 1
@@ -10414,10 +10392,10 @@ f159:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
@@ -10544,10 +10522,10 @@ f159:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -10700,10 +10678,10 @@ f159:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -10850,10 +10828,10 @@ f159:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -10907,10 +10885,10 @@ f159:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -10952,8 +10930,6 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType8
 	// BeginString
@@ -11375,10 +11351,10 @@ f178:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
@@ -11422,10 +11398,10 @@ f179:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
@@ -11549,8 +11525,6 @@ f181:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDEntryType
 				{
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -11570,10 +11544,10 @@ f181:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType = w
 							p = end + 1
@@ -11612,10 +11586,10 @@ f181:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
@@ -11742,10 +11716,10 @@ f181:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -11868,10 +11842,10 @@ f181:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -12018,10 +11992,10 @@ f181:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -12075,10 +12049,10 @@ f181:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -12286,8 +12260,6 @@ f195:
 func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDUpdateAction
 	{
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -12362,10 +12334,10 @@ f196:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType, v.HasMDEntryType = w, true
 				p = end + 1
@@ -12407,10 +12379,10 @@ f197:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
@@ -12452,10 +12424,10 @@ f198:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
@@ -12846,10 +12818,10 @@ f205:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.QuoteCondition, v.HasQuoteCondition = w, true
 				p = end + 1
@@ -12891,10 +12863,10 @@ f206:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradeCondition, v.HasTradeCondition = w, true
 				p = end + 1
@@ -12936,10 +12908,10 @@ f207:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 				p = end + 1
@@ -13946,10 +13918,10 @@ f224:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
@@ -13991,10 +13963,10 @@ f225:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.CXFlag, v.HasCXFlag = w, true
 				p = end + 1
@@ -14036,10 +14008,10 @@ f226:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
@@ -14081,10 +14053,10 @@ f227:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
@@ -14281,8 +14253,6 @@ f230:
 func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDUpdateAction
 	{
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -14357,10 +14327,10 @@ f231:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType, v.HasMDEntryType = w, true
 				p = end + 1
@@ -14402,10 +14372,10 @@ f232:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
@@ -14447,10 +14417,10 @@ f233:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
@@ -14841,10 +14811,10 @@ f240:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.QuoteCondition, v.HasQuoteCondition = w, true
 				p = end + 1
@@ -14886,10 +14856,10 @@ f241:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradeCondition, v.HasTradeCondition = w, true
 				p = end + 1
@@ -14931,10 +14901,10 @@ f242:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 				p = end + 1
@@ -15645,10 +15615,10 @@ f254:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
@@ -15690,10 +15660,10 @@ f255:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.CXFlag, v.HasCXFlag = w, true
 				p = end + 1
@@ -15735,10 +15705,10 @@ f256:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
@@ -15780,10 +15750,10 @@ f257:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
@@ -15814,8 +15784,6 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType11
 	// ApplVerID
@@ -15975,8 +15943,6 @@ f260:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDUpdateAction
 				{
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -16064,10 +16030,10 @@ f260:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -16110,10 +16076,10 @@ f260:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
@@ -16168,10 +16134,10 @@ f260:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -16404,10 +16370,10 @@ f260:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -16461,10 +16427,10 @@ f260:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -16533,10 +16499,10 @@ f260:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -16590,10 +16556,10 @@ f260:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -16635,8 +16601,6 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType12
 	// ApplVerID
@@ -16796,8 +16760,6 @@ f274:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDUpdateAction
 				{
 					e := &c.d.s25MDUpdateAction
@@ -16852,10 +16814,10 @@ f274:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -16898,10 +16860,10 @@ f274:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
@@ -16956,10 +16918,10 @@ f274:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -17177,10 +17139,10 @@ f274:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -17234,10 +17196,10 @@ f274:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -17291,10 +17253,10 @@ f274:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -17502,8 +17464,6 @@ f287:
 func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDUpdateAction
 	{
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -17578,10 +17538,10 @@ f288:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType = w
 				p = end + 1
@@ -17618,10 +17578,10 @@ f289:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
@@ -17663,10 +17623,10 @@ f290:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
@@ -17933,10 +17893,10 @@ f295:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
@@ -18343,10 +18303,10 @@ f302:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
@@ -18689,10 +18649,10 @@ f308:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
@@ -18734,10 +18694,10 @@ f309:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
@@ -18779,10 +18739,10 @@ f310:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.RefOrderID, v.HasRefOrderID = w, true
 				p = end + 1
@@ -18979,8 +18939,6 @@ f313:
 func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDUpdateAction
 	{
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -19055,10 +19013,10 @@ f314:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType = w
 				p = end + 1
@@ -19095,10 +19053,10 @@ f315:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
@@ -19140,10 +19098,10 @@ f316:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
@@ -19410,10 +19368,10 @@ f321:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
@@ -19696,10 +19654,10 @@ f326:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
@@ -20042,10 +20000,10 @@ f332:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
@@ -20087,10 +20045,10 @@ f333:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
@@ -20132,10 +20090,10 @@ f334:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.RefOrderID, v.HasRefOrderID = w, true
 				p = end + 1
@@ -20166,8 +20124,6 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType15
 	// ApplVerID
@@ -20392,10 +20348,10 @@ f338:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
@@ -20675,10 +20631,10 @@ f342:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
@@ -21112,10 +21068,10 @@ f348:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
@@ -21198,10 +21154,10 @@ f349:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SettlCurrency, v.HasSettlCurrency = w, true
 				p = end + 1
@@ -21307,10 +21263,10 @@ f351:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.StateSecurityID, v.HasStateSecurityID = w, true
 				p = end + 1
@@ -22435,8 +22391,6 @@ f368:
 func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGrp, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// TradingSessionID
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -22456,10 +22410,10 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID = w
 				p = end + 1
@@ -22496,10 +22450,10 @@ f369:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
@@ -22650,8 +22604,6 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType16
 	// ApplVerID
@@ -22788,10 +22740,10 @@ f374:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
@@ -22830,10 +22782,10 @@ f375:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
@@ -22877,10 +22829,10 @@ f376:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
@@ -23035,8 +22987,6 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType17
 	// ApplVerID
@@ -23225,10 +23175,10 @@ f382:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
@@ -23272,10 +23222,10 @@ f383:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID = w
 				p = end + 1

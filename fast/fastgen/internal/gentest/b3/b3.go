@@ -3951,8 +3951,6 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType2
 	// MsgSeqNum
@@ -4096,10 +4094,10 @@ f5:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -4152,10 +4150,10 @@ f6:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -4197,10 +4195,10 @@ f7:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
@@ -4236,8 +4234,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MsgType
 	v.MsgType = cMsgType
 	// ApplVerID
@@ -4312,10 +4308,10 @@ f9:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SendingTime = w
 				p = end + 1
@@ -4405,10 +4401,10 @@ f11:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.LastFragment = w
 				p = end + 1
@@ -4470,8 +4466,6 @@ f12:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// Symbol
 				{
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -4491,10 +4485,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Symbol = w
 							p = end + 1
@@ -4667,8 +4661,6 @@ f12:
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							win := c.Win
-							_ = win
 							// SecurityAltID
 							{
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -4688,10 +4680,10 @@ f12:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.SecurityAltID = w
 										p = end + 1
@@ -4741,10 +4733,10 @@ f12:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -4815,8 +4807,6 @@ f12:
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							win := c.Win
-							_ = win
 							// UnderlyingSymbol
 							{
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -4836,10 +4826,10 @@ f12:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.UnderlyingSymbol = w
 										p = end + 1
@@ -5565,8 +5555,6 @@ f12:
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							win := c.Win
-							_ = win
 							// LegSymbol
 							{
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -5586,10 +5574,10 @@ f12:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.LegSymbol = w
 										p = end + 1
@@ -5711,10 +5699,10 @@ f12:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.LegSecurityType = w
 										p = end + 1
@@ -5815,10 +5803,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityUpdateAction = w
 							p = end + 1
@@ -6352,10 +6340,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
@@ -6399,10 +6387,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SettlCurrency, v.HasSettlCurrency = w, true
 							p = end + 1
@@ -6498,10 +6486,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityType = w
 							p = end + 1
@@ -6540,10 +6528,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecuritySubType = w
 							p = end + 1
@@ -6582,10 +6570,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityStrategyType, v.HasSecurityStrategyType = w, true
 							p = end + 1
@@ -6629,10 +6617,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Asset, v.HasAsset = w, true
 							p = end + 1
@@ -6676,10 +6664,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityDesc = w
 							p = end + 1
@@ -6973,10 +6961,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
@@ -7278,10 +7266,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.CFICode = w
 							p = end + 1
@@ -7320,10 +7308,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.CountryOfIssue = w
 							p = end + 1
@@ -7584,10 +7572,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
@@ -7746,10 +7734,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.MarketSegmentID, v.HasMarketSegmentID = w, true
 							p = end + 1
@@ -7793,10 +7781,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.GovernanceIndicator, v.HasGovernanceIndicator = w, true
 							p = end + 1
@@ -7902,10 +7890,10 @@ f12:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityGroup = w
 							p = end + 1
@@ -8003,8 +7991,6 @@ f12:
 func (c *Decoder) d4(b []byte, p int, v *MDSecurityList149RelatedSymApplIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplID
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -8024,10 +8010,10 @@ func (c *Decoder) d4(b []byte, p int, v *MDSecurityList149RelatedSymApplIDs, pm 
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.ApplID = w
 				p = end + 1
@@ -8088,8 +8074,6 @@ f70:
 func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedTypes, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDFeedType
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -8109,10 +8093,10 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDFeedType = w
 				p = end + 1
@@ -8185,8 +8169,6 @@ f72:
 func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// InstAttribType
 	{
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -8266,10 +8248,10 @@ f73:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.InstAttribValue, v.HasInstAttribValue = w, true
 				p = end + 1
@@ -8421,8 +8403,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MsgType
 	v.MsgType = cMsgType2
 	// ApplVerID
@@ -8497,10 +8477,10 @@ f77:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SendingTime = w
 				p = end + 1
@@ -8590,10 +8570,10 @@ f79:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.LastFragment = w
 				p = end + 1
@@ -8655,8 +8635,6 @@ f80:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// Symbol
 				{
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -8676,10 +8654,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Symbol = w
 							p = end + 1
@@ -8852,8 +8830,6 @@ f80:
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							win := c.Win
-							_ = win
 							// SecurityAltID
 							{
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -8873,10 +8849,10 @@ f80:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.SecurityAltID = w
 										p = end + 1
@@ -8926,10 +8902,10 @@ f80:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -9000,8 +8976,6 @@ f80:
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							win := c.Win
-							_ = win
 							// UnderlyingSymbol
 							{
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -9021,10 +8995,10 @@ f80:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.UnderlyingSymbol = w
 										p = end + 1
@@ -9673,8 +9647,6 @@ f80:
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							win := c.Win
-							_ = win
 							// LegSymbol
 							{
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -9694,10 +9666,10 @@ f80:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.LegSymbol = w
 										p = end + 1
@@ -9819,10 +9791,10 @@ f80:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.LegSecurityType = w
 										p = end + 1
@@ -9923,10 +9895,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityUpdateAction = w
 							p = end + 1
@@ -10460,10 +10432,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
@@ -10507,10 +10479,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SettlCurrency, v.HasSettlCurrency = w, true
 							p = end + 1
@@ -10606,10 +10578,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityType = w
 							p = end + 1
@@ -10648,10 +10620,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecuritySubType = w
 							p = end + 1
@@ -10690,10 +10662,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityStrategyType, v.HasSecurityStrategyType = w, true
 							p = end + 1
@@ -10737,10 +10709,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Asset, v.HasAsset = w, true
 							p = end + 1
@@ -10784,10 +10756,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityDesc = w
 							p = end + 1
@@ -11081,10 +11053,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
@@ -11386,10 +11358,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.CFICode = w
 							p = end + 1
@@ -11428,10 +11400,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.CountryOfIssue = w
 							p = end + 1
@@ -11692,10 +11664,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
@@ -11854,10 +11826,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.MarketSegmentID, v.HasMarketSegmentID = w, true
 							p = end + 1
@@ -11901,10 +11873,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.GovernanceIndicator, v.HasGovernanceIndicator = w, true
 							p = end + 1
@@ -12010,10 +11982,10 @@ f80:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityGroup = w
 							p = end + 1
@@ -12111,8 +12083,6 @@ f80:
 func (c *Decoder) d14(b []byte, p int, v *MDSecurityList148RelatedSymApplIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplID
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -12132,10 +12102,10 @@ func (c *Decoder) d14(b []byte, p int, v *MDSecurityList148RelatedSymApplIDs, pm
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.ApplID = w
 				p = end + 1
@@ -12196,8 +12166,6 @@ f137:
 func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeedTypes, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDFeedType
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -12217,10 +12185,10 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDFeedType = w
 				p = end + 1
@@ -12293,8 +12261,6 @@ f139:
 func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// InstAttribType
 	{
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -12374,10 +12340,10 @@ f140:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.InstAttribValue, v.HasInstAttribValue = w, true
 				p = end + 1
@@ -12529,8 +12495,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MsgType
 	v.MsgType = cMsgType3
 	// ApplVerID
@@ -12605,10 +12569,10 @@ f144:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SendingTime = w
 				p = end + 1
@@ -12698,10 +12662,10 @@ f146:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.LastFragment = w
 				p = end + 1
@@ -12763,8 +12727,6 @@ f147:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// Symbol
 				{
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -12784,10 +12746,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Symbol = w
 							p = end + 1
@@ -12960,8 +12922,6 @@ f147:
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							win := c.Win
-							_ = win
 							// SecurityAltID
 							{
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -12981,10 +12941,10 @@ f147:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.SecurityAltID = w
 										p = end + 1
@@ -13034,10 +12994,10 @@ f147:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -13108,8 +13068,6 @@ f147:
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							win := c.Win
-							_ = win
 							// UnderlyingSymbol
 							{
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -13129,10 +13087,10 @@ f147:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.UnderlyingSymbol = w
 										p = end + 1
@@ -13781,8 +13739,6 @@ f147:
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							win := c.Win
-							_ = win
 							// LegSymbol
 							{
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -13802,10 +13758,10 @@ f147:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.LegSymbol = w
 										p = end + 1
@@ -13927,10 +13883,10 @@ f147:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.LegSecurityType = w
 										p = end + 1
@@ -14031,10 +13987,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityUpdateAction = w
 							p = end + 1
@@ -14568,10 +14524,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
@@ -14615,10 +14571,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SettlCurrency, v.HasSettlCurrency = w, true
 							p = end + 1
@@ -14714,10 +14670,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityType = w
 							p = end + 1
@@ -14756,10 +14712,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecuritySubType = w
 							p = end + 1
@@ -14798,10 +14754,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityStrategyType, v.HasSecurityStrategyType = w, true
 							p = end + 1
@@ -14845,10 +14801,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Asset, v.HasAsset = w, true
 							p = end + 1
@@ -14892,10 +14848,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityDesc = w
 							p = end + 1
@@ -15189,10 +15145,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
@@ -15494,10 +15450,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.CFICode = w
 							p = end + 1
@@ -15536,10 +15492,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.CountryOfIssue = w
 							p = end + 1
@@ -15800,10 +15756,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
@@ -15962,10 +15918,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.MarketSegmentID, v.HasMarketSegmentID = w, true
 							p = end + 1
@@ -16009,10 +15965,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.GovernanceIndicator, v.HasGovernanceIndicator = w, true
 							p = end + 1
@@ -16118,10 +16074,10 @@ f147:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityGroup = w
 							p = end + 1
@@ -16219,8 +16175,6 @@ f147:
 func (c *Decoder) d24(b []byte, p int, v *MDSecurityList141RelatedSymApplIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplID
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -16240,10 +16194,10 @@ func (c *Decoder) d24(b []byte, p int, v *MDSecurityList141RelatedSymApplIDs, pm
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.ApplID = w
 				p = end + 1
@@ -16304,8 +16258,6 @@ f204:
 func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeedTypes, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDFeedType
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -16325,10 +16277,10 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDFeedType = w
 				p = end + 1
@@ -16401,8 +16353,6 @@ f206:
 func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// InstAttribType
 	{
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -16482,10 +16432,10 @@ f207:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.InstAttribValue, v.HasInstAttribValue = w, true
 				p = end + 1
@@ -16637,8 +16587,6 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType3
 	// ApplVerID
@@ -16822,10 +16770,10 @@ f213:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.LastFragment = w
 				p = end + 1
@@ -16887,8 +16835,6 @@ f214:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// Symbol
 				{
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -16908,10 +16854,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Symbol = w
 							p = end + 1
@@ -17084,8 +17030,6 @@ f214:
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							win := c.Win
-							_ = win
 							// SecurityAltID
 							{
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -17105,10 +17049,10 @@ f214:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.SecurityAltID = w
 										p = end + 1
@@ -17158,10 +17102,10 @@ f214:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -17271,8 +17215,6 @@ f214:
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							win := c.Win
-							_ = win
 							// LegSymbol
 							{
 								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -17292,10 +17234,10 @@ f214:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.LegSymbol = w
 										p = end + 1
@@ -17417,10 +17359,10 @@ f214:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.LegType = w
 										p = end + 1
@@ -17459,10 +17401,10 @@ f214:
 										}
 									}
 									if end < len(b) {
-										if end >= len(win) {
-											win = c.Extend(b, end)
+										if end >= len(c.Win) {
+											c.Extend(b, end)
 										}
-										w := win[p : end+1 : end+1]
+										w := c.Win[p : end+1 : end+1]
 										w[end-p] = b[end] &^ 0x80
 										v.BuyersPerspective = w
 										p = end + 1
@@ -17511,10 +17453,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityUpdateAction = w
 							p = end + 1
@@ -17894,10 +17836,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.InstrumentID = w
 							p = end + 1
@@ -17936,10 +17878,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Currency = w
 							p = end + 1
@@ -17978,10 +17920,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SettlCurrency = w
 							p = end + 1
@@ -18020,10 +17962,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityType = w
 							p = end + 1
@@ -18062,10 +18004,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecuritySubType = w
 							p = end + 1
@@ -18104,10 +18046,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Asset = w
 							p = end + 1
@@ -18146,10 +18088,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityDesc = w
 							p = end + 1
@@ -18379,10 +18321,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
@@ -18556,10 +18498,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.CFICode = w
 							p = end + 1
@@ -18598,10 +18540,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.CountryOfIssue = w
 							p = end + 1
@@ -18856,10 +18798,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
@@ -18975,10 +18917,10 @@ f214:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityGroup = w
 							p = end + 1
@@ -19014,8 +18956,6 @@ f214:
 func (c *Decoder) d34(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplId
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -19035,10 +18975,10 @@ func (c *Decoder) d34(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.ApplId = w
 				p = end + 1
@@ -19099,8 +19039,6 @@ f253:
 func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIdsFeedTypes, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDFeedType
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -19120,10 +19058,10 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDFeedType = w
 				p = end + 1
@@ -19196,8 +19134,6 @@ f255:
 func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// UnderlyingSymbol
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -19217,10 +19153,10 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.UnderlyingSymbol = w
 				p = end + 1
@@ -19306,8 +19242,6 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID7
 	// MessageType
@@ -19478,8 +19412,6 @@ f259:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDUpdateAction
 				{
 					e := &c.d.s71MDUpdateAction
@@ -19549,10 +19481,10 @@ f259:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -19794,8 +19726,6 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID8
 	// MsgType
@@ -20008,8 +19938,6 @@ f267:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDUpdateAction
 				{
 					e := &c.d.s79MDUpdateAction
@@ -20102,10 +20030,10 @@ f267:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -20343,10 +20271,10 @@ f267:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
@@ -20610,10 +20538,10 @@ f267:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -20716,10 +20644,10 @@ f267:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
@@ -21882,8 +21810,6 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID9
 	// MsgType
@@ -22096,8 +22022,6 @@ f296:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDUpdateAction
 				{
 					e := &c.d.s101MDUpdateAction
@@ -22190,10 +22114,10 @@ f296:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -22431,10 +22355,10 @@ f296:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
@@ -22653,10 +22577,10 @@ f296:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -22759,10 +22683,10 @@ f296:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
@@ -23925,8 +23849,6 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID10
 	// MsgType
@@ -24139,8 +24061,6 @@ f325:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDUpdateAction
 				{
 					e := &c.d.s120MDUpdateAction
@@ -24233,10 +24153,10 @@ f325:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -24474,10 +24394,10 @@ f325:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
@@ -24696,10 +24616,10 @@ f325:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -24802,10 +24722,10 @@ f325:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
@@ -25797,8 +25717,6 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID11
 	// MsgType
@@ -26011,8 +25929,6 @@ f351:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDUpdateAction
 				{
 					e := &c.d.s139MDUpdateAction
@@ -26105,10 +26021,10 @@ f351:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -26346,10 +26262,10 @@ f351:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
@@ -26568,10 +26484,10 @@ f351:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -26674,10 +26590,10 @@ f351:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
@@ -26778,10 +26694,10 @@ f351:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 							p = end + 1
@@ -27659,8 +27575,6 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID12
 	// MessageType
@@ -27867,8 +27781,6 @@ f377:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDUpdateAction
 				{
 					e := &c.d.s158MDUpdateAction
@@ -27986,10 +27898,10 @@ f377:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -28031,10 +27943,10 @@ f377:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
@@ -28259,10 +28171,10 @@ f377:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
@@ -28481,10 +28393,10 @@ f377:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -28602,10 +28514,10 @@ f377:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
@@ -28942,8 +28854,6 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID13
 	// MessageType
@@ -29150,8 +29060,6 @@ f395:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDUpdateAction
 				{
 					e := &c.d.s175MDUpdateAction
@@ -29269,10 +29177,10 @@ f395:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -29314,10 +29222,10 @@ f395:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
@@ -29542,10 +29450,10 @@ f395:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
@@ -29764,10 +29672,10 @@ f395:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -29885,10 +29793,10 @@ f395:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
@@ -30225,8 +30133,6 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID14
 	// MsgType
@@ -30359,10 +30265,10 @@ f412:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
@@ -30485,10 +30391,10 @@ f414:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityExchange, v.HasSecurityExchange = w, true
 				p = end + 1
@@ -30532,10 +30438,10 @@ f415:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
@@ -30915,8 +30821,6 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID15
 	// MessageType
@@ -31049,10 +30953,10 @@ f424:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
@@ -31096,10 +31000,10 @@ f425:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
@@ -31222,10 +31126,10 @@ f427:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityExchange, v.HasSecurityExchange = w, true
 				p = end + 1
@@ -31269,10 +31173,10 @@ f428:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
@@ -31652,8 +31556,6 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID16
 	// MessageType
@@ -31837,10 +31739,10 @@ f438:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
@@ -31884,10 +31786,10 @@ f439:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
@@ -32010,10 +31912,10 @@ f441:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityExchange, v.HasSecurityExchange = w, true
 				p = end + 1
@@ -32057,10 +31959,10 @@ f442:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
@@ -32332,8 +32234,6 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType9
 	// MsgSeqNum
@@ -32642,10 +32542,10 @@ f452:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -32886,8 +32786,6 @@ f456:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDEntryType
 				{
 					{
@@ -33064,10 +32962,10 @@ f456:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -33170,10 +33068,10 @@ f456:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
@@ -33495,8 +33393,6 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MsgType
 	v.MsgType = cMsgType9
 	// MsgSeqNum
@@ -33805,10 +33701,10 @@ f467:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -34049,8 +33945,6 @@ f471:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDEntryType
 				{
 					{
@@ -34251,10 +34145,10 @@ f471:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -34450,10 +34344,10 @@ f471:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
@@ -35624,8 +35518,6 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MsgType
 	v.MsgType = cMsgType10
 	// MsgSeqNum
@@ -35934,10 +35826,10 @@ f496:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -36178,8 +36070,6 @@ f500:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDEntryType
 				{
 					{
@@ -36380,10 +36270,10 @@ f500:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -36534,10 +36424,10 @@ f500:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
@@ -37708,8 +37598,6 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MsgType
 	v.MsgType = cMsgType11
 	// MsgSeqNum
@@ -38018,10 +37906,10 @@ f525:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -38262,8 +38150,6 @@ f529:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDEntryType
 				{
 					{
@@ -38464,10 +38350,10 @@ f529:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -38618,10 +38504,10 @@ f529:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
@@ -39621,8 +39507,6 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MsgType
 	v.MsgType = cMsgType12
 	// MsgSeqNum
@@ -39931,10 +39815,10 @@ f551:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -40175,8 +40059,6 @@ f555:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDEntryType
 				{
 					{
@@ -40377,10 +40259,10 @@ f555:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -40531,10 +40413,10 @@ f555:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
@@ -41534,8 +41416,6 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MsgType
 	v.MsgType = cMsgType13
 	// MsgSeqNum
@@ -41844,10 +41724,10 @@ f577:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -42088,8 +41968,6 @@ f581:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDEntryType
 				{
 					{
@@ -42290,10 +42168,10 @@ f581:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -42444,10 +42322,10 @@ f581:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
@@ -43447,8 +43325,6 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MessageType
 	v.MessageType = cMessageType10
 	// MsgSeqNum
@@ -43757,10 +43633,10 @@ f603:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -44001,8 +43877,6 @@ f607:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// MDEntryType
 				{
 					{
@@ -44179,10 +44053,10 @@ f607:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -44285,10 +44159,10 @@ f607:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
@@ -44652,8 +44526,6 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID24
 	// MsgType
@@ -44821,10 +44693,10 @@ f617:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -44878,10 +44750,10 @@ f618:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -44935,10 +44807,10 @@ f619:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -44992,10 +44864,10 @@ f620:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -45049,10 +44921,10 @@ f621:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -45188,8 +45060,6 @@ f623:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// SecurityID
 				{
 					e := &c.d.s307SecurityID
@@ -45280,10 +45150,10 @@ f623:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityExchange = w
 							p = end + 1
@@ -45351,8 +45221,6 @@ f623:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// Text
 				{
 					e := &c.d.s308Text
@@ -45383,10 +45251,10 @@ f623:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -45500,8 +45368,6 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID25
 	// MessageType
@@ -45669,10 +45535,10 @@ f630:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -45726,10 +45592,10 @@ f631:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -45783,10 +45649,10 @@ f632:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -45840,10 +45706,10 @@ f633:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -45897,10 +45763,10 @@ f634:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -46036,8 +45902,6 @@ f636:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// SecurityID
 				{
 					e := &c.d.s315SecurityID
@@ -46128,10 +45992,10 @@ f636:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityExchange = w
 							p = end + 1
@@ -46199,8 +46063,6 @@ f636:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// Text
 				{
 					e := &c.d.s316Text
@@ -46231,10 +46093,10 @@ f636:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -46348,8 +46210,6 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID26
 	// MessageType
@@ -46557,10 +46417,10 @@ f643:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -46614,10 +46474,10 @@ f644:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -46671,10 +46531,10 @@ f645:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -46728,10 +46588,10 @@ f646:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -46795,8 +46655,6 @@ f647:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// SecurityID
 				{
 					e := &c.d.s321SecurityID
@@ -46887,10 +46745,10 @@ f647:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.SecurityExchange = w
 							p = end + 1
@@ -46958,8 +46816,6 @@ f647:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// RoutingType
 				{
 					{
@@ -46994,10 +46850,10 @@ f647:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.RoutingID, v.HasRoutingID = w, true
 							p = end + 1
@@ -47070,8 +46926,6 @@ f647:
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				win := c.Win
-				_ = win
 				// text
 				{
 					e := &c.d.s322Text
@@ -47102,10 +46956,10 @@ f647:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -47204,10 +47058,10 @@ f647:
 							}
 						}
 						if end < len(b) {
-							if end >= len(win) {
-								win = c.Extend(b, end)
+							if end >= len(c.Win) {
+								c.Extend(b, end)
 							}
-							w := win[p : end+1 : end+1]
+							w := c.Win[p : end+1 : end+1]
 							w[end-p] = b[end] &^ 0x80
 							v.EncodedText, v.HasEncodedText = w, true
 							p = end + 1
@@ -47819,8 +47673,6 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID31
 	// MessageType
@@ -47955,10 +47807,10 @@ f664:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1

@@ -655,8 +655,6 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// A
 	{
 		e := &c.d.s1A
@@ -774,10 +772,10 @@ f2:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -811,8 +809,6 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// A
 	{
 		e := &c.d.s1A
@@ -930,10 +926,10 @@ f5:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
@@ -1145,8 +1141,6 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// G1
 	{
 		if err := c.Enter(p, fG1); err != nil {
@@ -1154,8 +1148,6 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 		}
 		{
 			v := &v.G1
-			win := c.Win
-			_ = win
 			// A
 			{
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -1226,10 +1218,10 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 						}
 					}
 					if end < len(b) {
-						if end >= len(win) {
-							win = c.Extend(b, end)
+						if end >= len(c.Win) {
+							c.Extend(b, end)
 						}
-						w := win[p : end+1 : end+1]
+						w := c.Win[p : end+1 : end+1]
 						w[end-p] = b[end] &^ 0x80
 						v.S, v.HasS = w, true
 						p = end + 1
@@ -1274,8 +1266,6 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 			} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 				return p, err
 			}
-			win := c.Win
-			_ = win
 			// A
 			{
 				e := &c.d.s1A
@@ -1378,8 +1368,6 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 						} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 							return p, err
 						}
-						win := c.Win
-						_ = win
 						// V
 						{
 							{
@@ -1411,8 +1399,6 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 								} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 									return p, err
 								}
-								win := c.Win
-								_ = win
 								// Z
 								{
 									e := &c.d.s14Z
@@ -1443,10 +1429,10 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 											}
 										}
 										if end < len(b) {
-											if end >= len(win) {
-												win = c.Extend(b, end)
+											if end >= len(c.Win) {
+												c.Extend(b, end)
 											}
-											w := win[p : end+1 : end+1]
+											w := c.Win[p : end+1 : end+1]
 											w[end-p] = b[end] &^ 0x80
 											pmb <<= 1
 											e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w

@@ -890,8 +890,6 @@ f3:
 func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDUpdateAction
 	{
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -960,10 +958,10 @@ f4:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType = w
 				p = end + 1
@@ -1064,10 +1062,10 @@ f6:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
@@ -1109,10 +1107,10 @@ f7:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
@@ -1721,10 +1719,10 @@ f18:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryTradeType, v.HasMDEntryTradeType = w, true
 				p = end + 1
@@ -1948,10 +1946,10 @@ f22:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
@@ -2055,10 +2053,10 @@ f24:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
@@ -2089,8 +2087,6 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID2
 	// MessageType
@@ -2501,10 +2497,10 @@ f32:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
@@ -2548,10 +2544,10 @@ f33:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
@@ -2625,8 +2621,6 @@ f34:
 func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDEntryType
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -2646,10 +2640,10 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType = w
 				p = end + 1
@@ -3204,10 +3198,10 @@ f44:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryTradeType, v.HasMDEntryTradeType = w, true
 				p = end + 1
@@ -3369,10 +3363,10 @@ f47:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
@@ -3414,10 +3408,10 @@ f48:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
@@ -3448,8 +3442,6 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID3
 	// MessageType
@@ -3635,10 +3627,10 @@ f52:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
@@ -3752,10 +3744,10 @@ f54:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityAltID, v.HasSecurityAltID = w, true
 				p = end + 1
@@ -3799,10 +3791,10 @@ f55:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityAltIDSource, v.HasSecurityAltIDSource = w, true
 				p = end + 1
@@ -3846,10 +3838,10 @@ f56:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.SecurityType, v.HasSecurityType = w, true
 				p = end + 1
@@ -3893,10 +3885,10 @@ f57:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.CFICode, v.HasCFICode = w, true
 				p = end + 1
@@ -4125,10 +4117,10 @@ f61:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
@@ -4174,10 +4166,10 @@ f62:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MarketSegmentID = w
 				p = end + 1
@@ -4921,10 +4913,10 @@ f73:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.QuotationList, v.HasQuotationList = w, true
 				p = end + 1
@@ -5238,10 +5230,10 @@ f77:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.UnderlyingCurrency, v.HasUnderlyingCurrency = w, true
 				p = end + 1
@@ -5428,8 +5420,6 @@ f80:
 func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDFeedType
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -5449,10 +5439,10 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDFeedType = w
 				p = end + 1
@@ -5586,8 +5576,6 @@ f83:
 func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// UnderlyingSymbol
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -5607,10 +5595,10 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.UnderlyingSymbol = w
 				p = end + 1
@@ -5696,8 +5684,6 @@ f85:
 func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// LegSymbol
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -5717,10 +5703,10 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.LegSymbol = w
 				p = end + 1
@@ -5854,8 +5840,6 @@ f88:
 func (c *Decoder) d8(b []byte, p int, v *SecurityDefinitionInstrumentAttributes, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// InstrAttribType
 	{
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -5925,10 +5909,10 @@ f89:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.InstrAttribValue = w
 				p = end + 1
@@ -6493,8 +6477,6 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID5
 	// MessageType
@@ -6689,10 +6671,10 @@ f102:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
@@ -7403,8 +7385,6 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID8
 	// MessageType
@@ -7944,10 +7924,10 @@ f123:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MarketSegmentID = w
 				p = end + 1
@@ -8040,8 +8020,6 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID9
 	// MessageType
@@ -8233,10 +8211,10 @@ f128:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.NewsId, v.HasNewsId = w, true
 				p = end + 1
@@ -8344,10 +8322,10 @@ f130:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.LanguageCode, v.HasLanguageCode = w, true
 				p = end + 1
@@ -8464,10 +8442,10 @@ f132:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MarketSegmentID, v.HasMarketSegmentID = w, true
 				p = end + 1
@@ -8776,8 +8754,6 @@ f136:
 func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDUpdateAction
 	{
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -8846,10 +8822,10 @@ f137:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType = w
 				p = end + 1
@@ -10137,8 +10113,6 @@ f159:
 func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// MDEntryType
 	{
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
@@ -10158,10 +10132,10 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.MDEntryType = w
 				p = end + 1
@@ -10726,8 +10700,6 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 	_ = pm
 	var err error
 	_ = err
-	win := c.Win
-	_ = win
 	// ApplVerID
 	v.ApplVerID = cApplVerID13
 	// MessageType
@@ -10862,10 +10834,10 @@ f171:
 				}
 			}
 			if end < len(b) {
-				if end >= len(win) {
-					win = c.Extend(b, end)
+				if end >= len(c.Win) {
+					c.Extend(b, end)
 				}
-				w := win[p : end+1 : end+1]
+				w := c.Win[p : end+1 : end+1]
 				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
