@@ -500,8 +500,9 @@ f3:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -1356,8 +1357,9 @@ f17:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -3178,8 +3180,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
@@ -3406,8 +3409,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)

@@ -8311,8 +8311,9 @@ f123:
 			} else {
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
-			for j := range v.GroupMDEntries {
-				v := &v.GroupMDEntries[j]
+			es := v.GroupMDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -9331,8 +9332,9 @@ f141:
 			} else {
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
-			for j := range v.GroupMDEntries {
-				v := &v.GroupMDEntries[j]
+			es := v.GroupMDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -10321,8 +10323,9 @@ f159:
 			} else {
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
-			for j := range v.GroupMDEntries {
-				v := &v.GroupMDEntries[j]
+			es := v.GroupMDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -11515,8 +11518,9 @@ f181:
 			} else {
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
-			for j := range v.GroupMDEntries {
-				v := &v.GroupMDEntries[j]
+			es := v.GroupMDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -15933,8 +15937,9 @@ f260:
 			} else {
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
-			for j := range v.GroupMDEntries {
-				v := &v.GroupMDEntries[j]
+			es := v.GroupMDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -16750,8 +16755,9 @@ f274:
 			} else {
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
-			for j := range v.GroupMDEntries {
-				v := &v.GroupMDEntries[j]
+			es := v.GroupMDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -25284,8 +25290,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		if err := c.Enter(fGroupMDEntries3); err != nil {
 			return out, err
 		}
-		for j := range v.GroupMDEntries {
-			v := &v.GroupMDEntries[j]
+		es := v.GroupMDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 11)
 			pmr, pmn := uint64(0), 0
@@ -25586,8 +25593,9 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		if err := c.Enter(fGroupMDEntries4); err != nil {
 			return out, err
 		}
-		for j := range v.GroupMDEntries {
-			v := &v.GroupMDEntries[j]
+		es := v.GroupMDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 8)
 			pmr, pmn := uint64(0), 0
@@ -25858,8 +25866,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		if err := c.Enter(fGroupMDEntries5); err != nil {
 			return out, err
 		}
-		for j := range v.GroupMDEntries {
-			v := &v.GroupMDEntries[j]
+		es := v.GroupMDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 18)
 			pmr, pmn := uint64(0), 0
@@ -26266,8 +26275,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		if err := c.Enter(fGroupMDEntries6); err != nil {
 			return out, err
 		}
-		for j := range v.GroupMDEntries {
-			v := &v.GroupMDEntries[j]
+		es := v.GroupMDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 16)
 			pmr, pmn := uint64(0), 0
@@ -27355,8 +27365,9 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		if err := c.Enter(fGroupMDEntries9); err != nil {
 			return out, err
 		}
-		for j := range v.GroupMDEntries {
-			v := &v.GroupMDEntries[j]
+		es := v.GroupMDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 13)
 			pmr, pmn := uint64(0), 0
@@ -27643,8 +27654,9 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		if err := c.Enter(fGroupMDEntries10); err != nil {
 			return out, err
 		}
-		for j := range v.GroupMDEntries {
-			v := &v.GroupMDEntries[j]
+		es := v.GroupMDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 11)
 			pmr, pmn := uint64(0), 0

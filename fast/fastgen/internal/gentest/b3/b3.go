@@ -4456,8 +4456,9 @@ f12:
 			} else {
 				v.RelatedSym = v.RelatedSym[:n]
 			}
-			for j := range v.RelatedSym {
-				v := &v.RelatedSym[j]
+			es := v.RelatedSym
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -4651,8 +4652,9 @@ f12:
 						} else {
 							v.SecurityAltIDs = v.SecurityAltIDs[:n]
 						}
-						for j := range v.SecurityAltIDs {
-							v := &v.SecurityAltIDs[j]
+						es := v.SecurityAltIDs
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -4797,8 +4799,9 @@ f12:
 						} else {
 							v.Underlyings = v.Underlyings[:n]
 						}
-						for j := range v.Underlyings {
-							v := &v.Underlyings[j]
+						es := v.Underlyings
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -5204,8 +5207,9 @@ f12:
 						} else {
 							v.TickRules = v.TickRules[:n]
 						}
-						for j := range v.TickRules {
-							v := &v.TickRules[j]
+						es := v.TickRules
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -5545,8 +5549,9 @@ f12:
 						} else {
 							v.Legs = v.Legs[:n]
 						}
-						for j := range v.Legs {
-							v := &v.Legs[j]
+						es := v.Legs
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -8625,8 +8630,9 @@ f80:
 			} else {
 				v.RelatedSym = v.RelatedSym[:n]
 			}
-			for j := range v.RelatedSym {
-				v := &v.RelatedSym[j]
+			es := v.RelatedSym
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -8820,8 +8826,9 @@ f80:
 						} else {
 							v.SecurityAltIDs = v.SecurityAltIDs[:n]
 						}
-						for j := range v.SecurityAltIDs {
-							v := &v.SecurityAltIDs[j]
+						es := v.SecurityAltIDs
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -8966,8 +8973,9 @@ f80:
 						} else {
 							v.Underlyings = v.Underlyings[:n]
 						}
-						for j := range v.Underlyings {
-							v := &v.Underlyings[j]
+						es := v.Underlyings
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -9296,8 +9304,9 @@ f80:
 						} else {
 							v.TickRules = v.TickRules[:n]
 						}
-						for j := range v.TickRules {
-							v := &v.TickRules[j]
+						es := v.TickRules
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -9637,8 +9646,9 @@ f80:
 						} else {
 							v.Legs = v.Legs[:n]
 						}
-						for j := range v.Legs {
-							v := &v.Legs[j]
+						es := v.Legs
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -12717,8 +12727,9 @@ f147:
 			} else {
 				v.RelatedSym = v.RelatedSym[:n]
 			}
-			for j := range v.RelatedSym {
-				v := &v.RelatedSym[j]
+			es := v.RelatedSym
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -12912,8 +12923,9 @@ f147:
 						} else {
 							v.SecurityAltIDs = v.SecurityAltIDs[:n]
 						}
-						for j := range v.SecurityAltIDs {
-							v := &v.SecurityAltIDs[j]
+						es := v.SecurityAltIDs
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -13058,8 +13070,9 @@ f147:
 						} else {
 							v.Underlyings = v.Underlyings[:n]
 						}
-						for j := range v.Underlyings {
-							v := &v.Underlyings[j]
+						es := v.Underlyings
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -13388,8 +13401,9 @@ f147:
 						} else {
 							v.TickRules = v.TickRules[:n]
 						}
-						for j := range v.TickRules {
-							v := &v.TickRules[j]
+						es := v.TickRules
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -13729,8 +13743,9 @@ f147:
 						} else {
 							v.Legs = v.Legs[:n]
 						}
-						for j := range v.Legs {
-							v := &v.Legs[j]
+						es := v.Legs
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -16825,8 +16840,9 @@ f214:
 			} else {
 				v.RelatedSymbols = v.RelatedSymbols[:n]
 			}
-			for j := range v.RelatedSymbols {
-				v := &v.RelatedSymbols[j]
+			es := v.RelatedSymbols
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -17020,8 +17036,9 @@ f214:
 						} else {
 							v.SecurityAltIDs = v.SecurityAltIDs[:n]
 						}
-						for j := range v.SecurityAltIDs {
-							v := &v.SecurityAltIDs[j]
+						es := v.SecurityAltIDs
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -17205,8 +17222,9 @@ f214:
 						} else {
 							v.Legs = v.Legs[:n]
 						}
-						for j := range v.Legs {
-							v := &v.Legs[j]
+						es := v.Legs
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -19402,8 +19420,9 @@ f259:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -19928,8 +19947,9 @@ f267:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -21621,8 +21641,9 @@ f267:
 						} else {
 							v.Underlyings = v.Underlyings[:n]
 						}
-						for j := range v.Underlyings {
-							v := &v.Underlyings[j]
+						es := v.Underlyings
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -22012,8 +22033,9 @@ f296:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -23660,8 +23682,9 @@ f296:
 						} else {
 							v.Underlyings = v.Underlyings[:n]
 						}
-						for j := range v.Underlyings {
-							v := &v.Underlyings[j]
+						es := v.Underlyings
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -24051,8 +24074,9 @@ f325:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -25528,8 +25552,9 @@ f325:
 						} else {
 							v.Underlyings = v.Underlyings[:n]
 						}
-						for j := range v.Underlyings {
-							v := &v.Underlyings[j]
+						es := v.Underlyings
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -25919,8 +25944,9 @@ f351:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -27386,8 +27412,9 @@ f351:
 						} else {
 							v.Underlyings = v.Underlyings[:n]
 						}
-						for j := range v.Underlyings {
-							v := &v.Underlyings[j]
+						es := v.Underlyings
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -27771,8 +27798,9 @@ f377:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -29050,8 +29078,9 @@ f395:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -32776,8 +32805,9 @@ f456:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -33935,8 +33965,9 @@ f471:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -35393,8 +35424,9 @@ f471:
 						} else {
 							v.Underlyings = v.Underlyings[:n]
 						}
-						for j := range v.Underlyings {
-							v := &v.Underlyings[j]
+						es := v.Underlyings
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -36060,8 +36092,9 @@ f500:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -37473,8 +37506,9 @@ f500:
 						} else {
 							v.Underlyings = v.Underlyings[:n]
 						}
-						for j := range v.Underlyings {
-							v := &v.Underlyings[j]
+						es := v.Underlyings
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -38140,8 +38174,9 @@ f529:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -39382,8 +39417,9 @@ f529:
 						} else {
 							v.Underlyings = v.Underlyings[:n]
 						}
-						for j := range v.Underlyings {
-							v := &v.Underlyings[j]
+						es := v.Underlyings
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -40049,8 +40085,9 @@ f555:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -41291,8 +41328,9 @@ f555:
 						} else {
 							v.Underlyings = v.Underlyings[:n]
 						}
-						for j := range v.Underlyings {
-							v := &v.Underlyings[j]
+						es := v.Underlyings
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -41958,8 +41996,9 @@ f581:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -43200,8 +43239,9 @@ f581:
 						} else {
 							v.Underlyings = v.Underlyings[:n]
 						}
-						for j := range v.Underlyings {
-							v := &v.Underlyings[j]
+						es := v.Underlyings
+						for j := range es {
+							v := &es[j]
 							var pmb uint64
 							pmx := false
 							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -43867,8 +43907,9 @@ f607:
 			} else {
 				v.MDEntries = v.MDEntries[:n]
 			}
-			for j := range v.MDEntries {
-				v := &v.MDEntries[j]
+			es := v.MDEntries
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -45050,8 +45091,9 @@ f623:
 			} else {
 				v.RelatedSym = v.RelatedSym[:n]
 			}
-			for j := range v.RelatedSym {
-				v := &v.RelatedSym[j]
+			es := v.RelatedSym
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -45211,8 +45253,9 @@ f623:
 			} else {
 				v.LinesOfText = v.LinesOfText[:n]
 			}
-			for j := range v.LinesOfText {
-				v := &v.LinesOfText[j]
+			es := v.LinesOfText
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -45892,8 +45935,9 @@ f636:
 			} else {
 				v.RelatedSym = v.RelatedSym[:n]
 			}
-			for j := range v.RelatedSym {
-				v := &v.RelatedSym[j]
+			es := v.RelatedSym
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -46053,8 +46097,9 @@ f636:
 			} else {
 				v.LinesOfText = v.LinesOfText[:n]
 			}
-			for j := range v.LinesOfText {
-				v := &v.LinesOfText[j]
+			es := v.LinesOfText
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -46645,8 +46690,9 @@ f647:
 			} else {
 				v.RelatedSym = v.RelatedSym[:n]
 			}
-			for j := range v.RelatedSym {
-				v := &v.RelatedSym[j]
+			es := v.RelatedSym
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -46806,8 +46852,9 @@ f647:
 			} else {
 				v.RoutingIds = v.RoutingIds[:n]
 			}
-			for j := range v.RoutingIds {
-				v := &v.RoutingIds[j]
+			es := v.RoutingIds
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -46916,8 +46963,9 @@ f647:
 			} else {
 				v.LinesOfText = v.LinesOfText[:n]
 			}
-			for j := range v.LinesOfText {
-				v := &v.LinesOfText[j]
+			es := v.LinesOfText
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -49049,8 +49097,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		if err := c.Enter(fRelatedSym); err != nil {
 			return out, err
 		}
-		for j := range v.RelatedSym {
-			v := &v.RelatedSym[j]
+		es := v.RelatedSym
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
@@ -49121,8 +49170,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				if err := c.Enter(fSecurityAltIDs); err != nil {
 					return out, err
 				}
-				for j := range v.SecurityAltIDs {
-					v := &v.SecurityAltIDs[j]
+				es := v.SecurityAltIDs
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -49177,8 +49227,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				if err := c.Enter(fUnderlyings); err != nil {
 					return out, err
 				}
-				for j := range v.Underlyings {
-					v := &v.Underlyings[j]
+				es := v.Underlyings
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -49341,8 +49392,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				if err := c.Enter(fTickRules); err != nil {
 					return out, err
 				}
-				for j := range v.TickRules {
-					v := &v.TickRules[j]
+				es := v.TickRules
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -49507,8 +49559,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				if err := c.Enter(fLegs); err != nil {
 					return out, err
 				}
-				for j := range v.Legs {
-					v := &v.Legs[j]
+				es := v.Legs
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -50274,8 +50327,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		if err := c.Enter(fRelatedSym2); err != nil {
 			return out, err
 		}
-		for j := range v.RelatedSym {
-			v := &v.RelatedSym[j]
+		es := v.RelatedSym
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
@@ -50346,8 +50400,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				if err := c.Enter(fSecurityAltIDs2); err != nil {
 					return out, err
 				}
-				for j := range v.SecurityAltIDs {
-					v := &v.SecurityAltIDs[j]
+				es := v.SecurityAltIDs
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -50402,8 +50457,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				if err := c.Enter(fUnderlyings2); err != nil {
 					return out, err
 				}
-				for j := range v.Underlyings {
-					v := &v.Underlyings[j]
+				es := v.Underlyings
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -50521,8 +50577,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				if err := c.Enter(fTickRules2); err != nil {
 					return out, err
 				}
-				for j := range v.TickRules {
-					v := &v.TickRules[j]
+				es := v.TickRules
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -50687,8 +50744,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				if err := c.Enter(fLegs2); err != nil {
 					return out, err
 				}
-				for j := range v.Legs {
-					v := &v.Legs[j]
+				es := v.Legs
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -51454,8 +51512,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		if err := c.Enter(fRelatedSym3); err != nil {
 			return out, err
 		}
-		for j := range v.RelatedSym {
-			v := &v.RelatedSym[j]
+		es := v.RelatedSym
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
@@ -51526,8 +51585,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				if err := c.Enter(fSecurityAltIDs3); err != nil {
 					return out, err
 				}
-				for j := range v.SecurityAltIDs {
-					v := &v.SecurityAltIDs[j]
+				es := v.SecurityAltIDs
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -51582,8 +51642,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				if err := c.Enter(fUnderlyings3); err != nil {
 					return out, err
 				}
-				for j := range v.Underlyings {
-					v := &v.Underlyings[j]
+				es := v.Underlyings
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -51701,8 +51762,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				if err := c.Enter(fTickRules3); err != nil {
 					return out, err
 				}
-				for j := range v.TickRules {
-					v := &v.TickRules[j]
+				es := v.TickRules
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -51867,8 +51929,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				if err := c.Enter(fLegs3); err != nil {
 					return out, err
 				}
-				for j := range v.Legs {
-					v := &v.Legs[j]
+				es := v.Legs
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -52623,8 +52686,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		if err := c.Enter(fRelatedSymbols); err != nil {
 			return out, err
 		}
-		for j := range v.RelatedSymbols {
-			v := &v.RelatedSymbols[j]
+		es := v.RelatedSymbols
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
@@ -52695,8 +52759,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				if err := c.Enter(fSecurityAltIDs4); err != nil {
 					return out, err
 				}
-				for j := range v.SecurityAltIDs {
-					v := &v.SecurityAltIDs[j]
+				es := v.SecurityAltIDs
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -52771,8 +52836,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				if err := c.Enter(fLegs4); err != nil {
 					return out, err
 				}
-				for j := range v.Legs {
-					v := &v.Legs[j]
+				es := v.Legs
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -53342,8 +53408,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 10)
 			pmr, pmn := uint64(0), 0
@@ -53546,8 +53613,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr, pmn := uint64(0), 0
@@ -54087,8 +54155,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				if err := c.Enter(fUnderlyings5); err != nil {
 					return out, err
 				}
-				for j := range v.Underlyings {
-					v := &v.Underlyings[j]
+				es := v.Underlyings
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -54178,8 +54247,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 		if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 27)
 			pmr, pmn := uint64(0), 0
@@ -54692,8 +54762,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				if err := c.Enter(fUnderlyings6); err != nil {
 					return out, err
 				}
-				for j := range v.Underlyings {
-					v := &v.Underlyings[j]
+				es := v.Underlyings
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -54783,8 +54854,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 		if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 27)
 			pmr, pmn := uint64(0), 0
@@ -55273,8 +55345,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				if err := c.Enter(fUnderlyings7); err != nil {
 					return out, err
 				}
-				for j := range v.Underlyings {
-					v := &v.Underlyings[j]
+				es := v.Underlyings
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -55364,8 +55437,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 		if err := c.Enter(fMDEntries5); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 27)
 			pmr, pmn := uint64(0), 0
@@ -55861,8 +55935,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				if err := c.Enter(fUnderlyings8); err != nil {
 					return out, err
 				}
-				for j := range v.Underlyings {
-					v := &v.Underlyings[j]
+				es := v.Underlyings
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -55946,8 +56021,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 		if err := c.Enter(fMDEntries6); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr, pmn := uint64(0), 0
@@ -56445,8 +56521,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 		if err := c.Enter(fMDEntries7); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr, pmn := uint64(0), 0
@@ -57376,8 +57453,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		if err := c.Enter(fMDEntries8); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 29)
 			pmr, pmn := uint64(0), 0
@@ -57815,8 +57893,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		if err := c.Enter(fMDEntries9); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 33)
 			pmr, pmn := uint64(0), 0
@@ -58318,8 +58397,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				if err := c.Enter(fUnderlyings9); err != nil {
 					return out, err
 				}
-				for j := range v.Underlyings {
-					v := &v.Underlyings[j]
+				es := v.Underlyings
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -58451,8 +58531,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		if err := c.Enter(fMDEntries10); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr, pmn := uint64(0), 0
@@ -58927,8 +59008,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				if err := c.Enter(fUnderlyings10); err != nil {
 					return out, err
 				}
-				for j := range v.Underlyings {
-					v := &v.Underlyings[j]
+				es := v.Underlyings
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -59060,8 +59142,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		if err := c.Enter(fMDEntries11); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr, pmn := uint64(0), 0
@@ -59512,8 +59595,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				if err := c.Enter(fUnderlyings11); err != nil {
 					return out, err
 				}
-				for j := range v.Underlyings {
-					v := &v.Underlyings[j]
+				es := v.Underlyings
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -59645,8 +59729,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		if err := c.Enter(fMDEntries12); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr, pmn := uint64(0), 0
@@ -60097,8 +60182,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				if err := c.Enter(fUnderlyings12); err != nil {
 					return out, err
 				}
-				for j := range v.Underlyings {
-					v := &v.Underlyings[j]
+				es := v.Underlyings
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -60230,8 +60316,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		if err := c.Enter(fMDEntries13); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr, pmn := uint64(0), 0
@@ -60682,8 +60769,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				if err := c.Enter(fUnderlyings13); err != nil {
 					return out, err
 				}
-				for j := range v.Underlyings {
-					v := &v.Underlyings[j]
+				es := v.Underlyings
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -60815,8 +60903,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		if err := c.Enter(fMDEntries14); err != nil {
 			return out, err
 		}
-		for j := range v.MDEntries {
-			v := &v.MDEntries[j]
+		es := v.MDEntries
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 28)
 			pmr, pmn := uint64(0), 0
@@ -61338,8 +61427,9 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		if err := c.Enter(fRelatedSym4); err != nil {
 			return out, err
 		}
-		for j := range v.RelatedSym {
-			v := &v.RelatedSym[j]
+		es := v.RelatedSym
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
@@ -61397,8 +61487,9 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		if err := c.Enter(fLinesOfText); err != nil {
 			return out, err
 		}
-		for j := range v.LinesOfText {
-			v := &v.LinesOfText[j]
+		es := v.LinesOfText
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
@@ -61613,8 +61704,9 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		if err := c.Enter(fRelatedSym5); err != nil {
 			return out, err
 		}
-		for j := range v.RelatedSym {
-			v := &v.RelatedSym[j]
+		es := v.RelatedSym
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
@@ -61672,8 +61764,9 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		if err := c.Enter(fLinesOfText2); err != nil {
 			return out, err
 		}
-		for j := range v.LinesOfText {
-			v := &v.LinesOfText[j]
+		es := v.LinesOfText
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
@@ -61840,8 +61933,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		if err := c.Enter(fRelatedSym6); err != nil {
 			return out, err
 		}
-		for j := range v.RelatedSym {
-			v := &v.RelatedSym[j]
+		es := v.RelatedSym
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
@@ -61899,8 +61993,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		if err := c.Enter(fRoutingIds); err != nil {
 			return out, err
 		}
-		for j := range v.RoutingIds {
-			v := &v.RoutingIds[j]
+		es := v.RoutingIds
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
@@ -61946,8 +62041,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		if err := c.Enter(fLinesOfText3); err != nil {
 			return out, err
 		}
-		for j := range v.LinesOfText {
-			v := &v.LinesOfText[j]
+		es := v.LinesOfText
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)

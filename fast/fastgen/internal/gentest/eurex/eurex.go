@@ -724,8 +724,9 @@ f8:
 			} else {
 				v.MDSshGrp = v.MDSshGrp[:n]
 			}
-			for j := range v.MDSshGrp {
-				v := &v.MDSshGrp[j]
+			es := v.MDSshGrp
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -1520,8 +1521,9 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 		if err := c.Enter(fMDSshGrp); err != nil {
 			return out, err
 		}
-		for j := range v.MDSshGrp {
-			v := &v.MDSshGrp[j]
+		es := v.MDSshGrp
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)

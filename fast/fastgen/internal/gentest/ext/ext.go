@@ -1358,8 +1358,9 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					} else {
 						v.Inner = v.Inner[:n]
 					}
-					for j := range v.Inner {
-						v := &v.Inner[j]
+					es := v.Inner
+					for j := range es {
+						v := &es[j]
 						var pmb uint64
 						pmx := false
 						if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -1606,8 +1607,9 @@ f11:
 			} else {
 				v.Nested = v.Nested[:n]
 			}
-			for j := range v.Nested {
-				v := &v.Nested[j]
+			es := v.Nested
+			for j := range es {
+				v := &es[j]
 				var pmb uint64
 				pmx := false
 				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -3737,8 +3739,9 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 				if err := c.Enter(fInner); err != nil {
 					return out, err
 				}
-				for j := range v.Inner {
-					v := &v.Inner[j]
+				es := v.Inner
+				for j := range es {
+					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
@@ -3841,8 +3844,9 @@ func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, erro
 		if err := c.Enter(fNested); err != nil {
 			return out, err
 		}
-		for j := range v.Nested {
-			v := &v.Nested[j]
+		es := v.Nested
+		for j := range es {
+			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
