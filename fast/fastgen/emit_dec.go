@@ -16,6 +16,10 @@ func (g *gen) emitDecoder() {
 type Decoder struct {
 	fastrt.Dec
 	d dictionary
+	// dirty has a bit per copy-operator ASCII entry whose B is stale (its value is Cur,
+	// current in this message): flush copies Cur into B before the next message, unless
+	// the dictionary was reset in between.
+	dirty uint64
 }
 
 // NewDecoder returns a decoder with every dictionary entry undefined.
@@ -37,6 +41,9 @@ func (c *Decoder) Reset() {
 func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	if c.Gen == 0 {
 		c.Gen = 2
+	}
+	if c.dirty != 0 {
+		c.flush()
 	}
 	if c.Begin(b) {
 		c.d.clearMsg()
@@ -100,6 +107,26 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	for _, s := range g.segs {
 		g.decSegment(s)
 	}
+	g.w("// flush copies the current values of the entries whose bit is set in c.dirty into\n// their B, where they are still assigned.\nfunc (c *Decoder) flush() {\n")
+	for k, slot := range g.lazy {
+		g.w("if c.dirty&(1<<%d) != 0 {\nif e := %s; e.Msg == c.Msg && e.G == c.Gen {\ne.B = append(e.B[:0], e.Cur...)\n}\n}\n", k, slot)
+	}
+	g.w("c.dirty = 0\n}\n\n")
+}
+
+// lazyBit returns the bit of c.dirty of the entry slot (g.slot's expression), "" when
+// the 64 bits are taken: that entry's B is then written at once.
+func (g *gen) lazyBit(slot string) string {
+	for k, s := range g.lazy {
+		if s == slot {
+			return fmt.Sprintf("1 << %d", k)
+		}
+	}
+	if len(g.lazy) == 64 {
+		return ""
+	}
+	g.lazy = append(g.lazy, slot)
+	return fmt.Sprintf("1 << %d", len(g.lazy)-1)
 }
 
 // regMode reports whether a segment keeps its presence map in a register: it has its own
@@ -341,7 +368,13 @@ func (g *gen) decField(s *segment, f *field) {
 		g.w("if !pm.Peek(b) {\nif e.G == c.Gen {\npm.Next(b)\nif e.Msg == c.Msg {\n%s} else {\n%s}\ndone = true\n}\n",
 			setv(f, "e.Cur", "true"), setv(f, "c.Copy(e.B)", "true"))
 		g.w("} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {\n")
-		g.asciiScan(f, fmt.Sprintf("pm.Next(b)\ne.G, e.T, e.Msg, e.Cur = c.Gen, %d, c.Msg, w\ne.B = append(e.B[:0], w...)\n", ff.Type))
+		// B is written before the next message (flush), and not at all when the
+		// dictionary is reset in between (the feed resets it before every datagram).
+		keep := "e.B = append(e.B[:0], w...)\n"
+		if bit := g.lazyBit(g.slot(ff)); bit != "" {
+			keep = "c.dirty |= " + bit + "\n"
+		}
+		g.asciiScan(f, fmt.Sprintf("pm.Next(b)\ne.G, e.T, e.Msg, e.Cur = c.Gen, %d, c.Msg, w\n%s", ff.Type, keep))
 		g.w("}\n")
 	}
 	g.w("if !done {\n")

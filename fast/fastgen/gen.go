@@ -69,6 +69,7 @@ type gen struct {
 	consts   []string         // declarations of constant byte values
 	fieldDec []string         // declarations of fastrt.Field values
 	labels   int              // labels written so far (decoder fields' ends)
+	lazy     []string         // entries with a bit in the decoder's dirty mask, in bit order
 }
 
 type tmpl struct {

@@ -143,6 +143,16 @@ func (s *Dec) ASCII(b []byte, p, end int) []byte {
 	return w
 }
 
+// Value returns the vector value of e: Cur when it is current (set in this message), else
+// B. A generated decoder may leave B stale while Cur is current, and copy Cur into B
+// before the next message (or not at all, when the dictionary was reset in between).
+func (s *Dec) Value(e *Entry) []byte {
+	if e.Msg == s.Msg {
+		return e.Cur
+	}
+	return e.B
+}
+
 // Append copies v into Extra and returns the copy, clearing the stop bit of its last byte
 // if it has one (ASCII).
 func (s *Dec) Append(v []byte) []byte {
@@ -576,7 +586,7 @@ func (s *Dec) Vector(b []byte, p int, f *Field, pm *PMap, e *Entry) (v []byte, p
 					base = f.InitBytes
 				}
 				if s.state(e) == assigned && e.T == f.Type {
-					base = e.B
+					base = s.Value(e)
 				}
 				if len(v) < len(base) {
 					keep := len(base) - len(v)
@@ -598,7 +608,7 @@ func (s *Dec) Vector(b []byte, p int, f *Field, pm *PMap, e *Entry) (v []byte, p
 			s.SetBytes(e, f.Type, f.InitBytes)
 			return nonNil(f.InitBytes), true, p, checkVector(p, f, f.InitBytes)
 		case asg:
-			v := s.Copy(e.B)
+			v := s.Copy(s.Value(e))
 			return v, true, p, checkVector(p, f, v)
 		}
 		return nil, false, p, nil
@@ -633,7 +643,7 @@ func (s *Dec) Vector(b []byte, p int, f *Field, pm *PMap, e *Entry) (v []byte, p
 			if err := s.checkType(p, f, e); err != nil {
 				return nil, false, p, err
 			}
-			base = e.B
+			base = s.Value(e)
 		}
 		front := sub < 0
 		if front {

@@ -23,7 +23,7 @@ type Entry struct {
 	E   int32     // decimal exponent
 	G   uint32    // generation, see above
 	T   fast.Type // type of the value, for slots shared by fields of different types (D4)
-	B   []byte    // vector value, owned
+	B   []byte    // vector value, owned (decoder: stale while Cur is current, see Dec.Value)
 	Cur []byte    // decoder: the value in the current message's buffers when Msg is current
 	Msg uint32
 }

@@ -185,6 +185,10 @@ func (d *dictionary) clearMsg() {
 type Decoder struct {
 	fastrt.Dec
 	d dictionary
+	// dirty has a bit per copy-operator ASCII entry whose B is stale (its value is Cur,
+	// current in this message): flush copies Cur into B before the next message, unless
+	// the dictionary was reset in between.
+	dirty uint64
 }
 
 // NewDecoder returns a decoder with every dictionary entry undefined.
@@ -206,6 +210,9 @@ func (c *Decoder) Reset() {
 func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	if c.Gen == 0 {
 		c.Gen = 2
+	}
+	if c.dirty != 0 {
+		c.flush()
 	}
 	if c.Begin(b) {
 		c.d.clearMsg()
@@ -610,7 +617,7 @@ f3:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 0
 							v.MDEntryType = w
 							p = end + 1
 							goto f5
@@ -666,7 +673,7 @@ f3:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 1
 							v.Symbol = w
 							p = end + 1
 							goto f6
@@ -1405,7 +1412,7 @@ f17:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 0
 							v.MDEntryType = w
 							p = end + 1
 							goto f18
@@ -2962,6 +2969,22 @@ f45:
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
+}
+
+// flush copies the current values of the entries whose bit is set in c.dirty into
+// their B, where they are still assigned.
+func (c *Decoder) flush() {
+	if c.dirty&(1<<0) != 0 {
+		if e := &c.d.s2MDEntryType; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<1) != 0 {
+		if e := &c.d.s3Symbol; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	c.dirty = 0
 }
 
 // Encoder encodes messages of these templates, keeping the dictionaries between messages

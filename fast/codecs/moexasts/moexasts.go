@@ -1165,6 +1165,10 @@ func (d *dictionary) clearMsg() {
 type Decoder struct {
 	fastrt.Dec
 	d dictionary
+	// dirty has a bit per copy-operator ASCII entry whose B is stale (its value is Cur,
+	// current in this message): flush copies Cur into B before the next message, unless
+	// the dictionary was reset in between.
+	dirty uint64
 }
 
 // NewDecoder returns a decoder with every dictionary entry undefined.
@@ -1186,6 +1190,9 @@ func (c *Decoder) Reset() {
 func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	if c.Gen == 0 {
 		c.Gen = 2
+	}
+	if c.dirty != 0 {
+		c.flush()
 	}
 	if c.Begin(b) {
 		c.d.clearMsg()
@@ -8359,7 +8366,7 @@ f123:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 0
 							v.MDEntryType, v.HasMDEntryType = w, true
 							p = end + 1
 							goto f124
@@ -8580,7 +8587,7 @@ f123:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 1
 							v.OrderStatus, v.HasOrderStatus = w, true
 							p = end + 1
 							goto f129
@@ -8637,7 +8644,7 @@ f123:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 2
 							v.OrdType, v.HasOrdType = w, true
 							p = end + 1
 							goto f130
@@ -8709,7 +8716,7 @@ f123:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 3
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							goto f131
@@ -9380,7 +9387,7 @@ f141:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 0
 							v.MDEntryType, v.HasMDEntryType = w, true
 							p = end + 1
 							goto f142
@@ -9586,7 +9593,7 @@ f141:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 1
 							v.OrderStatus, v.HasOrderStatus = w, true
 							p = end + 1
 							goto f147
@@ -9643,7 +9650,7 @@ f141:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 3
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							goto f148
@@ -10532,7 +10539,7 @@ f159:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 4
 							v.OrderSide, v.HasOrderSide = w, true
 							p = end + 1
 							goto f165
@@ -10688,7 +10695,7 @@ f159:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 5
 							v.SettleType, v.HasSettleType = w, true
 							p = end + 1
 							goto f167
@@ -10838,7 +10845,7 @@ f159:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 3
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							goto f170
@@ -10895,7 +10902,7 @@ f159:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 6
 							v.RefOrderID, v.HasRefOrderID = w, true
 							p = end + 1
 							goto f171
@@ -11727,7 +11734,7 @@ f181:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 4
 							v.OrderSide, v.HasOrderSide = w, true
 							p = end + 1
 							goto f187
@@ -11853,7 +11860,7 @@ f181:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 5
 							v.SettleType, v.HasSettleType = w, true
 							p = end + 1
 							goto f189
@@ -12003,7 +12010,7 @@ f181:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 3
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							goto f192
@@ -12060,7 +12067,7 @@ f181:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 6
 							v.RefOrderID, v.HasRefOrderID = w, true
 							p = end + 1
 							goto f193
@@ -16042,7 +16049,7 @@ f260:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 0
 							v.MDEntryType, v.HasMDEntryType = w, true
 							p = end + 1
 							goto f262
@@ -16146,7 +16153,7 @@ f260:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 7
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
 							goto f264
@@ -16382,7 +16389,7 @@ f260:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 1
 							v.OrderStatus, v.HasOrderStatus = w, true
 							p = end + 1
 							goto f269
@@ -16439,7 +16446,7 @@ f260:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 2
 							v.OrdType, v.HasOrdType = w, true
 							p = end + 1
 							goto f270
@@ -16511,7 +16518,7 @@ f260:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 8
 							v.TradingSessionID, v.HasTradingSessionID = w, true
 							p = end + 1
 							goto f271
@@ -16568,7 +16575,7 @@ f260:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 3
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							goto f272
@@ -16827,7 +16834,7 @@ f274:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 0
 							v.MDEntryType, v.HasMDEntryType = w, true
 							p = end + 1
 							goto f276
@@ -16931,7 +16938,7 @@ f274:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 7
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
 							goto f278
@@ -17152,7 +17159,7 @@ f274:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 1
 							v.OrderStatus, v.HasOrderStatus = w, true
 							p = end + 1
 							goto f283
@@ -17209,7 +17216,7 @@ f274:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 8
 							v.TradingSessionID, v.HasTradingSessionID = w, true
 							p = end + 1
 							goto f284
@@ -17266,7 +17273,7 @@ f274:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 3
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							goto f285
@@ -23381,6 +23388,57 @@ f386:
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
+}
+
+// flush copies the current values of the entries whose bit is set in c.dirty into
+// their B, where they are still assigned.
+func (c *Decoder) flush() {
+	if c.dirty&(1<<0) != 0 {
+		if e := &c.d.s1MDEntryType; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<1) != 0 {
+		if e := &c.d.s8OrderStatus; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<2) != 0 {
+		if e := &c.d.s9OrdType; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<3) != 0 {
+		if e := &c.d.s11TradingSessionSubID; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<4) != 0 {
+		if e := &c.d.s12OrderSide; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<5) != 0 {
+		if e := &c.d.s16SettleType; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<6) != 0 {
+		if e := &c.d.s22RefOrderID; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<7) != 0 {
+		if e := &c.d.s23Symbol; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<8) != 0 {
+		if e := &c.d.s24TradingSessionID; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	c.dirty = 0
 }
 
 // Encoder encodes messages of these templates, keeping the dictionaries between messages

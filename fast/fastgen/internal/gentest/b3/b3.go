@@ -3465,6 +3465,10 @@ func (d *dictionary) clearMsg() {
 type Decoder struct {
 	fastrt.Dec
 	d dictionary
+	// dirty has a bit per copy-operator ASCII entry whose B is stale (its value is Cur,
+	// current in this message): flush copies Cur into B before the next message, unless
+	// the dictionary was reset in between.
+	dirty uint64
 }
 
 // NewDecoder returns a decoder with every dictionary entry undefined.
@@ -3486,6 +3490,9 @@ func (c *Decoder) Reset() {
 func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	if c.Gen == 0 {
 		c.Gen = 2
+	}
+	if c.dirty != 0 {
+		c.flush()
 	}
 	if c.Begin(b) {
 		c.d.clearMsg()
@@ -4101,7 +4108,7 @@ f5:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 0
 				v.MDReqID = w
 				p = end + 1
 				goto f6
@@ -4157,7 +4164,7 @@ f6:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 1
 				v.MDReqRejReason = w
 				p = end + 1
 				goto f7
@@ -4742,7 +4749,7 @@ f12:
 										w[end-p] = b[end] &^ 0x80
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-										e.B = append(e.B[:0], w...)
+										c.dirty |= 1 << 2
 										v.SecurityAltIDSource = w
 										p = end + 1
 										goto f16
@@ -8916,7 +8923,7 @@ f80:
 										w[end-p] = b[end] &^ 0x80
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-										e.B = append(e.B[:0], w...)
+										c.dirty |= 1 << 3
 										v.SecurityAltIDSource = w
 										p = end + 1
 										goto f84
@@ -13013,7 +13020,7 @@ f147:
 										w[end-p] = b[end] &^ 0x80
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-										e.B = append(e.B[:0], w...)
+										c.dirty |= 1 << 4
 										v.SecurityAltIDSource = w
 										p = end + 1
 										goto f151
@@ -17126,7 +17133,7 @@ f214:
 										w[end-p] = b[end] &^ 0x80
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-										e.B = append(e.B[:0], w...)
+										c.dirty |= 1 << 5
 										v.SecurityAltIDSource = w
 										p = end + 1
 										goto f218
@@ -19507,7 +19514,7 @@ f259:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 6
 							v.MDEntryType = w
 							p = end + 1
 							goto f261
@@ -20057,7 +20064,7 @@ f267:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 7
 							v.MDEntryType = w
 							p = end + 1
 							goto f269
@@ -20565,7 +20572,7 @@ f267:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 8
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							goto f277
@@ -22143,7 +22150,7 @@ f296:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 9
 							v.MDEntryType = w
 							p = end + 1
 							goto f298
@@ -22606,7 +22613,7 @@ f296:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 10
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							goto f306
@@ -24184,7 +24191,7 @@ f325:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 11
 							v.MDEntryType = w
 							p = end + 1
 							goto f327
@@ -24647,7 +24654,7 @@ f325:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 12
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							goto f335
@@ -26054,7 +26061,7 @@ f351:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 13
 							v.MDEntryType = w
 							p = end + 1
 							goto f353
@@ -26517,7 +26524,7 @@ f351:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 14
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							goto f361
@@ -27933,7 +27940,7 @@ f377:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 15
 							v.MDEntryType = w
 							p = end + 1
 							goto f380
@@ -28428,7 +28435,7 @@ f377:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 16
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							goto f389
@@ -29213,7 +29220,7 @@ f395:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 17
 							v.MDEntryType = w
 							p = end + 1
 							goto f398
@@ -29708,7 +29715,7 @@ f395:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 18
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							goto f407
@@ -32578,7 +32585,7 @@ f452:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 19
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
 				goto f453
@@ -32999,7 +33006,7 @@ f456:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 20
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
 							goto f460
@@ -33738,7 +33745,7 @@ f467:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 21
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
 				goto f468
@@ -34183,7 +34190,7 @@ f471:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 22
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
 							goto f474
@@ -35865,7 +35872,7 @@ f496:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 23
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
 				goto f497
@@ -36310,7 +36317,7 @@ f500:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 24
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
 							goto f503
@@ -37947,7 +37954,7 @@ f525:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 25
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
 				goto f526
@@ -38392,7 +38399,7 @@ f529:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 26
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
 							goto f532
@@ -39858,7 +39865,7 @@ f551:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 27
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
 				goto f552
@@ -40303,7 +40310,7 @@ f555:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 28
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
 							goto f558
@@ -41769,7 +41776,7 @@ f577:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 29
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
 				goto f578
@@ -42214,7 +42221,7 @@ f581:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 30
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
 							goto f584
@@ -43680,7 +43687,7 @@ f603:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 31
 				v.MDReqID, v.HasMDReqID = w, true
 				p = end + 1
 				goto f604
@@ -44101,7 +44108,7 @@ f607:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 32
 							v.MDEntryTime, v.HasMDEntryTime = w, true
 							p = end + 1
 							goto f611
@@ -44741,7 +44748,7 @@ f617:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 33
 				v.NewsSource, v.HasNewsSource = w, true
 				p = end + 1
 				goto f618
@@ -44798,7 +44805,7 @@ f618:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 34
 				v.NewsID, v.HasNewsID = w, true
 				p = end + 1
 				goto f619
@@ -44855,7 +44862,7 @@ f619:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 35
 				v.LanguageCode, v.HasLanguageCode = w, true
 				p = end + 1
 				goto f620
@@ -44912,7 +44919,7 @@ f620:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 36
 				v.Headline, v.HasHeadline = w, true
 				p = end + 1
 				goto f621
@@ -44969,7 +44976,7 @@ f621:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 37
 				v.URLLink, v.HasURLLink = w, true
 				p = end + 1
 				goto f622
@@ -45301,7 +45308,7 @@ f623:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 38
 							v.Text = w
 							p = end + 1
 							goto f626
@@ -45585,7 +45592,7 @@ f630:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 39
 				v.NewsSource, v.HasNewsSource = w, true
 				p = end + 1
 				goto f631
@@ -45642,7 +45649,7 @@ f631:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 40
 				v.NewsID, v.HasNewsID = w, true
 				p = end + 1
 				goto f632
@@ -45699,7 +45706,7 @@ f632:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 41
 				v.LanguageCode, v.HasLanguageCode = w, true
 				p = end + 1
 				goto f633
@@ -45756,7 +45763,7 @@ f633:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 42
 				v.Headline, v.HasHeadline = w, true
 				p = end + 1
 				goto f634
@@ -45813,7 +45820,7 @@ f634:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 43
 				v.URLLink, v.HasURLLink = w, true
 				p = end + 1
 				goto f635
@@ -46145,7 +46152,7 @@ f636:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 44
 							v.Text = w
 							p = end + 1
 							goto f639
@@ -46469,7 +46476,7 @@ f643:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 45
 				v.NewsSource, v.HasNewsSource = w, true
 				p = end + 1
 				goto f644
@@ -46526,7 +46533,7 @@ f644:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 46
 				v.LanguageCode, v.HasLanguageCode = w, true
 				p = end + 1
 				goto f645
@@ -46583,7 +46590,7 @@ f645:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 47
 				v.Headline, v.HasHeadline = w, true
 				p = end + 1
 				goto f646
@@ -46640,7 +46647,7 @@ f646:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 48
 				v.URLLink, v.HasURLLink = w, true
 				p = end + 1
 				goto f647
@@ -47011,7 +47018,7 @@ f647:
 							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-							e.B = append(e.B[:0], w...)
+							c.dirty |= 1 << 49
 							v.Text = w
 							p = end + 1
 							goto f651
@@ -48075,6 +48082,262 @@ f668:
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
+}
+
+// flush copies the current values of the entries whose bit is set in c.dirty into
+// their B, where they are still assigned.
+func (c *Decoder) flush() {
+	if c.dirty&(1<<0) != 0 {
+		if e := &c.d.s1MDReqID; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<1) != 0 {
+		if e := &c.d.s2MDReqRejReason; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<2) != 0 {
+		if e := &c.d.s4SecurityAltIDSource; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<3) != 0 {
+		if e := &c.d.s25SecurityAltIDSource; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<4) != 0 {
+		if e := &c.d.s44SecurityAltIDSource; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<5) != 0 {
+		if e := &c.d.s63SecurityAltIDSource; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<6) != 0 {
+		if e := &c.d.s72MDEntryType; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<7) != 0 {
+		if e := &c.d.s80MDEntryType; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<8) != 0 {
+		if e := &c.d.s93Currency; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<9) != 0 {
+		if e := &c.d.s102MDEntryType; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<10) != 0 {
+		if e := &c.d.s112Currency; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<11) != 0 {
+		if e := &c.d.s121MDEntryType; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<12) != 0 {
+		if e := &c.d.s131Currency; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<13) != 0 {
+		if e := &c.d.s140MDEntryType; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<14) != 0 {
+		if e := &c.d.s150Currency; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<15) != 0 {
+		if e := &c.d.s160MDEntryType; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<16) != 0 {
+		if e := &c.d.s169Currency; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<17) != 0 {
+		if e := &c.d.s177MDEntryType; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<18) != 0 {
+		if e := &c.d.s186Currency; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<19) != 0 {
+		if e := &c.d.s192MDReqID; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<20) != 0 {
+		if e := &c.d.s199MDEntryTime; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<21) != 0 {
+		if e := &c.d.s205MDReqID; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<22) != 0 {
+		if e := &c.d.s211MDEntryTime; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<23) != 0 {
+		if e := &c.d.s224MDReqID; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<24) != 0 {
+		if e := &c.d.s230MDEntryTime; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<25) != 0 {
+		if e := &c.d.s240MDReqID; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<26) != 0 {
+		if e := &c.d.s246MDEntryTime; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<27) != 0 {
+		if e := &c.d.s256MDReqID; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<28) != 0 {
+		if e := &c.d.s262MDEntryTime; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<29) != 0 {
+		if e := &c.d.s272MDReqID; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<30) != 0 {
+		if e := &c.d.s278MDEntryTime; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<31) != 0 {
+		if e := &c.d.s288MDReqID; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<32) != 0 {
+		if e := &c.d.s295MDEntryTime; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<33) != 0 {
+		if e := &c.d.s302NewsSource; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<34) != 0 {
+		if e := &c.d.s303NewsID; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<35) != 0 {
+		if e := &c.d.s304LanguageCode; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<36) != 0 {
+		if e := &c.d.s305Headline; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<37) != 0 {
+		if e := &c.d.s306URLLink; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<38) != 0 {
+		if e := &c.d.s308Text; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<39) != 0 {
+		if e := &c.d.s310NewsSource; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<40) != 0 {
+		if e := &c.d.s311NewsID; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<41) != 0 {
+		if e := &c.d.s312LanguageCode; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<42) != 0 {
+		if e := &c.d.s313Headline; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<43) != 0 {
+		if e := &c.d.s314URLLink; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<44) != 0 {
+		if e := &c.d.s316Text; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<45) != 0 {
+		if e := &c.d.s317NewsSource; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<46) != 0 {
+		if e := &c.d.s318LanguageCode; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<47) != 0 {
+		if e := &c.d.s319Headline; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<48) != 0 {
+		if e := &c.d.s320URLLink; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<49) != 0 {
+		if e := &c.d.s322Text; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	c.dirty = 0
 }
 
 // Encoder encodes messages of these templates, keeping the dictionaries between messages

@@ -17,7 +17,7 @@ var (
 )
 
 // SourceSHA256 is the SHA-256 of the template file the code was generated from.
-const SourceSHA256 = "94f8b1a80eaaaa3e38a18add969dddd258def0612286202cf31121962bedf5c5"
+const SourceSHA256 = "493e2f3691ee5515fc9b337b16bdcfa819c43a0fca7fc8880d318c6b82c7f87f"
 
 // Template identifiers.
 const (
@@ -25,6 +25,7 @@ const (
 	IDPlain     = 2   // Plain
 	IDGroups    = 3   // Groups
 	IDWide      = 4   // Wide
+	IDSharedKey = 5   // SharedKey
 	IDScpReset  = 120 // ScpReset
 )
 
@@ -35,6 +36,7 @@ type Message struct {
 	Plain     Plain
 	Groups    Groups
 	Wide      Wide
+	SharedKey SharedKey
 	ScpReset  ScpReset
 }
 
@@ -265,6 +267,16 @@ type Wide struct {
 	HasF69 bool
 }
 
+// SharedKey is a message of template SharedKey.
+type SharedKey struct {
+	A     []byte // A
+	T     []byte // T
+	A2    []byte // A2
+	D     []byte // D
+	A3    []byte // A3
+	HasA3 bool
+}
+
 // ScpReset is a message of template ScpReset.
 type ScpReset struct {
 }
@@ -358,6 +370,7 @@ type dictionary struct {
 	s84F67       fastrt.Entry
 	s85F68       fastrt.Entry
 	s86F69       fastrt.Entry
+	s87Sk        fastrt.Entry
 }
 
 func (d *dictionary) clearGen() {
@@ -448,6 +461,7 @@ func (d *dictionary) clearGen() {
 	d.s84F67.G = 0
 	d.s85F68.G = 0
 	d.s86F69.G = 0
+	d.s87Sk.G = 0
 }
 
 func (d *dictionary) clearMsg() {
@@ -537,6 +551,7 @@ func (d *dictionary) clearMsg() {
 	d.s84F67.Msg = 0
 	d.s85F68.Msg = 0
 	d.s86F69.Msg = 0
+	d.s87Sk.Msg = 0
 }
 
 // Decoder decodes messages of these templates. It keeps the dictionaries between messages,
@@ -545,6 +560,10 @@ func (d *dictionary) clearMsg() {
 type Decoder struct {
 	fastrt.Dec
 	d dictionary
+	// dirty has a bit per copy-operator ASCII entry whose B is stale (its value is Cur,
+	// current in this message): flush copies Cur into B before the next message, unless
+	// the dictionary was reset in between.
+	dirty uint64
 }
 
 // NewDecoder returns a decoder with every dictionary entry undefined.
@@ -566,6 +585,9 @@ func (c *Decoder) Reset() {
 func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	if c.Gen == 0 {
 		c.Gen = 2
+	}
+	if c.dirty != 0 {
+		c.flush()
 	}
 	if c.Begin(b) {
 		c.d.clearMsg()
@@ -638,10 +660,17 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "Wide")
 		}
 		return p, nil
+	case 5:
+		m.ID = 5
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d10(b, p, &m.SharedKey, pmb, pmx); err != nil {
+			return 0, fastrt.SetTemplate(err, "SharedKey")
+		}
+		return p, nil
 	case 120:
 		m.ID = 120
 		pmb, pmx := pm.Short(b)
-		if p, err = c.d10(b, p, &m.ScpReset, pmb, pmx); err != nil {
+		if p, err = c.d11(b, p, &m.ScpReset, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "ScpReset")
 		}
 		c.Reset()
@@ -779,7 +808,7 @@ f2:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 0
 				v.S = w
 				p = end + 1
 				goto f3
@@ -933,7 +962,7 @@ f5:
 				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
+				c.dirty |= 1 << 0
 				v.S = w
 				p = end + 1
 				goto f6
@@ -1437,7 +1466,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 											w[end-p] = b[end] &^ 0x80
 											pmb <<= 1
 											e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-											e.B = append(e.B[:0], w...)
+											c.dirty |= 1 << 1
 											v.Z = w
 											p = end + 1
 											goto f10
@@ -3243,7 +3272,215 @@ f82:
 	return p, nil
 }
 
-func (c *Decoder) d10(b []byte, p int, v *ScpReset, pmb uint64, pmx bool) (int, error) {
+func (c *Decoder) d10(b []byte, p int, v *SharedKey, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
+	var err error
+	_ = err
+	// A
+	{
+		e := &c.d.s87Sk
+		if int64(pmb) >= 0 {
+			if e.G == c.Gen {
+				pmb <<= 1
+				if e.Msg == c.Msg {
+					v.A = e.Cur
+				} else {
+					v.A = c.Copy(e.B)
+				}
+				goto f83
+			}
+		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(c.Win) {
+					c.Extend(b, end)
+				}
+				w := c.Win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				pmb <<= 1
+				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+				c.dirty |= 1 << 2
+				v.A = w
+				p = end + 1
+				goto f83
+			}
+		}
+		{
+			tpm := fastrt.PMap{Bits: pmb}
+			x, ok, np, err := c.Vector(b, p, fA5, &tpm, &c.d.s87Sk)
+			pmb = tpm.Bits
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.A = x
+			p = np
+		}
+	}
+f83:
+	// T
+	{
+		{
+			tpm := fastrt.PMap{Bits: pmb}
+			x, ok, np, err := c.Vector(b, p, fT2, &tpm, &c.d.s87Sk)
+			pmb = tpm.Bits
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.T = x
+			p = np
+		}
+	}
+	// A2
+	{
+		e := &c.d.s87Sk
+		if int64(pmb) >= 0 {
+			if e.G == c.Gen {
+				pmb <<= 1
+				if e.Msg == c.Msg {
+					v.A2 = e.Cur
+				} else {
+					v.A2 = c.Copy(e.B)
+				}
+				goto f84
+			}
+		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(c.Win) {
+					c.Extend(b, end)
+				}
+				w := c.Win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				pmb <<= 1
+				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+				c.dirty |= 1 << 2
+				v.A2 = w
+				p = end + 1
+				goto f84
+			}
+		}
+		{
+			tpm := fastrt.PMap{Bits: pmb}
+			x, ok, np, err := c.Vector(b, p, fA22, &tpm, &c.d.s87Sk)
+			pmb = tpm.Bits
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.A2 = x
+			p = np
+		}
+	}
+f84:
+	// D
+	{
+		{
+			tpm := fastrt.PMap{Bits: pmb}
+			x, ok, np, err := c.Vector(b, p, fD2, &tpm, &c.d.s87Sk)
+			pmb = tpm.Bits
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.D = x
+			p = np
+		}
+	}
+	// A3
+	{
+		e := &c.d.s87Sk
+		if int64(pmb) >= 0 {
+			if e.G == c.Gen {
+				pmb <<= 1
+				if e.Msg == c.Msg {
+					v.A3, v.HasA3 = e.Cur, true
+				} else {
+					v.A3, v.HasA3 = c.Copy(e.B), true
+				}
+				goto f85
+			}
+		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+			end := p
+			if q := b[p:]; len(q) >= 8 {
+				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
+			}
+			if end < len(b) {
+				if end >= len(c.Win) {
+					c.Extend(b, end)
+				}
+				w := c.Win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
+				pmb <<= 1
+				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+				c.dirty |= 1 << 2
+				v.A3, v.HasA3 = w, true
+				p = end + 1
+				goto f85
+			}
+		}
+		{
+			tpm := fastrt.PMap{Bits: pmb}
+			x, ok, np, err := c.Vector(b, p, fA32, &tpm, &c.d.s87Sk)
+			pmb = tpm.Bits
+			if err != nil {
+				return np, err
+			}
+			_ = ok
+			v.A3 = x
+			v.HasA3 = ok
+			p = np
+		}
+	}
+f85:
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
+	return p, nil
+}
+
+func (c *Decoder) d11(b []byte, p int, v *ScpReset, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
@@ -3252,6 +3489,27 @@ func (c *Decoder) d10(b []byte, p int, v *ScpReset, pmb uint64, pmx bool) (int, 
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
+}
+
+// flush copies the current values of the entries whose bit is set in c.dirty into
+// their B, where they are still assigned.
+func (c *Decoder) flush() {
+	if c.dirty&(1<<0) != 0 {
+		if e := &c.d.s3S; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<1) != 0 {
+		if e := &c.d.s14Z; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	if c.dirty&(1<<2) != 0 {
+		if e := &c.d.s87Sk; e.Msg == c.Msg && e.G == c.Gen {
+			e.B = append(e.B[:0], e.Cur...)
+		}
+	}
+	c.dirty = 0
 }
 
 // Encoder encodes messages of these templates, keeping the dictionaries between messages
@@ -3288,6 +3546,8 @@ func (c *Encoder) Encode(dst []byte, m *Message) ([]byte, error) {
 		return c.EncodeGroups(dst, &m.Groups)
 	case 4:
 		return c.EncodeWide(dst, &m.Wide)
+	case 5:
+		return c.EncodeSharedKey(dst, &m.SharedKey)
 	case 120:
 		return c.EncodeScpReset(dst, &m.ScpReset)
 	}
@@ -3389,6 +3649,30 @@ func (c *Encoder) EncodeWide(dst []byte, v *Wide) ([]byte, error) {
 	return out, nil
 }
 
+// EncodeSharedKey appends the encoding of a SharedKey message to dst.
+func (c *Encoder) EncodeSharedKey(dst []byte, v *SharedKey) ([]byte, error) {
+	if c.Gen == 0 {
+		c.Gen = 2
+	}
+	c.Depth = 0
+	var pm fastrt.PMapW
+	pm = fastrt.PMapW{Start: len(dst), Size: 1}
+	out := append(dst, 0)
+	if c.d.tid.G == c.Gen && uint32(c.d.tid.I) == 5 {
+		pm.Bit(out, false)
+	} else {
+		pm.Bit(out, true)
+		out = fast.AppendUint(out, 5)
+		c.SetInt(&c.d.tid, fast.TypeUint32, 5, 0)
+	}
+	out, err := c.e10(out, v, &pm)
+	if err != nil {
+		return dst, fastrt.SetTemplate(err, "SharedKey")
+	}
+	out = fastrt.Finish(out, &pm)
+	return out, nil
+}
+
 // EncodeScpReset appends the encoding of a ScpReset message to dst.
 func (c *Encoder) EncodeScpReset(dst []byte, v *ScpReset) ([]byte, error) {
 	if c.Gen == 0 {
@@ -3405,7 +3689,7 @@ func (c *Encoder) EncodeScpReset(dst []byte, v *ScpReset) ([]byte, error) {
 		out = fast.AppendUint(out, 120)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 120, 0)
 	}
-	out, err := c.e10(out, v, &pm)
+	out, err := c.e11(out, v, &pm)
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "ScpReset")
 	}
@@ -4723,7 +5007,93 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	return out, nil
 }
 
-func (c *Encoder) e10(out []byte, v *ScpReset, pm *fastrt.PMapW) ([]byte, error) {
+func (c *Encoder) e10(out []byte, v *SharedKey, pm *fastrt.PMapW) ([]byte, error) {
+	var err error
+	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	// A
+	if e := &c.d.s87Sk; e.G == c.Gen && string(e.B) == string(v.A) {
+		pmr <<= 1
+		pmn++
+	} else if o, ok := fastrt.AppendASCII(out, v.A, false); ok && (true) {
+		pmr = pmr<<1 | 1
+		pmn++
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.A...)
+	} else {
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fA5, &tpw, &c.d.s87Sk, v.A, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// T
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fT2, &tpw, &c.d.s87Sk, v.T, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
+	}
+	// A2
+	if e := &c.d.s87Sk; e.G == c.Gen && string(e.B) == string(v.A2) {
+		pmr <<= 1
+		pmn++
+	} else if o, ok := fastrt.AppendASCII(out, v.A2, false); ok && (true) {
+		pmr = pmr<<1 | 1
+		pmn++
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.A2...)
+	} else {
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fA22, &tpw, &c.d.s87Sk, v.A2, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// D
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fD2, &tpw, &c.d.s87Sk, v.D, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
+	}
+	// A3
+	if e := &c.d.s87Sk; v.HasA3 && e.G == c.Gen && string(e.B) == string(v.A3) {
+		pmr <<= 1
+		pmn++
+	} else if o, ok := fastrt.AppendASCII(out, v.A3, true); ok && (v.HasA3 && (true)) {
+		pmr = pmr<<1 | 1
+		pmn++
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.A3...)
+	} else {
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fA32, &tpw, &c.d.s87Sk, v.A3, v.HasA3)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	pm.Reg, pm.N = pmr, pmn
+	return out, nil
+}
+
+func (c *Encoder) e11(out []byte, v *ScpReset, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
@@ -4748,6 +5118,8 @@ func (m *Message) ToFast(ts *fast.Templates, out *fast.Message) error {
 		m.Groups.toFast(out.Root())
 	case 4:
 		m.Wide.toFast(out.Root())
+	case 5:
+		m.SharedKey.toFast(out.Root())
 	case 120:
 		m.ScpReset.toFast(out.Root())
 	}
@@ -4772,6 +5144,9 @@ func (m *Message) FromFast(in *fast.Message) error {
 		return nil
 	case 4:
 		m.Wide.fromFast(in.Root())
+		return nil
+	case 5:
+		m.SharedKey.fromFast(in.Root())
 		return nil
 	case 120:
 		m.ScpReset.fromFast(in.Root())
@@ -5366,6 +5741,33 @@ func (v *Wide) fromFast(g fast.Group) {
 	v.F69 = uint32(g.Uint(69))
 }
 
+func (v *SharedKey) toFast(g fast.Group) {
+	{
+		g.SetBytes(0, v.A)
+	}
+	{
+		g.SetBytes(1, v.T)
+	}
+	{
+		g.SetBytes(2, v.A2)
+	}
+	{
+		g.SetBytes(3, v.D)
+	}
+	if v.HasA3 {
+		g.SetBytes(4, v.A3)
+	}
+}
+
+func (v *SharedKey) fromFast(g fast.Group) {
+	v.A = g.Bytes(0)
+	v.T = g.Bytes(1)
+	v.A2 = g.Bytes(2)
+	v.D = g.Bytes(3)
+	v.HasA3 = g.Present(4)
+	v.A3 = g.Bytes(4)
+}
+
 func (v *ScpReset) toFast(g fast.Group) {
 }
 
@@ -5481,4 +5883,9 @@ var (
 	fF67          = &fastrt.Field{Name: "F67", Type: 1, Op: 3, Optional: true, Nullable: true, HasInit: false, TypeCheck: false, InitInt: 0, InitExp: 0, Key: "F67", Entry: 84}
 	fF68          = &fastrt.Field{Name: "F68", Type: 1, Op: 3, Optional: true, Nullable: true, HasInit: false, TypeCheck: false, InitInt: 0, InitExp: 0, Key: "F68", Entry: 85}
 	fF69          = &fastrt.Field{Name: "F69", Type: 1, Op: 3, Optional: true, Nullable: true, HasInit: false, TypeCheck: false, InitInt: 0, InitExp: 0, Key: "F69", Entry: 86}
+	fA5           = &fastrt.Field{Name: "A", Type: 6, Op: 3, Optional: false, Nullable: false, HasInit: false, TypeCheck: false, InitInt: 0, InitExp: 0, Key: "sk", Entry: 87}
+	fT2           = &fastrt.Field{Name: "T", Type: 6, Op: 6, Optional: false, Nullable: false, HasInit: false, TypeCheck: false, InitInt: 0, InitExp: 0, Key: "sk", Entry: 87}
+	fA22          = &fastrt.Field{Name: "A2", Type: 6, Op: 3, Optional: false, Nullable: false, HasInit: false, TypeCheck: false, InitInt: 0, InitExp: 0, Key: "sk", Entry: 87}
+	fD2           = &fastrt.Field{Name: "D", Type: 6, Op: 5, Optional: false, Nullable: false, HasInit: false, TypeCheck: false, InitInt: 0, InitExp: 0, Key: "sk", Entry: 87}
+	fA32          = &fastrt.Field{Name: "A3", Type: 6, Op: 3, Optional: true, Nullable: true, HasInit: false, TypeCheck: false, InitInt: 0, InitExp: 0, Key: "sk", Entry: 87}
 )

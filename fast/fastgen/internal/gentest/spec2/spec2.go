@@ -140,6 +140,10 @@ func (d *dictionary) clearMsg() {
 type Decoder struct {
 	fastrt.Dec
 	d dictionary
+	// dirty has a bit per copy-operator ASCII entry whose B is stale (its value is Cur,
+	// current in this message): flush copies Cur into B before the next message, unless
+	// the dictionary was reset in between.
+	dirty uint64
 }
 
 // NewDecoder returns a decoder with every dictionary entry undefined.
@@ -161,6 +165,9 @@ func (c *Decoder) Reset() {
 func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	if c.Gen == 0 {
 		c.Gen = 2
+	}
+	if c.dirty != 0 {
+		c.flush()
 	}
 	if c.Begin(b) {
 		c.d.clearMsg()
@@ -662,6 +669,12 @@ func (c *Decoder) d11(b []byte, p int, v *OptionalTailDefault, pmb uint64, pmx b
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
+}
+
+// flush copies the current values of the entries whose bit is set in c.dirty into
+// their B, where they are still assigned.
+func (c *Decoder) flush() {
+	c.dirty = 0
 }
 
 // Encoder encodes messages of these templates, keeping the dictionaries between messages
