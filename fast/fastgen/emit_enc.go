@@ -104,7 +104,7 @@ func (g *gen) encBody(s *segment, inline bool) string {
 		g.w("// %s\n", f.f.Name)
 		g.encField(f)
 		g.buf, tmp = tmp, g.buf
-		code := tmp.String()
+		code := inlineAppends(tmp.String())
 		if reg {
 			code = toRegW(code)
 		}
@@ -138,10 +138,24 @@ func (g *gen) encBody(s *segment, inline bool) string {
 }
 
 var (
+	reAppInt  = regexp.MustCompile(`(?m)^out = fastrt\.AppendInt\(out, (.*)\)$`)
+	reAppUint = regexp.MustCompile(`(?m)^out = fast\.AppendUint\(out, (.*)\)$`)
+	reAppByte = regexp.MustCompile(`(?m)^out = append\(out, (.*)\)$`)
 	reBitVar  = regexp.MustCompile(`pm\.Bit\(out, (v\.\w+)\)\n`)
 	reEncCall = regexp.MustCompile(`(?m)^if out, err = (c\.\w+\(out, \w+, )pm(, .*); err != nil \{\nreturn out, err\n\}$`)
 	reLeftW   = regexp.MustCompile(`\bpm\.`)
 )
+
+// inlineAppends rewrites a field's appends of one byte, and of integers that fit in one,
+// as a store into the spare capacity of out (the common case: small deltas, nulls), with
+// the append or the fastrt call for the rest. A store after out[:n+1] needs no call site,
+// so the values live across it need not be spilled.
+func inlineAppends(code string) string {
+	code = reAppInt.ReplaceAllString(code, "if x, n := int64($1), len(out); uint64(x+64) < 128 && n < cap(out) {\nout = out[:n+1]\nout[n] = byte(x)&0x7f | 0x80\n} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {\nout = out[:n+2]\nout[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80\n} else {\nout = fastrt.AppendInt(out, x)\n}")
+	code = reAppUint.ReplaceAllString(code, "if x, n := uint64($1), len(out); x < 128 && n < cap(out) {\nout = out[:n+1]\nout[n] = byte(x) | 0x80\n} else if x < 16384 && cap(out)-n >= 2 {\nout = out[:n+2]\nout[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80\n} else {\nout = fast.AppendUint(out, x)\n}")
+	code = reAppByte.ReplaceAllString(code, "if n := len(out); n < cap(out) {\nout = out[:n+1]\nout[n] = $1\n} else {\nout = append(out, $1)\n}")
+	return code
+}
 
 // toRegW rewrites a field's encoding for a presence map collected in registers.
 func toRegW(code string) string {

@@ -3186,19 +3186,53 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastFragment); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -3208,7 +3242,12 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// MDUpdateAction
 			if e := &c.d.s1MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
@@ -3217,7 +3256,23 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else if e := &c.d.s1MDUpdateAction; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
+				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -3277,7 +3332,23 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else if e := &c.d.s4RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.RptSeq))
+				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -3291,7 +3362,17 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			}
 			// MDEntryID
 			if !v.HasMDEntryID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -3327,7 +3408,23 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -3351,14 +3448,56 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			}
 			// MDEntrySize
 			if !v.HasMDEntrySize {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
 				exp := int64(x.Exponent)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x)&0x7f | 0x80
+				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+				} else {
+					if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x)&0x7f | 0x80
+				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+				} else {
+					if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -3371,9 +3510,29 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			}
 			// NumberOfOrders
 			if !v.HasNumberOfOrders {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.NumberOfOrders); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -3398,11 +3557,35 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -3417,17 +3600,43 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		}
 	}
 	// RptSeq
-	out = fast.AppendUint(out, uint64(v.RptSeq))
+	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastFragment); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -3437,7 +3646,12 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// MDEntryType
 			if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
@@ -3461,7 +3675,17 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			}
 			// MDEntryID
 			if !v.HasMDEntryID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -3491,13 +3715,45 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 				} else if true {
 					pmr = pmr<<1 | 1
 					pmn++
-					out = fastrt.AppendInt(out, exp)
+					if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -3522,8 +3778,40 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			// MDEntrySize
 			if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
 				exp := int64(x.Exponent)
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x)&0x7f | 0x80
+				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+				} else {
+					if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x)&0x7f | 0x80
+				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+				} else {
+					if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -3536,9 +3824,29 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			}
 			// NumberOfOrders
 			if !v.HasNumberOfOrders {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.NumberOfOrders); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -3563,14 +3871,40 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TotNumReports); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -3589,15 +3923,30 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// SecurityID
 	if !v.HasSecurityID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SecurityType
 	if !v.HasSecurityType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityType, true); ok {
 		out = o
 	} else {
@@ -3612,7 +3961,12 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// Currency
 	if !v.HasCurrency {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
@@ -3637,8 +3991,24 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	// MinPriceIncrement
 	if x := v.MinPriceIncrement; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -3650,7 +4020,15 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// PriceExponent
-	out = fastrt.AppendInt(out, int64(v.PriceExponent))
+	if x, n := int64(int64(v.PriceExponent)), len(out); uint64(x+64) < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x)&0x7f | 0x80
+	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// SizeExponent
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -3671,9 +4049,19 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// MarketDepth
 	if !v.HasMarketDepth {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MarketDepth); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -3707,9 +4095,25 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -3725,15 +4129,30 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 	}
 	// SecurityTradingStatus
 	if !v.HasSecurityTradingStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityTradingStatus); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -3748,7 +4167,12 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 	}
 	// Text
 	if !v.HasText {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
@@ -3774,11 +4198,35 @@ func (c *Encoder) e6(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -3792,11 +4240,35 @@ func (c *Encoder) e7(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, er
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// NewSeqNo
-	out = fast.AppendUint(out, uint64(v.NewSeqNo))
+	if x, n := uint64(uint64(v.NewSeqNo)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

@@ -23969,14 +23969,43 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// HeartBtInt
-	out = fastrt.AppendInt(out, int64(v.HeartBtInt))
+	if x, n := int64(int64(v.HeartBtInt)), len(out); uint64(x+64) < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x)&0x7f | 0x80
+	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// Username
 	if !v.HasUsername {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Username, true); ok {
 		out = o
 	} else {
@@ -23991,7 +24020,12 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// Password
 	if !v.HasPassword {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Password, true); ok {
 		out = o
 	} else {
@@ -24051,12 +24085,33 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// Text
 	if !v.HasText {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
@@ -24094,12 +24149,33 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -24127,64 +24203,153 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	}
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastMsgSeqNumProcessed); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x, n := int64(int64(v.RptSeq)), len(out); uint64(x+64) < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x)&0x7f | 0x80
+	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastFragment); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RouteFirst
 	if !v.HasRouteFirst {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.RouteFirst); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesStatus
 	if !v.HasTradSesStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TradSesStatus); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDSecurityTradingStatus
 	if !v.HasMDSecurityTradingStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDSecurityTradingStatus); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// AuctionIndicator
 	if !v.HasAuctionIndicator {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.AuctionIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// NetChgPrevDay
 	if !v.HasNetChgPrevDay {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24196,7 +24361,15 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		}
 	}
 	// GroupMDEntries
-	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries); err != nil {
 			return out, err
@@ -24217,7 +24390,12 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	_ = err
 	// MDEntryType
 	if !v.HasMDEntryType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
 		out = o
 	} else {
@@ -24227,7 +24405,12 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// MDEntryID
 	if !v.HasMDEntryID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
@@ -24237,38 +24420,89 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// MDEntryDate
 	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryTime
 	if !v.HasMDEntryTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// OrigTime
 	if !v.HasOrigTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.OrigTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryPx
 	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntryPx, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
 			return out, err
@@ -24276,14 +24510,35 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// MDEntrySize
 	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntrySize, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
 			return out, err
@@ -24291,7 +24546,12 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// QuoteCondition
 	if !v.HasQuoteCondition {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
 		out = o
 	} else {
@@ -24301,7 +24561,12 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// TradeCondition
 	if !v.HasTradeCondition {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
@@ -24311,7 +24576,12 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// OpenCloseSettlFlag
 	if !v.HasOpenCloseSettlFlag {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 		out = o
 	} else {
@@ -24321,7 +24591,12 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// OrdType
 	if !v.HasOrdType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
 		out = o
 	} else {
@@ -24331,30 +24606,71 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// EffectiveTime
 	if !v.HasEffectiveTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.EffectiveTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// StartTime
 	if !v.HasStartTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.StartTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// AccruedInterestAmt
 	if !v.HasAccruedInterestAmt {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fAccruedInterestAmt, pm, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt); err != nil {
 			return out, err
@@ -24362,14 +24678,35 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// ChgFromWAPrice
 	if !v.HasChgFromWAPrice {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fChgFromWAPrice, pm, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice); err != nil {
 			return out, err
@@ -24377,14 +24714,35 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// ChgOpenInterest
 	if !v.HasChgOpenInterest {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fChgOpenInterest, pm, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest); err != nil {
 			return out, err
@@ -24392,14 +24750,35 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// BidMarketSize
 	if !v.HasBidMarketSize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fBidMarketSize, pm, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize); err != nil {
 			return out, err
@@ -24407,14 +24786,35 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// AskMarketSize
 	if !v.HasAskMarketSize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fAskMarketSize, pm, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize); err != nil {
 			return out, err
@@ -24422,22 +24822,53 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// TotalNumOfTrades
 	if !v.HasTotalNumOfTrades {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// TradeValue
 	if !v.HasTradeValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fTradeValue, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
 			return out, err
@@ -24445,14 +24876,35 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// Yield
 	if !v.HasYield {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fYield, pm, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
 			return out, err
@@ -24460,14 +24912,35 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// TotalVolume
 	if !v.HasTotalVolume {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.TotalVolume; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fTotalVolume, pm, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume); err != nil {
 			return out, err
@@ -24475,30 +24948,71 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// OfferNbOr
 	if !v.HasOfferNbOr {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// BidNbOr
 	if !v.HasBidNbOr {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// ChgFromSettlmnt
 	if !v.HasChgFromSettlmnt {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fChgFromSettlmnt, pm, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt); err != nil {
 			return out, err
@@ -24506,15 +25020,30 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// SettlDate
 	if !v.HasSettlDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SettleType
 	if !v.HasSettleType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -24524,15 +25053,30 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// SumQtyOfBest
 	if !v.HasSumQtyOfBest {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.SumQtyOfBest); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// OrderSide
 	if !v.HasOrderSide {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 		out = o
 	} else {
@@ -24542,7 +25086,12 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// OrderStatus
 	if !v.HasOrderStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
 		out = o
 	} else {
@@ -24552,14 +25101,35 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// MinCurrPx
 	if !v.HasMinCurrPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMinCurrPx, pm, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx); err != nil {
 			return out, err
@@ -24567,30 +25137,71 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// MinCurrPxChgTime
 	if !v.HasMinCurrPxChgTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// VolumeIndicator
 	if !v.HasVolumeIndicator {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.VolumeIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// Price
 	if !v.HasPrice {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fPrice, pm, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
 			return out, err
@@ -24598,22 +25209,53 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// PriceType
 	if !v.HasPriceType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// NominalValue
 	if !v.HasNominalValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.NominalValue; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fNominalValue, pm, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue); err != nil {
 			return out, err
@@ -24621,14 +25263,35 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// RepoToPx
 	if !v.HasRepoToPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fRepoToPx, pm, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
 			return out, err
@@ -24636,14 +25299,35 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// BuyBackPx
 	if !v.HasBuyBackPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fBuyBackPx, pm, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
 			return out, err
@@ -24651,15 +25335,30 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// BuyBackDate
 	if !v.HasBuyBackDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.BuyBackDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// CXFlag
 	if !v.HasCXFlag {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
 		out = o
 	} else {
@@ -24669,7 +25368,12 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// TradingSessionSubID
 	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -24701,11 +25405,35 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries2); err != nil {
 			return out, err
@@ -24726,15 +25454,30 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	_ = err
 	// MDUpdateAction
 	if !v.HasMDUpdateAction {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryType
 	if !v.HasMDEntryType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
 		out = o
 	} else {
@@ -24744,7 +25487,12 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// MDEntryID
 	if !v.HasMDEntryID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
@@ -24754,39 +25502,84 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// RptSeq
 	if !v.HasRptSeq {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDEntryDate
 	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// OrigTime
 	if !v.HasOrigTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.OrigTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SettlDate
 	if !v.HasSettlDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SettleType
 	if !v.HasSettleType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -24796,31 +25589,66 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// MDEntryTime
 	if !v.HasMDEntryTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// EffectiveTime
 	if !v.HasEffectiveTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.EffectiveTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// StartTime
 	if !v.HasStartTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.StartTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// Symbol
 	if !v.HasSymbol {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -24830,14 +25658,35 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// MDEntryPx
 	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntryPx2, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
 			return out, err
@@ -24845,14 +25694,35 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// MDEntrySize
 	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntrySize2, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
 			return out, err
@@ -24860,7 +25730,12 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// QuoteCondition
 	if !v.HasQuoteCondition {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
 		out = o
 	} else {
@@ -24870,7 +25745,12 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// TradeCondition
 	if !v.HasTradeCondition {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
@@ -24880,7 +25760,12 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// OpenCloseSettlFlag
 	if !v.HasOpenCloseSettlFlag {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 		out = o
 	} else {
@@ -24890,7 +25775,12 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// OrdType
 	if !v.HasOrdType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
 		out = o
 	} else {
@@ -24900,14 +25790,35 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// NetChgPrevDay
 	if !v.HasNetChgPrevDay {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fNetChgPrevDay2, pm, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
 			return out, err
@@ -24915,14 +25826,35 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// AccruedInterestAmt
 	if !v.HasAccruedInterestAmt {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fAccruedInterestAmt2, pm, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt); err != nil {
 			return out, err
@@ -24930,14 +25862,35 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// ChgFromWAPrice
 	if !v.HasChgFromWAPrice {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fChgFromWAPrice2, pm, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice); err != nil {
 			return out, err
@@ -24945,14 +25898,35 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// ChgOpenInterest
 	if !v.HasChgOpenInterest {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fChgOpenInterest2, pm, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest); err != nil {
 			return out, err
@@ -24960,14 +25934,35 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// BidMarketSize
 	if !v.HasBidMarketSize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fBidMarketSize2, pm, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize); err != nil {
 			return out, err
@@ -24975,14 +25970,35 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// AskMarketSize
 	if !v.HasAskMarketSize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fAskMarketSize2, pm, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize); err != nil {
 			return out, err
@@ -24990,22 +26006,53 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// TotalNumOfTrades
 	if !v.HasTotalNumOfTrades {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// TradeValue
 	if !v.HasTradeValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fTradeValue2, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
 			return out, err
@@ -25013,14 +26060,35 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// Yield
 	if !v.HasYield {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fYield2, pm, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
 			return out, err
@@ -25028,14 +26096,35 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// TotalVolume
 	if !v.HasTotalVolume {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.TotalVolume; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fTotalVolume2, pm, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume); err != nil {
 			return out, err
@@ -25043,30 +26132,71 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// OfferNbOr
 	if !v.HasOfferNbOr {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// BidNbOr
 	if !v.HasBidNbOr {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// ChgFromSettlmnt
 	if !v.HasChgFromSettlmnt {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fChgFromSettlmnt2, pm, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt); err != nil {
 			return out, err
@@ -25074,15 +26204,30 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// SumQtyOfBest
 	if !v.HasSumQtyOfBest {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.SumQtyOfBest); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// OrderSide
 	if !v.HasOrderSide {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 		out = o
 	} else {
@@ -25092,7 +26237,12 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// OrderStatus
 	if !v.HasOrderStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
 		out = o
 	} else {
@@ -25102,14 +26252,35 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// MinCurrPx
 	if !v.HasMinCurrPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMinCurrPx2, pm, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx); err != nil {
 			return out, err
@@ -25117,30 +26288,71 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// MinCurrPxChgTime
 	if !v.HasMinCurrPxChgTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// VolumeIndicator
 	if !v.HasVolumeIndicator {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.VolumeIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// Price
 	if !v.HasPrice {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fPrice2, pm, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
 			return out, err
@@ -25148,22 +26360,53 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// PriceType
 	if !v.HasPriceType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// NominalValue
 	if !v.HasNominalValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.NominalValue; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fNominalValue2, pm, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue); err != nil {
 			return out, err
@@ -25171,14 +26414,35 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// RepoToPx
 	if !v.HasRepoToPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fRepoToPx2, pm, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
 			return out, err
@@ -25186,14 +26450,35 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// BuyBackPx
 	if !v.HasBuyBackPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fBuyBackPx2, pm, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
 			return out, err
@@ -25201,15 +26486,30 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// BuyBackDate
 	if !v.HasBuyBackDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.BuyBackDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// CXFlag
 	if !v.HasCXFlag {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
 		out = o
 	} else {
@@ -25219,7 +26519,12 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -25229,7 +26534,12 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 	}
 	// TradingSessionSubID
 	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -25261,46 +26571,115 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastMsgSeqNumProcessed); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x, n := int64(int64(v.RptSeq)), len(out); uint64(x+64) < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x)&0x7f | 0x80
+	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastFragment); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RouteFirst
 	if !v.HasRouteFirst {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.RouteFirst); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesStatus
 	if !v.HasTradSesStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TradSesStatus); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -25328,22 +26707,50 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 	}
 	// MDSecurityTradingStatus
 	if !v.HasMDSecurityTradingStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDSecurityTradingStatus); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// AuctionIndicator
 	if !v.HasAuctionIndicator {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.AuctionIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries3); err != nil {
 			return out, err
@@ -25376,7 +26783,17 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			}
 			// MDEntryID
 			if !v.HasMDEntryID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -25572,46 +26989,115 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastMsgSeqNumProcessed); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x, n := int64(int64(v.RptSeq)), len(out); uint64(x+64) < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x)&0x7f | 0x80
+	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastFragment); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RouteFirst
 	if !v.HasRouteFirst {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.RouteFirst); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesStatus
 	if !v.HasTradSesStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TradSesStatus); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -25639,14 +27125,32 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 	}
 	// MDSecurityTradingStatus
 	if !v.HasMDSecurityTradingStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDSecurityTradingStatus); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries4); err != nil {
 			return out, err
@@ -25679,7 +27183,17 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			}
 			// MDEntryID
 			if !v.HasMDEntryID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -25837,46 +27351,115 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastMsgSeqNumProcessed); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x, n := int64(int64(v.RptSeq)), len(out); uint64(x+64) < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x)&0x7f | 0x80
+	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastFragment); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RouteFirst
 	if !v.HasRouteFirst {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.RouteFirst); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesStatus
 	if !v.HasTradSesStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TradSesStatus); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -25904,22 +27487,50 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 	}
 	// MDSecurityTradingStatus
 	if !v.HasMDSecurityTradingStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDSecurityTradingStatus); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// AuctionIndicator
 	if !v.HasAuctionIndicator {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.AuctionIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries5); err != nil {
 			return out, err
@@ -25945,7 +27556,17 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// MDEntryID
 			if !v.HasMDEntryID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -26254,46 +27875,115 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastMsgSeqNumProcessed); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x, n := int64(int64(v.RptSeq)), len(out); uint64(x+64) < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x)&0x7f | 0x80
+	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastFragment); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RouteFirst
 	if !v.HasRouteFirst {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.RouteFirst); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesStatus
 	if !v.HasTradSesStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TradSesStatus); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -26321,14 +28011,32 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 	}
 	// MDSecurityTradingStatus
 	if !v.HasMDSecurityTradingStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDSecurityTradingStatus); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries6); err != nil {
 			return out, err
@@ -26354,7 +28062,17 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// MDEntryID
 			if !v.HasMDEntryID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -26645,11 +28363,35 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries7); err != nil {
 			return out, err
@@ -26670,15 +28412,30 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	_ = err
 	// MDUpdateAction
 	if !v.HasMDUpdateAction {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryType
 	if !v.HasMDEntryType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
 		out = o
 	} else {
@@ -26688,7 +28445,12 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntryID
 	if !v.HasMDEntryID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
@@ -26698,7 +28460,12 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// Symbol
 	if !v.HasSymbol {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -26708,22 +28475,53 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// RptSeq
 	if !v.HasRptSeq {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDEntryPx
 	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntryPx7, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
 			return out, err
@@ -26731,14 +28529,35 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntrySize
 	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntrySize7, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
 			return out, err
@@ -26746,31 +28565,66 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntryDate
 	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryTime
 	if !v.HasMDEntryTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// StartTime
 	if !v.HasStartTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.StartTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// QuoteCondition
 	if !v.HasQuoteCondition {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
 		out = o
 	} else {
@@ -26780,7 +28634,12 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// TradeCondition
 	if !v.HasTradeCondition {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
@@ -26790,7 +28649,12 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// OpenCloseSettlFlag
 	if !v.HasOpenCloseSettlFlag {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 		out = o
 	} else {
@@ -26800,14 +28664,35 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// NetChgPrevDay
 	if !v.HasNetChgPrevDay {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fNetChgPrevDay3, pm, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
 			return out, err
@@ -26815,14 +28700,35 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// AccruedInterestAmt
 	if !v.HasAccruedInterestAmt {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fAccruedInterestAmt4, pm, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt); err != nil {
 			return out, err
@@ -26830,14 +28736,35 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// ChgFromWAPrice
 	if !v.HasChgFromWAPrice {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fChgFromWAPrice3, pm, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice); err != nil {
 			return out, err
@@ -26845,14 +28772,35 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// ChgOpenInterest
 	if !v.HasChgOpenInterest {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fChgOpenInterest3, pm, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest); err != nil {
 			return out, err
@@ -26860,14 +28808,35 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// BidMarketSize
 	if !v.HasBidMarketSize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fBidMarketSize3, pm, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize); err != nil {
 			return out, err
@@ -26875,14 +28844,35 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// AskMarketSize
 	if !v.HasAskMarketSize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fAskMarketSize3, pm, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize); err != nil {
 			return out, err
@@ -26890,22 +28880,53 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// TotalNumOfTrades
 	if !v.HasTotalNumOfTrades {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// TradeValue
 	if !v.HasTradeValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fTradeValue5, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
 			return out, err
@@ -26913,14 +28934,35 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// Yield
 	if !v.HasYield {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fYield5, pm, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
 			return out, err
@@ -26928,30 +28970,71 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// OfferNbOr
 	if !v.HasOfferNbOr {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// BidNbOr
 	if !v.HasBidNbOr {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// ChgFromSettlmnt
 	if !v.HasChgFromSettlmnt {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fChgFromSettlmnt3, pm, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt); err != nil {
 			return out, err
@@ -26959,14 +29042,35 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MinCurrPx
 	if !v.HasMinCurrPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMinCurrPx3, pm, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx); err != nil {
 			return out, err
@@ -26974,31 +29078,66 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MinCurrPxChgTime
 	if !v.HasMinCurrPxChgTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// VolumeIndicator
 	if !v.HasVolumeIndicator {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.VolumeIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SettlDate
 	if !v.HasSettlDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SettleType
 	if !v.HasSettleType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -27008,7 +29147,12 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// CXFlag
 	if !v.HasCXFlag {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
 		out = o
 	} else {
@@ -27018,7 +29162,12 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -27028,7 +29177,12 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// TradingSessionSubID
 	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -27060,11 +29214,35 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries8); err != nil {
 			return out, err
@@ -27085,15 +29263,30 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	_ = err
 	// MDUpdateAction
 	if !v.HasMDUpdateAction {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryType
 	if !v.HasMDEntryType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
 		out = o
 	} else {
@@ -27103,7 +29296,12 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntryID
 	if !v.HasMDEntryID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
@@ -27113,7 +29311,12 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// Symbol
 	if !v.HasSymbol {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -27123,22 +29326,53 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// RptSeq
 	if !v.HasRptSeq {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDEntryPx
 	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntryPx8, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
 			return out, err
@@ -27146,14 +29380,35 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntrySize
 	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntrySize8, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
 			return out, err
@@ -27161,31 +29416,66 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntryDate
 	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryTime
 	if !v.HasMDEntryTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// StartTime
 	if !v.HasStartTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.StartTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// QuoteCondition
 	if !v.HasQuoteCondition {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
 		out = o
 	} else {
@@ -27195,7 +29485,12 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// TradeCondition
 	if !v.HasTradeCondition {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
@@ -27205,7 +29500,12 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// OpenCloseSettlFlag
 	if !v.HasOpenCloseSettlFlag {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 		out = o
 	} else {
@@ -27215,14 +29515,35 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// NetChgPrevDay
 	if !v.HasNetChgPrevDay {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fNetChgPrevDay4, pm, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
 			return out, err
@@ -27230,14 +29551,35 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// ChgFromWAPrice
 	if !v.HasChgFromWAPrice {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fChgFromWAPrice4, pm, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice); err != nil {
 			return out, err
@@ -27245,14 +29587,35 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// ChgOpenInterest
 	if !v.HasChgOpenInterest {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fChgOpenInterest4, pm, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest); err != nil {
 			return out, err
@@ -27260,14 +29623,35 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// BidMarketSize
 	if !v.HasBidMarketSize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fBidMarketSize4, pm, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize); err != nil {
 			return out, err
@@ -27275,14 +29659,35 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// AskMarketSize
 	if !v.HasAskMarketSize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fAskMarketSize4, pm, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize); err != nil {
 			return out, err
@@ -27290,22 +29695,53 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// TotalNumOfTrades
 	if !v.HasTotalNumOfTrades {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// TradeValue
 	if !v.HasTradeValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fTradeValue6, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
 			return out, err
@@ -27313,30 +29749,71 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// OfferNbOr
 	if !v.HasOfferNbOr {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// BidNbOr
 	if !v.HasBidNbOr {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// ChgFromSettlmnt
 	if !v.HasChgFromSettlmnt {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fChgFromSettlmnt4, pm, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt); err != nil {
 			return out, err
@@ -27344,15 +29821,30 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// SettlDate
 	if !v.HasSettlDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SettleType
 	if !v.HasSettleType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -27362,7 +29854,12 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// CXFlag
 	if !v.HasCXFlag {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
 		out = o
 	} else {
@@ -27372,7 +29869,12 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -27382,7 +29884,12 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// TradingSessionSubID
 	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -27414,11 +29921,35 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries9); err != nil {
 			return out, err
@@ -27431,9 +29962,29 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			pmr, pmn := uint64(0), 0
 			// MDUpdateAction
 			if !v.HasMDUpdateAction {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -27459,7 +30010,17 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// MDEntryID
 			if !v.HasMDEntryID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -27494,9 +30055,29 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// RptSeq
 			if !v.HasRptSeq {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -27703,11 +30284,35 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries10); err != nil {
 			return out, err
@@ -27759,7 +30364,17 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// MDEntryID
 			if !v.HasMDEntryID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -27794,9 +30409,29 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// RptSeq
 			if !v.HasRptSeq {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -27965,11 +30600,35 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries11); err != nil {
 			return out, err
@@ -27990,9 +30649,19 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	_ = err
 	// MDUpdateAction
 	if !v.HasMDUpdateAction {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -28006,7 +30675,12 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntryID
 	if !v.HasMDEntryID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
@@ -28016,7 +30690,12 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// Symbol
 	if !v.HasSymbol {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -28026,39 +30705,84 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// RptSeq
 	if !v.HasRptSeq {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDEntryDate
 	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryTime
 	if !v.HasMDEntryTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// OrigTime
 	if !v.HasOrigTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.OrigTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// OrderSide
 	if !v.HasOrderSide {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 		out = o
 	} else {
@@ -28068,14 +30792,35 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntryPx
 	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntryPx11, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
 			return out, err
@@ -28083,14 +30828,35 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntrySize
 	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntrySize11, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
 			return out, err
@@ -28098,14 +30864,35 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// AccruedInterestAmt
 	if !v.HasAccruedInterestAmt {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fAccruedInterestAmt5, pm, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt); err != nil {
 			return out, err
@@ -28113,14 +30900,35 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// TradeValue
 	if !v.HasTradeValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fTradeValue7, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
 			return out, err
@@ -28128,14 +30936,35 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// Yield
 	if !v.HasYield {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fYield7, pm, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
 			return out, err
@@ -28143,15 +30972,30 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// SettlDate
 	if !v.HasSettlDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SettleType
 	if !v.HasSettleType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -28161,14 +31005,35 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// Price
 	if !v.HasPrice {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fPrice5, pm, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
 			return out, err
@@ -28176,22 +31041,53 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// PriceType
 	if !v.HasPriceType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RepoToPx
 	if !v.HasRepoToPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fRepoToPx5, pm, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
 			return out, err
@@ -28199,14 +31095,35 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// BuyBackPx
 	if !v.HasBuyBackPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fBuyBackPx5, pm, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
 			return out, err
@@ -28214,15 +31131,30 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// BuyBackDate
 	if !v.HasBuyBackDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.BuyBackDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -28232,7 +31164,12 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// TradingSessionSubID
 	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -28242,7 +31179,12 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// RefOrderID
 	if !v.HasRefOrderID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
 		out = o
 	} else {
@@ -28274,11 +31216,35 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fast.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries12); err != nil {
 			return out, err
@@ -28299,9 +31265,19 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	_ = err
 	// MDUpdateAction
 	if !v.HasMDUpdateAction {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -28315,7 +31291,12 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntryID
 	if !v.HasMDEntryID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
@@ -28325,7 +31306,12 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// Symbol
 	if !v.HasSymbol {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -28335,39 +31321,84 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// RptSeq
 	if !v.HasRptSeq {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDEntryDate
 	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryTime
 	if !v.HasMDEntryTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// OrigTime
 	if !v.HasOrigTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.OrigTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// OrderSide
 	if !v.HasOrderSide {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 		out = o
 	} else {
@@ -28377,14 +31408,35 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntryPx
 	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntryPx12, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
 			return out, err
@@ -28392,14 +31444,35 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntrySize
 	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntrySize12, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
 			return out, err
@@ -28407,14 +31480,35 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// TradeValue
 	if !v.HasTradeValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fTradeValue8, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
 			return out, err
@@ -28422,15 +31516,30 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// SettlDate
 	if !v.HasSettlDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SettleType
 	if !v.HasSettleType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -28440,14 +31549,35 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// Price
 	if !v.HasPrice {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fPrice6, pm, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
 			return out, err
@@ -28455,22 +31585,53 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// PriceType
 	if !v.HasPriceType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RepoToPx
 	if !v.HasRepoToPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fRepoToPx6, pm, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
 			return out, err
@@ -28478,14 +31639,35 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// BuyBackPx
 	if !v.HasBuyBackPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fBuyBackPx6, pm, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
 			return out, err
@@ -28493,15 +31675,30 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// BuyBackDate
 	if !v.HasBuyBackDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.BuyBackDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -28511,7 +31708,12 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// TradingSessionSubID
 	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -28521,7 +31723,12 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// RefOrderID
 	if !v.HasRefOrderID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
 		out = o
 	} else {
@@ -28560,7 +31767,15 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if e := &c.d.s26MsgSeqNum; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+		if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x) | 0x80
+		} else if x < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+		} else {
+			out = fast.AppendUint(out, x)
+		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MsgSeqNum), 0
 	} else {
 		{
@@ -28573,7 +31788,15 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// MessageEncoding
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28585,15 +31808,30 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// TotNumReports
 	if !v.HasTotNumReports {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TotNumReports); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// Symbol
 	if !v.HasSymbol {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -28626,9 +31864,19 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// Product
 	if !v.HasProduct {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.Product); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
@@ -28652,23 +31900,48 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// MaturityDate
 	if !v.HasMaturityDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MaturityDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SettlDate
 	if !v.HasSettlDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SettleType
 	if !v.HasSettleType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -28683,14 +31956,35 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// OrigIssueAmt
 	if !v.HasOrigIssueAmt {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.OrigIssueAmt; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28703,22 +31997,53 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// CouponPaymentDate
 	if !v.HasCouponPaymentDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.CouponPaymentDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// CouponRate
 	if !v.HasCouponRate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.CouponRate; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28731,22 +32056,53 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// SettlFixingDate
 	if !v.HasSettlFixingDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SettlFixingDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// DividendNetPx
 	if !v.HasDividendNetPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.DividendNetPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28806,7 +32162,12 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// Currency
 	if !v.HasCurrency {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
@@ -28841,7 +32202,12 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// SettlCurrency
 	if !v.HasSettlCurrency {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 		out = o
 	} else {
@@ -28856,15 +32222,30 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// PriceType
 	if !v.HasPriceType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// StateSecurityID
 	if !v.HasStateSecurityID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.StateSecurityID, true); ok {
 		out = o
 	} else {
@@ -28897,14 +32278,35 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// MinPriceIncrement
 	if !v.HasMinPriceIncrement {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MinPriceIncrement; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28917,14 +32319,35 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// MktShareLimit
 	if !v.HasMktShareLimit {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MktShareLimit; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28937,14 +32360,35 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// MktShareThreshold
 	if !v.HasMktShareThreshold {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MktShareThreshold; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28957,14 +32401,35 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// MaxOrdersVolume
 	if !v.HasMaxOrdersVolume {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MaxOrdersVolume; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28977,14 +32442,35 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// PriceMvmLimit
 	if !v.HasPriceMvmLimit {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.PriceMvmLimit; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28997,14 +32483,35 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// FaceValue
 	if !v.HasFaceValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.FaceValue; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29017,14 +32524,35 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// BaseSwapPx
 	if !v.HasBaseSwapPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.BaseSwapPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29037,14 +32565,35 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// RepoToPx
 	if !v.HasRepoToPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29057,14 +32606,35 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// BuyBackPx
 	if !v.HasBuyBackPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29077,22 +32647,53 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// BuyBackDate
 	if !v.HasBuyBackDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.BuyBackDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// NoSharesIssued
 	if !v.HasNoSharesIssued {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.NoSharesIssued; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29105,14 +32706,35 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// HighLimit
 	if !v.HasHighLimit {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.HighLimit; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29125,14 +32747,35 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// LowLimit
 	if !v.HasLowLimit {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.LowLimit; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29145,9 +32788,19 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// NumOfDaysToMaturity
 	if !v.HasNumOfDaysToMaturity {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.NumOfDaysToMaturity); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
@@ -29159,7 +32812,15 @@ func (c *Encoder) e27(out []byte, v *DGroupInstrAttrib, pm *fastrt.PMapW) ([]byt
 	var err error
 	_ = err
 	// InstrAttribType
-	out = fastrt.AppendInt(out, int64(v.InstrAttribType))
+	if x, n := int64(int64(v.InstrAttribType)), len(out); uint64(x+64) < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x)&0x7f | 0x80
+	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// InstrAttribValue
 	if out, err = c.Vector(out, fInstrAttribValue, pm, nil, v.InstrAttribValue, v.HasInstrAttribValue); err != nil {
 		return out, err
@@ -29172,14 +32833,35 @@ func (c *Encoder) e28(out []byte, v *DMarketSegmentGrp, pm *fastrt.PMapW) ([]byt
 	_ = err
 	// RoundLot
 	if !v.HasRoundLot {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.RoundLot; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fRoundLot, pm, nil, v.RoundLot.Mantissa, v.RoundLot.Exponent, v.HasRoundLot); err != nil {
 			return out, err
@@ -29216,7 +32898,12 @@ func (c *Encoder) e29(out []byte, v *DMarketSegmentGrpTradingSessionRulesGrp, pm
 	}
 	// TradingSessionSubID
 	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -29226,17 +32913,37 @@ func (c *Encoder) e29(out []byte, v *DMarketSegmentGrpTradingSessionRulesGrp, pm
 	}
 	// SecurityTradingStatus
 	if !v.HasSecurityTradingStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.SecurityTradingStatus); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// OrderNote
 	if !v.HasOrderNote {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.OrderNote); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
@@ -29264,9 +32971,25 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -29282,7 +33005,12 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -29297,7 +33025,12 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// TradingSessionSubID
 	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -29312,17 +33045,37 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// SecurityTradingStatus
 	if !v.HasSecurityTradingStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.SecurityTradingStatus); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// AuctionIndicator
 	if !v.HasAuctionIndicator {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.AuctionIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -29351,14 +33104,43 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID17, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradSesStatus
-	out = fastrt.AppendInt(out, int64(v.TradSesStatus))
+	if x, n := int64(int64(v.TradSesStatus)), len(out); uint64(x+64) < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x)&0x7f | 0x80
+	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// Text
 	if !v.HasText {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
@@ -29405,9 +33187,25 @@ func (c *Encoder) e32(out []byte, v *X0, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID18, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

@@ -49211,15 +49211,39 @@ func (c *Encoder) e0(out []byte, v *MDNonFix, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID, "value differs from the constant")
 	}
 	// DataLen
-	out = fast.AppendUint(out, uint64(v.DataLen))
+	if x, n := uint64(uint64(v.DataLen)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// Data
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -49246,9 +49270,25 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID2, "value differs from the constant")
@@ -49295,7 +49335,12 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 	}
 	// Text
 	if !v.HasText {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
@@ -49325,7 +49370,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -49340,7 +49393,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	// TotNoRelatedSym
-	out = fast.AppendUint(out, uint64(v.TotNoRelatedSym))
+	if x, n := uint64(uint64(v.TotNoRelatedSym)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -49355,7 +49416,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	// RelatedSym
-	out = fast.AppendUint(out, uint64(len(v.RelatedSym)))
+	if x, n := uint64(uint64(len(v.RelatedSym))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fRelatedSym); err != nil {
 			return out, err
@@ -49365,7 +49434,12 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// Symbol
 			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
@@ -49387,7 +49461,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s3SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.SecurityID))
+				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -49408,7 +49498,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange, "value differs from the constant")
 			}
 			// ApplIDs
-			out = fast.AppendUint(out, uint64(len(v.ApplIDs)))
+			if x, n := uint64(uint64(len(v.ApplIDs))), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			if true {
 				if err := c.Enter(fApplIDs); err != nil {
 					return out, err
@@ -49438,7 +49544,17 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// SecurityAltID
 					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
@@ -49495,7 +49611,17 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// UnderlyingSymbol
 					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
@@ -49511,7 +49637,31 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// UnderlyingSecurityID
-					out = fast.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					if x, n := uint64(uint64(v.UnderlyingSecurityID)), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x) | 0x80
+						} else if x < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+						} else {
+							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x) | 0x80
+							} else if x < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+							} else {
+								out = fast.AppendUint(out, x)
+							}
+						}
+					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource, "value differs from the constant")
@@ -49543,7 +49693,31 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+										out = out[:n+1]
+										out[n] = byte(x)&0x7f | 0x80
+									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+										out = out[:n+2]
+										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -49588,7 +49762,31 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+										out = out[:n+1]
+										out[n] = byte(x)&0x7f | 0x80
+									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+										out = out[:n+2]
+										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -49616,9 +49814,29 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// ImpliedMarketIndicator
 			if !v.HasImpliedMarketIndicator {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.ImpliedMarketIndicator); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -49660,7 +49878,17 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// StartTickPriceRange
 					if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
@@ -49685,7 +49913,31 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+										out = out[:n+1]
+										out[n] = byte(x)&0x7f | 0x80
+									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+										out = out[:n+2]
+										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -49730,7 +49982,31 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+										out = out[:n+1]
+										out[n] = byte(x)&0x7f | 0x80
+									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+										out = out[:n+2]
+										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -49775,7 +50051,31 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+										out = out[:n+1]
+										out[n] = byte(x)&0x7f | 0x80
+									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+										out = out[:n+2]
+										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -49799,9 +50099,39 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					}
 					// TickRuleType
 					if !v.HasTickRuleType {
-						out = append(out, 0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = 0x80
+								} else {
+									out = append(out, 0x80)
+								}
+							}
+						}
 					} else if x := int64(v.TickRuleType); x >= 0 && x < 0x3f {
-						out = append(out, byte(x+1)|0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x+1) | 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x+1) | 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x+1) | 0x80
+								} else {
+									out = append(out, byte(x+1)|0x80)
+								}
+							}
+						}
 					} else {
 						out = fast.AppendIntNullable(out, x)
 					}
@@ -49827,7 +50157,17 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// LegSymbol
 					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
@@ -49843,7 +50183,31 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// LegSecurityID
-					out = fast.AppendUint(out, uint64(v.LegSecurityID))
+					if x, n := uint64(uint64(v.LegSecurityID)), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x) | 0x80
+						} else if x < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+						} else {
+							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x) | 0x80
+							} else if x < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+							} else {
+								out = fast.AppendUint(out, x)
+							}
+						}
+					}
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource, "value differs from the constant")
@@ -49855,7 +50219,31 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					} else if e := &c.d.s15LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+						if x, n := int64(int64(v.LegRatioQty)), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									out = fastrt.AppendInt(out, x)
+								}
+							}
+						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
@@ -49881,7 +50269,31 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// LegSide
-					out = fastrt.AppendInt(out, int64(v.LegSide))
+					if x, n := int64(int64(v.LegSide)), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								out = fastrt.AppendInt(out, x)
+							}
+						}
+					}
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange, "value differs from the constant")
@@ -49946,7 +50358,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -49970,9 +50398,29 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// TickSizeDenominator
 			if !v.HasTickSizeDenominator {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TickSizeDenominator); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -49999,7 +50447,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -50023,39 +50487,129 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// MinOrderQty
 			if !v.HasMinOrderQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MinOrderQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaxOrderQty
 			if !v.HasMaxOrderQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaxOrderQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MultiLegModel
 			if !v.HasMultiLegModel {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.MultiLegModel); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
 			// MultiLegPriceMethod
 			if !v.HasMultiLegPriceMethod {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.MultiLegPriceMethod); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
 			// Currency
 			if !v.HasCurrency {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 				out = o
 			} else {
@@ -50070,7 +50624,17 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// SettlCurrency
 			if !v.HasSettlCurrency {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 				out = o
 			} else {
@@ -50084,7 +50648,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			// Product
-			out = fastrt.AppendInt(out, int64(v.Product))
+			if x, n := int64(int64(v.Product)), len(out); uint64(x+64) < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x)&0x7f | 0x80
+			} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+			} else {
+				if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x)&0x7f | 0x80
+				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+			}
 			// SecurityType
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
@@ -50113,7 +50693,17 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// SecurityStrategyType
 			if !v.HasSecurityStrategyType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
 				out = o
 			} else {
@@ -50128,7 +50718,17 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// Asset
 			if !v.HasAsset {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
 				out = o
 			} else {
@@ -50156,25 +50756,85 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// NoShareIssued
 			if !v.HasNoShareIssued {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.NoShareIssued); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaturityDate
 			if !v.HasMaturityDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaturityDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaturityMonthYear
 			if !v.HasMaturityMonthYear {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -50201,7 +50861,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -50225,7 +50901,17 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// StrikeCurrency
 			if !v.HasStrikeCurrency {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 				out = o
 			} else {
@@ -50240,17 +50926,57 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// ExerciseStyle
 			if !v.HasExerciseStyle {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.ExerciseStyle); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
 			// PutOrCall
 			if !v.HasPutOrCall {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.PutOrCall); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -50277,7 +51003,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -50301,9 +51043,29 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// ContractSettlMonth
 			if !v.HasContractSettlMonth {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -50334,34 +51096,120 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			// IssueDate
-			out = fast.AppendUint(out, uint64(v.IssueDate))
+			if x, n := uint64(uint64(v.IssueDate)), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			// DatedDate
 			if !v.HasDatedDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.DatedDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// StartDate
 			if !v.HasStartDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.StartDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EndDate
 			if !v.HasEndDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EndDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SettlType
 			if !v.HasSettlType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 				out = o
 			} else {
@@ -50376,17 +51224,63 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// SettlDate
 			if !v.HasSettlDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SettlDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			out = fast.AppendUint(out, uint64(v.SecurityValidityTimestamp))
+			if x, n := uint64(uint64(v.SecurityValidityTimestamp)), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 				out = o
 			} else {
@@ -50401,7 +51295,17 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// GovernanceIndicator
 			if !v.HasGovernanceIndicator {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
 				out = o
 			} else {
@@ -50416,9 +51320,29 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// CorporateActionEventID
 			if !v.HasCorporateActionEventID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.CorporateActionEventID); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -50437,9 +51361,29 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			// SecurityMatchType
 			if !v.HasSecurityMatchType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.SecurityMatchType); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -50492,7 +51436,15 @@ func (c *Encoder) e5(out []byte, v *MDSecurityList149RelatedSymApplIDsFeedTypes,
 		}
 	}
 	// MarketDepth
-	out = fast.AppendUint(out, uint64(v.MarketDepth))
+	if x, n := uint64(uint64(v.MarketDepth)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	return out, nil
 }
 
@@ -50501,15 +51453,30 @@ func (c *Encoder) e8(out []byte, v *MDSecurityList149RelatedSymInstrAttrib, pm *
 	_ = err
 	// InstAttribType
 	if !v.HasInstAttribType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// InstAttribValue
 	if !v.HasInstAttribValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
 		out = o
 	} else {
@@ -50525,17 +51492,37 @@ func (c *Encoder) e11(out []byte, v *MDSecurityList149RelatedSymLots, pm *fastrt
 	_ = err
 	// LotType
 	if !v.HasLotType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MinLotSize
 	if !v.HasMinLotSize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MinLotSize); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -50555,7 +51542,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -50570,7 +51565,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// TotNoRelatedSym
-	out = fast.AppendUint(out, uint64(v.TotNoRelatedSym))
+	if x, n := uint64(uint64(v.TotNoRelatedSym)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -50585,7 +51588,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSym
-	out = fast.AppendUint(out, uint64(len(v.RelatedSym)))
+	if x, n := uint64(uint64(len(v.RelatedSym))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fRelatedSym2); err != nil {
 			return out, err
@@ -50595,7 +51606,12 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// Symbol
 			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
@@ -50617,7 +51633,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s24SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.SecurityID))
+				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -50638,7 +51670,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange2, "value differs from the constant")
 			}
 			// ApplIDs
-			out = fast.AppendUint(out, uint64(len(v.ApplIDs)))
+			if x, n := uint64(uint64(len(v.ApplIDs))), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			if true {
 				if err := c.Enter(fApplIDs2); err != nil {
 					return out, err
@@ -50668,7 +51716,17 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// SecurityAltID
 					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
@@ -50725,7 +51783,17 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// UnderlyingSymbol
 					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
@@ -50741,7 +51809,31 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					out = fast.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					if x, n := uint64(uint64(v.UnderlyingSecurityID)), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x) | 0x80
+						} else if x < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+						} else {
+							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x) | 0x80
+							} else if x < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+							} else {
+								out = fast.AppendUint(out, x)
+							}
+						}
+					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource2) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource2, "value differs from the constant")
@@ -50773,7 +51865,31 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+										out = out[:n+1]
+										out[n] = byte(x)&0x7f | 0x80
+									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+										out = out[:n+2]
+										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -50801,9 +51917,29 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// ImpliedMarketIndicator
 			if !v.HasImpliedMarketIndicator {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.ImpliedMarketIndicator); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -50845,7 +51981,17 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// StartTickPriceRange
 					if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
@@ -50870,7 +52016,31 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+										out = out[:n+1]
+										out[n] = byte(x)&0x7f | 0x80
+									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+										out = out[:n+2]
+										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -50915,7 +52085,31 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+										out = out[:n+1]
+										out[n] = byte(x)&0x7f | 0x80
+									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+										out = out[:n+2]
+										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -50960,7 +52154,31 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+										out = out[:n+1]
+										out[n] = byte(x)&0x7f | 0x80
+									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+										out = out[:n+2]
+										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -50984,9 +52202,39 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					}
 					// TickRuleType
 					if !v.HasTickRuleType {
-						out = append(out, 0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = 0x80
+								} else {
+									out = append(out, 0x80)
+								}
+							}
+						}
 					} else if x := int64(v.TickRuleType); x >= 0 && x < 0x3f {
-						out = append(out, byte(x+1)|0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x+1) | 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x+1) | 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x+1) | 0x80
+								} else {
+									out = append(out, byte(x+1)|0x80)
+								}
+							}
+						}
 					} else {
 						out = fast.AppendIntNullable(out, x)
 					}
@@ -51012,7 +52260,17 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// LegSymbol
 					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
@@ -51028,7 +52286,31 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					out = fast.AppendUint(out, uint64(v.LegSecurityID))
+					if x, n := uint64(uint64(v.LegSecurityID)), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x) | 0x80
+						} else if x < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+						} else {
+							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x) | 0x80
+							} else if x < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+							} else {
+								out = fast.AppendUint(out, x)
+							}
+						}
+					}
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource2) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource2, "value differs from the constant")
@@ -51040,7 +52322,31 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					} else if e := &c.d.s34LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+						if x, n := int64(int64(v.LegRatioQty)), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									out = fastrt.AppendInt(out, x)
+								}
+							}
+						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
@@ -51066,7 +52372,31 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSide
-					out = fastrt.AppendInt(out, int64(v.LegSide))
+					if x, n := int64(int64(v.LegSide)), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								out = fastrt.AppendInt(out, x)
+							}
+						}
+					}
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange2) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange2, "value differs from the constant")
@@ -51131,7 +52461,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -51155,9 +52501,29 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// TickSizeDenominator
 			if !v.HasTickSizeDenominator {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TickSizeDenominator); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -51184,7 +52550,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -51208,39 +52590,129 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// MinOrderQty
 			if !v.HasMinOrderQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MinOrderQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaxOrderQty
 			if !v.HasMaxOrderQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaxOrderQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MultiLegModel
 			if !v.HasMultiLegModel {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.MultiLegModel); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
 			// MultiLegPriceMethod
 			if !v.HasMultiLegPriceMethod {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.MultiLegPriceMethod); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
 			// Currency
 			if !v.HasCurrency {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 				out = o
 			} else {
@@ -51255,7 +52727,17 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// SettlCurrency
 			if !v.HasSettlCurrency {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 				out = o
 			} else {
@@ -51269,7 +52751,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// Product
-			out = fastrt.AppendInt(out, int64(v.Product))
+			if x, n := int64(int64(v.Product)), len(out); uint64(x+64) < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x)&0x7f | 0x80
+			} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+			} else {
+				if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x)&0x7f | 0x80
+				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+			}
 			// SecurityType
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
@@ -51298,7 +52796,17 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// SecurityStrategyType
 			if !v.HasSecurityStrategyType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
 				out = o
 			} else {
@@ -51313,7 +52821,17 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// Asset
 			if !v.HasAsset {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
 				out = o
 			} else {
@@ -51341,25 +52859,85 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// NoShareIssued
 			if !v.HasNoShareIssued {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.NoShareIssued); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaturityDate
 			if !v.HasMaturityDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaturityDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaturityMonthYear
 			if !v.HasMaturityMonthYear {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -51386,7 +52964,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -51410,7 +53004,17 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// StrikeCurrency
 			if !v.HasStrikeCurrency {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 				out = o
 			} else {
@@ -51425,17 +53029,57 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// ExerciseStyle
 			if !v.HasExerciseStyle {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.ExerciseStyle); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
 			// PutOrCall
 			if !v.HasPutOrCall {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.PutOrCall); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -51462,7 +53106,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -51486,9 +53146,29 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// ContractSettlMonth
 			if !v.HasContractSettlMonth {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -51519,34 +53199,120 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			out = fast.AppendUint(out, uint64(v.IssueDate))
+			if x, n := uint64(uint64(v.IssueDate)), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			// DatedDate
 			if !v.HasDatedDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.DatedDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// StartDate
 			if !v.HasStartDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.StartDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EndDate
 			if !v.HasEndDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EndDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SettlType
 			if !v.HasSettlType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 				out = o
 			} else {
@@ -51561,17 +53327,63 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// SettlDate
 			if !v.HasSettlDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SettlDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			out = fast.AppendUint(out, uint64(v.SecurityValidityTimestamp))
+			if x, n := uint64(uint64(v.SecurityValidityTimestamp)), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 				out = o
 			} else {
@@ -51586,7 +53398,17 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// GovernanceIndicator
 			if !v.HasGovernanceIndicator {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
 				out = o
 			} else {
@@ -51601,9 +53423,29 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// CorporateActionEventID
 			if !v.HasCorporateActionEventID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.CorporateActionEventID); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -51622,9 +53464,29 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			// SecurityMatchType
 			if !v.HasSecurityMatchType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.SecurityMatchType); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -51677,7 +53539,15 @@ func (c *Encoder) e15(out []byte, v *MDSecurityList148RelatedSymApplIDsFeedTypes
 		}
 	}
 	// MarketDepth
-	out = fast.AppendUint(out, uint64(v.MarketDepth))
+	if x, n := uint64(uint64(v.MarketDepth)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	return out, nil
 }
 
@@ -51686,15 +53556,30 @@ func (c *Encoder) e18(out []byte, v *MDSecurityList148RelatedSymInstrAttrib, pm 
 	_ = err
 	// InstAttribType
 	if !v.HasInstAttribType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// InstAttribValue
 	if !v.HasInstAttribValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
 		out = o
 	} else {
@@ -51710,17 +53595,37 @@ func (c *Encoder) e21(out []byte, v *MDSecurityList148RelatedSymLots, pm *fastrt
 	_ = err
 	// LotType
 	if !v.HasLotType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MinLotSize
 	if !v.HasMinLotSize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MinLotSize); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -51740,7 +53645,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -51755,7 +53668,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// TotNoRelatedSym
-	out = fast.AppendUint(out, uint64(v.TotNoRelatedSym))
+	if x, n := uint64(uint64(v.TotNoRelatedSym)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -51770,7 +53691,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSym
-	out = fast.AppendUint(out, uint64(len(v.RelatedSym)))
+	if x, n := uint64(uint64(len(v.RelatedSym))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fRelatedSym3); err != nil {
 			return out, err
@@ -51780,7 +53709,12 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// Symbol
 			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
@@ -51802,7 +53736,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s43SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.SecurityID))
+				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -51823,7 +53773,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange3, "value differs from the constant")
 			}
 			// ApplIDs
-			out = fast.AppendUint(out, uint64(len(v.ApplIDs)))
+			if x, n := uint64(uint64(len(v.ApplIDs))), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			if true {
 				if err := c.Enter(fApplIDs3); err != nil {
 					return out, err
@@ -51853,7 +53819,17 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// SecurityAltID
 					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
@@ -51910,7 +53886,17 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// UnderlyingSymbol
 					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
@@ -51926,7 +53912,31 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					out = fast.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					if x, n := uint64(uint64(v.UnderlyingSecurityID)), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x) | 0x80
+						} else if x < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+						} else {
+							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x) | 0x80
+							} else if x < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+							} else {
+								out = fast.AppendUint(out, x)
+							}
+						}
+					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource3) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource3, "value differs from the constant")
@@ -51958,7 +53968,31 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+										out = out[:n+1]
+										out[n] = byte(x)&0x7f | 0x80
+									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+										out = out[:n+2]
+										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -51986,9 +54020,29 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// ImpliedMarketIndicator
 			if !v.HasImpliedMarketIndicator {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.ImpliedMarketIndicator); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -52030,7 +54084,17 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// StartTickPriceRange
 					if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
@@ -52055,7 +54119,31 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+										out = out[:n+1]
+										out[n] = byte(x)&0x7f | 0x80
+									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+										out = out[:n+2]
+										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -52100,7 +54188,31 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+										out = out[:n+1]
+										out[n] = byte(x)&0x7f | 0x80
+									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+										out = out[:n+2]
+										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -52145,7 +54257,31 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+										out = out[:n+1]
+										out[n] = byte(x)&0x7f | 0x80
+									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+										out = out[:n+2]
+										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -52169,9 +54305,39 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					}
 					// TickRuleType
 					if !v.HasTickRuleType {
-						out = append(out, 0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = 0x80
+								} else {
+									out = append(out, 0x80)
+								}
+							}
+						}
 					} else if x := int64(v.TickRuleType); x >= 0 && x < 0x3f {
-						out = append(out, byte(x+1)|0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x+1) | 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x+1) | 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x+1) | 0x80
+								} else {
+									out = append(out, byte(x+1)|0x80)
+								}
+							}
+						}
 					} else {
 						out = fast.AppendIntNullable(out, x)
 					}
@@ -52197,7 +54363,17 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// LegSymbol
 					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
@@ -52213,7 +54389,31 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					out = fast.AppendUint(out, uint64(v.LegSecurityID))
+					if x, n := uint64(uint64(v.LegSecurityID)), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x) | 0x80
+						} else if x < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+						} else {
+							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x) | 0x80
+							} else if x < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+							} else {
+								out = fast.AppendUint(out, x)
+							}
+						}
+					}
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource3) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource3, "value differs from the constant")
@@ -52225,7 +54425,31 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					} else if e := &c.d.s53LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+						if x, n := int64(int64(v.LegRatioQty)), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									out = fastrt.AppendInt(out, x)
+								}
+							}
+						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
@@ -52251,7 +54475,31 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSide
-					out = fastrt.AppendInt(out, int64(v.LegSide))
+					if x, n := int64(int64(v.LegSide)), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								out = fastrt.AppendInt(out, x)
+							}
+						}
+					}
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange3) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange3, "value differs from the constant")
@@ -52316,7 +54564,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -52340,9 +54604,29 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// TickSizeDenominator
 			if !v.HasTickSizeDenominator {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TickSizeDenominator); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -52369,7 +54653,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -52393,39 +54693,129 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// MinOrderQty
 			if !v.HasMinOrderQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MinOrderQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaxOrderQty
 			if !v.HasMaxOrderQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaxOrderQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MultiLegModel
 			if !v.HasMultiLegModel {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.MultiLegModel); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
 			// MultiLegPriceMethod
 			if !v.HasMultiLegPriceMethod {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.MultiLegPriceMethod); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
 			// Currency
 			if !v.HasCurrency {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 				out = o
 			} else {
@@ -52440,7 +54830,17 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// SettlCurrency
 			if !v.HasSettlCurrency {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 				out = o
 			} else {
@@ -52454,7 +54854,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// Product
-			out = fastrt.AppendInt(out, int64(v.Product))
+			if x, n := int64(int64(v.Product)), len(out); uint64(x+64) < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x)&0x7f | 0x80
+			} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+			} else {
+				if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x)&0x7f | 0x80
+				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+			}
 			// SecurityType
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
@@ -52483,7 +54899,17 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// SecurityStrategyType
 			if !v.HasSecurityStrategyType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
 				out = o
 			} else {
@@ -52498,7 +54924,17 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// Asset
 			if !v.HasAsset {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
 				out = o
 			} else {
@@ -52526,25 +54962,85 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// NoShareIssued
 			if !v.HasNoShareIssued {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.NoShareIssued); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaturityDate
 			if !v.HasMaturityDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaturityDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaturityMonthYear
 			if !v.HasMaturityMonthYear {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -52571,7 +55067,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -52595,7 +55107,17 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// StrikeCurrency
 			if !v.HasStrikeCurrency {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 				out = o
 			} else {
@@ -52610,17 +55132,57 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// ExerciseStyle
 			if !v.HasExerciseStyle {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.ExerciseStyle); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
 			// PutOrCall
 			if !v.HasPutOrCall {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.PutOrCall); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -52647,7 +55209,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -52671,9 +55249,29 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// ContractSettlMonth
 			if !v.HasContractSettlMonth {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -52704,34 +55302,120 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			out = fast.AppendUint(out, uint64(v.IssueDate))
+			if x, n := uint64(uint64(v.IssueDate)), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			// DatedDate
 			if !v.HasDatedDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.DatedDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// StartDate
 			if !v.HasStartDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.StartDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EndDate
 			if !v.HasEndDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EndDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SettlType
 			if !v.HasSettlType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 				out = o
 			} else {
@@ -52746,17 +55430,63 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// SettlDate
 			if !v.HasSettlDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SettlDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			out = fast.AppendUint(out, uint64(v.SecurityValidityTimestamp))
+			if x, n := uint64(uint64(v.SecurityValidityTimestamp)), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 				out = o
 			} else {
@@ -52771,7 +55501,17 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// GovernanceIndicator
 			if !v.HasGovernanceIndicator {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
 				out = o
 			} else {
@@ -52786,9 +55526,29 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// CorporateActionEventID
 			if !v.HasCorporateActionEventID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.CorporateActionEventID); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -52807,9 +55567,29 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			// SecurityMatchType
 			if !v.HasSecurityMatchType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := int64(v.SecurityMatchType); x >= 0 && x < 0x3f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
@@ -52862,7 +55642,15 @@ func (c *Encoder) e25(out []byte, v *MDSecurityList141RelatedSymApplIDsFeedTypes
 		}
 	}
 	// MarketDepth
-	out = fast.AppendUint(out, uint64(v.MarketDepth))
+	if x, n := uint64(uint64(v.MarketDepth)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	return out, nil
 }
 
@@ -52871,15 +55659,30 @@ func (c *Encoder) e28(out []byte, v *MDSecurityList141RelatedSymInstrAttrib, pm 
 	_ = err
 	// InstAttribType
 	if !v.HasInstAttribType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// InstAttribValue
 	if !v.HasInstAttribValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
 		out = o
 	} else {
@@ -52895,17 +55698,37 @@ func (c *Encoder) e31(out []byte, v *MDSecurityList141RelatedSymLots, pm *fastrt
 	_ = err
 	// LotType
 	if !v.HasLotType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MinLotSize
 	if !v.HasMinLotSize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MinLotSize); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -52925,11 +55748,35 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TotNoRelatedSym
-	out = fast.AppendUint(out, uint64(v.TotNoRelatedSym))
+	if x, n := uint64(uint64(v.TotNoRelatedSym)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -52944,7 +55791,15 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSymbols
-	out = fast.AppendUint(out, uint64(len(v.RelatedSymbols)))
+	if x, n := uint64(uint64(len(v.RelatedSymbols))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fRelatedSymbols); err != nil {
 			return out, err
@@ -52954,7 +55809,12 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// Symbol
 			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
@@ -52976,7 +55836,23 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s62SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.SecurityID))
+				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -52997,7 +55873,23 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange4, "value differs from the constant")
 			}
 			// ApplIds
-			out = fast.AppendUint(out, uint64(len(v.ApplIds)))
+			if x, n := uint64(uint64(len(v.ApplIds))), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			if true {
 				if err := c.Enter(fApplIds); err != nil {
 					return out, err
@@ -53027,7 +55919,17 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// SecurityAltID
 					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
@@ -53104,7 +56006,17 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// LegSymbol
 					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
@@ -53120,7 +56032,31 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					out = fast.AppendUint(out, uint64(v.LegSecurityID))
+					if x, n := uint64(uint64(v.LegSecurityID)), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x) | 0x80
+						} else if x < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+						} else {
+							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x) | 0x80
+							} else if x < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+							} else {
+								out = fast.AppendUint(out, x)
+							}
+						}
+					}
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource4) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource4, "value differs from the constant")
@@ -53132,7 +56068,31 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					} else if e := &c.d.s64LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+						if x, n := int64(int64(v.LegRatioQty)), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x)&0x7f | 0x80
+							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+								out = out[:n+2]
+								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+							} else {
+								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x)&0x7f | 0x80
+								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+									out = out[:n+2]
+									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+								} else {
+									out = fastrt.AppendInt(out, x)
+								}
+							}
+						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
@@ -53192,12 +56152,48 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// RoundLot
-			out = fast.AppendUint(out, uint64(v.RoundLot))
+			if x, n := uint64(uint64(v.RoundLot)), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			// MinTradeVol
 			if !v.HasMinTradeVol {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MinTradeVol); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -53218,13 +56214,45 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				} else if ee.G == c.Gen {
 					pmr = pmr<<1 | 1
 					pmn++
-					out = fastrt.AppendInt(out, exp)
+					if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -53247,11 +56275,59 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// TickSizeDenominator
-			out = fast.AppendUint(out, uint64(v.TickSizeDenominator))
+			if x, n := uint64(uint64(v.TickSizeDenominator)), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			// MinOrderQty
-			out = fast.AppendUint(out, uint64(v.MinOrderQty))
+			if x, n := uint64(uint64(v.MinOrderQty)), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			// MaxOrderQty
-			out = fast.AppendUint(out, uint64(v.MaxOrderQty))
+			if x, n := uint64(uint64(v.MaxOrderQty)), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			// InstrumentID
 			if o, ok := fastrt.AppendASCII(out, v.InstrumentID, false); ok {
 				out = o
@@ -53345,17 +56421,57 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			}
 			// MaturityDate
 			if !v.HasMaturityDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaturityDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaturityMonthYear
 			if !v.HasMaturityMonthYear {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -53382,7 +56498,23 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -53406,7 +56538,17 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			}
 			// StrikeCurrency
 			if !v.HasStrikeCurrency {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 				out = o
 			} else {
@@ -53436,13 +56578,45 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				} else if ee.G == c.Gen {
 					pmr = pmr<<1 | 1
 					pmn++
-					out = fastrt.AppendInt(out, exp)
+					if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x)&0x7f | 0x80
+					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+					} else {
+						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x)&0x7f | 0x80
+						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							out = out[:n+2]
+							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -53466,9 +56640,29 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			}
 			// ContractSettlMonth
 			if !v.HasContractSettlMonth {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -53499,28 +56693,110 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			out = fast.AppendUint(out, uint64(v.IssueDate))
+			if x, n := uint64(uint64(v.IssueDate)), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			// DatedDate
-			out = fast.AppendUint(out, uint64(v.DatedDate))
+			if x, n := uint64(uint64(v.DatedDate)), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			// StartDate
 			if !v.HasStartDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.StartDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EndDate
 			if !v.HasEndDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EndDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SettlType
 			if !v.HasSettlType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 				out = o
 			} else {
@@ -53535,9 +56811,29 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			}
 			// SettlDate
 			if !v.HasSettlDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SettlDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -53612,7 +56908,15 @@ func (c *Encoder) e35(out []byte, v *MDSecurityList111RelatedSymbolsApplIdsFeedT
 		}
 	}
 	// MarketDepth
-	out = fast.AppendUint(out, uint64(v.MarketDepth))
+	if x, n := uint64(uint64(v.MarketDepth)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	return out, nil
 }
 
@@ -53628,7 +56932,15 @@ func (c *Encoder) e37(out []byte, v *MDSecurityList111RelatedSymbolsUnderlyings,
 		}
 	}
 	// UnderlyingSecurityID
-	out = fast.AppendUint(out, uint64(v.UnderlyingSecurityID))
+	if x, n := uint64(uint64(v.UnderlyingSecurityID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// UnderlyingSecurityIDSource
 	if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource4) {
 		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource4, "value differs from the constant")
@@ -53653,9 +56965,25 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// PosDupFlag
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -53666,7 +56994,15 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		}
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -53789,7 +57125,23 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			} else if e := &c.d.s76MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDEntryTime))
+				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -53859,19 +57211,53 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradeDate
 	if !v.HasTradeDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -53889,7 +57275,23 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s79MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
+				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -53936,7 +57338,23 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s81SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.SecurityID))
+				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -53956,7 +57374,23 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s82RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.RptSeq))
+				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -54006,7 +57440,17 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			}
 			// PriceType
 			if !v.HasPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
@@ -54026,7 +57470,23 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s85MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDEntryTime))
+				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -54198,7 +57658,17 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			}
 			// TradeCondition
 			if !v.HasTradeCondition {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
@@ -54213,17 +57683,57 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// OpenCloseSettlFlag
 			if !v.HasOpenCloseSettlFlag {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.OpenCloseSettlFlag); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -54274,25 +57784,85 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			}
 			// SettPriceType
 			if !v.HasSettPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SettPriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceAdjustmentMethod
 			if !v.HasPriceAdjustmentMethod {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -54343,65 +57913,225 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// AvgDailyTradedQty
 			if !v.HasAvgDailyTradedQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// ExpireDate
 			if !v.HasExpireDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EarlyTermination
 			if !v.HasEarlyTermination {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// BTBCertIndicator
 			if !v.HasBTBCertIndicator {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// BTBContractInfo
 			if !v.HasBTBContractInfo {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.BTBContractInfo); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// BTBGraceDate
 			if !v.HasBTBGraceDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.BTBGraceDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaxTradeVol
 			if !v.HasMaxTradeVol {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -54423,7 +58153,17 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
 					{
@@ -54453,9 +58193,39 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
-						out = append(out, 0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = 0x80
+								} else {
+									out = append(out, 0x80)
+								}
+							}
+						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-						out = append(out, byte(x+1)|0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x+1) | 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x+1) | 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x+1) | 0x80
+								} else {
+									out = append(out, byte(x+1)|0x80)
+								}
+							}
+						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
@@ -54465,9 +58235,29 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -54493,19 +58283,53 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradeDate
 	if !v.HasTradeDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
@@ -54523,7 +58347,23 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s101MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
+				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -54570,7 +58410,23 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s103SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.SecurityID))
+				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -54590,7 +58446,23 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s104RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.RptSeq))
+				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -54640,7 +58512,17 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			}
 			// PriceType
 			if !v.HasPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
@@ -54660,7 +58542,23 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s107MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDEntryTime))
+				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -54805,7 +58703,17 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			}
 			// TradeCondition
 			if !v.HasTradeCondition {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
@@ -54820,17 +58728,57 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// OpenCloseSettlFlag
 			if !v.HasOpenCloseSettlFlag {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.OpenCloseSettlFlag); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -54881,25 +58829,85 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			}
 			// SettPriceType
 			if !v.HasSettPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SettPriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceAdjustmentMethod
 			if !v.HasPriceAdjustmentMethod {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -54950,65 +58958,225 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// AvgDailyTradedQty
 			if !v.HasAvgDailyTradedQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// ExpireDate
 			if !v.HasExpireDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EarlyTermination
 			if !v.HasEarlyTermination {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// BTBCertIndicator
 			if !v.HasBTBCertIndicator {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// BTBContractInfo
 			if !v.HasBTBContractInfo {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.BTBContractInfo); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// BTBGraceDate
 			if !v.HasBTBGraceDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.BTBGraceDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaxTradeVol
 			if !v.HasMaxTradeVol {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -55030,7 +59198,17 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
 					{
@@ -55060,9 +59238,39 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
-						out = append(out, 0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = 0x80
+								} else {
+									out = append(out, 0x80)
+								}
+							}
+						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-						out = append(out, byte(x+1)|0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x+1) | 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x+1) | 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x+1) | 0x80
+								} else {
+									out = append(out, byte(x+1)|0x80)
+								}
+							}
+						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
@@ -55072,9 +59280,29 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -55100,19 +59328,53 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradeDate
 	if !v.HasTradeDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
@@ -55130,7 +59392,23 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s120MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
+				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -55177,7 +59455,23 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s122SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.SecurityID))
+				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -55197,7 +59491,23 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s123RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.RptSeq))
+				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -55247,7 +59557,17 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			}
 			// PriceType
 			if !v.HasPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
@@ -55267,7 +59587,23 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s126MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDEntryTime))
+				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -55412,7 +59748,17 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			}
 			// TradeCondition
 			if !v.HasTradeCondition {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
@@ -55427,17 +59773,57 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// OpenCloseSettlFlag
 			if !v.HasOpenCloseSettlFlag {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.OpenCloseSettlFlag); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -55488,25 +59874,85 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			}
 			// SettPriceType
 			if !v.HasSettPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SettPriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceAdjustmentMethod
 			if !v.HasPriceAdjustmentMethod {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -55557,41 +60003,141 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// AvgDailyTradedQty
 			if !v.HasAvgDailyTradedQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// ExpireDate
 			if !v.HasExpireDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EarlyTermination
 			if !v.HasEarlyTermination {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaxTradeVol
 			if !v.HasMaxTradeVol {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -55613,7 +60159,17 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
 					{
@@ -55643,9 +60199,39 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
-						out = append(out, 0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = 0x80
+								} else {
+									out = append(out, 0x80)
+								}
+							}
+						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-						out = append(out, byte(x+1)|0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x+1) | 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x+1) | 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x+1) | 0x80
+								} else {
+									out = append(out, byte(x+1)|0x80)
+								}
+							}
+						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
@@ -55655,9 +60241,29 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -55683,19 +60289,53 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradeDate
 	if !v.HasTradeDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries5); err != nil {
 			return out, err
@@ -55713,7 +60353,23 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s139MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
+				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -55760,7 +60416,23 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s141SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.SecurityID))
+				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -55780,7 +60452,23 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s142RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.RptSeq))
+				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -55830,7 +60518,17 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			}
 			// PriceType
 			if !v.HasPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
@@ -55850,7 +60548,23 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s145MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDEntryTime))
+				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -55995,7 +60709,17 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			}
 			// TradeCondition
 			if !v.HasTradeCondition {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
@@ -56010,15 +60734,45 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// OpenCloseSettlFlag
 			if !v.HasOpenCloseSettlFlag {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 				out = o
 			} else {
@@ -56078,25 +60832,85 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			}
 			// SettPriceType
 			if !v.HasSettPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SettPriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceAdjustmentMethod
 			if !v.HasPriceAdjustmentMethod {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -56147,41 +60961,141 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// AvgDailyTradedQty
 			if !v.HasAvgDailyTradedQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// ExpireDate
 			if !v.HasExpireDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EarlyTermination
 			if !v.HasEarlyTermination {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaxTradeVol
 			if !v.HasMaxTradeVol {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -56203,7 +61117,17 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
 					{
@@ -56233,9 +61157,39 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
-						out = append(out, 0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = 0x80
+								} else {
+									out = append(out, 0x80)
+								}
+							}
+						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-						out = append(out, byte(x+1)|0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x+1) | 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x+1) | 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x+1) | 0x80
+								} else {
+									out = append(out, byte(x+1)|0x80)
+								}
+							}
+						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
@@ -56245,9 +61199,29 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -56273,13 +61247,45 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradeDate
-	out = fast.AppendUint(out, uint64(v.TradeDate))
+	if x, n := uint64(uint64(v.TradeDate)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries6); err != nil {
 			return out, err
@@ -56297,7 +61303,23 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s158MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
+				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -56351,7 +61373,17 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			}
 			// Symbol
 			if !v.HasSymbol {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 				out = o
 			} else {
@@ -56379,7 +61411,23 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s161SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.SecurityID))
+				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -56399,7 +61447,23 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s162RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.RptSeq))
+				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -56440,7 +61504,17 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			}
 			// PriceType
 			if !v.HasPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
@@ -56460,7 +61534,23 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s164MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDEntryTime))
+				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -56614,7 +61704,17 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			}
 			// TradeCondition
 			if !v.HasTradeCondition {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
@@ -56629,9 +61729,29 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			}
 			// OpenCloseSettleFlag
 			if !v.HasOpenCloseSettleFlag {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.OpenCloseSettleFlag); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -56700,9 +61820,29 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			}
 			// SettlePriceType
 			if !v.HasSettlePriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SettlePriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -56773,13 +61913,45 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradeDate
-	out = fast.AppendUint(out, uint64(v.TradeDate))
+	if x, n := uint64(uint64(v.TradeDate)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries7); err != nil {
 			return out, err
@@ -56797,7 +61969,23 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s175MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDUpdateAction))
+				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -56851,7 +62039,17 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			}
 			// Symbol
 			if !v.HasSymbol {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 				out = o
 			} else {
@@ -56879,7 +62077,23 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s178SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.SecurityID))
+				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -56899,7 +62113,23 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s179RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.RptSeq))
+				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -56940,7 +62170,17 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			}
 			// PriceType
 			if !v.HasPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
@@ -56960,7 +62200,23 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s181MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDEntryTime))
+				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -57114,7 +62370,17 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			}
 			// TradeCondition
 			if !v.HasTradeCondition {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
@@ -57129,9 +62395,29 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			}
 			// OpenCloseSettleFlag
 			if !v.HasOpenCloseSettleFlag {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.OpenCloseSettleFlag); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -57200,9 +62486,29 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			}
 			// SettlePriceType
 			if !v.HasSettlePriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SettlePriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -57273,12 +62579,33 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityGroup
 	if !v.HasSecurityGroup {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
@@ -57293,9 +62620,19 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	}
 	// SecurityID
 	if !v.HasSecurityID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -57310,7 +62647,12 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	}
 	// SecurityExchange
 	if !v.HasSecurityExchange {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, true); ok {
 		out = o
 	} else {
@@ -57325,7 +62667,12 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	}
 	// TradingSessionSubID
 	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -57340,37 +62687,93 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	}
 	// SecurityTradingStatus
 	if !v.HasSecurityTradingStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityTradingStatus); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesOpenTime
 	if !v.HasTradSesOpenTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradSesOpenTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	out = fast.AppendUint(out, uint64(v.TransactTime))
+	if x, n := uint64(uint64(v.TransactTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradeDate
-	out = fast.AppendUint(out, uint64(v.TradeDate))
+	if x, n := uint64(uint64(v.TradeDate)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -57391,12 +62794,33 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityGroup
 	if !v.HasSecurityGroup {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
@@ -57411,7 +62835,12 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	}
 	// Symbol
 	if !v.HasSymbol {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -57426,9 +62855,19 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	}
 	// SecurityID
 	if !v.HasSecurityID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -57443,7 +62882,12 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	}
 	// SecurityExchange
 	if !v.HasSecurityExchange {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, true); ok {
 		out = o
 	} else {
@@ -57458,7 +62902,12 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	}
 	// TradingSessionSubID
 	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -57473,37 +62922,93 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	}
 	// SecurityTradingStatus
 	if !v.HasSecurityTradingStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityTradingStatus); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesOpenTime
 	if !v.HasTradSesOpenTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradSesOpenTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	out = fast.AppendUint(out, uint64(v.TransactTime))
+	if x, n := uint64(uint64(v.TransactTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradeDate
-	out = fast.AppendUint(out, uint64(v.TradeDate))
+	if x, n := uint64(uint64(v.TradeDate)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -57524,14 +63029,43 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradeDate
-	out = fast.AppendUint(out, uint64(v.TradeDate))
+	if x, n := uint64(uint64(v.TradeDate)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityGroup
 	if !v.HasSecurityGroup {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
@@ -57546,7 +63080,12 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	}
 	// Symbol
 	if !v.HasSymbol {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -57561,9 +63100,19 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	}
 	// SecurityID
 	if !v.HasSecurityID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -57578,7 +63127,12 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	}
 	// SecurityExchange
 	if !v.HasSecurityExchange {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, true); ok {
 		out = o
 	} else {
@@ -57593,7 +63147,12 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	}
 	// TradingSessionSubID
 	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -57608,27 +63167,65 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	}
 	// SecurityTradingStatus
 	if !v.HasSecurityTradingStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityTradingStatus); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesOpenTime
 	if !v.HasTradSesOpenTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradSesOpenTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	out = fast.AppendUint(out, uint64(v.TransactTime))
+	if x, n := uint64(uint64(v.TransactTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -57645,28 +63242,72 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID17) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID17, "value differs from the constant")
 	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TotNumReports); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradeDate
 	if !v.HasTradeDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -57692,16 +63333,42 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 	}
 	// MarketDepth
 	if !v.HasMarketDepth {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MarketDepth); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fast.AppendUint(out, uint64(v.RptSeq))
+	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fast.AppendUint(out, uint64(v.SecurityID))
+	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource15, "value differs from the constant")
@@ -57711,7 +63378,15 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange14, "value differs from the constant")
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries8); err != nil {
 			return out, err
@@ -57882,7 +63557,17 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -58085,28 +63770,72 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID18) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID18, "value differs from the constant")
 	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TotNumReports); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradeDate
 	if !v.HasTradeDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -58132,16 +63861,42 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 	}
 	// MarketDepth
 	if !v.HasMarketDepth {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MarketDepth); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fast.AppendUint(out, uint64(v.RptSeq))
+	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fast.AppendUint(out, uint64(v.SecurityID))
+	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource16, "value differs from the constant")
@@ -58151,7 +63906,15 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange15, "value differs from the constant")
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries9); err != nil {
 			return out, err
@@ -58200,9 +63963,29 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -58366,7 +64149,17 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -58399,17 +64192,57 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityTradingEvent
 			if !v.HasSecurityTradingEvent {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -58524,17 +64357,57 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceAdjustmentMethod
 			if !v.HasPriceAdjustmentMethod {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -58576,65 +64449,225 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// AvgDailyTradedQty
 			if !v.HasAvgDailyTradedQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// ExpireDate
 			if !v.HasExpireDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EarlyTermination
 			if !v.HasEarlyTermination {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// BTBCertIndicator
 			if !v.HasBTBCertIndicator {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// BTBContractInfo
 			if !v.HasBTBContractInfo {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.BTBContractInfo); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// BTBGraceDate
 			if !v.HasBTBGraceDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.BTBGraceDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaxTradeVol
 			if !v.HasMaxTradeVol {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -58665,7 +64698,17 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
 					{
@@ -58695,9 +64738,39 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
-						out = append(out, 0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = 0x80
+								} else {
+									out = append(out, 0x80)
+								}
+							}
+						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-						out = append(out, byte(x+1)|0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x+1) | 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x+1) | 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x+1) | 0x80
+								} else {
+									out = append(out, byte(x+1)|0x80)
+								}
+							}
+						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
@@ -58723,28 +64796,72 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID19) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID19, "value differs from the constant")
 	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TotNumReports); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradeDate
 	if !v.HasTradeDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -58770,16 +64887,42 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 	}
 	// MarketDepth
 	if !v.HasMarketDepth {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MarketDepth); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fast.AppendUint(out, uint64(v.RptSeq))
+	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fast.AppendUint(out, uint64(v.SecurityID))
+	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource17, "value differs from the constant")
@@ -58789,7 +64932,15 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange16, "value differs from the constant")
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries10); err != nil {
 			return out, err
@@ -58838,9 +64989,29 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -58977,7 +65148,17 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -59010,17 +65191,57 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityTradingEvent
 			if !v.HasSecurityTradingEvent {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -59135,17 +65356,57 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceAdjustmentMethod
 			if !v.HasPriceAdjustmentMethod {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -59187,65 +65448,225 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// AvgDailyTradedQty
 			if !v.HasAvgDailyTradedQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// ExpireDate
 			if !v.HasExpireDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EarlyTermination
 			if !v.HasEarlyTermination {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// BTBCertIndicator
 			if !v.HasBTBCertIndicator {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// BTBContractInfo
 			if !v.HasBTBContractInfo {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.BTBContractInfo); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// BTBGraceDate
 			if !v.HasBTBGraceDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.BTBGraceDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaxTradeVol
 			if !v.HasMaxTradeVol {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -59276,7 +65697,17 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
 					{
@@ -59306,9 +65737,39 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
-						out = append(out, 0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = 0x80
+								} else {
+									out = append(out, 0x80)
+								}
+							}
+						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-						out = append(out, byte(x+1)|0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x+1) | 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x+1) | 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x+1) | 0x80
+								} else {
+									out = append(out, byte(x+1)|0x80)
+								}
+							}
+						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
@@ -59334,28 +65795,72 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID20) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID20, "value differs from the constant")
 	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TotNumReports); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradeDate
 	if !v.HasTradeDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -59381,16 +65886,42 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 	}
 	// MarketDepth
 	if !v.HasMarketDepth {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MarketDepth); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fast.AppendUint(out, uint64(v.RptSeq))
+	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fast.AppendUint(out, uint64(v.SecurityID))
+	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource18, "value differs from the constant")
@@ -59400,7 +65931,15 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange17, "value differs from the constant")
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries11); err != nil {
 			return out, err
@@ -59449,9 +65988,29 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -59588,7 +66147,17 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -59621,17 +66190,57 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityTradingEvent
 			if !v.HasSecurityTradingEvent {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -59746,17 +66355,57 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceAdjustmentMethod
 			if !v.HasPriceAdjustmentMethod {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -59798,41 +66447,141 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// AvgDailyTradedQty
 			if !v.HasAvgDailyTradedQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// ExpireDate
 			if !v.HasExpireDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EarlyTermination
 			if !v.HasEarlyTermination {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaxTradeVol
 			if !v.HasMaxTradeVol {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -59863,7 +66612,17 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
 					{
@@ -59893,9 +66652,39 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
-						out = append(out, 0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = 0x80
+								} else {
+									out = append(out, 0x80)
+								}
+							}
+						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-						out = append(out, byte(x+1)|0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x+1) | 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x+1) | 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x+1) | 0x80
+								} else {
+									out = append(out, byte(x+1)|0x80)
+								}
+							}
+						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
@@ -59921,28 +66710,72 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID21) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID21, "value differs from the constant")
 	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TotNumReports); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradeDate
 	if !v.HasTradeDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -59968,16 +66801,42 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 	}
 	// MarketDepth
 	if !v.HasMarketDepth {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MarketDepth); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fast.AppendUint(out, uint64(v.RptSeq))
+	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fast.AppendUint(out, uint64(v.SecurityID))
+	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource19, "value differs from the constant")
@@ -59987,7 +66846,15 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange18, "value differs from the constant")
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries12); err != nil {
 			return out, err
@@ -60036,9 +66903,29 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -60175,7 +67062,17 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -60208,17 +67105,57 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityTradingEvent
 			if !v.HasSecurityTradingEvent {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -60333,17 +67270,57 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceAdjustmentMethod
 			if !v.HasPriceAdjustmentMethod {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -60385,41 +67362,141 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// AvgDailyTradedQty
 			if !v.HasAvgDailyTradedQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// ExpireDate
 			if !v.HasExpireDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EarlyTermination
 			if !v.HasEarlyTermination {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaxTradeVol
 			if !v.HasMaxTradeVol {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -60450,7 +67527,17 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
 					{
@@ -60480,9 +67567,39 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
-						out = append(out, 0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = 0x80
+								} else {
+									out = append(out, 0x80)
+								}
+							}
+						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-						out = append(out, byte(x+1)|0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x+1) | 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x+1) | 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x+1) | 0x80
+								} else {
+									out = append(out, byte(x+1)|0x80)
+								}
+							}
+						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
@@ -60508,28 +67625,72 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID22) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID22, "value differs from the constant")
 	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TotNumReports); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradeDate
 	if !v.HasTradeDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -60555,16 +67716,42 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 	}
 	// MarketDepth
 	if !v.HasMarketDepth {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MarketDepth); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fast.AppendUint(out, uint64(v.RptSeq))
+	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fast.AppendUint(out, uint64(v.SecurityID))
+	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource20, "value differs from the constant")
@@ -60574,7 +67761,15 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange19, "value differs from the constant")
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries13); err != nil {
 			return out, err
@@ -60623,9 +67818,29 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -60762,7 +67977,17 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -60795,17 +68020,57 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityTradingEvent
 			if !v.HasSecurityTradingEvent {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -60920,17 +68185,57 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceAdjustmentMethod
 			if !v.HasPriceAdjustmentMethod {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -60972,41 +68277,141 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// AvgDailyTradedQty
 			if !v.HasAvgDailyTradedQty {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// ExpireDate
 			if !v.HasExpireDate {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EarlyTermination
 			if !v.HasEarlyTermination {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MaxTradeVol
 			if !v.HasMaxTradeVol {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -61037,7 +68442,17 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
 					{
@@ -61067,9 +68482,39 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
-						out = append(out, 0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = 0x80
+								} else {
+									out = append(out, 0x80)
+								}
+							}
+						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-						out = append(out, byte(x+1)|0x80)
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = byte(x+1) | 0x80
+						} else {
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = byte(x+1) | 0x80
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = byte(x+1) | 0x80
+								} else {
+									out = append(out, byte(x+1)|0x80)
+								}
+							}
+						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
@@ -61095,28 +68540,72 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID23) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID23, "value differs from the constant")
 	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TotNumReports); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradeDate
 	if !v.HasTradeDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -61142,16 +68631,42 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 	}
 	// MarketDepth
 	if !v.HasMarketDepth {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MarketDepth); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fast.AppendUint(out, uint64(v.RptSeq))
+	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fast.AppendUint(out, uint64(v.SecurityID))
+	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource21, "value differs from the constant")
@@ -61161,7 +68676,15 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange20, "value differs from the constant")
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries14); err != nil {
 			return out, err
@@ -61332,7 +68855,17 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -61374,9 +68907,29 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			}
 			// OpenCloseSettleFlag
 			if !v.HasOpenCloseSettleFlag {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.OpenCloseSettleFlag); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -61538,9 +69091,25 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// OrigTime
 	if e := &c.d.s301OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pmr <<= 1
@@ -61662,9 +69231,19 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	}
 	// EncodedHeadlineLen
 	if !v.HasEncodedHeadlineLen {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.EncodedHeadlineLen); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -61695,7 +69274,12 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// SecurityID
 			if e := &c.d.s307SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
@@ -61704,7 +69288,23 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s307SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.SecurityID))
+				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -61755,7 +69355,12 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// Text
 			if e := &c.d.s308Text; e.G == c.Gen && string(e.B) == string(v.Text) {
@@ -61779,9 +69384,29 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			}
 			// EncodedTextLen
 			if !v.HasEncodedTextLen {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EncodedTextLen); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -61815,9 +69440,25 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// OrigTime
 	if e := &c.d.s309OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pmr <<= 1
@@ -61939,9 +69580,19 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	}
 	// EncodedHeadlineLen
 	if !v.HasEncodedHeadlineLen {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.EncodedHeadlineLen); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -61972,7 +69623,12 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// SecurityID
 			if e := &c.d.s315SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
@@ -61981,7 +69637,23 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s315SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.SecurityID))
+				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -62032,7 +69704,12 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// Text
 			if e := &c.d.s316Text; e.G == c.Gen && string(e.B) == string(v.Text) {
@@ -62056,9 +69733,29 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			}
 			// EncodedTextLen
 			if !v.HasEncodedTextLen {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EncodedTextLen); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -62092,14 +69789,40 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// OrigTime
 	if !v.HasOrigTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.OrigTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -62201,7 +69924,12 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// SecurityID
 			if e := &c.d.s321SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
@@ -62210,7 +69938,23 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s321SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.SecurityID))
+				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -62261,7 +70005,12 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// RoutingType
 			{
@@ -62274,7 +70023,17 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			}
 			// RoutingID
 			if !v.HasRoutingID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.RoutingID, true); ok {
 				out = o
 			} else {
@@ -62309,7 +70068,12 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// text
 			if e := &c.d.s322Text; e.G == c.Gen && string(e.B) == string(v.Text) {
@@ -62333,15 +70097,45 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			}
 			// EncodedTextLen
 			if !v.HasEncodedTextLen {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.EncodedTextLen); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EncodedText
 			if !v.HasEncodedText {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.EncodedText, true); ok {
 				out = o
 			} else {
@@ -62375,9 +70169,25 @@ func (c *Encoder) e89(out []byte, v *MDHeartbeat144, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType15, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -62395,9 +70205,25 @@ func (c *Encoder) e90(out []byte, v *MDHeartbeat129, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -62415,9 +70241,25 @@ func (c *Encoder) e91(out []byte, v *MDHeartbeat101, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// PosDupFlag
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -62444,9 +70286,25 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType15, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ApplID
 	if v.ApplID != nil && string(v.ApplID) != string(cApplID) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplID4, "value differs from the constant")
@@ -62456,7 +70314,15 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fEncryptMethod, "value differs from the constant")
 	}
 	// HeartbeatInt
-	out = fast.AppendUint(out, uint64(v.HeartbeatInt))
+	if x, n := uint64(uint64(v.HeartbeatInt)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// DefaultApplVerID
 	if v.DefaultApplVerID != nil && string(v.DefaultApplVerID) != string(cDefaultApplVerID) {
 		return out, fastrt.EncErr(fast.Unencodable, fDefaultApplVerID, "value differs from the constant")
@@ -62478,16 +70344,37 @@ func (c *Encoder) e93(out []byte, v *MDLogout119, pm *fastrt.PMapW) ([]byte, err
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ApplID
 	if v.ApplID != nil && string(v.ApplID) != string(cApplID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplID5, "value differs from the constant")
 	}
 	// Text
 	if !v.HasText {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
@@ -62513,9 +70400,25 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ApplVerID
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -62526,7 +70429,15 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 		}
 	}
 	// NewSeqNo
-	out = fast.AppendUint(out, uint64(v.NewSeqNo))
+	if x, n := uint64(uint64(v.NewSeqNo)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

@@ -1332,9 +1332,25 @@ func (c *Encoder) e0(out []byte, v *EMDPacketHeader, pm *fastrt.PMapW) ([]byte, 
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	// PartitionID
-	out = fast.AppendUint(out, uint64(v.PartitionID))
+	if x, n := uint64(uint64(v.PartitionID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SenderCompID
-	out = fast.AppendUint(out, uint64(v.SenderCompID))
+	if x, n := uint64(uint64(v.SenderCompID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// PacketSeqNum
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -1401,7 +1417,15 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s2SenderCompID; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fast.AppendUint(out, uint64(v.SenderCompID))
+		if x, n := uint64(uint64(v.SenderCompID)), len(out); x < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x) | 0x80
+		} else if x < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+		} else {
+			out = fast.AppendUint(out, x)
+		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SenderCompID), 0
 	} else {
 		{
@@ -1459,7 +1483,15 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s5MarketSegmentID; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fast.AppendUint(out, uint64(v.MarketSegmentID))
+		if x, n := uint64(uint64(v.MarketSegmentID)), len(out); x < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x) | 0x80
+		} else if x < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+		} else {
+			out = fast.AppendUint(out, x)
+		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MarketSegmentID), 0
 	} else {
 		{
@@ -1491,7 +1523,15 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s7ProductComplex; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fast.AppendUint(out, uint64(v.ProductComplex))
+		if x, n := uint64(uint64(v.ProductComplex)), len(out); x < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x) | 0x80
+		} else if x < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+		} else {
+			out = fast.AppendUint(out, x)
+		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.ProductComplex), 0
 	} else {
 		{
@@ -1539,7 +1579,12 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// MDEntryType
 			if e := &c.d.s9MDEntryType; e.G == c.Gen && e.I == int64(v.MDEntryType) {
@@ -1548,7 +1593,23 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			} else if e := &c.d.s9MDEntryType; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.MDEntryType))
+				if x, n := uint64(uint64(v.MDEntryType)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryType), 0
 			} else {
 				{
@@ -1562,9 +1623,29 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			}
 			// TrdType
 			if !v.HasTrdType {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TrdType); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -1579,9 +1660,29 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TradingSessionSubID); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -1596,17 +1697,57 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			}
 			// SecurityTradingStatus
 			if !v.HasSecurityTradingStatus {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.SecurityTradingStatus); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// TradeCondition
 			if !v.HasTradeCondition {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TradeCondition); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
@@ -1678,9 +1819,29 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			}
 			// TradeVolume
 			if !v.HasTradeVolume {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if x := uint64(v.TradeVolume); x < 0x7f {
-				out = append(out, byte(x+1)|0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x+1) | 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x+1) | 0x80
+					} else {
+						out = append(out, byte(x+1)|0x80)
+					}
+				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}

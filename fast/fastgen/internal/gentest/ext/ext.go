@@ -3709,7 +3709,15 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 	} else if e := &c.d.s1A; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fast.AppendUint(out, uint64(v.A))
+		if x, n := uint64(uint64(v.A)), len(out); x < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x) | 0x80
+		} else if x < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+		} else {
+			out = fast.AppendUint(out, x)
+		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
 		{
@@ -3776,7 +3784,15 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 	} else if e := &c.d.s1A; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fast.AppendUint(out, uint64(v.A))
+		if x, n := uint64(uint64(v.A)), len(out); x < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x) | 0x80
+		} else if x < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+		} else {
+			out = fast.AppendUint(out, x)
+		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
 		{
@@ -3956,10 +3972,36 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 		{
 			v := &v.G1
 			// A
-			out = fast.AppendUint(out, uint64(v.A))
+			if x, n := uint64(uint64(v.A)), len(out); x < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x) | 0x80
+			} else if x < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+			} else {
+				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					out = fast.AppendUint(out, x)
+				}
+			}
 			// S
 			if !v.HasS {
-				out = append(out, 0x80)
+				if n := len(out); n < cap(out) {
+					out = out[:n+1]
+					out[n] = 0x80
+				} else {
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0x80
+					} else {
+						out = append(out, 0x80)
+					}
+				}
 			} else if o, ok := fastrt.AppendASCII(out, v.S, true); ok {
 				out = o
 			} else {
@@ -3989,7 +4031,12 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 			v := &v.G2
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// A
 			if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
@@ -3998,7 +4045,23 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 			} else if e := &c.d.s1A; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.A))
+				if x, n := uint64(uint64(v.A)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 			} else {
 				{
@@ -4028,7 +4091,17 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 					v := &es[j]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
-					out = append(out, 0)
+					if n := len(out); n < cap(out) {
+						out = out[:n+1]
+						out[n] = 0
+					} else {
+						if n := len(out); n < cap(out) {
+							out = out[:n+1]
+							out[n] = 0
+						} else {
+							out = append(out, 0)
+						}
+					}
 					pmr, pmn := uint64(0), 0
 					// V
 					{
@@ -4053,7 +4126,22 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 							v := &v.G3
 							var own fastrt.PMapW
 							own = fastrt.PMapW{Start: len(out), Size: 1}
-							out = append(out, 0)
+							if n := len(out); n < cap(out) {
+								out = out[:n+1]
+								out[n] = 0
+							} else {
+								if n := len(out); n < cap(out) {
+									out = out[:n+1]
+									out[n] = 0
+								} else {
+									if n := len(out); n < cap(out) {
+										out = out[:n+1]
+										out[n] = 0
+									} else {
+										out = append(out, 0)
+									}
+								}
+							}
 							pmr, pmn := uint64(0), 0
 							// Z
 							if e := &c.d.s14Z; e.G == c.Gen && string(e.B) == string(v.Z) {
@@ -4116,14 +4204,32 @@ func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, erro
 	_ = err
 	// V
 	if !v.HasV {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.V); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// Nested
-	out = fast.AppendUint(out, uint64(len(v.Nested)))
+	if x, n := uint64(uint64(len(v.Nested))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fNested); err != nil {
 			return out, err
@@ -4133,7 +4239,12 @@ func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, erro
 			v := &es[j]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
-			out = append(out, 0)
+			if n := len(out); n < cap(out) {
+				out = out[:n+1]
+				out[n] = 0
+			} else {
+				out = append(out, 0)
+			}
 			pmr, pmn := uint64(0), 0
 			// W
 			if e := &c.d.s16W; e.G == c.Gen && e.I == int64(v.W) {
@@ -4142,7 +4253,23 @@ func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, erro
 			} else if e := &c.d.s16W; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fast.AppendUint(out, uint64(v.W))
+				if x, n := uint64(uint64(v.W)), len(out); x < 128 && n < cap(out) {
+					out = out[:n+1]
+					out[n] = byte(x) | 0x80
+				} else if x < 16384 && cap(out)-n >= 2 {
+					out = out[:n+2]
+					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+				} else {
+					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
+						out = out[:n+1]
+						out[n] = byte(x) | 0x80
+					} else if x < 16384 && cap(out)-n >= 2 {
+						out = out[:n+2]
+						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+					} else {
+						out = fast.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
 			} else {
 				{

@@ -11266,19 +11266,53 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastFragment); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -11298,7 +11332,15 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 	var err error
 	_ = err
 	// MDUpdateAction
-	out = fast.AppendUint(out, uint64(v.MDUpdateAction))
+	if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// MDEntryType
 	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 		out = o
@@ -11309,9 +11351,19 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 	}
 	// SecurityID
 	if !v.HasSecurityID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -11321,7 +11373,12 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 	}
 	// Symbol
 	if !v.HasSymbol {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -11331,7 +11388,12 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 	}
 	// SecurityGroup
 	if !v.HasSecurityGroup {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
@@ -11341,48 +11403,117 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 	}
 	// ExchangeTradingSessionID
 	if !v.HasExchangeTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.ExchangeTradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fast.AppendUint(out, uint64(v.RptSeq))
+	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// MarketDepth
 	if !v.HasMarketDepth {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MarketDepth); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDPriceLevel
 	if !v.HasMDPriceLevel {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDPriceLevel); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryID
 	if !v.HasMDEntryID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDEntryID); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDEntryPx
 	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntryPx, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
 			return out, err
@@ -11390,33 +11521,76 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 	}
 	// MDEntrySize
 	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDEntrySize); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDEntryDate
 	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryTime
-	out = fast.AppendUint(out, uint64(v.MDEntryTime))
+	if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// NumberOfOrders
 	if !v.HasNumberOfOrders {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.NumberOfOrders); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDEntryTradeType
 	if !v.HasMDEntryTradeType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTradeType, true); ok {
 		out = o
 	} else {
@@ -11426,22 +11600,53 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 	}
 	// TrdType
 	if !v.HasTrdType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TrdType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// LastPx
 	if !v.HasLastPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.LastPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fLastPx, pm, nil, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx); err != nil {
 			return out, err
@@ -11449,15 +11654,30 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 	}
 	// MDFlags
 	if !v.HasMDFlags {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDFlags); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// Currency
 	if !v.HasCurrency {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
@@ -11467,15 +11687,30 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 	}
 	// Revision
 	if !v.HasRevision {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.Revision); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// OrderSide
 	if !v.HasOrderSide {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 		out = o
 	} else {
@@ -11503,28 +11738,88 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastFragment); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fast.AppendUint(out, uint64(v.RptSeq))
+	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TotNumReports
-	out = fast.AppendUint(out, uint64(v.TotNumReports))
+	if x, n := uint64(uint64(v.TotNumReports)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityID
 	if !v.HasSecurityID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -11534,7 +11829,12 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 	}
 	// Symbol
 	if !v.HasSymbol {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -11549,7 +11849,12 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 	}
 	// SecurityGroup
 	if !v.HasSecurityGroup {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
@@ -11563,7 +11868,15 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		}
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -11592,38 +11905,89 @@ func (c *Encoder) e3(out []byte, v *DefaultSnapshotMessageMDEntries, pm *fastrt.
 	}
 	// ExchangeTradingSessionID
 	if !v.HasExchangeTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.ExchangeTradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryID
 	if !v.HasMDEntryID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDEntryID); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MarketDepth
 	if !v.HasMarketDepth {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MarketDepth); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryPx
 	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntryPx2, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
 			return out, err
@@ -11631,41 +11995,94 @@ func (c *Encoder) e3(out []byte, v *DefaultSnapshotMessageMDEntries, pm *fastrt.
 	}
 	// MDEntryDate
 	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryTime
-	out = fast.AppendUint(out, uint64(v.MDEntryTime))
+	if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// MDEntrySize
 	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDEntrySize); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDPriceLevel
 	if !v.HasMDPriceLevel {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDPriceLevel); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// NumberOfOrders
 	if !v.HasNumberOfOrders {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.NumberOfOrders); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDEntryTradeType
 	if !v.HasMDEntryTradeType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTradeType, true); ok {
 		out = o
 	} else {
@@ -11675,23 +12092,48 @@ func (c *Encoder) e3(out []byte, v *DefaultSnapshotMessageMDEntries, pm *fastrt.
 	}
 	// TrdType
 	if !v.HasTrdType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TrdType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDFlags
 	if !v.HasMDFlags {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDFlags); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// Currency
 	if !v.HasCurrency {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
@@ -11701,7 +12143,12 @@ func (c *Encoder) e3(out []byte, v *DefaultSnapshotMessageMDEntries, pm *fastrt.
 	}
 	// OrderSide
 	if !v.HasOrderSide {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 		out = o
 	} else {
@@ -11729,11 +12176,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TotNumReports
-	out = fast.AppendUint(out, uint64(v.TotNumReports))
+	if x, n := uint64(uint64(v.TotNumReports)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -11757,14 +12228,27 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// SecurityID
-	out = fast.AppendUint(out, uint64(v.SecurityID))
+	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource3, "value differs from the constant")
 	}
 	// SecurityAltID
 	if !v.HasSecurityAltID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, true); ok {
 		out = o
 	} else {
@@ -11779,7 +12263,12 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// SecurityAltIDSource
 	if !v.HasSecurityAltIDSource {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, true); ok {
 		out = o
 	} else {
@@ -11794,7 +12283,12 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// SecurityType
 	if !v.HasSecurityType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityType, true); ok {
 		out = o
 	} else {
@@ -11809,7 +12303,12 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// CFICode
 	if !v.HasCFICode {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.CFICode, true); ok {
 		out = o
 	} else {
@@ -11824,14 +12323,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// StrikePrice
 	if !v.HasStrikePrice {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.StrikePrice; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11844,14 +12364,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// ContractMultiplier
 	if !v.HasContractMultiplier {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.ContractMultiplier; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11864,15 +12405,30 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// SecurityTradingStatus
 	if !v.HasSecurityTradingStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityTradingStatus); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// Currency
 	if !v.HasCurrency {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
@@ -11904,30 +12460,71 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// ExchangeTradingSessionID
 	if !v.HasExchangeTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.ExchangeTradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// Volatility
 	if !v.HasVolatility {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.Volatility; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11939,7 +12536,15 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// MDFeedTypes
-	out = fast.AppendUint(out, uint64(len(v.MDFeedTypes)))
+	if x, n := uint64(uint64(len(v.MDFeedTypes))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDFeedTypes); err != nil {
 			return out, err
@@ -11973,14 +12578,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// HighLimitPx
 	if !v.HasHighLimitPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.HighLimitPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11993,14 +12619,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// LowLimitPx
 	if !v.HasLowLimitPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.LowLimitPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12013,14 +12660,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// MinPriceIncrement
 	if !v.HasMinPriceIncrement {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MinPriceIncrement; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12033,14 +12701,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// MinPriceIncrementAmount
 	if !v.HasMinPriceIncrementAmount {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MinPriceIncrementAmount; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12053,14 +12742,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// InitialMarginOnBuy
 	if !v.HasInitialMarginOnBuy {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.InitialMarginOnBuy; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12073,14 +12783,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// InitialMarginOnSell
 	if !v.HasInitialMarginOnSell {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.InitialMarginOnSell; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12093,14 +12824,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// InitialMarginSyntetic
 	if !v.HasInitialMarginSyntetic {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.InitialMarginSyntetic; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12113,7 +12865,12 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// QuotationList
 	if !v.HasQuotationList {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.QuotationList, true); ok {
 		out = o
 	} else {
@@ -12128,14 +12885,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// TheorPrice
 	if !v.HasTheorPrice {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.TheorPrice; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12148,14 +12926,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// TheorPriceLimit
 	if !v.HasTheorPriceLimit {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.TheorPriceLimit; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12208,14 +13007,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// UnderlyingQty
 	if !v.HasUnderlyingQty {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.UnderlyingQty; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12228,7 +13048,12 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// UnderlyingCurrency
 	if !v.HasUnderlyingCurrency {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.UnderlyingCurrency, true); ok {
 		out = o
 	} else {
@@ -12263,17 +13088,37 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	}
 	// MaturityDate
 	if !v.HasMaturityDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MaturityDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MaturityTime
 	if !v.HasMaturityTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MaturityTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -12294,17 +13139,37 @@ func (c *Encoder) e5(out []byte, v *SecurityDefinitionMDFeedTypes, pm *fastrt.PM
 	}
 	// MarketDepth
 	if !v.HasMarketDepth {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MarketDepth); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDBookType
 	if !v.HasMDBookType {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDBookType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -12324,9 +13189,19 @@ func (c *Encoder) e6(out []byte, v *SecurityDefinitionUnderlyings, pm *fastrt.PM
 	}
 	// UnderlyingSecurityID
 	if !v.HasUnderlyingSecurityID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.UnderlyingSecurityID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -12345,12 +13220,36 @@ func (c *Encoder) e7(out []byte, v *SecurityDefinitionInstrumentLegs, pm *fastrt
 		}
 	}
 	// LegSecurityID
-	out = fast.AppendUint(out, uint64(v.LegSecurityID))
+	if x, n := uint64(uint64(v.LegSecurityID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LegRatioQty
 	if x := v.LegRatioQty; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fLegRatioQty, pm, nil, v.LegRatioQty.Mantissa, v.LegRatioQty.Exponent, true); err != nil {
 			return out, err
@@ -12363,7 +13262,15 @@ func (c *Encoder) e8(out []byte, v *SecurityDefinitionInstrumentAttributes, pm *
 	var err error
 	_ = err
 	// InstrAttribType
-	out = fastrt.AppendInt(out, int64(v.InstrAttribType))
+	if x, n := int64(int64(v.InstrAttribType)), len(out); uint64(x+64) < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x)&0x7f | 0x80
+	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// InstrAttribValue
 	if o, ok := fastrt.AppendASCII(out, v.InstrAttribValue, false); ok {
 		out = o
@@ -12379,11 +13286,35 @@ func (c *Encoder) e9(out []byte, v *SecurityDefinitionEvntGrp, pm *fastrt.PMapW)
 	var err error
 	_ = err
 	// EventType
-	out = fastrt.AppendInt(out, int64(v.EventType))
+	if x, n := int64(int64(v.EventType)), len(out); uint64(x+64) < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x)&0x7f | 0x80
+	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// EventDate
-	out = fast.AppendUint(out, uint64(v.EventDate))
+	if x, n := uint64(uint64(v.EventDate)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// EventTime
-	out = fast.AppendUint(out, uint64(v.EventTime))
+	if x, n := uint64(uint64(v.EventTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	return out, nil
 }
 
@@ -12404,25 +13335,70 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fast.AppendUint(out, uint64(v.SecurityID))
+	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource4, "value differs from the constant")
 	}
 	// Volatility
 	if !v.HasVolatility {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.Volatility; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12435,14 +13411,35 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 	}
 	// TheorPrice
 	if !v.HasTheorPrice {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.TheorPrice; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12455,14 +13452,35 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 	}
 	// TheorPriceLimit
 	if !v.HasTheorPriceLimit {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.TheorPriceLimit; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12494,11 +13512,35 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fast.AppendUint(out, uint64(v.SecurityID))
+	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource5, "value differs from the constant")
@@ -12518,22 +13560,53 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 	}
 	// SecurityTradingStatus
 	if !v.HasSecurityTradingStatus {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityTradingStatus); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// HighLimitPx
 	if !v.HasHighLimitPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.HighLimitPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12546,14 +13619,35 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 	}
 	// LowLimitPx
 	if !v.HasLowLimitPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.LowLimitPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12566,14 +13660,35 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 	}
 	// InitialMarginOnBuy
 	if !v.HasInitialMarginOnBuy {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.InitialMarginOnBuy; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12586,14 +13701,35 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 	}
 	// InitialMarginOnSell
 	if !v.HasInitialMarginOnSell {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.InitialMarginOnSell; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12606,14 +13742,35 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 	}
 	// InitialMarginSyntetic
 	if !v.HasInitialMarginSyntetic {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.InitialMarginSyntetic; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12645,9 +13802,25 @@ func (c *Encoder) e12(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -12669,11 +13842,35 @@ func (c *Encoder) e13(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, e
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// NewSeqNo
-	out = fast.AppendUint(out, uint64(v.NewSeqNo))
+	if x, n := uint64(uint64(v.NewSeqNo)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -12695,41 +13892,119 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradSesOpenTime
-	out = fast.AppendUint(out, uint64(v.TradSesOpenTime))
+	if x, n := uint64(uint64(v.TradSesOpenTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradSesCloseTime
-	out = fast.AppendUint(out, uint64(v.TradSesCloseTime))
+	if x, n := uint64(uint64(v.TradSesCloseTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// TradSesIntermClearingStartTime
 	if !v.HasTradSesIntermClearingStartTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradSesIntermClearingStartTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesIntermClearingEndTime
 	if !v.HasTradSesIntermClearingEndTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.TradSesIntermClearingEndTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradingSessionID
-	out = fast.AppendUint(out, uint64(v.TradingSessionID))
+	if x, n := uint64(uint64(v.TradingSessionID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ExchangeTradingSessionID
 	if !v.HasExchangeTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.ExchangeTradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesStatus
-	out = fast.AppendUint(out, uint64(v.TradSesStatus))
+	if x, n := uint64(uint64(v.TradSesStatus)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// MarketID
 	if v.MarketID != nil && string(v.MarketID) != string(cMarketID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMarketID2, "value differs from the constant")
@@ -12749,9 +14024,19 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 	}
 	// TradSesEvent
 	if !v.HasTradSesEvent {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TradSesEvent); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
@@ -12776,20 +14061,51 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.LastFragment); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// NewsId
 	if !v.HasNewsId {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.NewsId, true); ok {
 		out = o
 	} else {
@@ -12804,15 +14120,30 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// OrigTime
 	if !v.HasOrigTime {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.OrigTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// LanguageCode
 	if !v.HasLanguageCode {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok {
 		out = o
 	} else {
@@ -12827,9 +14158,19 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// Urgency
 	if !v.HasUrgency {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.Urgency); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -12848,7 +14189,12 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// MarketSegmentID
 	if !v.HasMarketSegmentID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 		out = o
 	} else {
@@ -12862,7 +14208,15 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// NewsText
-	out = fast.AppendUint(out, uint64(len(v.NewsText)))
+	if x, n := uint64(uint64(len(v.NewsText))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fNewsText); err != nil {
 			return out, err
@@ -12905,13 +14259,45 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastFragment
-	out = fast.AppendUint(out, uint64(v.LastFragment))
+	if x, n := uint64(uint64(v.LastFragment)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
@@ -12931,7 +14317,15 @@ func (c *Encoder) e18(out []byte, v *OrdersLogMDEntries, pm *fastrt.PMapW) ([]by
 	var err error
 	_ = err
 	// MDUpdateAction
-	out = fast.AppendUint(out, uint64(v.MDUpdateAction))
+	if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// MDEntryType
 	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 		out = o
@@ -12942,17 +14336,37 @@ func (c *Encoder) e18(out []byte, v *OrdersLogMDEntries, pm *fastrt.PMapW) ([]by
 	}
 	// MDEntryID
 	if !v.HasMDEntryID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDEntryID); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// SecurityID
 	if !v.HasSecurityID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -12962,32 +14376,81 @@ func (c *Encoder) e18(out []byte, v *OrdersLogMDEntries, pm *fastrt.PMapW) ([]by
 	}
 	// RptSeq
 	if !v.HasRptSeq {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.RptSeq); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryDate
 	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryTime
-	out = fast.AppendUint(out, uint64(v.MDEntryTime))
+	if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// MDEntryPx
 	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntryPx3, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
 			return out, err
@@ -12995,22 +14458,53 @@ func (c *Encoder) e18(out []byte, v *OrdersLogMDEntries, pm *fastrt.PMapW) ([]by
 	}
 	// MDEntrySize
 	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDEntrySize); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// LastPx
 	if !v.HasLastPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.LastPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fLastPx2, pm, nil, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx); err != nil {
 			return out, err
@@ -13018,41 +14512,91 @@ func (c *Encoder) e18(out []byte, v *OrdersLogMDEntries, pm *fastrt.PMapW) ([]by
 	}
 	// LastQty
 	if !v.HasLastQty {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.LastQty); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// TradeID
 	if !v.HasTradeID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TradeID); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// ExchangeTradingSessionID
 	if !v.HasExchangeTradingSessionID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.ExchangeTradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDFlags
 	if !v.HasMDFlags {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDFlags); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// Revision
 	if !v.HasRevision {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.Revision); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -13076,30 +14620,98 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fast.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// RptSeq
 	if !v.HasRptSeq {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.RptSeq); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// LastFragment
-	out = fast.AppendUint(out, uint64(v.LastFragment))
+	if x, n := uint64(uint64(v.LastFragment)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// RouteFirst
-	out = fast.AppendUint(out, uint64(v.RouteFirst))
+	if x, n := uint64(uint64(v.RouteFirst)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// ExchangeTradingSessionID
-	out = fast.AppendUint(out, uint64(v.ExchangeTradingSessionID))
+	if x, n := uint64(uint64(v.ExchangeTradingSessionID)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SecurityID
 	if !v.HasSecurityID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.SecurityID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
@@ -13108,7 +14720,15 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource7, "value differs from the constant")
 	}
 	// MDEntries
-	out = fast.AppendUint(out, uint64(len(v.MDEntries)))
+	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
@@ -13137,32 +14757,81 @@ func (c *Encoder) e20(out []byte, v *OrdersBookMDEntries, pm *fastrt.PMapW) ([]b
 	}
 	// MDEntryID
 	if !v.HasMDEntryID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDEntryID); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDEntryDate
 	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryTime
-	out = fast.AppendUint(out, uint64(v.MDEntryTime))
+	if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// MDEntryPx
 	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		if out, err = c.Decimal(out, fMDEntryPx4, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
 			return out, err
@@ -13170,25 +14839,55 @@ func (c *Encoder) e20(out []byte, v *OrdersBookMDEntries, pm *fastrt.PMapW) ([]b
 	}
 	// MDEntrySize
 	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDEntrySize); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// TradeID
 	if !v.HasTradeID {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.TradeID); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// MDFlags
 	if !v.HasMDFlags {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := int64(v.MDFlags); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
@@ -13212,9 +14911,25 @@ func (c *Encoder) e21(out []byte, v *Logon, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -13236,12 +14951,33 @@ func (c *Encoder) e22(out []byte, v *Logout, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fast.AppendUint(out, uint64(v.MsgSeqNum))
+	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fast.AppendUint(out, uint64(v.SendingTime))
+	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	// Text
 	if !v.HasText {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {

@@ -1366,8 +1366,24 @@ func (c *Encoder) e0(out []byte, v *MandatoryDecimal, pm *fastrt.PMapW) ([]byte,
 	// Value
 	if x := v.Value; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -1388,14 +1404,35 @@ func (c *Encoder) e1(out []byte, v *OptionalDecimal, pm *fastrt.PMapW) ([]byte, 
 	pmr, pmn := pm.Reg, pm.N
 	// Value
 	if !v.HasValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := v.Value; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x)&0x7f | 0x80
+		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			out = out[:n+2]
+			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -1454,7 +1491,15 @@ func (c *Encoder) e3(out []byte, v *OptionalDecimalWithIndividual, pm *fastrt.PM
 			sent = false
 		}
 		if sent {
-			out = fastrt.AppendInt(out, d)
+			if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
+				out = out[:n+1]
+				out[n] = byte(x)&0x7f | 0x80
+			} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+				out = out[:n+2]
+				out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
+			} else {
+				out = fastrt.AppendInt(out, x)
+			}
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
 			{

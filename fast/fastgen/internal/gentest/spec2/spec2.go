@@ -1024,7 +1024,15 @@ func (c *Encoder) e0(out []byte, v *Mandatory, pm *fastrt.PMapW) ([]byte, error)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	// Value
-	out = fast.AppendUint(out, uint64(v.Value))
+	if x, n := uint64(uint64(v.Value)), len(out); x < 128 && n < cap(out) {
+		out = out[:n+1]
+		out[n] = byte(x) | 0x80
+	} else if x < 16384 && cap(out)-n >= 2 {
+		out = out[:n+2]
+		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
+	} else {
+		out = fast.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -1035,9 +1043,19 @@ func (c *Encoder) e1(out []byte, v *Optional, pm *fastrt.PMapW) ([]byte, error) 
 	pmr, pmn := pm.Reg, pm.N
 	// Value
 	if !v.HasValue {
-		out = append(out, 0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = 0x80
+		} else {
+			out = append(out, 0x80)
+		}
 	} else if x := uint64(v.Value); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
+		if n := len(out); n < cap(out) {
+			out = out[:n+1]
+			out[n] = byte(x+1) | 0x80
+		} else {
+			out = append(out, byte(x+1)|0x80)
+		}
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
