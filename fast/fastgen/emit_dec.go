@@ -244,6 +244,11 @@ func (g *gen) decField(s *segment, f *field) {
 	}
 	st := g.buf.Len()
 	g.w("{\ndone := false\n")
+	if f.in.Nullable && ff.Op == fast.OpNone && (isInt(ff.Type) || ff.Type == fast.TypeASCII || ff.Type == fast.TypeDecimal && !f.in.Split) {
+		// Null first: most optional fields of real feeds are absent (MOEX ASTS trades: 14
+		// of 24), and the one-byte test is shorter than the value paths' tests.
+		g.w("if uint(p) < uint(len(b)) && b[p] == 0x80 {\n%sp++\ndone = true\n}\n", setv(f, "", "false"))
+	}
 	switch {
 	case isInt(ff.Type) && ff.Op == fast.OpNone:
 		g.w("if uint(p) < uint(len(b)) && b[p] >= 0x80 {\n")

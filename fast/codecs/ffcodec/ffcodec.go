@@ -420,6 +420,11 @@ f1:
 f2:
 	// LastFragment
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastFragment = false
+			p++
+			goto f3
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -757,6 +762,11 @@ f3:
 			f7:
 				// MDEntryID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						goto f8
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -881,6 +891,11 @@ f3:
 			f9:
 				// MDEntrySize
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntrySize = false
+						p++
+						goto f10
+					}
 					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 						exp := fastrt.SignExtend7(b[p])
 						if exp == 0 {
@@ -945,6 +960,11 @@ f3:
 			f10:
 				// NumberOfOrders
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasNumberOfOrders = false
+						p++
+						goto f11
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.NumberOfOrders, v.HasNumberOfOrders = uint32(x-1), true
@@ -1277,6 +1297,11 @@ f15:
 f16:
 	// LastFragment
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastFragment = false
+			p++
+			goto f17
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -1433,6 +1458,11 @@ f17:
 			f18:
 				// MDEntryID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						goto f19
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -1609,6 +1639,11 @@ f17:
 			f21:
 				// NumberOfOrders
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasNumberOfOrders = false
+						p++
+						goto f22
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.NumberOfOrders, v.HasNumberOfOrders = uint32(x-1), true
@@ -1797,6 +1832,11 @@ f23:
 f24:
 	// TotNumReports
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotNumReports = false
+			p++
+			goto f25
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -1896,6 +1936,11 @@ f25:
 f26:
 	// SecurityID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityID = false
+			p++
+			goto f27
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -1960,6 +2005,11 @@ f26:
 f27:
 	// SecurityType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityType = false
+			p++
+			goto f28
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2007,6 +2057,11 @@ f27:
 f28:
 	// Currency
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCurrency = false
+			p++
+			goto f29
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2205,6 +2260,11 @@ f31:
 	}
 	// MarketDepth
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMarketDepth = false
+			p++
+			goto f32
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
@@ -2470,6 +2530,11 @@ f35:
 f36:
 	// SecurityTradingStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityTradingStatus = false
+			p++
+			goto f37
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -2527,6 +2592,11 @@ f36:
 f37:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f38
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2574,6 +2644,11 @@ f37:
 f38:
 	// Text
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasText = false
+			p++
+			goto f39
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {

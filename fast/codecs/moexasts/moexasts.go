@@ -1580,6 +1580,11 @@ f3:
 f4:
 	// Username
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasUsername = false
+			p++
+			goto f5
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1627,6 +1632,11 @@ f4:
 f5:
 	// Password
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasPassword = false
+			p++
+			goto f6
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1884,6 +1894,11 @@ f9:
 f10:
 	// Text
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasText = false
+			p++
+			goto f11
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2059,6 +2074,11 @@ f12:
 f13:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f14
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2148,6 +2168,11 @@ f14:
 f15:
 	// LastMsgSeqNumProcessed
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastMsgSeqNumProcessed = false
+			p++
+			goto f16
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
@@ -2257,6 +2282,11 @@ f16:
 f17:
 	// LastFragment
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastFragment = false
+			p++
+			goto f18
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -2314,6 +2344,11 @@ f17:
 f18:
 	// RouteFirst
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRouteFirst = false
+			p++
+			goto f19
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
@@ -2371,6 +2406,11 @@ f18:
 f19:
 	// TradSesStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradSesStatus = false
+			p++
+			goto f20
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x-1), true
@@ -2433,6 +2473,11 @@ f19:
 f20:
 	// MDSecurityTradingStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDSecurityTradingStatus = false
+			p++
+			goto f21
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x-1), true
@@ -2495,6 +2540,11 @@ f20:
 f21:
 	// AuctionIndicator
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasAuctionIndicator = false
+			p++
+			goto f22
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x-1), true
@@ -2552,6 +2602,11 @@ f21:
 f22:
 	// NetChgPrevDay
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasNetChgPrevDay = false
+			p++
+			goto f23
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -2665,6 +2720,11 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 	_ = err
 	// MDEntryType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryType = false
+			p++
+			goto f24
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2710,6 +2770,11 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 f24:
 	// MDEntryID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			goto f25
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2755,6 +2820,11 @@ f24:
 f25:
 	// MDEntryDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryDate = false
+			p++
+			goto f26
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -2810,6 +2880,11 @@ f25:
 f26:
 	// MDEntryTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryTime = false
+			p++
+			goto f27
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
@@ -2865,6 +2940,11 @@ f26:
 f27:
 	// OrigTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrigTime = false
+			p++
+			goto f28
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint32(x-1), true
@@ -2920,6 +3000,11 @@ f27:
 f28:
 	// MDEntryPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryPx = false
+			p++
+			goto f29
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -2982,6 +3067,11 @@ f28:
 f29:
 	// MDEntrySize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntrySize = false
+			p++
+			goto f30
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -3044,6 +3134,11 @@ f29:
 f30:
 	// QuoteCondition
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasQuoteCondition = false
+			p++
+			goto f31
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3089,6 +3184,11 @@ f30:
 f31:
 	// TradeCondition
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeCondition = false
+			p++
+			goto f32
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3134,6 +3234,11 @@ f31:
 f32:
 	// OpenCloseSettlFlag
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOpenCloseSettlFlag = false
+			p++
+			goto f33
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3179,6 +3284,11 @@ f32:
 f33:
 	// OrdType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrdType = false
+			p++
+			goto f34
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3224,6 +3334,11 @@ f33:
 f34:
 	// EffectiveTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasEffectiveTime = false
+			p++
+			goto f35
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
@@ -3279,6 +3394,11 @@ f34:
 f35:
 	// StartTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasStartTime = false
+			p++
+			goto f36
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartTime, v.HasStartTime = uint32(x-1), true
@@ -3334,6 +3454,11 @@ f35:
 f36:
 	// AccruedInterestAmt
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasAccruedInterestAmt = false
+			p++
+			goto f37
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -3396,6 +3521,11 @@ f36:
 f37:
 	// ChgFromWAPrice
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasChgFromWAPrice = false
+			p++
+			goto f38
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -3458,6 +3588,11 @@ f37:
 f38:
 	// ChgOpenInterest
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasChgOpenInterest = false
+			p++
+			goto f39
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -3520,6 +3655,11 @@ f38:
 f39:
 	// BidMarketSize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBidMarketSize = false
+			p++
+			goto f40
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -3582,6 +3722,11 @@ f39:
 f40:
 	// AskMarketSize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasAskMarketSize = false
+			p++
+			goto f41
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -3644,6 +3789,11 @@ f40:
 f41:
 	// TotalNumOfTrades
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotalNumOfTrades = false
+			p++
+			goto f42
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
@@ -3704,6 +3854,11 @@ f41:
 f42:
 	// TradeValue
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeValue = false
+			p++
+			goto f43
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -3766,6 +3921,11 @@ f42:
 f43:
 	// Yield
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasYield = false
+			p++
+			goto f44
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -3828,6 +3988,11 @@ f43:
 f44:
 	// TotalVolume
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotalVolume = false
+			p++
+			goto f45
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -3890,6 +4055,11 @@ f44:
 f45:
 	// OfferNbOr
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOfferNbOr = false
+			p++
+			goto f46
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
@@ -3950,6 +4120,11 @@ f45:
 f46:
 	// BidNbOr
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBidNbOr = false
+			p++
+			goto f47
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
@@ -4010,6 +4185,11 @@ f46:
 f47:
 	// ChgFromSettlmnt
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasChgFromSettlmnt = false
+			p++
+			goto f48
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4072,6 +4252,11 @@ f47:
 f48:
 	// SettlDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettlDate = false
+			p++
+			goto f49
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -4127,6 +4312,11 @@ f48:
 f49:
 	// SettleType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettleType = false
+			p++
+			goto f50
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4172,6 +4362,11 @@ f49:
 f50:
 	// SumQtyOfBest
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSumQtyOfBest = false
+			p++
+			goto f51
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x-1), true
@@ -4232,6 +4427,11 @@ f50:
 f51:
 	// OrderSide
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderSide = false
+			p++
+			goto f52
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4277,6 +4477,11 @@ f51:
 f52:
 	// OrderStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderStatus = false
+			p++
+			goto f53
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4322,6 +4527,11 @@ f52:
 f53:
 	// MinCurrPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMinCurrPx = false
+			p++
+			goto f54
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4384,6 +4594,11 @@ f53:
 f54:
 	// MinCurrPxChgTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMinCurrPxChgTime = false
+			p++
+			goto f55
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
@@ -4439,6 +4654,11 @@ f54:
 f55:
 	// VolumeIndicator
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasVolumeIndicator = false
+			p++
+			goto f56
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
@@ -4494,6 +4714,11 @@ f55:
 f56:
 	// Price
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasPrice = false
+			p++
+			goto f57
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4556,6 +4781,11 @@ f56:
 f57:
 	// PriceType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasPriceType = false
+			p++
+			goto f58
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.PriceType, v.HasPriceType = int32(x-1), true
@@ -4616,6 +4846,11 @@ f57:
 f58:
 	// NominalValue
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasNominalValue = false
+			p++
+			goto f59
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4678,6 +4913,11 @@ f58:
 f59:
 	// RepoToPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRepoToPx = false
+			p++
+			goto f60
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4740,6 +4980,11 @@ f59:
 f60:
 	// BuyBackPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBuyBackPx = false
+			p++
+			goto f61
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4802,6 +5047,11 @@ f60:
 f61:
 	// BuyBackDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBuyBackDate = false
+			p++
+			goto f62
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
@@ -4857,6 +5107,11 @@ f61:
 f62:
 	// CXFlag
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCXFlag = false
+			p++
+			goto f63
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4902,6 +5157,11 @@ f62:
 f63:
 	// TradingSessionSubID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			goto f64
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5121,6 +5381,11 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 	_ = err
 	// MDUpdateAction
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDUpdateAction = false
+			p++
+			goto f67
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
@@ -5176,6 +5441,11 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 f67:
 	// MDEntryType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryType = false
+			p++
+			goto f68
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5221,6 +5491,11 @@ f67:
 f68:
 	// MDEntryID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			goto f69
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5266,6 +5541,11 @@ f68:
 f69:
 	// RptSeq
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRptSeq = false
+			p++
+			goto f70
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -5326,6 +5606,11 @@ f69:
 f70:
 	// MDEntryDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryDate = false
+			p++
+			goto f71
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -5381,6 +5666,11 @@ f70:
 f71:
 	// OrigTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrigTime = false
+			p++
+			goto f72
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint32(x-1), true
@@ -5436,6 +5726,11 @@ f71:
 f72:
 	// SettlDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettlDate = false
+			p++
+			goto f73
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -5491,6 +5786,11 @@ f72:
 f73:
 	// SettleType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettleType = false
+			p++
+			goto f74
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5536,6 +5836,11 @@ f73:
 f74:
 	// MDEntryTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryTime = false
+			p++
+			goto f75
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
@@ -5591,6 +5896,11 @@ f74:
 f75:
 	// EffectiveTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasEffectiveTime = false
+			p++
+			goto f76
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
@@ -5646,6 +5956,11 @@ f75:
 f76:
 	// StartTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasStartTime = false
+			p++
+			goto f77
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartTime, v.HasStartTime = uint32(x-1), true
@@ -5701,6 +6016,11 @@ f76:
 f77:
 	// Symbol
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			goto f78
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5746,6 +6066,11 @@ f77:
 f78:
 	// MDEntryPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryPx = false
+			p++
+			goto f79
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -5808,6 +6133,11 @@ f78:
 f79:
 	// MDEntrySize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntrySize = false
+			p++
+			goto f80
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -5870,6 +6200,11 @@ f79:
 f80:
 	// QuoteCondition
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasQuoteCondition = false
+			p++
+			goto f81
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5915,6 +6250,11 @@ f80:
 f81:
 	// TradeCondition
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeCondition = false
+			p++
+			goto f82
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5960,6 +6300,11 @@ f81:
 f82:
 	// OpenCloseSettlFlag
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOpenCloseSettlFlag = false
+			p++
+			goto f83
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -6005,6 +6350,11 @@ f82:
 f83:
 	// OrdType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrdType = false
+			p++
+			goto f84
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -6050,6 +6400,11 @@ f83:
 f84:
 	// NetChgPrevDay
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasNetChgPrevDay = false
+			p++
+			goto f85
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6112,6 +6467,11 @@ f84:
 f85:
 	// AccruedInterestAmt
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasAccruedInterestAmt = false
+			p++
+			goto f86
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6174,6 +6534,11 @@ f85:
 f86:
 	// ChgFromWAPrice
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasChgFromWAPrice = false
+			p++
+			goto f87
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6236,6 +6601,11 @@ f86:
 f87:
 	// ChgOpenInterest
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasChgOpenInterest = false
+			p++
+			goto f88
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6298,6 +6668,11 @@ f87:
 f88:
 	// BidMarketSize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBidMarketSize = false
+			p++
+			goto f89
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6360,6 +6735,11 @@ f88:
 f89:
 	// AskMarketSize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasAskMarketSize = false
+			p++
+			goto f90
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6422,6 +6802,11 @@ f89:
 f90:
 	// TotalNumOfTrades
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotalNumOfTrades = false
+			p++
+			goto f91
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
@@ -6482,6 +6867,11 @@ f90:
 f91:
 	// TradeValue
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeValue = false
+			p++
+			goto f92
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6544,6 +6934,11 @@ f91:
 f92:
 	// Yield
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasYield = false
+			p++
+			goto f93
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6606,6 +7001,11 @@ f92:
 f93:
 	// TotalVolume
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotalVolume = false
+			p++
+			goto f94
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6668,6 +7068,11 @@ f93:
 f94:
 	// OfferNbOr
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOfferNbOr = false
+			p++
+			goto f95
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
@@ -6728,6 +7133,11 @@ f94:
 f95:
 	// BidNbOr
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBidNbOr = false
+			p++
+			goto f96
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
@@ -6788,6 +7198,11 @@ f95:
 f96:
 	// ChgFromSettlmnt
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasChgFromSettlmnt = false
+			p++
+			goto f97
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6850,6 +7265,11 @@ f96:
 f97:
 	// SumQtyOfBest
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSumQtyOfBest = false
+			p++
+			goto f98
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x-1), true
@@ -6910,6 +7330,11 @@ f97:
 f98:
 	// OrderSide
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderSide = false
+			p++
+			goto f99
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -6955,6 +7380,11 @@ f98:
 f99:
 	// OrderStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderStatus = false
+			p++
+			goto f100
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -7000,6 +7430,11 @@ f99:
 f100:
 	// MinCurrPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMinCurrPx = false
+			p++
+			goto f101
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -7062,6 +7497,11 @@ f100:
 f101:
 	// MinCurrPxChgTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMinCurrPxChgTime = false
+			p++
+			goto f102
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
@@ -7117,6 +7557,11 @@ f101:
 f102:
 	// VolumeIndicator
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasVolumeIndicator = false
+			p++
+			goto f103
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
@@ -7172,6 +7617,11 @@ f102:
 f103:
 	// Price
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasPrice = false
+			p++
+			goto f104
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -7234,6 +7684,11 @@ f103:
 f104:
 	// PriceType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasPriceType = false
+			p++
+			goto f105
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.PriceType, v.HasPriceType = int32(x-1), true
@@ -7294,6 +7749,11 @@ f104:
 f105:
 	// NominalValue
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasNominalValue = false
+			p++
+			goto f106
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -7356,6 +7816,11 @@ f105:
 f106:
 	// RepoToPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRepoToPx = false
+			p++
+			goto f107
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -7418,6 +7883,11 @@ f106:
 f107:
 	// BuyBackPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBuyBackPx = false
+			p++
+			goto f108
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -7480,6 +7950,11 @@ f107:
 f108:
 	// BuyBackDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBuyBackDate = false
+			p++
+			goto f109
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
@@ -7535,6 +8010,11 @@ f108:
 f109:
 	// CXFlag
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCXFlag = false
+			p++
+			goto f110
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -7580,6 +8060,11 @@ f109:
 f110:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f111
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -7625,6 +8110,11 @@ f110:
 f111:
 	// TradingSessionSubID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			goto f112
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -7795,6 +8285,11 @@ f113:
 f114:
 	// LastMsgSeqNumProcessed
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastMsgSeqNumProcessed = false
+			p++
+			goto f115
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
@@ -7904,6 +8399,11 @@ f115:
 f116:
 	// LastFragment
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastFragment = false
+			p++
+			goto f117
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -7961,6 +8461,11 @@ f116:
 f117:
 	// RouteFirst
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRouteFirst = false
+			p++
+			goto f118
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
@@ -8018,6 +8523,11 @@ f117:
 f118:
 	// TradSesStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradSesStatus = false
+			p++
+			goto f119
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x-1), true
@@ -8080,6 +8590,11 @@ f118:
 f119:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f120
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8169,6 +8684,11 @@ f120:
 f121:
 	// MDSecurityTradingStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDSecurityTradingStatus = false
+			p++
+			goto f122
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x-1), true
@@ -8231,6 +8751,11 @@ f121:
 f122:
 	// AuctionIndicator
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasAuctionIndicator = false
+			p++
+			goto f123
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x-1), true
@@ -8388,6 +8913,11 @@ f123:
 			f124:
 				// MDEntryID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						goto f125
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -8873,6 +9403,11 @@ f132:
 f133:
 	// LastMsgSeqNumProcessed
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastMsgSeqNumProcessed = false
+			p++
+			goto f134
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
@@ -8982,6 +9517,11 @@ f134:
 f135:
 	// LastFragment
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastFragment = false
+			p++
+			goto f136
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -9039,6 +9579,11 @@ f135:
 f136:
 	// RouteFirst
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRouteFirst = false
+			p++
+			goto f137
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
@@ -9096,6 +9641,11 @@ f136:
 f137:
 	// TradSesStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradSesStatus = false
+			p++
+			goto f138
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x-1), true
@@ -9158,6 +9708,11 @@ f137:
 f138:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f139
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -9247,6 +9802,11 @@ f139:
 f140:
 	// MDSecurityTradingStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDSecurityTradingStatus = false
+			p++
+			goto f141
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x-1), true
@@ -9409,6 +9969,11 @@ f141:
 			f142:
 				// MDEntryID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						goto f143
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -9807,6 +10372,11 @@ f149:
 f150:
 	// LastMsgSeqNumProcessed
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastMsgSeqNumProcessed = false
+			p++
+			goto f151
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
@@ -9916,6 +10486,11 @@ f151:
 f152:
 	// LastFragment
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastFragment = false
+			p++
+			goto f153
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -9973,6 +10548,11 @@ f152:
 f153:
 	// RouteFirst
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRouteFirst = false
+			p++
+			goto f154
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
@@ -10030,6 +10610,11 @@ f153:
 f154:
 	// TradSesStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradSesStatus = false
+			p++
+			goto f155
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x-1), true
@@ -10092,6 +10677,11 @@ f154:
 f155:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f156
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -10181,6 +10771,11 @@ f156:
 f157:
 	// MDSecurityTradingStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDSecurityTradingStatus = false
+			p++
+			goto f158
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x-1), true
@@ -10243,6 +10838,11 @@ f157:
 f158:
 	// AuctionIndicator
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasAuctionIndicator = false
+			p++
+			goto f159
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x-1), true
@@ -10385,6 +10985,11 @@ f159:
 			f160:
 				// MDEntryID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						goto f161
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -11059,6 +11664,11 @@ f172:
 f173:
 	// LastMsgSeqNumProcessed
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastMsgSeqNumProcessed = false
+			p++
+			goto f174
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
@@ -11168,6 +11778,11 @@ f174:
 f175:
 	// LastFragment
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastFragment = false
+			p++
+			goto f176
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -11225,6 +11840,11 @@ f175:
 f176:
 	// RouteFirst
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRouteFirst = false
+			p++
+			goto f177
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
@@ -11282,6 +11902,11 @@ f176:
 f177:
 	// TradSesStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradSesStatus = false
+			p++
+			goto f178
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x-1), true
@@ -11344,6 +11969,11 @@ f177:
 f178:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f179
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -11433,6 +12063,11 @@ f179:
 f180:
 	// MDSecurityTradingStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDSecurityTradingStatus = false
+			p++
+			goto f181
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x-1), true
@@ -11580,6 +12215,11 @@ f181:
 			f182:
 				// MDEntryID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						goto f183
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -12273,6 +12913,11 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 	_ = err
 	// MDUpdateAction
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDUpdateAction = false
+			p++
+			goto f196
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
@@ -12328,6 +12973,11 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 f196:
 	// MDEntryType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryType = false
+			p++
+			goto f197
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12373,6 +13023,11 @@ f196:
 f197:
 	// MDEntryID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			goto f198
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12418,6 +13073,11 @@ f197:
 f198:
 	// Symbol
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			goto f199
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12463,6 +13123,11 @@ f198:
 f199:
 	// RptSeq
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRptSeq = false
+			p++
+			goto f200
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -12523,6 +13188,11 @@ f199:
 f200:
 	// MDEntryPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryPx = false
+			p++
+			goto f201
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -12585,6 +13255,11 @@ f200:
 f201:
 	// MDEntrySize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntrySize = false
+			p++
+			goto f202
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -12647,6 +13322,11 @@ f201:
 f202:
 	// MDEntryDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryDate = false
+			p++
+			goto f203
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -12702,6 +13382,11 @@ f202:
 f203:
 	// MDEntryTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryTime = false
+			p++
+			goto f204
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
@@ -12757,6 +13442,11 @@ f203:
 f204:
 	// StartTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasStartTime = false
+			p++
+			goto f205
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartTime, v.HasStartTime = uint32(x-1), true
@@ -12812,6 +13502,11 @@ f204:
 f205:
 	// QuoteCondition
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasQuoteCondition = false
+			p++
+			goto f206
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12857,6 +13552,11 @@ f205:
 f206:
 	// TradeCondition
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeCondition = false
+			p++
+			goto f207
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12902,6 +13602,11 @@ f206:
 f207:
 	// OpenCloseSettlFlag
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOpenCloseSettlFlag = false
+			p++
+			goto f208
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12947,6 +13652,11 @@ f207:
 f208:
 	// NetChgPrevDay
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasNetChgPrevDay = false
+			p++
+			goto f209
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -13009,6 +13719,11 @@ f208:
 f209:
 	// AccruedInterestAmt
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasAccruedInterestAmt = false
+			p++
+			goto f210
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -13071,6 +13786,11 @@ f209:
 f210:
 	// ChgFromWAPrice
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasChgFromWAPrice = false
+			p++
+			goto f211
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -13133,6 +13853,11 @@ f210:
 f211:
 	// ChgOpenInterest
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasChgOpenInterest = false
+			p++
+			goto f212
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -13195,6 +13920,11 @@ f211:
 f212:
 	// BidMarketSize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBidMarketSize = false
+			p++
+			goto f213
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -13257,6 +13987,11 @@ f212:
 f213:
 	// AskMarketSize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasAskMarketSize = false
+			p++
+			goto f214
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -13319,6 +14054,11 @@ f213:
 f214:
 	// TotalNumOfTrades
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotalNumOfTrades = false
+			p++
+			goto f215
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
@@ -13379,6 +14119,11 @@ f214:
 f215:
 	// TradeValue
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeValue = false
+			p++
+			goto f216
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -13441,6 +14186,11 @@ f215:
 f216:
 	// Yield
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasYield = false
+			p++
+			goto f217
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -13503,6 +14253,11 @@ f216:
 f217:
 	// OfferNbOr
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOfferNbOr = false
+			p++
+			goto f218
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
@@ -13563,6 +14318,11 @@ f217:
 f218:
 	// BidNbOr
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBidNbOr = false
+			p++
+			goto f219
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
@@ -13623,6 +14383,11 @@ f218:
 f219:
 	// ChgFromSettlmnt
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasChgFromSettlmnt = false
+			p++
+			goto f220
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -13685,6 +14450,11 @@ f219:
 f220:
 	// MinCurrPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMinCurrPx = false
+			p++
+			goto f221
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -13747,6 +14517,11 @@ f220:
 f221:
 	// MinCurrPxChgTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMinCurrPxChgTime = false
+			p++
+			goto f222
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
@@ -13802,6 +14577,11 @@ f221:
 f222:
 	// VolumeIndicator
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasVolumeIndicator = false
+			p++
+			goto f223
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
@@ -13857,6 +14637,11 @@ f222:
 f223:
 	// SettlDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettlDate = false
+			p++
+			goto f224
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -13912,6 +14697,11 @@ f223:
 f224:
 	// SettleType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettleType = false
+			p++
+			goto f225
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -13957,6 +14747,11 @@ f224:
 f225:
 	// CXFlag
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCXFlag = false
+			p++
+			goto f226
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14002,6 +14797,11 @@ f225:
 f226:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f227
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14047,6 +14847,11 @@ f226:
 f227:
 	// TradingSessionSubID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			goto f228
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14266,6 +15071,11 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 	_ = err
 	// MDUpdateAction
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDUpdateAction = false
+			p++
+			goto f231
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
@@ -14321,6 +15131,11 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 f231:
 	// MDEntryType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryType = false
+			p++
+			goto f232
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14366,6 +15181,11 @@ f231:
 f232:
 	// MDEntryID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			goto f233
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14411,6 +15231,11 @@ f232:
 f233:
 	// Symbol
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			goto f234
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14456,6 +15281,11 @@ f233:
 f234:
 	// RptSeq
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRptSeq = false
+			p++
+			goto f235
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -14516,6 +15346,11 @@ f234:
 f235:
 	// MDEntryPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryPx = false
+			p++
+			goto f236
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -14578,6 +15413,11 @@ f235:
 f236:
 	// MDEntrySize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntrySize = false
+			p++
+			goto f237
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -14640,6 +15480,11 @@ f236:
 f237:
 	// MDEntryDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryDate = false
+			p++
+			goto f238
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -14695,6 +15540,11 @@ f237:
 f238:
 	// MDEntryTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryTime = false
+			p++
+			goto f239
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
@@ -14750,6 +15600,11 @@ f238:
 f239:
 	// StartTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasStartTime = false
+			p++
+			goto f240
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartTime, v.HasStartTime = uint32(x-1), true
@@ -14805,6 +15660,11 @@ f239:
 f240:
 	// QuoteCondition
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasQuoteCondition = false
+			p++
+			goto f241
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14850,6 +15710,11 @@ f240:
 f241:
 	// TradeCondition
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeCondition = false
+			p++
+			goto f242
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14895,6 +15760,11 @@ f241:
 f242:
 	// OpenCloseSettlFlag
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOpenCloseSettlFlag = false
+			p++
+			goto f243
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -14940,6 +15810,11 @@ f242:
 f243:
 	// NetChgPrevDay
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasNetChgPrevDay = false
+			p++
+			goto f244
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -15002,6 +15877,11 @@ f243:
 f244:
 	// ChgFromWAPrice
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasChgFromWAPrice = false
+			p++
+			goto f245
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -15064,6 +15944,11 @@ f244:
 f245:
 	// ChgOpenInterest
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasChgOpenInterest = false
+			p++
+			goto f246
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -15126,6 +16011,11 @@ f245:
 f246:
 	// BidMarketSize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBidMarketSize = false
+			p++
+			goto f247
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -15188,6 +16078,11 @@ f246:
 f247:
 	// AskMarketSize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasAskMarketSize = false
+			p++
+			goto f248
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -15250,6 +16145,11 @@ f247:
 f248:
 	// TotalNumOfTrades
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotalNumOfTrades = false
+			p++
+			goto f249
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
@@ -15310,6 +16210,11 @@ f248:
 f249:
 	// TradeValue
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeValue = false
+			p++
+			goto f250
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -15372,6 +16277,11 @@ f249:
 f250:
 	// OfferNbOr
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOfferNbOr = false
+			p++
+			goto f251
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
@@ -15432,6 +16342,11 @@ f250:
 f251:
 	// BidNbOr
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBidNbOr = false
+			p++
+			goto f252
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
@@ -15492,6 +16407,11 @@ f251:
 f252:
 	// ChgFromSettlmnt
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasChgFromSettlmnt = false
+			p++
+			goto f253
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -15554,6 +16474,11 @@ f252:
 f253:
 	// SettlDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettlDate = false
+			p++
+			goto f254
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -15609,6 +16534,11 @@ f253:
 f254:
 	// SettleType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettleType = false
+			p++
+			goto f255
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -15654,6 +16584,11 @@ f254:
 f255:
 	// CXFlag
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCXFlag = false
+			p++
+			goto f256
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -15699,6 +16634,11 @@ f255:
 f256:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f257
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -15744,6 +16684,11 @@ f256:
 f257:
 	// TradingSessionSubID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			goto f258
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -15957,6 +16902,11 @@ f260:
 				}
 				// MDUpdateAction
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDUpdateAction = false
+						p++
+						goto f261
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
@@ -16071,6 +17021,11 @@ f260:
 			f262:
 				// MDEntryID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						goto f263
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -16175,6 +17130,11 @@ f260:
 			f264:
 				// RptSeq
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasRptSeq = false
+						p++
+						goto f265
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -16856,6 +17816,11 @@ f274:
 			f276:
 				// MDEntryID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						goto f277
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -16960,6 +17925,11 @@ f274:
 			f278:
 				// RptSeq
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasRptSeq = false
+						p++
+						goto f279
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -17479,6 +18449,11 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 	_ = err
 	// MDUpdateAction
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDUpdateAction = false
+			p++
+			goto f288
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
@@ -17574,6 +18549,11 @@ f288:
 f289:
 	// MDEntryID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			goto f290
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -17619,6 +18599,11 @@ f289:
 f290:
 	// Symbol
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			goto f291
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -17664,6 +18649,11 @@ f290:
 f291:
 	// RptSeq
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRptSeq = false
+			p++
+			goto f292
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -17724,6 +18714,11 @@ f291:
 f292:
 	// MDEntryDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryDate = false
+			p++
+			goto f293
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -17779,6 +18774,11 @@ f292:
 f293:
 	// MDEntryTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryTime = false
+			p++
+			goto f294
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
@@ -17834,6 +18834,11 @@ f293:
 f294:
 	// OrigTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrigTime = false
+			p++
+			goto f295
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint32(x-1), true
@@ -17889,6 +18894,11 @@ f294:
 f295:
 	// OrderSide
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderSide = false
+			p++
+			goto f296
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -17934,6 +18944,11 @@ f295:
 f296:
 	// MDEntryPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryPx = false
+			p++
+			goto f297
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -17996,6 +19011,11 @@ f296:
 f297:
 	// MDEntrySize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntrySize = false
+			p++
+			goto f298
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -18058,6 +19078,11 @@ f297:
 f298:
 	// AccruedInterestAmt
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasAccruedInterestAmt = false
+			p++
+			goto f299
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -18120,6 +19145,11 @@ f298:
 f299:
 	// TradeValue
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeValue = false
+			p++
+			goto f300
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -18182,6 +19212,11 @@ f299:
 f300:
 	// Yield
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasYield = false
+			p++
+			goto f301
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -18244,6 +19279,11 @@ f300:
 f301:
 	// SettlDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettlDate = false
+			p++
+			goto f302
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -18299,6 +19339,11 @@ f301:
 f302:
 	// SettleType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettleType = false
+			p++
+			goto f303
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -18344,6 +19389,11 @@ f302:
 f303:
 	// Price
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasPrice = false
+			p++
+			goto f304
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -18406,6 +19456,11 @@ f303:
 f304:
 	// PriceType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasPriceType = false
+			p++
+			goto f305
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.PriceType, v.HasPriceType = int32(x-1), true
@@ -18466,6 +19521,11 @@ f304:
 f305:
 	// RepoToPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRepoToPx = false
+			p++
+			goto f306
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -18528,6 +19588,11 @@ f305:
 f306:
 	// BuyBackPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBuyBackPx = false
+			p++
+			goto f307
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -18590,6 +19655,11 @@ f306:
 f307:
 	// BuyBackDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBuyBackDate = false
+			p++
+			goto f308
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
@@ -18645,6 +19715,11 @@ f307:
 f308:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f309
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -18690,6 +19765,11 @@ f308:
 f309:
 	// TradingSessionSubID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			goto f310
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -18735,6 +19815,11 @@ f309:
 f310:
 	// RefOrderID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRefOrderID = false
+			p++
+			goto f311
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -18954,6 +20039,11 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 	_ = err
 	// MDUpdateAction
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDUpdateAction = false
+			p++
+			goto f314
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
@@ -19049,6 +20139,11 @@ f314:
 f315:
 	// MDEntryID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			goto f316
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -19094,6 +20189,11 @@ f315:
 f316:
 	// Symbol
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			goto f317
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -19139,6 +20239,11 @@ f316:
 f317:
 	// RptSeq
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRptSeq = false
+			p++
+			goto f318
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.RptSeq, v.HasRptSeq = int32(x-1), true
@@ -19199,6 +20304,11 @@ f317:
 f318:
 	// MDEntryDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryDate = false
+			p++
+			goto f319
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -19254,6 +20364,11 @@ f318:
 f319:
 	// MDEntryTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryTime = false
+			p++
+			goto f320
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
@@ -19309,6 +20424,11 @@ f319:
 f320:
 	// OrigTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrigTime = false
+			p++
+			goto f321
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint32(x-1), true
@@ -19364,6 +20484,11 @@ f320:
 f321:
 	// OrderSide
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderSide = false
+			p++
+			goto f322
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -19409,6 +20534,11 @@ f321:
 f322:
 	// MDEntryPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryPx = false
+			p++
+			goto f323
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -19471,6 +20601,11 @@ f322:
 f323:
 	// MDEntrySize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntrySize = false
+			p++
+			goto f324
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -19533,6 +20668,11 @@ f323:
 f324:
 	// TradeValue
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeValue = false
+			p++
+			goto f325
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -19595,6 +20735,11 @@ f324:
 f325:
 	// SettlDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettlDate = false
+			p++
+			goto f326
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -19650,6 +20795,11 @@ f325:
 f326:
 	// SettleType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettleType = false
+			p++
+			goto f327
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -19695,6 +20845,11 @@ f326:
 f327:
 	// Price
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasPrice = false
+			p++
+			goto f328
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -19757,6 +20912,11 @@ f327:
 f328:
 	// PriceType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasPriceType = false
+			p++
+			goto f329
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.PriceType, v.HasPriceType = int32(x-1), true
@@ -19817,6 +20977,11 @@ f328:
 f329:
 	// RepoToPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRepoToPx = false
+			p++
+			goto f330
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -19879,6 +21044,11 @@ f329:
 f330:
 	// BuyBackPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBuyBackPx = false
+			p++
+			goto f331
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -19941,6 +21111,11 @@ f330:
 f331:
 	// BuyBackDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBuyBackDate = false
+			p++
+			goto f332
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
@@ -19996,6 +21171,11 @@ f331:
 f332:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f333
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -20041,6 +21221,11 @@ f332:
 f333:
 	// TradingSessionSubID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			goto f334
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -20086,6 +21271,11 @@ f333:
 f334:
 	// RefOrderID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRefOrderID = false
+			p++
+			goto f335
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -20282,6 +21472,11 @@ f337:
 	}
 	// TotNumReports
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotNumReports = false
+			p++
+			goto f338
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TotNumReports, v.HasTotNumReports = int32(x-1), true
@@ -20344,6 +21539,11 @@ f337:
 f338:
 	// Symbol
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			goto f339
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -20421,6 +21621,11 @@ f339:
 	}
 	// Product
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasProduct = false
+			p++
+			goto f340
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.Product, v.HasProduct = int32(x-1), true
@@ -20513,6 +21718,11 @@ f340:
 	}
 	// MaturityDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMaturityDate = false
+			p++
+			goto f341
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
@@ -20570,6 +21780,11 @@ f340:
 f341:
 	// SettlDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettlDate = false
+			p++
+			goto f342
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -20627,6 +21842,11 @@ f341:
 f342:
 	// SettleType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettleType = false
+			p++
+			goto f343
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -20674,6 +21894,11 @@ f342:
 f343:
 	// OrigIssueAmt
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrigIssueAmt = false
+			p++
+			goto f344
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -20738,6 +21963,11 @@ f343:
 f344:
 	// CouponPaymentDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCouponPaymentDate = false
+			p++
+			goto f345
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.CouponPaymentDate, v.HasCouponPaymentDate = uint32(x-1), true
@@ -20795,6 +22025,11 @@ f344:
 f345:
 	// CouponRate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCouponRate = false
+			p++
+			goto f346
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -20859,6 +22094,11 @@ f345:
 f346:
 	// SettlFixingDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettlFixingDate = false
+			p++
+			goto f347
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlFixingDate, v.HasSettlFixingDate = uint32(x-1), true
@@ -20916,6 +22156,11 @@ f346:
 f347:
 	// DividendNetPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasDividendNetPx = false
+			p++
+			goto f348
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -21064,6 +22309,11 @@ f348:
 	}
 	// Currency
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCurrency = false
+			p++
+			goto f349
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -21150,6 +22400,11 @@ f349:
 	}
 	// SettlCurrency
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSettlCurrency = false
+			p++
+			goto f350
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -21197,6 +22452,11 @@ f349:
 f350:
 	// PriceType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasPriceType = false
+			p++
+			goto f351
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.PriceType, v.HasPriceType = int32(x-1), true
@@ -21259,6 +22519,11 @@ f350:
 f351:
 	// StateSecurityID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasStateSecurityID = false
+			p++
+			goto f352
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -21336,6 +22601,11 @@ f352:
 	}
 	// MinPriceIncrement
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMinPriceIncrement = false
+			p++
+			goto f353
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -21400,6 +22670,11 @@ f352:
 f353:
 	// MktShareLimit
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMktShareLimit = false
+			p++
+			goto f354
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -21464,6 +22739,11 @@ f353:
 f354:
 	// MktShareThreshold
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMktShareThreshold = false
+			p++
+			goto f355
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -21528,6 +22808,11 @@ f354:
 f355:
 	// MaxOrdersVolume
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMaxOrdersVolume = false
+			p++
+			goto f356
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -21592,6 +22877,11 @@ f355:
 f356:
 	// PriceMvmLimit
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasPriceMvmLimit = false
+			p++
+			goto f357
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -21656,6 +22946,11 @@ f356:
 f357:
 	// FaceValue
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasFaceValue = false
+			p++
+			goto f358
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -21720,6 +23015,11 @@ f357:
 f358:
 	// BaseSwapPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBaseSwapPx = false
+			p++
+			goto f359
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -21784,6 +23084,11 @@ f358:
 f359:
 	// RepoToPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRepoToPx = false
+			p++
+			goto f360
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -21848,6 +23153,11 @@ f359:
 f360:
 	// BuyBackPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBuyBackPx = false
+			p++
+			goto f361
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -21912,6 +23222,11 @@ f360:
 f361:
 	// BuyBackDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasBuyBackDate = false
+			p++
+			goto f362
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
@@ -21969,6 +23284,11 @@ f361:
 f362:
 	// NoSharesIssued
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasNoSharesIssued = false
+			p++
+			goto f363
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -22033,6 +23353,11 @@ f362:
 f363:
 	// HighLimit
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasHighLimit = false
+			p++
+			goto f364
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -22097,6 +23422,11 @@ f363:
 f364:
 	// LowLimit
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLowLimit = false
+			p++
+			goto f365
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -22161,6 +23491,11 @@ f364:
 f365:
 	// NumOfDaysToMaturity
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasNumOfDaysToMaturity = false
+			p++
+			goto f366
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.NumOfDaysToMaturity, v.HasNumOfDaysToMaturity = int32(x-1), true
@@ -22301,6 +23636,11 @@ func (c *Decoder) d28(b []byte, p int, v *DMarketSegmentGrp, pm *fastrt.PMap) (i
 	_ = err
 	// RoundLot
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRoundLot = false
+			p++
+			goto f368
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -22446,6 +23786,11 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 f369:
 	// TradingSessionSubID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			goto f370
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -22491,6 +23836,11 @@ f369:
 f370:
 	// SecurityTradingStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityTradingStatus = false
+			p++
+			goto f371
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x-1), true
@@ -22551,6 +23901,11 @@ f370:
 f371:
 	// OrderNote
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderNote = false
+			p++
+			goto f372
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.OrderNote, v.HasOrderNote = int32(x-1), true
@@ -22778,6 +24133,11 @@ f374:
 f375:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f376
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -22825,6 +24185,11 @@ f375:
 f376:
 	// TradingSessionSubID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			goto f377
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -22872,6 +24237,11 @@ f376:
 f377:
 	// SecurityTradingStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityTradingStatus = false
+			p++
+			goto f378
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x-1), true
@@ -22934,6 +24304,11 @@ f377:
 f378:
 	// AuctionIndicator
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasAuctionIndicator = false
+			p++
+			goto f379
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x-1), true
@@ -23171,6 +24546,11 @@ f381:
 f382:
 	// Text
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasText = false
+			p++
+			goto f383
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {

@@ -4185,6 +4185,11 @@ f6:
 f7:
 	// Text
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasText = false
+			p++
+			goto f8
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5085,6 +5090,11 @@ f12:
 				}
 				// ImpliedMarketIndicator
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasImpliedMarketIndicator = false
+						p++
+						goto f21
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x-1), true
@@ -5458,6 +5468,11 @@ f12:
 						f24:
 							// TickRuleType
 							{
+								if uint(p) < uint(len(b)) && b[p] == 0x80 {
+									v.HasTickRuleType = false
+									p++
+									goto f25
+								}
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := fastrt.SignExtend7(b[p]); x > 0 {
 										v.TickRuleType, v.HasTickRuleType = int32(x-1), true
@@ -5956,6 +5971,11 @@ f12:
 			f32:
 				// TickSizeDenominator
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTickSizeDenominator = false
+						p++
+						goto f33
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x-1), true
@@ -6090,6 +6110,11 @@ f12:
 			f34:
 				// MinOrderQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMinOrderQty = false
+						p++
+						goto f35
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MinOrderQty, v.HasMinOrderQty = uint32(x-1), true
@@ -6147,6 +6172,11 @@ f12:
 			f35:
 				// MaxOrderQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaxOrderQty = false
+						p++
+						goto f36
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxOrderQty, v.HasMaxOrderQty = uint64(x-1), true
@@ -6211,6 +6241,11 @@ f12:
 			f36:
 				// MultiLegModel
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMultiLegModel = false
+						p++
+						goto f37
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.MultiLegModel, v.HasMultiLegModel = int32(x-1), true
@@ -6273,6 +6308,11 @@ f12:
 			f37:
 				// MultiLegPriceMethod
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMultiLegPriceMethod = false
+						p++
+						goto f38
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x-1), true
@@ -6335,6 +6375,11 @@ f12:
 			f38:
 				// Currency
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasCurrency = false
+						p++
+						goto f39
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -6382,6 +6427,11 @@ f12:
 			f39:
 				// SettlCurrency
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettlCurrency = false
+						p++
+						goto f40
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -6565,6 +6615,11 @@ f12:
 			f43:
 				// SecurityStrategyType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSecurityStrategyType = false
+						p++
+						goto f44
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -6612,6 +6667,11 @@ f12:
 			f44:
 				// Asset
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasAsset = false
+						p++
+						goto f45
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -6701,6 +6761,11 @@ f12:
 			f46:
 				// NoShareIssued
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasNoShareIssued = false
+						p++
+						goto f47
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.NoShareIssued, v.HasNoShareIssued = uint64(x-1), true
@@ -6765,6 +6830,11 @@ f12:
 			f47:
 				// MaturityDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaturityDate = false
+						p++
+						goto f48
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
@@ -6822,6 +6892,11 @@ f12:
 			f48:
 				// MaturityMonthYear
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaturityMonthYear = false
+						p++
+						goto f49
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x-1), true
@@ -6956,6 +7031,11 @@ f12:
 			f50:
 				// StrikeCurrency
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasStrikeCurrency = false
+						p++
+						goto f51
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -7003,6 +7083,11 @@ f12:
 			f51:
 				// ExerciseStyle
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasExerciseStyle = false
+						p++
+						goto f52
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.ExerciseStyle, v.HasExerciseStyle = int32(x-1), true
@@ -7065,6 +7150,11 @@ f12:
 			f52:
 				// PutOrCall
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPutOrCall = false
+						p++
+						goto f53
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.PutOrCall, v.HasPutOrCall = int32(x-1), true
@@ -7204,6 +7294,11 @@ f12:
 			f54:
 				// ContractSettlMonth
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasContractSettlMonth = false
+						p++
+						goto f55
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x-1), true
@@ -7396,6 +7491,11 @@ f12:
 			f58:
 				// DatedDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasDatedDate = false
+						p++
+						goto f59
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.DatedDate, v.HasDatedDate = uint32(x-1), true
@@ -7453,6 +7553,11 @@ f12:
 			f59:
 				// StartDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasStartDate = false
+						p++
+						goto f60
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.StartDate, v.HasStartDate = uint32(x-1), true
@@ -7510,6 +7615,11 @@ f12:
 			f60:
 				// EndDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEndDate = false
+						p++
+						goto f61
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EndDate, v.HasEndDate = uint32(x-1), true
@@ -7567,6 +7677,11 @@ f12:
 			f61:
 				// SettlType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettlType = false
+						p++
+						goto f62
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -7614,6 +7729,11 @@ f12:
 			f62:
 				// SettlDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettlDate = false
+						p++
+						goto f63
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -7729,6 +7849,11 @@ f12:
 			f64:
 				// MarketSegmentID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMarketSegmentID = false
+						p++
+						goto f65
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -7776,6 +7901,11 @@ f12:
 			f65:
 				// GovernanceIndicator
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasGovernanceIndicator = false
+						p++
+						goto f66
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -7823,6 +7953,11 @@ f12:
 			f66:
 				// CorporateActionEventID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasCorporateActionEventID = false
+						p++
+						goto f67
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x-1), true
@@ -7927,6 +8062,11 @@ f12:
 			f68:
 				// SecurityMatchType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSecurityMatchType = false
+						p++
+						goto f69
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.SecurityMatchType, v.HasSecurityMatchType = int32(x-1), true
@@ -8183,6 +8323,11 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 	_ = err
 	// InstAttribType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInstAttribType = false
+			p++
+			goto f73
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.InstAttribType, v.HasInstAttribType = int32(x-1), true
@@ -8243,6 +8388,11 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 f73:
 	// InstAttribValue
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInstAttribValue = false
+			p++
+			goto f74
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8294,6 +8444,11 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 	_ = err
 	// LotType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLotType = false
+			p++
+			goto f75
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.LotType, v.HasLotType = int32(x-1), true
@@ -8354,6 +8509,11 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 f75:
 	// MinLotSize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMinLotSize = false
+			p++
+			goto f76
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
@@ -9182,6 +9342,11 @@ f80:
 				}
 				// ImpliedMarketIndicator
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasImpliedMarketIndicator = false
+						p++
+						goto f88
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x-1), true
@@ -9555,6 +9720,11 @@ f80:
 						f91:
 							// TickRuleType
 							{
+								if uint(p) < uint(len(b)) && b[p] == 0x80 {
+									v.HasTickRuleType = false
+									p++
+									goto f92
+								}
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := fastrt.SignExtend7(b[p]); x > 0 {
 										v.TickRuleType, v.HasTickRuleType = int32(x-1), true
@@ -10053,6 +10223,11 @@ f80:
 			f99:
 				// TickSizeDenominator
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTickSizeDenominator = false
+						p++
+						goto f100
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x-1), true
@@ -10187,6 +10362,11 @@ f80:
 			f101:
 				// MinOrderQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMinOrderQty = false
+						p++
+						goto f102
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MinOrderQty, v.HasMinOrderQty = uint32(x-1), true
@@ -10244,6 +10424,11 @@ f80:
 			f102:
 				// MaxOrderQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaxOrderQty = false
+						p++
+						goto f103
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxOrderQty, v.HasMaxOrderQty = uint64(x-1), true
@@ -10308,6 +10493,11 @@ f80:
 			f103:
 				// MultiLegModel
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMultiLegModel = false
+						p++
+						goto f104
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.MultiLegModel, v.HasMultiLegModel = int32(x-1), true
@@ -10370,6 +10560,11 @@ f80:
 			f104:
 				// MultiLegPriceMethod
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMultiLegPriceMethod = false
+						p++
+						goto f105
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x-1), true
@@ -10432,6 +10627,11 @@ f80:
 			f105:
 				// Currency
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasCurrency = false
+						p++
+						goto f106
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -10479,6 +10679,11 @@ f80:
 			f106:
 				// SettlCurrency
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettlCurrency = false
+						p++
+						goto f107
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -10662,6 +10867,11 @@ f80:
 			f110:
 				// SecurityStrategyType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSecurityStrategyType = false
+						p++
+						goto f111
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -10709,6 +10919,11 @@ f80:
 			f111:
 				// Asset
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasAsset = false
+						p++
+						goto f112
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -10798,6 +11013,11 @@ f80:
 			f113:
 				// NoShareIssued
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasNoShareIssued = false
+						p++
+						goto f114
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.NoShareIssued, v.HasNoShareIssued = uint64(x-1), true
@@ -10862,6 +11082,11 @@ f80:
 			f114:
 				// MaturityDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaturityDate = false
+						p++
+						goto f115
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
@@ -10919,6 +11144,11 @@ f80:
 			f115:
 				// MaturityMonthYear
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaturityMonthYear = false
+						p++
+						goto f116
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x-1), true
@@ -11053,6 +11283,11 @@ f80:
 			f117:
 				// StrikeCurrency
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasStrikeCurrency = false
+						p++
+						goto f118
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -11100,6 +11335,11 @@ f80:
 			f118:
 				// ExerciseStyle
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasExerciseStyle = false
+						p++
+						goto f119
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.ExerciseStyle, v.HasExerciseStyle = int32(x-1), true
@@ -11162,6 +11402,11 @@ f80:
 			f119:
 				// PutOrCall
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPutOrCall = false
+						p++
+						goto f120
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.PutOrCall, v.HasPutOrCall = int32(x-1), true
@@ -11301,6 +11546,11 @@ f80:
 			f121:
 				// ContractSettlMonth
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasContractSettlMonth = false
+						p++
+						goto f122
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x-1), true
@@ -11493,6 +11743,11 @@ f80:
 			f125:
 				// DatedDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasDatedDate = false
+						p++
+						goto f126
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.DatedDate, v.HasDatedDate = uint32(x-1), true
@@ -11550,6 +11805,11 @@ f80:
 			f126:
 				// StartDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasStartDate = false
+						p++
+						goto f127
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.StartDate, v.HasStartDate = uint32(x-1), true
@@ -11607,6 +11867,11 @@ f80:
 			f127:
 				// EndDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEndDate = false
+						p++
+						goto f128
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EndDate, v.HasEndDate = uint32(x-1), true
@@ -11664,6 +11929,11 @@ f80:
 			f128:
 				// SettlType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettlType = false
+						p++
+						goto f129
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -11711,6 +11981,11 @@ f80:
 			f129:
 				// SettlDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettlDate = false
+						p++
+						goto f130
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -11826,6 +12101,11 @@ f80:
 			f131:
 				// MarketSegmentID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMarketSegmentID = false
+						p++
+						goto f132
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -11873,6 +12153,11 @@ f80:
 			f132:
 				// GovernanceIndicator
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasGovernanceIndicator = false
+						p++
+						goto f133
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -11920,6 +12205,11 @@ f80:
 			f133:
 				// CorporateActionEventID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasCorporateActionEventID = false
+						p++
+						goto f134
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x-1), true
@@ -12024,6 +12314,11 @@ f80:
 			f135:
 				// SecurityMatchType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSecurityMatchType = false
+						p++
+						goto f136
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.SecurityMatchType, v.HasSecurityMatchType = int32(x-1), true
@@ -12280,6 +12575,11 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 	_ = err
 	// InstAttribType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInstAttribType = false
+			p++
+			goto f140
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.InstAttribType, v.HasInstAttribType = int32(x-1), true
@@ -12340,6 +12640,11 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 f140:
 	// InstAttribValue
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInstAttribValue = false
+			p++
+			goto f141
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -12391,6 +12696,11 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 	_ = err
 	// LotType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLotType = false
+			p++
+			goto f142
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.LotType, v.HasLotType = int32(x-1), true
@@ -12451,6 +12761,11 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 f142:
 	// MinLotSize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMinLotSize = false
+			p++
+			goto f143
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
@@ -13279,6 +13594,11 @@ f147:
 				}
 				// ImpliedMarketIndicator
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasImpliedMarketIndicator = false
+						p++
+						goto f155
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x-1), true
@@ -13652,6 +13972,11 @@ f147:
 						f158:
 							// TickRuleType
 							{
+								if uint(p) < uint(len(b)) && b[p] == 0x80 {
+									v.HasTickRuleType = false
+									p++
+									goto f159
+								}
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := fastrt.SignExtend7(b[p]); x > 0 {
 										v.TickRuleType, v.HasTickRuleType = int32(x-1), true
@@ -14150,6 +14475,11 @@ f147:
 			f166:
 				// TickSizeDenominator
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTickSizeDenominator = false
+						p++
+						goto f167
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x-1), true
@@ -14284,6 +14614,11 @@ f147:
 			f168:
 				// MinOrderQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMinOrderQty = false
+						p++
+						goto f169
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MinOrderQty, v.HasMinOrderQty = uint32(x-1), true
@@ -14341,6 +14676,11 @@ f147:
 			f169:
 				// MaxOrderQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaxOrderQty = false
+						p++
+						goto f170
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxOrderQty, v.HasMaxOrderQty = uint64(x-1), true
@@ -14405,6 +14745,11 @@ f147:
 			f170:
 				// MultiLegModel
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMultiLegModel = false
+						p++
+						goto f171
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.MultiLegModel, v.HasMultiLegModel = int32(x-1), true
@@ -14467,6 +14812,11 @@ f147:
 			f171:
 				// MultiLegPriceMethod
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMultiLegPriceMethod = false
+						p++
+						goto f172
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x-1), true
@@ -14529,6 +14879,11 @@ f147:
 			f172:
 				// Currency
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasCurrency = false
+						p++
+						goto f173
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -14576,6 +14931,11 @@ f147:
 			f173:
 				// SettlCurrency
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettlCurrency = false
+						p++
+						goto f174
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -14759,6 +15119,11 @@ f147:
 			f177:
 				// SecurityStrategyType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSecurityStrategyType = false
+						p++
+						goto f178
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -14806,6 +15171,11 @@ f147:
 			f178:
 				// Asset
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasAsset = false
+						p++
+						goto f179
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -14895,6 +15265,11 @@ f147:
 			f180:
 				// NoShareIssued
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasNoShareIssued = false
+						p++
+						goto f181
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.NoShareIssued, v.HasNoShareIssued = uint64(x-1), true
@@ -14959,6 +15334,11 @@ f147:
 			f181:
 				// MaturityDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaturityDate = false
+						p++
+						goto f182
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
@@ -15016,6 +15396,11 @@ f147:
 			f182:
 				// MaturityMonthYear
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaturityMonthYear = false
+						p++
+						goto f183
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x-1), true
@@ -15150,6 +15535,11 @@ f147:
 			f184:
 				// StrikeCurrency
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasStrikeCurrency = false
+						p++
+						goto f185
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -15197,6 +15587,11 @@ f147:
 			f185:
 				// ExerciseStyle
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasExerciseStyle = false
+						p++
+						goto f186
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.ExerciseStyle, v.HasExerciseStyle = int32(x-1), true
@@ -15259,6 +15654,11 @@ f147:
 			f186:
 				// PutOrCall
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPutOrCall = false
+						p++
+						goto f187
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.PutOrCall, v.HasPutOrCall = int32(x-1), true
@@ -15398,6 +15798,11 @@ f147:
 			f188:
 				// ContractSettlMonth
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasContractSettlMonth = false
+						p++
+						goto f189
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x-1), true
@@ -15590,6 +15995,11 @@ f147:
 			f192:
 				// DatedDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasDatedDate = false
+						p++
+						goto f193
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.DatedDate, v.HasDatedDate = uint32(x-1), true
@@ -15647,6 +16057,11 @@ f147:
 			f193:
 				// StartDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasStartDate = false
+						p++
+						goto f194
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.StartDate, v.HasStartDate = uint32(x-1), true
@@ -15704,6 +16119,11 @@ f147:
 			f194:
 				// EndDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEndDate = false
+						p++
+						goto f195
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EndDate, v.HasEndDate = uint32(x-1), true
@@ -15761,6 +16181,11 @@ f147:
 			f195:
 				// SettlType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettlType = false
+						p++
+						goto f196
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -15808,6 +16233,11 @@ f147:
 			f196:
 				// SettlDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettlDate = false
+						p++
+						goto f197
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -15923,6 +16353,11 @@ f147:
 			f198:
 				// MarketSegmentID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMarketSegmentID = false
+						p++
+						goto f199
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -15970,6 +16405,11 @@ f147:
 			f199:
 				// GovernanceIndicator
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasGovernanceIndicator = false
+						p++
+						goto f200
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -16017,6 +16457,11 @@ f147:
 			f200:
 				// CorporateActionEventID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasCorporateActionEventID = false
+						p++
+						goto f201
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x-1), true
@@ -16121,6 +16566,11 @@ f147:
 			f202:
 				// SecurityMatchType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSecurityMatchType = false
+						p++
+						goto f203
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := fastrt.SignExtend7(b[p]); x > 0 {
 							v.SecurityMatchType, v.HasSecurityMatchType = int32(x-1), true
@@ -16377,6 +16827,11 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 	_ = err
 	// InstAttribType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInstAttribType = false
+			p++
+			goto f207
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.InstAttribType, v.HasInstAttribType = int32(x-1), true
@@ -16437,6 +16892,11 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 f207:
 	// InstAttribValue
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInstAttribValue = false
+			p++
+			goto f208
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -16488,6 +16948,11 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 	_ = err
 	// LotType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLotType = false
+			p++
+			goto f209
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.LotType, v.HasLotType = int32(x-1), true
@@ -16548,6 +17013,11 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 f209:
 	// MinLotSize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMinLotSize = false
+			p++
+			goto f210
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
@@ -17554,6 +18024,11 @@ f214:
 			f225:
 				// MinTradeVol
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMinTradeVol = false
+						p++
+						goto f226
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MinTradeVol, v.HasMinTradeVol = uint64(x-1), true
@@ -18138,6 +18613,11 @@ f214:
 			f237:
 				// MaturityDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaturityDate = false
+						p++
+						goto f238
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
@@ -18195,6 +18675,11 @@ f214:
 			f238:
 				// MaturityMonthYear
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaturityMonthYear = false
+						p++
+						goto f239
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x-1), true
@@ -18329,6 +18814,11 @@ f214:
 			f240:
 				// StrikeCurrency
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasStrikeCurrency = false
+						p++
+						goto f241
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -18449,6 +18939,11 @@ f214:
 			f242:
 				// ContractSettlMonth
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasContractSettlMonth = false
+						p++
+						goto f243
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x-1), true
@@ -18692,6 +19187,11 @@ f214:
 			f247:
 				// StartDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasStartDate = false
+						p++
+						goto f248
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.StartDate, v.HasStartDate = uint32(x-1), true
@@ -18749,6 +19249,11 @@ f214:
 			f248:
 				// EndDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEndDate = false
+						p++
+						goto f249
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EndDate, v.HasEndDate = uint32(x-1), true
@@ -18806,6 +19311,11 @@ f214:
 			f249:
 				// SettlType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettlType = false
+						p++
+						goto f250
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -18853,6 +19363,11 @@ f214:
 			f250:
 				// SettlDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettlDate = false
+						p++
+						goto f251
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettlDate, v.HasSettlDate = uint32(x-1), true
@@ -19867,6 +20382,11 @@ f265:
 f266:
 	// TradeDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeDate = false
+			p++
+			goto f267
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -20281,6 +20801,11 @@ f267:
 				}
 				// PriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceType = false
+						p++
+						goto f272
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -20654,6 +21179,11 @@ f267:
 				}
 				// TradeCondition
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradeCondition = false
+						p++
+						goto f278
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -20701,6 +21231,11 @@ f267:
 			f278:
 				// TradingSessionID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						goto f279
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -20758,6 +21293,11 @@ f267:
 			f279:
 				// OpenCloseSettlFlag
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOpenCloseSettlFlag = false
+						p++
+						goto f280
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x-1), true
@@ -20890,6 +21430,11 @@ f267:
 				}
 				// SettPriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettPriceType = false
+						p++
+						goto f281
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettPriceType, v.HasSettPriceType = uint32(x-1), true
@@ -20947,6 +21492,11 @@ f267:
 			f281:
 				// LastTradeDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasLastTradeDate = false
+						p++
+						goto f282
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -21004,6 +21554,11 @@ f267:
 			f282:
 				// PriceAdjustmentMethod
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceAdjustmentMethod = false
+						p++
+						goto f283
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -21136,6 +21691,11 @@ f267:
 				}
 				// PriceBandMidpointPriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceBandMidpointPriceType = false
+						p++
+						goto f284
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -21193,6 +21753,11 @@ f267:
 			f284:
 				// AvgDailyTradedQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasAvgDailyTradedQty = false
+						p++
+						goto f285
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -21257,6 +21822,11 @@ f267:
 			f285:
 				// ExpireDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasExpireDate = false
+						p++
+						goto f286
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -21321,6 +21891,11 @@ f267:
 			f286:
 				// EarlyTermination
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEarlyTermination = false
+						p++
+						goto f287
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -21385,6 +21960,11 @@ f267:
 			f287:
 				// BTBCertIndicator
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasBTBCertIndicator = false
+						p++
+						goto f288
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x-1), true
@@ -21442,6 +22022,11 @@ f267:
 			f288:
 				// BTBContractInfo
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasBTBContractInfo = false
+						p++
+						goto f289
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBContractInfo, v.HasBTBContractInfo = uint32(x-1), true
@@ -21499,6 +22084,11 @@ f267:
 			f289:
 				// BTBGraceDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasBTBGraceDate = false
+						p++
+						goto f290
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBGraceDate, v.HasBTBGraceDate = uint32(x-1), true
@@ -21556,6 +22146,11 @@ f267:
 			f290:
 				// MaxTradeVol
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaxTradeVol = false
+						p++
+						goto f291
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -21693,6 +22288,11 @@ f267:
 							}
 							// UnderlyingPxType
 							{
+								if uint(p) < uint(len(b)) && b[p] == 0x80 {
+									v.HasUnderlyingPxType = false
+									p++
+									goto f292
+								}
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -21758,6 +22358,11 @@ f267:
 				}
 				// IndexSeq
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasIndexSeq = false
+						p++
+						goto f293
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint64(x-1), true
@@ -21953,6 +22558,11 @@ f294:
 f295:
 	// TradeDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeDate = false
+			p++
+			goto f296
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -22367,6 +22977,11 @@ f296:
 				}
 				// PriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceType = false
+						p++
+						goto f301
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -22695,6 +23310,11 @@ f296:
 				}
 				// TradeCondition
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradeCondition = false
+						p++
+						goto f307
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -22742,6 +23362,11 @@ f296:
 			f307:
 				// TradingSessionID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						goto f308
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -22799,6 +23424,11 @@ f296:
 			f308:
 				// OpenCloseSettlFlag
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOpenCloseSettlFlag = false
+						p++
+						goto f309
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x-1), true
@@ -22931,6 +23561,11 @@ f296:
 				}
 				// SettPriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettPriceType = false
+						p++
+						goto f310
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettPriceType, v.HasSettPriceType = uint32(x-1), true
@@ -22988,6 +23623,11 @@ f296:
 			f310:
 				// LastTradeDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasLastTradeDate = false
+						p++
+						goto f311
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -23045,6 +23685,11 @@ f296:
 			f311:
 				// PriceAdjustmentMethod
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceAdjustmentMethod = false
+						p++
+						goto f312
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -23177,6 +23822,11 @@ f296:
 				}
 				// PriceBandMidpointPriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceBandMidpointPriceType = false
+						p++
+						goto f313
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -23234,6 +23884,11 @@ f296:
 			f313:
 				// AvgDailyTradedQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasAvgDailyTradedQty = false
+						p++
+						goto f314
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -23298,6 +23953,11 @@ f296:
 			f314:
 				// ExpireDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasExpireDate = false
+						p++
+						goto f315
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -23362,6 +24022,11 @@ f296:
 			f315:
 				// EarlyTermination
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEarlyTermination = false
+						p++
+						goto f316
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -23426,6 +24091,11 @@ f296:
 			f316:
 				// BTBCertIndicator
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasBTBCertIndicator = false
+						p++
+						goto f317
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x-1), true
@@ -23483,6 +24153,11 @@ f296:
 			f317:
 				// BTBContractInfo
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasBTBContractInfo = false
+						p++
+						goto f318
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBContractInfo, v.HasBTBContractInfo = uint32(x-1), true
@@ -23540,6 +24215,11 @@ f296:
 			f318:
 				// BTBGraceDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasBTBGraceDate = false
+						p++
+						goto f319
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBGraceDate, v.HasBTBGraceDate = uint32(x-1), true
@@ -23597,6 +24277,11 @@ f296:
 			f319:
 				// MaxTradeVol
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaxTradeVol = false
+						p++
+						goto f320
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -23734,6 +24419,11 @@ f296:
 							}
 							// UnderlyingPxType
 							{
+								if uint(p) < uint(len(b)) && b[p] == 0x80 {
+									v.HasUnderlyingPxType = false
+									p++
+									goto f321
+								}
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -23799,6 +24489,11 @@ f296:
 				}
 				// IndexSeq
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasIndexSeq = false
+						p++
+						goto f322
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint64(x-1), true
@@ -23994,6 +24689,11 @@ f323:
 f324:
 	// TradeDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeDate = false
+			p++
+			goto f325
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -24408,6 +25108,11 @@ f325:
 				}
 				// PriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceType = false
+						p++
+						goto f330
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -24736,6 +25441,11 @@ f325:
 				}
 				// TradeCondition
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradeCondition = false
+						p++
+						goto f336
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -24783,6 +25493,11 @@ f325:
 			f336:
 				// TradingSessionID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						goto f337
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -24840,6 +25555,11 @@ f325:
 			f337:
 				// OpenCloseSettlFlag
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOpenCloseSettlFlag = false
+						p++
+						goto f338
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x-1), true
@@ -24972,6 +25692,11 @@ f325:
 				}
 				// SettPriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettPriceType = false
+						p++
+						goto f339
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettPriceType, v.HasSettPriceType = uint32(x-1), true
@@ -25029,6 +25754,11 @@ f325:
 			f339:
 				// LastTradeDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasLastTradeDate = false
+						p++
+						goto f340
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -25086,6 +25816,11 @@ f325:
 			f340:
 				// PriceAdjustmentMethod
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceAdjustmentMethod = false
+						p++
+						goto f341
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -25218,6 +25953,11 @@ f325:
 				}
 				// PriceBandMidpointPriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceBandMidpointPriceType = false
+						p++
+						goto f342
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -25275,6 +26015,11 @@ f325:
 			f342:
 				// AvgDailyTradedQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasAvgDailyTradedQty = false
+						p++
+						goto f343
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -25339,6 +26084,11 @@ f325:
 			f343:
 				// ExpireDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasExpireDate = false
+						p++
+						goto f344
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -25403,6 +26153,11 @@ f325:
 			f344:
 				// EarlyTermination
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEarlyTermination = false
+						p++
+						goto f345
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -25467,6 +26222,11 @@ f325:
 			f345:
 				// MaxTradeVol
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaxTradeVol = false
+						p++
+						goto f346
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -25604,6 +26364,11 @@ f325:
 							}
 							// UnderlyingPxType
 							{
+								if uint(p) < uint(len(b)) && b[p] == 0x80 {
+									v.HasUnderlyingPxType = false
+									p++
+									goto f347
+								}
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -25669,6 +26434,11 @@ f325:
 				}
 				// IndexSeq
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasIndexSeq = false
+						p++
+						goto f348
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint64(x-1), true
@@ -25864,6 +26634,11 @@ f349:
 f350:
 	// TradeDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeDate = false
+			p++
+			goto f351
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -26278,6 +27053,11 @@ f351:
 				}
 				// PriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceType = false
+						p++
+						goto f356
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -26606,6 +27386,11 @@ f351:
 				}
 				// TradeCondition
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradeCondition = false
+						p++
+						goto f362
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -26653,6 +27438,11 @@ f351:
 			f362:
 				// TradingSessionID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						goto f363
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -26710,6 +27500,11 @@ f351:
 			f363:
 				// OpenCloseSettlFlag
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOpenCloseSettlFlag = false
+						p++
+						goto f364
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -26832,6 +27627,11 @@ f351:
 				}
 				// SettPriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettPriceType = false
+						p++
+						goto f365
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettPriceType, v.HasSettPriceType = uint32(x-1), true
@@ -26889,6 +27689,11 @@ f351:
 			f365:
 				// LastTradeDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasLastTradeDate = false
+						p++
+						goto f366
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -26946,6 +27751,11 @@ f351:
 			f366:
 				// PriceAdjustmentMethod
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceAdjustmentMethod = false
+						p++
+						goto f367
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -27078,6 +27888,11 @@ f351:
 				}
 				// PriceBandMidpointPriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceBandMidpointPriceType = false
+						p++
+						goto f368
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -27135,6 +27950,11 @@ f351:
 			f368:
 				// AvgDailyTradedQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasAvgDailyTradedQty = false
+						p++
+						goto f369
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -27199,6 +28019,11 @@ f351:
 			f369:
 				// ExpireDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasExpireDate = false
+						p++
+						goto f370
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -27263,6 +28088,11 @@ f351:
 			f370:
 				// EarlyTermination
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEarlyTermination = false
+						p++
+						goto f371
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -27327,6 +28157,11 @@ f351:
 			f371:
 				// MaxTradeVol
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaxTradeVol = false
+						p++
+						goto f372
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -27464,6 +28299,11 @@ f351:
 							}
 							// UnderlyingPxType
 							{
+								if uint(p) < uint(len(b)) && b[p] == 0x80 {
+									v.HasUnderlyingPxType = false
+									p++
+									goto f373
+								}
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -27529,6 +28369,11 @@ f351:
 				}
 				// IndexSeq
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasIndexSeq = false
+						p++
+						goto f374
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint64(x-1), true
@@ -27961,6 +28806,11 @@ f377:
 			f380:
 				// Symbol
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSymbol = false
+						p++
+						goto f381
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -28189,6 +29039,11 @@ f377:
 				}
 				// PriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceType = false
+						p++
+						goto f384
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -28532,6 +29387,11 @@ f377:
 				}
 				// TradeCondition
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradeCondition = false
+						p++
+						goto f390
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -28579,6 +29439,11 @@ f377:
 			f390:
 				// OpenCloseSettleFlag
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOpenCloseSettleFlag = false
+						p++
+						goto f391
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x-1), true
@@ -28741,6 +29606,11 @@ f377:
 				}
 				// SettlePriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettlePriceType = false
+						p++
+						goto f392
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettlePriceType, v.HasSettlePriceType = uint32(x-1), true
@@ -29241,6 +30111,11 @@ f395:
 			f398:
 				// Symbol
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSymbol = false
+						p++
+						goto f399
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -29469,6 +30344,11 @@ f395:
 				}
 				// PriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceType = false
+						p++
+						goto f402
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -29812,6 +30692,11 @@ f395:
 				}
 				// TradeCondition
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradeCondition = false
+						p++
+						goto f408
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -29859,6 +30744,11 @@ f395:
 			f408:
 				// OpenCloseSettleFlag
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOpenCloseSettleFlag = false
+						p++
+						goto f409
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x-1), true
@@ -30021,6 +30911,11 @@ f395:
 				}
 				// SettlePriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettlePriceType = false
+						p++
+						goto f410
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SettlePriceType, v.HasSettlePriceType = uint32(x-1), true
@@ -30284,6 +31179,11 @@ f411:
 f412:
 	// SecurityGroup
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityGroup = false
+			p++
+			goto f413
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -30331,6 +31231,11 @@ f412:
 f413:
 	// SecurityID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityID = false
+			p++
+			goto f414
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -30410,6 +31315,11 @@ f414:
 	}
 	// SecurityExchange
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityExchange = false
+			p++
+			goto f415
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -30457,6 +31367,11 @@ f414:
 f415:
 	// TradingSessionSubID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			goto f416
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -30504,6 +31419,11 @@ f415:
 f416:
 	// SecurityTradingStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityTradingStatus = false
+			p++
+			goto f417
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -30561,6 +31481,11 @@ f416:
 f417:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f418
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -30618,6 +31543,11 @@ f417:
 f418:
 	// TradSesOpenTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradSesOpenTime = false
+			p++
+			goto f419
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x-1), true
@@ -30791,6 +31721,11 @@ f420:
 f421:
 	// SecurityTradingEvent
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityTradingEvent = false
+			p++
+			goto f422
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -30972,6 +31907,11 @@ f423:
 f424:
 	// SecurityGroup
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityGroup = false
+			p++
+			goto f425
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -31019,6 +31959,11 @@ f424:
 f425:
 	// Symbol
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			goto f426
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -31066,6 +32011,11 @@ f425:
 f426:
 	// SecurityID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityID = false
+			p++
+			goto f427
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -31145,6 +32095,11 @@ f427:
 	}
 	// SecurityExchange
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityExchange = false
+			p++
+			goto f428
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -31192,6 +32147,11 @@ f427:
 f428:
 	// TradingSessionSubID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			goto f429
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -31239,6 +32199,11 @@ f428:
 f429:
 	// SecurityTradingStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityTradingStatus = false
+			p++
+			goto f430
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -31296,6 +32261,11 @@ f429:
 f430:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f431
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -31353,6 +32323,11 @@ f430:
 f431:
 	// TradSesOpenTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradSesOpenTime = false
+			p++
+			goto f432
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x-1), true
@@ -31526,6 +32501,11 @@ f433:
 f434:
 	// SecurityTradingEvent
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityTradingEvent = false
+			p++
+			goto f435
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -31758,6 +32738,11 @@ f437:
 f438:
 	// SecurityGroup
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityGroup = false
+			p++
+			goto f439
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -31805,6 +32790,11 @@ f438:
 f439:
 	// Symbol
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			goto f440
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -31852,6 +32842,11 @@ f439:
 f440:
 	// SecurityID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityID = false
+			p++
+			goto f441
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -31931,6 +32926,11 @@ f441:
 	}
 	// SecurityExchange
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityExchange = false
+			p++
+			goto f442
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -31978,6 +32978,11 @@ f441:
 f442:
 	// TradingSessionSubID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionSubID = false
+			p++
+			goto f443
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -32025,6 +33030,11 @@ f442:
 f443:
 	// SecurityTradingStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityTradingStatus = false
+			p++
+			goto f444
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -32082,6 +33092,11 @@ f443:
 f444:
 	// TradSesOpenTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradSesOpenTime = false
+			p++
+			goto f445
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x-1), true
@@ -32204,6 +33219,11 @@ f445:
 f446:
 	// SecurityTradingEvent
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityTradingEvent = false
+			p++
+			goto f447
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -32436,6 +33456,11 @@ f449:
 f450:
 	// TotNumReports
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotNumReports = false
+			p++
+			goto f451
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -32493,6 +33518,11 @@ f450:
 f451:
 	// TradeDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeDate = false
+			p++
+			goto f452
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -32607,6 +33637,11 @@ f452:
 f453:
 	// MarketDepth
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMarketDepth = false
+			p++
+			goto f454
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -33088,6 +34123,11 @@ f456:
 				}
 				// TradingSessionSubID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						goto f461
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -33596,6 +34636,11 @@ f464:
 f465:
 	// TotNumReports
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotNumReports = false
+			p++
+			goto f466
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -33653,6 +34698,11 @@ f465:
 f466:
 	// TradeDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeDate = false
+			p++
+			goto f467
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -33767,6 +34817,11 @@ f467:
 f468:
 	// MarketDepth
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMarketDepth = false
+			p++
+			goto f469
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -34044,6 +35099,11 @@ f471:
 				}
 				// IndexSeq
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasIndexSeq = false
+						p++
+						goto f472
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
@@ -34365,6 +35425,11 @@ f471:
 				}
 				// TradingSessionSubID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						goto f477
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -34442,6 +35507,11 @@ f471:
 				}
 				// TradingSessionID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						goto f478
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -34499,6 +35569,11 @@ f471:
 			f478:
 				// SecurityTradingEvent
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSecurityTradingEvent = false
+						p++
+						goto f479
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -34730,6 +35805,11 @@ f471:
 				}
 				// LastTradeDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasLastTradeDate = false
+						p++
+						goto f481
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -34787,6 +35867,11 @@ f471:
 			f481:
 				// PriceAdjustmentMethod
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceAdjustmentMethod = false
+						p++
+						goto f482
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -34904,6 +35989,11 @@ f471:
 				}
 				// PriceBandMidpointPriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceBandMidpointPriceType = false
+						p++
+						goto f483
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -34961,6 +36051,11 @@ f471:
 			f483:
 				// AvgDailyTradedQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasAvgDailyTradedQty = false
+						p++
+						goto f484
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -35025,6 +36120,11 @@ f471:
 			f484:
 				// ExpireDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasExpireDate = false
+						p++
+						goto f485
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -35089,6 +36189,11 @@ f471:
 			f485:
 				// EarlyTermination
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEarlyTermination = false
+						p++
+						goto f486
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -35153,6 +36258,11 @@ f471:
 			f486:
 				// BTBCertIndicator
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasBTBCertIndicator = false
+						p++
+						goto f487
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x-1), true
@@ -35210,6 +36320,11 @@ f471:
 			f487:
 				// BTBContractInfo
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasBTBContractInfo = false
+						p++
+						goto f488
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBContractInfo, v.HasBTBContractInfo = uint32(x-1), true
@@ -35267,6 +36382,11 @@ f471:
 			f488:
 				// BTBGraceDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasBTBGraceDate = false
+						p++
+						goto f489
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBGraceDate, v.HasBTBGraceDate = uint32(x-1), true
@@ -35324,6 +36444,11 @@ f471:
 			f489:
 				// MaxTradeVol
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaxTradeVol = false
+						p++
+						goto f490
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -35476,6 +36601,11 @@ f471:
 							}
 							// UnderlyingPxType
 							{
+								if uint(p) < uint(len(b)) && b[p] == 0x80 {
+									v.HasUnderlyingPxType = false
+									p++
+									goto f491
+								}
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -35723,6 +36853,11 @@ f493:
 f494:
 	// TotNumReports
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotNumReports = false
+			p++
+			goto f495
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -35780,6 +36915,11 @@ f494:
 f495:
 	// TradeDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeDate = false
+			p++
+			goto f496
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -35894,6 +37034,11 @@ f496:
 f497:
 	// MarketDepth
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMarketDepth = false
+			p++
+			goto f498
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -36171,6 +37316,11 @@ f500:
 				}
 				// IndexSeq
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasIndexSeq = false
+						p++
+						goto f501
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
@@ -36447,6 +37597,11 @@ f500:
 				}
 				// TradingSessionSubID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						goto f506
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -36524,6 +37679,11 @@ f500:
 				}
 				// TradingSessionID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						goto f507
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -36581,6 +37741,11 @@ f500:
 			f507:
 				// SecurityTradingEvent
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSecurityTradingEvent = false
+						p++
+						goto f508
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -36812,6 +37977,11 @@ f500:
 				}
 				// LastTradeDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasLastTradeDate = false
+						p++
+						goto f510
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -36869,6 +38039,11 @@ f500:
 			f510:
 				// PriceAdjustmentMethod
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceAdjustmentMethod = false
+						p++
+						goto f511
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -36986,6 +38161,11 @@ f500:
 				}
 				// PriceBandMidpointPriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceBandMidpointPriceType = false
+						p++
+						goto f512
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -37043,6 +38223,11 @@ f500:
 			f512:
 				// AvgDailyTradedQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasAvgDailyTradedQty = false
+						p++
+						goto f513
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -37107,6 +38292,11 @@ f500:
 			f513:
 				// ExpireDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasExpireDate = false
+						p++
+						goto f514
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -37171,6 +38361,11 @@ f500:
 			f514:
 				// EarlyTermination
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEarlyTermination = false
+						p++
+						goto f515
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -37235,6 +38430,11 @@ f500:
 			f515:
 				// BTBCertIndicator
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasBTBCertIndicator = false
+						p++
+						goto f516
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x-1), true
@@ -37292,6 +38492,11 @@ f500:
 			f516:
 				// BTBContractInfo
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasBTBContractInfo = false
+						p++
+						goto f517
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBContractInfo, v.HasBTBContractInfo = uint32(x-1), true
@@ -37349,6 +38554,11 @@ f500:
 			f517:
 				// BTBGraceDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasBTBGraceDate = false
+						p++
+						goto f518
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.BTBGraceDate, v.HasBTBGraceDate = uint32(x-1), true
@@ -37406,6 +38616,11 @@ f500:
 			f518:
 				// MaxTradeVol
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaxTradeVol = false
+						p++
+						goto f519
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -37558,6 +38773,11 @@ f500:
 							}
 							// UnderlyingPxType
 							{
+								if uint(p) < uint(len(b)) && b[p] == 0x80 {
+									v.HasUnderlyingPxType = false
+									p++
+									goto f520
+								}
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -37805,6 +39025,11 @@ f522:
 f523:
 	// TotNumReports
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotNumReports = false
+			p++
+			goto f524
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -37862,6 +39087,11 @@ f523:
 f524:
 	// TradeDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeDate = false
+			p++
+			goto f525
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -37976,6 +39206,11 @@ f525:
 f526:
 	// MarketDepth
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMarketDepth = false
+			p++
+			goto f527
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -38253,6 +39488,11 @@ f529:
 				}
 				// IndexSeq
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasIndexSeq = false
+						p++
+						goto f530
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
@@ -38529,6 +39769,11 @@ f529:
 				}
 				// TradingSessionSubID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						goto f535
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -38606,6 +39851,11 @@ f529:
 				}
 				// TradingSessionID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						goto f536
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -38663,6 +39913,11 @@ f529:
 			f536:
 				// SecurityTradingEvent
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSecurityTradingEvent = false
+						p++
+						goto f537
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -38894,6 +40149,11 @@ f529:
 				}
 				// LastTradeDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasLastTradeDate = false
+						p++
+						goto f539
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -38951,6 +40211,11 @@ f529:
 			f539:
 				// PriceAdjustmentMethod
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceAdjustmentMethod = false
+						p++
+						goto f540
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -39068,6 +40333,11 @@ f529:
 				}
 				// PriceBandMidpointPriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceBandMidpointPriceType = false
+						p++
+						goto f541
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -39125,6 +40395,11 @@ f529:
 			f541:
 				// AvgDailyTradedQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasAvgDailyTradedQty = false
+						p++
+						goto f542
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -39189,6 +40464,11 @@ f529:
 			f542:
 				// ExpireDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasExpireDate = false
+						p++
+						goto f543
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -39253,6 +40533,11 @@ f529:
 			f543:
 				// EarlyTermination
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEarlyTermination = false
+						p++
+						goto f544
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -39317,6 +40602,11 @@ f529:
 			f544:
 				// MaxTradeVol
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaxTradeVol = false
+						p++
+						goto f545
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -39469,6 +40759,11 @@ f529:
 							}
 							// UnderlyingPxType
 							{
+								if uint(p) < uint(len(b)) && b[p] == 0x80 {
+									v.HasUnderlyingPxType = false
+									p++
+									goto f546
+								}
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -39716,6 +41011,11 @@ f548:
 f549:
 	// TotNumReports
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotNumReports = false
+			p++
+			goto f550
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -39773,6 +41073,11 @@ f549:
 f550:
 	// TradeDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeDate = false
+			p++
+			goto f551
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -39887,6 +41192,11 @@ f551:
 f552:
 	// MarketDepth
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMarketDepth = false
+			p++
+			goto f553
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -40164,6 +41474,11 @@ f555:
 				}
 				// IndexSeq
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasIndexSeq = false
+						p++
+						goto f556
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
@@ -40440,6 +41755,11 @@ f555:
 				}
 				// TradingSessionSubID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						goto f561
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -40517,6 +41837,11 @@ f555:
 				}
 				// TradingSessionID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						goto f562
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -40574,6 +41899,11 @@ f555:
 			f562:
 				// SecurityTradingEvent
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSecurityTradingEvent = false
+						p++
+						goto f563
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -40805,6 +42135,11 @@ f555:
 				}
 				// LastTradeDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasLastTradeDate = false
+						p++
+						goto f565
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -40862,6 +42197,11 @@ f555:
 			f565:
 				// PriceAdjustmentMethod
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceAdjustmentMethod = false
+						p++
+						goto f566
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -40979,6 +42319,11 @@ f555:
 				}
 				// PriceBandMidpointPriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceBandMidpointPriceType = false
+						p++
+						goto f567
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -41036,6 +42381,11 @@ f555:
 			f567:
 				// AvgDailyTradedQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasAvgDailyTradedQty = false
+						p++
+						goto f568
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -41100,6 +42450,11 @@ f555:
 			f568:
 				// ExpireDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasExpireDate = false
+						p++
+						goto f569
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -41164,6 +42519,11 @@ f555:
 			f569:
 				// EarlyTermination
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEarlyTermination = false
+						p++
+						goto f570
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -41228,6 +42588,11 @@ f555:
 			f570:
 				// MaxTradeVol
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaxTradeVol = false
+						p++
+						goto f571
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -41380,6 +42745,11 @@ f555:
 							}
 							// UnderlyingPxType
 							{
+								if uint(p) < uint(len(b)) && b[p] == 0x80 {
+									v.HasUnderlyingPxType = false
+									p++
+									goto f572
+								}
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -41627,6 +42997,11 @@ f574:
 f575:
 	// TotNumReports
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotNumReports = false
+			p++
+			goto f576
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -41684,6 +43059,11 @@ f575:
 f576:
 	// TradeDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeDate = false
+			p++
+			goto f577
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -41798,6 +43178,11 @@ f577:
 f578:
 	// MarketDepth
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMarketDepth = false
+			p++
+			goto f579
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -42075,6 +43460,11 @@ f581:
 				}
 				// IndexSeq
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasIndexSeq = false
+						p++
+						goto f582
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
@@ -42351,6 +43741,11 @@ f581:
 				}
 				// TradingSessionSubID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						goto f587
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -42428,6 +43823,11 @@ f581:
 				}
 				// TradingSessionID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						goto f588
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -42485,6 +43885,11 @@ f581:
 			f588:
 				// SecurityTradingEvent
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSecurityTradingEvent = false
+						p++
+						goto f589
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
@@ -42716,6 +44121,11 @@ f581:
 				}
 				// LastTradeDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasLastTradeDate = false
+						p++
+						goto f591
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
@@ -42773,6 +44183,11 @@ f581:
 			f591:
 				// PriceAdjustmentMethod
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceAdjustmentMethod = false
+						p++
+						goto f592
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
@@ -42890,6 +44305,11 @@ f581:
 				}
 				// PriceBandMidpointPriceType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasPriceBandMidpointPriceType = false
+						p++
+						goto f593
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
@@ -42947,6 +44367,11 @@ f581:
 			f593:
 				// AvgDailyTradedQty
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasAvgDailyTradedQty = false
+						p++
+						goto f594
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
@@ -43011,6 +44436,11 @@ f581:
 			f594:
 				// ExpireDate
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasExpireDate = false
+						p++
+						goto f595
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.ExpireDate, v.HasExpireDate = uint64(x-1), true
@@ -43075,6 +44505,11 @@ f581:
 			f595:
 				// EarlyTermination
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEarlyTermination = false
+						p++
+						goto f596
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
@@ -43139,6 +44574,11 @@ f581:
 			f596:
 				// MaxTradeVol
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMaxTradeVol = false
+						p++
+						goto f597
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
@@ -43291,6 +44731,11 @@ f581:
 							}
 							// UnderlyingPxType
 							{
+								if uint(p) < uint(len(b)) && b[p] == 0x80 {
+									v.HasUnderlyingPxType = false
+									p++
+									goto f598
+								}
 								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 									if x := b[p] & 0x7f; x != 0 {
 										v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
@@ -43538,6 +44983,11 @@ f600:
 f601:
 	// TotNumReports
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTotNumReports = false
+			p++
+			goto f602
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
@@ -43595,6 +45045,11 @@ f601:
 f602:
 	// TradeDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeDate = false
+			p++
+			goto f603
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
@@ -43709,6 +45164,11 @@ f603:
 f604:
 	// MarketDepth
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMarketDepth = false
+			p++
+			goto f605
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x-1), true
@@ -44190,6 +45650,11 @@ f607:
 				}
 				// TradingSessionSubID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						goto f612
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -44282,6 +45747,11 @@ f607:
 				}
 				// OpenCloseSettleFlag
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOpenCloseSettleFlag = false
+						p++
+						goto f613
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x-1), true
@@ -44998,6 +46468,11 @@ f621:
 f622:
 	// EncodedHeadlineLen
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasEncodedHeadlineLen = false
+			p++
+			goto f623
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = uint32(x-1), true
@@ -45329,6 +46804,11 @@ f623:
 			f626:
 				// EncodedTextLen
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEncodedTextLen = false
+						p++
+						goto f627
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EncodedTextLen, v.HasEncodedTextLen = uint32(x-1), true
@@ -45842,6 +47322,11 @@ f634:
 f635:
 	// EncodedHeadlineLen
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasEncodedHeadlineLen = false
+			p++
+			goto f636
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = uint32(x-1), true
@@ -46173,6 +47658,11 @@ f636:
 			f639:
 				// EncodedTextLen
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEncodedTextLen = false
+						p++
+						goto f640
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EncodedTextLen, v.HasEncodedTextLen = uint32(x-1), true
@@ -46377,6 +47867,11 @@ f641:
 f642:
 	// OrigTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrigTime = false
+			p++
+			goto f643
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint64(x-1), true
@@ -46887,6 +48382,11 @@ f647:
 				}
 				// RoutingID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasRoutingID = false
+						p++
+						goto f650
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -47039,6 +48539,11 @@ f647:
 			f651:
 				// EncodedTextLen
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEncodedTextLen = false
+						p++
+						goto f652
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.EncodedTextLen, v.HasEncodedTextLen = uint32(x-1), true
@@ -47096,6 +48601,11 @@ f647:
 			f652:
 				// EncodedText
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasEncodedText = false
+						p++
+						goto f653
+					}
 					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
@@ -47845,6 +49355,11 @@ f664:
 	v.ApplID = cApplID2
 	// Text
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasText = false
+			p++
+			goto f665
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {

@@ -806,6 +806,11 @@ f8:
 			f9:
 				// TrdType
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTrdType = false
+						p++
+						goto f10
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TrdType, v.HasTrdType = uint32(x-1), true
@@ -878,6 +883,11 @@ f8:
 				}
 				// TradingSessionSubID
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						goto f11
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradingSessionSubID, v.HasTradingSessionSubID = uint32(x-1), true
@@ -950,6 +960,11 @@ f8:
 				}
 				// SecurityTradingStatus
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSecurityTradingStatus = false
+						p++
+						goto f12
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -1007,6 +1022,11 @@ f8:
 			f12:
 				// TradeCondition
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradeCondition = false
+						p++
+						goto f13
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradeCondition, v.HasTradeCondition = uint64(x-1), true
@@ -1165,6 +1185,11 @@ f8:
 			f15:
 				// TradeVolume
 				{
+					if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradeVolume = false
+						p++
+						goto f16
+					}
 					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 						if x := b[p] & 0x7f; x != 0 {
 							v.TradeVolume, v.HasTradeVolume = uint64(x-1), true

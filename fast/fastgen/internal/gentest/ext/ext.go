@@ -1230,6 +1230,11 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 		f7:
 			// S
 			{
+				if uint(p) < uint(len(b)) && b[p] == 0x80 {
+					v.HasS = false
+					p++
+					goto f8
+				}
 				if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 					end := p
 					if q := b[p:]; len(q) >= 8 {
@@ -1553,6 +1558,11 @@ func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, err
 	_ = err
 	// V
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasV = false
+			p++
+			goto f11
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.V, v.HasV = uint32(x-1), true

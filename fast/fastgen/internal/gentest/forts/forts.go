@@ -793,6 +793,11 @@ f1:
 f2:
 	// LastFragment
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastFragment = false
+			p++
+			goto f3
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -988,6 +993,11 @@ f4:
 f5:
 	// SecurityID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityID = false
+			p++
+			goto f6
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -1052,6 +1062,11 @@ f6:
 	v.SecurityIDSource = uint32(8)
 	// Symbol
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			goto f7
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1097,6 +1112,11 @@ f6:
 f7:
 	// SecurityGroup
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityGroup = false
+			p++
+			goto f8
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1142,6 +1162,11 @@ f7:
 f8:
 	// ExchangeTradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasExchangeTradingSessionID = false
+			p++
+			goto f9
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
@@ -1246,6 +1271,11 @@ f9:
 f10:
 	// MarketDepth
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMarketDepth = false
+			p++
+			goto f11
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
@@ -1301,6 +1331,11 @@ f10:
 f11:
 	// MDPriceLevel
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDPriceLevel = false
+			p++
+			goto f12
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x-1), true
@@ -1356,6 +1391,11 @@ f11:
 f12:
 	// MDEntryID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			goto f13
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntryID, v.HasMDEntryID = int64(x-1), true
@@ -1416,6 +1456,11 @@ f12:
 f13:
 	// MDEntryPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryPx = false
+			p++
+			goto f14
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -1478,6 +1523,11 @@ f13:
 f14:
 	// MDEntrySize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntrySize = false
+			p++
+			goto f15
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
@@ -1538,6 +1588,11 @@ f14:
 f15:
 	// MDEntryDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryDate = false
+			p++
+			goto f16
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -1649,6 +1704,11 @@ f16:
 f17:
 	// NumberOfOrders
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasNumberOfOrders = false
+			p++
+			goto f18
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.NumberOfOrders, v.HasNumberOfOrders = int32(x-1), true
@@ -1709,6 +1769,11 @@ f17:
 f18:
 	// MDEntryTradeType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryTradeType = false
+			p++
+			goto f19
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1754,6 +1819,11 @@ f18:
 f19:
 	// TrdType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTrdType = false
+			p++
+			goto f20
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TrdType, v.HasTrdType = int32(x-1), true
@@ -1814,6 +1884,11 @@ f19:
 f20:
 	// LastPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastPx = false
+			p++
+			goto f21
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -1876,6 +1951,11 @@ f20:
 f21:
 	// MDFlags
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDFlags = false
+			p++
+			goto f22
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDFlags, v.HasMDFlags = int32(x-1), true
@@ -1936,6 +2016,11 @@ f21:
 f22:
 	// Currency
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCurrency = false
+			p++
+			goto f23
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -1981,6 +2066,11 @@ f22:
 f23:
 	// Revision
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRevision = false
+			p++
+			goto f24
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.Revision, v.HasRevision = uint64(x-1), true
@@ -2043,6 +2133,11 @@ f23:
 f24:
 	// OrderSide
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderSide = false
+			p++
+			goto f25
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2211,6 +2306,11 @@ f26:
 f27:
 	// LastFragment
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastFragment = false
+			p++
+			goto f28
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -2421,6 +2521,11 @@ f30:
 f31:
 	// SecurityID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityID = false
+			p++
+			goto f32
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -2487,6 +2592,11 @@ f32:
 	v.SecurityIDSource = uint32(8)
 	// Symbol
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSymbol = false
+			p++
+			goto f33
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2534,6 +2644,11 @@ f32:
 f33:
 	// SecurityGroup
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityGroup = false
+			p++
+			goto f34
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -2670,6 +2785,11 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 f35:
 	// ExchangeTradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasExchangeTradingSessionID = false
+			p++
+			goto f36
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
@@ -2725,6 +2845,11 @@ f35:
 f36:
 	// MDEntryID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			goto f37
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntryID, v.HasMDEntryID = int64(x-1), true
@@ -2785,6 +2910,11 @@ f36:
 f37:
 	// MarketDepth
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMarketDepth = false
+			p++
+			goto f38
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
@@ -2840,6 +2970,11 @@ f37:
 f38:
 	// MDEntryPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryPx = false
+			p++
+			goto f39
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -2902,6 +3037,11 @@ f38:
 f39:
 	// MDEntryDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryDate = false
+			p++
+			goto f40
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -3013,6 +3153,11 @@ f40:
 f41:
 	// MDEntrySize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntrySize = false
+			p++
+			goto f42
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
@@ -3073,6 +3218,11 @@ f41:
 f42:
 	// MDPriceLevel
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDPriceLevel = false
+			p++
+			goto f43
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x-1), true
@@ -3128,6 +3278,11 @@ f42:
 f43:
 	// NumberOfOrders
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasNumberOfOrders = false
+			p++
+			goto f44
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.NumberOfOrders, v.HasNumberOfOrders = int32(x-1), true
@@ -3188,6 +3343,11 @@ f43:
 f44:
 	// MDEntryTradeType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryTradeType = false
+			p++
+			goto f45
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3233,6 +3393,11 @@ f44:
 f45:
 	// TrdType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTrdType = false
+			p++
+			goto f46
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TrdType, v.HasTrdType = int32(x-1), true
@@ -3293,6 +3458,11 @@ f45:
 f46:
 	// MDFlags
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDFlags = false
+			p++
+			goto f47
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDFlags, v.HasMDFlags = int32(x-1), true
@@ -3353,6 +3523,11 @@ f46:
 f47:
 	// Currency
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCurrency = false
+			p++
+			goto f48
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3398,6 +3573,11 @@ f47:
 f48:
 	// OrderSide
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrderSide = false
+			p++
+			goto f49
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3734,6 +3914,11 @@ f54:
 	v.SecurityIDSource = uint32(8)
 	// SecurityAltID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityAltID = false
+			p++
+			goto f55
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3781,6 +3966,11 @@ f54:
 f55:
 	// SecurityAltIDSource
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityAltIDSource = false
+			p++
+			goto f56
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3828,6 +4018,11 @@ f55:
 f56:
 	// SecurityType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityType = false
+			p++
+			goto f57
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3875,6 +4070,11 @@ f56:
 f57:
 	// CFICode
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCFICode = false
+			p++
+			goto f58
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -3922,6 +4122,11 @@ f57:
 f58:
 	// StrikePrice
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasStrikePrice = false
+			p++
+			goto f59
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -3986,6 +4191,11 @@ f58:
 f59:
 	// ContractMultiplier
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasContractMultiplier = false
+			p++
+			goto f60
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4050,6 +4260,11 @@ f59:
 f60:
 	// SecurityTradingStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityTradingStatus = false
+			p++
+			goto f61
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -4107,6 +4322,11 @@ f60:
 f61:
 	// Currency
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasCurrency = false
+			p++
+			goto f62
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4198,6 +4418,11 @@ f62:
 f63:
 	// TradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradingSessionID = false
+			p++
+			goto f64
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
@@ -4255,6 +4480,11 @@ f63:
 f64:
 	// ExchangeTradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasExchangeTradingSessionID = false
+			p++
+			goto f65
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
@@ -4312,6 +4542,11 @@ f64:
 f65:
 	// Volatility
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasVolatility = false
+			p++
+			goto f66
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4455,6 +4690,11 @@ f66:
 	}
 	// HighLimitPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasHighLimitPx = false
+			p++
+			goto f67
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4519,6 +4759,11 @@ f66:
 f67:
 	// LowLimitPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLowLimitPx = false
+			p++
+			goto f68
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4583,6 +4828,11 @@ f67:
 f68:
 	// MinPriceIncrement
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMinPriceIncrement = false
+			p++
+			goto f69
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4647,6 +4897,11 @@ f68:
 f69:
 	// MinPriceIncrementAmount
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMinPriceIncrementAmount = false
+			p++
+			goto f70
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4711,6 +4966,11 @@ f69:
 f70:
 	// InitialMarginOnBuy
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInitialMarginOnBuy = false
+			p++
+			goto f71
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4775,6 +5035,11 @@ f70:
 f71:
 	// InitialMarginOnSell
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInitialMarginOnSell = false
+			p++
+			goto f72
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4839,6 +5104,11 @@ f71:
 f72:
 	// InitialMarginSyntetic
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInitialMarginSyntetic = false
+			p++
+			goto f73
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -4903,6 +5173,11 @@ f72:
 f73:
 	// QuotationList
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasQuotationList = false
+			p++
+			goto f74
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -4950,6 +5225,11 @@ f73:
 f74:
 	// TheorPrice
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTheorPrice = false
+			p++
+			goto f75
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -5014,6 +5294,11 @@ f74:
 f75:
 	// TheorPriceLimit
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTheorPriceLimit = false
+			p++
+			goto f76
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -5156,6 +5441,11 @@ f76:
 	}
 	// UnderlyingQty
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasUnderlyingQty = false
+			p++
+			goto f77
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -5220,6 +5510,11 @@ f76:
 f77:
 	// UnderlyingCurrency
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasUnderlyingCurrency = false
+			p++
+			goto f78
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -5306,6 +5601,11 @@ f78:
 	}
 	// MaturityDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMaturityDate = false
+			p++
+			goto f79
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
@@ -5363,6 +5663,11 @@ f78:
 f79:
 	// MaturityTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMaturityTime = false
+			p++
+			goto f80
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityTime, v.HasMaturityTime = uint32(x-1), true
@@ -5469,6 +5774,11 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 f81:
 	// MarketDepth
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMarketDepth = false
+			p++
+			goto f82
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
@@ -5524,6 +5834,11 @@ f81:
 f82:
 	// MDBookType
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDBookType = false
+			p++
+			goto f83
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDBookType, v.HasMDBookType = uint32(x-1), true
@@ -5625,6 +5940,11 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 f84:
 	// UnderlyingSecurityID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasUnderlyingSecurityID = false
+			p++
+			goto f85
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.UnderlyingSecurityID, v.HasUnderlyingSecurityID = uint64(x-1), true
@@ -6283,6 +6603,11 @@ f96:
 	v.SecurityIDSource = uint32(8)
 	// Volatility
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasVolatility = false
+			p++
+			goto f97
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6347,6 +6672,11 @@ f96:
 f97:
 	// TheorPrice
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTheorPrice = false
+			p++
+			goto f98
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6411,6 +6741,11 @@ f97:
 f98:
 	// TheorPriceLimit
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTheorPriceLimit = false
+			p++
+			goto f99
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6703,6 +7038,11 @@ f102:
 f103:
 	// SecurityTradingStatus
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityTradingStatus = false
+			p++
+			goto f104
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
@@ -6760,6 +7100,11 @@ f103:
 f104:
 	// HighLimitPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasHighLimitPx = false
+			p++
+			goto f105
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6824,6 +7169,11 @@ f104:
 f105:
 	// LowLimitPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLowLimitPx = false
+			p++
+			goto f106
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6888,6 +7238,11 @@ f105:
 f106:
 	// InitialMarginOnBuy
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInitialMarginOnBuy = false
+			p++
+			goto f107
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -6952,6 +7307,11 @@ f106:
 f107:
 	// InitialMarginOnSell
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInitialMarginOnSell = false
+			p++
+			goto f108
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -7016,6 +7376,11 @@ f107:
 f108:
 	// InitialMarginSyntetic
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasInitialMarginSyntetic = false
+			p++
+			goto f109
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -7625,6 +7990,11 @@ f117:
 f118:
 	// TradSesIntermClearingStartTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradSesIntermClearingStartTime = false
+			p++
+			goto f119
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesIntermClearingStartTime, v.HasTradSesIntermClearingStartTime = uint64(x-1), true
@@ -7689,6 +8059,11 @@ f118:
 f119:
 	// TradSesIntermClearingEndTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradSesIntermClearingEndTime = false
+			p++
+			goto f120
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesIntermClearingEndTime, v.HasTradSesIntermClearingEndTime = uint64(x-1), true
@@ -7804,6 +8179,11 @@ f120:
 f121:
 	// ExchangeTradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasExchangeTradingSessionID = false
+			p++
+			goto f122
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
@@ -7956,6 +8336,11 @@ f123:
 f124:
 	// TradSesEvent
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradSesEvent = false
+			p++
+			goto f125
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradSesEvent, v.HasTradSesEvent = int32(x-1), true
@@ -8144,6 +8529,11 @@ f126:
 f127:
 	// LastFragment
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastFragment = false
+			p++
+			goto f128
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
@@ -8201,6 +8591,11 @@ f127:
 f128:
 	// NewsId
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasNewsId = false
+			p++
+			goto f129
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8248,6 +8643,11 @@ f128:
 f129:
 	// OrigTime
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasOrigTime = false
+			p++
+			goto f130
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint64(x-1), true
@@ -8312,6 +8712,11 @@ f129:
 f130:
 	// LanguageCode
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLanguageCode = false
+			p++
+			goto f131
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8359,6 +8764,11 @@ f130:
 f131:
 	// Urgency
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasUrgency = false
+			p++
+			goto f132
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.Urgency, v.HasUrgency = uint32(x-1), true
@@ -8432,6 +8842,11 @@ f132:
 	v.MarketID = cMarketID3
 	// MarketSegmentID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMarketSegmentID = false
+			p++
+			goto f133
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
@@ -8852,6 +9267,11 @@ f137:
 f138:
 	// MDEntryID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			goto f139
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntryID, v.HasMDEntryID = int64(x-1), true
@@ -8912,6 +9332,11 @@ f138:
 f139:
 	// SecurityID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityID = false
+			p++
+			goto f140
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -8976,6 +9401,11 @@ f140:
 	v.SecurityIDSource = uint32(8)
 	// RptSeq
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRptSeq = false
+			p++
+			goto f141
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RptSeq, v.HasRptSeq = uint32(x-1), true
@@ -9031,6 +9461,11 @@ f140:
 f141:
 	// MDEntryDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryDate = false
+			p++
+			goto f142
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -9142,6 +9577,11 @@ f142:
 f143:
 	// MDEntryPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryPx = false
+			p++
+			goto f144
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -9204,6 +9644,11 @@ f143:
 f144:
 	// MDEntrySize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntrySize = false
+			p++
+			goto f145
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
@@ -9264,6 +9709,11 @@ f144:
 f145:
 	// LastPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastPx = false
+			p++
+			goto f146
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -9326,6 +9776,11 @@ f145:
 f146:
 	// LastQty
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasLastQty = false
+			p++
+			goto f147
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.LastQty, v.HasLastQty = int64(x-1), true
@@ -9386,6 +9841,11 @@ f146:
 f147:
 	// TradeID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeID = false
+			p++
+			goto f148
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradeID, v.HasTradeID = int64(x-1), true
@@ -9446,6 +9906,11 @@ f147:
 f148:
 	// ExchangeTradingSessionID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasExchangeTradingSessionID = false
+			p++
+			goto f149
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
@@ -9501,6 +9966,11 @@ f148:
 f149:
 	// MDFlags
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDFlags = false
+			p++
+			goto f150
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDFlags, v.HasMDFlags = int64(x-1), true
@@ -9561,6 +10031,11 @@ f149:
 f150:
 	// Revision
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRevision = false
+			p++
+			goto f151
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.Revision, v.HasRevision = uint64(x-1), true
@@ -9797,6 +10272,11 @@ f153:
 f154:
 	// RptSeq
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasRptSeq = false
+			p++
+			goto f155
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.RptSeq, v.HasRptSeq = uint32(x-1), true
@@ -10007,6 +10487,11 @@ f157:
 f158:
 	// SecurityID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasSecurityID = false
+			p++
+			goto f159
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
@@ -10162,6 +10647,11 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 f160:
 	// MDEntryID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryID = false
+			p++
+			goto f161
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntryID, v.HasMDEntryID = int64(x-1), true
@@ -10222,6 +10712,11 @@ f160:
 f161:
 	// MDEntryDate
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryDate = false
+			p++
+			goto f162
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
@@ -10333,6 +10828,11 @@ f162:
 f163:
 	// MDEntryPx
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntryPx = false
+			p++
+			goto f164
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
@@ -10395,6 +10895,11 @@ f163:
 f164:
 	// MDEntrySize
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDEntrySize = false
+			p++
+			goto f165
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDEntrySize, v.HasMDEntrySize = int64(x-1), true
@@ -10455,6 +10960,11 @@ f164:
 f165:
 	// TradeID
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasTradeID = false
+			p++
+			goto f166
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.TradeID, v.HasTradeID = int64(x-1), true
@@ -10515,6 +11025,11 @@ f165:
 f166:
 	// MDFlags
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasMDFlags = false
+			p++
+			goto f167
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := fastrt.SignExtend7(b[p]); x > 0 {
 				v.MDFlags, v.HasMDFlags = int64(x-1), true
@@ -10824,6 +11339,11 @@ f170:
 f171:
 	// Text
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasText = false
+			p++
+			goto f172
+		}
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {

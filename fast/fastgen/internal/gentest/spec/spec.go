@@ -433,6 +433,11 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pmb uint64, pmx bool) 
 	_ = err
 	// Value
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasValue = false
+			p++
+			goto f2
+		}
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {

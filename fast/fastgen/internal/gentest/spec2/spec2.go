@@ -366,6 +366,11 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pmb uint64, pmx bool) (int, e
 	_ = err
 	// Value
 	{
+		if uint(p) < uint(len(b)) && b[p] == 0x80 {
+			v.HasValue = false
+			p++
+			goto f2
+		}
 		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
 			if x := b[p] & 0x7f; x != 0 {
 				v.Value, v.HasValue = uint32(x-1), true
