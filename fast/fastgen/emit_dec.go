@@ -361,7 +361,7 @@ func (g *gen) decField(s *segment, f *field) {
 				ff.Exponent.Type, ff.Mantissa.Type, setv(f, "fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}", "true"))
 		}
 	case ff.Type == fast.TypeASCII && ff.Op == fast.OpNone:
-		g.w("if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {\n")
+		g.w("if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {\n")
 		g.asciiScan(f, "")
 		g.w("}")
 		if f.in.Nullable {
@@ -372,7 +372,7 @@ func (g *gen) decField(s *segment, f *field) {
 		g.w("e := %s\n", g.slot(ff))
 		g.w("if !pm.Peek(b) {\nif e.G == c.Gen {\npm.Next(b)\nif e.Msg == c.Msg {\n%s} else {\n%s}\ndone = true\n}\n",
 			setv(f, "e.Cur", "true"), setv(f, "c.Copy(e.B)", "true"))
-		g.w("} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {\n")
+		g.w("} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {\n")
 		// B is written before the next message (flush), and not at all when the
 		// dictionary is reset in between (the feed resets it before every datagram).
 		keep := "e.B = append(e.B[:0], w...)\n"
@@ -417,7 +417,7 @@ func (g *gen) asciiScan(f *field, onValue string) {
 	// The stop bit is found eight bytes at a time; the cleared last byte is written from
 	// the input, not read back from the window just copied (a store-forwarding stall).
 	g.w("end := p\nif q := b[p:]; len(q) >= 8 {\nif m := %s & 0x8080808080808080; m != 0 {\nend = p + bits.TrailingZeros64(m)>>3\n} else {\nend = p + 8\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n} else {\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n", le64("q"))
-	g.w("if end < len(b) {\nif end >= len(c.Win) {\nc.Extend(b, end)\n}\nw := c.Win[p : end+1 : end+1]\nw[end-p] = b[end] &^ 0x80\n")
+	g.w("if end < len(b) {\nif end >= len(c.Win) {\nc.Extend(b, end)\n}\nwin := c.Win[:end+1 : end+1]\nwin[end] = b[end] &^ 0x80\nw := win[p:]\n")
 	g.w("%s%sp = end + 1\ndone = true\n}\n", onValue, setv(f, "w", "true"))
 }
 

@@ -598,7 +598,7 @@ f3:
 							}
 							goto f5
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -618,8 +618,9 @@ f3:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 0
@@ -654,7 +655,7 @@ f3:
 							}
 							goto f6
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -674,8 +675,9 @@ f3:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 1
@@ -767,7 +769,7 @@ f3:
 						p++
 						goto f8
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -787,8 +789,9 @@ f3:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							goto f8
@@ -1204,7 +1207,7 @@ f13:
 f14:
 	// Symbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1224,8 +1227,9 @@ f14:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol = w
 				p = end + 1
 				goto f15
@@ -1413,7 +1417,7 @@ f17:
 							}
 							goto f18
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1433,8 +1437,9 @@ f17:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 0
@@ -1463,7 +1468,7 @@ f17:
 						p++
 						goto f19
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1483,8 +1488,9 @@ f17:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							goto f19
@@ -1894,7 +1900,7 @@ f24:
 f25:
 	// Symbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1914,8 +1920,9 @@ f25:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol = w
 				p = end + 1
 				goto f26
@@ -2010,7 +2017,7 @@ f27:
 			p++
 			goto f28
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2030,8 +2037,9 @@ f27:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SecurityType, v.HasSecurityType = w, true
 				p = end + 1
 				goto f28
@@ -2062,7 +2070,7 @@ f28:
 			p++
 			goto f29
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2082,8 +2090,9 @@ f28:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
 				goto f29
@@ -2322,7 +2331,7 @@ f31:
 f32:
 	// ApplID
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2342,8 +2351,9 @@ f32:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.ApplID = w
 				p = end + 1
 				goto f33
@@ -2488,7 +2498,7 @@ f34:
 f35:
 	// Symbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2508,8 +2518,9 @@ f35:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol = w
 				p = end + 1
 				goto f36
@@ -2597,7 +2608,7 @@ f37:
 			p++
 			goto f38
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2617,8 +2628,9 @@ f37:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				goto f38
@@ -2649,7 +2661,7 @@ f38:
 			p++
 			goto f39
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2669,8 +2681,9 @@ f38:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Text, v.HasText = w, true
 				p = end + 1
 				goto f39

@@ -1377,7 +1377,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 	v.SenderCompID = cSenderCompID
 	// TargetCompID
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1397,8 +1397,9 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TargetCompID = w
 				p = end + 1
 				goto f1
@@ -1585,7 +1586,7 @@ f4:
 			p++
 			goto f5
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1605,8 +1606,9 @@ f4:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Username, v.HasUsername = w, true
 				p = end + 1
 				goto f5
@@ -1637,7 +1639,7 @@ f5:
 			p++
 			goto f6
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1657,8 +1659,9 @@ f5:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Password, v.HasPassword = w, true
 				p = end + 1
 				goto f6
@@ -1684,7 +1687,7 @@ f5:
 f6:
 	// DefaultApplVerID
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1704,8 +1707,9 @@ f6:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.DefaultApplVerID = w
 				p = end + 1
 				goto f7
@@ -1743,7 +1747,7 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 	v.SenderCompID = cSenderCompID2
 	// TargetCompID
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1763,8 +1767,9 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TargetCompID = w
 				p = end + 1
 				goto f8
@@ -1899,7 +1904,7 @@ f10:
 			p++
 			goto f11
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1919,8 +1924,9 @@ f10:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Text, v.HasText = w, true
 				p = end + 1
 				goto f11
@@ -2079,7 +2085,7 @@ f13:
 			p++
 			goto f14
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2099,8 +2105,9 @@ f13:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				goto f14
@@ -2126,7 +2133,7 @@ f13:
 f14:
 	// Symbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2146,8 +2153,9 @@ f14:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol = w
 				p = end + 1
 				goto f15
@@ -2725,7 +2733,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			p++
 			goto f24
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2745,8 +2753,9 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryType, v.HasMDEntryType = w, true
 				p = end + 1
 				goto f24
@@ -2775,7 +2784,7 @@ f24:
 			p++
 			goto f25
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2795,8 +2804,9 @@ f24:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
 				goto f25
@@ -3139,7 +3149,7 @@ f30:
 			p++
 			goto f31
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -3159,8 +3169,9 @@ f30:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.QuoteCondition, v.HasQuoteCondition = w, true
 				p = end + 1
 				goto f31
@@ -3189,7 +3200,7 @@ f31:
 			p++
 			goto f32
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -3209,8 +3220,9 @@ f31:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradeCondition, v.HasTradeCondition = w, true
 				p = end + 1
 				goto f32
@@ -3239,7 +3251,7 @@ f32:
 			p++
 			goto f33
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -3259,8 +3271,9 @@ f32:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 				p = end + 1
 				goto f33
@@ -3289,7 +3302,7 @@ f33:
 			p++
 			goto f34
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -3309,8 +3322,9 @@ f33:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OrdType, v.HasOrdType = w, true
 				p = end + 1
 				goto f34
@@ -4317,7 +4331,7 @@ f49:
 			p++
 			goto f50
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4337,8 +4351,9 @@ f49:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
 				goto f50
@@ -4432,7 +4447,7 @@ f51:
 			p++
 			goto f52
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4452,8 +4467,9 @@ f51:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
 				goto f52
@@ -4482,7 +4498,7 @@ f52:
 			p++
 			goto f53
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4502,8 +4518,9 @@ f52:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OrderStatus, v.HasOrderStatus = w, true
 				p = end + 1
 				goto f53
@@ -5112,7 +5129,7 @@ f62:
 			p++
 			goto f63
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -5132,8 +5149,9 @@ f62:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.CXFlag, v.HasCXFlag = w, true
 				p = end + 1
 				goto f63
@@ -5162,7 +5180,7 @@ f63:
 			p++
 			goto f64
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -5182,8 +5200,9 @@ f63:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				goto f64
@@ -5446,7 +5465,7 @@ f67:
 			p++
 			goto f68
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -5466,8 +5485,9 @@ f67:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryType, v.HasMDEntryType = w, true
 				p = end + 1
 				goto f68
@@ -5496,7 +5516,7 @@ f68:
 			p++
 			goto f69
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -5516,8 +5536,9 @@ f68:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
 				goto f69
@@ -5791,7 +5812,7 @@ f73:
 			p++
 			goto f74
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -5811,8 +5832,9 @@ f73:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
 				goto f74
@@ -6021,7 +6043,7 @@ f77:
 			p++
 			goto f78
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6041,8 +6063,9 @@ f77:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				goto f78
@@ -6205,7 +6228,7 @@ f80:
 			p++
 			goto f81
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6225,8 +6248,9 @@ f80:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.QuoteCondition, v.HasQuoteCondition = w, true
 				p = end + 1
 				goto f81
@@ -6255,7 +6279,7 @@ f81:
 			p++
 			goto f82
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6275,8 +6299,9 @@ f81:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradeCondition, v.HasTradeCondition = w, true
 				p = end + 1
 				goto f82
@@ -6305,7 +6330,7 @@ f82:
 			p++
 			goto f83
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6325,8 +6350,9 @@ f82:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 				p = end + 1
 				goto f83
@@ -6355,7 +6381,7 @@ f83:
 			p++
 			goto f84
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6375,8 +6401,9 @@ f83:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OrdType, v.HasOrdType = w, true
 				p = end + 1
 				goto f84
@@ -7335,7 +7362,7 @@ f98:
 			p++
 			goto f99
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -7355,8 +7382,9 @@ f98:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
 				goto f99
@@ -7385,7 +7413,7 @@ f99:
 			p++
 			goto f100
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -7405,8 +7433,9 @@ f99:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OrderStatus, v.HasOrderStatus = w, true
 				p = end + 1
 				goto f100
@@ -8015,7 +8044,7 @@ f109:
 			p++
 			goto f110
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8035,8 +8064,9 @@ f109:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.CXFlag, v.HasCXFlag = w, true
 				p = end + 1
 				goto f110
@@ -8065,7 +8095,7 @@ f110:
 			p++
 			goto f111
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8085,8 +8115,9 @@ f110:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				goto f111
@@ -8115,7 +8146,7 @@ f111:
 			p++
 			goto f112
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8135,8 +8166,9 @@ f111:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				goto f112
@@ -8595,7 +8627,7 @@ f119:
 			p++
 			goto f120
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8615,8 +8647,9 @@ f119:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				goto f120
@@ -8642,7 +8675,7 @@ f119:
 f120:
 	// Symbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8662,8 +8695,9 @@ f120:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol = w
 				p = end + 1
 				goto f121
@@ -8867,7 +8901,7 @@ f123:
 							}
 							goto f124
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8887,8 +8921,9 @@ f123:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 0
@@ -8918,7 +8953,7 @@ f123:
 						p++
 						goto f125
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8938,8 +8973,9 @@ f123:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							goto f125
@@ -9093,7 +9129,7 @@ f123:
 							}
 							goto f129
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -9113,8 +9149,9 @@ f123:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 1
@@ -9150,7 +9187,7 @@ f123:
 							}
 							goto f130
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -9170,8 +9207,9 @@ f123:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 2
@@ -9222,7 +9260,7 @@ f123:
 							}
 							goto f131
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -9242,8 +9280,9 @@ f123:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 3
@@ -9713,7 +9752,7 @@ f138:
 			p++
 			goto f139
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -9733,8 +9772,9 @@ f138:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				goto f139
@@ -9760,7 +9800,7 @@ f138:
 f139:
 	// Symbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -9780,8 +9820,9 @@ f139:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol = w
 				p = end + 1
 				goto f140
@@ -9923,7 +9964,7 @@ f141:
 							}
 							goto f142
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -9943,8 +9984,9 @@ f141:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 0
@@ -9974,7 +10016,7 @@ f141:
 						p++
 						goto f143
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -9994,8 +10036,9 @@ f141:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							goto f143
@@ -10134,7 +10177,7 @@ f141:
 							}
 							goto f147
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10154,8 +10197,9 @@ f141:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 1
@@ -10191,7 +10235,7 @@ f141:
 							}
 							goto f148
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10211,8 +10255,9 @@ f141:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 3
@@ -10682,7 +10727,7 @@ f155:
 			p++
 			goto f156
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10702,8 +10747,9 @@ f155:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				goto f156
@@ -10729,7 +10775,7 @@ f155:
 f156:
 	// Symbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10749,8 +10795,9 @@ f156:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol = w
 				p = end + 1
 				goto f157
@@ -10943,7 +10990,7 @@ f159:
 				}
 				// MDEntryType
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10963,8 +11010,9 @@ f159:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.MDEntryType = w
 							p = end + 1
 							goto f160
@@ -10990,7 +11038,7 @@ f159:
 						p++
 						goto f161
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -11010,8 +11058,9 @@ f159:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							goto f161
@@ -11120,7 +11169,7 @@ f159:
 							}
 							goto f165
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -11140,8 +11189,9 @@ f159:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 4
@@ -11276,7 +11326,7 @@ f159:
 							}
 							goto f167
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -11296,8 +11346,9 @@ f159:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 5
@@ -11426,7 +11477,7 @@ f159:
 							}
 							goto f170
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -11446,8 +11497,9 @@ f159:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 3
@@ -11483,7 +11535,7 @@ f159:
 							}
 							goto f171
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -11503,8 +11555,9 @@ f159:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 6
@@ -11974,7 +12027,7 @@ f178:
 			p++
 			goto f179
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -11994,8 +12047,9 @@ f178:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				goto f179
@@ -12021,7 +12075,7 @@ f178:
 f179:
 	// Symbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12041,8 +12095,9 @@ f179:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol = w
 				p = end + 1
 				goto f180
@@ -12173,7 +12228,7 @@ f181:
 				}
 				// MDEntryType
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12193,8 +12248,9 @@ f181:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.MDEntryType = w
 							p = end + 1
 							goto f182
@@ -12220,7 +12276,7 @@ f181:
 						p++
 						goto f183
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12240,8 +12296,9 @@ f181:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							goto f183
@@ -12350,7 +12407,7 @@ f181:
 							}
 							goto f187
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12370,8 +12427,9 @@ f181:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 4
@@ -12476,7 +12534,7 @@ f181:
 							}
 							goto f189
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12496,8 +12554,9 @@ f181:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 5
@@ -12626,7 +12685,7 @@ f181:
 							}
 							goto f192
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12646,8 +12705,9 @@ f181:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 3
@@ -12683,7 +12743,7 @@ f181:
 							}
 							goto f193
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12703,8 +12763,9 @@ f181:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 6
@@ -12978,7 +13039,7 @@ f196:
 			p++
 			goto f197
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12998,8 +13059,9 @@ f196:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryType, v.HasMDEntryType = w, true
 				p = end + 1
 				goto f197
@@ -13028,7 +13090,7 @@ f197:
 			p++
 			goto f198
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -13048,8 +13110,9 @@ f197:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
 				goto f198
@@ -13078,7 +13141,7 @@ f198:
 			p++
 			goto f199
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -13098,8 +13161,9 @@ f198:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				goto f199
@@ -13507,7 +13571,7 @@ f205:
 			p++
 			goto f206
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -13527,8 +13591,9 @@ f205:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.QuoteCondition, v.HasQuoteCondition = w, true
 				p = end + 1
 				goto f206
@@ -13557,7 +13622,7 @@ f206:
 			p++
 			goto f207
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -13577,8 +13642,9 @@ f206:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradeCondition, v.HasTradeCondition = w, true
 				p = end + 1
 				goto f207
@@ -13607,7 +13673,7 @@ f207:
 			p++
 			goto f208
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -13627,8 +13693,9 @@ f207:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 				p = end + 1
 				goto f208
@@ -14702,7 +14769,7 @@ f224:
 			p++
 			goto f225
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -14722,8 +14789,9 @@ f224:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
 				goto f225
@@ -14752,7 +14820,7 @@ f225:
 			p++
 			goto f226
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -14772,8 +14840,9 @@ f225:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.CXFlag, v.HasCXFlag = w, true
 				p = end + 1
 				goto f226
@@ -14802,7 +14871,7 @@ f226:
 			p++
 			goto f227
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -14822,8 +14891,9 @@ f226:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				goto f227
@@ -14852,7 +14922,7 @@ f227:
 			p++
 			goto f228
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -14872,8 +14942,9 @@ f227:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				goto f228
@@ -15136,7 +15207,7 @@ f231:
 			p++
 			goto f232
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15156,8 +15227,9 @@ f231:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryType, v.HasMDEntryType = w, true
 				p = end + 1
 				goto f232
@@ -15186,7 +15258,7 @@ f232:
 			p++
 			goto f233
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15206,8 +15278,9 @@ f232:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
 				goto f233
@@ -15236,7 +15309,7 @@ f233:
 			p++
 			goto f234
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15256,8 +15329,9 @@ f233:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				goto f234
@@ -15665,7 +15739,7 @@ f240:
 			p++
 			goto f241
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15685,8 +15759,9 @@ f240:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.QuoteCondition, v.HasQuoteCondition = w, true
 				p = end + 1
 				goto f241
@@ -15715,7 +15790,7 @@ f241:
 			p++
 			goto f242
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15735,8 +15810,9 @@ f241:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradeCondition, v.HasTradeCondition = w, true
 				p = end + 1
 				goto f242
@@ -15765,7 +15841,7 @@ f242:
 			p++
 			goto f243
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15785,8 +15861,9 @@ f242:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 				p = end + 1
 				goto f243
@@ -16539,7 +16616,7 @@ f254:
 			p++
 			goto f255
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -16559,8 +16636,9 @@ f254:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
 				goto f255
@@ -16589,7 +16667,7 @@ f255:
 			p++
 			goto f256
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -16609,8 +16687,9 @@ f255:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.CXFlag, v.HasCXFlag = w, true
 				p = end + 1
 				goto f256
@@ -16639,7 +16718,7 @@ f256:
 			p++
 			goto f257
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -16659,8 +16738,9 @@ f256:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				goto f257
@@ -16689,7 +16769,7 @@ f257:
 			p++
 			goto f258
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -16709,8 +16789,9 @@ f257:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				goto f258
@@ -16975,7 +17056,7 @@ f260:
 							}
 							goto f262
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -16995,8 +17076,9 @@ f260:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 0
@@ -17026,7 +17108,7 @@ f260:
 						p++
 						goto f263
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17046,8 +17128,9 @@ f260:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							goto f263
@@ -17084,7 +17167,7 @@ f260:
 							}
 							goto f264
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17104,8 +17187,9 @@ f260:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 7
@@ -17325,7 +17409,7 @@ f260:
 							}
 							goto f269
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17345,8 +17429,9 @@ f260:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 1
@@ -17382,7 +17467,7 @@ f260:
 							}
 							goto f270
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17402,8 +17487,9 @@ f260:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 2
@@ -17454,7 +17540,7 @@ f260:
 							}
 							goto f271
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17474,8 +17560,9 @@ f260:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 8
@@ -17511,7 +17598,7 @@ f260:
 							}
 							goto f272
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17531,8 +17618,9 @@ f260:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 3
@@ -17770,7 +17858,7 @@ f274:
 							}
 							goto f276
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17790,8 +17878,9 @@ f274:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 0
@@ -17821,7 +17910,7 @@ f274:
 						p++
 						goto f277
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17841,8 +17930,9 @@ f274:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							goto f277
@@ -17879,7 +17969,7 @@ f274:
 							}
 							goto f278
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17899,8 +17989,9 @@ f274:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 7
@@ -18105,7 +18196,7 @@ f274:
 							}
 							goto f283
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18125,8 +18216,9 @@ f274:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 1
@@ -18162,7 +18254,7 @@ f274:
 							}
 							goto f284
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18182,8 +18274,9 @@ f274:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 8
@@ -18219,7 +18312,7 @@ f274:
 							}
 							goto f285
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18239,8 +18332,9 @@ f274:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 3
@@ -18509,7 +18603,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 f288:
 	// MDEntryType
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18529,8 +18623,9 @@ f288:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryType = w
 				p = end + 1
 				goto f289
@@ -18554,7 +18649,7 @@ f289:
 			p++
 			goto f290
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18574,8 +18669,9 @@ f289:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
 				goto f290
@@ -18604,7 +18700,7 @@ f290:
 			p++
 			goto f291
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18624,8 +18720,9 @@ f290:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				goto f291
@@ -18899,7 +18996,7 @@ f295:
 			p++
 			goto f296
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18919,8 +19016,9 @@ f295:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
 				goto f296
@@ -19344,7 +19442,7 @@ f302:
 			p++
 			goto f303
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -19364,8 +19462,9 @@ f302:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
 				goto f303
@@ -19720,7 +19819,7 @@ f308:
 			p++
 			goto f309
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -19740,8 +19839,9 @@ f308:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				goto f309
@@ -19770,7 +19870,7 @@ f309:
 			p++
 			goto f310
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -19790,8 +19890,9 @@ f309:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				goto f310
@@ -19820,7 +19921,7 @@ f310:
 			p++
 			goto f311
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -19840,8 +19941,9 @@ f310:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.RefOrderID, v.HasRefOrderID = w, true
 				p = end + 1
 				goto f311
@@ -20099,7 +20201,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 f314:
 	// MDEntryType
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -20119,8 +20221,9 @@ f314:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryType = w
 				p = end + 1
 				goto f315
@@ -20144,7 +20247,7 @@ f315:
 			p++
 			goto f316
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -20164,8 +20267,9 @@ f315:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryID, v.HasMDEntryID = w, true
 				p = end + 1
 				goto f316
@@ -20194,7 +20298,7 @@ f316:
 			p++
 			goto f317
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -20214,8 +20318,9 @@ f316:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				goto f317
@@ -20489,7 +20594,7 @@ f321:
 			p++
 			goto f322
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -20509,8 +20614,9 @@ f321:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
 				goto f322
@@ -20800,7 +20906,7 @@ f326:
 			p++
 			goto f327
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -20820,8 +20926,9 @@ f326:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
 				goto f327
@@ -21176,7 +21283,7 @@ f332:
 			p++
 			goto f333
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -21196,8 +21303,9 @@ f332:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				goto f333
@@ -21226,7 +21334,7 @@ f333:
 			p++
 			goto f334
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -21246,8 +21354,9 @@ f333:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				goto f334
@@ -21276,7 +21385,7 @@ f334:
 			p++
 			goto f335
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -21296,8 +21405,9 @@ f334:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.RefOrderID, v.HasRefOrderID = w, true
 				p = end + 1
 				goto f335
@@ -21544,7 +21654,7 @@ f338:
 			p++
 			goto f339
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -21564,8 +21674,9 @@ f338:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				goto f339
@@ -21847,7 +21958,7 @@ f342:
 			p++
 			goto f343
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -21867,8 +21978,9 @@ f342:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
 				goto f343
@@ -22314,7 +22426,7 @@ f348:
 			p++
 			goto f349
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -22334,8 +22446,9 @@ f348:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
 				goto f349
@@ -22405,7 +22518,7 @@ f349:
 			p++
 			goto f350
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -22425,8 +22538,9 @@ f349:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SettlCurrency, v.HasSettlCurrency = w, true
 				p = end + 1
 				goto f350
@@ -22524,7 +22638,7 @@ f351:
 			p++
 			goto f352
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -22544,8 +22658,9 @@ f351:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.StateSecurityID, v.HasStateSecurityID = w, true
 				p = end + 1
 				goto f352
@@ -23746,7 +23861,7 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 	_ = err
 	// TradingSessionID
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -23766,8 +23881,9 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID = w
 				p = end + 1
 				goto f369
@@ -23791,7 +23907,7 @@ f369:
 			p++
 			goto f370
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -23811,8 +23927,9 @@ f369:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				goto f370
@@ -24091,7 +24208,7 @@ f373:
 f374:
 	// Symbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -24111,8 +24228,9 @@ f374:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol = w
 				p = end + 1
 				goto f375
@@ -24138,7 +24256,7 @@ f375:
 			p++
 			goto f376
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -24158,8 +24276,9 @@ f375:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				goto f376
@@ -24190,7 +24309,7 @@ f376:
 			p++
 			goto f377
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -24210,8 +24329,9 @@ f376:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				goto f377
@@ -24551,7 +24671,7 @@ f382:
 			p++
 			goto f383
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -24571,8 +24691,9 @@ f382:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Text, v.HasText = w, true
 				p = end + 1
 				goto f383
@@ -24598,7 +24719,7 @@ f382:
 f383:
 	// TradingSessionID
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -24618,8 +24739,9 @@ f383:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionID = w
 				p = end + 1
 				goto f384

@@ -4084,7 +4084,7 @@ f5:
 				}
 				goto f6
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4104,8 +4104,9 @@ f5:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 0
@@ -4140,7 +4141,7 @@ f6:
 				}
 				goto f7
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4160,8 +4161,9 @@ f6:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 1
@@ -4190,7 +4192,7 @@ f7:
 			p++
 			goto f8
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4210,8 +4212,9 @@ f7:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Text, v.HasText = w, true
 				p = end + 1
 				goto f8
@@ -4303,7 +4306,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 f9:
 	// SendingTime
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4323,8 +4326,9 @@ f9:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SendingTime = w
 				p = end + 1
 				goto f10
@@ -4396,7 +4400,7 @@ f10:
 f11:
 	// LastFragment
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4416,8 +4420,9 @@ f11:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.LastFragment = w
 				p = end + 1
 				goto f12
@@ -4481,7 +4486,7 @@ f12:
 				}
 				// Symbol
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4501,8 +4506,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Symbol = w
 							p = end + 1
 							goto f13
@@ -4677,7 +4683,7 @@ f12:
 							}
 							// SecurityAltID
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4697,8 +4703,9 @@ f12:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.SecurityAltID = w
 										p = end + 1
 										goto f15
@@ -4730,7 +4737,7 @@ f12:
 										}
 										goto f16
 									}
-								} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4750,8 +4757,9 @@ f12:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 										c.dirty |= 1 << 2
@@ -4824,7 +4832,7 @@ f12:
 							}
 							// UnderlyingSymbol
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4844,8 +4852,9 @@ f12:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.UnderlyingSymbol = w
 										p = end + 1
 										goto f17
@@ -5584,7 +5593,7 @@ f12:
 							}
 							// LegSymbol
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -5604,8 +5613,9 @@ f12:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.LegSymbol = w
 										p = end + 1
 										goto f26
@@ -5709,7 +5719,7 @@ f12:
 						f28:
 							// LegSecurityType
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -5729,8 +5739,9 @@ f12:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.LegSecurityType = w
 										p = end + 1
 										goto f29
@@ -5813,7 +5824,7 @@ f12:
 				}
 				// SecurityUpdateAction
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -5833,8 +5844,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityUpdateAction = w
 							p = end + 1
 							goto f31
@@ -6380,7 +6392,7 @@ f12:
 						p++
 						goto f39
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6400,8 +6412,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							goto f39
@@ -6432,7 +6445,7 @@ f12:
 						p++
 						goto f40
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6452,8 +6465,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SettlCurrency, v.HasSettlCurrency = w, true
 							p = end + 1
 							goto f40
@@ -6531,7 +6545,7 @@ f12:
 			f41:
 				// SecurityType
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6551,8 +6565,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityType = w
 							p = end + 1
 							goto f42
@@ -6573,7 +6588,7 @@ f12:
 			f42:
 				// SecuritySubType
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6593,8 +6608,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecuritySubType = w
 							p = end + 1
 							goto f43
@@ -6620,7 +6636,7 @@ f12:
 						p++
 						goto f44
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6640,8 +6656,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityStrategyType, v.HasSecurityStrategyType = w, true
 							p = end + 1
 							goto f44
@@ -6672,7 +6689,7 @@ f12:
 						p++
 						goto f45
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6692,8 +6709,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Asset, v.HasAsset = w, true
 							p = end + 1
 							goto f45
@@ -6719,7 +6737,7 @@ f12:
 			f45:
 				// SecurityDesc
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6739,8 +6757,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityDesc = w
 							p = end + 1
 							goto f46
@@ -7036,7 +7055,7 @@ f12:
 						p++
 						goto f51
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -7056,8 +7075,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
 							goto f51
@@ -7356,7 +7376,7 @@ f12:
 			f55:
 				// CFICode
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -7376,8 +7396,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.CFICode = w
 							p = end + 1
 							goto f56
@@ -7398,7 +7419,7 @@ f12:
 			f56:
 				// CountryOfIssue
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -7418,8 +7439,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.CountryOfIssue = w
 							p = end + 1
 							goto f57
@@ -7682,7 +7704,7 @@ f12:
 						p++
 						goto f62
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -7702,8 +7724,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
 							goto f62
@@ -7854,7 +7877,7 @@ f12:
 						p++
 						goto f65
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -7874,8 +7897,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.MarketSegmentID, v.HasMarketSegmentID = w, true
 							p = end + 1
 							goto f65
@@ -7906,7 +7930,7 @@ f12:
 						p++
 						goto f66
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -7926,8 +7950,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.GovernanceIndicator, v.HasGovernanceIndicator = w, true
 							p = end + 1
 							goto f66
@@ -8020,7 +8045,7 @@ f12:
 			f67:
 				// SecurityGroup
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8040,8 +8065,9 @@ f12:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityGroup = w
 							p = end + 1
 							goto f68
@@ -8145,7 +8171,7 @@ func (c *Decoder) d4(b []byte, p int, v *MDSecurityList149RelatedSymApplIDs, pm 
 	_ = err
 	// ApplID
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8165,8 +8191,9 @@ func (c *Decoder) d4(b []byte, p int, v *MDSecurityList149RelatedSymApplIDs, pm 
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.ApplID = w
 				p = end + 1
 				goto f70
@@ -8228,7 +8255,7 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 	_ = err
 	// MDFeedType
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8248,8 +8275,9 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDFeedType = w
 				p = end + 1
 				goto f71
@@ -8393,7 +8421,7 @@ f73:
 			p++
 			goto f74
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8413,8 +8441,9 @@ f73:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.InstAttribValue, v.HasInstAttribValue = w, true
 				p = end + 1
 				goto f74
@@ -8632,7 +8661,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 f77:
 	// SendingTime
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8652,8 +8681,9 @@ f77:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SendingTime = w
 				p = end + 1
 				goto f78
@@ -8725,7 +8755,7 @@ f78:
 f79:
 	// LastFragment
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8745,8 +8775,9 @@ f79:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.LastFragment = w
 				p = end + 1
 				goto f80
@@ -8810,7 +8841,7 @@ f80:
 				}
 				// Symbol
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8830,8 +8861,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Symbol = w
 							p = end + 1
 							goto f81
@@ -9006,7 +9038,7 @@ f80:
 							}
 							// SecurityAltID
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -9026,8 +9058,9 @@ f80:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.SecurityAltID = w
 										p = end + 1
 										goto f83
@@ -9059,7 +9092,7 @@ f80:
 										}
 										goto f84
 									}
-								} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -9079,8 +9112,9 @@ f80:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 										c.dirty |= 1 << 3
@@ -9153,7 +9187,7 @@ f80:
 							}
 							// UnderlyingSymbol
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -9173,8 +9207,9 @@ f80:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.UnderlyingSymbol = w
 										p = end + 1
 										goto f85
@@ -9836,7 +9871,7 @@ f80:
 							}
 							// LegSymbol
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -9856,8 +9891,9 @@ f80:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.LegSymbol = w
 										p = end + 1
 										goto f93
@@ -9961,7 +9997,7 @@ f80:
 						f95:
 							// LegSecurityType
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -9981,8 +10017,9 @@ f80:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.LegSecurityType = w
 										p = end + 1
 										goto f96
@@ -10065,7 +10102,7 @@ f80:
 				}
 				// SecurityUpdateAction
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10085,8 +10122,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityUpdateAction = w
 							p = end + 1
 							goto f98
@@ -10632,7 +10670,7 @@ f80:
 						p++
 						goto f106
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10652,8 +10690,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							goto f106
@@ -10684,7 +10723,7 @@ f80:
 						p++
 						goto f107
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10704,8 +10743,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SettlCurrency, v.HasSettlCurrency = w, true
 							p = end + 1
 							goto f107
@@ -10783,7 +10823,7 @@ f80:
 			f108:
 				// SecurityType
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10803,8 +10843,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityType = w
 							p = end + 1
 							goto f109
@@ -10825,7 +10866,7 @@ f80:
 			f109:
 				// SecuritySubType
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10845,8 +10886,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecuritySubType = w
 							p = end + 1
 							goto f110
@@ -10872,7 +10914,7 @@ f80:
 						p++
 						goto f111
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10892,8 +10934,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityStrategyType, v.HasSecurityStrategyType = w, true
 							p = end + 1
 							goto f111
@@ -10924,7 +10967,7 @@ f80:
 						p++
 						goto f112
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10944,8 +10987,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Asset, v.HasAsset = w, true
 							p = end + 1
 							goto f112
@@ -10971,7 +11015,7 @@ f80:
 			f112:
 				// SecurityDesc
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10991,8 +11035,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityDesc = w
 							p = end + 1
 							goto f113
@@ -11288,7 +11333,7 @@ f80:
 						p++
 						goto f118
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -11308,8 +11353,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
 							goto f118
@@ -11608,7 +11654,7 @@ f80:
 			f122:
 				// CFICode
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -11628,8 +11674,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.CFICode = w
 							p = end + 1
 							goto f123
@@ -11650,7 +11697,7 @@ f80:
 			f123:
 				// CountryOfIssue
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -11670,8 +11717,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.CountryOfIssue = w
 							p = end + 1
 							goto f124
@@ -11934,7 +11982,7 @@ f80:
 						p++
 						goto f129
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -11954,8 +12002,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
 							goto f129
@@ -12106,7 +12155,7 @@ f80:
 						p++
 						goto f132
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12126,8 +12175,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.MarketSegmentID, v.HasMarketSegmentID = w, true
 							p = end + 1
 							goto f132
@@ -12158,7 +12208,7 @@ f80:
 						p++
 						goto f133
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12178,8 +12228,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.GovernanceIndicator, v.HasGovernanceIndicator = w, true
 							p = end + 1
 							goto f133
@@ -12272,7 +12323,7 @@ f80:
 			f134:
 				// SecurityGroup
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12292,8 +12343,9 @@ f80:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityGroup = w
 							p = end + 1
 							goto f135
@@ -12397,7 +12449,7 @@ func (c *Decoder) d14(b []byte, p int, v *MDSecurityList148RelatedSymApplIDs, pm
 	_ = err
 	// ApplID
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12417,8 +12469,9 @@ func (c *Decoder) d14(b []byte, p int, v *MDSecurityList148RelatedSymApplIDs, pm
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.ApplID = w
 				p = end + 1
 				goto f137
@@ -12480,7 +12533,7 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 	_ = err
 	// MDFeedType
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12500,8 +12553,9 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDFeedType = w
 				p = end + 1
 				goto f138
@@ -12645,7 +12699,7 @@ f140:
 			p++
 			goto f141
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12665,8 +12719,9 @@ f140:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.InstAttribValue, v.HasInstAttribValue = w, true
 				p = end + 1
 				goto f141
@@ -12884,7 +12939,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 f144:
 	// SendingTime
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12904,8 +12959,9 @@ f144:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SendingTime = w
 				p = end + 1
 				goto f145
@@ -12977,7 +13033,7 @@ f145:
 f146:
 	// LastFragment
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -12997,8 +13053,9 @@ f146:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.LastFragment = w
 				p = end + 1
 				goto f147
@@ -13062,7 +13119,7 @@ f147:
 				}
 				// Symbol
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -13082,8 +13139,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Symbol = w
 							p = end + 1
 							goto f148
@@ -13258,7 +13316,7 @@ f147:
 							}
 							// SecurityAltID
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -13278,8 +13336,9 @@ f147:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.SecurityAltID = w
 										p = end + 1
 										goto f150
@@ -13311,7 +13370,7 @@ f147:
 										}
 										goto f151
 									}
-								} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -13331,8 +13390,9 @@ f147:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 										c.dirty |= 1 << 4
@@ -13405,7 +13465,7 @@ f147:
 							}
 							// UnderlyingSymbol
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -13425,8 +13485,9 @@ f147:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.UnderlyingSymbol = w
 										p = end + 1
 										goto f152
@@ -14088,7 +14149,7 @@ f147:
 							}
 							// LegSymbol
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -14108,8 +14169,9 @@ f147:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.LegSymbol = w
 										p = end + 1
 										goto f160
@@ -14213,7 +14275,7 @@ f147:
 						f162:
 							// LegSecurityType
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -14233,8 +14295,9 @@ f147:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.LegSecurityType = w
 										p = end + 1
 										goto f163
@@ -14317,7 +14380,7 @@ f147:
 				}
 				// SecurityUpdateAction
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -14337,8 +14400,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityUpdateAction = w
 							p = end + 1
 							goto f165
@@ -14884,7 +14948,7 @@ f147:
 						p++
 						goto f173
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -14904,8 +14968,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							goto f173
@@ -14936,7 +15001,7 @@ f147:
 						p++
 						goto f174
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -14956,8 +15021,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SettlCurrency, v.HasSettlCurrency = w, true
 							p = end + 1
 							goto f174
@@ -15035,7 +15101,7 @@ f147:
 			f175:
 				// SecurityType
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15055,8 +15121,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityType = w
 							p = end + 1
 							goto f176
@@ -15077,7 +15144,7 @@ f147:
 			f176:
 				// SecuritySubType
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15097,8 +15164,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecuritySubType = w
 							p = end + 1
 							goto f177
@@ -15124,7 +15192,7 @@ f147:
 						p++
 						goto f178
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15144,8 +15212,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityStrategyType, v.HasSecurityStrategyType = w, true
 							p = end + 1
 							goto f178
@@ -15176,7 +15245,7 @@ f147:
 						p++
 						goto f179
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15196,8 +15265,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Asset, v.HasAsset = w, true
 							p = end + 1
 							goto f179
@@ -15223,7 +15293,7 @@ f147:
 			f179:
 				// SecurityDesc
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15243,8 +15313,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityDesc = w
 							p = end + 1
 							goto f180
@@ -15540,7 +15611,7 @@ f147:
 						p++
 						goto f185
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15560,8 +15631,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
 							goto f185
@@ -15860,7 +15932,7 @@ f147:
 			f189:
 				// CFICode
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15880,8 +15952,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.CFICode = w
 							p = end + 1
 							goto f190
@@ -15902,7 +15975,7 @@ f147:
 			f190:
 				// CountryOfIssue
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -15922,8 +15995,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.CountryOfIssue = w
 							p = end + 1
 							goto f191
@@ -16186,7 +16260,7 @@ f147:
 						p++
 						goto f196
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -16206,8 +16280,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
 							goto f196
@@ -16358,7 +16433,7 @@ f147:
 						p++
 						goto f199
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -16378,8 +16453,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.MarketSegmentID, v.HasMarketSegmentID = w, true
 							p = end + 1
 							goto f199
@@ -16410,7 +16486,7 @@ f147:
 						p++
 						goto f200
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -16430,8 +16506,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.GovernanceIndicator, v.HasGovernanceIndicator = w, true
 							p = end + 1
 							goto f200
@@ -16524,7 +16601,7 @@ f147:
 			f201:
 				// SecurityGroup
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -16544,8 +16621,9 @@ f147:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityGroup = w
 							p = end + 1
 							goto f202
@@ -16649,7 +16727,7 @@ func (c *Decoder) d24(b []byte, p int, v *MDSecurityList141RelatedSymApplIDs, pm
 	_ = err
 	// ApplID
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -16669,8 +16747,9 @@ func (c *Decoder) d24(b []byte, p int, v *MDSecurityList141RelatedSymApplIDs, pm
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.ApplID = w
 				p = end + 1
 				goto f204
@@ -16732,7 +16811,7 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 	_ = err
 	// MDFeedType
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -16752,8 +16831,9 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDFeedType = w
 				p = end + 1
 				goto f205
@@ -16897,7 +16977,7 @@ f207:
 			p++
 			goto f208
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -16917,8 +16997,9 @@ f207:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.InstAttribValue, v.HasInstAttribValue = w, true
 				p = end + 1
 				goto f208
@@ -17245,7 +17326,7 @@ f212:
 f213:
 	// LastFragment
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17265,8 +17346,9 @@ f213:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.LastFragment = w
 				p = end + 1
 				goto f214
@@ -17330,7 +17412,7 @@ f214:
 				}
 				// Symbol
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17350,8 +17432,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Symbol = w
 							p = end + 1
 							goto f215
@@ -17526,7 +17609,7 @@ f214:
 							}
 							// SecurityAltID
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17546,8 +17629,9 @@ f214:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.SecurityAltID = w
 										p = end + 1
 										goto f217
@@ -17579,7 +17663,7 @@ f214:
 										}
 										goto f218
 									}
-								} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17599,8 +17683,9 @@ f214:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 										c.dirty |= 1 << 5
@@ -17712,7 +17797,7 @@ f214:
 							}
 							// LegSymbol
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17732,8 +17817,9 @@ f214:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.LegSymbol = w
 										p = end + 1
 										goto f219
@@ -17837,7 +17923,7 @@ f214:
 						f221:
 							// LegType
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17857,8 +17943,9 @@ f214:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.LegType = w
 										p = end + 1
 										goto f222
@@ -17879,7 +17966,7 @@ f214:
 						f222:
 							// BuyersPerspective
 							{
-								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+								if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 									end := p
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17899,8 +17986,9 @@ f214:
 										if end >= len(c.Win) {
 											c.Extend(b, end)
 										}
-										w := c.Win[p : end+1 : end+1]
-										w[end-p] = b[end] &^ 0x80
+										win := c.Win[: end+1 : end+1]
+										win[end] = b[end] &^ 0x80
+										w := win[p:]
 										v.BuyersPerspective = w
 										p = end + 1
 										goto f223
@@ -17931,7 +18019,7 @@ f214:
 				}
 				// SecurityUpdateAction
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -17951,8 +18039,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityUpdateAction = w
 							p = end + 1
 							goto f224
@@ -18319,7 +18408,7 @@ f214:
 			f230:
 				// InstrumentID
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18339,8 +18428,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.InstrumentID = w
 							p = end + 1
 							goto f231
@@ -18361,7 +18451,7 @@ f214:
 			f231:
 				// Currency
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18381,8 +18471,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Currency = w
 							p = end + 1
 							goto f232
@@ -18403,7 +18494,7 @@ f214:
 			f232:
 				// SettlCurrency
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18423,8 +18514,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SettlCurrency = w
 							p = end + 1
 							goto f233
@@ -18445,7 +18537,7 @@ f214:
 			f233:
 				// SecurityType
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18465,8 +18557,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityType = w
 							p = end + 1
 							goto f234
@@ -18487,7 +18580,7 @@ f214:
 			f234:
 				// SecuritySubType
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18507,8 +18600,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecuritySubType = w
 							p = end + 1
 							goto f235
@@ -18529,7 +18623,7 @@ f214:
 			f235:
 				// Asset
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18549,8 +18643,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Asset = w
 							p = end + 1
 							goto f236
@@ -18571,7 +18666,7 @@ f214:
 			f236:
 				// SecurityDesc
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18591,8 +18686,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityDesc = w
 							p = end + 1
 							goto f237
@@ -18819,7 +18915,7 @@ f214:
 						p++
 						goto f241
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -18839,8 +18935,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
 							goto f241
@@ -19001,7 +19098,7 @@ f214:
 			f243:
 				// CFICode
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -19021,8 +19118,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.CFICode = w
 							p = end + 1
 							goto f244
@@ -19043,7 +19141,7 @@ f214:
 			f244:
 				// CountryOfIssue
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -19063,8 +19161,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.CountryOfIssue = w
 							p = end + 1
 							goto f245
@@ -19316,7 +19415,7 @@ f214:
 						p++
 						goto f250
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -19336,8 +19435,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
 							goto f250
@@ -19440,7 +19540,7 @@ f214:
 				}
 				// SecurityGroup
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -19460,8 +19560,9 @@ f214:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityGroup = w
 							p = end + 1
 							goto f252
@@ -19498,7 +19599,7 @@ func (c *Decoder) d34(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 	_ = err
 	// ApplId
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -19518,8 +19619,9 @@ func (c *Decoder) d34(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.ApplId = w
 				p = end + 1
 				goto f253
@@ -19581,7 +19683,7 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 	_ = err
 	// MDFeedType
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -19601,8 +19703,9 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDFeedType = w
 				p = end + 1
 				goto f254
@@ -19676,7 +19779,7 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 	_ = err
 	// UnderlyingSymbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -19696,8 +19799,9 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.UnderlyingSymbol = w
 				p = end + 1
 				goto f256
@@ -20005,7 +20109,7 @@ f259:
 							}
 							goto f261
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -20025,8 +20129,9 @@ f259:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 6
@@ -20560,7 +20665,7 @@ f267:
 							}
 							goto f269
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -20580,8 +20685,9 @@ f267:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 7
@@ -20806,7 +20912,7 @@ f267:
 						p++
 						goto f272
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -20826,8 +20932,9 @@ f267:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
 							goto f272
@@ -21073,7 +21180,7 @@ f267:
 							}
 							goto f277
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -21093,8 +21200,9 @@ f267:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 8
@@ -21184,7 +21292,7 @@ f267:
 						p++
 						goto f278
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -21204,8 +21312,9 @@ f267:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							goto f278
@@ -22736,7 +22845,7 @@ f296:
 							}
 							goto f298
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -22756,8 +22865,9 @@ f296:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 9
@@ -22982,7 +23092,7 @@ f296:
 						p++
 						goto f301
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -23002,8 +23112,9 @@ f296:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
 							goto f301
@@ -23204,7 +23315,7 @@ f296:
 							}
 							goto f306
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -23224,8 +23335,9 @@ f296:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 10
@@ -23315,7 +23427,7 @@ f296:
 						p++
 						goto f307
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -23335,8 +23447,9 @@ f296:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							goto f307
@@ -24867,7 +24980,7 @@ f325:
 							}
 							goto f327
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -24887,8 +25000,9 @@ f325:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 11
@@ -25113,7 +25227,7 @@ f325:
 						p++
 						goto f330
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -25133,8 +25247,9 @@ f325:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
 							goto f330
@@ -25335,7 +25450,7 @@ f325:
 							}
 							goto f335
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -25355,8 +25470,9 @@ f325:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 12
@@ -25446,7 +25562,7 @@ f325:
 						p++
 						goto f336
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -25466,8 +25582,9 @@ f325:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							goto f336
@@ -26812,7 +26929,7 @@ f351:
 							}
 							goto f353
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -26832,8 +26949,9 @@ f351:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 13
@@ -27058,7 +27176,7 @@ f351:
 						p++
 						goto f356
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -27078,8 +27196,9 @@ f351:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
 							goto f356
@@ -27280,7 +27399,7 @@ f351:
 							}
 							goto f361
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -27300,8 +27419,9 @@ f351:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 14
@@ -27391,7 +27511,7 @@ f351:
 						p++
 						goto f362
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -27411,8 +27531,9 @@ f351:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							goto f362
@@ -27505,7 +27626,7 @@ f351:
 						p++
 						goto f364
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -27525,8 +27646,9 @@ f351:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 							p = end + 1
 							goto f364
@@ -28761,7 +28883,7 @@ f377:
 							}
 							goto f380
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -28781,8 +28903,9 @@ f377:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 15
@@ -28811,7 +28934,7 @@ f377:
 						p++
 						goto f381
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -28831,8 +28954,9 @@ f377:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
 							goto f381
@@ -29044,7 +29168,7 @@ f377:
 						p++
 						goto f384
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -29064,8 +29188,9 @@ f377:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
 							goto f384
@@ -29266,7 +29391,7 @@ f377:
 							}
 							goto f389
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -29286,8 +29411,9 @@ f377:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 16
@@ -29392,7 +29518,7 @@ f377:
 						p++
 						goto f390
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -29412,8 +29538,9 @@ f377:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							goto f390
@@ -30066,7 +30193,7 @@ f395:
 							}
 							goto f398
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -30086,8 +30213,9 @@ f395:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 17
@@ -30116,7 +30244,7 @@ f395:
 						p++
 						goto f399
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -30136,8 +30264,9 @@ f395:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
 							goto f399
@@ -30349,7 +30478,7 @@ f395:
 						p++
 						goto f402
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -30369,8 +30498,9 @@ f395:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
 							goto f402
@@ -30571,7 +30701,7 @@ f395:
 							}
 							goto f407
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -30591,8 +30721,9 @@ f395:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 18
@@ -30697,7 +30828,7 @@ f395:
 						p++
 						goto f408
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -30717,8 +30848,9 @@ f395:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							goto f408
@@ -31184,7 +31316,7 @@ f412:
 			p++
 			goto f413
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -31204,8 +31336,9 @@ f412:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
 				goto f413
@@ -31320,7 +31453,7 @@ f414:
 			p++
 			goto f415
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -31340,8 +31473,9 @@ f414:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SecurityExchange, v.HasSecurityExchange = w, true
 				p = end + 1
 				goto f415
@@ -31372,7 +31506,7 @@ f415:
 			p++
 			goto f416
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -31392,8 +31526,9 @@ f415:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				goto f416
@@ -31912,7 +32047,7 @@ f424:
 			p++
 			goto f425
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -31932,8 +32067,9 @@ f424:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
 				goto f425
@@ -31964,7 +32100,7 @@ f425:
 			p++
 			goto f426
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -31984,8 +32120,9 @@ f425:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				goto f426
@@ -32100,7 +32237,7 @@ f427:
 			p++
 			goto f428
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -32120,8 +32257,9 @@ f427:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SecurityExchange, v.HasSecurityExchange = w, true
 				p = end + 1
 				goto f428
@@ -32152,7 +32290,7 @@ f428:
 			p++
 			goto f429
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -32172,8 +32310,9 @@ f428:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				goto f429
@@ -32743,7 +32882,7 @@ f438:
 			p++
 			goto f439
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -32763,8 +32902,9 @@ f438:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
 				goto f439
@@ -32795,7 +32935,7 @@ f439:
 			p++
 			goto f440
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -32815,8 +32955,9 @@ f439:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				goto f440
@@ -32931,7 +33072,7 @@ f441:
 			p++
 			goto f442
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -32951,8 +33092,9 @@ f441:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SecurityExchange, v.HasSecurityExchange = w, true
 				p = end + 1
 				goto f442
@@ -32983,7 +33125,7 @@ f442:
 			p++
 			goto f443
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -33003,8 +33145,9 @@ f442:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				goto f443
@@ -33591,7 +33734,7 @@ f452:
 				}
 				goto f453
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -33611,8 +33754,9 @@ f452:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 19
@@ -34017,7 +34161,7 @@ f456:
 							}
 							goto f460
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -34037,8 +34181,9 @@ f456:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 20
@@ -34128,7 +34273,7 @@ f456:
 						p++
 						goto f461
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -34148,8 +34293,9 @@ f456:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							goto f461
@@ -34771,7 +34917,7 @@ f467:
 				}
 				goto f468
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -34791,8 +34937,9 @@ f467:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 21
@@ -35226,7 +35373,7 @@ f471:
 							}
 							goto f474
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -35246,8 +35393,9 @@ f471:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 22
@@ -35430,7 +35578,7 @@ f471:
 						p++
 						goto f477
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -35450,8 +35598,9 @@ f471:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							goto f477
@@ -36988,7 +37137,7 @@ f496:
 				}
 				goto f497
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -37008,8 +37157,9 @@ f496:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 23
@@ -37443,7 +37593,7 @@ f500:
 							}
 							goto f503
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -37463,8 +37613,9 @@ f500:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 24
@@ -37602,7 +37753,7 @@ f500:
 						p++
 						goto f506
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -37622,8 +37773,9 @@ f500:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							goto f506
@@ -39160,7 +39312,7 @@ f525:
 				}
 				goto f526
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -39180,8 +39332,9 @@ f525:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 25
@@ -39615,7 +39768,7 @@ f529:
 							}
 							goto f532
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -39635,8 +39788,9 @@ f529:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 26
@@ -39774,7 +39928,7 @@ f529:
 						p++
 						goto f535
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -39794,8 +39948,9 @@ f529:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							goto f535
@@ -41146,7 +41301,7 @@ f551:
 				}
 				goto f552
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -41166,8 +41321,9 @@ f551:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 27
@@ -41601,7 +41757,7 @@ f555:
 							}
 							goto f558
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -41621,8 +41777,9 @@ f555:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 28
@@ -41760,7 +41917,7 @@ f555:
 						p++
 						goto f561
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -41780,8 +41937,9 @@ f555:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							goto f561
@@ -43132,7 +43290,7 @@ f577:
 				}
 				goto f578
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -43152,8 +43310,9 @@ f577:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 29
@@ -43587,7 +43746,7 @@ f581:
 							}
 							goto f584
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -43607,8 +43766,9 @@ f581:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 30
@@ -43746,7 +43906,7 @@ f581:
 						p++
 						goto f587
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -43766,8 +43926,9 @@ f581:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							goto f587
@@ -45118,7 +45279,7 @@ f603:
 				}
 				goto f604
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -45138,8 +45299,9 @@ f603:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 31
@@ -45544,7 +45706,7 @@ f607:
 							}
 							goto f611
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -45564,8 +45726,9 @@ f607:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 32
@@ -45655,7 +45818,7 @@ f607:
 						p++
 						goto f612
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -45675,8 +45838,9 @@ f607:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							goto f612
@@ -46194,7 +46358,7 @@ f617:
 				}
 				goto f618
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -46214,8 +46378,9 @@ f617:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 33
@@ -46251,7 +46416,7 @@ f618:
 				}
 				goto f619
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -46271,8 +46436,9 @@ f618:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 34
@@ -46308,7 +46474,7 @@ f619:
 				}
 				goto f620
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -46328,8 +46494,9 @@ f619:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 35
@@ -46365,7 +46532,7 @@ f620:
 				}
 				goto f621
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -46385,8 +46552,9 @@ f620:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 36
@@ -46422,7 +46590,7 @@ f621:
 				}
 				goto f622
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -46442,8 +46610,9 @@ f621:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 37
@@ -46657,7 +46826,7 @@ f623:
 				v.SecurityIDSource = uint32(8)
 				// SecurityExchange
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -46677,8 +46846,9 @@ f623:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityExchange = w
 							p = end + 1
 							goto f625
@@ -46759,7 +46929,7 @@ f623:
 							}
 							goto f626
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -46779,8 +46949,9 @@ f623:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 38
@@ -47048,7 +47219,7 @@ f630:
 				}
 				goto f631
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -47068,8 +47239,9 @@ f630:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 39
@@ -47105,7 +47277,7 @@ f631:
 				}
 				goto f632
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -47125,8 +47297,9 @@ f631:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 40
@@ -47162,7 +47335,7 @@ f632:
 				}
 				goto f633
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -47182,8 +47355,9 @@ f632:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 41
@@ -47219,7 +47393,7 @@ f633:
 				}
 				goto f634
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -47239,8 +47413,9 @@ f633:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 42
@@ -47276,7 +47451,7 @@ f634:
 				}
 				goto f635
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -47296,8 +47471,9 @@ f634:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 43
@@ -47511,7 +47687,7 @@ f636:
 				v.SecurityIDSource = uint32(8)
 				// SecurityExchange
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -47531,8 +47707,9 @@ f636:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityExchange = w
 							p = end + 1
 							goto f638
@@ -47613,7 +47790,7 @@ f636:
 							}
 							goto f639
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -47633,8 +47810,9 @@ f636:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 44
@@ -47947,7 +48125,7 @@ f643:
 				}
 				goto f644
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -47967,8 +48145,9 @@ f643:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 45
@@ -48004,7 +48183,7 @@ f644:
 				}
 				goto f645
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -48024,8 +48203,9 @@ f644:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 46
@@ -48061,7 +48241,7 @@ f645:
 				}
 				goto f646
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -48081,8 +48261,9 @@ f645:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 47
@@ -48118,7 +48299,7 @@ f646:
 				}
 				goto f647
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -48138,8 +48319,9 @@ f646:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 48
@@ -48276,7 +48458,7 @@ f647:
 				v.SecurityIDSource = uint32(8)
 				// SecurityExchange
 				{
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -48296,8 +48478,9 @@ f647:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.SecurityExchange = w
 							p = end + 1
 							goto f649
@@ -48387,7 +48570,7 @@ f647:
 						p++
 						goto f650
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -48407,8 +48590,9 @@ f647:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.RoutingID, v.HasRoutingID = w, true
 							p = end + 1
 							goto f650
@@ -48494,7 +48678,7 @@ f647:
 							}
 							goto f651
 						}
-					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -48514,8 +48698,9 @@ f647:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							c.dirty |= 1 << 49
@@ -48606,7 +48791,7 @@ f647:
 						p++
 						goto f653
 					}
-					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 						end := p
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -48626,8 +48811,9 @@ f647:
 							if end >= len(c.Win) {
 								c.Extend(b, end)
 							}
-							w := c.Win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
+							win := c.Win[: end+1 : end+1]
+							win[end] = b[end] &^ 0x80
+							w := win[p:]
 							v.EncodedText, v.HasEncodedText = w, true
 							p = end + 1
 							goto f653
@@ -49360,7 +49546,7 @@ f664:
 			p++
 			goto f665
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -49380,8 +49566,9 @@ f664:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Text, v.HasText = w, true
 				p = end + 1
 				goto f665

@@ -784,7 +784,7 @@ f2:
 				}
 				goto f3
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -804,8 +804,9 @@ f2:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 0
@@ -938,7 +939,7 @@ f5:
 				}
 				goto f6
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -958,8 +959,9 @@ f5:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 0
@@ -1235,7 +1237,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					p++
 					goto f8
 				}
-				if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+				if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 					end := p
 					if q := b[p:]; len(q) >= 8 {
 						if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1255,8 +1257,9 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 						if end >= len(c.Win) {
 							c.Extend(b, end)
 						}
-						w := c.Win[p : end+1 : end+1]
-						w[end-p] = b[end] &^ 0x80
+						win := c.Win[: end+1 : end+1]
+						win[end] = b[end] &^ 0x80
+						w := win[p:]
 						v.S, v.HasS = w, true
 						p = end + 1
 						goto f8
@@ -1447,7 +1450,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 											}
 											goto f10
 										}
-									} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+									} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 										end := p
 										if q := b[p:]; len(q) >= 8 {
 											if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1467,8 +1470,9 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 											if end >= len(c.Win) {
 												c.Extend(b, end)
 											}
-											w := c.Win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
+											win := c.Win[: end+1 : end+1]
+											win[end] = b[end] &^ 0x80
+											w := win[p:]
 											pmb <<= 1
 											e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 											c.dirty |= 1 << 1
@@ -3300,7 +3304,7 @@ func (c *Decoder) d10(b []byte, p int, v *SharedKey, pmb uint64, pmx bool) (int,
 				}
 				goto f83
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -3320,8 +3324,9 @@ func (c *Decoder) d10(b []byte, p int, v *SharedKey, pmb uint64, pmx bool) (int,
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 2
@@ -3370,7 +3375,7 @@ f83:
 				}
 				goto f84
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -3390,8 +3395,9 @@ f83:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 2
@@ -3440,7 +3446,7 @@ f84:
 				}
 				goto f85
 			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		} else if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -3460,8 +3466,9 @@ f84:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				c.dirty |= 1 << 2

@@ -953,7 +953,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 f4:
 	// MDEntryType
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -973,8 +973,9 @@ f4:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryType = w
 				p = end + 1
 				goto f5
@@ -1067,7 +1068,7 @@ f6:
 			p++
 			goto f7
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1087,8 +1088,9 @@ f6:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				goto f7
@@ -1117,7 +1119,7 @@ f7:
 			p++
 			goto f8
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1137,8 +1139,9 @@ f7:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
 				goto f8
@@ -1774,7 +1777,7 @@ f18:
 			p++
 			goto f19
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -1794,8 +1797,9 @@ f18:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryTradeType, v.HasMDEntryTradeType = w, true
 				p = end + 1
 				goto f19
@@ -2021,7 +2025,7 @@ f22:
 			p++
 			goto f23
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2041,8 +2045,9 @@ f22:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
 				goto f23
@@ -2138,7 +2143,7 @@ f24:
 			p++
 			goto f25
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2158,8 +2163,9 @@ f24:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
 				goto f25
@@ -2597,7 +2603,7 @@ f32:
 			p++
 			goto f33
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2617,8 +2623,9 @@ f32:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				goto f33
@@ -2649,7 +2656,7 @@ f33:
 			p++
 			goto f34
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2669,8 +2676,9 @@ f33:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
 				goto f34
@@ -2745,7 +2753,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 	_ = err
 	// MDEntryType
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -2765,8 +2773,9 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryType = w
 				p = end + 1
 				goto f35
@@ -3348,7 +3357,7 @@ f44:
 			p++
 			goto f45
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -3368,8 +3377,9 @@ f44:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryTradeType, v.HasMDEntryTradeType = w, true
 				p = end + 1
 				goto f45
@@ -3528,7 +3538,7 @@ f47:
 			p++
 			goto f48
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -3548,8 +3558,9 @@ f47:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
 				goto f48
@@ -3578,7 +3589,7 @@ f48:
 			p++
 			goto f49
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -3598,8 +3609,9 @@ f48:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.OrderSide, v.HasOrderSide = w, true
 				p = end + 1
 				goto f49
@@ -3797,7 +3809,7 @@ f51:
 f52:
 	// Symbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -3817,8 +3829,9 @@ f52:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol = w
 				p = end + 1
 				goto f53
@@ -3919,7 +3932,7 @@ f54:
 			p++
 			goto f55
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -3939,8 +3952,9 @@ f54:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SecurityAltID, v.HasSecurityAltID = w, true
 				p = end + 1
 				goto f55
@@ -3971,7 +3985,7 @@ f55:
 			p++
 			goto f56
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -3991,8 +4005,9 @@ f55:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SecurityAltIDSource, v.HasSecurityAltIDSource = w, true
 				p = end + 1
 				goto f56
@@ -4023,7 +4038,7 @@ f56:
 			p++
 			goto f57
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4043,8 +4058,9 @@ f56:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.SecurityType, v.HasSecurityType = w, true
 				p = end + 1
 				goto f57
@@ -4075,7 +4091,7 @@ f57:
 			p++
 			goto f58
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4095,8 +4111,9 @@ f57:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.CFICode, v.HasCFICode = w, true
 				p = end + 1
 				goto f58
@@ -4327,7 +4344,7 @@ f61:
 			p++
 			goto f62
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4347,8 +4364,9 @@ f61:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
 				goto f62
@@ -4376,7 +4394,7 @@ f62:
 	v.MarketID = cMarketID
 	// MarketSegmentID
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -4396,8 +4414,9 @@ f62:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MarketSegmentID = w
 				p = end + 1
 				goto f63
@@ -5178,7 +5197,7 @@ f73:
 			p++
 			goto f74
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -5198,8 +5217,9 @@ f73:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.QuotationList, v.HasQuotationList = w, true
 				p = end + 1
 				goto f74
@@ -5515,7 +5535,7 @@ f77:
 			p++
 			goto f78
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -5535,8 +5555,9 @@ f77:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.UnderlyingCurrency, v.HasUnderlyingCurrency = w, true
 				p = end + 1
 				goto f78
@@ -5734,7 +5755,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 	_ = err
 	// MDFeedType
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -5754,8 +5775,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDFeedType = w
 				p = end + 1
 				goto f81
@@ -5900,7 +5922,7 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 	_ = err
 	// UnderlyingSymbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -5920,8 +5942,9 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.UnderlyingSymbol = w
 				p = end + 1
 				goto f84
@@ -6013,7 +6036,7 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 	_ = err
 	// LegSymbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6033,8 +6056,9 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.LegSymbol = w
 				p = end + 1
 				goto f86
@@ -6219,7 +6243,7 @@ func (c *Decoder) d8(b []byte, p int, v *SecurityDefinitionInstrumentAttributes,
 f89:
 	// InstrAttribValue
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -6239,8 +6263,9 @@ f89:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.InstrAttribValue = w
 				p = end + 1
 				goto f90
@@ -6996,7 +7021,7 @@ f102:
 	v.SecurityIDSource = uint32(8)
 	// Symbol
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -7016,8 +7041,9 @@ f102:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Symbol = w
 				p = end + 1
 				goto f103
@@ -8294,7 +8320,7 @@ f123:
 	v.MarketID = cMarketID2
 	// MarketSegmentID
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8314,8 +8340,9 @@ f123:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MarketSegmentID = w
 				p = end + 1
 				goto f124
@@ -8596,7 +8623,7 @@ f128:
 			p++
 			goto f129
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8616,8 +8643,9 @@ f128:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.NewsId, v.HasNewsId = w, true
 				p = end + 1
 				goto f129
@@ -8717,7 +8745,7 @@ f130:
 			p++
 			goto f131
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8737,8 +8765,9 @@ f130:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.LanguageCode, v.HasLanguageCode = w, true
 				p = end + 1
 				goto f131
@@ -8847,7 +8876,7 @@ f132:
 			p++
 			goto f133
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -8867,8 +8896,9 @@ f132:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MarketSegmentID, v.HasMarketSegmentID = w, true
 				p = end + 1
 				goto f133
@@ -9227,7 +9257,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 f137:
 	// MDEntryType
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -9247,8 +9277,9 @@ f137:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryType = w
 				p = end + 1
 				goto f138
@@ -10607,7 +10638,7 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 	_ = err
 	// MDEntryType
 	{
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -10627,8 +10658,9 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.MDEntryType = w
 				p = end + 1
 				goto f160
@@ -11344,7 +11376,7 @@ f171:
 			p++
 			goto f172
 		}
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+		if uint(p) < uint(len(b)) && b[p]&0x7f != 0 {
 			end := p
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
@@ -11364,8 +11396,9 @@ f171:
 				if end >= len(c.Win) {
 					c.Extend(b, end)
 				}
-				w := c.Win[p : end+1 : end+1]
-				w[end-p] = b[end] &^ 0x80
+				win := c.Win[: end+1 : end+1]
+				win[end] = b[end] &^ 0x80
+				w := win[p:]
 				v.Text, v.HasText = w, true
 				p = end + 1
 				goto f172
