@@ -459,8 +459,13 @@ func (g *gen) decSequence(f *field) {
 	if f.has != "" {
 		g.w("v.%s = false\n", f.has)
 	}
-	g.w("} else {\nif err := fastrt.SeqCheck(n, p, len(b), %d, %s); err != nil {\nreturn p, err\n}\n", in.MinBytes, f.fv)
-	g.w("if err := c.Enter(p, %s); err != nil {\nreturn p, err\n}\n", f.fv)
+	// The length and depth checks written out, fastrt called for the errors only.
+	check := "n > len(b)-p+64"
+	if in.MinBytes > 0 {
+		check = fmt.Sprintf("n > (len(b)-p)/%d", in.MinBytes)
+	}
+	g.w("} else {\nif %s {\nif err := fastrt.SeqCheck(n, p, len(b), %d, %s); err != nil {\nreturn p, err\n}\n}\n", check, in.MinBytes, f.fv)
+	g.w("%s", decEnter(f.fv))
 	g.w("if cap(v.%s) < n {\nv.%s = make([]%s, n)\n} else {\nv.%s = v.%s[:n]\n}\n", f.name, f.name, f.elem.typeName, f.name, f.name)
 	// Elements with a presence map in a register are written out in the loop; elements
 	// without a presence map (MOEX ASTS trades: 24 fields, no operator) are decoded by a
@@ -479,13 +484,18 @@ func (g *gen) decSequence(f *field) {
 	g.w("}\n}\n")
 }
 
+// decEnter is c.Enter(p, fv) written out: a call only for the error.
+func decEnter(fv string) string {
+	return fmt.Sprintf("if c.Depth < fastrt.MaxDepth {\nc.Depth++\n} else if err := c.Enter(p, %s); err != nil {\nreturn p, err\n}\n", fv)
+}
+
 func (g *gen) decGroup(f *field) {
 	if f.has != "" {
 		g.w("if v.%s = pm.Next(b); v.%s {\n", f.has, f.has)
 	} else {
 		g.w("{\n")
 	}
-	g.w("if err := c.Enter(p, %s); err != nil {\nreturn p, err\n}\n", f.fv)
+	g.w("%s", decEnter(f.fv))
 	if inlinable(f.elem) {
 		f.elem.inlined = true
 		g.w("{\nv := &v.%s\n%s}\nc.Depth--\n}\n", f.name, g.decBody(f.elem, true))

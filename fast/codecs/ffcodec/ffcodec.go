@@ -501,10 +501,14 @@ f3:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -1382,10 +1386,14 @@ f17:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries2); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries2); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries2); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries2); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -3322,7 +3330,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -3726,7 +3736,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries2); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
 		}
 		es := v.MDEntries

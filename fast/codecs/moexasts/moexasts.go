@@ -2698,10 +2698,14 @@ f23:
 		if n < 0 {
 			v.GroupMDEntries = v.GroupMDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 41, fGroupMDEntries); err != nil {
-				return p, err
+			if n > (len(b)-p)/41 {
+				if err := fastrt.SeqCheck(n, p, len(b), 41, fGroupMDEntries); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fGroupMDEntries); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fGroupMDEntries); err != nil {
 				return p, err
 			}
 			if cap(v.GroupMDEntries) < n {
@@ -5370,10 +5374,14 @@ f66:
 		if n < 0 {
 			v.GroupMDEntries = v.GroupMDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 46, fGroupMDEntries2); err != nil {
-				return p, err
+			if n > (len(b)-p)/46 {
+				if err := fastrt.SeqCheck(n, p, len(b), 46, fGroupMDEntries2); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fGroupMDEntries2); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fGroupMDEntries2); err != nil {
 				return p, err
 			}
 			if cap(v.GroupMDEntries) < n {
@@ -8866,10 +8874,14 @@ f123:
 		if n < 0 {
 			v.GroupMDEntries = v.GroupMDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fGroupMDEntries3); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fGroupMDEntries3); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fGroupMDEntries3); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fGroupMDEntries3); err != nil {
 				return p, err
 			}
 			if cap(v.GroupMDEntries) < n {
@@ -9929,10 +9941,14 @@ f141:
 		if n < 0 {
 			v.GroupMDEntries = v.GroupMDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fGroupMDEntries4); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fGroupMDEntries4); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fGroupMDEntries4); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fGroupMDEntries4); err != nil {
 				return p, err
 			}
 			if cap(v.GroupMDEntries) < n {
@@ -10966,10 +10982,14 @@ f159:
 		if n < 0 {
 			v.GroupMDEntries = v.GroupMDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fGroupMDEntries5); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fGroupMDEntries5); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fGroupMDEntries5); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fGroupMDEntries5); err != nil {
 				return p, err
 			}
 			if cap(v.GroupMDEntries) < n {
@@ -12204,10 +12224,14 @@ f181:
 		if n < 0 {
 			v.GroupMDEntries = v.GroupMDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fGroupMDEntries6); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fGroupMDEntries6); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fGroupMDEntries6); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fGroupMDEntries6); err != nil {
 				return p, err
 			}
 			if cap(v.GroupMDEntries) < n {
@@ -12944,10 +12968,14 @@ f195:
 		if n < 0 {
 			v.GroupMDEntries = v.GroupMDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 33, fGroupMDEntries7); err != nil {
-				return p, err
+			if n > (len(b)-p)/33 {
+				if err := fastrt.SeqCheck(n, p, len(b), 33, fGroupMDEntries7); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fGroupMDEntries7); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fGroupMDEntries7); err != nil {
 				return p, err
 			}
 			if cap(v.GroupMDEntries) < n {
@@ -15112,10 +15140,14 @@ f230:
 		if n < 0 {
 			v.GroupMDEntries = v.GroupMDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 28, fGroupMDEntries8); err != nil {
-				return p, err
+			if n > (len(b)-p)/28 {
+				if err := fastrt.SeqCheck(n, p, len(b), 28, fGroupMDEntries8); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fGroupMDEntries8); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fGroupMDEntries8); err != nil {
 				return p, err
 			}
 			if cap(v.GroupMDEntries) < n {
@@ -16959,10 +16991,14 @@ f260:
 		if n < 0 {
 			v.GroupMDEntries = v.GroupMDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fGroupMDEntries9); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fGroupMDEntries9); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fGroupMDEntries9); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fGroupMDEntries9); err != nil {
 				return p, err
 			}
 			if cap(v.GroupMDEntries) < n {
@@ -17799,10 +17835,14 @@ f274:
 		if n < 0 {
 			v.GroupMDEntries = v.GroupMDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fGroupMDEntries10); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fGroupMDEntries10); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fGroupMDEntries10); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fGroupMDEntries10); err != nil {
 				return p, err
 			}
 			if cap(v.GroupMDEntries) < n {
@@ -18513,10 +18553,14 @@ f287:
 		if n < 0 {
 			v.GroupMDEntries = v.GroupMDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 24, fGroupMDEntries11); err != nil {
-				return p, err
+			if n > (len(b)-p)/24 {
+				if err := fastrt.SeqCheck(n, p, len(b), 24, fGroupMDEntries11); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fGroupMDEntries11); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fGroupMDEntries11); err != nil {
 				return p, err
 			}
 			if cap(v.GroupMDEntries) < n {
@@ -20111,10 +20155,14 @@ f313:
 		if n < 0 {
 			v.GroupMDEntries = v.GroupMDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 22, fGroupMDEntries12); err != nil {
-				return p, err
+			if n > (len(b)-p)/22 {
+				if err := fastrt.SeqCheck(n, p, len(b), 22, fGroupMDEntries12); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fGroupMDEntries12); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fGroupMDEntries12); err != nil {
 				return p, err
 			}
 			if cap(v.GroupMDEntries) < n {
@@ -22399,10 +22447,14 @@ f348:
 			v.GroupInstrAttrib = v.GroupInstrAttrib[:0]
 			v.HasGroupInstrAttrib = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 2, fGroupInstrAttrib); err != nil {
-				return p, err
+			if n > (len(b)-p)/2 {
+				if err := fastrt.SeqCheck(n, p, len(b), 2, fGroupInstrAttrib); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fGroupInstrAttrib); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fGroupInstrAttrib); err != nil {
 				return p, err
 			}
 			if cap(v.GroupInstrAttrib) < n {
@@ -22491,10 +22543,14 @@ f349:
 			v.MarketSegmentGrp = v.MarketSegmentGrp[:0]
 			v.HasMarketSegmentGrp = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 2, fMarketSegmentGrp); err != nil {
-				return p, err
+			if n > (len(b)-p)/2 {
+				if err := fastrt.SeqCheck(n, p, len(b), 2, fMarketSegmentGrp); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMarketSegmentGrp); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMarketSegmentGrp); err != nil {
 				return p, err
 			}
 			if cap(v.MarketSegmentGrp) < n {
@@ -23833,10 +23889,14 @@ f368:
 			v.TradingSessionRulesGrp = v.TradingSessionRulesGrp[:0]
 			v.HasTradingSessionRulesGrp = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 4, fTradingSessionRulesGrp); err != nil {
-				return p, err
+			if n > (len(b)-p)/4 {
+				if err := fastrt.SeqCheck(n, p, len(b), 4, fTradingSessionRulesGrp); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fTradingSessionRulesGrp); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fTradingSessionRulesGrp); err != nil {
 				return p, err
 			}
 			if cap(v.TradingSessionRulesGrp) < n {
@@ -25873,7 +25933,9 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fGroupMDEntries); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fGroupMDEntries); err != nil {
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
@@ -26937,7 +26999,9 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fGroupMDEntries2); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fGroupMDEntries2); err != nil {
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
@@ -28254,7 +28318,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fGroupMDEntries3); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fGroupMDEntries3); err != nil {
 			return out, err
 		}
 		es := v.GroupMDEntries
@@ -28654,7 +28720,9 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fGroupMDEntries4); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fGroupMDEntries4); err != nil {
 			return out, err
 		}
 		es := v.GroupMDEntries
@@ -29034,7 +29102,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fGroupMDEntries5); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fGroupMDEntries5); err != nil {
 			return out, err
 		}
 		es := v.GroupMDEntries
@@ -29540,7 +29610,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fGroupMDEntries6); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fGroupMDEntries6); err != nil {
 			return out, err
 		}
 		es := v.GroupMDEntries
@@ -29895,7 +29967,9 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fGroupMDEntries7); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fGroupMDEntries7); err != nil {
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
@@ -30746,7 +30820,9 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fGroupMDEntries8); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fGroupMDEntries8); err != nil {
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
@@ -31453,7 +31529,9 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fGroupMDEntries9); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fGroupMDEntries9); err != nil {
 			return out, err
 		}
 		es := v.GroupMDEntries
@@ -31816,7 +31894,9 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fGroupMDEntries10); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fGroupMDEntries10); err != nil {
 			return out, err
 		}
 		es := v.GroupMDEntries
@@ -32132,7 +32212,9 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fGroupMDEntries11); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fGroupMDEntries11); err != nil {
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
@@ -32748,7 +32830,9 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fGroupMDEntries12); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fGroupMDEntries12); err != nil {
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
@@ -33652,7 +33736,9 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	if v.HasGroupInstrAttrib {
-		if err := c.Enter(fGroupInstrAttrib); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fGroupInstrAttrib); err != nil {
 			return out, err
 		}
 		for j := range v.GroupInstrAttrib {
@@ -33692,7 +33778,9 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	if v.HasMarketSegmentGrp {
-		if err := c.Enter(fMarketSegmentGrp); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMarketSegmentGrp); err != nil {
 			return out, err
 		}
 		for j := range v.MarketSegmentGrp {
@@ -34374,7 +34462,9 @@ func (c *Encoder) e28(out []byte, v *DMarketSegmentGrp, pm *fastrt.PMapW) ([]byt
 		return out, err
 	}
 	if v.HasTradingSessionRulesGrp {
-		if err := c.Enter(fTradingSessionRulesGrp); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fTradingSessionRulesGrp); err != nil {
 			return out, err
 		}
 		for j := range v.TradingSessionRulesGrp {

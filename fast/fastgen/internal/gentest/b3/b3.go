@@ -4462,10 +4462,14 @@ f12:
 		if n < 0 {
 			v.RelatedSym = v.RelatedSym[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSym); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSym); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fRelatedSym); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fRelatedSym); err != nil {
 				return p, err
 			}
 			if cap(v.RelatedSym) < n {
@@ -4621,10 +4625,14 @@ f12:
 					if n < 0 {
 						v.ApplIDs = v.ApplIDs[:0]
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 2, fApplIDs); err != nil {
-							return p, err
+						if n > (len(b)-p)/2 {
+							if err := fastrt.SeqCheck(n, p, len(b), 2, fApplIDs); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fApplIDs); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fApplIDs); err != nil {
 							return p, err
 						}
 						if cap(v.ApplIDs) < n {
@@ -4659,10 +4667,14 @@ f12:
 						v.SecurityAltIDs = v.SecurityAltIDs[:0]
 						v.HasSecurityAltIDs = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fSecurityAltIDs); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fSecurityAltIDs); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fSecurityAltIDs); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fSecurityAltIDs); err != nil {
 							return p, err
 						}
 						if cap(v.SecurityAltIDs) < n {
@@ -4808,10 +4820,14 @@ f12:
 						v.Underlyings = v.Underlyings[:0]
 						v.HasUnderlyings = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fUnderlyings); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fUnderlyings); err != nil {
 							return p, err
 						}
 						if cap(v.Underlyings) < n {
@@ -5183,10 +5199,14 @@ f12:
 						v.InstrAttrib = v.InstrAttrib[:0]
 						v.HasInstrAttrib = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 2, fInstrAttrib); err != nil {
-							return p, err
+						if n > (len(b)-p)/2 {
+							if err := fastrt.SeqCheck(n, p, len(b), 2, fInstrAttrib); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fInstrAttrib); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fInstrAttrib); err != nil {
 							return p, err
 						}
 						if cap(v.InstrAttrib) < n {
@@ -5222,10 +5242,14 @@ f12:
 						v.TickRules = v.TickRules[:0]
 						v.HasTickRules = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fTickRules); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fTickRules); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fTickRules); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fTickRules); err != nil {
 							return p, err
 						}
 						if cap(v.TickRules) < n {
@@ -5569,10 +5593,14 @@ f12:
 						v.Legs = v.Legs[:0]
 						v.HasLegs = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fLegs); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fLegs); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fLegs); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fLegs); err != nil {
 							return p, err
 						}
 						if cap(v.Legs) < n {
@@ -5884,10 +5912,14 @@ f12:
 						v.Lots = v.Lots[:0]
 						v.HasLots = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 2, fLots); err != nil {
-							return p, err
+						if n > (len(b)-p)/2 {
+							if err := fastrt.SeqCheck(n, p, len(b), 2, fLots); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fLots); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fLots); err != nil {
 							return p, err
 						}
 						if cap(v.Lots) < n {
@@ -8227,10 +8259,14 @@ f70:
 			v.FeedTypes = v.FeedTypes[:0]
 			v.HasFeedTypes = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes); err != nil {
-				return p, err
+			if n > (len(b)-p)/2 {
+				if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fFeedTypes); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fFeedTypes); err != nil {
 				return p, err
 			}
 			if cap(v.FeedTypes) < n {
@@ -8817,10 +8853,14 @@ f80:
 		if n < 0 {
 			v.RelatedSym = v.RelatedSym[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSym2); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSym2); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fRelatedSym2); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fRelatedSym2); err != nil {
 				return p, err
 			}
 			if cap(v.RelatedSym) < n {
@@ -8976,10 +9016,14 @@ f80:
 					if n < 0 {
 						v.ApplIDs = v.ApplIDs[:0]
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 2, fApplIDs2); err != nil {
-							return p, err
+						if n > (len(b)-p)/2 {
+							if err := fastrt.SeqCheck(n, p, len(b), 2, fApplIDs2); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fApplIDs2); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fApplIDs2); err != nil {
 							return p, err
 						}
 						if cap(v.ApplIDs) < n {
@@ -9014,10 +9058,14 @@ f80:
 						v.SecurityAltIDs = v.SecurityAltIDs[:0]
 						v.HasSecurityAltIDs = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fSecurityAltIDs2); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fSecurityAltIDs2); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fSecurityAltIDs2); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fSecurityAltIDs2); err != nil {
 							return p, err
 						}
 						if cap(v.SecurityAltIDs) < n {
@@ -9163,10 +9211,14 @@ f80:
 						v.Underlyings = v.Underlyings[:0]
 						v.HasUnderlyings = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings2); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings2); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fUnderlyings2); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fUnderlyings2); err != nil {
 							return p, err
 						}
 						if cap(v.Underlyings) < n {
@@ -9461,10 +9513,14 @@ f80:
 						v.InstrAttrib = v.InstrAttrib[:0]
 						v.HasInstrAttrib = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 2, fInstrAttrib2); err != nil {
-							return p, err
+						if n > (len(b)-p)/2 {
+							if err := fastrt.SeqCheck(n, p, len(b), 2, fInstrAttrib2); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fInstrAttrib2); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fInstrAttrib2); err != nil {
 							return p, err
 						}
 						if cap(v.InstrAttrib) < n {
@@ -9500,10 +9556,14 @@ f80:
 						v.TickRules = v.TickRules[:0]
 						v.HasTickRules = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fTickRules2); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fTickRules2); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fTickRules2); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fTickRules2); err != nil {
 							return p, err
 						}
 						if cap(v.TickRules) < n {
@@ -9847,10 +9907,14 @@ f80:
 						v.Legs = v.Legs[:0]
 						v.HasLegs = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fLegs2); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fLegs2); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fLegs2); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fLegs2); err != nil {
 							return p, err
 						}
 						if cap(v.Legs) < n {
@@ -10162,10 +10226,14 @@ f80:
 						v.Lots = v.Lots[:0]
 						v.HasLots = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 2, fLots2); err != nil {
-							return p, err
+						if n > (len(b)-p)/2 {
+							if err := fastrt.SeqCheck(n, p, len(b), 2, fLots2); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fLots2); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fLots2); err != nil {
 							return p, err
 						}
 						if cap(v.Lots) < n {
@@ -12505,10 +12573,14 @@ f137:
 			v.FeedTypes = v.FeedTypes[:0]
 			v.HasFeedTypes = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes2); err != nil {
-				return p, err
+			if n > (len(b)-p)/2 {
+				if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes2); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fFeedTypes2); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fFeedTypes2); err != nil {
 				return p, err
 			}
 			if cap(v.FeedTypes) < n {
@@ -13095,10 +13167,14 @@ f147:
 		if n < 0 {
 			v.RelatedSym = v.RelatedSym[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSym3); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSym3); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fRelatedSym3); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fRelatedSym3); err != nil {
 				return p, err
 			}
 			if cap(v.RelatedSym) < n {
@@ -13254,10 +13330,14 @@ f147:
 					if n < 0 {
 						v.ApplIDs = v.ApplIDs[:0]
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 2, fApplIDs3); err != nil {
-							return p, err
+						if n > (len(b)-p)/2 {
+							if err := fastrt.SeqCheck(n, p, len(b), 2, fApplIDs3); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fApplIDs3); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fApplIDs3); err != nil {
 							return p, err
 						}
 						if cap(v.ApplIDs) < n {
@@ -13292,10 +13372,14 @@ f147:
 						v.SecurityAltIDs = v.SecurityAltIDs[:0]
 						v.HasSecurityAltIDs = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fSecurityAltIDs3); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fSecurityAltIDs3); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fSecurityAltIDs3); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fSecurityAltIDs3); err != nil {
 							return p, err
 						}
 						if cap(v.SecurityAltIDs) < n {
@@ -13441,10 +13525,14 @@ f147:
 						v.Underlyings = v.Underlyings[:0]
 						v.HasUnderlyings = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings3); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings3); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fUnderlyings3); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fUnderlyings3); err != nil {
 							return p, err
 						}
 						if cap(v.Underlyings) < n {
@@ -13739,10 +13827,14 @@ f147:
 						v.InstrAttrib = v.InstrAttrib[:0]
 						v.HasInstrAttrib = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 2, fInstrAttrib3); err != nil {
-							return p, err
+						if n > (len(b)-p)/2 {
+							if err := fastrt.SeqCheck(n, p, len(b), 2, fInstrAttrib3); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fInstrAttrib3); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fInstrAttrib3); err != nil {
 							return p, err
 						}
 						if cap(v.InstrAttrib) < n {
@@ -13778,10 +13870,14 @@ f147:
 						v.TickRules = v.TickRules[:0]
 						v.HasTickRules = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fTickRules3); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fTickRules3); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fTickRules3); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fTickRules3); err != nil {
 							return p, err
 						}
 						if cap(v.TickRules) < n {
@@ -14125,10 +14221,14 @@ f147:
 						v.Legs = v.Legs[:0]
 						v.HasLegs = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fLegs3); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fLegs3); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fLegs3); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fLegs3); err != nil {
 							return p, err
 						}
 						if cap(v.Legs) < n {
@@ -14440,10 +14540,14 @@ f147:
 						v.Lots = v.Lots[:0]
 						v.HasLots = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 2, fLots3); err != nil {
-							return p, err
+						if n > (len(b)-p)/2 {
+							if err := fastrt.SeqCheck(n, p, len(b), 2, fLots3); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fLots3); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fLots3); err != nil {
 							return p, err
 						}
 						if cap(v.Lots) < n {
@@ -16783,10 +16887,14 @@ f204:
 			v.FeedTypes = v.FeedTypes[:0]
 			v.HasFeedTypes = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes3); err != nil {
-				return p, err
+			if n > (len(b)-p)/2 {
+				if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes3); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fFeedTypes3); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fFeedTypes3); err != nil {
 				return p, err
 			}
 			if cap(v.FeedTypes) < n {
@@ -17388,10 +17496,14 @@ f214:
 		if n < 0 {
 			v.RelatedSymbols = v.RelatedSymbols[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSymbols); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSymbols); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fRelatedSymbols); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fRelatedSymbols); err != nil {
 				return p, err
 			}
 			if cap(v.RelatedSymbols) < n {
@@ -17547,10 +17659,14 @@ f214:
 					if n < 0 {
 						v.ApplIds = v.ApplIds[:0]
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 2, fApplIds); err != nil {
-							return p, err
+						if n > (len(b)-p)/2 {
+							if err := fastrt.SeqCheck(n, p, len(b), 2, fApplIds); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fApplIds); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fApplIds); err != nil {
 							return p, err
 						}
 						if cap(v.ApplIds) < n {
@@ -17585,10 +17701,14 @@ f214:
 						v.SecurityAltIDs = v.SecurityAltIDs[:0]
 						v.HasSecurityAltIDs = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fSecurityAltIDs4); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fSecurityAltIDs4); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fSecurityAltIDs4); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fSecurityAltIDs4); err != nil {
 							return p, err
 						}
 						if cap(v.SecurityAltIDs) < n {
@@ -17734,10 +17854,14 @@ f214:
 						v.Underlyings = v.Underlyings[:0]
 						v.HasUnderlyings = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 2, fUnderlyings4); err != nil {
-							return p, err
+						if n > (len(b)-p)/2 {
+							if err := fastrt.SeqCheck(n, p, len(b), 2, fUnderlyings4); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fUnderlyings4); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fUnderlyings4); err != nil {
 							return p, err
 						}
 						if cap(v.Underlyings) < n {
@@ -17773,10 +17897,14 @@ f214:
 						v.Legs = v.Legs[:0]
 						v.HasLegs = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fLegs4); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fLegs4); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fLegs4); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fLegs4); err != nil {
 							return p, err
 						}
 						if cap(v.Legs) < n {
@@ -19655,10 +19783,14 @@ f253:
 			v.FeedTypes = v.FeedTypes[:0]
 			v.HasFeedTypes = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes4); err != nil {
-				return p, err
+			if n > (len(b)-p)/2 {
+				if err := fastrt.SeqCheck(n, p, len(b), 2, fFeedTypes4); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fFeedTypes4); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fFeedTypes4); err != nil {
 				return p, err
 			}
 			if cap(v.FeedTypes) < n {
@@ -20035,10 +20167,14 @@ f259:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -20568,10 +20704,14 @@ f267:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries2); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries2); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries2); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries2); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -22341,10 +22481,14 @@ f267:
 						v.Underlyings = v.Underlyings[:0]
 						v.HasUnderlyings = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings5); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings5); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fUnderlyings5); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fUnderlyings5); err != nil {
 							return p, err
 						}
 						if cap(v.Underlyings) < n {
@@ -22748,10 +22892,14 @@ f296:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries3); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries3); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries3); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries3); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -24476,10 +24624,14 @@ f296:
 						v.Underlyings = v.Underlyings[:0]
 						v.HasUnderlyings = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings6); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings6); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fUnderlyings6); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fUnderlyings6); err != nil {
 							return p, err
 						}
 						if cap(v.Underlyings) < n {
@@ -24883,10 +25035,14 @@ f325:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries4); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries4); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries4); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries4); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -26425,10 +26581,14 @@ f325:
 						v.Underlyings = v.Underlyings[:0]
 						v.HasUnderlyings = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings7); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings7); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fUnderlyings7); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fUnderlyings7); err != nil {
 							return p, err
 						}
 						if cap(v.Underlyings) < n {
@@ -26832,10 +26992,14 @@ f351:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries5); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries5); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries5); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries5); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -28365,10 +28529,14 @@ f351:
 						v.Underlyings = v.Underlyings[:0]
 						v.HasUnderlyings = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings8); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings8); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fUnderlyings8); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fUnderlyings8); err != nil {
 							return p, err
 						}
 						if cap(v.Underlyings) < n {
@@ -28761,10 +28929,14 @@ f377:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries6); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries6); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries6); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries6); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -30071,10 +30243,14 @@ f395:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries7); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries7); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries7); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries7); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -33980,10 +34156,14 @@ f456:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries8); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries8); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries8); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries8); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -35163,10 +35343,14 @@ f471:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries9); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries9); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries9); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries9); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -36694,10 +36878,14 @@ f471:
 						v.Underlyings = v.Underlyings[:0]
 						v.HasUnderlyings = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings9); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings9); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fUnderlyings9); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fUnderlyings9); err != nil {
 							return p, err
 						}
 						if cap(v.Underlyings) < n {
@@ -37383,10 +37571,14 @@ f500:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries10); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries10); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries10); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries10); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -38869,10 +39061,14 @@ f500:
 						v.Underlyings = v.Underlyings[:0]
 						v.HasUnderlyings = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings10); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings10); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fUnderlyings10); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fUnderlyings10); err != nil {
 							return p, err
 						}
 						if cap(v.Underlyings) < n {
@@ -39558,10 +39754,14 @@ f529:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries11); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries11); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries11); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries11); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -40858,10 +41058,14 @@ f529:
 						v.Underlyings = v.Underlyings[:0]
 						v.HasUnderlyings = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings11); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings11); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fUnderlyings11); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fUnderlyings11); err != nil {
 							return p, err
 						}
 						if cap(v.Underlyings) < n {
@@ -41547,10 +41751,14 @@ f555:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries12); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries12); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries12); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries12); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -42847,10 +43055,14 @@ f555:
 						v.Underlyings = v.Underlyings[:0]
 						v.HasUnderlyings = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings12); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings12); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fUnderlyings12); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fUnderlyings12); err != nil {
 							return p, err
 						}
 						if cap(v.Underlyings) < n {
@@ -43536,10 +43748,14 @@ f581:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries13); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries13); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries13); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries13); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -44836,10 +45052,14 @@ f581:
 						v.Underlyings = v.Underlyings[:0]
 						v.HasUnderlyings = false
 					} else {
-						if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings13); err != nil {
-							return p, err
+						if n > (len(b)-p)/1 {
+							if err := fastrt.SeqCheck(n, p, len(b), 1, fUnderlyings13); err != nil {
+								return p, err
+							}
 						}
-						if err := c.Enter(p, fUnderlyings13); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(p, fUnderlyings13); err != nil {
 							return p, err
 						}
 						if cap(v.Underlyings) < n {
@@ -45525,10 +45745,14 @@ f607:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries14); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDEntries14); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries14); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries14); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -46731,10 +46955,14 @@ f623:
 			v.RelatedSym = v.RelatedSym[:0]
 			v.HasRelatedSym = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSym4); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSym4); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fRelatedSym4); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fRelatedSym4); err != nil {
 				return p, err
 			}
 			if cap(v.RelatedSym) < n {
@@ -46894,10 +47122,14 @@ f623:
 			v.LinesOfText = v.LinesOfText[:0]
 			v.HasLinesOfText = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fLinesOfText); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fLinesOfText); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fLinesOfText); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fLinesOfText); err != nil {
 				return p, err
 			}
 			if cap(v.LinesOfText) < n {
@@ -47592,10 +47824,14 @@ f636:
 			v.RelatedSym = v.RelatedSym[:0]
 			v.HasRelatedSym = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSym5); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSym5); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fRelatedSym5); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fRelatedSym5); err != nil {
 				return p, err
 			}
 			if cap(v.RelatedSym) < n {
@@ -47755,10 +47991,14 @@ f636:
 			v.LinesOfText = v.LinesOfText[:0]
 			v.HasLinesOfText = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fLinesOfText2); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fLinesOfText2); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fLinesOfText2); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fLinesOfText2); err != nil {
 				return p, err
 			}
 			if cap(v.LinesOfText) < n {
@@ -48363,10 +48603,14 @@ f647:
 			v.RelatedSym = v.RelatedSym[:0]
 			v.HasRelatedSym = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSym6); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fRelatedSym6); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fRelatedSym6); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fRelatedSym6); err != nil {
 				return p, err
 			}
 			if cap(v.RelatedSym) < n {
@@ -48526,10 +48770,14 @@ f647:
 			v.RoutingIds = v.RoutingIds[:0]
 			v.HasRoutingIds = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fRoutingIds); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fRoutingIds); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fRoutingIds); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fRoutingIds); err != nil {
 				return p, err
 			}
 			if cap(v.RoutingIds) < n {
@@ -48643,10 +48891,14 @@ f647:
 			v.LinesOfText = v.LinesOfText[:0]
 			v.HasLinesOfText = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fLinesOfText3); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fLinesOfText3); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fLinesOfText3); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fLinesOfText3); err != nil {
 				return p, err
 			}
 			if cap(v.LinesOfText) < n {
@@ -51128,7 +51380,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fRelatedSym); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fRelatedSym); err != nil {
 			return out, err
 		}
 		es := v.RelatedSym
@@ -51218,7 +51472,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			if true {
-				if err := c.Enter(fApplIDs); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fApplIDs); err != nil {
 					return out, err
 				}
 				for j := range v.ApplIDs {
@@ -51238,7 +51494,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			if v.HasSecurityAltIDs {
-				if err := c.Enter(fSecurityAltIDs); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fSecurityAltIDs); err != nil {
 					return out, err
 				}
 				es := v.SecurityAltIDs
@@ -51305,7 +51563,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			if v.HasUnderlyings {
-				if err := c.Enter(fUnderlyings); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fUnderlyings); err != nil {
 					return out, err
 				}
 				es := v.Underlyings
@@ -51552,7 +51812,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			if v.HasInstrAttrib {
-				if err := c.Enter(fInstrAttrib); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fInstrAttrib); err != nil {
 					return out, err
 				}
 				for j := range v.InstrAttrib {
@@ -51572,7 +51834,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			if v.HasTickRules {
-				if err := c.Enter(fTickRules); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fTickRules); err != nil {
 					return out, err
 				}
 				es := v.TickRules
@@ -51851,7 +52115,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			if v.HasLegs {
-				if err := c.Enter(fLegs); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fLegs); err != nil {
 					return out, err
 				}
 				es := v.Legs
@@ -52027,7 +52293,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			if v.HasLots {
-				if err := c.Enter(fLots); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fLots); err != nil {
 					return out, err
 				}
 				for j := range v.Lots {
@@ -53113,7 +53381,9 @@ func (c *Encoder) e4(out []byte, v *MDSecurityList149RelatedSymApplIDs, pm *fast
 		return out, err
 	}
 	if v.HasFeedTypes {
-		if err := c.Enter(fFeedTypes); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fFeedTypes); err != nil {
 			return out, err
 		}
 		for j := range v.FeedTypes {
@@ -53300,7 +53570,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fRelatedSym2); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fRelatedSym2); err != nil {
 			return out, err
 		}
 		es := v.RelatedSym
@@ -53390,7 +53662,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if true {
-				if err := c.Enter(fApplIDs2); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fApplIDs2); err != nil {
 					return out, err
 				}
 				for j := range v.ApplIDs {
@@ -53410,7 +53684,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasSecurityAltIDs {
-				if err := c.Enter(fSecurityAltIDs2); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fSecurityAltIDs2); err != nil {
 					return out, err
 				}
 				es := v.SecurityAltIDs
@@ -53477,7 +53753,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasUnderlyings {
-				if err := c.Enter(fUnderlyings2); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fUnderlyings2); err != nil {
 					return out, err
 				}
 				es := v.Underlyings
@@ -53655,7 +53933,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasInstrAttrib {
-				if err := c.Enter(fInstrAttrib2); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fInstrAttrib2); err != nil {
 					return out, err
 				}
 				for j := range v.InstrAttrib {
@@ -53675,7 +53955,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasTickRules {
-				if err := c.Enter(fTickRules2); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fTickRules2); err != nil {
 					return out, err
 				}
 				es := v.TickRules
@@ -53954,7 +54236,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasLegs {
-				if err := c.Enter(fLegs2); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fLegs2); err != nil {
 					return out, err
 				}
 				es := v.Legs
@@ -54130,7 +54414,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasLots {
-				if err := c.Enter(fLots2); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fLots2); err != nil {
 					return out, err
 				}
 				for j := range v.Lots {
@@ -55216,7 +55502,9 @@ func (c *Encoder) e14(out []byte, v *MDSecurityList148RelatedSymApplIDs, pm *fas
 		return out, err
 	}
 	if v.HasFeedTypes {
-		if err := c.Enter(fFeedTypes2); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fFeedTypes2); err != nil {
 			return out, err
 		}
 		for j := range v.FeedTypes {
@@ -55403,7 +55691,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fRelatedSym3); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fRelatedSym3); err != nil {
 			return out, err
 		}
 		es := v.RelatedSym
@@ -55493,7 +55783,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if true {
-				if err := c.Enter(fApplIDs3); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fApplIDs3); err != nil {
 					return out, err
 				}
 				for j := range v.ApplIDs {
@@ -55513,7 +55805,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasSecurityAltIDs {
-				if err := c.Enter(fSecurityAltIDs3); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fSecurityAltIDs3); err != nil {
 					return out, err
 				}
 				es := v.SecurityAltIDs
@@ -55580,7 +55874,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasUnderlyings {
-				if err := c.Enter(fUnderlyings3); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fUnderlyings3); err != nil {
 					return out, err
 				}
 				es := v.Underlyings
@@ -55758,7 +56054,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasInstrAttrib {
-				if err := c.Enter(fInstrAttrib3); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fInstrAttrib3); err != nil {
 					return out, err
 				}
 				for j := range v.InstrAttrib {
@@ -55778,7 +56076,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasTickRules {
-				if err := c.Enter(fTickRules3); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fTickRules3); err != nil {
 					return out, err
 				}
 				es := v.TickRules
@@ -56057,7 +56357,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasLegs {
-				if err := c.Enter(fLegs3); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fLegs3); err != nil {
 					return out, err
 				}
 				es := v.Legs
@@ -56233,7 +56535,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasLots {
-				if err := c.Enter(fLots3); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fLots3); err != nil {
 					return out, err
 				}
 				for j := range v.Lots {
@@ -57319,7 +57623,9 @@ func (c *Encoder) e24(out []byte, v *MDSecurityList141RelatedSymApplIDs, pm *fas
 		return out, err
 	}
 	if v.HasFeedTypes {
-		if err := c.Enter(fFeedTypes3); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fFeedTypes3); err != nil {
 			return out, err
 		}
 		for j := range v.FeedTypes {
@@ -57503,7 +57809,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fRelatedSymbols); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fRelatedSymbols); err != nil {
 			return out, err
 		}
 		es := v.RelatedSymbols
@@ -57593,7 +57901,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if true {
-				if err := c.Enter(fApplIds); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fApplIds); err != nil {
 					return out, err
 				}
 				for j := range v.ApplIds {
@@ -57613,7 +57923,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasSecurityAltIDs {
-				if err := c.Enter(fSecurityAltIDs4); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fSecurityAltIDs4); err != nil {
 					return out, err
 				}
 				es := v.SecurityAltIDs
@@ -57680,7 +57992,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasUnderlyings {
-				if err := c.Enter(fUnderlyings4); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fUnderlyings4); err != nil {
 					return out, err
 				}
 				for j := range v.Underlyings {
@@ -57700,7 +58014,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			if v.HasLegs {
-				if err := c.Enter(fLegs4); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fLegs4); err != nil {
 					return out, err
 				}
 				es := v.Legs
@@ -58585,7 +58901,9 @@ func (c *Encoder) e34(out []byte, v *MDSecurityList111RelatedSymbolsApplIds, pm 
 		return out, err
 	}
 	if v.HasFeedTypes {
-		if err := c.Enter(fFeedTypes4); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fFeedTypes4); err != nil {
 			return out, err
 		}
 		for j := range v.FeedTypes {
@@ -58706,7 +59024,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -58961,7 +59281,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries2); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -59847,7 +60169,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			if v.HasUnderlyings {
-				if err := c.Enter(fUnderlyings5); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fUnderlyings5); err != nil {
 					return out, err
 				}
 				es := v.Underlyings
@@ -60033,7 +60357,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries3); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -60892,7 +61218,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			if v.HasUnderlyings {
-				if err := c.Enter(fUnderlyings6); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fUnderlyings6); err != nil {
 					return out, err
 				}
 				es := v.Underlyings
@@ -61078,7 +61406,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries4); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -61853,7 +62183,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			if v.HasUnderlyings {
-				if err := c.Enter(fUnderlyings7); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fUnderlyings7); err != nil {
 					return out, err
 				}
 				es := v.Underlyings
@@ -62039,7 +62371,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries5); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries5); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -62811,7 +63145,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			if v.HasUnderlyings {
-				if err := c.Enter(fUnderlyings8); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fUnderlyings8); err != nil {
 					return out, err
 				}
 				es := v.Underlyings
@@ -62989,7 +63325,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries6); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries6); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -63655,7 +63993,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries7); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries7); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -65090,7 +65430,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries8); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries8); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -65618,7 +65960,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries9); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries9); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -66392,7 +66736,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				}
 			}
 			if v.HasUnderlyings {
-				if err := c.Enter(fUnderlyings9); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fUnderlyings9); err != nil {
 					return out, err
 				}
 				es := v.Underlyings
@@ -66644,7 +66990,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries10); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries10); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -67391,7 +67739,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				}
 			}
 			if v.HasUnderlyings {
-				if err := c.Enter(fUnderlyings10); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fUnderlyings10); err != nil {
 					return out, err
 				}
 				es := v.Underlyings
@@ -67643,7 +67993,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries11); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries11); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -68306,7 +68658,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				}
 			}
 			if v.HasUnderlyings {
-				if err := c.Enter(fUnderlyings11); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fUnderlyings11); err != nil {
 					return out, err
 				}
 				es := v.Underlyings
@@ -68558,7 +68912,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries12); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries12); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -69221,7 +69577,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				}
 			}
 			if v.HasUnderlyings {
-				if err := c.Enter(fUnderlyings12); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fUnderlyings12); err != nil {
 					return out, err
 				}
 				es := v.Underlyings
@@ -69473,7 +69831,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries13); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries13); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -70136,7 +70496,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				}
 			}
 			if v.HasUnderlyings {
-				if err := c.Enter(fUnderlyings13); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fUnderlyings13); err != nil {
 					return out, err
 				}
 				es := v.Underlyings
@@ -70388,7 +70750,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries14); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries14); err != nil {
 			return out, err
 		}
 		es := v.MDEntries
@@ -70968,7 +71332,9 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	if v.HasRelatedSym {
-		if err := c.Enter(fRelatedSym4); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fRelatedSym4); err != nil {
 			return out, err
 		}
 		es := v.RelatedSym
@@ -71049,7 +71415,9 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	if v.HasLinesOfText {
-		if err := c.Enter(fLinesOfText); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fLinesOfText); err != nil {
 			return out, err
 		}
 		es := v.LinesOfText
@@ -71317,7 +71685,9 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	if v.HasRelatedSym {
-		if err := c.Enter(fRelatedSym5); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fRelatedSym5); err != nil {
 			return out, err
 		}
 		es := v.RelatedSym
@@ -71398,7 +71768,9 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	if v.HasLinesOfText {
-		if err := c.Enter(fLinesOfText2); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fLinesOfText2); err != nil {
 			return out, err
 		}
 		es := v.LinesOfText
@@ -71618,7 +71990,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	if v.HasRelatedSym {
-		if err := c.Enter(fRelatedSym6); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fRelatedSym6); err != nil {
 			return out, err
 		}
 		es := v.RelatedSym
@@ -71699,7 +72073,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	if v.HasRoutingIds {
-		if err := c.Enter(fRoutingIds); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fRoutingIds); err != nil {
 			return out, err
 		}
 		es := v.RoutingIds
@@ -71762,7 +72138,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	if v.HasLinesOfText {
-		if err := c.Enter(fLinesOfText3); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fLinesOfText3); err != nil {
 			return out, err
 		}
 		es := v.LinesOfText

@@ -720,10 +720,14 @@ f8:
 		if n < 0 {
 			v.MDSshGrp = v.MDSshGrp[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fMDSshGrp); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fMDSshGrp); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDSshGrp); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDSshGrp); err != nil {
 				return p, err
 			}
 			if cap(v.MDSshGrp) < n {
@@ -1596,7 +1600,9 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 		}
 	}
 	if true {
-		if err := c.Enter(fMDSshGrp); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDSshGrp); err != nil {
 			return out, err
 		}
 		es := v.MDSshGrp

@@ -1174,7 +1174,9 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 	_ = err
 	// G1
 	{
-		if err := c.Enter(p, fG1); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(p, fG1); err != nil {
 			return p, err
 		}
 		{
@@ -1290,7 +1292,9 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 	v.HasG2 = int64(pmb) < 0
 	pmb <<= 1
 	if v.HasG2 {
-		if err := c.Enter(p, fG2); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(p, fG2); err != nil {
 			return p, err
 		}
 		{
@@ -1384,10 +1388,14 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					v.Inner = v.Inner[:0]
 					v.HasInner = false
 				} else {
-					if err := fastrt.SeqCheck(n, p, len(b), 1, fInner); err != nil {
-						return p, err
+					if n > (len(b)-p)/1 {
+						if err := fastrt.SeqCheck(n, p, len(b), 1, fInner); err != nil {
+							return p, err
+						}
 					}
-					if err := c.Enter(p, fInner); err != nil {
+					if c.Depth < fastrt.MaxDepth {
+						c.Depth++
+					} else if err := c.Enter(p, fInner); err != nil {
 						return p, err
 					}
 					if cap(v.Inner) < n {
@@ -1424,7 +1432,9 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 						v.HasG3 = int64(pmb) < 0
 						pmb <<= 1
 						if v.HasG3 {
-							if err := c.Enter(p, fG3); err != nil {
+							if c.Depth < fastrt.MaxDepth {
+								c.Depth++
+							} else if err := c.Enter(p, fG3); err != nil {
 								return p, err
 							}
 							{
@@ -1532,10 +1542,14 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 		if n < 0 {
 			v.Outer = v.Outer[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 2, fOuter); err != nil {
-				return p, err
+			if n > (len(b)-p)/2 {
+				if err := fastrt.SeqCheck(n, p, len(b), 2, fOuter); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fOuter); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fOuter); err != nil {
 				return p, err
 			}
 			if cap(v.Outer) < n {
@@ -1639,10 +1653,14 @@ f11:
 		if n < 0 {
 			v.Nested = v.Nested[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fNested); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fNested); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fNested); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fNested); err != nil {
 				return p, err
 			}
 			if cap(v.Nested) < n {
@@ -3983,7 +4001,9 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 	pmr, pmn := pm.Reg, pm.N
 	// G1
 	{
-		if err := c.Enter(fG1); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fG1); err != nil {
 			return out, err
 		}
 		{
@@ -4041,7 +4061,9 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 		pmr |= 1
 	}
 	if v.HasG2 {
-		if err := c.Enter(fG2); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fG2); err != nil {
 			return out, err
 		}
 		{
@@ -4100,7 +4122,9 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 				}
 			}
 			if v.HasInner {
-				if err := c.Enter(fInner); err != nil {
+				if c.Depth < fastrt.MaxDepth {
+					c.Depth++
+				} else if err := c.Enter(fInner); err != nil {
 					return out, err
 				}
 				es := v.Inner
@@ -4136,7 +4160,9 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 						pmr |= 1
 					}
 					if v.HasG3 {
-						if err := c.Enter(fG3); err != nil {
+						if c.Depth < fastrt.MaxDepth {
+							c.Depth++
+						} else if err := c.Enter(fG3); err != nil {
 							return out, err
 						}
 						{
@@ -4202,7 +4228,9 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	if true {
-		if err := c.Enter(fOuter); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fOuter); err != nil {
 			return out, err
 		}
 		for j := range v.Outer {
@@ -4248,7 +4276,9 @@ func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, erro
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fNested); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fNested); err != nil {
 			return out, err
 		}
 		es := v.Nested

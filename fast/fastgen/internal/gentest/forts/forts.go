@@ -874,10 +874,14 @@ f3:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 22, fMDEntries); err != nil {
-				return p, err
+			if n > (len(b)-p)/22 {
+				if err := fastrt.SeqCheck(n, p, len(b), 22, fMDEntries); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -2723,10 +2727,14 @@ f34:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 15, fMDEntries2); err != nil {
-				return p, err
+			if n > (len(b)-p)/15 {
+				if err := fastrt.SeqCheck(n, p, len(b), 15, fMDEntries2); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries2); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries2); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -4649,10 +4657,14 @@ f66:
 		if n < 0 {
 			v.MDFeedTypes = v.MDFeedTypes[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 3, fMDFeedTypes); err != nil {
-				return p, err
+			if n > (len(b)-p)/3 {
+				if err := fastrt.SeqCheck(n, p, len(b), 3, fMDFeedTypes); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDFeedTypes); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDFeedTypes); err != nil {
 				return p, err
 			}
 			if cap(v.MDFeedTypes) < n {
@@ -4687,10 +4699,14 @@ f66:
 			v.Underlyings = v.Underlyings[:0]
 			v.HasUnderlyings = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 2, fUnderlyings); err != nil {
-				return p, err
+			if n > (len(b)-p)/2 {
+				if err := fastrt.SeqCheck(n, p, len(b), 2, fUnderlyings); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fUnderlyings); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fUnderlyings); err != nil {
 				return p, err
 			}
 			if cap(v.Underlyings) < n {
@@ -5400,10 +5416,14 @@ f76:
 			v.InstrumentLegs = v.InstrumentLegs[:0]
 			v.HasInstrumentLegs = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 3, fInstrumentLegs); err != nil {
-				return p, err
+			if n > (len(b)-p)/3 {
+				if err := fastrt.SeqCheck(n, p, len(b), 3, fInstrumentLegs); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fInstrumentLegs); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fInstrumentLegs); err != nil {
 				return p, err
 			}
 			if cap(v.InstrumentLegs) < n {
@@ -5439,10 +5459,14 @@ f76:
 			v.InstrumentAttributes = v.InstrumentAttributes[:0]
 			v.HasInstrumentAttributes = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 2, fInstrumentAttributes); err != nil {
-				return p, err
+			if n > (len(b)-p)/2 {
+				if err := fastrt.SeqCheck(n, p, len(b), 2, fInstrumentAttributes); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fInstrumentAttributes); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fInstrumentAttributes); err != nil {
 				return p, err
 			}
 			if cap(v.InstrumentAttributes) < n {
@@ -5600,10 +5624,14 @@ f78:
 			v.EvntGrp = v.EvntGrp[:0]
 			v.HasEvntGrp = false
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 3, fEvntGrp); err != nil {
-				return p, err
+			if n > (len(b)-p)/3 {
+				if err := fastrt.SeqCheck(n, p, len(b), 3, fEvntGrp); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fEvntGrp); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fEvntGrp); err != nil {
 				return p, err
 			}
 			if cap(v.EvntGrp) < n {
@@ -8943,10 +8971,14 @@ f133:
 		if n < 0 {
 			v.NewsText = v.NewsText[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fNewsText); err != nil {
-				return p, err
+			if n > (len(b)-p)/1 {
+				if err := fastrt.SeqCheck(n, p, len(b), 1, fNewsText); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fNewsText); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fNewsText); err != nil {
 				return p, err
 			}
 			if cap(v.NewsText) < n {
@@ -9178,10 +9210,14 @@ f136:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 15, fMDEntries3); err != nil {
-				return p, err
+			if n > (len(b)-p)/15 {
+				if err := fastrt.SeqCheck(n, p, len(b), 15, fMDEntries3); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries3); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries3); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -10608,10 +10644,14 @@ f159:
 		if n < 0 {
 			v.MDEntries = v.MDEntries[:0]
 		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 8, fMDEntries4); err != nil {
-				return p, err
+			if n > (len(b)-p)/8 {
+				if err := fastrt.SeqCheck(n, p, len(b), 8, fMDEntries4); err != nil {
+					return p, err
+				}
 			}
-			if err := c.Enter(p, fMDEntries4); err != nil {
+			if c.Depth < fastrt.MaxDepth {
+				c.Depth++
+			} else if err := c.Enter(p, fMDEntries4); err != nil {
 				return p, err
 			}
 			if cap(v.MDEntries) < n {
@@ -11867,7 +11907,9 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries); err != nil {
 			return out, err
 		}
 		for j := range v.MDEntries {
@@ -12431,7 +12473,9 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries2); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
 		}
 		for j := range v.MDEntries {
@@ -13099,7 +13143,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDFeedTypes); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDFeedTypes); err != nil {
 			return out, err
 		}
 		for j := range v.MDFeedTypes {
@@ -13119,7 +13165,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fUnderlyings); err != nil {
 			return out, err
 		}
 		for j := range v.Underlyings {
@@ -13528,7 +13576,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	if v.HasInstrumentLegs {
-		if err := c.Enter(fInstrumentLegs); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fInstrumentLegs); err != nil {
 			return out, err
 		}
 		for j := range v.InstrumentLegs {
@@ -13548,7 +13598,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	if v.HasInstrumentAttributes {
-		if err := c.Enter(fInstrumentAttributes); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fInstrumentAttributes); err != nil {
 			return out, err
 		}
 		for j := range v.InstrumentAttributes {
@@ -13629,7 +13681,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	if v.HasEvntGrp {
-		if err := c.Enter(fEvntGrp); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fEvntGrp); err != nil {
 			return out, err
 		}
 		for j := range v.EvntGrp {
@@ -14771,7 +14825,9 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fNewsText); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fNewsText); err != nil {
 			return out, err
 		}
 		for j := range v.NewsText {
@@ -14852,7 +14908,9 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries3); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
 		}
 		for j := range v.MDEntries {
@@ -15283,7 +15341,9 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		out = fast.AppendUint(out, x)
 	}
 	if true {
-		if err := c.Enter(fMDEntries4); err != nil {
+		if c.Depth < fastrt.MaxDepth {
+			c.Depth++
+		} else if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
 		}
 		for j := range v.MDEntries {
