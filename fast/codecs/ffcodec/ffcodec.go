@@ -3383,42 +3383,62 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				}
 			}
 			// MDEntryType
-			if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
 			// Symbol
-			if e := &c.d.s3Symbol; e.G == c.Gen && string(e.B) == string(v.Symbol) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok && (true) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.Symbol...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSymbol, &tpw, &c.d.s3Symbol, v.Symbol, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s3Symbol; e.G == c.Gen && string(e.B) == string(v.Symbol) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok && (true) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Symbol; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fSymbol, &tpw, &c.d.s3Symbol, v.Symbol, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -3754,22 +3774,32 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			}
 			pmr, pmn := uint64(0), 0
 			// MDEntryType
-			if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}

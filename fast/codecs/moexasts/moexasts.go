@@ -28330,22 +28330,32 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			out = fastrt.Reserve(out, &own, 11)
 			pmr, pmn := uint64(0), 0
 			// MDEntryType
-			if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -28459,42 +28469,62 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 				}
 			}
 			// OrderStatus
-			if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.OrderStatus...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderStatus3, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrderStatus; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fOrderStatus3, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
 			// OrdType
-			if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.OrdType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrdType3, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrdType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fOrdType3, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -28508,22 +28538,32 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 				}
 			}
 			// TradingSessionSubID
-			if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.TradingSessionSubID...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionSubID3, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fTradingSessionSubID3, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -28732,22 +28772,32 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			out = fastrt.Reserve(out, &own, 8)
 			pmr, pmn := uint64(0), 0
 			// MDEntryType
-			if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -28852,42 +28902,62 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 				}
 			}
 			// OrderStatus
-			if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.OrderStatus...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderStatus4, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrderStatus; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fOrderStatus4, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
 			// TradingSessionSubID
-			if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.TradingSessionSubID...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionSubID4, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fTradingSessionSubID4, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -29209,22 +29279,32 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				}
 			}
 			// OrderSide
-			if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.OrderSide...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderSide3, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrderSide; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fOrderSide3, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -29293,22 +29373,32 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				}
 			}
 			// SettleType
-			if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.SettleType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSettleType3, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.SettleType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fSettleType3, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -29378,42 +29468,62 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				}
 			}
 			// TradingSessionSubID
-			if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.TradingSessionSubID...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionSubID5, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fTradingSessionSubID5, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
 			// RefOrderID
-			if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.RefOrderID...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fRefOrderID, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.RefOrderID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fRefOrderID, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -29717,22 +29827,32 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				}
 			}
 			// OrderSide
-			if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.OrderSide...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderSide4, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrderSide; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fOrderSide4, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -29783,22 +29903,32 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				}
 			}
 			// SettleType
-			if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.SettleType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSettleType4, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.SettleType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fSettleType4, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -29868,42 +29998,62 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				}
 			}
 			// TradingSessionSubID
-			if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.TradingSessionSubID...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionSubID6, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fTradingSessionSubID6, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
 			// RefOrderID
-			if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.RefOrderID...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fRefOrderID2, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.RefOrderID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fRefOrderID2, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -31569,22 +31719,32 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryType
-			if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType9, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryType9, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -31614,22 +31774,32 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				}
 			}
 			// Symbol
-			if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.Symbol...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSymbol9, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Symbol; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fSymbol9, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -31746,42 +31916,62 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				}
 			}
 			// OrderStatus
-			if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.OrderStatus...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderStatus5, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrderStatus; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fOrderStatus5, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
 			// OrdType
-			if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.OrdType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrdType4, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrdType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fOrdType4, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -31795,42 +31985,62 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				}
 			}
 			// TradingSessionID
-			if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.TradingSessionID...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionID9, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fTradingSessionID9, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
 			// TradingSessionSubID
-			if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.TradingSessionSubID...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionSubID9, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fTradingSessionSubID9, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -31925,22 +32135,32 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				}
 			}
 			// MDEntryType
-			if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType10, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryType10, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -31970,22 +32190,32 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				}
 			}
 			// Symbol
-			if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.Symbol...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fSymbol10, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Symbol; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fSymbol10, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -32093,62 +32323,92 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				}
 			}
 			// OrderStatus
-			if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.OrderStatus...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fOrderStatus6, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrderStatus; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fOrderStatus6, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
 			// TradingSessionID
-			if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.TradingSessionID...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionID10, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fTradingSessionID10, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
 			// TradingSessionSubID
-			if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.TradingSessionSubID...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fTradingSessionSubID10, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fTradingSessionSubID10, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}

@@ -51248,42 +51248,62 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID2, "value differs from the constant")
 	}
 	// MDReqID
-	if e := &c.d.s1MDReqID; e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDReqID...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fMDReqID, &tpw, &c.d.s1MDReqID, v.MDReqID, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s1MDReqID; e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, false); ok && (true) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDReqID, &tpw, &c.d.s1MDReqID, v.MDReqID, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
 	// MDReqRejReason
-	if e := &c.d.s2MDReqRejReason; e.G == c.Gen && string(e.B) == string(v.MDReqRejReason) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDReqRejReason, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDReqRejReason...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fMDReqRejReason, &tpw, &c.d.s2MDReqRejReason, v.MDReqRejReason, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s2MDReqRejReason; e.G == c.Gen && string(e.B) == string(v.MDReqRejReason) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.MDReqRejReason, false); ok && (true) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqRejReason; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDReqRejReason, &tpw, &c.d.s2MDReqRejReason, v.MDReqRejReason, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -51530,22 +51550,32 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// SecurityAltIDSource
-					if e := &c.d.s4SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
-						pmr <<= 1
-						pmn++
-					} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
-						pmr = pmr<<1 | 1
-						pmn++
-						out = o
-						e.G, e.T, e.Msg = c.Gen, 6, 0
-						e.B = append(e.B[:0], v.SecurityAltIDSource...)
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fSecurityAltIDSource, &tpw, &c.d.s4SecurityAltIDSource, v.SecurityAltIDSource, true)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
+					{
+						if e := &c.d.s4SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
+							pmr <<= 1
+							pmn++
+						} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = o
+							e.G, e.T, e.Msg = c.Gen, 6, 0
+							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
+								d := e.B[:len(x)]
+								for i, ch := range x {
+									d[i] = ch
+								}
+								e.B = d
+							} else {
+								e.B = append(e.B[:0], x...)
+							}
+						} else {
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.Vector(out, fSecurityAltIDSource, &tpw, &c.d.s4SecurityAltIDSource, v.SecurityAltIDSource, true)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
 							}
 						}
 					}
@@ -53720,22 +53750,32 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// SecurityAltIDSource
-					if e := &c.d.s25SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
-						pmr <<= 1
-						pmn++
-					} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
-						pmr = pmr<<1 | 1
-						pmn++
-						out = o
-						e.G, e.T, e.Msg = c.Gen, 6, 0
-						e.B = append(e.B[:0], v.SecurityAltIDSource...)
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fSecurityAltIDSource2, &tpw, &c.d.s25SecurityAltIDSource, v.SecurityAltIDSource, true)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
+					{
+						if e := &c.d.s25SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
+							pmr <<= 1
+							pmn++
+						} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = o
+							e.G, e.T, e.Msg = c.Gen, 6, 0
+							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
+								d := e.B[:len(x)]
+								for i, ch := range x {
+									d[i] = ch
+								}
+								e.B = d
+							} else {
+								e.B = append(e.B[:0], x...)
+							}
+						} else {
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.Vector(out, fSecurityAltIDSource2, &tpw, &c.d.s25SecurityAltIDSource, v.SecurityAltIDSource, true)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
 							}
 						}
 					}
@@ -55841,22 +55881,32 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// SecurityAltIDSource
-					if e := &c.d.s44SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
-						pmr <<= 1
-						pmn++
-					} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
-						pmr = pmr<<1 | 1
-						pmn++
-						out = o
-						e.G, e.T, e.Msg = c.Gen, 6, 0
-						e.B = append(e.B[:0], v.SecurityAltIDSource...)
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fSecurityAltIDSource3, &tpw, &c.d.s44SecurityAltIDSource, v.SecurityAltIDSource, true)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
+					{
+						if e := &c.d.s44SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
+							pmr <<= 1
+							pmn++
+						} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = o
+							e.G, e.T, e.Msg = c.Gen, 6, 0
+							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
+								d := e.B[:len(x)]
+								for i, ch := range x {
+									d[i] = ch
+								}
+								e.B = d
+							} else {
+								e.B = append(e.B[:0], x...)
+							}
+						} else {
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.Vector(out, fSecurityAltIDSource3, &tpw, &c.d.s44SecurityAltIDSource, v.SecurityAltIDSource, true)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
 							}
 						}
 					}
@@ -57959,22 +58009,32 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// SecurityAltIDSource
-					if e := &c.d.s63SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
-						pmr <<= 1
-						pmn++
-					} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
-						pmr = pmr<<1 | 1
-						pmn++
-						out = o
-						e.G, e.T, e.Msg = c.Gen, 6, 0
-						e.B = append(e.B[:0], v.SecurityAltIDSource...)
-					} else {
-						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-							out, err = c.Vector(out, fSecurityAltIDSource4, &tpw, &c.d.s63SecurityAltIDSource, v.SecurityAltIDSource, true)
-							pmr, pmn = tpw.Reg, tpw.N
-							if err != nil {
-								return out, err
+					{
+						if e := &c.d.s63SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
+							pmr <<= 1
+							pmn++
+						} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = o
+							e.G, e.T, e.Msg = c.Gen, 6, 0
+							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
+								d := e.B[:len(x)]
+								for i, ch := range x {
+									d[i] = ch
+								}
+								e.B = d
+							} else {
+								e.B = append(e.B[:0], x...)
+							}
+						} else {
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.Vector(out, fSecurityAltIDSource4, &tpw, &c.d.s63SecurityAltIDSource, v.SecurityAltIDSource, true)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
 							}
 						}
 					}
@@ -59064,22 +59124,32 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 				}
 			}
 			// MDEntryType
-			if e := &c.d.s72MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s72MDEntryType, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s72MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s72MDEntryType, v.MDEntryType, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -59328,22 +59398,32 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			// MDEntryType
-			if e := &c.d.s80MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s80MDEntryType, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s80MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s80MDEntryType, v.MDEntryType, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -59625,22 +59705,32 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			// Currency
-			if e := &c.d.s93Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.Currency...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fCurrency5, &tpw, &c.d.s93Currency, v.Currency, v.HasCurrency)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s93Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Currency; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fCurrency5, &tpw, &c.d.s93Currency, v.Currency, v.HasCurrency)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -60404,22 +60494,32 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			// MDEntryType
-			if e := &c.d.s102MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s102MDEntryType, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s102MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s102MDEntryType, v.MDEntryType, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -60674,22 +60774,32 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			// Currency
-			if e := &c.d.s112Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.Currency...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fCurrency6, &tpw, &c.d.s112Currency, v.Currency, v.HasCurrency)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s112Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Currency; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fCurrency6, &tpw, &c.d.s112Currency, v.Currency, v.HasCurrency)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -61453,22 +61563,32 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			// MDEntryType
-			if e := &c.d.s121MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s121MDEntryType, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s121MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s121MDEntryType, v.MDEntryType, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -61723,22 +61843,32 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			// Currency
-			if e := &c.d.s131Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.Currency...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fCurrency7, &tpw, &c.d.s131Currency, v.Currency, v.HasCurrency)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s131Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Currency; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fCurrency7, &tpw, &c.d.s131Currency, v.Currency, v.HasCurrency)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -62418,22 +62548,32 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			// MDEntryType
-			if e := &c.d.s140MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType5, &tpw, &c.d.s140MDEntryType, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s140MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryType5, &tpw, &c.d.s140MDEntryType, v.MDEntryType, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -62688,22 +62828,32 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			// Currency
-			if e := &c.d.s150Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.Currency...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fCurrency8, &tpw, &c.d.s150Currency, v.Currency, v.HasCurrency)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s150Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Currency; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fCurrency8, &tpw, &c.d.s150Currency, v.Currency, v.HasCurrency)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -63392,22 +63542,32 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			// MDEntryType
-			if e := &c.d.s160MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType6, &tpw, &c.d.s160MDEntryType, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s160MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryType6, &tpw, &c.d.s160MDEntryType, v.MDEntryType, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -63678,22 +63838,32 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			// Currency
-			if e := &c.d.s169Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.Currency...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fCurrency9, &tpw, &c.d.s169Currency, v.Currency, v.HasCurrency)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s169Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Currency; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fCurrency9, &tpw, &c.d.s169Currency, v.Currency, v.HasCurrency)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -64060,22 +64230,32 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			// MDEntryType
-			if e := &c.d.s177MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryType...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryType7, &tpw, &c.d.s177MDEntryType, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s177MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryType7, &tpw, &c.d.s177MDEntryType, v.MDEntryType, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -64346,22 +64526,32 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				}
 			}
 			// Currency
-			if e := &c.d.s186Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.Currency...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fCurrency10, &tpw, &c.d.s186Currency, v.Currency, v.HasCurrency)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s186Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Currency; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fCurrency10, &tpw, &c.d.s186Currency, v.Currency, v.HasCurrency)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -65354,22 +65544,32 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDReqID
-	if e := &c.d.s192MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDReqID...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fMDReqID2, &tpw, &c.d.s192MDReqID, v.MDReqID, v.HasMDReqID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s192MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDReqID2, &tpw, &c.d.s192MDReqID, v.MDReqID, v.HasMDReqID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -65544,22 +65744,32 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 				}
 			}
 			// MDEntryTime
-			if e := &c.d.s199MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryTime...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryTime8, &tpw, &c.d.s199MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s199MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryTime8, &tpw, &c.d.s199MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -65884,22 +66094,32 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDReqID
-	if e := &c.d.s205MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDReqID...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fMDReqID3, &tpw, &c.d.s205MDReqID, v.MDReqID, v.HasMDReqID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s205MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDReqID3, &tpw, &c.d.s205MDReqID, v.MDReqID, v.HasMDReqID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -66073,22 +66293,32 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				}
 			}
 			// MDEntryTime
-			if e := &c.d.s211MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryTime...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryTime9, &tpw, &c.d.s211MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s211MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryTime9, &tpw, &c.d.s211MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -66914,22 +67144,32 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDReqID
-	if e := &c.d.s224MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDReqID...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fMDReqID4, &tpw, &c.d.s224MDReqID, v.MDReqID, v.HasMDReqID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s224MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDReqID4, &tpw, &c.d.s224MDReqID, v.MDReqID, v.HasMDReqID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -67103,22 +67343,32 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				}
 			}
 			// MDEntryTime
-			if e := &c.d.s230MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryTime...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryTime10, &tpw, &c.d.s230MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s230MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryTime10, &tpw, &c.d.s230MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -67917,22 +68167,32 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDReqID
-	if e := &c.d.s240MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDReqID...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fMDReqID5, &tpw, &c.d.s240MDReqID, v.MDReqID, v.HasMDReqID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s240MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDReqID5, &tpw, &c.d.s240MDReqID, v.MDReqID, v.HasMDReqID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -68106,22 +68366,32 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				}
 			}
 			// MDEntryTime
-			if e := &c.d.s246MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryTime...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryTime11, &tpw, &c.d.s246MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s246MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryTime11, &tpw, &c.d.s246MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -68836,22 +69106,32 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDReqID
-	if e := &c.d.s256MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDReqID...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fMDReqID6, &tpw, &c.d.s256MDReqID, v.MDReqID, v.HasMDReqID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s256MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDReqID6, &tpw, &c.d.s256MDReqID, v.MDReqID, v.HasMDReqID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -69025,22 +69305,32 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				}
 			}
 			// MDEntryTime
-			if e := &c.d.s262MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryTime...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryTime12, &tpw, &c.d.s262MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s262MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryTime12, &tpw, &c.d.s262MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -69755,22 +70045,32 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDReqID
-	if e := &c.d.s272MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDReqID...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fMDReqID7, &tpw, &c.d.s272MDReqID, v.MDReqID, v.HasMDReqID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s272MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDReqID7, &tpw, &c.d.s272MDReqID, v.MDReqID, v.HasMDReqID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -69944,22 +70244,32 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				}
 			}
 			// MDEntryTime
-			if e := &c.d.s278MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryTime...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryTime13, &tpw, &c.d.s278MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s278MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryTime13, &tpw, &c.d.s278MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -70674,22 +70984,32 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDReqID
-	if e := &c.d.s288MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDReqID...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fMDReqID8, &tpw, &c.d.s288MDReqID, v.MDReqID, v.HasMDReqID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s288MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDReqID8, &tpw, &c.d.s288MDReqID, v.MDReqID, v.HasMDReqID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -70864,22 +71184,32 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 				}
 			}
 			// MDEntryTime
-			if e := &c.d.s295MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.MDEntryTime...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fMDEntryTime14, &tpw, &c.d.s295MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s295MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fMDEntryTime14, &tpw, &c.d.s295MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -71196,102 +71526,152 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	// NewsSource
-	if e := &c.d.s302NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.NewsSource...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fNewsSource, &tpw, &c.d.s302NewsSource, v.NewsSource, v.HasNewsSource)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s302NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.NewsSource; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fNewsSource, &tpw, &c.d.s302NewsSource, v.NewsSource, v.HasNewsSource)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
 	// NewsID
-	if e := &c.d.s303NewsID; v.HasNewsID && e.G == c.Gen && string(e.B) == string(v.NewsID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.NewsID, true); ok && (v.HasNewsID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.NewsID...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fNewsID, &tpw, &c.d.s303NewsID, v.NewsID, v.HasNewsID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s303NewsID; v.HasNewsID && e.G == c.Gen && string(e.B) == string(v.NewsID) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.NewsID, true); ok && (v.HasNewsID && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.NewsID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fNewsID, &tpw, &c.d.s303NewsID, v.NewsID, v.HasNewsID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
 	// LanguageCode
-	if e := &c.d.s304LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.LanguageCode...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fLanguageCode, &tpw, &c.d.s304LanguageCode, v.LanguageCode, v.HasLanguageCode)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s304LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.LanguageCode; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fLanguageCode, &tpw, &c.d.s304LanguageCode, v.LanguageCode, v.HasLanguageCode)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
 	// Headline
-	if e := &c.d.s305Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Headline...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fHeadline, &tpw, &c.d.s305Headline, v.Headline, v.HasHeadline)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s305Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.Headline; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fHeadline, &tpw, &c.d.s305Headline, v.Headline, v.HasHeadline)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
 	// URLLink
-	if e := &c.d.s306URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.URLLink...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fURLLink, &tpw, &c.d.s306URLLink, v.URLLink, v.HasURLLink)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s306URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.URLLink; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fURLLink, &tpw, &c.d.s306URLLink, v.URLLink, v.HasURLLink)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -71433,22 +71813,32 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			}
 			pmr, pmn := uint64(0), 0
 			// Text
-			if e := &c.d.s308Text; e.G == c.Gen && string(e.B) == string(v.Text) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.Text...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fText2, &tpw, &c.d.s308Text, v.Text, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s308Text; e.G == c.Gen && string(e.B) == string(v.Text) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Text; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fText2, &tpw, &c.d.s308Text, v.Text, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -71549,102 +71939,152 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	// NewsSource
-	if e := &c.d.s310NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.NewsSource...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fNewsSource2, &tpw, &c.d.s310NewsSource, v.NewsSource, v.HasNewsSource)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s310NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.NewsSource; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fNewsSource2, &tpw, &c.d.s310NewsSource, v.NewsSource, v.HasNewsSource)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
 	// NewsID
-	if e := &c.d.s311NewsID; v.HasNewsID && e.G == c.Gen && string(e.B) == string(v.NewsID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.NewsID, true); ok && (v.HasNewsID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.NewsID...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fNewsID2, &tpw, &c.d.s311NewsID, v.NewsID, v.HasNewsID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s311NewsID; v.HasNewsID && e.G == c.Gen && string(e.B) == string(v.NewsID) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.NewsID, true); ok && (v.HasNewsID && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.NewsID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fNewsID2, &tpw, &c.d.s311NewsID, v.NewsID, v.HasNewsID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
 	// LanguageCode
-	if e := &c.d.s312LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.LanguageCode...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fLanguageCode2, &tpw, &c.d.s312LanguageCode, v.LanguageCode, v.HasLanguageCode)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s312LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.LanguageCode; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fLanguageCode2, &tpw, &c.d.s312LanguageCode, v.LanguageCode, v.HasLanguageCode)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
 	// Headline
-	if e := &c.d.s313Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Headline...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fHeadline2, &tpw, &c.d.s313Headline, v.Headline, v.HasHeadline)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s313Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.Headline; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fHeadline2, &tpw, &c.d.s313Headline, v.Headline, v.HasHeadline)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
 	// URLLink
-	if e := &c.d.s314URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.URLLink...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fURLLink2, &tpw, &c.d.s314URLLink, v.URLLink, v.HasURLLink)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s314URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.URLLink; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fURLLink2, &tpw, &c.d.s314URLLink, v.URLLink, v.HasURLLink)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -71786,22 +72226,32 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			}
 			pmr, pmn := uint64(0), 0
 			// Text
-			if e := &c.d.s316Text; e.G == c.Gen && string(e.B) == string(v.Text) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.Text...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fText3, &tpw, &c.d.s316Text, v.Text, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s316Text; e.G == c.Gen && string(e.B) == string(v.Text) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Text; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fText3, &tpw, &c.d.s316Text, v.Text, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}
@@ -71901,82 +72351,122 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		out = fast.AppendUintNullable(out, x)
 	}
 	// NewsSource
-	if e := &c.d.s317NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.NewsSource...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fNewsSource3, &tpw, &c.d.s317NewsSource, v.NewsSource, v.HasNewsSource)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s317NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.NewsSource; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fNewsSource3, &tpw, &c.d.s317NewsSource, v.NewsSource, v.HasNewsSource)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
 	// LanguageCode
-	if e := &c.d.s318LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.LanguageCode...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fLanguageCode3, &tpw, &c.d.s318LanguageCode, v.LanguageCode, v.HasLanguageCode)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s318LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.LanguageCode; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fLanguageCode3, &tpw, &c.d.s318LanguageCode, v.LanguageCode, v.HasLanguageCode)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
 	// Headline
-	if e := &c.d.s319Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Headline...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fHeadline3, &tpw, &c.d.s319Headline, v.Headline, v.HasHeadline)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s319Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.Headline; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fHeadline3, &tpw, &c.d.s319Headline, v.Headline, v.HasHeadline)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
 	// URLLink
-	if e := &c.d.s320URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.URLLink...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fURLLink3, &tpw, &c.d.s320URLLink, v.URLLink, v.HasURLLink)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s320URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.URLLink; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fURLLink3, &tpw, &c.d.s320URLLink, v.URLLink, v.HasURLLink)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -72156,22 +72646,32 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			}
 			pmr, pmn := uint64(0), 0
 			// text
-			if e := &c.d.s322Text; e.G == c.Gen && string(e.B) == string(v.Text) {
-				pmr <<= 1
-				pmn++
-			} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
-				pmr = pmr<<1 | 1
-				pmn++
-				out = o
-				e.G, e.T, e.Msg = c.Gen, 6, 0
-				e.B = append(e.B[:0], v.Text...)
-			} else {
-				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-					out, err = c.Vector(out, fText4, &tpw, &c.d.s322Text, v.Text, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+			{
+				if e := &c.d.s322Text; e.G == c.Gen && string(e.B) == string(v.Text) {
+					pmr <<= 1
+					pmn++
+				} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = o
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Text; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
+				} else {
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Vector(out, fText4, &tpw, &c.d.s322Text, v.Text, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 				}
 			}

@@ -3785,22 +3785,32 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 		}
 	}
 	// S
-	if e := &c.d.s3S; e.G == c.Gen && string(e.B) == string(v.S) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.S, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.S...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fS, &tpw, &c.d.s3S, v.S, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s3S; e.G == c.Gen && string(e.B) == string(v.S) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.S, false); ok && (true) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.S; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fS, &tpw, &c.d.s3S, v.S, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -3860,22 +3870,32 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// S
-	if e := &c.d.s3S; e.G == c.Gen && string(e.B) == string(v.S) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.S, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.S...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fS2, &tpw, &c.d.s3S, v.S, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s3S; e.G == c.Gen && string(e.B) == string(v.S) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.S, false); ok && (true) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.S; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fS2, &tpw, &c.d.s3S, v.S, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -4187,22 +4207,32 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 							}
 							pmr, pmn := uint64(0), 0
 							// Z
-							if e := &c.d.s14Z; e.G == c.Gen && string(e.B) == string(v.Z) {
-								pmr <<= 1
-								pmn++
-							} else if o, ok := fastrt.AppendASCII(out, v.Z, false); ok && (true) {
-								pmr = pmr<<1 | 1
-								pmn++
-								out = o
-								e.G, e.T, e.Msg = c.Gen, 6, 0
-								e.B = append(e.B[:0], v.Z...)
-							} else {
-								{
-									tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-									out, err = c.Vector(out, fZ, &tpw, &c.d.s14Z, v.Z, true)
-									pmr, pmn = tpw.Reg, tpw.N
-									if err != nil {
-										return out, err
+							{
+								if e := &c.d.s14Z; e.G == c.Gen && string(e.B) == string(v.Z) {
+									pmr <<= 1
+									pmn++
+								} else if o, ok := fastrt.AppendASCII(out, v.Z, false); ok && (true) {
+									pmr = pmr<<1 | 1
+									pmn++
+									out = o
+									e.G, e.T, e.Msg = c.Gen, 6, 0
+									if x := v.Z; len(x) <= cap(e.B) {
+										d := e.B[:len(x)]
+										for i, ch := range x {
+											d[i] = ch
+										}
+										e.B = d
+									} else {
+										e.B = append(e.B[:0], x...)
+									}
+								} else {
+									{
+										tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+										out, err = c.Vector(out, fZ, &tpw, &c.d.s14Z, v.Z, true)
+										pmr, pmn = tpw.Reg, tpw.N
+										if err != nil {
+											return out, err
+										}
 									}
 								}
 							}
@@ -5186,22 +5216,32 @@ func (c *Encoder) e10(out []byte, v *SharedKey, pm *fastrt.PMapW) ([]byte, error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	// A
-	if e := &c.d.s87Sk; e.G == c.Gen && string(e.B) == string(v.A) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.A, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.A...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fA5, &tpw, &c.d.s87Sk, v.A, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s87Sk; e.G == c.Gen && string(e.B) == string(v.A) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.A, false); ok && (true) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.A; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fA5, &tpw, &c.d.s87Sk, v.A, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -5215,22 +5255,32 @@ func (c *Encoder) e10(out []byte, v *SharedKey, pm *fastrt.PMapW) ([]byte, error
 		}
 	}
 	// A2
-	if e := &c.d.s87Sk; e.G == c.Gen && string(e.B) == string(v.A2) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.A2, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.A2...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fA22, &tpw, &c.d.s87Sk, v.A2, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s87Sk; e.G == c.Gen && string(e.B) == string(v.A2) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.A2, false); ok && (true) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.A2; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fA22, &tpw, &c.d.s87Sk, v.A2, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -5244,22 +5294,32 @@ func (c *Encoder) e10(out []byte, v *SharedKey, pm *fastrt.PMapW) ([]byte, error
 		}
 	}
 	// A3
-	if e := &c.d.s87Sk; v.HasA3 && e.G == c.Gen && string(e.B) == string(v.A3) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.A3, true); ok && (v.HasA3 && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.A3...)
-	} else {
-		{
-			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
-			out, err = c.Vector(out, fA32, &tpw, &c.d.s87Sk, v.A3, v.HasA3)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+	{
+		if e := &c.d.s87Sk; v.HasA3 && e.G == c.Gen && string(e.B) == string(v.A3) {
+			pmr <<= 1
+			pmn++
+		} else if o, ok := fastrt.AppendASCII(out, v.A3, true); ok && (v.HasA3 && (true)) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = o
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.A3; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
+		} else {
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fA32, &tpw, &c.d.s87Sk, v.A3, v.HasA3)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 	}
