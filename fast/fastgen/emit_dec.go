@@ -416,7 +416,8 @@ func (g *gen) doneToGoto(st int) {
 func (g *gen) asciiScan(f *field, onValue string) {
 	// The stop bit is found eight bytes at a time; the cleared last byte is written from
 	// the input, not read back from the window just copied (a store-forwarding stall).
-	g.w("end := p\nif q := b[p:]; len(q) >= 8 {\nif m := %s & 0x8080808080808080; m != 0 {\nend = p + bits.TrailingZeros64(m)>>3\n} else {\nend = p + 8\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n} else {\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n", le64("q"))
+	// A second word for strings of nine to sixteen bytes (order and trade identifiers).
+	g.w("end := p\nif q := b[p:]; len(q) >= 8 {\nif m := %s & 0x8080808080808080; m != 0 {\nend = p + bits.TrailingZeros64(m)>>3\n} else if q := b[p:]; len(q) >= 16 {\nif m := %s & 0x8080808080808080; m != 0 {\nend = p + 8 + bits.TrailingZeros64(m)>>3\n} else {\nend = p + 16\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n} else {\nend = p + 8\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n} else {\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n", le64("q"), le64w("q", 8))
 	g.w("if end < len(b) {\nif end >= len(c.Win) {\nc.Extend(b, end)\n}\nwin := c.Win[:end+1 : end+1]\nwin[end] = b[end] &^ 0x80\nw := win[p:]\n")
 	g.w("%s%sp = end + 1\ndone = true\n}\n", onValue, setv(f, "w", "true"))
 }
@@ -536,6 +537,15 @@ func (g *gen) parse(signed bool, at string, nine bool) {
 
 // pack7 is fastrt.Pack7 of u written out, for the same reason as le64.
 const pack7 = "u &= 0x7f7f7f7f7f7f7f7f\nu = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1\nu = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2\nu = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4"
+
+// le64w is le64 of q[at:at+8].
+func le64w(q string, at int) string {
+	var parts []string
+	for i := range 8 {
+		parts = append(parts, fmt.Sprintf("uint64(%s[%d])<<%d", q, at+i, 8*i))
+	}
+	return "(" + strings.Join(parts, " | ") + ")"
+}
 
 // le64 is the little-endian load of q[0:8] (len(q) >= 8), written out: the compiler
 // combines it into one load, and it needs no call in the large functions of generated code,

@@ -607,6 +607,15 @@ f3:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -664,6 +673,15 @@ f3:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -778,6 +796,15 @@ f3:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -1216,6 +1243,15 @@ f14:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -1430,6 +1466,15 @@ f17:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -1481,6 +1526,15 @@ f17:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -1913,6 +1967,15 @@ f25:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2030,6 +2093,15 @@ f27:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2083,6 +2155,15 @@ f28:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2344,6 +2425,15 @@ f32:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2511,6 +2601,15 @@ f35:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2621,6 +2720,15 @@ f37:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2674,6 +2782,15 @@ f38:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {

@@ -1382,6 +1382,15 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -1591,6 +1600,15 @@ f4:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -1644,6 +1662,15 @@ f5:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -1692,6 +1719,15 @@ f6:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -1752,6 +1788,15 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -1909,6 +1954,15 @@ f10:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2090,6 +2144,15 @@ f13:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2138,6 +2201,15 @@ f14:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2742,6 +2814,15 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2793,6 +2874,15 @@ f24:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -3158,6 +3248,15 @@ f30:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -3209,6 +3308,15 @@ f31:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -3260,6 +3368,15 @@ f32:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -3311,6 +3428,15 @@ f33:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -4340,6 +4466,15 @@ f49:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -4456,6 +4591,15 @@ f51:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -4507,6 +4651,15 @@ f52:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -5138,6 +5291,15 @@ f62:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -5189,6 +5351,15 @@ f63:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -5478,6 +5649,15 @@ f67:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -5529,6 +5709,15 @@ f68:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -5825,6 +6014,15 @@ f73:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -6056,6 +6254,15 @@ f77:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -6241,6 +6448,15 @@ f80:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -6292,6 +6508,15 @@ f81:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -6343,6 +6568,15 @@ f82:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -6394,6 +6628,15 @@ f83:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -7375,6 +7618,15 @@ f98:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -7426,6 +7678,15 @@ f99:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8057,6 +8318,15 @@ f109:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8108,6 +8378,15 @@ f110:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8159,6 +8438,15 @@ f111:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8640,6 +8928,15 @@ f119:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8688,6 +8985,15 @@ f120:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8918,6 +9224,15 @@ f123:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -8970,6 +9285,15 @@ f123:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -9146,6 +9470,15 @@ f123:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -9204,6 +9537,15 @@ f123:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -9277,6 +9619,15 @@ f123:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -9769,6 +10120,15 @@ f138:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -9817,6 +10177,15 @@ f139:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -9985,6 +10354,15 @@ f141:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -10037,6 +10415,15 @@ f141:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -10198,6 +10585,15 @@ f141:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -10256,6 +10652,15 @@ f141:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -10748,6 +11153,15 @@ f155:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -10796,6 +11210,15 @@ f156:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -11015,6 +11438,15 @@ f159:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -11063,6 +11495,15 @@ f159:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -11194,6 +11635,15 @@ f159:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -11351,6 +11801,15 @@ f159:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -11502,6 +11961,15 @@ f159:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -11560,6 +12028,15 @@ f159:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -12052,6 +12529,15 @@ f178:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -12100,6 +12586,15 @@ f179:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -12257,6 +12752,15 @@ f181:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -12305,6 +12809,15 @@ f181:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -12436,6 +12949,15 @@ f181:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -12563,6 +13085,15 @@ f181:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -12714,6 +13245,15 @@ f181:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -12772,6 +13312,15 @@ f181:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -13072,6 +13621,15 @@ f196:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -13123,6 +13681,15 @@ f197:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -13174,6 +13741,15 @@ f198:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -13604,6 +14180,15 @@ f205:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -13655,6 +14240,15 @@ f206:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -13706,6 +14300,15 @@ f207:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -14802,6 +15405,15 @@ f224:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -14853,6 +15465,15 @@ f225:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -14904,6 +15525,15 @@ f226:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -14955,6 +15585,15 @@ f227:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -15244,6 +15883,15 @@ f231:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -15295,6 +15943,15 @@ f232:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -15346,6 +16003,15 @@ f233:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -15776,6 +16442,15 @@ f240:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -15827,6 +16502,15 @@ f241:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -15878,6 +16562,15 @@ f242:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -16653,6 +17346,15 @@ f254:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -16704,6 +17406,15 @@ f255:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -16755,6 +17466,15 @@ f256:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -16806,6 +17526,15 @@ f257:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -17097,6 +17826,15 @@ f260:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -17149,6 +17887,15 @@ f260:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -17208,6 +17955,15 @@ f260:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -17450,6 +18206,15 @@ f260:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -17508,6 +18273,15 @@ f260:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -17581,6 +18355,15 @@ f260:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -17639,6 +18422,15 @@ f260:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -17903,6 +18695,15 @@ f274:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -17955,6 +18756,15 @@ f274:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -18014,6 +18824,15 @@ f274:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -18241,6 +19060,15 @@ f274:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -18299,6 +19127,15 @@ f274:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -18357,6 +19194,15 @@ f274:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -18652,6 +19498,15 @@ f288:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -18698,6 +19553,15 @@ f289:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -18749,6 +19613,15 @@ f290:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -19045,6 +19918,15 @@ f295:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -19491,6 +20373,15 @@ f302:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -19868,6 +20759,15 @@ f308:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -19919,6 +20819,15 @@ f309:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -19970,6 +20879,15 @@ f310:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -20254,6 +21172,15 @@ f314:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -20300,6 +21227,15 @@ f315:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -20351,6 +21287,15 @@ f316:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -20647,6 +21592,15 @@ f321:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -20959,6 +21913,15 @@ f326:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -21336,6 +22299,15 @@ f332:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -21387,6 +22359,15 @@ f333:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -21438,6 +22419,15 @@ f334:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -21707,6 +22697,15 @@ f338:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -22011,6 +23010,15 @@ f342:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -22483,6 +23491,15 @@ f348:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -22579,6 +23596,15 @@ f349:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -22699,6 +23725,15 @@ f351:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -23926,6 +24961,15 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -23972,6 +25016,15 @@ f369:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -24273,6 +25326,15 @@ f374:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -24321,6 +25383,15 @@ f375:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -24374,6 +25445,15 @@ f376:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -24736,6 +25816,15 @@ f382:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -24784,6 +25873,15 @@ f383:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {

@@ -4089,6 +4089,15 @@ f5:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -4146,6 +4155,15 @@ f6:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -4197,6 +4215,15 @@ f7:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -4311,6 +4338,15 @@ f9:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -4405,6 +4441,15 @@ f11:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -4495,6 +4540,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -4700,6 +4754,15 @@ f12:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -4754,6 +4817,15 @@ f12:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -4853,6 +4925,15 @@ f12:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -5626,6 +5707,15 @@ f12:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -5752,6 +5842,15 @@ f12:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -5857,6 +5956,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -6429,6 +6537,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -6482,6 +6599,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -6582,6 +6708,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -6625,6 +6760,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -6673,6 +6817,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -6726,6 +6879,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -6774,6 +6936,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -7092,6 +7263,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -7413,6 +7593,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -7456,6 +7645,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -7741,6 +7939,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -7914,6 +8121,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -7967,6 +8183,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -8082,6 +8307,15 @@ f12:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -8208,6 +8442,15 @@ func (c *Decoder) d4(b []byte, p int, v *MDSecurityList149RelatedSymApplIDs, pm 
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8296,6 +8539,15 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8462,6 +8714,15 @@ f73:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8702,6 +8963,15 @@ f77:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8796,6 +9066,15 @@ f79:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8886,6 +9165,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -9091,6 +9379,15 @@ f80:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -9145,6 +9442,15 @@ f80:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -9244,6 +9550,15 @@ f80:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -9940,6 +10255,15 @@ f80:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -10066,6 +10390,15 @@ f80:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -10171,6 +10504,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -10743,6 +11085,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -10796,6 +11147,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -10896,6 +11256,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -10939,6 +11308,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -10987,6 +11365,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -11040,6 +11427,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -11088,6 +11484,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -11406,6 +11811,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -11727,6 +12141,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -11770,6 +12193,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -12055,6 +12487,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -12228,6 +12669,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -12281,6 +12731,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -12396,6 +12855,15 @@ f80:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -12522,6 +12990,15 @@ func (c *Decoder) d14(b []byte, p int, v *MDSecurityList148RelatedSymApplIDs, pm
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -12610,6 +13087,15 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -12776,6 +13262,15 @@ f140:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -13016,6 +13511,15 @@ f144:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -13110,6 +13614,15 @@ f146:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -13200,6 +13713,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -13405,6 +13927,15 @@ f147:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -13459,6 +13990,15 @@ f147:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -13558,6 +14098,15 @@ f147:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -14254,6 +14803,15 @@ f147:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -14380,6 +14938,15 @@ f147:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -14485,6 +15052,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -15057,6 +15633,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -15110,6 +15695,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -15210,6 +15804,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -15253,6 +15856,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -15301,6 +15913,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -15354,6 +15975,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -15402,6 +16032,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -15720,6 +16359,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -16041,6 +16689,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -16084,6 +16741,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -16369,6 +17035,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -16542,6 +17217,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -16595,6 +17279,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -16710,6 +17403,15 @@ f147:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -16836,6 +17538,15 @@ func (c *Decoder) d24(b []byte, p int, v *MDSecurityList141RelatedSymApplIDs, pm
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -16924,6 +17635,15 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -17090,6 +17810,15 @@ f207:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -17439,6 +18168,15 @@ f213:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -17529,6 +18267,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -17734,6 +18481,15 @@ f214:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -17788,6 +18544,15 @@ f214:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -17930,6 +18695,15 @@ f214:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -18056,6 +18830,15 @@ f214:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -18099,6 +18882,15 @@ f214:
 									if q := b[p:]; len(q) >= 8 {
 										if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 											end = p + bits.TrailingZeros64(m)>>3
+										} else if q := b[p:]; len(q) >= 16 {
+											if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+												end = p + 8 + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 16
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
 										} else {
 											end = p + 8
 											for end < len(b) && b[end] < 0x80 {
@@ -18152,6 +18944,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -18541,6 +19342,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -18584,6 +19394,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -18627,6 +19446,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -18670,6 +19498,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -18713,6 +19550,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -18756,6 +19602,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -18799,6 +19654,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -19048,6 +19912,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -19231,6 +20104,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -19274,6 +20156,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -19548,6 +20439,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -19673,6 +20573,15 @@ f214:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -19732,6 +20641,15 @@ func (c *Decoder) d34(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -19820,6 +20738,15 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -19916,6 +20843,15 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -20250,6 +21186,15 @@ f259:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -20810,6 +21755,15 @@ f267:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -21057,6 +22011,15 @@ f267:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -21325,6 +22288,15 @@ f267:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -21437,6 +22409,15 @@ f267:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -22998,6 +23979,15 @@ f296:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -23245,6 +24235,15 @@ f296:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -23468,6 +24467,15 @@ f296:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -23580,6 +24588,15 @@ f296:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -25141,6 +26158,15 @@ f325:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -25388,6 +26414,15 @@ f325:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -25611,6 +26646,15 @@ f325:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -25723,6 +26767,15 @@ f325:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -27098,6 +28151,15 @@ f351:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -27345,6 +28407,15 @@ f351:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -27568,6 +28639,15 @@ f351:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -27680,6 +28760,15 @@ f351:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -27795,6 +28884,15 @@ f351:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -29060,6 +30158,15 @@ f377:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -29111,6 +30218,15 @@ f377:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -29345,6 +30461,15 @@ f377:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -29568,6 +30693,15 @@ f377:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -29695,6 +30829,15 @@ f377:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -30374,6 +31517,15 @@ f395:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -30425,6 +31577,15 @@ f395:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -30659,6 +31820,15 @@ f395:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -30882,6 +32052,15 @@ f395:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -31009,6 +32188,15 @@ f395:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -31497,6 +32685,15 @@ f412:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -31634,6 +32831,15 @@ f414:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -31687,6 +32893,15 @@ f415:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -32228,6 +33443,15 @@ f424:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -32281,6 +33505,15 @@ f425:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -32418,6 +33651,15 @@ f427:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -32471,6 +33713,15 @@ f428:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -33063,6 +34314,15 @@ f438:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -33116,6 +34376,15 @@ f439:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -33253,6 +34522,15 @@ f441:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -33306,6 +34584,15 @@ f442:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -33915,6 +35202,15 @@ f452:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -34346,6 +35642,15 @@ f456:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -34458,6 +35763,15 @@ f456:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -35102,6 +36416,15 @@ f467:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -35562,6 +36885,15 @@ f471:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -35767,6 +37099,15 @@ f471:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -37330,6 +38671,15 @@ f496:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -37790,6 +39140,15 @@ f500:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -37950,6 +39309,15 @@ f500:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -39513,6 +40881,15 @@ f525:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -39973,6 +41350,15 @@ f529:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -40133,6 +41519,15 @@ f529:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -41510,6 +42905,15 @@ f551:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -41970,6 +43374,15 @@ f555:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -42130,6 +43543,15 @@ f555:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -43507,6 +44929,15 @@ f577:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -43967,6 +45398,15 @@ f581:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -44127,6 +45567,15 @@ f581:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -45504,6 +46953,15 @@ f603:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -45935,6 +47393,15 @@ f607:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -46047,6 +47514,15 @@ f607:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -46587,6 +48063,15 @@ f617:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -46645,6 +48130,15 @@ f618:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -46703,6 +48197,15 @@ f619:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -46761,6 +48264,15 @@ f620:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -46819,6 +48331,15 @@ f621:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -47059,6 +48580,15 @@ f623:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -47166,6 +48696,15 @@ f623:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -47456,6 +48995,15 @@ f630:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -47514,6 +49062,15 @@ f631:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -47572,6 +49129,15 @@ f632:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -47630,6 +49196,15 @@ f633:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -47688,6 +49263,15 @@ f634:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -47928,6 +49512,15 @@ f636:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -48035,6 +49628,15 @@ f636:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -48370,6 +49972,15 @@ f643:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -48428,6 +50039,15 @@ f644:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -48486,6 +50106,15 @@ f645:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -48544,6 +50173,15 @@ f646:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -48707,6 +50345,15 @@ f647:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -48823,6 +50470,15 @@ f647:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -48935,6 +50591,15 @@ f647:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -49048,6 +50713,15 @@ f647:
 						if q := b[p:]; len(q) >= 8 {
 							if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 								end = p + bits.TrailingZeros64(m)>>3
+							} else if q := b[p:]; len(q) >= 16 {
+								if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+									end = p + 8 + bits.TrailingZeros64(m)>>3
+								} else {
+									end = p + 16
+									for end < len(b) && b[end] < 0x80 {
+										end++
+									}
+								}
 							} else {
 								end = p + 8
 								for end < len(b) && b[end] < 0x80 {
@@ -49803,6 +51477,15 @@ f664:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {

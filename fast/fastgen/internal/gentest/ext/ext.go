@@ -789,6 +789,15 @@ f2:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -944,6 +953,15 @@ f5:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -1244,6 +1262,15 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					if q := b[p:]; len(q) >= 8 {
 						if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 							end = p + bits.TrailingZeros64(m)>>3
+						} else if q := b[p:]; len(q) >= 16 {
+							if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+								end = p + 8 + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 16
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
 						} else {
 							end = p + 8
 							for end < len(b) && b[end] < 0x80 {
@@ -1465,6 +1492,15 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 										if q := b[p:]; len(q) >= 8 {
 											if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 												end = p + bits.TrailingZeros64(m)>>3
+											} else if q := b[p:]; len(q) >= 16 {
+												if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+													end = p + 8 + bits.TrailingZeros64(m)>>3
+												} else {
+													end = p + 16
+													for end < len(b) && b[end] < 0x80 {
+														end++
+													}
+												}
 											} else {
 												end = p + 8
 												for end < len(b) && b[end] < 0x80 {
@@ -3327,6 +3363,15 @@ func (c *Decoder) d10(b []byte, p int, v *SharedKey, pmb uint64, pmx bool) (int,
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -3398,6 +3443,15 @@ f83:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -3469,6 +3523,15 @@ f84:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {

@@ -962,6 +962,15 @@ f4:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -1077,6 +1086,15 @@ f6:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -1128,6 +1146,15 @@ f7:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -1786,6 +1813,15 @@ f18:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2034,6 +2070,15 @@ f22:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2152,6 +2197,15 @@ f24:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2612,6 +2666,15 @@ f32:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2665,6 +2728,15 @@ f33:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -2766,6 +2838,15 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -3370,6 +3451,15 @@ f44:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -3551,6 +3641,15 @@ f47:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -3602,6 +3701,15 @@ f48:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -3822,6 +3930,15 @@ f52:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -3945,6 +4062,15 @@ f54:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -3998,6 +4124,15 @@ f55:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -4051,6 +4186,15 @@ f56:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -4104,6 +4248,15 @@ f57:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -4357,6 +4510,15 @@ f61:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -4407,6 +4569,15 @@ f62:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -5218,6 +5389,15 @@ f73:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -5564,6 +5744,15 @@ f77:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -5788,6 +5977,15 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -5955,6 +6153,15 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -6069,6 +6276,15 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -6276,6 +6492,15 @@ f89:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -7054,6 +7279,15 @@ f102:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8353,6 +8587,15 @@ f123:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8656,6 +8899,15 @@ f128:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8778,6 +9030,15 @@ f130:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -8909,6 +9170,15 @@ f132:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -9298,6 +9568,15 @@ f137:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -10683,6 +10962,15 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
@@ -11421,6 +11709,15 @@ f171:
 			if q := b[p:]; len(q) >= 8 {
 				if m := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56) & 0x8080808080808080; m != 0 {
 					end = p + bits.TrailingZeros64(m)>>3
+				} else if q := b[p:]; len(q) >= 16 {
+					if m := (uint64(q[8])<<0 | uint64(q[9])<<8 | uint64(q[10])<<16 | uint64(q[11])<<24 | uint64(q[12])<<32 | uint64(q[13])<<40 | uint64(q[14])<<48 | uint64(q[15])<<56) & 0x8080808080808080; m != 0 {
+						end = p + 8 + bits.TrailingZeros64(m)>>3
+					} else {
+						end = p + 16
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
 				} else {
 					end = p + 8
 					for end < len(b) && b[end] < 0x80 {
