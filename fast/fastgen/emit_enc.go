@@ -97,6 +97,11 @@ func (g *gen) encBody(s *segment, inline bool) string {
 			g.w("pm = &own\n")
 		}
 	}
+	// A segment with its own map whose fields each take a fixed number of bits (no group,
+	// no sequence, no optional decimal whose mantissa takes a bit) counts them at
+	// generation time: no pmn register.
+	static := reg && own && staticBits(s)
+	nbits := 0
 	var body bytes.Buffer
 	for _, f := range s.fields {
 		var tmp bytes.Buffer
@@ -108,6 +113,15 @@ func (g *gen) encBody(s *segment, inline bool) string {
 		if reg {
 			code = toRegW(code)
 		}
+		if static {
+			code = strings.ReplaceAll(code, "pmn++\n", "")
+			code = strings.ReplaceAll(code, "tpw := fastrt.PMapW{Reg: pmr, N: pmn}", fmt.Sprintf("tpw := fastrt.PMapW{Reg: pmr, N: %d}", nbits))
+			code = strings.ReplaceAll(code, "pmr, pmn = tpw.Reg, tpw.N", "pmr = tpw.Reg")
+			if strings.Contains(code, "pmn") {
+				panic("fastgen: pmn left in a segment with a static bit count:\n" + code)
+			}
+			nbits += fieldBits(f)
+		}
 		body.WriteString(code)
 	}
 	// In register mode the bits collect in pmr (pmn of them) and go into the map at the end.
@@ -116,14 +130,22 @@ func (g *gen) encBody(s *segment, inline bool) string {
 		mp = "own"
 	}
 	if reg {
-		if own {
+		switch {
+		case static:
+			g.w("pmr := uint64(0)\n")
+		case own:
 			g.w("pmr, pmn := uint64(0), 0\n") // the map was just reserved
-		} else {
+		default:
 			g.w("pmr, pmn := %s.Reg, %s.N\n", mp, mp)
 		}
 	}
 	g.buf.Write(body.Bytes())
 	switch {
+	case static && s.bits <= 7:
+		g.w("out[own.Start] = byte(pmr<<%d) | 0x80\n", 7-nbits)
+		return g.buf.String()
+	case static:
+		g.w("%s.Reg, %s.N = pmr, %d\n", mp, mp, nbits)
 	case reg && own && s.bits <= 7:
 		// A one-byte map: its bits, left-aligned, and the stop bit.
 		g.w("out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80\n")
@@ -135,6 +157,34 @@ func (g *gen) encBody(s *segment, inline bool) string {
 		g.w("out = fastrt.Finish(out, &own)\n")
 	}
 	return g.buf.String()
+}
+
+// staticBits reports whether every field of s takes a fixed number of presence map bits
+// whatever the values (see fieldBits).
+func staticBits(s *segment) bool {
+	for _, f := range s.fields {
+		switch {
+		case f.f.Type == fast.TypeGroup || f.f.Type == fast.TypeSequence:
+			return false
+		case f.in.Split && f.f.Mantissa.Info().Bit:
+			return false // absent with a NULL exponent, the mantissa takes no bit
+		}
+	}
+	return true
+}
+
+// fieldBits is the number of presence map bits a field of a staticBits segment takes.
+func fieldBits(f *field) int {
+	if f.in.Split {
+		if f.f.Exponent.Info().Bit {
+			return 1
+		}
+		return 0
+	}
+	if f.in.Bit {
+		return 1
+	}
+	return 0
 }
 
 var (

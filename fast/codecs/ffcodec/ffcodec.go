@@ -3463,14 +3463,12 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else {
 				out = append(out, 0)
 			}
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDUpdateAction
 			if e := &c.d.s1MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s1MDUpdateAction; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -3491,9 +3489,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Int(out, fMDUpdateAction, &tpw, &c.d.s1MDUpdateAction, int64(v.MDUpdateAction), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -3503,10 +3501,8 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			{
 				if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
@@ -3520,9 +3516,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 1}
 						out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -3533,10 +3529,8 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			{
 				if e := &c.d.s3Symbol; e.G == c.Gen && string(e.B) == string(v.Symbol) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok && (true) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Symbol; len(x) <= cap(e.B) {
@@ -3550,9 +3544,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 2}
 						out, err = c.Vector(out, fSymbol, &tpw, &c.d.s3Symbol, v.Symbol, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -3562,11 +3556,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			// RptSeq
 			if e := &c.d.s4RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
 				pmr <<= 1
-				pmn++
 				e.I++
 			} else if e := &c.d.s4RptSeq; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -3587,9 +3579,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 3}
 					out, err = c.Int(out, fRptSeq, &tpw, &c.d.s4RptSeq, int64(v.RptSeq), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -3612,9 +3604,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 4}
 					out, err = c.Vector(out, fMDEntryID, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -3633,10 +3625,8 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					sent = false
 				} else if ee.G == c.Gen && ee.I == exp {
 					pmr <<= 1
-					pmn++
 				} else if true {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = fast.AppendIntNullable(out, exp)
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
@@ -3663,9 +3653,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 4}
 						out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -3673,9 +3663,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				}
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 4}
 					out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -3735,9 +3725,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				}
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 5}
 					out, err = c.Decimal(out, fMDEntrySize, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -3771,7 +3761,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
-			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+			out[own.Start] = byte(pmr<<2) | 0x80
 		}
 		c.Depth--
 	}
@@ -3889,15 +3879,13 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			} else {
 				out = append(out, 0)
 			}
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDEntryType
 			{
 				if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
@@ -3911,9 +3899,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -3937,9 +3925,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Vector(out, fMDEntryID2, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -3958,10 +3946,8 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 					sent = false
 				} else if ee.G == c.Gen && ee.I == exp {
 					pmr <<= 1
-					pmn++
 				} else if true {
 					pmr = pmr<<1 | 1
-					pmn++
 					if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
@@ -4004,9 +3990,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 1}
 						out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -4014,9 +4000,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 				}
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -4061,9 +4047,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 				}
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 2}
 					out, err = c.Decimal(out, fMDEntrySize2, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -4097,7 +4083,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
-			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+			out[own.Start] = byte(pmr<<5) | 0x80
 		}
 		c.Depth--
 	}

@@ -29426,15 +29426,13 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 11)
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDEntryType
 			{
 				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
@@ -29448,9 +29446,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -29474,9 +29472,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Vector(out, fMDEntryID3, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -29485,17 +29483,15 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			// MDEntryDate
 			if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Int(out, fMDEntryDate3, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -29504,17 +29500,15 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			// MDEntryTime
 			if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 2}
 					out, err = c.Int(out, fMDEntryTime3, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -29523,17 +29517,15 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			// OrigTime
 			if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 3}
 					out, err = c.Int(out, fOrigTime3, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -29541,27 +29533,27 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			}
 			// MDEntryPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 4}
 				out, err = c.Decimal(out, fMDEntryPx3, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntrySize
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 5}
 				out, err = c.Decimal(out, fMDEntrySize3, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// Yield
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 6}
 				out, err = c.Decimal(out, fYield3, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -29570,10 +29562,8 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			{
 				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderStatus; len(x) <= cap(e.B) {
@@ -29587,9 +29577,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 7}
 						out, err = c.Vector(out, fOrderStatus3, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -29600,10 +29590,8 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			{
 				if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrdType; len(x) <= cap(e.B) {
@@ -29617,9 +29605,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 8}
 						out, err = c.Vector(out, fOrdType3, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -29628,9 +29616,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			}
 			// TotalVolume
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 9}
 				out, err = c.Decimal(out, fTotalVolume3, &tpw, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -29639,10 +29627,8 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			{
 				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
@@ -29656,16 +29642,16 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 10}
 						out, err = c.Vector(out, fTradingSessionSubID3, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
 					}
 				}
 			}
-			own.Reg, own.N = pmr, pmn
+			own.Reg, own.N = pmr, 11
 			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
@@ -29868,15 +29854,13 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 8)
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDEntryType
 			{
 				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
@@ -29890,9 +29874,9 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -29916,9 +29900,9 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Vector(out, fMDEntryID4, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -29927,17 +29911,15 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			// MDEntryDate
 			if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Int(out, fMDEntryDate4, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -29946,17 +29928,15 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			// MDEntryTime
 			if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 2}
 					out, err = c.Int(out, fMDEntryTime4, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -29965,17 +29945,15 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			// OrigTime
 			if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 3}
 					out, err = c.Int(out, fOrigTime4, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -29983,18 +29961,18 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			}
 			// MDEntryPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 4}
 				out, err = c.Decimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntrySize
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 5}
 				out, err = c.Decimal(out, fMDEntrySize4, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -30003,10 +29981,8 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			{
 				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderStatus; len(x) <= cap(e.B) {
@@ -30020,9 +29996,9 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 6}
 						out, err = c.Vector(out, fOrderStatus4, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -30033,10 +30009,8 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			{
 				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
@@ -30050,16 +30024,16 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 7}
 						out, err = c.Vector(out, fTradingSessionSubID4, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
 					}
 				}
 			}
-			own.Reg, own.N = pmr, pmn
+			own.Reg, own.N = pmr, 8
 			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
@@ -30280,15 +30254,15 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 18)
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDEntryType
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Vector(out, fMDEntryType5, &tpw, nil, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -30311,9 +30285,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Vector(out, fMDEntryID5, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -30322,17 +30296,15 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			// MDEntryDate
 			if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Int(out, fMDEntryDate5, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -30341,17 +30313,15 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			// MDEntryTime
 			if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Int(out, fMDEntryTime5, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -30360,17 +30330,15 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			// OrigTime
 			if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 2}
 					out, err = c.Int(out, fOrigTime5, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -30380,10 +30348,8 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderSide; len(x) <= cap(e.B) {
@@ -30397,9 +30363,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 3}
 						out, err = c.Vector(out, fOrderSide3, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -30408,45 +30374,45 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// MDEntryPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 4}
 				out, err = c.Decimal(out, fMDEntryPx5, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntrySize
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 5}
 				out, err = c.Decimal(out, fMDEntrySize5, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// AccruedInterestAmt
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 6}
 				out, err = c.Decimal(out, fAccruedInterestAmt3, &tpw, &c.d.s13AccruedInterestAmt, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradeValue
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 7}
 				out, err = c.Decimal(out, fTradeValue3, &tpw, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// Yield
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 8}
 				out, err = c.Decimal(out, fYield4, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -30454,17 +30420,15 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			// SettlDate
 			if e := &c.d.s15SettlDate; v.HasSettlDate && e.G == c.Gen && e.I == int64(v.SettlDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s15SettlDate; v.HasSettlDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.SettlDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SettlDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 9}
 					out, err = c.Int(out, fSettlDate3, &tpw, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -30474,10 +30438,8 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.SettleType; len(x) <= cap(e.B) {
@@ -30491,9 +30453,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 10}
 						out, err = c.Vector(out, fSettleType3, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -30502,9 +30464,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// Price
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 11}
 				out, err = c.Decimal(out, fPrice3, &tpw, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -30512,17 +30474,15 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			// PriceType
 			if e := &c.d.s18PriceType; v.HasPriceType && e.G == c.Gen && e.I == int64(v.PriceType) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s18PriceType; v.HasPriceType && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendIntNullable(out, int64(v.PriceType))
 				e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.PriceType), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 12}
 					out, err = c.Int(out, fPriceType3, &tpw, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -30530,18 +30490,18 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// RepoToPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 13}
 				out, err = c.Decimal(out, fRepoToPx3, &tpw, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// BuyBackPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 14}
 				out, err = c.Decimal(out, fBuyBackPx3, &tpw, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -30549,17 +30509,15 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			// BuyBackDate
 			if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && e.G == c.Gen && e.I == int64(v.BuyBackDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.BuyBackDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.BuyBackDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 15}
 					out, err = c.Int(out, fBuyBackDate3, &tpw, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -30569,10 +30527,8 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
@@ -30586,9 +30542,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 16}
 						out, err = c.Vector(out, fTradingSessionSubID5, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -30599,10 +30555,8 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.RefOrderID; len(x) <= cap(e.B) {
@@ -30616,16 +30570,16 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 17}
 						out, err = c.Vector(out, fRefOrderID, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
 					}
 				}
 			}
-			own.Reg, own.N = pmr, pmn
+			own.Reg, own.N = pmr, 18
 			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
@@ -30828,15 +30782,15 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 16)
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDEntryType
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Vector(out, fMDEntryType6, &tpw, nil, v.MDEntryType, true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -30859,9 +30813,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Vector(out, fMDEntryID6, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -30870,17 +30824,15 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			// MDEntryDate
 			if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Int(out, fMDEntryDate6, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -30889,17 +30841,15 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			// MDEntryTime
 			if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Int(out, fMDEntryTime6, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -30908,17 +30858,15 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			// OrigTime
 			if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 2}
 					out, err = c.Int(out, fOrigTime6, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -30928,10 +30876,8 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderSide; len(x) <= cap(e.B) {
@@ -30945,9 +30891,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 3}
 						out, err = c.Vector(out, fOrderSide4, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -30956,27 +30902,27 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// MDEntryPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 4}
 				out, err = c.Decimal(out, fMDEntryPx6, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntrySize
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 5}
 				out, err = c.Decimal(out, fMDEntrySize6, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradeValue
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 6}
 				out, err = c.Decimal(out, fTradeValue4, &tpw, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -30984,17 +30930,15 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			// SettlDate
 			if e := &c.d.s15SettlDate; v.HasSettlDate && e.G == c.Gen && e.I == int64(v.SettlDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s15SettlDate; v.HasSettlDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.SettlDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SettlDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 7}
 					out, err = c.Int(out, fSettlDate4, &tpw, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -31004,10 +30948,8 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.SettleType; len(x) <= cap(e.B) {
@@ -31021,9 +30963,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 8}
 						out, err = c.Vector(out, fSettleType4, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -31032,9 +30974,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// Price
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 9}
 				out, err = c.Decimal(out, fPrice4, &tpw, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -31042,17 +30984,15 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			// PriceType
 			if e := &c.d.s18PriceType; v.HasPriceType && e.G == c.Gen && e.I == int64(v.PriceType) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s18PriceType; v.HasPriceType && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendIntNullable(out, int64(v.PriceType))
 				e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.PriceType), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 10}
 					out, err = c.Int(out, fPriceType4, &tpw, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -31060,18 +31000,18 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// RepoToPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 11}
 				out, err = c.Decimal(out, fRepoToPx4, &tpw, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// BuyBackPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 12}
 				out, err = c.Decimal(out, fBuyBackPx4, &tpw, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -31079,17 +31019,15 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			// BuyBackDate
 			if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && e.G == c.Gen && e.I == int64(v.BuyBackDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.BuyBackDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.BuyBackDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 13}
 					out, err = c.Int(out, fBuyBackDate4, &tpw, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -31099,10 +31037,8 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
@@ -31116,9 +31052,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 14}
 						out, err = c.Vector(out, fTradingSessionSubID6, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -31129,10 +31065,8 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.RefOrderID; len(x) <= cap(e.B) {
@@ -31146,16 +31080,16 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 15}
 						out, err = c.Vector(out, fRefOrderID2, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
 					}
 				}
 			}
-			own.Reg, own.N = pmr, pmn
+			own.Reg, own.N = pmr, 16
 			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
@@ -32787,7 +32721,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 13)
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDUpdateAction
 			if !v.HasMDUpdateAction {
 				if n := len(out); n < cap(out) {
@@ -32820,10 +32754,8 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
@@ -32837,9 +32769,9 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Vector(out, fMDEntryType9, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -32863,9 +32795,9 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Vector(out, fMDEntryID9, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -32875,10 +32807,8 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Symbol; len(x) <= cap(e.B) {
@@ -32892,9 +32822,9 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 1}
 						out, err = c.Vector(out, fSymbol9, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -32932,17 +32862,15 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			// MDEntryDate
 			if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 2}
 					out, err = c.Int(out, fMDEntryDate9, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -32951,17 +32879,15 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			// MDEntryTime
 			if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 3}
 					out, err = c.Int(out, fMDEntryTime9, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -32970,17 +32896,15 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			// OrigTime
 			if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 4}
 					out, err = c.Int(out, fOrigTime7, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -32988,27 +32912,27 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// MDEntryPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 5}
 				out, err = c.Decimal(out, fMDEntryPx9, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntrySize
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 6}
 				out, err = c.Decimal(out, fMDEntrySize9, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// Yield
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 7}
 				out, err = c.Decimal(out, fYield6, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -33017,10 +32941,8 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderStatus; len(x) <= cap(e.B) {
@@ -33034,9 +32956,9 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 8}
 						out, err = c.Vector(out, fOrderStatus5, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -33047,10 +32969,8 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrdType; len(x) <= cap(e.B) {
@@ -33064,9 +32984,9 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 9}
 						out, err = c.Vector(out, fOrdType4, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -33075,9 +32995,9 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// TotalVolume
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 10}
 				out, err = c.Decimal(out, fTotalVolume4, &tpw, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -33086,10 +33006,8 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionID; len(x) <= cap(e.B) {
@@ -33103,9 +33021,9 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 11}
 						out, err = c.Vector(out, fTradingSessionID9, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -33116,10 +33034,8 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
@@ -33133,16 +33049,16 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 12}
 						out, err = c.Vector(out, fTradingSessionSubID9, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
 					}
 				}
 			}
-			own.Reg, own.N = pmr, pmn
+			own.Reg, own.N = pmr, 13
 			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
@@ -33212,21 +33128,19 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 11)
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDUpdateAction
 			if e := &c.d.s25MDUpdateAction; v.HasMDUpdateAction && e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s25MDUpdateAction; v.HasMDUpdateAction && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Int(out, fMDUpdateAction5, &tpw, &c.d.s25MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -33236,10 +33150,8 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
@@ -33253,9 +33165,9 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 1}
 						out, err = c.Vector(out, fMDEntryType10, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -33279,9 +33191,9 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 2}
 					out, err = c.Vector(out, fMDEntryID10, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -33291,10 +33203,8 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Symbol; len(x) <= cap(e.B) {
@@ -33308,9 +33218,9 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 2}
 						out, err = c.Vector(out, fSymbol10, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -33348,17 +33258,15 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			// MDEntryDate
 			if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 3}
 					out, err = c.Int(out, fMDEntryDate10, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -33367,17 +33275,15 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			// MDEntryTime
 			if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 4}
 					out, err = c.Int(out, fMDEntryTime10, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -33386,17 +33292,15 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			// OrigTime
 			if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 5}
 					out, err = c.Int(out, fOrigTime8, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -33404,18 +33308,18 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// MDEntryPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 6}
 				out, err = c.Decimal(out, fMDEntryPx10, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntrySize
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 7}
 				out, err = c.Decimal(out, fMDEntrySize10, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -33424,10 +33328,8 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderStatus; len(x) <= cap(e.B) {
@@ -33441,9 +33343,9 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 8}
 						out, err = c.Vector(out, fOrderStatus6, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -33454,10 +33356,8 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionID; len(x) <= cap(e.B) {
@@ -33471,9 +33371,9 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 9}
 						out, err = c.Vector(out, fTradingSessionID10, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -33484,10 +33384,8 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			{
 				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
@@ -33501,16 +33399,16 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 10}
 						out, err = c.Vector(out, fTradingSessionSubID10, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
 					}
 				}
 			}
-			own.Reg, own.N = pmr, pmn
+			own.Reg, own.N = pmr, 11
 			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--

@@ -53218,15 +53218,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// SecurityAltID
 					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Vector(out, fSecurityAltID, &tpw, nil, v.SecurityAltID, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -53236,10 +53236,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					{
 						if e := &c.d.s4SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
 							pmr <<= 1
-							pmn++
 						} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = o
 							e.G, e.T, e.Msg = c.Gen, 6, 0
 							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
@@ -53253,16 +53251,16 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							}
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 0}
 								out, err = c.Vector(out, fSecurityAltIDSource, &tpw, &c.d.s4SecurityAltIDSource, v.SecurityAltIDSource, true)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -53297,15 +53295,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// UnderlyingSymbol
 					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Vector(out, fUnderlyingSymbol, &tpw, nil, v.UnderlyingSymbol, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -53358,10 +53356,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						} else if ee.G == c.Gen && ee.I == exp {
 							pmr <<= 1
-							pmn++
 						} else if ee.G == c.Gen {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = fast.AppendIntNullable(out, exp)
 							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 						} else {
@@ -53396,9 +53392,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 0}
 								out, err = c.SplitDecimal(out, fIndexPct, &tpw, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
@@ -53406,9 +53402,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.SplitDecimal(out, fIndexPct, &tpw, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -53427,10 +53423,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						} else if ee.G == c.Gen && ee.I == exp {
 							pmr <<= 1
-							pmn++
 						} else if true {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = fast.AppendIntNullable(out, exp)
 							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 						} else {
@@ -53465,9 +53459,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 1}
 								out, err = c.SplitDecimal(out, fIndexTheoreticalQty, &tpw, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
@@ -53475,15 +53469,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 1}
 							out, err = c.SplitDecimal(out, fIndexTheoreticalQty, &tpw, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<5) | 0x80
 				}
 				c.Depth--
 			}
@@ -53568,7 +53562,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// StartTickPriceRange
 					if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
 						base := int64(0)
@@ -53582,10 +53576,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						} else if ee.G == c.Gen && ee.I == exp {
 							pmr <<= 1
-							pmn++
 						} else if ee.G == c.Gen {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = fast.AppendIntNullable(out, exp)
 							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 						} else {
@@ -53620,9 +53612,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 0}
 								out, err = c.SplitDecimal(out, fStartTickPriceRange, &tpw, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
@@ -53630,9 +53622,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.SplitDecimal(out, fStartTickPriceRange, &tpw, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -53651,10 +53643,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						} else if ee.G == c.Gen && ee.I == exp {
 							pmr <<= 1
-							pmn++
 						} else if ee.G == c.Gen {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = fast.AppendIntNullable(out, exp)
 							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 						} else {
@@ -53689,9 +53679,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 1}
 								out, err = c.SplitDecimal(out, fEndTickPriceRange, &tpw, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
@@ -53699,9 +53689,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 1}
 							out, err = c.SplitDecimal(out, fEndTickPriceRange, &tpw, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -53720,10 +53710,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						} else if ee.G == c.Gen && ee.I == exp {
 							pmr <<= 1
-							pmn++
 						} else if ee.G == c.Gen {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = fast.AppendIntNullable(out, exp)
 							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 						} else {
@@ -53758,9 +53746,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 2}
 								out, err = c.SplitDecimal(out, fTickIncrement, &tpw, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
@@ -53768,9 +53756,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 2}
 							out, err = c.SplitDecimal(out, fTickIncrement, &tpw, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -53814,7 +53802,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					} else {
 						out = fast.AppendIntNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<4) | 0x80
 				}
 				c.Depth--
 			}
@@ -53849,15 +53837,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// LegSymbol
 					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Vector(out, fLegSymbol, &tpw, nil, v.LegSymbol, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -53896,10 +53884,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					// LegRatioQty
 					if e := &c.d.s15LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
 						pmr <<= 1
-						pmn++
 					} else if e := &c.d.s15LegRatioQty; true {
 						pmr = pmr<<1 | 1
-						pmn++
 						if x, n := int64(int64(v.LegRatioQty)), len(out); uint64(x+64) < 128 && n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x)&0x7f | 0x80
@@ -53928,9 +53914,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Int(out, fLegRatioQty, &tpw, &c.d.s15LegRatioQty, int64(v.LegRatioQty), true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -53941,9 +53927,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 1}
 							out, err = c.Vector(out, fLegSecurityType, &tpw, nil, v.LegSecurityType, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -53979,7 +53965,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange, "value differs from the constant")
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -55418,15 +55404,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// SecurityAltID
 					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Vector(out, fSecurityAltID2, &tpw, nil, v.SecurityAltID, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -55436,10 +55422,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					{
 						if e := &c.d.s25SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
 							pmr <<= 1
-							pmn++
 						} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = o
 							e.G, e.T, e.Msg = c.Gen, 6, 0
 							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
@@ -55453,16 +55437,16 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							}
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 0}
 								out, err = c.Vector(out, fSecurityAltIDSource2, &tpw, &c.d.s25SecurityAltIDSource, v.SecurityAltIDSource, true)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -55497,15 +55481,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// UnderlyingSymbol
 					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Vector(out, fUnderlyingSymbol2, &tpw, nil, v.UnderlyingSymbol, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -55558,10 +55542,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						} else if ee.G == c.Gen && ee.I == exp {
 							pmr <<= 1
-							pmn++
 						} else if ee.G == c.Gen {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = fast.AppendIntNullable(out, exp)
 							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 						} else {
@@ -55596,9 +55578,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 0}
 								out, err = c.SplitDecimal(out, fIndexPct4, &tpw, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
@@ -55606,15 +55588,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.SplitDecimal(out, fIndexPct4, &tpw, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -55699,7 +55681,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// StartTickPriceRange
 					if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
 						base := int64(0)
@@ -55713,10 +55695,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						} else if ee.G == c.Gen && ee.I == exp {
 							pmr <<= 1
-							pmn++
 						} else if ee.G == c.Gen {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = fast.AppendIntNullable(out, exp)
 							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 						} else {
@@ -55751,9 +55731,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 0}
 								out, err = c.SplitDecimal(out, fStartTickPriceRange4, &tpw, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
@@ -55761,9 +55741,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.SplitDecimal(out, fStartTickPriceRange4, &tpw, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -55782,10 +55762,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						} else if ee.G == c.Gen && ee.I == exp {
 							pmr <<= 1
-							pmn++
 						} else if ee.G == c.Gen {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = fast.AppendIntNullable(out, exp)
 							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 						} else {
@@ -55820,9 +55798,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 1}
 								out, err = c.SplitDecimal(out, fEndTickPriceRange4, &tpw, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
@@ -55830,9 +55808,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 1}
 							out, err = c.SplitDecimal(out, fEndTickPriceRange4, &tpw, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -55851,10 +55829,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						} else if ee.G == c.Gen && ee.I == exp {
 							pmr <<= 1
-							pmn++
 						} else if ee.G == c.Gen {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = fast.AppendIntNullable(out, exp)
 							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 						} else {
@@ -55889,9 +55865,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 2}
 								out, err = c.SplitDecimal(out, fTickIncrement4, &tpw, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
@@ -55899,9 +55875,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 2}
 							out, err = c.SplitDecimal(out, fTickIncrement4, &tpw, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -55945,7 +55921,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					} else {
 						out = fast.AppendIntNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<4) | 0x80
 				}
 				c.Depth--
 			}
@@ -55980,15 +55956,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// LegSymbol
 					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Vector(out, fLegSymbol2, &tpw, nil, v.LegSymbol, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -56027,10 +56003,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					// LegRatioQty
 					if e := &c.d.s34LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
 						pmr <<= 1
-						pmn++
 					} else if e := &c.d.s34LegRatioQty; true {
 						pmr = pmr<<1 | 1
-						pmn++
 						if x, n := int64(int64(v.LegRatioQty)), len(out); uint64(x+64) < 128 && n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x)&0x7f | 0x80
@@ -56059,9 +56033,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Int(out, fLegRatioQty2, &tpw, &c.d.s34LegRatioQty, int64(v.LegRatioQty), true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -56072,9 +56046,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 1}
 							out, err = c.Vector(out, fLegSecurityType2, &tpw, nil, v.LegSecurityType, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -56110,7 +56084,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange2) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange2, "value differs from the constant")
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -57549,15 +57523,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// SecurityAltID
 					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Vector(out, fSecurityAltID3, &tpw, nil, v.SecurityAltID, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -57567,10 +57541,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					{
 						if e := &c.d.s44SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
 							pmr <<= 1
-							pmn++
 						} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = o
 							e.G, e.T, e.Msg = c.Gen, 6, 0
 							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
@@ -57584,16 +57556,16 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							}
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 0}
 								out, err = c.Vector(out, fSecurityAltIDSource3, &tpw, &c.d.s44SecurityAltIDSource, v.SecurityAltIDSource, true)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -57628,15 +57600,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// UnderlyingSymbol
 					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Vector(out, fUnderlyingSymbol3, &tpw, nil, v.UnderlyingSymbol, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -57689,10 +57661,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						} else if ee.G == c.Gen && ee.I == exp {
 							pmr <<= 1
-							pmn++
 						} else if ee.G == c.Gen {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = fast.AppendIntNullable(out, exp)
 							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 						} else {
@@ -57727,9 +57697,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 0}
 								out, err = c.SplitDecimal(out, fIndexPct7, &tpw, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
@@ -57737,15 +57707,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.SplitDecimal(out, fIndexPct7, &tpw, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -57830,7 +57800,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// StartTickPriceRange
 					if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
 						base := int64(0)
@@ -57844,10 +57814,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						} else if ee.G == c.Gen && ee.I == exp {
 							pmr <<= 1
-							pmn++
 						} else if ee.G == c.Gen {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = fast.AppendIntNullable(out, exp)
 							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 						} else {
@@ -57882,9 +57850,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 0}
 								out, err = c.SplitDecimal(out, fStartTickPriceRange7, &tpw, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
@@ -57892,9 +57860,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.SplitDecimal(out, fStartTickPriceRange7, &tpw, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -57913,10 +57881,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						} else if ee.G == c.Gen && ee.I == exp {
 							pmr <<= 1
-							pmn++
 						} else if ee.G == c.Gen {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = fast.AppendIntNullable(out, exp)
 							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 						} else {
@@ -57951,9 +57917,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 1}
 								out, err = c.SplitDecimal(out, fEndTickPriceRange7, &tpw, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
@@ -57961,9 +57927,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 1}
 							out, err = c.SplitDecimal(out, fEndTickPriceRange7, &tpw, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -57982,10 +57948,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						} else if ee.G == c.Gen && ee.I == exp {
 							pmr <<= 1
-							pmn++
 						} else if ee.G == c.Gen {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = fast.AppendIntNullable(out, exp)
 							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 						} else {
@@ -58020,9 +57984,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 2}
 								out, err = c.SplitDecimal(out, fTickIncrement7, &tpw, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
@@ -58030,9 +57994,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 2}
 							out, err = c.SplitDecimal(out, fTickIncrement7, &tpw, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -58076,7 +58040,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					} else {
 						out = fast.AppendIntNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<4) | 0x80
 				}
 				c.Depth--
 			}
@@ -58111,15 +58075,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// LegSymbol
 					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Vector(out, fLegSymbol3, &tpw, nil, v.LegSymbol, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -58158,10 +58122,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					// LegRatioQty
 					if e := &c.d.s53LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
 						pmr <<= 1
-						pmn++
 					} else if e := &c.d.s53LegRatioQty; true {
 						pmr = pmr<<1 | 1
-						pmn++
 						if x, n := int64(int64(v.LegRatioQty)), len(out); uint64(x+64) < 128 && n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x)&0x7f | 0x80
@@ -58190,9 +58152,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Int(out, fLegRatioQty3, &tpw, &c.d.s53LegRatioQty, int64(v.LegRatioQty), true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -58203,9 +58165,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 1}
 							out, err = c.Vector(out, fLegSecurityType3, &tpw, nil, v.LegSecurityType, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -58241,7 +58203,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange3) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange3, "value differs from the constant")
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -59677,15 +59639,15 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// SecurityAltID
 					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Vector(out, fSecurityAltID4, &tpw, nil, v.SecurityAltID, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -59695,10 +59657,8 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					{
 						if e := &c.d.s63SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
 							pmr <<= 1
-							pmn++
 						} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
 							pmr = pmr<<1 | 1
-							pmn++
 							out = o
 							e.G, e.T, e.Msg = c.Gen, 6, 0
 							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
@@ -59712,16 +59672,16 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 							}
 						} else {
 							{
-								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								tpw := fastrt.PMapW{Reg: pmr, N: 0}
 								out, err = c.Vector(out, fSecurityAltIDSource4, &tpw, &c.d.s63SecurityAltIDSource, v.SecurityAltIDSource, true)
-								pmr, pmn = tpw.Reg, tpw.N
+								pmr = tpw.Reg
 								if err != nil {
 									return out, err
 								}
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -59778,15 +59738,15 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// LegSymbol
 					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Vector(out, fLegSymbol4, &tpw, nil, v.LegSymbol, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -59825,10 +59785,8 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					// LegRatioQty
 					if e := &c.d.s64LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
 						pmr <<= 1
-						pmn++
 					} else if e := &c.d.s64LegRatioQty; true {
 						pmr = pmr<<1 | 1
-						pmn++
 						if x, n := int64(int64(v.LegRatioQty)), len(out); uint64(x+64) < 128 && n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x)&0x7f | 0x80
@@ -59857,9 +59815,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 0}
 							out, err = c.Int(out, fLegRatioQty4, &tpw, &c.d.s64LegRatioQty, int64(v.LegRatioQty), true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -59870,9 +59828,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 1}
 							out, err = c.Vector(out, fLegType, &tpw, nil, v.LegType, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -59883,9 +59841,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						out = o
 					} else {
 						{
-							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							tpw := fastrt.PMapW{Reg: pmr, N: 1}
 							out, err = c.Vector(out, fBuyersPerspective, &tpw, nil, v.BuyersPerspective, true)
-							pmr, pmn = tpw.Reg, tpw.N
+							pmr = tpw.Reg
 							if err != nil {
 								return out, err
 							}
@@ -59895,7 +59853,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange4) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange4, "value differs from the constant")
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -60777,21 +60735,19 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 10)
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDUpdateAction
 			if e := &c.d.s71MDUpdateAction; v.HasMDUpdateAction && e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s71MDUpdateAction; v.HasMDUpdateAction && (e.G == c.Gen) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Int(out, fMDUpdateAction, &tpw, &c.d.s71MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -60799,9 +60755,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			}
 			// MDPriceLevel
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 1}
 				out, err = c.Int(out, fMDPriceLevel, &tpw, nil, int64(v.MDPriceLevel), v.HasMDPriceLevel)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -60810,10 +60766,8 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			{
 				if e := &c.d.s72MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
@@ -60827,9 +60781,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 2}
 						out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s72MDEntryType, v.MDEntryType, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -60838,9 +60792,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			}
 			// SecurityIDSource
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 3}
 				out, err = c.Int(out, fSecurityIDSource5, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -60848,17 +60802,15 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			// SecurityID
 			if e := &c.d.s73SecurityID; v.HasSecurityID && e.G == c.Gen && e.I == int64(v.SecurityID) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s73SecurityID; v.HasSecurityID && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 4}
 					out, err = c.Int(out, fSecurityID5, &tpw, &c.d.s73SecurityID, int64(v.SecurityID), v.HasSecurityID)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -60867,18 +60819,16 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			// RptSeq
 			if e := &c.d.s74RptSeq; v.HasRptSeq && e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
 				pmr <<= 1
-				pmn++
 				e.I++
 			} else if e := &c.d.s74RptSeq; v.HasRptSeq && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 5}
 					out, err = c.Int(out, fRptSeq, &tpw, &c.d.s74RptSeq, int64(v.RptSeq), v.HasRptSeq)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -60886,9 +60836,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			}
 			// MDEntryPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 6}
 				out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, nil, &c.d.s75MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -60896,10 +60846,8 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			// MDEntryTime
 			if e := &c.d.s76MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s76MDEntryTime; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -60920,9 +60868,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 7}
 					out, err = c.Int(out, fMDEntryTime, &tpw, &c.d.s76MDEntryTime, int64(v.MDEntryTime), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -60930,41 +60878,41 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			}
 			// MDEntrySize
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 8}
 				out, err = c.Int(out, fMDEntrySize, &tpw, &c.d.s77MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// QuoteCondition
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 8}
 				out, err = c.Vector(out, fQuoteCondition, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// NumberOfOrders
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 9}
 				out, err = c.Int(out, fNumberOfOrders, &tpw, &c.d.s78NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradingSessionID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 9}
 				out, err = c.Vector(out, fTradingSessionID, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
-			own.Reg, own.N = pmr, pmn
+			own.Reg, own.N = pmr, 10
 			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
@@ -61963,12 +61911,12 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// UnderlyingSecurityID
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Int(out, fUnderlyingSecurityID5, &tpw, &c.d.s99UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -61983,9 +61931,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					}
 					// UnderlyingPx
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.SplitDecimal(out, fUnderlyingPx, &tpw, nil, &c.d.s100UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -62028,7 +61976,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -63032,12 +62980,12 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// UnderlyingSecurityID
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Int(out, fUnderlyingSecurityID6, &tpw, &c.d.s118UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -63052,9 +63000,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					}
 					// UnderlyingPx
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.SplitDecimal(out, fUnderlyingPx4, &tpw, nil, &c.d.s119UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -63097,7 +63045,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -64017,12 +63965,12 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// UnderlyingSecurityID
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Int(out, fUnderlyingSecurityID7, &tpw, &c.d.s137UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -64037,9 +63985,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					}
 					// UnderlyingPx
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.SplitDecimal(out, fUnderlyingPx7, &tpw, nil, &c.d.s138UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -64082,7 +64030,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -64999,12 +64947,12 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// UnderlyingSecurityID
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Int(out, fUnderlyingSecurityID8, &tpw, &c.d.s156UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -65019,9 +64967,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					}
 					// UnderlyingPx
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.SplitDecimal(out, fUnderlyingPx10, &tpw, nil, &c.d.s157UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -65064,7 +65012,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -65168,14 +65116,12 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDUpdateAction
 			if e := &c.d.s158MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s158MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -65196,9 +65142,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Int(out, fMDUpdateAction6, &tpw, &c.d.s158MDUpdateAction, int64(v.MDUpdateAction), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65207,18 +65153,16 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			// MDPriceLevel
 			if e := &c.d.s159MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
 				pmr <<= 1
-				pmn++
 				e.I++
 			} else if e := &c.d.s159MDPriceLevel; v.HasMDPriceLevel && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Int(out, fMDPriceLevel2, &tpw, &c.d.s159MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65228,10 +65172,8 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			{
 				if e := &c.d.s160MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
@@ -65245,9 +65187,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 2}
 						out, err = c.Vector(out, fMDEntryType6, &tpw, &c.d.s160MDEntryType, v.MDEntryType, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -65271,9 +65213,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 3}
 					out, err = c.Vector(out, fSymbol5, &tpw, nil, v.Symbol, v.HasSymbol)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65290,10 +65232,8 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			// SecurityID
 			if e := &c.d.s161SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s161SecurityID; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -65314,9 +65254,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 3}
 					out, err = c.Int(out, fSecurityID10, &tpw, &c.d.s161SecurityID, int64(v.SecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65325,11 +65265,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			// RptSeq
 			if e := &c.d.s162RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
 				pmr <<= 1
-				pmn++
 				e.I++
 			} else if e := &c.d.s162RptSeq; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -65350,9 +65288,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 4}
 					out, err = c.Int(out, fRptSeq6, &tpw, &c.d.s162RptSeq, int64(v.RptSeq), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65360,27 +65298,27 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			}
 			// QuoteCondition
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 5}
 				out, err = c.Vector(out, fQuoteCondition6, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntryPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 6}
 				out, err = c.SplitDecimal(out, fMDEntryPx16, &tpw, nil, &c.d.s163MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// NumberOfOrders
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 7}
 				out, err = c.Int(out, fNumberOfOrders6, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -65402,9 +65340,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 8}
 					out, err = c.Vector(out, fPriceType5, &tpw, nil, v.PriceType, v.HasPriceType)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65413,10 +65351,8 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			// MDEntryTime
 			if e := &c.d.s164MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s164MDEntryTime; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -65437,9 +65373,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 8}
 					out, err = c.Int(out, fMDEntryTime6, &tpw, &c.d.s164MDEntryTime, int64(v.MDEntryTime), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65447,9 +65383,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			}
 			// MDEntrySize
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 9}
 				out, err = c.Int(out, fMDEntrySize6, &tpw, &c.d.s165MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -65457,17 +65393,15 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			// MDEntryDate
 			if e := &c.d.s166MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s166MDEntryDate; v.HasMDEntryDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 9}
 					out, err = c.Int(out, fMDEntryDate5, &tpw, &c.d.s166MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65476,17 +65410,15 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			// MDInsertDate
 			if e := &c.d.s167MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s167MDInsertDate; v.HasMDInsertDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 10}
 					out, err = c.Int(out, fMDInsertDate5, &tpw, &c.d.s167MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65495,17 +65427,15 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			// MDInsertTime
 			if e := &c.d.s168MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s168MDInsertTime; v.HasMDInsertTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 11}
 					out, err = c.Int(out, fMDInsertTime5, &tpw, &c.d.s168MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65513,9 +65443,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			}
 			// MDStreamID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 12}
 				out, err = c.Vector(out, fMDStreamID5, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -65524,10 +65454,8 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			{
 				if e := &c.d.s169Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
@@ -65541,9 +65469,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 13}
 						out, err = c.Vector(out, fCurrency9, &tpw, &c.d.s169Currency, v.Currency, v.HasCurrency)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -65552,45 +65480,45 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			}
 			// TradingSessionID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 14}
 				out, err = c.Vector(out, fTradingSessionID6, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// NetChgPrevDay
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 15}
 				out, err = c.SplitDecimal(out, fNetChgPrevDay13, &tpw, nil, &c.d.s170NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// SellerDays
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 16}
 				out, err = c.Int(out, fSellerDays5, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradeVolume
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 17}
 				out, err = c.Int(out, fTradeVolume5, &tpw, &c.d.s171TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TickDirection
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 17}
 				out, err = c.Vector(out, fTickDirection5, &tpw, nil, v.TickDirection, v.HasTickDirection)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -65612,9 +65540,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 18}
 					out, err = c.Vector(out, fTradeCondition5, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65650,63 +65578,63 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			}
 			// OrderID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 18}
 				out, err = c.Vector(out, fOrderID5, &tpw, nil, v.OrderID, v.HasOrderID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradeID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 19}
 				out, err = c.Vector(out, fTradeID5, &tpw, nil, v.TradeID, v.HasTradeID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntryBuyer
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 20}
 				out, err = c.Vector(out, fMDEntryBuyer5, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntrySeller
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 21}
 				out, err = c.Vector(out, fMDEntrySeller5, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntryPositionNo
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 22}
 				out, err = c.Int(out, fMDEntryPositionNo5, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// SettlType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 23}
 				out, err = c.Vector(out, fSettlType5, &tpw, nil, v.SettlType, v.HasSettlType)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// SettlDate
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 24}
 				out, err = c.Int(out, fSettlDate5, &tpw, nil, int64(v.SettlDate), v.HasSettlDate)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -65741,50 +65669,50 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			}
 			// PriceBandType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 25}
 				out, err = c.Vector(out, fPriceBandType5, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// PriceLimitType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 26}
 				out, err = c.Int(out, fPriceLimitType5, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// LowLimitPrice
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 27}
 				out, err = c.SplitDecimal(out, fLowLimitPrice13, &tpw, nil, &c.d.s172LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// HighLimitPrice
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 28}
 				out, err = c.SplitDecimal(out, fHighLimitPrice13, &tpw, nil, &c.d.s173HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradingRefPrice
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 29}
 				out, err = c.SplitDecimal(out, fTradingRefPrice, &tpw, nil, &c.d.s174TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
-			own.Reg, own.N = pmr, pmn
+			own.Reg, own.N = pmr, 30
 			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
@@ -65856,14 +65784,12 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDUpdateAction
 			if e := &c.d.s175MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s175MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -65884,9 +65810,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Int(out, fMDUpdateAction7, &tpw, &c.d.s175MDUpdateAction, int64(v.MDUpdateAction), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65895,18 +65821,16 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			// MDPriceLevel
 			if e := &c.d.s176MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
 				pmr <<= 1
-				pmn++
 				e.I++
 			} else if e := &c.d.s176MDPriceLevel; v.HasMDPriceLevel && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Int(out, fMDPriceLevel3, &tpw, &c.d.s176MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65916,10 +65840,8 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			{
 				if e := &c.d.s177MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
@@ -65933,9 +65855,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 2}
 						out, err = c.Vector(out, fMDEntryType7, &tpw, &c.d.s177MDEntryType, v.MDEntryType, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -65959,9 +65881,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 3}
 					out, err = c.Vector(out, fSymbol6, &tpw, nil, v.Symbol, v.HasSymbol)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -65978,10 +65900,8 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			// SecurityID
 			if e := &c.d.s178SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s178SecurityID; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -66002,9 +65922,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 3}
 					out, err = c.Int(out, fSecurityID11, &tpw, &c.d.s178SecurityID, int64(v.SecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -66013,11 +65933,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			// RptSeq
 			if e := &c.d.s179RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
 				pmr <<= 1
-				pmn++
 				e.I++
 			} else if e := &c.d.s179RptSeq; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -66038,9 +65956,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 4}
 					out, err = c.Int(out, fRptSeq7, &tpw, &c.d.s179RptSeq, int64(v.RptSeq), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -66048,27 +65966,27 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			}
 			// QuoteCondition
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 5}
 				out, err = c.Vector(out, fQuoteCondition7, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntryPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 6}
 				out, err = c.SplitDecimal(out, fMDEntryPx19, &tpw, nil, &c.d.s180MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// NumberOfOrders
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 7}
 				out, err = c.Int(out, fNumberOfOrders7, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -66090,9 +66008,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 8}
 					out, err = c.Vector(out, fPriceType6, &tpw, nil, v.PriceType, v.HasPriceType)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -66101,10 +66019,8 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			// MDEntryTime
 			if e := &c.d.s181MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s181MDEntryTime; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -66125,9 +66041,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 8}
 					out, err = c.Int(out, fMDEntryTime7, &tpw, &c.d.s181MDEntryTime, int64(v.MDEntryTime), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -66135,9 +66051,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			}
 			// MDEntrySize
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 9}
 				out, err = c.Int(out, fMDEntrySize7, &tpw, &c.d.s182MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -66145,17 +66061,15 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			// MDEntryDate
 			if e := &c.d.s183MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s183MDEntryDate; v.HasMDEntryDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 9}
 					out, err = c.Int(out, fMDEntryDate6, &tpw, &c.d.s183MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -66164,17 +66078,15 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			// MDInsertDate
 			if e := &c.d.s184MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s184MDInsertDate; v.HasMDInsertDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 10}
 					out, err = c.Int(out, fMDInsertDate6, &tpw, &c.d.s184MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -66183,17 +66095,15 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			// MDInsertTime
 			if e := &c.d.s185MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s185MDInsertTime; v.HasMDInsertTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 11}
 					out, err = c.Int(out, fMDInsertTime6, &tpw, &c.d.s185MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -66201,9 +66111,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			}
 			// MDStreamID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 12}
 				out, err = c.Vector(out, fMDStreamID6, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -66212,10 +66122,8 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			{
 				if e := &c.d.s186Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
@@ -66229,9 +66137,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 13}
 						out, err = c.Vector(out, fCurrency10, &tpw, &c.d.s186Currency, v.Currency, v.HasCurrency)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -66240,45 +66148,45 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			}
 			// TradingSessionID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 14}
 				out, err = c.Vector(out, fTradingSessionID7, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// NetChgPrevDay
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 15}
 				out, err = c.SplitDecimal(out, fNetChgPrevDay16, &tpw, nil, &c.d.s187NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// SellerDays
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 16}
 				out, err = c.Int(out, fSellerDays6, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradeVolume
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 17}
 				out, err = c.Int(out, fTradeVolume6, &tpw, &c.d.s188TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TickDirection
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 17}
 				out, err = c.Vector(out, fTickDirection6, &tpw, nil, v.TickDirection, v.HasTickDirection)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -66300,9 +66208,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 18}
 					out, err = c.Vector(out, fTradeCondition6, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -66338,63 +66246,63 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			}
 			// OrderID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 18}
 				out, err = c.Vector(out, fOrderID6, &tpw, nil, v.OrderID, v.HasOrderID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradeID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 19}
 				out, err = c.Vector(out, fTradeID6, &tpw, nil, v.TradeID, v.HasTradeID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntryBuyer
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 20}
 				out, err = c.Vector(out, fMDEntryBuyer6, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntrySeller
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 21}
 				out, err = c.Vector(out, fMDEntrySeller6, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntryPositionNo
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 22}
 				out, err = c.Int(out, fMDEntryPositionNo6, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// SettlType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 23}
 				out, err = c.Vector(out, fSettlType6, &tpw, nil, v.SettlType, v.HasSettlType)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// SettlDate
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 24}
 				out, err = c.Int(out, fSettlDate6, &tpw, nil, int64(v.SettlDate), v.HasSettlDate)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -66429,50 +66337,50 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			}
 			// PriceBandType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 25}
 				out, err = c.Vector(out, fPriceBandType6, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// PriceLimitType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 26}
 				out, err = c.Int(out, fPriceLimitType6, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// LowLimitPrice
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 27}
 				out, err = c.SplitDecimal(out, fLowLimitPrice16, &tpw, nil, &c.d.s189LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// HighLimitPrice
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 28}
 				out, err = c.SplitDecimal(out, fHighLimitPrice16, &tpw, nil, &c.d.s190HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradingRefPrice
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 29}
 				out, err = c.SplitDecimal(out, fTradingRefPrice4, &tpw, nil, &c.d.s191TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
-			own.Reg, own.N = pmr, pmn
+			own.Reg, own.N = pmr, 30
 			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
@@ -67323,39 +67231,39 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 29)
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDEntryType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 0}
 				out, err = c.Vector(out, fMDEntryType8, &tpw, nil, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// Curerncy
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 1}
 				out, err = c.Vector(out, fCurerncy, &tpw, nil, v.Curerncy, v.HasCurerncy)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntryPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 2}
 				out, err = c.SplitDecimal(out, fMDEntryPx22, &tpw, nil, &c.d.s193MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntrySize
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 3}
 				out, err = c.Int(out, fMDEntrySize8, &tpw, &c.d.s194MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -67363,17 +67271,15 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			// MDInsertDate
 			if e := &c.d.s195MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s195MDInsertDate; v.HasMDInsertDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 3}
 					out, err = c.Int(out, fMDInsertDate7, &tpw, &c.d.s195MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -67382,17 +67288,15 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			// MDInsertTime
 			if e := &c.d.s196MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s196MDInsertTime; v.HasMDInsertTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 4}
 					out, err = c.Int(out, fMDInsertTime7, &tpw, &c.d.s196MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -67400,9 +67304,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			}
 			// TradeVolume
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 5}
 				out, err = c.Int(out, fTradeVolume7, &tpw, &c.d.s197TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -67410,17 +67314,15 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			// MDEntryDate
 			if e := &c.d.s198MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s198MDEntryDate; v.HasMDEntryDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 5}
 					out, err = c.Int(out, fMDEntryDate7, &tpw, &c.d.s198MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -67430,10 +67332,8 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			{
 				if e := &c.d.s199MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
@@ -67447,9 +67347,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 6}
 						out, err = c.Vector(out, fMDEntryTime8, &tpw, &c.d.s199MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -67458,36 +67358,36 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			}
 			// TickDirection
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 7}
 				out, err = c.Vector(out, fTickDirection7, &tpw, nil, v.TickDirection, v.HasTickDirection)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// NetChgPrevDay
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 8}
 				out, err = c.SplitDecimal(out, fNetChgPrevDay19, &tpw, nil, &c.d.s200NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDStreamID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 9}
 				out, err = c.Vector(out, fMDStreamID7, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// PriceType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 10}
 				out, err = c.Vector(out, fPriceType7, &tpw, nil, v.PriceType, v.HasPriceType)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -67509,9 +67409,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 11}
 					out, err = c.Vector(out, fTradingSessionSubID4, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -67519,81 +67419,81 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			}
 			// SecurityTradingStatus
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 11}
 				out, err = c.Int(out, fSecurityTradingStatus4, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradSesOpenTime
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 12}
 				out, err = c.Int(out, fTradSesOpenTime4, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradeCondition
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 13}
 				out, err = c.Vector(out, fTradeCondition7, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// OpenCloseSettleFlag
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 14}
 				out, err = c.Vector(out, fOpenCloseSettleFlag3, &tpw, nil, v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// OrderID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 15}
 				out, err = c.Vector(out, fOrderID7, &tpw, nil, v.OrderID, v.HasOrderID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradeID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 16}
 				out, err = c.Vector(out, fTradeID7, &tpw, nil, v.TradeID, v.HasTradeID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntryBuyer
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 17}
 				out, err = c.Vector(out, fMDEntryBuyer7, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntrySeller
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 18}
 				out, err = c.Vector(out, fMDEntrySeller7, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// QuoteCondition
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 19}
 				out, err = c.Vector(out, fQuoteCondition8, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -67601,17 +67501,15 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			// NumberOfOrders
 			if e := &c.d.s201NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s201NumberOfOrders; v.HasNumberOfOrders && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 20}
 					out, err = c.Int(out, fNumberOfOrders8, &tpw, &c.d.s201NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -67619,77 +67517,77 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			}
 			// MDEntryPositionNo
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 21}
 				out, err = c.Int(out, fMDEntryPositionNo7, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// DayCumQty
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 22}
 				out, err = c.Int(out, fDayCumQty, &tpw, nil, int64(v.DayCumQty), v.HasDayCumQty)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// SellerDays
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 23}
 				out, err = c.Int(out, fSellerDays7, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// SettlePriceType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 24}
 				out, err = c.Int(out, fSettlePriceType3, &tpw, nil, int64(v.SettlePriceType), v.HasSettlePriceType)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// PriceLimitType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 25}
 				out, err = c.Int(out, fPriceLimitType7, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// LowLimitPrice
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 26}
 				out, err = c.SplitDecimal(out, fLowLimitPrice19, &tpw, nil, &c.d.s202LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// HighLimitPrice
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 27}
 				out, err = c.SplitDecimal(out, fHighLimitPrice19, &tpw, nil, &c.d.s203HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradingRefPrice
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 28}
 				out, err = c.SplitDecimal(out, fTradingRefPrice7, &tpw, nil, &c.d.s204TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
-			own.Reg, own.N = pmr, pmn
+			own.Reg, own.N = pmr, 29
 			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
@@ -68670,12 +68568,12 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// UnderlyingSecurityID
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Int(out, fUnderlyingSecurityID9, &tpw, &c.d.s222UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -68690,9 +68588,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					}
 					// UnderlyingPx
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.SplitDecimal(out, fUnderlyingPx13, &tpw, nil, &c.d.s223UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -68735,7 +68633,7 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -69693,12 +69591,12 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// UnderlyingSecurityID
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Int(out, fUnderlyingSecurityID10, &tpw, &c.d.s238UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -69713,9 +69611,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					}
 					// UnderlyingPx
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.SplitDecimal(out, fUnderlyingPx16, &tpw, nil, &c.d.s239UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -69758,7 +69656,7 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -70632,12 +70530,12 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// UnderlyingSecurityID
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Int(out, fUnderlyingSecurityID11, &tpw, &c.d.s254UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -70652,9 +70550,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					}
 					// UnderlyingPx
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.SplitDecimal(out, fUnderlyingPx19, &tpw, nil, &c.d.s255UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -70697,7 +70595,7 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -71571,12 +71469,12 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// UnderlyingSecurityID
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Int(out, fUnderlyingSecurityID12, &tpw, &c.d.s270UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -71591,9 +71489,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					}
 					// UnderlyingPx
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.SplitDecimal(out, fUnderlyingPx22, &tpw, nil, &c.d.s271UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -71636,7 +71534,7 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -72510,12 +72408,12 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 							out = append(out, 0)
 						}
 					}
-					pmr, pmn := uint64(0), 0
+					pmr := uint64(0)
 					// UnderlyingSecurityID
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Int(out, fUnderlyingSecurityID13, &tpw, &c.d.s286UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -72530,9 +72428,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					}
 					// UnderlyingPx
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.SplitDecimal(out, fUnderlyingPx25, &tpw, nil, &c.d.s287UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -72575,7 +72473,7 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+					out[own.Start] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -72763,39 +72661,39 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			v := &es[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 28)
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDEntryType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 0}
 				out, err = c.Vector(out, fMDEntryType14, &tpw, nil, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// Curerncy
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 1}
 				out, err = c.Vector(out, fCurerncy2, &tpw, nil, v.Curerncy, v.HasCurerncy)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntryPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 2}
 				out, err = c.SplitDecimal(out, fMDEntryPx40, &tpw, nil, &c.d.s289MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntrySize
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 3}
 				out, err = c.Int(out, fMDEntrySize14, &tpw, &c.d.s290MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -72803,17 +72701,15 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			// MDInsertDate
 			if e := &c.d.s291MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s291MDInsertDate; v.HasMDInsertDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 3}
 					out, err = c.Int(out, fMDInsertDate13, &tpw, &c.d.s291MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -72822,17 +72718,15 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			// MDInsertTime
 			if e := &c.d.s292MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s292MDInsertTime; v.HasMDInsertTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 4}
 					out, err = c.Int(out, fMDInsertTime13, &tpw, &c.d.s292MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -72840,9 +72734,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			}
 			// TradeVolume
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 5}
 				out, err = c.Int(out, fTradeVolume13, &tpw, &c.d.s293TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -72850,17 +72744,15 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			// MDEntryDate
 			if e := &c.d.s294MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s294MDEntryDate; v.HasMDEntryDate && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 5}
 					out, err = c.Int(out, fMDEntryDate13, &tpw, &c.d.s294MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -72870,10 +72762,8 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			{
 				if e := &c.d.s295MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
@@ -72887,9 +72777,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 6}
 						out, err = c.Vector(out, fMDEntryTime14, &tpw, &c.d.s295MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -72898,36 +72788,36 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			}
 			// TickDirection
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 7}
 				out, err = c.Vector(out, fTickDirection13, &tpw, nil, v.TickDirection, v.HasTickDirection)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// NetChgPrevDay
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 8}
 				out, err = c.SplitDecimal(out, fNetChgPrevDay37, &tpw, nil, &c.d.s296NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDStreamID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 9}
 				out, err = c.Vector(out, fMDStreamID13, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// PriceType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 10}
 				out, err = c.Vector(out, fPriceType13, &tpw, nil, v.PriceType, v.HasPriceType)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -72949,9 +72839,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 11}
 					out, err = c.Vector(out, fTradingSessionSubID10, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -72959,27 +72849,27 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			}
 			// SecurityTradingStatus
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 11}
 				out, err = c.Int(out, fSecurityTradingStatus10, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradSesOpenTime
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 12}
 				out, err = c.Int(out, fTradSesOpenTime10, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradeCondition
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 13}
 				out, err = c.Vector(out, fTradeCondition13, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -73014,45 +72904,45 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			}
 			// OrderID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 14}
 				out, err = c.Vector(out, fOrderID13, &tpw, nil, v.OrderID, v.HasOrderID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradeID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 15}
 				out, err = c.Vector(out, fTradeID13, &tpw, nil, v.TradeID, v.HasTradeID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntryBuyer
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 16}
 				out, err = c.Vector(out, fMDEntryBuyer13, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntrySeller
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 17}
 				out, err = c.Vector(out, fMDEntrySeller13, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// QuoteCondition
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 18}
 				out, err = c.Vector(out, fQuoteCondition14, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -73060,17 +72950,15 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			// NumberOfOrders
 			if e := &c.d.s297NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s297NumberOfOrders; v.HasNumberOfOrders && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 19}
 					out, err = c.Int(out, fNumberOfOrders14, &tpw, &c.d.s297NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -73078,77 +72966,77 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			}
 			// MDEntryPositionNo
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 20}
 				out, err = c.Int(out, fMDEntryPositionNo13, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// DayCumQty
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 21}
 				out, err = c.Int(out, fDayCumQty2, &tpw, nil, int64(v.DayCumQty), v.HasDayCumQty)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// SellerDays
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 22}
 				out, err = c.Int(out, fSellerDays13, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// SettlePriceType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 23}
 				out, err = c.Int(out, fSettlePriceType4, &tpw, nil, int64(v.SettlePriceType), v.HasSettlePriceType)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// PriceLimitType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 24}
 				out, err = c.Int(out, fPriceLimitType13, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// LowLimitPrice
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 25}
 				out, err = c.SplitDecimal(out, fLowLimitPrice37, &tpw, nil, &c.d.s298LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// HighLimitPrice
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 26}
 				out, err = c.SplitDecimal(out, fHighLimitPrice37, &tpw, nil, &c.d.s299HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// TradingRefPrice
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 27}
 				out, err = c.SplitDecimal(out, fTradingRefPrice10, &tpw, nil, &c.d.s300TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
-			own.Reg, own.N = pmr, pmn
+			own.Reg, own.N = pmr, 28
 			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
@@ -73411,14 +73299,12 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			} else {
 				out = append(out, 0)
 			}
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// SecurityID
 			if e := &c.d.s307SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s307SecurityID; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -73439,9 +73325,9 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Int(out, fSecurityID22, &tpw, &c.d.s307SecurityID, int64(v.SecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -73456,15 +73342,15 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Vector(out, fSecurityExchange21, &tpw, nil, v.SecurityExchange, true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
 				}
 			}
-			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+			out[own.Start] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
@@ -73494,15 +73380,13 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			} else {
 				out = append(out, 0)
 			}
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// Text
 			{
 				if e := &c.d.s308Text; e.G == c.Gen && string(e.B) == string(v.Text) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Text; len(x) <= cap(e.B) {
@@ -73516,9 +73400,9 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Vector(out, fText2, &tpw, &c.d.s308Text, v.Text, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -73555,14 +73439,14 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			}
 			// EncodedText
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 1}
 				out, err = c.Vector(out, fEncodedText, &tpw, nil, v.EncodedText, v.HasEncodedText)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
-			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+			out[own.Start] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
@@ -73824,14 +73708,12 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			} else {
 				out = append(out, 0)
 			}
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// SecurityID
 			if e := &c.d.s315SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s315SecurityID; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -73852,9 +73734,9 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Int(out, fSecurityID23, &tpw, &c.d.s315SecurityID, int64(v.SecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -73869,15 +73751,15 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Vector(out, fSecurityExchange22, &tpw, nil, v.SecurityExchange, true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
 				}
 			}
-			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+			out[own.Start] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
@@ -73907,15 +73789,13 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			} else {
 				out = append(out, 0)
 			}
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// Text
 			{
 				if e := &c.d.s316Text; e.G == c.Gen && string(e.B) == string(v.Text) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Text; len(x) <= cap(e.B) {
@@ -73929,9 +73809,9 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Vector(out, fText3, &tpw, &c.d.s316Text, v.Text, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -73968,14 +73848,14 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			}
 			// EncodedText
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 1}
 				out, err = c.Vector(out, fEncodedText2, &tpw, nil, v.EncodedText, v.HasEncodedText)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
-			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+			out[own.Start] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
@@ -74179,14 +74059,12 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			} else {
 				out = append(out, 0)
 			}
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// SecurityID
 			if e := &c.d.s321SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s321SecurityID; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -74207,9 +74085,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Int(out, fSecurityID24, &tpw, &c.d.s321SecurityID, int64(v.SecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -74224,15 +74102,15 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Vector(out, fSecurityExchange23, &tpw, nil, v.SecurityExchange, true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
 				}
 			}
-			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+			out[own.Start] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
@@ -74262,12 +74140,12 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			} else {
 				out = append(out, 0)
 			}
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// RoutingType
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 0}
 				out, err = c.Int(out, fRoutingType, &tpw, nil, int64(v.RoutingType), v.HasRoutingType)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -74289,15 +74167,15 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Vector(out, fRoutingID, &tpw, nil, v.RoutingID, v.HasRoutingID)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
 				}
 			}
-			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+			out[own.Start] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
@@ -74327,15 +74205,13 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			} else {
 				out = append(out, 0)
 			}
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// text
 			{
 				if e := &c.d.s322Text; e.G == c.Gen && string(e.B) == string(v.Text) {
 					pmr <<= 1
-					pmn++
 				} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
 					pmr = pmr<<1 | 1
-					pmn++
 					out = o
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Text; len(x) <= cap(e.B) {
@@ -74349,9 +74225,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 					}
 				} else {
 					{
-						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						tpw := fastrt.PMapW{Reg: pmr, N: 0}
 						out, err = c.Vector(out, fText4, &tpw, &c.d.s322Text, v.Text, true)
-						pmr, pmn = tpw.Reg, tpw.N
+						pmr = tpw.Reg
 						if err != nil {
 							return out, err
 						}
@@ -74403,15 +74279,15 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 				out = o
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 1}
 					out, err = c.Vector(out, fEncodedText3, &tpw, nil, v.EncodedText, v.HasEncodedText)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
 				}
 			}
-			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+			out[own.Start] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}

@@ -1616,14 +1616,12 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			} else {
 				out = append(out, 0)
 			}
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// MDEntryType
 			if e := &c.d.s9MDEntryType; e.G == c.Gen && e.I == int64(v.MDEntryType) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s9MDEntryType; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.MDEntryType)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -1644,9 +1642,9 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryType), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Int(out, fMDEntryType, &tpw, &c.d.s9MDEntryType, int64(v.MDEntryType), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -1682,9 +1680,9 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			}
 			// TradingSessionID
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 1}
 				out, err = c.Int(out, fTradingSessionID, &tpw, nil, int64(v.TradingSessionID), v.HasTradingSessionID)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -1719,9 +1717,9 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			}
 			// FastMarketIndicator
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 2}
 				out, err = c.Int(out, fFastMarketIndicator, &tpw, nil, int64(v.FastMarketIndicator), v.HasFastMarketIndicator)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -1784,27 +1782,27 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			}
 			// MDEntryPx
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 3}
 				out, err = c.Decimal(out, fMDEntryPx, &tpw, &c.d.s10MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// MDEntrySize
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 3}
 				out, err = c.Int(out, fMDEntrySize, &tpw, &c.d.s11MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
 			}
 			// NumberOfOrders
 			{
-				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				tpw := fastrt.PMapW{Reg: pmr, N: 3}
 				out, err = c.Int(out, fNumberOfOrders, &tpw, &c.d.s12NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-				pmr, pmn = tpw.Reg, tpw.N
+				pmr = tpw.Reg
 				if err != nil {
 					return out, err
 				}
@@ -1812,18 +1810,16 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			// MDPriceLevel
 			if e := &c.d.s13MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
 				pmr <<= 1
-				pmn++
 				e.I++
 			} else if e := &c.d.s13MDPriceLevel; v.HasMDPriceLevel && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 3}
 					out, err = c.Int(out, fMDPriceLevel, &tpw, &c.d.s13MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -1832,17 +1828,15 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			// MDEntryTime
 			if e := &c.d.s14MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s14MDEntryTime; v.HasMDEntryTime && (true) {
 				pmr = pmr<<1 | 1
-				pmn++
 				out = fast.AppendIntNullable(out, int64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 4, int64(v.MDEntryTime), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 4}
 					out, err = c.Int(out, fMDEntryTime, &tpw, &c.d.s14MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
@@ -1876,7 +1870,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
-			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+			out[own.Start] = byte(pmr<<2) | 0x80
 		}
 		c.Depth--
 	}

@@ -4268,15 +4268,13 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 									}
 								}
 							}
-							pmr, pmn := uint64(0), 0
+							pmr := uint64(0)
 							// Z
 							{
 								if e := &c.d.s14Z; e.G == c.Gen && string(e.B) == string(v.Z) {
 									pmr <<= 1
-									pmn++
 								} else if o, ok := fastrt.AppendASCII(out, v.Z, false); ok && (true) {
 									pmr = pmr<<1 | 1
-									pmn++
 									out = o
 									e.G, e.T, e.Msg = c.Gen, 6, 0
 									if x := v.Z; len(x) <= cap(e.B) {
@@ -4290,16 +4288,16 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 									}
 								} else {
 									{
-										tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+										tpw := fastrt.PMapW{Reg: pmr, N: 0}
 										out, err = c.Vector(out, fZ, &tpw, &c.d.s14Z, v.Z, true)
-										pmr, pmn = tpw.Reg, tpw.N
+										pmr = tpw.Reg
 										if err != nil {
 											return out, err
 										}
 									}
 								}
 							}
-							out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+							out[own.Start] = byte(pmr<<6) | 0x80
 						}
 						c.Depth--
 					}
@@ -4385,14 +4383,12 @@ func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, erro
 			} else {
 				out = append(out, 0)
 			}
-			pmr, pmn := uint64(0), 0
+			pmr := uint64(0)
 			// W
 			if e := &c.d.s16W; e.G == c.Gen && e.I == int64(v.W) {
 				pmr <<= 1
-				pmn++
 			} else if e := &c.d.s16W; true {
 				pmr = pmr<<1 | 1
-				pmn++
 				if x, n := uint64(uint64(v.W)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
@@ -4413,15 +4409,15 @@ func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, erro
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
 			} else {
 				{
-					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					tpw := fastrt.PMapW{Reg: pmr, N: 0}
 					out, err = c.Int(out, fW, &tpw, &c.d.s16W, int64(v.W), true)
-					pmr, pmn = tpw.Reg, tpw.N
+					pmr = tpw.Reg
 					if err != nil {
 						return out, err
 					}
 				}
 			}
-			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
+			out[own.Start] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
