@@ -321,13 +321,14 @@ func (g *gen) encField(f *field) {
 		if in.Nullable {
 			g.w("if !v.%s {\nout = append(out, 0x80)\n} else ", f.has)
 		}
+		g.w("if x, n := v.%s, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {\nout = out[:n+len(x)]\n} else ", f.name)
 		g.w("if o, ok := fastrt.AppendASCII(out, v.%s, %v); ok {\nout = o\n} else {\n%s}\n", f.name, in.Nullable, general)
 	case ff.Type == fast.TypeASCII && ff.Op == fast.OpCopy && !in.TypeCheck:
 		// The copy into the dictionary value is a byte loop when it fits (short strings:
 		// symbols, entry types; a memmove call costs more). The comparison stays a string
 		// comparison (written as a byte loop it cost 5% more instructions).
 		g.w("{\n")
-		cond := fmt.Sprintf("e.G == c.Gen && string(e.B) == string(v.%s)", f.name)
+		cond := fmt.Sprintf("e.G == c.Gen && fastrt.Eq(e.B, v.%s)", f.name)
 		if f.has != "" {
 			cond = "v." + f.has + " && " + cond
 		}
@@ -338,9 +339,14 @@ func (g *gen) encField(f *field) {
 		if f.has != "" {
 			send = "v." + f.has + " && (" + send + ")"
 		}
-		g.w("if e := %s; %s {\npm.Bit(out, false)\n} else if o, ok := fastrt.AppendASCII(out, v.%s, %v); ok && (%s) {\npm.Bit(out, true)\nout = o\ne.G, e.T, e.Msg = c.Gen, %d, 0\n",
-			g.slot(ff), cond, f.name, in.Nullable, send, ff.Type)
-		g.w("if x := v.%s; len(x) <= cap(e.B) {\nd := e.B[:len(x)]\nfor i, ch := range x {\nd[i] = ch\n}\ne.B = d\n} else {\ne.B = append(e.B[:0], x...)\n}\n} else {\n%s}\n}\n", f.name, general)
+		// A short ASCII value with room in out is written in place (fastrt.PutASCII,
+		// inlined); AppendASCII for the rest.
+		save := fmt.Sprintf("if x := v.%s; len(x) <= cap(e.B) {\nd := e.B[:len(x)]\nfor i, ch := range x {\nd[i] = ch\n}\ne.B = d\n} else {\ne.B = append(e.B[:0], x...)\n}\n", f.name)
+		g.w("if e := %s; %s {\npm.Bit(out, false)\n} else if x, n := v.%s, len(out); (%s) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {\npm.Bit(out, true)\nout = out[:n+len(x)]\ne.G, e.T, e.Msg = c.Gen, %d, 0\n%s",
+			g.slot(ff), cond, f.name, send, ff.Type, save)
+		g.w("} else if o, ok := fastrt.AppendASCII(out, v.%s, %v); ok && (%s) {\npm.Bit(out, true)\nout = o\ne.G, e.T, e.Msg = c.Gen, %d, 0\n",
+			f.name, in.Nullable, send, ff.Type)
+		g.w("%s} else {\n%s}\n}\n", save, general)
 	case in.Split && ff.Exponent.Op == fast.OpCopy && ff.Mantissa.Op == fast.OpDelta && !ff.Exponent.Info().TypeCheck && !ff.Mantissa.Info().TypeCheck && !ff.Mantissa.Info().HasInit:
 		x := ff.Exponent.Info()
 		cond := fmt.Sprintf("v.%s.Exponent >= -63 && v.%s.Exponent <= 63 && me.G != c.Gen+1", f.name, f.name)

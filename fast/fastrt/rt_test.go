@@ -86,3 +86,36 @@ func TestWordParsers(t *testing.T) {
 		}
 	}
 }
+
+// TestEqPutASCII checks the encoder's inlined string helpers against the plain forms:
+// Eq against bytes.Equal, PutASCII against fast.AppendASCII (and its refusal of 8-bit
+// bytes), for strings of every length up to 20 with 8-bit and NUL bytes.
+func TestEqPutASCII(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	alpha := []byte{0, 1, 'A', 'B', 0x7f, 0x80, 0xff}
+	for range 20000 {
+		a := make([]byte, r.IntN(21))
+		for i := range a {
+			a[i] = alpha[r.IntN(len(alpha))]
+		}
+		b := append([]byte(nil), a...)
+		if len(b) > 0 && r.IntN(2) == 0 {
+			b[r.IntN(len(b))] ^= byte(1 + r.IntN(255))
+		}
+		if r.IntN(8) == 0 {
+			b = b[:r.IntN(len(b)+1)]
+		}
+		if got, want := Eq(a, b), bytes.Equal(a, b); got != want {
+			t.Fatalf("Eq(%x, %x) = %v", a, b, got)
+		}
+		if len(a) == 0 || a[0] == 0 {
+			continue // PutASCII's precondition
+		}
+		dst := make([]byte, len(a))
+		ok := PutASCII(dst, a)
+		want, wantOK := AppendASCII(nil, a, r.IntN(2) == 0)
+		if ok != wantOK || ok && !bytes.Equal(dst, want) {
+			t.Fatalf("PutASCII(%x) = %x %v, AppendASCII %x %v", a, dst, ok, want, wantOK)
+		}
+	}
+}

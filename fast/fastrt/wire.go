@@ -1,6 +1,7 @@
 package fastrt
 
 import (
+	"encoding/binary"
 	"math/bits"
 
 	"fastfeed/fast"
@@ -133,4 +134,37 @@ func AppendASCII(b []byte, s []byte, nullable bool) ([]byte, bool) {
 		return b, false
 	}
 	return fast.AppendASCII(b, s, nullable), true
+}
+
+// Eq reports whether a and b hold the same bytes. Strings of one and four bytes (entry
+// types, sides, symbols) compare without a call; inlined, it keeps the caller's registers.
+func Eq(a, b []byte) bool {
+	n := len(a)
+	switch {
+	case n != len(b):
+		return false
+	case n == 1:
+		return a[0] == b[0]
+	case n == 4:
+		return binary.LittleEndian.Uint32(a) == binary.LittleEndian.Uint32(b)
+	}
+	return string(a) == string(b)
+}
+
+// PutASCII writes x, a string of one byte or more whose first byte is not NUL, into dst
+// (len(x) bytes of spare capacity) with the stop bit on its last byte, as AppendASCII
+// would, and reports whether every byte was 7-bit. On false, dst holds garbage and the
+// caller takes its general path. Inlined, it saves AppendASCII's calls.
+func PutASCII(dst, x []byte) bool {
+	dst = dst[:len(x)]
+	var or byte
+	for i, ch := range x {
+		dst[i] = ch
+		or |= ch
+	}
+	if or >= 0x80 || len(dst) == 0 {
+		return false
+	}
+	dst[len(dst)-1] |= 0x80
+	return true
 }

@@ -3499,8 +3499,21 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			}
 			// MDEntryType
 			{
-				if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				if e := &c.d.s2MDEntryType; e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryType) {
 					pmr <<= 1
+				} else if x, n := v.MDEntryType, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -3527,8 +3540,21 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			}
 			// Symbol
 			{
-				if e := &c.d.s3Symbol; e.G == c.Gen && string(e.B) == string(v.Symbol) {
+				if e := &c.d.s3Symbol; e.G == c.Gen && fastrt.Eq(e.B, v.Symbol) {
 					pmr <<= 1
+				} else if x, n := v.Symbol, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Symbol; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok && (true) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -3600,6 +3626,8 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -3812,7 +3840,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		out = fast.AppendUint(out, x)
 	}
 	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+	if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
 		{
@@ -3882,8 +3912,21 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			pmr := uint64(0)
 			// MDEntryType
 			{
-				if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				if e := &c.d.s2MDEntryType; e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryType) {
 					pmr <<= 1
+				} else if x, n := v.MDEntryType, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -3921,6 +3964,8 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -4142,7 +4187,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fast.AppendUintNullable(out, x)
 	}
 	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+	if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
 		{
@@ -4180,6 +4227,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SecurityType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityType, true); ok {
 		out = o
 	} else {
@@ -4200,6 +4249,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Currency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
@@ -4299,7 +4350,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fast.AppendUintNullable(out, x)
 	}
 	// ApplID
-	if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
+	if x, n := v.ApplID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
 		out = o
 	} else {
 		{
@@ -4348,7 +4401,9 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 		out = fast.AppendUint(out, x)
 	}
 	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+	if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
 		{
@@ -4386,6 +4441,8 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -4406,6 +4463,8 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Text, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {

@@ -26616,7 +26616,9 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID, "value differs from the constant")
 	}
 	// TargetCompID
-	if o, ok := fastrt.AppendASCII(out, v.TargetCompID, false); ok {
+	if x, n := v.TargetCompID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.TargetCompID, false); ok {
 		out = o
 	} else {
 		{
@@ -26666,6 +26668,8 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Username, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Username, true); ok {
 		out = o
 	} else {
@@ -26686,6 +26690,8 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Password, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Password, true); ok {
 		out = o
 	} else {
@@ -26699,7 +26705,9 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// DefaultApplVerID
-	if o, ok := fastrt.AppendASCII(out, v.DefaultApplVerID, false); ok {
+	if x, n := v.DefaultApplVerID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.DefaultApplVerID, false); ok {
 		out = o
 	} else {
 		{
@@ -26732,7 +26740,9 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID2, "value differs from the constant")
 	}
 	// TargetCompID
-	if o, ok := fastrt.AppendASCII(out, v.TargetCompID, false); ok {
+	if x, n := v.TargetCompID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.TargetCompID, false); ok {
 		out = o
 	} else {
 		{
@@ -26772,6 +26782,8 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Text, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
@@ -26836,6 +26848,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -26849,7 +26863,9 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		}
 	}
 	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+	if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
 		{
@@ -27058,6 +27074,8 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.MDEntryType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
 		out = o
 	} else {
@@ -27073,6 +27091,8 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
@@ -27214,6 +27234,8 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.QuoteCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
 		out = o
 	} else {
@@ -27229,6 +27251,8 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
@@ -27244,6 +27268,8 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OpenCloseSettlFlag, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 		out = o
 	} else {
@@ -27259,6 +27285,8 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OrdType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
 		out = o
 	} else {
@@ -27706,6 +27734,8 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SettleType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -27739,6 +27769,8 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OrderSide, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 		out = o
 	} else {
@@ -27754,6 +27786,8 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OrderStatus, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
 		out = o
 	} else {
@@ -28021,6 +28055,8 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.CXFlag, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
 		out = o
 	} else {
@@ -28036,6 +28072,8 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -28142,6 +28180,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.MDEntryType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
 		out = o
 	} else {
@@ -28157,6 +28197,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
@@ -28244,6 +28286,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SettleType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -28313,6 +28357,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -28400,6 +28446,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.QuoteCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
 		out = o
 	} else {
@@ -28415,6 +28463,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
@@ -28430,6 +28480,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OpenCloseSettlFlag, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 		out = o
 	} else {
@@ -28445,6 +28497,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OrdType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
 		out = o
 	} else {
@@ -28892,6 +28946,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OrderSide, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 		out = o
 	} else {
@@ -28907,6 +28963,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OrderStatus, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
 		out = o
 	} else {
@@ -29174,6 +29232,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.CXFlag, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
 		out = o
 	} else {
@@ -29189,6 +29249,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -29204,6 +29266,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -29344,6 +29408,8 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -29357,7 +29423,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		}
 	}
 	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+	if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
 		{
@@ -29429,8 +29497,21 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			pmr := uint64(0)
 			// MDEntryType
 			{
-				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryType) {
 					pmr <<= 1
+				} else if x, n := v.MDEntryType, len(out); (v.HasMDEntryType && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -29468,6 +29549,8 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -29560,8 +29643,21 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			}
 			// OrderStatus
 			{
-				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
+				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && fastrt.Eq(e.B, v.OrderStatus) {
 					pmr <<= 1
+				} else if x, n := v.OrderStatus, len(out); (v.HasOrderStatus && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrderStatus; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -29588,8 +29684,21 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			}
 			// OrdType
 			{
-				if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
+				if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && fastrt.Eq(e.B, v.OrdType) {
 					pmr <<= 1
+				} else if x, n := v.OrdType, len(out); (v.HasOrdType && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrdType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -29625,8 +29734,21 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			}
 			// TradingSessionSubID
 			{
-				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && fastrt.Eq(e.B, v.TradingSessionSubID) {
 					pmr <<= 1
+				} else if x, n := v.TradingSessionSubID, len(out); (v.HasTradingSessionSubID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -29790,6 +29912,8 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -29803,7 +29927,9 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		}
 	}
 	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+	if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
 		{
@@ -29857,8 +29983,21 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			pmr := uint64(0)
 			// MDEntryType
 			{
-				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryType) {
 					pmr <<= 1
+				} else if x, n := v.MDEntryType, len(out); (v.HasMDEntryType && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -29896,6 +30035,8 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -29979,8 +30120,21 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			}
 			// OrderStatus
 			{
-				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
+				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && fastrt.Eq(e.B, v.OrderStatus) {
 					pmr <<= 1
+				} else if x, n := v.OrderStatus, len(out); (v.HasOrderStatus && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrderStatus; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -30007,8 +30161,21 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			}
 			// TradingSessionSubID
 			{
-				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && fastrt.Eq(e.B, v.TradingSessionSubID) {
 					pmr <<= 1
+				} else if x, n := v.TradingSessionSubID, len(out); (v.HasTradingSessionSubID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -30172,6 +30339,8 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -30185,7 +30354,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		}
 	}
 	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+	if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
 		{
@@ -30256,7 +30427,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			out = fastrt.Reserve(out, &own, 18)
 			pmr := uint64(0)
 			// MDEntryType
-			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+			if x, n := v.MDEntryType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
 			} else {
 				{
@@ -30281,6 +30454,8 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -30346,8 +30521,21 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// OrderSide
 			{
-				if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
+				if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && fastrt.Eq(e.B, v.OrderSide) {
 					pmr <<= 1
+				} else if x, n := v.OrderSide, len(out); (v.HasOrderSide && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrderSide; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -30436,8 +30624,21 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// SettleType
 			{
-				if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
+				if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && fastrt.Eq(e.B, v.SettleType) {
 					pmr <<= 1
+				} else if x, n := v.SettleType, len(out); (v.HasSettleType && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.SettleType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -30525,8 +30726,21 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// TradingSessionSubID
 			{
-				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && fastrt.Eq(e.B, v.TradingSessionSubID) {
 					pmr <<= 1
+				} else if x, n := v.TradingSessionSubID, len(out); (v.HasTradingSessionSubID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -30553,8 +30767,21 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// RefOrderID
 			{
-				if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
+				if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && fastrt.Eq(e.B, v.RefOrderID) {
 					pmr <<= 1
+				} else if x, n := v.RefOrderID, len(out); (v.HasRefOrderID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.RefOrderID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -30718,6 +30945,8 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -30731,7 +30960,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		}
 	}
 	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+	if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
 		{
@@ -30784,7 +31015,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			out = fastrt.Reserve(out, &own, 16)
 			pmr := uint64(0)
 			// MDEntryType
-			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+			if x, n := v.MDEntryType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
 			} else {
 				{
@@ -30809,6 +31042,8 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -30874,8 +31109,21 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// OrderSide
 			{
-				if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
+				if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && fastrt.Eq(e.B, v.OrderSide) {
 					pmr <<= 1
+				} else if x, n := v.OrderSide, len(out); (v.HasOrderSide && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrderSide; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -30946,8 +31194,21 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// SettleType
 			{
-				if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
+				if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && fastrt.Eq(e.B, v.SettleType) {
 					pmr <<= 1
+				} else if x, n := v.SettleType, len(out); (v.HasSettleType && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.SettleType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -31035,8 +31296,21 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// TradingSessionSubID
 			{
-				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && fastrt.Eq(e.B, v.TradingSessionSubID) {
 					pmr <<= 1
+				} else if x, n := v.TradingSessionSubID, len(out); (v.HasTradingSessionSubID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -31063,8 +31337,21 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// RefOrderID
 			{
-				if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
+				if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && fastrt.Eq(e.B, v.RefOrderID) {
 					pmr <<= 1
+				} else if x, n := v.RefOrderID, len(out); (v.HasRefOrderID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.RefOrderID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -31194,6 +31481,8 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.MDEntryType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
 		out = o
 	} else {
@@ -31209,6 +31498,8 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
@@ -31224,6 +31515,8 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -31383,6 +31676,8 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.QuoteCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
 		out = o
 	} else {
@@ -31398,6 +31693,8 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
@@ -31413,6 +31710,8 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OpenCloseSettlFlag, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 		out = o
 	} else {
@@ -31896,6 +32195,8 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SettleType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -31911,6 +32212,8 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.CXFlag, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
 		out = o
 	} else {
@@ -31926,6 +32229,8 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -31941,6 +32246,8 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -32047,6 +32354,8 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.MDEntryType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
 		out = o
 	} else {
@@ -32062,6 +32371,8 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
@@ -32077,6 +32388,8 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -32236,6 +32549,8 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.QuoteCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
 		out = o
 	} else {
@@ -32251,6 +32566,8 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
@@ -32266,6 +32583,8 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OpenCloseSettlFlag, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 		out = o
 	} else {
@@ -32605,6 +32924,8 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SettleType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -32620,6 +32941,8 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.CXFlag, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
 		out = o
 	} else {
@@ -32635,6 +32958,8 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -32650,6 +32975,8 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -32752,8 +33079,21 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// MDEntryType
 			{
-				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryType) {
 					pmr <<= 1
+				} else if x, n := v.MDEntryType, len(out); (v.HasMDEntryType && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -32791,6 +33131,8 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -32805,8 +33147,21 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// Symbol
 			{
-				if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
+				if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && fastrt.Eq(e.B, v.Symbol) {
 					pmr <<= 1
+				} else if x, n := v.Symbol, len(out); (v.HasSymbol && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Symbol; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -32939,8 +33294,21 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// OrderStatus
 			{
-				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
+				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && fastrt.Eq(e.B, v.OrderStatus) {
 					pmr <<= 1
+				} else if x, n := v.OrderStatus, len(out); (v.HasOrderStatus && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrderStatus; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -32967,8 +33335,21 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// OrdType
 			{
-				if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
+				if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && fastrt.Eq(e.B, v.OrdType) {
 					pmr <<= 1
+				} else if x, n := v.OrdType, len(out); (v.HasOrdType && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrdType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -33004,8 +33385,21 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// TradingSessionID
 			{
-				if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
+				if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && fastrt.Eq(e.B, v.TradingSessionID) {
 					pmr <<= 1
+				} else if x, n := v.TradingSessionID, len(out); (v.HasTradingSessionID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -33032,8 +33426,21 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// TradingSessionSubID
 			{
-				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && fastrt.Eq(e.B, v.TradingSessionSubID) {
 					pmr <<= 1
+				} else if x, n := v.TradingSessionSubID, len(out); (v.HasTradingSessionSubID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -33148,8 +33555,21 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// MDEntryType
 			{
-				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryType) {
 					pmr <<= 1
+				} else if x, n := v.MDEntryType, len(out); (v.HasMDEntryType && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -33187,6 +33607,8 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
@@ -33201,8 +33623,21 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// Symbol
 			{
-				if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
+				if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && fastrt.Eq(e.B, v.Symbol) {
 					pmr <<= 1
+				} else if x, n := v.Symbol, len(out); (v.HasSymbol && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Symbol; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -33326,8 +33761,21 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// OrderStatus
 			{
-				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
+				if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && fastrt.Eq(e.B, v.OrderStatus) {
 					pmr <<= 1
+				} else if x, n := v.OrderStatus, len(out); (v.HasOrderStatus && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.OrderStatus; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -33354,8 +33802,21 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// TradingSessionID
 			{
-				if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
+				if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && fastrt.Eq(e.B, v.TradingSessionID) {
 					pmr <<= 1
+				} else if x, n := v.TradingSessionID, len(out); (v.HasTradingSessionID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -33382,8 +33843,21 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			}
 			// TradingSessionSubID
 			{
-				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+				if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && fastrt.Eq(e.B, v.TradingSessionSubID) {
 					pmr <<= 1
+				} else if x, n := v.TradingSessionSubID, len(out); (v.HasTradingSessionSubID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -33506,7 +33980,9 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryType
-	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+	if x, n := v.MDEntryType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fMDEntryType11, pm, nil, v.MDEntryType, true); err != nil {
@@ -33521,6 +33997,8 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
@@ -33536,6 +34014,8 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -33623,6 +34103,8 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OrderSide, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 		out = o
 	} else {
@@ -33836,6 +34318,8 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SettleType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -33995,6 +34479,8 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -34010,6 +34496,8 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -34025,6 +34513,8 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.RefOrderID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
 		out = o
 	} else {
@@ -34124,7 +34614,9 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryType
-	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+	if x, n := v.MDEntryType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fMDEntryType12, pm, nil, v.MDEntryType, true); err != nil {
@@ -34139,6 +34631,8 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
@@ -34154,6 +34648,8 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -34241,6 +34737,8 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OrderSide, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 		out = o
 	} else {
@@ -34382,6 +34880,8 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SettleType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -34541,6 +35041,8 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -34556,6 +35058,8 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -34571,6 +35075,8 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.RefOrderID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
 		out = o
 	} else {
@@ -34674,6 +35180,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -34784,6 +35292,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SettleType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
@@ -35012,6 +35522,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Currency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
@@ -35054,6 +35566,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SettlCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 		out = o
 	} else {
@@ -35092,6 +35606,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.StateSecurityID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.StateSecurityID, true); ok {
 		out = o
 	} else {
@@ -35737,7 +36253,9 @@ func (c *Encoder) e29(out []byte, v *DMarketSegmentGrpTradingSessionRulesGrp, pm
 	var err error
 	_ = err
 	// TradingSessionID
-	if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, false); ok {
+	if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fTradingSessionID13, pm, nil, v.TradingSessionID, true); err != nil {
@@ -35752,6 +36270,8 @@ func (c *Encoder) e29(out []byte, v *DMarketSegmentGrpTradingSessionRulesGrp, pm
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -35839,7 +36359,9 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 		out = fast.AppendUint(out, x)
 	}
 	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+	if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
 		{
@@ -35859,6 +36381,8 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
@@ -35879,6 +36403,8 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -35989,6 +36515,8 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Text, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
@@ -36002,7 +36530,9 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// TradingSessionID
-	if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, false); ok {
+	if x, n := v.TradingSessionID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, false); ok {
 		out = o
 	} else {
 		{

@@ -52932,9 +52932,23 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 	}
 	// MDReqID
 	{
-		if e := &c.d.s1MDReqID; e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+		if e := &c.d.s1MDReqID; e.G == c.Gen && fastrt.Eq(e.B, v.MDReqID) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.MDReqID, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, false); ok && (true) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -52962,9 +52976,23 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 	}
 	// MDReqRejReason
 	{
-		if e := &c.d.s2MDReqRejReason; e.G == c.Gen && string(e.B) == string(v.MDReqRejReason) {
+		if e := &c.d.s2MDReqRejReason; e.G == c.Gen && fastrt.Eq(e.B, v.MDReqRejReason) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.MDReqRejReason, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqRejReason; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.MDReqRejReason, false); ok && (true) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -52998,6 +53026,8 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Text, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
@@ -53037,7 +53067,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		out = fast.AppendUint(out, x)
 	}
 	// SendingTime
-	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
+	if x, n := v.SendingTime, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
 	} else {
 		{
@@ -53060,7 +53092,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		out = fast.AppendUint(out, x)
 	}
 	// LastFragment
-	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
+	if x, n := v.LastFragment, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
 	} else {
 		{
@@ -53101,7 +53135,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			pmr, pmn := uint64(0), 0
 			// Symbol
-			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+			if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 				out = o
 			} else {
 				{
@@ -53220,7 +53256,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					}
 					pmr := uint64(0)
 					// SecurityAltID
-					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
+					if x, n := v.SecurityAltID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 						out = o
 					} else {
 						{
@@ -53234,8 +53272,21 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					}
 					// SecurityAltIDSource
 					{
-						if e := &c.d.s4SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
+						if e := &c.d.s4SecurityAltIDSource; e.G == c.Gen && fastrt.Eq(e.B, v.SecurityAltIDSource) {
 							pmr <<= 1
+						} else if x, n := v.SecurityAltIDSource, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+							pmr = pmr<<1 | 1
+							out = out[:n+len(x)]
+							e.G, e.T, e.Msg = c.Gen, 6, 0
+							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
+								d := e.B[:len(x)]
+								for i, ch := range x {
+									d[i] = ch
+								}
+								e.B = d
+							} else {
+								e.B = append(e.B[:0], x...)
+							}
 						} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
 							pmr = pmr<<1 | 1
 							out = o
@@ -53297,7 +53348,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					}
 					pmr := uint64(0)
 					// UnderlyingSymbol
-					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
+					if x, n := v.UnderlyingSymbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 						out = o
 					} else {
 						{
@@ -53839,7 +53892,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					}
 					pmr := uint64(0)
 					// LegSymbol
-					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
+					if x, n := v.LegSymbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 						out = o
 					} else {
 						{
@@ -53923,7 +53978,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// LegSecurityType
-					if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
+					if x, n := v.LegSecurityType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
 						out = o
 					} else {
 						{
@@ -53970,7 +54027,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				c.Depth--
 			}
 			// SecurityUpdateAction
-			if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
+			if x, n := v.SecurityUpdateAction, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
 				out = o
 			} else {
 				{
@@ -54279,6 +54338,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.Currency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 				out = o
 			} else {
@@ -54304,6 +54365,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.SettlCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 				out = o
 			} else {
@@ -54335,7 +54398,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			// SecurityType
-			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
+			if x, n := v.SecurityType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
 			} else {
 				{
@@ -54348,7 +54413,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			// SecuritySubType
-			if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
+			if x, n := v.SecuritySubType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
 				out = o
 			} else {
 				{
@@ -54373,6 +54440,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.SecurityStrategyType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
 				out = o
 			} else {
@@ -54398,6 +54467,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.Asset, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
 				out = o
 			} else {
@@ -54411,7 +54482,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			// SecurityDesc
-			if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
+			if x, n := v.SecurityDesc, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
 				out = o
 			} else {
 				{
@@ -54581,6 +54654,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.StrikeCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 				out = o
 			} else {
@@ -54739,7 +54814,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				out = fast.AppendUintNullable(out, x)
 			}
 			// CFICode
-			if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
+			if x, n := v.CFICode, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
 				out = o
 			} else {
 				{
@@ -54752,7 +54829,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			// CountryOfIssue
-			if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
+			if x, n := v.CountryOfIssue, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
 				out = o
 			} else {
 				{
@@ -54879,6 +54958,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.SettlType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 				out = o
 			} else {
@@ -54950,6 +55031,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.MarketSegmentID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 				out = o
 			} else {
@@ -54975,6 +55058,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.GovernanceIndicator, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
 				out = o
 			} else {
@@ -55016,7 +55101,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				out = fast.AppendIntNullable(out, x)
 			}
 			// SecurityGroup
-			if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
+			if x, n := v.SecurityGroup, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
 				out = o
 			} else {
 				{
@@ -55068,7 +55155,9 @@ func (c *Encoder) e4(out []byte, v *MDSecurityList149RelatedSymApplIDs, pm *fast
 	var err error
 	_ = err
 	// ApplID
-	if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
+	if x, n := v.ApplID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fApplID, pm, nil, v.ApplID, true); err != nil {
@@ -55099,7 +55188,9 @@ func (c *Encoder) e5(out []byte, v *MDSecurityList149RelatedSymApplIDsFeedTypes,
 	var err error
 	_ = err
 	// MDFeedType
-	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+	if x, n := v.MDFeedType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fMDFeedType, pm, nil, v.MDFeedType, true); err != nil {
@@ -55148,6 +55239,8 @@ func (c *Encoder) e8(out []byte, v *MDSecurityList149RelatedSymInstrAttrib, pm *
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.InstAttribValue, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
 		out = o
 	} else {
@@ -55223,7 +55316,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		out = fast.AppendUint(out, x)
 	}
 	// SendingTime
-	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
+	if x, n := v.SendingTime, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
 	} else {
 		{
@@ -55246,7 +55341,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		out = fast.AppendUint(out, x)
 	}
 	// LastFragment
-	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
+	if x, n := v.LastFragment, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
 	} else {
 		{
@@ -55287,7 +55384,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			pmr, pmn := uint64(0), 0
 			// Symbol
-			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+			if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 				out = o
 			} else {
 				{
@@ -55406,7 +55505,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					}
 					pmr := uint64(0)
 					// SecurityAltID
-					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
+					if x, n := v.SecurityAltID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 						out = o
 					} else {
 						{
@@ -55420,8 +55521,21 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					}
 					// SecurityAltIDSource
 					{
-						if e := &c.d.s25SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
+						if e := &c.d.s25SecurityAltIDSource; e.G == c.Gen && fastrt.Eq(e.B, v.SecurityAltIDSource) {
 							pmr <<= 1
+						} else if x, n := v.SecurityAltIDSource, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+							pmr = pmr<<1 | 1
+							out = out[:n+len(x)]
+							e.G, e.T, e.Msg = c.Gen, 6, 0
+							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
+								d := e.B[:len(x)]
+								for i, ch := range x {
+									d[i] = ch
+								}
+								e.B = d
+							} else {
+								e.B = append(e.B[:0], x...)
+							}
 						} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
 							pmr = pmr<<1 | 1
 							out = o
@@ -55483,7 +55597,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					}
 					pmr := uint64(0)
 					// UnderlyingSymbol
-					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
+					if x, n := v.UnderlyingSymbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 						out = o
 					} else {
 						{
@@ -55958,7 +56074,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					}
 					pmr := uint64(0)
 					// LegSymbol
-					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
+					if x, n := v.LegSymbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 						out = o
 					} else {
 						{
@@ -56042,7 +56160,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityType
-					if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
+					if x, n := v.LegSecurityType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
 						out = o
 					} else {
 						{
@@ -56089,7 +56209,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				c.Depth--
 			}
 			// SecurityUpdateAction
-			if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
+			if x, n := v.SecurityUpdateAction, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
 				out = o
 			} else {
 				{
@@ -56398,6 +56520,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.Currency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 				out = o
 			} else {
@@ -56423,6 +56547,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.SettlCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 				out = o
 			} else {
@@ -56454,7 +56580,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// SecurityType
-			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
+			if x, n := v.SecurityType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
 			} else {
 				{
@@ -56467,7 +56595,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// SecuritySubType
-			if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
+			if x, n := v.SecuritySubType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
 				out = o
 			} else {
 				{
@@ -56492,6 +56622,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.SecurityStrategyType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
 				out = o
 			} else {
@@ -56517,6 +56649,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.Asset, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
 				out = o
 			} else {
@@ -56530,7 +56664,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// SecurityDesc
-			if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
+			if x, n := v.SecurityDesc, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
 				out = o
 			} else {
 				{
@@ -56700,6 +56836,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.StrikeCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 				out = o
 			} else {
@@ -56858,7 +56996,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// CFICode
-			if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
+			if x, n := v.CFICode, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
 				out = o
 			} else {
 				{
@@ -56871,7 +57011,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// CountryOfIssue
-			if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
+			if x, n := v.CountryOfIssue, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
 				out = o
 			} else {
 				{
@@ -56998,6 +57140,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.SettlType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 				out = o
 			} else {
@@ -57069,6 +57213,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.MarketSegmentID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 				out = o
 			} else {
@@ -57094,6 +57240,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.GovernanceIndicator, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
 				out = o
 			} else {
@@ -57135,7 +57283,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendIntNullable(out, x)
 			}
 			// SecurityGroup
-			if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
+			if x, n := v.SecurityGroup, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
 				out = o
 			} else {
 				{
@@ -57187,7 +57337,9 @@ func (c *Encoder) e14(out []byte, v *MDSecurityList148RelatedSymApplIDs, pm *fas
 	var err error
 	_ = err
 	// ApplID
-	if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
+	if x, n := v.ApplID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fApplID2, pm, nil, v.ApplID, true); err != nil {
@@ -57218,7 +57370,9 @@ func (c *Encoder) e15(out []byte, v *MDSecurityList148RelatedSymApplIDsFeedTypes
 	var err error
 	_ = err
 	// MDFeedType
-	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+	if x, n := v.MDFeedType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fMDFeedType2, pm, nil, v.MDFeedType, true); err != nil {
@@ -57267,6 +57421,8 @@ func (c *Encoder) e18(out []byte, v *MDSecurityList148RelatedSymInstrAttrib, pm 
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.InstAttribValue, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
 		out = o
 	} else {
@@ -57342,7 +57498,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		out = fast.AppendUint(out, x)
 	}
 	// SendingTime
-	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
+	if x, n := v.SendingTime, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
 	} else {
 		{
@@ -57365,7 +57523,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		out = fast.AppendUint(out, x)
 	}
 	// LastFragment
-	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
+	if x, n := v.LastFragment, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
 	} else {
 		{
@@ -57406,7 +57566,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			pmr, pmn := uint64(0), 0
 			// Symbol
-			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+			if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 				out = o
 			} else {
 				{
@@ -57525,7 +57687,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					}
 					pmr := uint64(0)
 					// SecurityAltID
-					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
+					if x, n := v.SecurityAltID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 						out = o
 					} else {
 						{
@@ -57539,8 +57703,21 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					}
 					// SecurityAltIDSource
 					{
-						if e := &c.d.s44SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
+						if e := &c.d.s44SecurityAltIDSource; e.G == c.Gen && fastrt.Eq(e.B, v.SecurityAltIDSource) {
 							pmr <<= 1
+						} else if x, n := v.SecurityAltIDSource, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+							pmr = pmr<<1 | 1
+							out = out[:n+len(x)]
+							e.G, e.T, e.Msg = c.Gen, 6, 0
+							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
+								d := e.B[:len(x)]
+								for i, ch := range x {
+									d[i] = ch
+								}
+								e.B = d
+							} else {
+								e.B = append(e.B[:0], x...)
+							}
 						} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
 							pmr = pmr<<1 | 1
 							out = o
@@ -57602,7 +57779,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					}
 					pmr := uint64(0)
 					// UnderlyingSymbol
-					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
+					if x, n := v.UnderlyingSymbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 						out = o
 					} else {
 						{
@@ -58077,7 +58256,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					}
 					pmr := uint64(0)
 					// LegSymbol
-					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
+					if x, n := v.LegSymbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 						out = o
 					} else {
 						{
@@ -58161,7 +58342,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityType
-					if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
+					if x, n := v.LegSecurityType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
 						out = o
 					} else {
 						{
@@ -58208,7 +58391,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				c.Depth--
 			}
 			// SecurityUpdateAction
-			if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
+			if x, n := v.SecurityUpdateAction, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
 				out = o
 			} else {
 				{
@@ -58517,6 +58702,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.Currency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 				out = o
 			} else {
@@ -58542,6 +58729,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.SettlCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 				out = o
 			} else {
@@ -58573,7 +58762,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// SecurityType
-			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
+			if x, n := v.SecurityType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
 			} else {
 				{
@@ -58586,7 +58777,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// SecuritySubType
-			if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
+			if x, n := v.SecuritySubType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
 				out = o
 			} else {
 				{
@@ -58611,6 +58804,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.SecurityStrategyType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
 				out = o
 			} else {
@@ -58636,6 +58831,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.Asset, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
 				out = o
 			} else {
@@ -58649,7 +58846,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// SecurityDesc
-			if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
+			if x, n := v.SecurityDesc, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
 				out = o
 			} else {
 				{
@@ -58819,6 +59018,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.StrikeCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 				out = o
 			} else {
@@ -58977,7 +59178,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// CFICode
-			if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
+			if x, n := v.CFICode, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
 				out = o
 			} else {
 				{
@@ -58990,7 +59193,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// CountryOfIssue
-			if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
+			if x, n := v.CountryOfIssue, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
 				out = o
 			} else {
 				{
@@ -59117,6 +59322,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.SettlType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 				out = o
 			} else {
@@ -59188,6 +59395,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.MarketSegmentID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 				out = o
 			} else {
@@ -59213,6 +59422,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.GovernanceIndicator, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
 				out = o
 			} else {
@@ -59254,7 +59465,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendIntNullable(out, x)
 			}
 			// SecurityGroup
-			if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
+			if x, n := v.SecurityGroup, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
 				out = o
 			} else {
 				{
@@ -59306,7 +59519,9 @@ func (c *Encoder) e24(out []byte, v *MDSecurityList141RelatedSymApplIDs, pm *fas
 	var err error
 	_ = err
 	// ApplID
-	if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
+	if x, n := v.ApplID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fApplID3, pm, nil, v.ApplID, true); err != nil {
@@ -59337,7 +59552,9 @@ func (c *Encoder) e25(out []byte, v *MDSecurityList141RelatedSymApplIDsFeedTypes
 	var err error
 	_ = err
 	// MDFeedType
-	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+	if x, n := v.MDFeedType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fMDFeedType3, pm, nil, v.MDFeedType, true); err != nil {
@@ -59386,6 +59603,8 @@ func (c *Encoder) e28(out []byte, v *MDSecurityList141RelatedSymInstrAttrib, pm 
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.InstAttribValue, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
 		out = o
 	} else {
@@ -59481,7 +59700,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		out = fast.AppendUint(out, x)
 	}
 	// LastFragment
-	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
+	if x, n := v.LastFragment, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
 	} else {
 		{
@@ -59522,7 +59743,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			}
 			pmr, pmn := uint64(0), 0
 			// Symbol
-			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+			if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 				out = o
 			} else {
 				{
@@ -59641,7 +59864,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					}
 					pmr := uint64(0)
 					// SecurityAltID
-					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
+					if x, n := v.SecurityAltID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 						out = o
 					} else {
 						{
@@ -59655,8 +59880,21 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					}
 					// SecurityAltIDSource
 					{
-						if e := &c.d.s63SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
+						if e := &c.d.s63SecurityAltIDSource; e.G == c.Gen && fastrt.Eq(e.B, v.SecurityAltIDSource) {
 							pmr <<= 1
+						} else if x, n := v.SecurityAltIDSource, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+							pmr = pmr<<1 | 1
+							out = out[:n+len(x)]
+							e.G, e.T, e.Msg = c.Gen, 6, 0
+							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
+								d := e.B[:len(x)]
+								for i, ch := range x {
+									d[i] = ch
+								}
+								e.B = d
+							} else {
+								e.B = append(e.B[:0], x...)
+							}
 						} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
 							pmr = pmr<<1 | 1
 							out = o
@@ -59740,7 +59978,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					}
 					pmr := uint64(0)
 					// LegSymbol
-					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
+					if x, n := v.LegSymbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 						out = o
 					} else {
 						{
@@ -59824,7 +60064,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegType
-					if o, ok := fastrt.AppendASCII(out, v.LegType, false); ok {
+					if x, n := v.LegType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.LegType, false); ok {
 						out = o
 					} else {
 						{
@@ -59837,7 +60079,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// BuyersPerspective
-					if o, ok := fastrt.AppendASCII(out, v.BuyersPerspective, false); ok {
+					if x, n := v.BuyersPerspective, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+						out = out[:n+len(x)]
+					} else if o, ok := fastrt.AppendASCII(out, v.BuyersPerspective, false); ok {
 						out = o
 					} else {
 						{
@@ -59858,7 +60102,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				c.Depth--
 			}
 			// SecurityUpdateAction
-			if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
+			if x, n := v.SecurityUpdateAction, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
 				out = o
 			} else {
 				{
@@ -60048,7 +60294,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// InstrumentID
-			if o, ok := fastrt.AppendASCII(out, v.InstrumentID, false); ok {
+			if x, n := v.InstrumentID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.InstrumentID, false); ok {
 				out = o
 			} else {
 				{
@@ -60061,7 +60309,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// Currency
-			if o, ok := fastrt.AppendASCII(out, v.Currency, false); ok {
+			if x, n := v.Currency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.Currency, false); ok {
 				out = o
 			} else {
 				{
@@ -60074,7 +60324,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// SettlCurrency
-			if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, false); ok {
+			if x, n := v.SettlCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, false); ok {
 				out = o
 			} else {
 				{
@@ -60087,7 +60339,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// SecurityType
-			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
+			if x, n := v.SecurityType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
 			} else {
 				{
@@ -60100,7 +60354,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// SecuritySubType
-			if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
+			if x, n := v.SecuritySubType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
 				out = o
 			} else {
 				{
@@ -60113,7 +60369,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// Asset
-			if o, ok := fastrt.AppendASCII(out, v.Asset, false); ok {
+			if x, n := v.Asset, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.Asset, false); ok {
 				out = o
 			} else {
 				{
@@ -60126,7 +60384,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// SecurityDesc
-			if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
+			if x, n := v.SecurityDesc, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
 				out = o
 			} else {
 				{
@@ -60268,6 +60528,8 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.StrikeCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 				out = o
 			} else {
@@ -60386,7 +60648,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// CFICode
-			if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
+			if x, n := v.CFICode, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
 				out = o
 			} else {
 				{
@@ -60399,7 +60663,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// CountryOfIssue
-			if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
+			if x, n := v.CountryOfIssue, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
 				out = o
 			} else {
 				{
@@ -60516,6 +60782,8 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.SettlType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 				out = o
 			} else {
@@ -60566,7 +60834,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// SecurityGroup
-			if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
+			if x, n := v.SecurityGroup, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
 				out = o
 			} else {
 				{
@@ -60590,7 +60860,9 @@ func (c *Encoder) e34(out []byte, v *MDSecurityList111RelatedSymbolsApplIds, pm 
 	var err error
 	_ = err
 	// ApplId
-	if o, ok := fastrt.AppendASCII(out, v.ApplId, false); ok {
+	if x, n := v.ApplId, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.ApplId, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fApplId, pm, nil, v.ApplId, true); err != nil {
@@ -60621,7 +60893,9 @@ func (c *Encoder) e35(out []byte, v *MDSecurityList111RelatedSymbolsApplIdsFeedT
 	var err error
 	_ = err
 	// MDFeedType
-	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+	if x, n := v.MDFeedType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fMDFeedType4, pm, nil, v.MDFeedType, true); err != nil {
@@ -60645,7 +60919,9 @@ func (c *Encoder) e37(out []byte, v *MDSecurityList111RelatedSymbolsUnderlyings,
 	var err error
 	_ = err
 	// UnderlyingSymbol
-	if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
+	if x, n := v.UnderlyingSymbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fUnderlyingSymbol4, pm, nil, v.UnderlyingSymbol, true); err != nil {
@@ -60764,8 +61040,21 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			}
 			// MDEntryType
 			{
-				if e := &c.d.s72MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				if e := &c.d.s72MDEntryType; e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryType) {
 					pmr <<= 1
+				} else if x, n := v.MDEntryType, len(out); (e.G == c.Gen) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -61030,9 +61319,23 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			}
 			// MDEntryType
 			{
-				if e := &c.d.s80MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				if e := &c.d.s80MDEntryType; e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryType) {
 					pmr <<= 1
 					pmn++
+				} else if x, n := v.MDEntryType, len(out); (e.G == c.Gen) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
 					pmr = pmr<<1 | 1
 					pmn++
@@ -61186,6 +61489,8 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.PriceType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
@@ -61337,9 +61642,23 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			}
 			// Currency
 			{
-				if e := &c.d.s93Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+				if e := &c.d.s93Currency; v.HasCurrency && e.G == c.Gen && fastrt.Eq(e.B, v.Currency) {
 					pmr <<= 1
 					pmn++
+				} else if x, n := v.Currency, len(out); (v.HasCurrency && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Currency; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
 					pmr = pmr<<1 | 1
 					pmn++
@@ -61414,6 +61733,8 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
@@ -62126,9 +62447,23 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			}
 			// MDEntryType
 			{
-				if e := &c.d.s102MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				if e := &c.d.s102MDEntryType; e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryType) {
 					pmr <<= 1
 					pmn++
+				} else if x, n := v.MDEntryType, len(out); (e.G == c.Gen) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
 					pmr = pmr<<1 | 1
 					pmn++
@@ -62282,6 +62617,8 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.PriceType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
@@ -62406,9 +62743,23 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			}
 			// Currency
 			{
-				if e := &c.d.s112Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+				if e := &c.d.s112Currency; v.HasCurrency && e.G == c.Gen && fastrt.Eq(e.B, v.Currency) {
 					pmr <<= 1
 					pmn++
+				} else if x, n := v.Currency, len(out); (v.HasCurrency && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Currency; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
 					pmr = pmr<<1 | 1
 					pmn++
@@ -62483,6 +62834,8 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
@@ -63195,9 +63548,23 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			}
 			// MDEntryType
 			{
-				if e := &c.d.s121MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				if e := &c.d.s121MDEntryType; e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryType) {
 					pmr <<= 1
 					pmn++
+				} else if x, n := v.MDEntryType, len(out); (e.G == c.Gen) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
 					pmr = pmr<<1 | 1
 					pmn++
@@ -63351,6 +63718,8 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.PriceType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
@@ -63475,9 +63844,23 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			}
 			// Currency
 			{
-				if e := &c.d.s131Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+				if e := &c.d.s131Currency; v.HasCurrency && e.G == c.Gen && fastrt.Eq(e.B, v.Currency) {
 					pmr <<= 1
 					pmn++
+				} else if x, n := v.Currency, len(out); (v.HasCurrency && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Currency; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
 					pmr = pmr<<1 | 1
 					pmn++
@@ -63552,6 +63935,8 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
@@ -64180,9 +64565,23 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			}
 			// MDEntryType
 			{
-				if e := &c.d.s140MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				if e := &c.d.s140MDEntryType; e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryType) {
 					pmr <<= 1
 					pmn++
+				} else if x, n := v.MDEntryType, len(out); (e.G == c.Gen) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
 					pmr = pmr<<1 | 1
 					pmn++
@@ -64336,6 +64735,8 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.PriceType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
@@ -64460,9 +64861,23 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			}
 			// Currency
 			{
-				if e := &c.d.s150Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+				if e := &c.d.s150Currency; v.HasCurrency && e.G == c.Gen && fastrt.Eq(e.B, v.Currency) {
 					pmr <<= 1
 					pmn++
+				} else if x, n := v.Currency, len(out); (v.HasCurrency && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Currency; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
 					pmr = pmr<<1 | 1
 					pmn++
@@ -64537,6 +64952,8 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
@@ -64590,6 +65007,8 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.OpenCloseSettlFlag, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 				out = o
 			} else {
@@ -65170,8 +65589,21 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			}
 			// MDEntryType
 			{
-				if e := &c.d.s160MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				if e := &c.d.s160MDEntryType; e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryType) {
 					pmr <<= 1
+				} else if x, n := v.MDEntryType, len(out); (e.G == c.Gen) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -65209,6 +65641,8 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 				out = o
 			} else {
@@ -65336,6 +65770,8 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.PriceType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
@@ -65452,8 +65888,21 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			}
 			// Currency
 			{
-				if e := &c.d.s169Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+				if e := &c.d.s169Currency; v.HasCurrency && e.G == c.Gen && fastrt.Eq(e.B, v.Currency) {
 					pmr <<= 1
+				} else if x, n := v.Currency, len(out); (v.HasCurrency && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Currency; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -65536,6 +65985,8 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
@@ -65838,8 +66289,21 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			}
 			// MDEntryType
 			{
-				if e := &c.d.s177MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				if e := &c.d.s177MDEntryType; e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryType) {
 					pmr <<= 1
+				} else if x, n := v.MDEntryType, len(out); (e.G == c.Gen) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryType; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -65877,6 +66341,8 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 				out = o
 			} else {
@@ -66004,6 +66470,8 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.PriceType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
@@ -66120,8 +66588,21 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			}
 			// Currency
 			{
-				if e := &c.d.s186Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+				if e := &c.d.s186Currency; v.HasCurrency && e.G == c.Gen && fastrt.Eq(e.B, v.Currency) {
 					pmr <<= 1
+				} else if x, n := v.Currency, len(out); (v.HasCurrency && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Currency; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -66204,6 +66685,8 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
@@ -66429,6 +66912,8 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SecurityGroup, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
@@ -66476,6 +66961,8 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SecurityExchange, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, true); ok {
 		out = o
 	} else {
@@ -66496,6 +66983,8 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -66644,6 +67133,8 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SecurityGroup, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
@@ -66664,6 +67155,8 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -66711,6 +67204,8 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SecurityExchange, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, true); ok {
 		out = o
 	} else {
@@ -66731,6 +67226,8 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -66889,6 +67386,8 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SecurityGroup, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
@@ -66909,6 +67408,8 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -66956,6 +67457,8 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SecurityExchange, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, true); ok {
 		out = o
 	} else {
@@ -66976,6 +67479,8 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
@@ -67136,9 +67641,23 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	{
-		if e := &c.d.s192MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+		if e := &c.d.s192MDReqID; v.HasMDReqID && e.G == c.Gen && fastrt.Eq(e.B, v.MDReqID) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.MDReqID, len(out); (v.HasMDReqID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -67330,8 +67849,21 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			}
 			// MDEntryTime
 			{
-				if e := &c.d.s199MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				if e := &c.d.s199MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryTime) {
 					pmr <<= 1
+				} else if x, n := v.MDEntryTime, len(out); (v.HasMDEntryTime && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -67405,6 +67937,8 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -67676,9 +68210,23 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	{
-		if e := &c.d.s205MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+		if e := &c.d.s205MDReqID; v.HasMDReqID && e.G == c.Gen && fastrt.Eq(e.B, v.MDReqID) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.MDReqID, len(out); (v.HasMDReqID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -67875,9 +68423,23 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 			}
 			// MDEntryTime
 			{
-				if e := &c.d.s211MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				if e := &c.d.s211MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryTime) {
 					pmr <<= 1
 					pmn++
+				} else if x, n := v.MDEntryTime, len(out); (v.HasMDEntryTime && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
 					pmr = pmr<<1 | 1
 					pmn++
@@ -68017,6 +68579,8 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -68726,9 +69290,23 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	{
-		if e := &c.d.s224MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+		if e := &c.d.s224MDReqID; v.HasMDReqID && e.G == c.Gen && fastrt.Eq(e.B, v.MDReqID) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.MDReqID, len(out); (v.HasMDReqID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -68925,9 +69503,23 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 			}
 			// MDEntryTime
 			{
-				if e := &c.d.s230MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				if e := &c.d.s230MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryTime) {
 					pmr <<= 1
 					pmn++
+				} else if x, n := v.MDEntryTime, len(out); (v.HasMDEntryTime && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
 					pmr = pmr<<1 | 1
 					pmn++
@@ -69040,6 +69632,8 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -69749,9 +70343,23 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	{
-		if e := &c.d.s240MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+		if e := &c.d.s240MDReqID; v.HasMDReqID && e.G == c.Gen && fastrt.Eq(e.B, v.MDReqID) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.MDReqID, len(out); (v.HasMDReqID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -69948,9 +70556,23 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 			}
 			// MDEntryTime
 			{
-				if e := &c.d.s246MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				if e := &c.d.s246MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryTime) {
 					pmr <<= 1
 					pmn++
+				} else if x, n := v.MDEntryTime, len(out); (v.HasMDEntryTime && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
 					pmr = pmr<<1 | 1
 					pmn++
@@ -70063,6 +70685,8 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -70688,9 +71312,23 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	{
-		if e := &c.d.s256MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+		if e := &c.d.s256MDReqID; v.HasMDReqID && e.G == c.Gen && fastrt.Eq(e.B, v.MDReqID) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.MDReqID, len(out); (v.HasMDReqID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -70887,9 +71525,23 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 			}
 			// MDEntryTime
 			{
-				if e := &c.d.s262MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				if e := &c.d.s262MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryTime) {
 					pmr <<= 1
 					pmn++
+				} else if x, n := v.MDEntryTime, len(out); (v.HasMDEntryTime && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
 					pmr = pmr<<1 | 1
 					pmn++
@@ -71002,6 +71654,8 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -71627,9 +72281,23 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	{
-		if e := &c.d.s272MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+		if e := &c.d.s272MDReqID; v.HasMDReqID && e.G == c.Gen && fastrt.Eq(e.B, v.MDReqID) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.MDReqID, len(out); (v.HasMDReqID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -71826,9 +72494,23 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 			}
 			// MDEntryTime
 			{
-				if e := &c.d.s278MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				if e := &c.d.s278MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryTime) {
 					pmr <<= 1
 					pmn++
+				} else if x, n := v.MDEntryTime, len(out); (v.HasMDEntryTime && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
 					pmr = pmr<<1 | 1
 					pmn++
@@ -71941,6 +72623,8 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -72566,9 +73250,23 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	{
-		if e := &c.d.s288MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
+		if e := &c.d.s288MDReqID; v.HasMDReqID && e.G == c.Gen && fastrt.Eq(e.B, v.MDReqID) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.MDReqID, len(out); (v.HasMDReqID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.MDReqID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -72760,8 +73458,21 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			}
 			// MDEntryTime
 			{
-				if e := &c.d.s295MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				if e := &c.d.s295MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && fastrt.Eq(e.B, v.MDEntryTime) {
 					pmr <<= 1
+				} else if x, n := v.MDEntryTime, len(out); (v.HasMDEntryTime && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.MDEntryTime; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -72835,6 +73546,8 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
@@ -73098,9 +73811,23 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	}
 	// NewsSource
 	{
-		if e := &c.d.s302NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
+		if e := &c.d.s302NewsSource; v.HasNewsSource && e.G == c.Gen && fastrt.Eq(e.B, v.NewsSource) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.NewsSource, len(out); (v.HasNewsSource && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.NewsSource; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -73128,9 +73855,23 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	}
 	// NewsID
 	{
-		if e := &c.d.s303NewsID; v.HasNewsID && e.G == c.Gen && string(e.B) == string(v.NewsID) {
+		if e := &c.d.s303NewsID; v.HasNewsID && e.G == c.Gen && fastrt.Eq(e.B, v.NewsID) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.NewsID, len(out); (v.HasNewsID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.NewsID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.NewsID, true); ok && (v.HasNewsID && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -73158,9 +73899,23 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	}
 	// LanguageCode
 	{
-		if e := &c.d.s304LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
+		if e := &c.d.s304LanguageCode; v.HasLanguageCode && e.G == c.Gen && fastrt.Eq(e.B, v.LanguageCode) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.LanguageCode, len(out); (v.HasLanguageCode && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.LanguageCode; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -73188,9 +73943,23 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	}
 	// Headline
 	{
-		if e := &c.d.s305Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
+		if e := &c.d.s305Headline; v.HasHeadline && e.G == c.Gen && fastrt.Eq(e.B, v.Headline) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.Headline, len(out); (v.HasHeadline && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.Headline; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -73218,9 +73987,23 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	}
 	// URLLink
 	{
-		if e := &c.d.s306URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
+		if e := &c.d.s306URLLink; v.HasURLLink && e.G == c.Gen && fastrt.Eq(e.B, v.URLLink) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.URLLink, len(out); (v.HasURLLink && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.URLLink; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -73338,7 +74121,9 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource22, "value differs from the constant")
 			}
 			// SecurityExchange
-			if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
+			if x, n := v.SecurityExchange, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
 				out = o
 			} else {
 				{
@@ -73383,8 +74168,21 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			pmr := uint64(0)
 			// Text
 			{
-				if e := &c.d.s308Text; e.G == c.Gen && string(e.B) == string(v.Text) {
+				if e := &c.d.s308Text; e.G == c.Gen && fastrt.Eq(e.B, v.Text) {
 					pmr <<= 1
+				} else if x, n := v.Text, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Text; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -73507,9 +74305,23 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	}
 	// NewsSource
 	{
-		if e := &c.d.s310NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
+		if e := &c.d.s310NewsSource; v.HasNewsSource && e.G == c.Gen && fastrt.Eq(e.B, v.NewsSource) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.NewsSource, len(out); (v.HasNewsSource && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.NewsSource; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -73537,9 +74349,23 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	}
 	// NewsID
 	{
-		if e := &c.d.s311NewsID; v.HasNewsID && e.G == c.Gen && string(e.B) == string(v.NewsID) {
+		if e := &c.d.s311NewsID; v.HasNewsID && e.G == c.Gen && fastrt.Eq(e.B, v.NewsID) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.NewsID, len(out); (v.HasNewsID && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.NewsID; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.NewsID, true); ok && (v.HasNewsID && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -73567,9 +74393,23 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	}
 	// LanguageCode
 	{
-		if e := &c.d.s312LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
+		if e := &c.d.s312LanguageCode; v.HasLanguageCode && e.G == c.Gen && fastrt.Eq(e.B, v.LanguageCode) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.LanguageCode, len(out); (v.HasLanguageCode && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.LanguageCode; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -73597,9 +74437,23 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	}
 	// Headline
 	{
-		if e := &c.d.s313Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
+		if e := &c.d.s313Headline; v.HasHeadline && e.G == c.Gen && fastrt.Eq(e.B, v.Headline) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.Headline, len(out); (v.HasHeadline && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.Headline; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -73627,9 +74481,23 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	}
 	// URLLink
 	{
-		if e := &c.d.s314URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
+		if e := &c.d.s314URLLink; v.HasURLLink && e.G == c.Gen && fastrt.Eq(e.B, v.URLLink) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.URLLink, len(out); (v.HasURLLink && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.URLLink; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -73747,7 +74615,9 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource23, "value differs from the constant")
 			}
 			// SecurityExchange
-			if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
+			if x, n := v.SecurityExchange, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
 				out = o
 			} else {
 				{
@@ -73792,8 +74662,21 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			pmr := uint64(0)
 			// Text
 			{
-				if e := &c.d.s316Text; e.G == c.Gen && string(e.B) == string(v.Text) {
+				if e := &c.d.s316Text; e.G == c.Gen && fastrt.Eq(e.B, v.Text) {
 					pmr <<= 1
+				} else if x, n := v.Text, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Text; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -73915,9 +74798,23 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 	}
 	// NewsSource
 	{
-		if e := &c.d.s317NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
+		if e := &c.d.s317NewsSource; v.HasNewsSource && e.G == c.Gen && fastrt.Eq(e.B, v.NewsSource) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.NewsSource, len(out); (v.HasNewsSource && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.NewsSource; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -73945,9 +74842,23 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 	}
 	// LanguageCode
 	{
-		if e := &c.d.s318LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
+		if e := &c.d.s318LanguageCode; v.HasLanguageCode && e.G == c.Gen && fastrt.Eq(e.B, v.LanguageCode) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.LanguageCode, len(out); (v.HasLanguageCode && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.LanguageCode; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -73975,9 +74886,23 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 	}
 	// Headline
 	{
-		if e := &c.d.s319Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
+		if e := &c.d.s319Headline; v.HasHeadline && e.G == c.Gen && fastrt.Eq(e.B, v.Headline) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.Headline, len(out); (v.HasHeadline && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.Headline; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -74005,9 +74930,23 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 	}
 	// URLLink
 	{
-		if e := &c.d.s320URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
+		if e := &c.d.s320URLLink; v.HasURLLink && e.G == c.Gen && fastrt.Eq(e.B, v.URLLink) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.URLLink, len(out); (v.HasURLLink && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.URLLink; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -74098,7 +75037,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource24, "value differs from the constant")
 			}
 			// SecurityExchange
-			if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
+			if x, n := v.SecurityExchange, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
 				out = o
 			} else {
 				{
@@ -74163,6 +75104,8 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.RoutingID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.RoutingID, true); ok {
 				out = o
 			} else {
@@ -74208,8 +75151,21 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			pmr := uint64(0)
 			// text
 			{
-				if e := &c.d.s322Text; e.G == c.Gen && string(e.B) == string(v.Text) {
+				if e := &c.d.s322Text; e.G == c.Gen && fastrt.Eq(e.B, v.Text) {
 					pmr <<= 1
+				} else if x, n := v.Text, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+					pmr = pmr<<1 | 1
+					out = out[:n+len(x)]
+					e.G, e.T, e.Msg = c.Gen, 6, 0
+					if x := v.Text; len(x) <= cap(e.B) {
+						d := e.B[:len(x)]
+						for i, ch := range x {
+							d[i] = ch
+						}
+						e.B = d
+					} else {
+						e.B = append(e.B[:0], x...)
+					}
 				} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
 					pmr = pmr<<1 | 1
 					out = o
@@ -74275,6 +75231,8 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.EncodedText, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.EncodedText, true); ok {
 				out = o
 			} else {
@@ -74514,6 +75472,8 @@ func (c *Encoder) e93(out []byte, v *MDLogout119, pm *fastrt.PMapW) ([]byte, err
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Text, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {

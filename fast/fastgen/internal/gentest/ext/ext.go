@@ -3849,9 +3849,23 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 	}
 	// S
 	{
-		if e := &c.d.s3S; e.G == c.Gen && string(e.B) == string(v.S) {
+		if e := &c.d.s3S; e.G == c.Gen && fastrt.Eq(e.B, v.S) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.S, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.S; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.S, false); ok && (true) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -3934,9 +3948,23 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// S
 	{
-		if e := &c.d.s3S; e.G == c.Gen && string(e.B) == string(v.S) {
+		if e := &c.d.s3S; e.G == c.Gen && fastrt.Eq(e.B, v.S) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.S, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.S; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.S, false); ok && (true) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -4122,6 +4150,8 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 						out = append(out, 0x80)
 					}
 				}
+			} else if x, n := v.S, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+				out = out[:n+len(x)]
 			} else if o, ok := fastrt.AppendASCII(out, v.S, true); ok {
 				out = o
 			} else {
@@ -4271,8 +4301,21 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 							pmr := uint64(0)
 							// Z
 							{
-								if e := &c.d.s14Z; e.G == c.Gen && string(e.B) == string(v.Z) {
+								if e := &c.d.s14Z; e.G == c.Gen && fastrt.Eq(e.B, v.Z) {
 									pmr <<= 1
+								} else if x, n := v.Z, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+									pmr = pmr<<1 | 1
+									out = out[:n+len(x)]
+									e.G, e.T, e.Msg = c.Gen, 6, 0
+									if x := v.Z; len(x) <= cap(e.B) {
+										d := e.B[:len(x)]
+										for i, ch := range x {
+											d[i] = ch
+										}
+										e.B = d
+									} else {
+										e.B = append(e.B[:0], x...)
+									}
 								} else if o, ok := fastrt.AppendASCII(out, v.Z, false); ok && (true) {
 									pmr = pmr<<1 | 1
 									out = o
@@ -5276,9 +5319,23 @@ func (c *Encoder) e10(out []byte, v *SharedKey, pm *fastrt.PMapW) ([]byte, error
 	pmr, pmn := pm.Reg, pm.N
 	// A
 	{
-		if e := &c.d.s87Sk; e.G == c.Gen && string(e.B) == string(v.A) {
+		if e := &c.d.s87Sk; e.G == c.Gen && fastrt.Eq(e.B, v.A) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.A, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.A; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.A, false); ok && (true) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -5315,9 +5372,23 @@ func (c *Encoder) e10(out []byte, v *SharedKey, pm *fastrt.PMapW) ([]byte, error
 	}
 	// A2
 	{
-		if e := &c.d.s87Sk; e.G == c.Gen && string(e.B) == string(v.A2) {
+		if e := &c.d.s87Sk; e.G == c.Gen && fastrt.Eq(e.B, v.A2) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.A2, len(out); (true) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.A2; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.A2, false); ok && (true) {
 			pmr = pmr<<1 | 1
 			pmn++
@@ -5354,9 +5425,23 @@ func (c *Encoder) e10(out []byte, v *SharedKey, pm *fastrt.PMapW) ([]byte, error
 	}
 	// A3
 	{
-		if e := &c.d.s87Sk; v.HasA3 && e.G == c.Gen && string(e.B) == string(v.A3) {
+		if e := &c.d.s87Sk; v.HasA3 && e.G == c.Gen && fastrt.Eq(e.B, v.A3) {
 			pmr <<= 1
 			pmn++
+		} else if x, n := v.A3, len(out); (v.HasA3 && (true)) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+			pmr = pmr<<1 | 1
+			pmn++
+			out = out[:n+len(x)]
+			e.G, e.T, e.Msg = c.Gen, 6, 0
+			if x := v.A3; len(x) <= cap(e.B) {
+				d := e.B[:len(x)]
+				for i, ch := range x {
+					d[i] = ch
+				}
+				e.B = d
+			} else {
+				e.B = append(e.B[:0], x...)
+			}
 		} else if o, ok := fastrt.AppendASCII(out, v.A3, true); ok && (v.HasA3 && (true)) {
 			pmr = pmr<<1 | 1
 			pmn++

@@ -12234,7 +12234,9 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 		out = fast.AppendUint(out, x)
 	}
 	// MDEntryType
-	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+	if x, n := v.MDEntryType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fMDEntryType, pm, nil, v.MDEntryType, true); err != nil {
@@ -12271,6 +12273,8 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -12286,6 +12290,8 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SecurityGroup, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
@@ -12483,6 +12489,8 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.MDEntryTradeType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTradeType, true); ok {
 		out = o
 	} else {
@@ -12570,6 +12578,8 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Currency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
@@ -12603,6 +12613,8 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OrderSide, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 		out = o
 	} else {
@@ -12727,6 +12739,8 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
@@ -12747,6 +12761,8 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SecurityGroup, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
@@ -12790,7 +12806,9 @@ func (c *Encoder) e3(out []byte, v *DefaultSnapshotMessageMDEntries, pm *fastrt.
 	var err error
 	_ = err
 	// MDEntryType
-	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+	if x, n := v.MDEntryType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fMDEntryType2, pm, nil, v.MDEntryType, true); err != nil {
@@ -12977,6 +12995,8 @@ func (c *Encoder) e3(out []byte, v *DefaultSnapshotMessageMDEntries, pm *fastrt.
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.MDEntryTradeType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTradeType, true); ok {
 		out = o
 	} else {
@@ -13028,6 +13048,8 @@ func (c *Encoder) e3(out []byte, v *DefaultSnapshotMessageMDEntries, pm *fastrt.
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Currency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
@@ -13043,6 +13065,8 @@ func (c *Encoder) e3(out []byte, v *DefaultSnapshotMessageMDEntries, pm *fastrt.
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.OrderSide, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 		out = o
 	} else {
@@ -13100,7 +13124,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fast.AppendUint(out, x)
 	}
 	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+	if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
 		{
@@ -13143,6 +13169,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SecurityAltID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, true); ok {
 		out = o
 	} else {
@@ -13163,6 +13191,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SecurityAltIDSource, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, true); ok {
 		out = o
 	} else {
@@ -13183,6 +13213,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.SecurityType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityType, true); ok {
 		out = o
 	} else {
@@ -13203,6 +13235,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.CFICode, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.CFICode, true); ok {
 		out = o
 	} else {
@@ -13323,6 +13357,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Currency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
@@ -13340,7 +13376,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fMarketID, "value differs from the constant")
 	}
 	// MarketSegmentID
-	if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, false); ok {
+	if x, n := v.MarketSegmentID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, false); ok {
 		out = o
 	} else {
 		{
@@ -13769,6 +13807,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.QuotationList, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.QuotationList, true); ok {
 		out = o
 	} else {
@@ -13956,6 +13996,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.UnderlyingCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.UnderlyingCurrency, true); ok {
 		out = o
 	} else {
@@ -14034,7 +14076,9 @@ func (c *Encoder) e5(out []byte, v *SecurityDefinitionMDFeedTypes, pm *fastrt.PM
 	var err error
 	_ = err
 	// MDFeedType
-	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+	if x, n := v.MDFeedType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fMDFeedType, pm, nil, v.MDFeedType, true); err != nil {
@@ -14084,7 +14128,9 @@ func (c *Encoder) e6(out []byte, v *SecurityDefinitionUnderlyings, pm *fastrt.PM
 	var err error
 	_ = err
 	// UnderlyingSymbol
-	if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
+	if x, n := v.UnderlyingSymbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fUnderlyingSymbol, pm, nil, v.UnderlyingSymbol, true); err != nil {
@@ -14116,7 +14162,9 @@ func (c *Encoder) e7(out []byte, v *SecurityDefinitionInstrumentLegs, pm *fastrt
 	var err error
 	_ = err
 	// LegSymbol
-	if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
+	if x, n := v.LegSymbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fLegSymbol, pm, nil, v.LegSymbol, true); err != nil {
@@ -14176,7 +14224,9 @@ func (c *Encoder) e8(out []byte, v *SecurityDefinitionInstrumentAttributes, pm *
 		out = fastrt.AppendInt(out, x)
 	}
 	// InstrAttribValue
-	if o, ok := fastrt.AppendASCII(out, v.InstrAttribValue, false); ok {
+	if x, n := v.InstrAttribValue, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.InstrAttribValue, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fInstrAttribValue, pm, nil, v.InstrAttribValue, true); err != nil {
@@ -14450,7 +14500,9 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource5, "value differs from the constant")
 	}
 	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+	if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
 		{
@@ -14914,7 +14966,9 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fMarketID2, "value differs from the constant")
 	}
 	// MarketSegmentID
-	if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, false); ok {
+	if x, n := v.MarketSegmentID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, false); ok {
 		out = o
 	} else {
 		{
@@ -15010,6 +15064,8 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.NewsId, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.NewsId, true); ok {
 		out = o
 	} else {
@@ -15048,6 +15104,8 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.LanguageCode, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok {
 		out = o
 	} else {
@@ -15099,6 +15157,8 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.MarketSegmentID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 		out = o
 	} else {
@@ -15235,7 +15295,9 @@ func (c *Encoder) e18(out []byte, v *OrdersLogMDEntries, pm *fastrt.PMapW) ([]by
 		out = fast.AppendUint(out, x)
 	}
 	// MDEntryType
-	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+	if x, n := v.MDEntryType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fMDEntryType3, pm, nil, v.MDEntryType, true); err != nil {
@@ -15658,7 +15720,9 @@ func (c *Encoder) e20(out []byte, v *OrdersBookMDEntries, pm *fastrt.PMapW) ([]b
 	var err error
 	_ = err
 	// MDEntryType
-	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+	if x, n := v.MDEntryType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 		out = o
 	} else {
 		if out, err = c.Vector(out, fMDEntryType4, pm, nil, v.MDEntryType, true); err != nil {
@@ -15888,6 +15952,8 @@ func (c *Encoder) e22(out []byte, v *Logout, pm *fastrt.PMapW) ([]byte, error) {
 		} else {
 			out = append(out, 0x80)
 		}
+	} else if x, n := v.Text, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
+		out = out[:n+len(x)]
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
