@@ -90,17 +90,22 @@ func (g *gen) encBody(s *segment, inline bool) string {
 	defer func() { g.buf = saved }()
 	reg := regMode(s)
 	own := s.owner != nil && s.ownPmap
-	if own {
+	// A segment with its own map whose fields each take a fixed number of bits (no group,
+	// no sequence, no optional decimal whose mantissa takes a bit) counts them at
+	// generation time: no pmn register.
+	static := reg && own && staticBits(s)
+	switch {
+	case static && s.bits <= 7:
+		// A one-byte map written at the end: its offset is all it needs (a PMapW
+		// on the stack cost six instructions per element to clear and fill).
+		g.w("ownStart := len(out)\nout = append(out, 0)\n")
+	case own:
 		g.w("var own fastrt.PMapW\n")
 		g.reserve("out", "own", s.bits, "out =")
 		if !inline {
 			g.w("pm = &own\n")
 		}
 	}
-	// A segment with its own map whose fields each take a fixed number of bits (no group,
-	// no sequence, no optional decimal whose mantissa takes a bit) counts them at
-	// generation time: no pmn register.
-	static := reg && own && staticBits(s)
 	nbits := 0
 	var body bytes.Buffer
 	for _, f := range s.fields {
@@ -142,7 +147,7 @@ func (g *gen) encBody(s *segment, inline bool) string {
 	g.buf.Write(body.Bytes())
 	switch {
 	case static && s.bits <= 7:
-		g.w("out[own.Start] = byte(pmr<<%d) | 0x80\n", 7-nbits)
+		g.w("out[ownStart] = byte(pmr<<%d) | 0x80\n", 7-nbits)
 		return g.buf.String()
 	case static:
 		g.w("%s.Reg, %s.N = pmr, %d\n", mp, mp, nbits)
@@ -187,6 +192,9 @@ func fieldBits(f *field) int {
 	return 0
 }
 
+// outMark begins an assignment to out that inlineAppends has already rewritten.
+const outMark = "out =\x00 "
+
 var (
 	reAppInt  = regexp.MustCompile(`(?m)^out = fastrt\.AppendInt\(out, (.*)\)$`)
 	reAppUint = regexp.MustCompile(`(?m)^out = fast\.AppendUint\(out, (.*)\)$`)
@@ -201,9 +209,11 @@ var (
 // the append or the fastrt call for the rest. A store after out[:n+1] needs no call site,
 // so the values live across it need not be spilled.
 func inlineAppends(code string) string {
-	code = reAppInt.ReplaceAllString(code, "if x, n := int64($1), len(out); uint64(x+64) < 128 && n < cap(out) {\nout = out[:n+1]\nout[n] = byte(x)&0x7f | 0x80\n} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {\nout = out[:n+2]\nout[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80\n} else {\nout = fastrt.AppendInt(out, x)\n}")
-	code = reAppUint.ReplaceAllString(code, "if x, n := uint64($1), len(out); x < 128 && n < cap(out) {\nout = out[:n+1]\nout[n] = byte(x) | 0x80\n} else if x < 16384 && cap(out)-n >= 2 {\nout = out[:n+2]\nout[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80\n} else {\nout = fast.AppendUint(out, x)\n}")
-	code = reAppByte.ReplaceAllString(code, "if n := len(out); n < cap(out) {\nout = out[:n+1]\nout[n] = $1\n} else {\nout = append(out, $1)\n}")
+	// The fallbacks are marked (outMark) so that the rewriting of an enclosing field's code
+	// (a sequence or group written out inline) leaves them alone; Generate removes the marks.
+	code = reAppInt.ReplaceAllString(code, "if x, n := int64($1), len(out); uint64(x+64) < 128 && n < cap(out) {\nout = out[:n+1]\nout[n] = byte(x)&0x7f | 0x80\n} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {\nout = out[:n+2]\nout[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80\n} else {\n"+outMark+"fastrt.AppendInt(out, x)\n}")
+	code = reAppUint.ReplaceAllString(code, "if x, n := uint64($1), len(out); x < 128 && n < cap(out) {\nout = out[:n+1]\nout[n] = byte(x) | 0x80\n} else if x < 16384 && cap(out)-n >= 2 {\nout = out[:n+2]\nout[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80\n} else {\n"+outMark+"fast.AppendUint(out, x)\n}")
+	code = reAppByte.ReplaceAllString(code, "if n := len(out); n < cap(out) {\nout = out[:n+1]\nout[n] = $1\n} else {\n"+outMark+"append(out, $1)\n}")
 	return code
 }
 

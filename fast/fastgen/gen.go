@@ -47,7 +47,7 @@ func Generate(xml []byte, cfg Config) ([]byte, error) {
 		return nil, err
 	}
 	g.emit()
-	src, err := format.Source(g.buf.Bytes())
+	src, err := format.Source(bytes.ReplaceAll(g.buf.Bytes(), []byte(outMark), []byte("out = ")))
 	if err != nil {
 		return g.buf.Bytes(), fmt.Errorf("fastgen: formatting the generated code: %w", err)
 	}

@@ -3455,8 +3455,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
-			var own fastrt.PMapW
-			own = fastrt.PMapW{Start: len(out), Size: 1}
+			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
 				out[n] = 0
@@ -3476,15 +3475,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
@@ -3592,15 +3583,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
@@ -3619,12 +3602,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -3668,15 +3646,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -3705,12 +3675,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
 				exp := int64(x.Exponent)
@@ -3724,15 +3689,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 				} else {
-					if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, x)
 				}
 				if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 					out = out[:n+1]
@@ -3741,15 +3698,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 				} else {
-					if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, x)
 				}
 			} else {
 				{
@@ -3767,29 +3716,19 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.NumberOfOrders); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
-			out[own.Start] = byte(pmr<<2) | 0x80
+			out[ownStart] = byte(pmr<<2) | 0x80
 		}
 		c.Depth--
 	}
@@ -3901,8 +3840,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
-			var own fastrt.PMapW
-			own = fastrt.PMapW{Start: len(out), Size: 1}
+			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
 				out[n] = 0
@@ -3957,12 +3895,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -4000,15 +3933,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
@@ -4022,15 +3947,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -4063,15 +3980,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 				} else {
-					if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, x)
 				}
 				if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 					out = out[:n+1]
@@ -4080,15 +3989,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 				} else {
-					if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, x)
 				}
 			} else {
 				{
@@ -4106,29 +4007,19 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.NumberOfOrders); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
-			out[own.Start] = byte(pmr<<5) | 0x80
+			out[ownStart] = byte(pmr<<5) | 0x80
 		}
 		c.Depth--
 	}

@@ -29542,12 +29542,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -30028,12 +30023,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -30447,12 +30437,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -31035,12 +31020,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -33055,24 +33035,14 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MDUpdateAction); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -33124,12 +33094,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -33192,24 +33157,14 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -33600,12 +33555,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.MDEntryID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -33668,24 +33618,14 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)

@@ -53163,15 +53163,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
@@ -53200,15 +53192,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			if true {
 				if c.Depth < fastrt.MaxDepth {
@@ -53241,18 +53225,12 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				es := v.SecurityAltIDs
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// SecurityAltID
@@ -53311,7 +53289,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -53333,18 +53311,12 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// UnderlyingSymbol
@@ -53370,23 +53342,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
-						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x) | 0x80
-						} else if x < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-						} else {
-							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x) | 0x80
-							} else if x < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-							} else {
-								out = fast.AppendUint(out, x)
-							}
-						}
+						out = fast.AppendUint(out, x)
 					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource) {
@@ -53424,23 +53380,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 								out = out[:n+2]
 								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-										out = out[:n+1]
-										out[n] = byte(x)&0x7f | 0x80
-									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-										out = out[:n+2]
-										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
+								out = fastrt.AppendInt(out, x)
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
@@ -53491,23 +53431,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 								out = out[:n+2]
 								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-										out = out[:n+1]
-										out[n] = byte(x)&0x7f | 0x80
-									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-										out = out[:n+2]
-										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
+								out = fastrt.AppendInt(out, x)
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
@@ -53530,7 +53454,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<5) | 0x80
+					out[ownStart] = byte(pmr<<5) | 0x80
 				}
 				c.Depth--
 			}
@@ -53540,24 +53464,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.ImpliedMarketIndicator); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -53602,18 +53516,12 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				es := v.TickRules
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// StartTickPriceRange
@@ -53644,23 +53552,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 								out = out[:n+2]
 								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-										out = out[:n+1]
-										out[n] = byte(x)&0x7f | 0x80
-									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-										out = out[:n+2]
-										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
+								out = fastrt.AppendInt(out, x)
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
@@ -53711,23 +53603,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 								out = out[:n+2]
 								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-										out = out[:n+1]
-										out[n] = byte(x)&0x7f | 0x80
-									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-										out = out[:n+2]
-										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
+								out = fastrt.AppendInt(out, x)
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
@@ -53778,23 +53654,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 								out = out[:n+2]
 								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-										out = out[:n+1]
-										out[n] = byte(x)&0x7f | 0x80
-									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-										out = out[:n+2]
-										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
+								out = fastrt.AppendInt(out, x)
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
@@ -53823,39 +53683,19 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							out = out[:n+1]
 							out[n] = 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = 0x80
-								} else {
-									out = append(out, 0x80)
-								}
-							}
+							out = append(out, 0x80)
 						}
 					} else if x := int64(v.TickRuleType); x >= 0 && x < 0x3f {
 						if n := len(out); n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x+1) | 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x+1) | 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x+1) | 0x80
-								} else {
-									out = append(out, byte(x+1)|0x80)
-								}
-							}
+							out = append(out, byte(x+1)|0x80)
 						}
 					} else {
 						out = fast.AppendIntNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<4) | 0x80
+					out[ownStart] = byte(pmr<<4) | 0x80
 				}
 				c.Depth--
 			}
@@ -53877,18 +53717,12 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				es := v.Legs
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// LegSymbol
@@ -53914,23 +53748,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
-						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x) | 0x80
-						} else if x < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-						} else {
-							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x) | 0x80
-							} else if x < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-							} else {
-								out = fast.AppendUint(out, x)
-							}
-						}
+						out = fast.AppendUint(out, x)
 					}
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource) {
@@ -53948,23 +53766,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							out = out[:n+2]
 							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						} else {
-							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									out = fastrt.AppendInt(out, x)
-								}
-							}
+							out = fastrt.AppendInt(out, x)
 						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
@@ -54000,29 +53802,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange, "value differs from the constant")
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -54093,15 +53879,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -54130,24 +53908,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TickSizeDenominator); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -54182,15 +53950,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -54219,24 +53979,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MinOrderQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -54247,24 +53997,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaxOrderQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -54275,24 +54015,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.MultiLegModel); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -54303,24 +54033,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.MultiLegPriceMethod); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -54331,12 +54051,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.Currency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -54358,12 +54073,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.SettlCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -54387,15 +54097,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			} else {
-				if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x)&0x7f | 0x80
-				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, x)
 			}
 			// SecurityType
 			if x, n := v.SecurityType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
@@ -54433,12 +54135,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.SecurityStrategyType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -54460,12 +54157,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.Asset, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -54502,24 +54194,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.NoShareIssued); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -54530,24 +54212,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaturityDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -54558,24 +54230,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -54610,15 +54272,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -54647,12 +54301,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.StrikeCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -54674,24 +54323,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.ExerciseStyle); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -54702,24 +54341,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.PutOrCall); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -54754,15 +54383,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -54791,24 +54412,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -54851,15 +54462,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			// DatedDate
 			if !v.HasDatedDate {
@@ -54867,24 +54470,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.DatedDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -54895,24 +54488,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.StartDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -54923,24 +54506,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EndDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -54951,12 +54524,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.SettlType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -54978,24 +54546,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SettlDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -55008,15 +54566,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
@@ -55024,12 +54574,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.MarketSegmentID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -55051,12 +54596,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.GovernanceIndicator, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -55078,24 +54618,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.CorporateActionEventID); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -55121,24 +54651,14 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.SecurityMatchType); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -55412,15 +54932,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
@@ -55449,15 +54961,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			if true {
 				if c.Depth < fastrt.MaxDepth {
@@ -55490,18 +54994,12 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				es := v.SecurityAltIDs
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// SecurityAltID
@@ -55560,7 +55058,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -55582,18 +55080,12 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// UnderlyingSymbol
@@ -55619,23 +55111,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
-						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x) | 0x80
-						} else if x < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-						} else {
-							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x) | 0x80
-							} else if x < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-							} else {
-								out = fast.AppendUint(out, x)
-							}
-						}
+						out = fast.AppendUint(out, x)
 					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource2) {
@@ -55673,23 +55149,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 								out = out[:n+2]
 								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-										out = out[:n+1]
-										out[n] = byte(x)&0x7f | 0x80
-									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-										out = out[:n+2]
-										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
+								out = fastrt.AppendInt(out, x)
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
@@ -55712,7 +55172,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -55722,24 +55182,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.ImpliedMarketIndicator); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -55784,18 +55234,12 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				es := v.TickRules
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// StartTickPriceRange
@@ -55826,23 +55270,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 								out = out[:n+2]
 								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-										out = out[:n+1]
-										out[n] = byte(x)&0x7f | 0x80
-									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-										out = out[:n+2]
-										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
+								out = fastrt.AppendInt(out, x)
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
@@ -55893,23 +55321,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 								out = out[:n+2]
 								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-										out = out[:n+1]
-										out[n] = byte(x)&0x7f | 0x80
-									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-										out = out[:n+2]
-										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
+								out = fastrt.AppendInt(out, x)
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
@@ -55960,23 +55372,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 								out = out[:n+2]
 								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-										out = out[:n+1]
-										out[n] = byte(x)&0x7f | 0x80
-									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-										out = out[:n+2]
-										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
+								out = fastrt.AppendInt(out, x)
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
@@ -56005,39 +55401,19 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							out = out[:n+1]
 							out[n] = 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = 0x80
-								} else {
-									out = append(out, 0x80)
-								}
-							}
+							out = append(out, 0x80)
 						}
 					} else if x := int64(v.TickRuleType); x >= 0 && x < 0x3f {
 						if n := len(out); n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x+1) | 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x+1) | 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x+1) | 0x80
-								} else {
-									out = append(out, byte(x+1)|0x80)
-								}
-							}
+							out = append(out, byte(x+1)|0x80)
 						}
 					} else {
 						out = fast.AppendIntNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<4) | 0x80
+					out[ownStart] = byte(pmr<<4) | 0x80
 				}
 				c.Depth--
 			}
@@ -56059,18 +55435,12 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				es := v.Legs
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// LegSymbol
@@ -56096,23 +55466,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
-						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x) | 0x80
-						} else if x < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-						} else {
-							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x) | 0x80
-							} else if x < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-							} else {
-								out = fast.AppendUint(out, x)
-							}
-						}
+						out = fast.AppendUint(out, x)
 					}
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource2) {
@@ -56130,23 +55484,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							out = out[:n+2]
 							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						} else {
-							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									out = fastrt.AppendInt(out, x)
-								}
-							}
+							out = fastrt.AppendInt(out, x)
 						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
@@ -56182,29 +55520,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange2) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange2, "value differs from the constant")
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -56275,15 +55597,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -56312,24 +55626,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TickSizeDenominator); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -56364,15 +55668,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -56401,24 +55697,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MinOrderQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -56429,24 +55715,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaxOrderQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -56457,24 +55733,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.MultiLegModel); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -56485,24 +55751,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.MultiLegPriceMethod); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -56513,12 +55769,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.Currency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -56540,12 +55791,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.SettlCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -56569,15 +55815,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			} else {
-				if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x)&0x7f | 0x80
-				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, x)
 			}
 			// SecurityType
 			if x, n := v.SecurityType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
@@ -56615,12 +55853,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.SecurityStrategyType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -56642,12 +55875,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.Asset, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -56684,24 +55912,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.NoShareIssued); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -56712,24 +55930,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaturityDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -56740,24 +55948,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -56792,15 +55990,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -56829,12 +56019,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.StrikeCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -56856,24 +56041,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.ExerciseStyle); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -56884,24 +56059,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.PutOrCall); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -56936,15 +56101,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -56973,24 +56130,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -57033,15 +56180,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			// DatedDate
 			if !v.HasDatedDate {
@@ -57049,24 +56188,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.DatedDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -57077,24 +56206,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.StartDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -57105,24 +56224,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EndDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -57133,12 +56242,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.SettlType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -57160,24 +56264,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SettlDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -57190,15 +56284,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
@@ -57206,12 +56292,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.MarketSegmentID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -57233,12 +56314,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.GovernanceIndicator, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -57260,24 +56336,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.CorporateActionEventID); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -57303,24 +56369,14 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.SecurityMatchType); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -57594,15 +56650,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
@@ -57631,15 +56679,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			if true {
 				if c.Depth < fastrt.MaxDepth {
@@ -57672,18 +56712,12 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				es := v.SecurityAltIDs
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// SecurityAltID
@@ -57742,7 +56776,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -57764,18 +56798,12 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// UnderlyingSymbol
@@ -57801,23 +56829,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
-						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x) | 0x80
-						} else if x < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-						} else {
-							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x) | 0x80
-							} else if x < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-							} else {
-								out = fast.AppendUint(out, x)
-							}
-						}
+						out = fast.AppendUint(out, x)
 					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource3) {
@@ -57855,23 +56867,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 								out = out[:n+2]
 								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-										out = out[:n+1]
-										out[n] = byte(x)&0x7f | 0x80
-									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-										out = out[:n+2]
-										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
+								out = fastrt.AppendInt(out, x)
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
@@ -57894,7 +56890,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -57904,24 +56900,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.ImpliedMarketIndicator); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -57966,18 +56952,12 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				es := v.TickRules
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// StartTickPriceRange
@@ -58008,23 +56988,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 								out = out[:n+2]
 								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-										out = out[:n+1]
-										out[n] = byte(x)&0x7f | 0x80
-									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-										out = out[:n+2]
-										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
+								out = fastrt.AppendInt(out, x)
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
@@ -58075,23 +57039,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 								out = out[:n+2]
 								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-										out = out[:n+1]
-										out[n] = byte(x)&0x7f | 0x80
-									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-										out = out[:n+2]
-										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
+								out = fastrt.AppendInt(out, x)
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
@@ -58142,23 +57090,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 								out = out[:n+2]
 								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-										out = out[:n+1]
-										out[n] = byte(x)&0x7f | 0x80
-									} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-										out = out[:n+2]
-										out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
+								out = fastrt.AppendInt(out, x)
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
@@ -58187,39 +57119,19 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							out = out[:n+1]
 							out[n] = 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = 0x80
-								} else {
-									out = append(out, 0x80)
-								}
-							}
+							out = append(out, 0x80)
 						}
 					} else if x := int64(v.TickRuleType); x >= 0 && x < 0x3f {
 						if n := len(out); n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x+1) | 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x+1) | 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x+1) | 0x80
-								} else {
-									out = append(out, byte(x+1)|0x80)
-								}
-							}
+							out = append(out, byte(x+1)|0x80)
 						}
 					} else {
 						out = fast.AppendIntNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<4) | 0x80
+					out[ownStart] = byte(pmr<<4) | 0x80
 				}
 				c.Depth--
 			}
@@ -58241,18 +57153,12 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				es := v.Legs
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// LegSymbol
@@ -58278,23 +57184,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
-						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x) | 0x80
-						} else if x < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-						} else {
-							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x) | 0x80
-							} else if x < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-							} else {
-								out = fast.AppendUint(out, x)
-							}
-						}
+						out = fast.AppendUint(out, x)
 					}
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource3) {
@@ -58312,23 +57202,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							out = out[:n+2]
 							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						} else {
-							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									out = fastrt.AppendInt(out, x)
-								}
-							}
+							out = fastrt.AppendInt(out, x)
 						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
@@ -58364,29 +57238,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange3) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange3, "value differs from the constant")
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -58457,15 +57315,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -58494,24 +57344,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TickSizeDenominator); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -58546,15 +57386,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -58583,24 +57415,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MinOrderQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -58611,24 +57433,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaxOrderQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -58639,24 +57451,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.MultiLegModel); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -58667,24 +57469,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.MultiLegPriceMethod); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -58695,12 +57487,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.Currency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -58722,12 +57509,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.SettlCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -58751,15 +57533,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			} else {
-				if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x)&0x7f | 0x80
-				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, x)
 			}
 			// SecurityType
 			if x, n := v.SecurityType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
@@ -58797,12 +57571,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.SecurityStrategyType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -58824,12 +57593,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.Asset, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -58866,24 +57630,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.NoShareIssued); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -58894,24 +57648,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaturityDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -58922,24 +57666,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -58974,15 +57708,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -59011,12 +57737,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.StrikeCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -59038,24 +57759,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.ExerciseStyle); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -59066,24 +57777,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.PutOrCall); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -59118,15 +57819,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -59155,24 +57848,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -59215,15 +57898,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			// DatedDate
 			if !v.HasDatedDate {
@@ -59231,24 +57906,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.DatedDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -59259,24 +57924,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.StartDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -59287,24 +57942,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EndDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -59315,12 +57960,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.SettlType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -59342,24 +57982,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SettlDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -59372,15 +58002,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
@@ -59388,12 +58010,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.MarketSegmentID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -59415,12 +58032,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.GovernanceIndicator, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -59442,24 +58054,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.CorporateActionEventID); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -59485,24 +58087,14 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := int64(v.SecurityMatchType); x >= 0 && x < 0x3f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendIntNullable(out, x)
@@ -59771,15 +58363,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
@@ -59808,15 +58392,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			if true {
 				if c.Depth < fastrt.MaxDepth {
@@ -59849,18 +58425,12 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				es := v.SecurityAltIDs
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// SecurityAltID
@@ -59919,7 +58489,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 							}
 						}
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -59963,18 +58533,12 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				es := v.Legs
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// LegSymbol
@@ -60000,23 +58564,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
-						if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x) | 0x80
-						} else if x < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-						} else {
-							if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x) | 0x80
-							} else if x < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-							} else {
-								out = fast.AppendUint(out, x)
-							}
-						}
+						out = fast.AppendUint(out, x)
 					}
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource4) {
@@ -60034,23 +58582,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 							out = out[:n+2]
 							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						} else {
-							if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-							} else {
-								if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x)&0x7f | 0x80
-								} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-									out = out[:n+2]
-									out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-								} else {
-									out = fastrt.AppendInt(out, x)
-								}
-							}
+							out = fastrt.AppendInt(out, x)
 						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
@@ -60097,7 +58629,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange4) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange4, "value differs from the constant")
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -60124,15 +58656,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			// MinTradeVol
 			if !v.HasMinTradeVol {
@@ -60140,24 +58664,14 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MinTradeVol); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -60186,15 +58700,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
@@ -60208,15 +58714,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -60247,15 +58745,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			// MinOrderQty
 			if x, n := uint64(uint64(v.MinOrderQty)), len(out); x < 128 && n < cap(out) {
@@ -60265,15 +58755,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			// MaxOrderQty
 			if x, n := uint64(uint64(v.MaxOrderQty)), len(out); x < 128 && n < cap(out) {
@@ -60283,15 +58765,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			// InstrumentID
 			if x, n := v.InstrumentID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
@@ -60404,24 +58878,14 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaturityDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -60432,24 +58896,14 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -60484,15 +58938,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -60521,12 +58967,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.StrikeCurrency, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -60566,15 +59007,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
@@ -60588,15 +59021,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						out = out[:n+2]
 						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
-						if x, n := int64(x), len(out); uint64(x+64) < 128 && n < cap(out) {
-							out = out[:n+1]
-							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
-							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, x)
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
@@ -60625,24 +59050,14 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -60685,15 +59100,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			// DatedDate
 			if x, n := uint64(uint64(v.DatedDate)), len(out); x < 128 && n < cap(out) {
@@ -60703,15 +59110,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			// StartDate
 			if !v.HasStartDate {
@@ -60719,24 +59118,14 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.StartDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -60747,24 +59136,14 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EndDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -60775,12 +59154,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.SettlType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -60802,24 +59176,14 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SettlDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -61144,15 +59508,7 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
@@ -61296,15 +59652,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
@@ -61383,15 +59731,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
@@ -61419,15 +59759,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
@@ -61482,12 +59814,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.PriceType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -61517,15 +59844,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
@@ -61726,12 +60045,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -61753,24 +60067,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -61781,24 +60085,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.OpenCloseSettlFlag); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -61854,24 +60148,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SettPriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -61882,24 +60166,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -61910,24 +60184,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -61983,24 +60247,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -62011,24 +60265,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -62039,24 +60283,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -62067,24 +60301,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -62095,24 +60319,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -62123,24 +60337,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.BTBContractInfo); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -62151,24 +60355,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.BTBGraceDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -62179,24 +60373,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -62219,18 +60403,12 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// UnderlyingSecurityID
@@ -62265,39 +60443,19 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 							out = out[:n+1]
 							out[n] = 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = 0x80
-								} else {
-									out = append(out, 0x80)
-								}
-							}
+							out = append(out, 0x80)
 						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
 						if n := len(out); n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x+1) | 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x+1) | 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x+1) | 0x80
-								} else {
-									out = append(out, byte(x+1)|0x80)
-								}
-							}
+							out = append(out, byte(x+1)|0x80)
 						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -62307,24 +60465,14 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -62424,15 +60572,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
@@ -62511,15 +60651,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
@@ -62547,15 +60679,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
@@ -62610,12 +60734,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.PriceType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -62645,15 +60764,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
@@ -62827,12 +60938,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -62854,24 +60960,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -62882,24 +60978,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.OpenCloseSettlFlag); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -62955,24 +61041,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SettPriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -62983,24 +61059,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -63011,24 +61077,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -63084,24 +61140,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -63112,24 +61158,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -63140,24 +61176,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -63168,24 +61194,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -63196,24 +61212,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -63224,24 +61230,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.BTBContractInfo); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -63252,24 +61248,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.BTBGraceDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -63280,24 +61266,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -63320,18 +61296,12 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// UnderlyingSecurityID
@@ -63366,39 +61336,19 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 							out = out[:n+1]
 							out[n] = 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = 0x80
-								} else {
-									out = append(out, 0x80)
-								}
-							}
+							out = append(out, 0x80)
 						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
 						if n := len(out); n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x+1) | 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x+1) | 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x+1) | 0x80
-								} else {
-									out = append(out, byte(x+1)|0x80)
-								}
-							}
+							out = append(out, byte(x+1)|0x80)
 						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -63408,24 +61358,14 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -63525,15 +61465,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
@@ -63612,15 +61544,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
@@ -63648,15 +61572,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
@@ -63711,12 +61627,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.PriceType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -63746,15 +61657,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
@@ -63928,12 +61831,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -63955,24 +61853,14 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -63983,24 +61871,14 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.OpenCloseSettlFlag); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -64056,24 +61934,14 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SettPriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -64084,24 +61952,14 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -64112,24 +61970,14 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -64185,24 +62033,14 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -64213,24 +62051,14 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -64241,24 +62069,14 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -64269,24 +62087,14 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -64297,24 +62105,14 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -64337,18 +62135,12 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// UnderlyingSecurityID
@@ -64383,39 +62175,19 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 							out = out[:n+1]
 							out[n] = 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = 0x80
-								} else {
-									out = append(out, 0x80)
-								}
-							}
+							out = append(out, 0x80)
 						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
 						if n := len(out); n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x+1) | 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x+1) | 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x+1) | 0x80
-								} else {
-									out = append(out, byte(x+1)|0x80)
-								}
-							}
+							out = append(out, byte(x+1)|0x80)
 						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -64425,24 +62197,14 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -64542,15 +62304,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
@@ -64629,15 +62383,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
@@ -64665,15 +62411,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
@@ -64728,12 +62466,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.PriceType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -64763,15 +62496,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
@@ -64945,12 +62670,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -64972,24 +62692,14 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -65000,12 +62710,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.OpenCloseSettlFlag, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -65072,24 +62777,14 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SettPriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -65100,24 +62795,14 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -65128,24 +62813,14 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -65201,24 +62876,14 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -65229,24 +62894,14 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -65257,24 +62912,14 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -65285,24 +62930,14 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -65313,24 +62948,14 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -65353,18 +62978,12 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// UnderlyingSecurityID
@@ -65399,39 +63018,19 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 							out = out[:n+1]
 							out[n] = 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = 0x80
-								} else {
-									out = append(out, 0x80)
-								}
-							}
+							out = append(out, 0x80)
 						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
 						if n := len(out); n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x+1) | 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x+1) | 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x+1) | 0x80
-								} else {
-									out = append(out, byte(x+1)|0x80)
-								}
-							}
+							out = append(out, byte(x+1)|0x80)
 						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -65441,24 +63040,14 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -65548,15 +63137,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
@@ -65634,12 +63215,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -65675,15 +63251,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
@@ -65709,15 +63277,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
@@ -65763,12 +63323,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.PriceType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -65796,15 +63351,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
@@ -65978,12 +63525,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -66005,24 +63547,14 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.OpenCloseSettleFlag); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -66096,24 +63628,14 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SettlePriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -66248,15 +63770,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
@@ -66334,12 +63848,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.Symbol, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -66375,15 +63884,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
@@ -66409,15 +63910,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
@@ -66463,12 +63956,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.PriceType, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -66496,15 +63984,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
@@ -66678,12 +64158,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.TradeCondition, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -66705,24 +64180,14 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.OpenCloseSettleFlag); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -66796,24 +64261,14 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SettlePriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -67930,12 +65385,7 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -68362,24 +65812,14 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -68572,12 +66012,7 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -68617,24 +66052,14 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -68645,24 +66070,14 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -68782,24 +66197,14 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -68810,24 +66215,14 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -68874,24 +66269,14 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -68902,24 +66287,14 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -68930,24 +66305,14 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -68958,24 +66323,14 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -68986,24 +66341,14 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -69014,24 +66359,14 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.BTBContractInfo); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -69042,24 +66377,14 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.BTBGraceDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -69070,24 +66395,14 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -69119,18 +66434,12 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// UnderlyingSecurityID
@@ -69165,39 +66474,19 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 							out = out[:n+1]
 							out[n] = 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = 0x80
-								} else {
-									out = append(out, 0x80)
-								}
-							}
+							out = append(out, 0x80)
 						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
 						if n := len(out); n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x+1) | 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x+1) | 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x+1) | 0x80
-								} else {
-									out = append(out, byte(x+1)|0x80)
-								}
-							}
+							out = append(out, byte(x+1)|0x80)
 						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -69442,24 +66731,14 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -69625,12 +66904,7 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -69670,24 +66944,14 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -69698,24 +66962,14 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -69835,24 +67089,14 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -69863,24 +67107,14 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -69927,24 +67161,14 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -69955,24 +67179,14 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -69983,24 +67197,14 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -70011,24 +67215,14 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -70039,24 +67233,14 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -70067,24 +67251,14 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.BTBContractInfo); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -70095,24 +67269,14 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.BTBGraceDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -70123,24 +67287,14 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -70172,18 +67326,12 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// UnderlyingSecurityID
@@ -70218,39 +67366,19 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 							out = out[:n+1]
 							out[n] = 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = 0x80
-								} else {
-									out = append(out, 0x80)
-								}
-							}
+							out = append(out, 0x80)
 						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
 						if n := len(out); n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x+1) | 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x+1) | 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x+1) | 0x80
-								} else {
-									out = append(out, byte(x+1)|0x80)
-								}
-							}
+							out = append(out, byte(x+1)|0x80)
 						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -70495,24 +67623,14 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -70678,12 +67796,7 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -70723,24 +67836,14 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -70751,24 +67854,14 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -70888,24 +67981,14 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -70916,24 +67999,14 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -70980,24 +68053,14 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -71008,24 +68071,14 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -71036,24 +68089,14 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -71064,24 +68107,14 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -71092,24 +68125,14 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -71141,18 +68164,12 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// UnderlyingSecurityID
@@ -71187,39 +68204,19 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 							out = out[:n+1]
 							out[n] = 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = 0x80
-								} else {
-									out = append(out, 0x80)
-								}
-							}
+							out = append(out, 0x80)
 						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
 						if n := len(out); n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x+1) | 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x+1) | 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x+1) | 0x80
-								} else {
-									out = append(out, byte(x+1)|0x80)
-								}
-							}
+							out = append(out, byte(x+1)|0x80)
 						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -71464,24 +68461,14 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -71647,12 +68634,7 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -71692,24 +68674,14 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -71720,24 +68692,14 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -71857,24 +68819,14 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -71885,24 +68837,14 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -71949,24 +68891,14 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -71977,24 +68909,14 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -72005,24 +68927,14 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -72033,24 +68945,14 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -72061,24 +68963,14 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -72110,18 +69002,12 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// UnderlyingSecurityID
@@ -72156,39 +69042,19 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 							out = out[:n+1]
 							out[n] = 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = 0x80
-								} else {
-									out = append(out, 0x80)
-								}
-							}
+							out = append(out, 0x80)
 						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
 						if n := len(out); n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x+1) | 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x+1) | 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x+1) | 0x80
-								} else {
-									out = append(out, byte(x+1)|0x80)
-								}
-							}
+							out = append(out, byte(x+1)|0x80)
 						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -72433,24 +69299,14 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.IndexSeq); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -72616,12 +69472,7 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -72661,24 +69512,14 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TradingSessionID); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -72689,24 +69530,14 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -72826,24 +69657,14 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.LastTradeDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -72854,24 +69675,14 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -72918,24 +69729,14 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -72946,24 +69747,14 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -72974,24 +69765,14 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.ExpireDate); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -73002,24 +69783,14 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EarlyTermination); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -73030,24 +69801,14 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -73079,18 +69840,12 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
-					var own fastrt.PMapW
-					own = fastrt.PMapW{Start: len(out), Size: 1}
+					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr := uint64(0)
 					// UnderlyingSecurityID
@@ -73125,39 +69880,19 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 							out = out[:n+1]
 							out[n] = 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = 0x80
-								} else {
-									out = append(out, 0x80)
-								}
-							}
+							out = append(out, 0x80)
 						}
 					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
 						if n := len(out); n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x+1) | 0x80
 						} else {
-							if n := len(out); n < cap(out) {
-								out = out[:n+1]
-								out[n] = byte(x+1) | 0x80
-							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = byte(x+1) | 0x80
-								} else {
-									out = append(out, byte(x+1)|0x80)
-								}
-							}
+							out = append(out, byte(x+1)|0x80)
 						}
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					out[own.Start] = byte(pmr<<6) | 0x80
+					out[ownStart] = byte(pmr<<6) | 0x80
 				}
 				c.Depth--
 			}
@@ -73539,12 +70274,7 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.TradingSessionSubID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -73593,24 +70323,14 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.OpenCloseSettleFlag); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -74074,8 +70794,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		es := v.RelatedSym
 		for j := range es {
 			v := &es[j]
-			var own fastrt.PMapW
-			own = fastrt.PMapW{Start: len(out), Size: 1}
+			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
 				out[n] = 0
@@ -74095,15 +70814,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
@@ -74135,7 +70846,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 					}
 				}
 			}
-			out[own.Start] = byte(pmr<<6) | 0x80
+			out[ownStart] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
@@ -74157,8 +70868,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		es := v.LinesOfText
 		for j := range es {
 			v := &es[j]
-			var own fastrt.PMapW
-			own = fastrt.PMapW{Start: len(out), Size: 1}
+			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
 				out[n] = 0
@@ -74213,24 +70923,14 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EncodedTextLen); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -74244,7 +70944,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 					return out, err
 				}
 			}
-			out[own.Start] = byte(pmr<<6) | 0x80
+			out[ownStart] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
@@ -74568,8 +71268,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		es := v.RelatedSym
 		for j := range es {
 			v := &es[j]
-			var own fastrt.PMapW
-			own = fastrt.PMapW{Start: len(out), Size: 1}
+			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
 				out[n] = 0
@@ -74589,15 +71288,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
@@ -74629,7 +71320,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 					}
 				}
 			}
-			out[own.Start] = byte(pmr<<6) | 0x80
+			out[ownStart] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
@@ -74651,8 +71342,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		es := v.LinesOfText
 		for j := range es {
 			v := &es[j]
-			var own fastrt.PMapW
-			own = fastrt.PMapW{Start: len(out), Size: 1}
+			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
 				out[n] = 0
@@ -74707,24 +71397,14 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EncodedTextLen); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -74738,7 +71418,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 					return out, err
 				}
 			}
-			out[own.Start] = byte(pmr<<6) | 0x80
+			out[ownStart] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
@@ -74990,8 +71670,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		es := v.RelatedSym
 		for j := range es {
 			v := &es[j]
-			var own fastrt.PMapW
-			own = fastrt.PMapW{Start: len(out), Size: 1}
+			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
 				out[n] = 0
@@ -75011,15 +71690,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
@@ -75051,7 +71722,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 					}
 				}
 			}
-			out[own.Start] = byte(pmr<<6) | 0x80
+			out[ownStart] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
@@ -75073,8 +71744,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		es := v.RoutingIds
 		for j := range es {
 			v := &es[j]
-			var own fastrt.PMapW
-			own = fastrt.PMapW{Start: len(out), Size: 1}
+			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
 				out[n] = 0
@@ -75097,12 +71767,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.RoutingID, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -75118,7 +71783,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 					}
 				}
 			}
-			out[own.Start] = byte(pmr<<6) | 0x80
+			out[ownStart] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
@@ -75140,8 +71805,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		es := v.LinesOfText
 		for j := range es {
 			v := &es[j]
-			var own fastrt.PMapW
-			own = fastrt.PMapW{Start: len(out), Size: 1}
+			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
 				out[n] = 0
@@ -75196,24 +71860,14 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.EncodedTextLen); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -75224,12 +71878,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.EncodedText, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -75245,7 +71894,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 					}
 				}
 			}
-			out[own.Start] = byte(pmr<<6) | 0x80
+			out[ownStart] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}

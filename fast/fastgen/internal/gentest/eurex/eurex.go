@@ -1608,8 +1608,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 		es := v.MDSshGrp
 		for j := range es {
 			v := &es[j]
-			var own fastrt.PMapW
-			own = fastrt.PMapW{Start: len(out), Size: 1}
+			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
 				out[n] = 0
@@ -1629,15 +1628,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryType), 0
 			} else {
@@ -1656,24 +1647,14 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TrdType); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -1693,24 +1674,14 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TradingSessionSubID); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -1730,24 +1701,14 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.SecurityTradingStatus); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -1758,24 +1719,14 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TradeCondition); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
@@ -1848,29 +1799,19 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x := uint64(v.TradeVolume); x < 0x7f {
 				if n := len(out); n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x+1) | 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x+1) | 0x80
-					} else {
-						out = append(out, byte(x+1)|0x80)
-					}
+					out = append(out, byte(x+1)|0x80)
 				}
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
-			out[own.Start] = byte(pmr<<2) | 0x80
+			out[ownStart] = byte(pmr<<2) | 0x80
 		}
 		c.Depth--
 	}

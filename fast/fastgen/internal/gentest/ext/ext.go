@@ -4127,15 +4127,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 				out = out[:n+2]
 				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
-				if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-					out = out[:n+1]
-					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
-					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-				} else {
-					out = fast.AppendUint(out, x)
-				}
+				out = fast.AppendUint(out, x)
 			}
 			// S
 			if !v.HasS {
@@ -4143,12 +4135,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 					out = out[:n+1]
 					out[n] = 0x80
 				} else {
-					if n := len(out); n < cap(out) {
-						out = out[:n+1]
-						out[n] = 0x80
-					} else {
-						out = append(out, 0x80)
-					}
+					out = append(out, 0x80)
 				}
 			} else if x, n := v.S, len(out); len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {
 				out = out[:n+len(x)]
@@ -4204,15 +4191,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 			} else {
@@ -4249,12 +4228,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 						out = out[:n+1]
 						out[n] = 0
 					} else {
-						if n := len(out); n < cap(out) {
-							out = out[:n+1]
-							out[n] = 0
-						} else {
-							out = append(out, 0)
-						}
+						out = append(out, 0)
 					}
 					pmr, pmn := uint64(0), 0
 					// V
@@ -4280,23 +4254,12 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 						}
 						{
 							v := &v.G3
-							var own fastrt.PMapW
-							own = fastrt.PMapW{Start: len(out), Size: 1}
+							ownStart := len(out)
 							if n := len(out); n < cap(out) {
 								out = out[:n+1]
 								out[n] = 0
 							} else {
-								if n := len(out); n < cap(out) {
-									out = out[:n+1]
-									out[n] = 0
-								} else {
-									if n := len(out); n < cap(out) {
-										out = out[:n+1]
-										out[n] = 0
-									} else {
-										out = append(out, 0)
-									}
-								}
+								out = append(out, 0)
 							}
 							pmr := uint64(0)
 							// Z
@@ -4340,7 +4303,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 									}
 								}
 							}
-							out[own.Start] = byte(pmr<<6) | 0x80
+							out[ownStart] = byte(pmr<<6) | 0x80
 						}
 						c.Depth--
 					}
@@ -4418,8 +4381,7 @@ func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, erro
 		es := v.Nested
 		for j := range es {
 			v := &es[j]
-			var own fastrt.PMapW
-			own = fastrt.PMapW{Start: len(out), Size: 1}
+			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
 				out[n] = 0
@@ -4439,15 +4401,7 @@ func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, erro
 					out = out[:n+2]
 					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
-					if x, n := uint64(x), len(out); x < 128 && n < cap(out) {
-						out = out[:n+1]
-						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
-						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
-					} else {
-						out = fast.AppendUint(out, x)
-					}
+					out = fast.AppendUint(out, x)
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
 			} else {
@@ -4460,7 +4414,7 @@ func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, erro
 					}
 				}
 			}
-			out[own.Start] = byte(pmr<<6) | 0x80
+			out[ownStart] = byte(pmr<<6) | 0x80
 		}
 		c.Depth--
 	}
