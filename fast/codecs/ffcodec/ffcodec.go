@@ -3452,6 +3452,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 		} else if err := c.Enter(fMDEntries); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -3730,6 +3731,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			}
 			out[ownStart] = byte(pmr<<2) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -3837,6 +3839,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		} else if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -4021,6 +4024,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			}
 			out[ownStart] = byte(pmr<<5) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn

@@ -29489,6 +29489,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		} else if err := c.Enter(fGroupMDEntries3); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.GroupMDEntries
 		for j := range es {
 			v := &es[j]
@@ -29771,6 +29772,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			own.Reg, own.N = pmr, 11
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -29970,6 +29972,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		} else if err := c.Enter(fGroupMDEntries4); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.GroupMDEntries
 		for j := range es {
 			v := &es[j]
@@ -30193,6 +30196,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			own.Reg, own.N = pmr, 8
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -30410,6 +30414,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		} else if err := c.Enter(fGroupMDEntries5); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.GroupMDEntries
 		for j := range es {
 			v := &es[j]
@@ -30794,6 +30799,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			own.Reg, own.N = pmr, 18
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -30993,6 +30999,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		} else if err := c.Enter(fGroupMDEntries6); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.GroupMDEntries
 		for j := range es {
 			v := &es[j]
@@ -31359,6 +31366,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			own.Reg, own.N = pmr, 16
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -33023,6 +33031,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		} else if err := c.Enter(fGroupMDEntries9); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.GroupMDEntries
 		for j := range es {
 			v := &es[j]
@@ -33423,6 +33432,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			own.Reg, own.N = pmr, 13
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -33485,6 +33495,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		} else if err := c.Enter(fGroupMDEntries10); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.GroupMDEntries
 		for j := range es {
 			v := &es[j]
@@ -33825,6 +33836,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			own.Reg, own.N = pmr, 11
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn

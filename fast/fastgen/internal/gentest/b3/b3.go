@@ -53122,6 +53122,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		} else if err := c.Enter(fRelatedSym); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.RelatedSym
 		for j := range es {
 			v := &es[j]
@@ -53222,6 +53223,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				} else if err := c.Enter(fSecurityAltIDs); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.SecurityAltIDs
 				for j := range es {
 					v := &es[j]
@@ -53291,6 +53293,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// Underlyings
@@ -53308,6 +53311,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				} else if err := c.Enter(fUnderlyings); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
@@ -53456,6 +53460,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					}
 					out[ownStart] = byte(pmr<<5) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// ImpliedMarketIndicator
@@ -53513,6 +53518,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				} else if err := c.Enter(fTickRules); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.TickRules
 				for j := range es {
 					v := &es[j]
@@ -53697,6 +53703,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					}
 					out[ownStart] = byte(pmr<<4) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// Legs
@@ -53714,6 +53721,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				} else if err := c.Enter(fLegs); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Legs
 				for j := range es {
 					v := &es[j]
@@ -53810,6 +53818,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// SecurityUpdateAction
@@ -54665,6 +54674,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			}
 			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -54891,6 +54901,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		} else if err := c.Enter(fRelatedSym2); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.RelatedSym
 		for j := range es {
 			v := &es[j]
@@ -54991,6 +55002,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				} else if err := c.Enter(fSecurityAltIDs2); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.SecurityAltIDs
 				for j := range es {
 					v := &es[j]
@@ -55060,6 +55072,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// Underlyings
@@ -55077,6 +55090,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				} else if err := c.Enter(fUnderlyings2); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
@@ -55174,6 +55188,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// ImpliedMarketIndicator
@@ -55231,6 +55246,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				} else if err := c.Enter(fTickRules2); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.TickRules
 				for j := range es {
 					v := &es[j]
@@ -55415,6 +55431,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					}
 					out[ownStart] = byte(pmr<<4) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// Legs
@@ -55432,6 +55449,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				} else if err := c.Enter(fLegs2); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Legs
 				for j := range es {
 					v := &es[j]
@@ -55528,6 +55546,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// SecurityUpdateAction
@@ -56383,6 +56402,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			}
 			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -56609,6 +56629,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		} else if err := c.Enter(fRelatedSym3); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.RelatedSym
 		for j := range es {
 			v := &es[j]
@@ -56709,6 +56730,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				} else if err := c.Enter(fSecurityAltIDs3); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.SecurityAltIDs
 				for j := range es {
 					v := &es[j]
@@ -56778,6 +56800,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// Underlyings
@@ -56795,6 +56818,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				} else if err := c.Enter(fUnderlyings3); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
@@ -56892,6 +56916,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// ImpliedMarketIndicator
@@ -56949,6 +56974,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				} else if err := c.Enter(fTickRules3); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.TickRules
 				for j := range es {
 					v := &es[j]
@@ -57133,6 +57159,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					}
 					out[ownStart] = byte(pmr<<4) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// Legs
@@ -57150,6 +57177,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				} else if err := c.Enter(fLegs3); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Legs
 				for j := range es {
 					v := &es[j]
@@ -57246,6 +57274,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// SecurityUpdateAction
@@ -58101,6 +58130,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			}
 			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -58322,6 +58352,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		} else if err := c.Enter(fRelatedSymbols); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.RelatedSymbols
 		for j := range es {
 			v := &es[j]
@@ -58422,6 +58453,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				} else if err := c.Enter(fSecurityAltIDs4); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.SecurityAltIDs
 				for j := range es {
 					v := &es[j]
@@ -58491,6 +58523,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// Underlyings
@@ -58530,6 +58563,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				} else if err := c.Enter(fLegs4); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Legs
 				for j := range es {
 					v := &es[j]
@@ -58631,6 +58665,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// SecurityUpdateAction
@@ -59214,6 +59249,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			}
 			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -59370,6 +59406,7 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		} else if err := c.Enter(fMDEntries); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -59560,6 +59597,7 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			own.Reg, own.N = pmr, 10
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -59632,6 +59670,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 		} else if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -60400,6 +60439,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				} else if err := c.Enter(fUnderlyings5); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
@@ -60457,6 +60497,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// IndexSeq
@@ -60480,6 +60521,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -60552,6 +60594,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 		} else if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -61293,6 +61336,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				} else if err := c.Enter(fUnderlyings6); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
@@ -61350,6 +61394,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// IndexSeq
@@ -61373,6 +61418,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -61445,6 +61491,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 		} else if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -62132,6 +62179,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				} else if err := c.Enter(fUnderlyings7); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
@@ -62189,6 +62237,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// IndexSeq
@@ -62212,6 +62261,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -62284,6 +62334,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 		} else if err := c.Enter(fMDEntries5); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -62975,6 +63026,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				} else if err := c.Enter(fUnderlyings8); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
@@ -63032,6 +63084,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			// IndexSeq
@@ -63055,6 +63108,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -63119,6 +63173,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 		} else if err := c.Enter(fMDEntries6); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -63688,6 +63743,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			own.Reg, own.N = pmr, 30
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -63752,6 +63808,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 		} else if err := c.Enter(fMDEntries7); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -64321,6 +64378,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			own.Reg, own.N = pmr, 30
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -65200,6 +65258,7 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		} else if err := c.Enter(fMDEntries8); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -65574,6 +65633,7 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			own.Reg, own.N = pmr, 29
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -65764,6 +65824,7 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		} else if err := c.Enter(fMDEntries9); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -66431,6 +66492,7 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				} else if err := c.Enter(fUnderlyings9); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
@@ -66488,11 +66550,13 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -66683,6 +66747,7 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		} else if err := c.Enter(fMDEntries10); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -67323,6 +67388,7 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				} else if err := c.Enter(fUnderlyings10); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
@@ -67380,11 +67446,13 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -67575,6 +67643,7 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		} else if err := c.Enter(fMDEntries11); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -68161,6 +68230,7 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				} else if err := c.Enter(fUnderlyings11); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
@@ -68218,11 +68288,13 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -68413,6 +68485,7 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		} else if err := c.Enter(fMDEntries12); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -68999,6 +69072,7 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				} else if err := c.Enter(fUnderlyings12); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
@@ -69056,11 +69130,13 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -69251,6 +69327,7 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		} else if err := c.Enter(fMDEntries13); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -69837,6 +69914,7 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				} else if err := c.Enter(fUnderlyings13); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Underlyings
 				for j := range es {
 					v := &es[j]
@@ -69894,11 +69972,13 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					}
 					out[ownStart] = byte(pmr<<6) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -70089,6 +70169,7 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		} else if err := c.Enter(fMDEntries14); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDEntries
 		for j := range es {
 			v := &es[j]
@@ -70472,6 +70553,7 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			own.Reg, own.N = pmr, 28
 			out = fastrt.Finish(out, &own)
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -70791,6 +70873,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		} else if err := c.Enter(fRelatedSym4); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.RelatedSym
 		for j := range es {
 			v := &es[j]
@@ -70848,6 +70931,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			}
 			out[ownStart] = byte(pmr<<6) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	// LinesOfText
@@ -70865,6 +70949,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		} else if err := c.Enter(fLinesOfText); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.LinesOfText
 		for j := range es {
 			v := &es[j]
@@ -70946,6 +71031,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			}
 			out[ownStart] = byte(pmr<<6) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -71265,6 +71351,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		} else if err := c.Enter(fRelatedSym5); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.RelatedSym
 		for j := range es {
 			v := &es[j]
@@ -71322,6 +71409,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			}
 			out[ownStart] = byte(pmr<<6) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	// LinesOfText
@@ -71339,6 +71427,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		} else if err := c.Enter(fLinesOfText2); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.LinesOfText
 		for j := range es {
 			v := &es[j]
@@ -71420,6 +71509,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			}
 			out[ownStart] = byte(pmr<<6) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -71667,6 +71757,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		} else if err := c.Enter(fRelatedSym6); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.RelatedSym
 		for j := range es {
 			v := &es[j]
@@ -71724,6 +71815,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			}
 			out[ownStart] = byte(pmr<<6) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	// RoutingIds
@@ -71741,6 +71833,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		} else if err := c.Enter(fRoutingIds); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.RoutingIds
 		for j := range es {
 			v := &es[j]
@@ -71785,6 +71878,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			}
 			out[ownStart] = byte(pmr<<6) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	// LinesOfText
@@ -71802,6 +71896,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		} else if err := c.Enter(fLinesOfText3); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.LinesOfText
 		for j := range es {
 			v := &es[j]
@@ -71896,6 +71991,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			}
 			out[ownStart] = byte(pmr<<6) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn

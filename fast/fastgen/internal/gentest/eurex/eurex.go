@@ -1605,6 +1605,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 		} else if err := c.Enter(fMDSshGrp); err != nil {
 			return out, err
 		}
+		pm.Reg, pm.N = pmr, pmn
 		es := v.MDSshGrp
 		for j := range es {
 			v := &es[j]
@@ -1813,6 +1814,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			}
 			out[ownStart] = byte(pmr<<2) | 0x80
 		}
+		pmr, pmn = pm.Reg, pm.N
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn

@@ -4219,6 +4219,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 				} else if err := c.Enter(fInner); err != nil {
 					return out, err
 				}
+				own.Reg, own.N = pmr, pmn
 				es := v.Inner
 				for j := range es {
 					v := &es[j]
@@ -4309,6 +4310,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 					}
 					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
+				pmr, pmn = own.Reg, own.N
 				c.Depth--
 			}
 			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
