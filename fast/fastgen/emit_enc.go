@@ -51,7 +51,13 @@ func (c *Encoder) Encode(dst []byte, m *Message) ([]byte, error) {
 		if t.t.ResetEach {
 			g.w("c.Reset()\n")
 		}
-		g.w("out, err := c.e%d(out, v, &pm)\nif err != nil {\nreturn dst, fastrt.SetTemplate(err, %q)\n}\nout = fastrt.Finish(out, &pm)\n", s.id, t.t.Name)
+		g.w("out, err := c.e%d(out, v, &pm)\nif err != nil {\nreturn dst, fastrt.SetTemplate(err, %q)\n}\n", s.id, t.t.Name)
+		if s.bits <= 7 {
+			// fastrt.Finish of a one-byte map, written out.
+			g.w("out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80\n")
+		} else {
+			g.w("out = fastrt.Finish(out, &pm)\n")
+		}
 		if t.t.Reset {
 			g.w("c.Reset()\n")
 		}

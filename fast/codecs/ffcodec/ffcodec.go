@@ -3262,7 +3262,7 @@ func (c *Encoder) EncodeMDIncRefresh(dst []byte, v *MDIncRefresh) ([]byte, error
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDIncRefresh")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -3286,7 +3286,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh(dst []byte, v *MDSnapshotFullRefre
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSnapshotFullRefresh")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -3310,7 +3310,7 @@ func (c *Encoder) EncodeSecurityDefinition(dst []byte, v *SecurityDefinition) ([
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "SecurityDefinition")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -3334,7 +3334,7 @@ func (c *Encoder) EncodeSecurityStatus(dst []byte, v *SecurityStatus) ([]byte, e
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "SecurityStatus")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -3358,7 +3358,7 @@ func (c *Encoder) EncodeHeartbeat(dst []byte, v *Heartbeat) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "Heartbeat")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -3382,7 +3382,7 @@ func (c *Encoder) EncodeSequenceReset(dst []byte, v *SequenceReset) ([]byte, err
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "SequenceReset")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 

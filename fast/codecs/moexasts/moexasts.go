@@ -26187,7 +26187,7 @@ func (c *Encoder) EncodeA(dst []byte, v *A) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "A")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26211,7 +26211,7 @@ func (c *Encoder) EncodeX5(dst []byte, v *X5) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "5")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26235,7 +26235,7 @@ func (c *Encoder) EncodeWGeneric(dst []byte, v *WGeneric) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "W-Generic")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26259,7 +26259,7 @@ func (c *Encoder) EncodeXGeneric(dst []byte, v *XGeneric) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "X-Generic")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26283,7 +26283,7 @@ func (c *Encoder) EncodeWOLSFOND(dst []byte, v *WOLSFOND) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "W-OLS-FOND")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26307,7 +26307,7 @@ func (c *Encoder) EncodeWOLSCURR(dst []byte, v *WOLSCURR) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "W-OLS-CURR")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26331,7 +26331,7 @@ func (c *Encoder) EncodeWTLSFOND(dst []byte, v *WTLSFOND) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "W-TLS-FOND")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26355,7 +26355,7 @@ func (c *Encoder) EncodeWTLSCURR(dst []byte, v *WTLSCURR) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "W-TLS-CURR")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26379,7 +26379,7 @@ func (c *Encoder) EncodeXMSRFOND(dst []byte, v *XMSRFOND) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "X-MSR-FOND")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26403,7 +26403,7 @@ func (c *Encoder) EncodeXMSRCURR(dst []byte, v *XMSRCURR) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "X-MSR-CURR")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26427,7 +26427,7 @@ func (c *Encoder) EncodeXOLRFOND(dst []byte, v *XOLRFOND) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "X-OLR-FOND")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26451,7 +26451,7 @@ func (c *Encoder) EncodeXOLRCURR(dst []byte, v *XOLRCURR) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "X-OLR-CURR")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26475,7 +26475,7 @@ func (c *Encoder) EncodeXTLRFOND(dst []byte, v *XTLRFOND) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "X-TLR-FOND")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26499,7 +26499,7 @@ func (c *Encoder) EncodeXTLRCURR(dst []byte, v *XTLRCURR) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "X-TLR-CURR")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26523,7 +26523,7 @@ func (c *Encoder) EncodeD(dst []byte, v *D) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "d")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26547,7 +26547,7 @@ func (c *Encoder) EncodeF(dst []byte, v *F) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "f")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26571,7 +26571,7 @@ func (c *Encoder) EncodeH(dst []byte, v *H) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "h")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -26595,7 +26595,7 @@ func (c *Encoder) EncodeX0(dst []byte, v *X0) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "0")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 

@@ -52091,7 +52091,7 @@ func (c *Encoder) EncodeMDNonFix(dst []byte, v *MDNonFix) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDNonFix")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52115,7 +52115,7 @@ func (c *Encoder) EncodeMDTcpRequestReject117(dst []byte, v *MDTcpRequestReject1
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDTcpRequestReject_117")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52139,7 +52139,7 @@ func (c *Encoder) EncodeMDSecurityList149(dst []byte, v *MDSecurityList149) ([]b
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSecurityList_149")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52163,7 +52163,7 @@ func (c *Encoder) EncodeMDSecurityList148(dst []byte, v *MDSecurityList148) ([]b
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSecurityList_148")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52187,7 +52187,7 @@ func (c *Encoder) EncodeMDSecurityList141(dst []byte, v *MDSecurityList141) ([]b
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSecurityList_141")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52211,7 +52211,7 @@ func (c *Encoder) EncodeMDSecurityList111(dst []byte, v *MDSecurityList111) ([]b
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSecurityList_111")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52235,7 +52235,7 @@ func (c *Encoder) EncodeMDIncRefresh81(dst []byte, v *MDIncRefresh81) ([]byte, e
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDIncRefresh_81")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52259,7 +52259,7 @@ func (c *Encoder) EncodeMDIncRefresh152(dst []byte, v *MDIncRefresh152) ([]byte,
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDIncRefresh_152")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52283,7 +52283,7 @@ func (c *Encoder) EncodeMDIncRefresh150(dst []byte, v *MDIncRefresh150) ([]byte,
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDIncRefresh_150")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52307,7 +52307,7 @@ func (c *Encoder) EncodeMDIncRefresh145(dst []byte, v *MDIncRefresh145) ([]byte,
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDIncRefresh_145")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52331,7 +52331,7 @@ func (c *Encoder) EncodeMDIncRefresh138(dst []byte, v *MDIncRefresh138) ([]byte,
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDIncRefresh_138")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52355,7 +52355,7 @@ func (c *Encoder) EncodeMDIncRefresh123(dst []byte, v *MDIncRefresh123) ([]byte,
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDIncRefresh_123")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52379,7 +52379,7 @@ func (c *Encoder) EncodeMDIncRefresh126(dst []byte, v *MDIncRefresh126) ([]byte,
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDIncRefresh_126")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52403,7 +52403,7 @@ func (c *Encoder) EncodeMDSecurityStatus142(dst []byte, v *MDSecurityStatus142) 
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSecurityStatus_142")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52427,7 +52427,7 @@ func (c *Encoder) EncodeMDSecurityStatus134(dst []byte, v *MDSecurityStatus134) 
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSecurityStatus_134")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52451,7 +52451,7 @@ func (c *Encoder) EncodeMDSecurityStatus125(dst []byte, v *MDSecurityStatus125) 
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSecurityStatus_125")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52475,7 +52475,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh127(dst []byte, v *MDSnapshotFullRe
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_127")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52499,7 +52499,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh153(dst []byte, v *MDSnapshotFullRe
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_153")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52523,7 +52523,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh151(dst []byte, v *MDSnapshotFullRe
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_151")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52547,7 +52547,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh147(dst []byte, v *MDSnapshotFullRe
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_147")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52571,7 +52571,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh146(dst []byte, v *MDSnapshotFullRe
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_146")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52595,7 +52595,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh139(dst []byte, v *MDSnapshotFullRe
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_139")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52619,7 +52619,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh128(dst []byte, v *MDSnapshotFullRe
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_128")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52643,7 +52643,7 @@ func (c *Encoder) EncodeMDNewsMessage143(dst []byte, v *MDNewsMessage143) ([]byt
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDNewsMessage_143")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52667,7 +52667,7 @@ func (c *Encoder) EncodeMDNewsMessage137(dst []byte, v *MDNewsMessage137) ([]byt
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDNewsMessage_137")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52691,7 +52691,7 @@ func (c *Encoder) EncodeMDNewsMessage120(dst []byte, v *MDNewsMessage120) ([]byt
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDNewsMessage_120")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52715,7 +52715,7 @@ func (c *Encoder) EncodeMDHeartbeat144(dst []byte, v *MDHeartbeat144) ([]byte, e
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDHeartbeat_144")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52739,7 +52739,7 @@ func (c *Encoder) EncodeMDHeartbeat129(dst []byte, v *MDHeartbeat129) ([]byte, e
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDHeartbeat_129")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52763,7 +52763,7 @@ func (c *Encoder) EncodeMDHeartbeat101(dst []byte, v *MDHeartbeat101) ([]byte, e
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDHeartbeat_101")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52787,7 +52787,7 @@ func (c *Encoder) EncodeMDLogon118(dst []byte, v *MDLogon118) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDLogon_118")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52811,7 +52811,7 @@ func (c *Encoder) EncodeMDLogout119(dst []byte, v *MDLogout119) ([]byte, error) 
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDLogout_119")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -52835,7 +52835,7 @@ func (c *Encoder) EncodeMDSequenceReset(dst []byte, v *MDSequenceReset) ([]byte,
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MDSequenceReset")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 

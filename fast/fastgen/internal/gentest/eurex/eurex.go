@@ -1329,7 +1329,7 @@ func (c *Encoder) EncodeEMDPacketHeader(dst []byte, v *EMDPacketHeader) ([]byte,
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "EMDPacketHeader")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 

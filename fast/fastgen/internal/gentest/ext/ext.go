@@ -3673,7 +3673,7 @@ func (c *Encoder) EncodeResetEach(dst []byte, v *ResetEach) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "ResetEach")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -3720,7 +3720,7 @@ func (c *Encoder) EncodeGroups(dst []byte, v *Groups) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "Groups")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -3767,7 +3767,7 @@ func (c *Encoder) EncodeSharedKey(dst []byte, v *SharedKey) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "SharedKey")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -3791,7 +3791,7 @@ func (c *Encoder) EncodeScpReset(dst []byte, v *ScpReset) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "ScpReset")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	c.Reset()
 	return out, nil
 }

@@ -11847,7 +11847,7 @@ func (c *Encoder) EncodeDefaultIncrementalRefreshMessage(dst []byte, v *DefaultI
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "DefaultIncrementalRefreshMessage")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -11871,7 +11871,7 @@ func (c *Encoder) EncodeDefaultSnapshotMessage(dst []byte, v *DefaultSnapshotMes
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "DefaultSnapshotMessage")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -11895,7 +11895,7 @@ func (c *Encoder) EncodeSecurityDefinition(dst []byte, v *SecurityDefinition) ([
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "SecurityDefinition")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -11919,7 +11919,7 @@ func (c *Encoder) EncodeSecurityDefinitionUpdateReport(dst []byte, v *SecurityDe
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "SecurityDefinitionUpdateReport")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -11943,7 +11943,7 @@ func (c *Encoder) EncodeSecurityStatus(dst []byte, v *SecurityStatus) ([]byte, e
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "SecurityStatus")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -11967,7 +11967,7 @@ func (c *Encoder) EncodeHeartbeat(dst []byte, v *Heartbeat) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "Heartbeat")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -11991,7 +11991,7 @@ func (c *Encoder) EncodeSequenceReset(dst []byte, v *SequenceReset) ([]byte, err
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "SequenceReset")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -12015,7 +12015,7 @@ func (c *Encoder) EncodeTradingSessionStatus(dst []byte, v *TradingSessionStatus
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "TradingSessionStatus")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -12039,7 +12039,7 @@ func (c *Encoder) EncodeNews(dst []byte, v *News) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "News")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -12063,7 +12063,7 @@ func (c *Encoder) EncodeOrdersLog(dst []byte, v *OrdersLog) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "OrdersLog")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -12087,7 +12087,7 @@ func (c *Encoder) EncodeOrdersBook(dst []byte, v *OrdersBook) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "OrdersBook")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -12111,7 +12111,7 @@ func (c *Encoder) EncodeLogon(dst []byte, v *Logon) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "Logon")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -12135,7 +12135,7 @@ func (c *Encoder) EncodeLogout(dst []byte, v *Logout) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "Logout")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 

@@ -202,7 +202,7 @@ func (c *Encoder) EncodeReset(dst []byte, v *Reset) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "Reset")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	c.Reset()
 	return out, nil
 }

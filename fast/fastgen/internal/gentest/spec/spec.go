@@ -1000,7 +1000,7 @@ func (c *Encoder) EncodeMandatoryDecimal(dst []byte, v *MandatoryDecimal) ([]byt
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MandatoryDecimal")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1024,7 +1024,7 @@ func (c *Encoder) EncodeOptionalDecimal(dst []byte, v *OptionalDecimal) ([]byte,
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "OptionalDecimal")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1048,7 +1048,7 @@ func (c *Encoder) EncodeOptionalDecimalWithOperator(dst []byte, v *OptionalDecim
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "OptionalDecimalWithOperator")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1072,7 +1072,7 @@ func (c *Encoder) EncodeOptionalDecimalWithIndividual(dst []byte, v *OptionalDec
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "OptionalDecimalWithIndividual")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1096,7 +1096,7 @@ func (c *Encoder) EncodeConstantOperatorMandatory(dst []byte, v *ConstantOperato
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "ConstantOperatorMandatory")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1120,7 +1120,7 @@ func (c *Encoder) EncodeConstantOperatorOptional(dst []byte, v *ConstantOperator
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "ConstantOperatorOptional")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1144,7 +1144,7 @@ func (c *Encoder) EncodeDefaultOperatorMandatory(dst []byte, v *DefaultOperatorM
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "DefaultOperatorMandatory")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1168,7 +1168,7 @@ func (c *Encoder) EncodeDefaultOperatorOptional(dst []byte, v *DefaultOperatorOp
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "DefaultOperatorOptional")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1192,7 +1192,7 @@ func (c *Encoder) EncodeCopyOperatorMandatory(dst []byte, v *CopyOperatorMandato
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "CopyOperatorMandatory")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1216,7 +1216,7 @@ func (c *Encoder) EncodeCopyOperatorOptional(dst []byte, v *CopyOperatorOptional
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "CopyOperatorOptional")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1240,7 +1240,7 @@ func (c *Encoder) EncodeIncrementOperatorMandatory(dst []byte, v *IncrementOpera
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "IncrementOperatorMandatory")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1264,7 +1264,7 @@ func (c *Encoder) EncodeDeltaOperatorMandatorySignedInteger(dst []byte, v *Delta
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "DeltaOperatorMandatorySignedInteger")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1288,7 +1288,7 @@ func (c *Encoder) EncodeDeltaOperatorMandatoryDecimal(dst []byte, v *DeltaOperat
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "DeltaOperatorMandatoryDecimal")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1312,7 +1312,7 @@ func (c *Encoder) EncodeDeltaOperatorMandatoryDecimalWithInit(dst []byte, v *Del
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "DeltaOperatorMandatoryDecimalWithInit")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1336,7 +1336,7 @@ func (c *Encoder) EncodeDeltaOperatorMandatoryString(dst []byte, v *DeltaOperato
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "DeltaOperatorMandatoryString")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1360,7 +1360,7 @@ func (c *Encoder) EncodeMultiplePMapSlot(dst []byte, v *MultiplePMapSlot) ([]byt
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MultiplePMapSlot")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 

@@ -756,7 +756,7 @@ func (c *Encoder) EncodeMandatory(dst []byte, v *Mandatory) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "Mandatory")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -780,7 +780,7 @@ func (c *Encoder) EncodeOptional(dst []byte, v *Optional) ([]byte, error) {
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "Optional")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -804,7 +804,7 @@ func (c *Encoder) EncodeMandatoryCopy(dst []byte, v *MandatoryCopy) ([]byte, err
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MandatoryCopy")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -828,7 +828,7 @@ func (c *Encoder) EncodeOptionalCopy(dst []byte, v *OptionalCopy) ([]byte, error
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "OptionalCopy")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -852,7 +852,7 @@ func (c *Encoder) EncodeMandatoryConstant(dst []byte, v *MandatoryConstant) ([]b
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MandatoryConstant")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -876,7 +876,7 @@ func (c *Encoder) EncodeOptionalConstant(dst []byte, v *OptionalConstant) ([]byt
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "OptionalConstant")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -900,7 +900,7 @@ func (c *Encoder) EncodeMandatoryDefault(dst []byte, v *MandatoryDefault) ([]byt
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MandatoryDefault")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -924,7 +924,7 @@ func (c *Encoder) EncodeOptionalDefaultNone(dst []byte, v *OptionalDefaultNone) 
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "OptionalDefaultNone")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -948,7 +948,7 @@ func (c *Encoder) EncodeOptionalDefaultValue(dst []byte, v *OptionalDefaultValue
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "OptionalDefaultValue")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -972,7 +972,7 @@ func (c *Encoder) EncodeMandatoryTail(dst []byte, v *MandatoryTail) ([]byte, err
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "MandatoryTail")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -996,7 +996,7 @@ func (c *Encoder) EncodeOptionalTail(dst []byte, v *OptionalTail) ([]byte, error
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "OptionalTail")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
@@ -1020,7 +1020,7 @@ func (c *Encoder) EncodeOptionalTailDefault(dst []byte, v *OptionalTailDefault) 
 	if err != nil {
 		return dst, fastrt.SetTemplate(err, "OptionalTailDefault")
 	}
-	out = fastrt.Finish(out, &pm)
+	out[pm.Start] = byte(pm.Reg<<uint(7-pm.N)) | 0x80
 	return out, nil
 }
 
