@@ -378,7 +378,7 @@ func (g *gen) encField(f *field) {
 		}
 		// A short ASCII value with room in out is written in place (fastrt.PutASCII,
 		// inlined); AppendASCII for the rest.
-		save := fmt.Sprintf("if x := v.%s; len(x) <= cap(e.B) {\nd := e.B[:len(x)]\nfor i, ch := range x {\nd[i] = ch\n}\ne.B = d\n} else {\ne.B = append(e.B[:0], x...)\n}\n", f.name)
+		save := fmt.Sprintf("if x := v.%s; len(x) <= cap(e.B) {\nd := e.B[:len(x)]\nfastrt.CopyShort(d, x)\ne.B = d\n} else {\ne.B = append(e.B[:0], x...)\n}\n", f.name)
 		g.w("if e := %s; %s {\npm.Bit(out, false)\n} else if x, n := v.%s, len(out); (%s) && len(x) > 0 && x[0] != 0 && cap(out)-n >= len(x) && fastrt.PutASCII(out[n:n+len(x)], x) {\npm.Bit(out, true)\nout = out[:n+len(x)]\ne.G, e.T, e.Msg = c.Gen, %d, 0\n%s",
 			g.slot(ff), cond, f.name, send, ff.Type, save)
 		g.w("} else if o, ok := fastrt.AppendASCII(out, v.%s, %v); ok && (%s) {\npm.Bit(out, true)\nout = o\ne.G, e.T, e.Msg = c.Gen, %d, 0\n",

@@ -108,6 +108,10 @@ func TestEqPutASCII(t *testing.T) {
 		if got, want := Eq(a, b), bytes.Equal(a, b); got != want {
 			t.Fatalf("Eq(%x, %x) = %v", a, b, got)
 		}
+		d := make([]byte, len(a))
+		if CopyShort(d, a); !bytes.Equal(d, a) {
+			t.Fatalf("CopyShort(%x) = %x", a, d)
+		}
 		if len(a) == 0 || a[0] == 0 {
 			continue // PutASCII's precondition
 		}

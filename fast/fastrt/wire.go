@@ -156,6 +156,11 @@ func Eq(a, b []byte) bool {
 // would, and reports whether every byte was 7-bit. On false, dst holds garbage and the
 // caller takes its general path. Inlined, it saves AppendASCII's calls.
 func PutASCII(dst, x []byte) bool {
+	if len(x) == 4 && len(dst) == 4 {
+		w := binary.LittleEndian.Uint32(x)
+		binary.LittleEndian.PutUint32(dst, w|0x80<<24)
+		return w&0x80808080 == 0
+	}
 	dst = dst[:len(x)]
 	var or byte
 	for i, ch := range x {
@@ -167,4 +172,18 @@ func PutASCII(dst, x []byte) bool {
 	}
 	dst[len(dst)-1] |= 0x80
 	return true
+}
+
+// CopyShort copies x into d (as long as x): one and four bytes without a loop.
+func CopyShort(d, x []byte) {
+	switch {
+	case len(x) == 1 && len(d) == 1:
+		d[0] = x[0]
+	case len(x) == 4 && len(d) == 4:
+		binary.LittleEndian.PutUint32(d, binary.LittleEndian.Uint32(x))
+	default:
+		for i, ch := range x {
+			d[i] = ch
+		}
+	}
 }

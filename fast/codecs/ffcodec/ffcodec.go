@@ -3499,9 +3499,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -3512,9 +3510,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -3540,9 +3536,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Symbol; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -3553,9 +3547,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Symbol; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -3861,9 +3853,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -3874,9 +3864,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)

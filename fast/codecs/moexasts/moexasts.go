@@ -29506,9 +29506,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -29519,9 +29517,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -29647,9 +29643,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderStatus; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -29660,9 +29654,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderStatus; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -29688,9 +29680,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrdType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -29701,9 +29691,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrdType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -29738,9 +29726,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -29751,9 +29737,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -29989,9 +29973,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -30002,9 +29984,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -30121,9 +30101,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderStatus; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -30134,9 +30112,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderStatus; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -30162,9 +30138,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -30175,9 +30149,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -30519,9 +30491,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderSide; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -30532,9 +30502,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderSide; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -30622,9 +30590,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.SettleType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -30635,9 +30601,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.SettleType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -30724,9 +30688,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -30737,9 +30699,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -30765,9 +30725,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.RefOrderID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -30778,9 +30736,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.RefOrderID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -31104,9 +31060,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderSide; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -31117,9 +31071,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderSide; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -31189,9 +31141,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.SettleType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -31202,9 +31152,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.SettleType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -31291,9 +31239,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -31304,9 +31250,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -31332,9 +31276,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.RefOrderID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -31345,9 +31287,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.RefOrderID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33066,9 +33006,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33079,9 +33017,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33129,9 +33065,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Symbol; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33142,9 +33076,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Symbol; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33266,9 +33198,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderStatus; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33279,9 +33209,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderStatus; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33307,9 +33235,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrdType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33320,9 +33246,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrdType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33357,9 +33281,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33370,9 +33292,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33398,9 +33318,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33411,9 +33329,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33529,9 +33445,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33542,9 +33456,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33592,9 +33504,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Symbol; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33605,9 +33515,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Symbol; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33720,9 +33628,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderStatus; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33733,9 +33639,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.OrderStatus; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33761,9 +33665,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33774,9 +33676,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33802,9 +33702,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -33815,9 +33713,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.TradingSessionSubID; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)

@@ -52942,9 +52942,7 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -52956,9 +52954,7 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -52986,9 +52982,7 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqRejReason; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -53000,9 +52994,7 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqRejReason; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -53260,9 +53252,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							e.G, e.T, e.Msg = c.Gen, 6, 0
 							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
 								d := e.B[:len(x)]
-								for i, ch := range x {
-									d[i] = ch
-								}
+								fastrt.CopyShort(d, x)
 								e.B = d
 							} else {
 								e.B = append(e.B[:0], x...)
@@ -53273,9 +53263,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							e.G, e.T, e.Msg = c.Gen, 6, 0
 							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
 								d := e.B[:len(x)]
-								for i, ch := range x {
-									d[i] = ch
-								}
+								fastrt.CopyShort(d, x)
 								e.B = d
 							} else {
 								e.B = append(e.B[:0], x...)
@@ -55039,9 +55027,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							e.G, e.T, e.Msg = c.Gen, 6, 0
 							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
 								d := e.B[:len(x)]
-								for i, ch := range x {
-									d[i] = ch
-								}
+								fastrt.CopyShort(d, x)
 								e.B = d
 							} else {
 								e.B = append(e.B[:0], x...)
@@ -55052,9 +55038,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							e.G, e.T, e.Msg = c.Gen, 6, 0
 							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
 								d := e.B[:len(x)]
-								for i, ch := range x {
-									d[i] = ch
-								}
+								fastrt.CopyShort(d, x)
 								e.B = d
 							} else {
 								e.B = append(e.B[:0], x...)
@@ -56767,9 +56751,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							e.G, e.T, e.Msg = c.Gen, 6, 0
 							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
 								d := e.B[:len(x)]
-								for i, ch := range x {
-									d[i] = ch
-								}
+								fastrt.CopyShort(d, x)
 								e.B = d
 							} else {
 								e.B = append(e.B[:0], x...)
@@ -56780,9 +56762,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							e.G, e.T, e.Msg = c.Gen, 6, 0
 							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
 								d := e.B[:len(x)]
-								for i, ch := range x {
-									d[i] = ch
-								}
+								fastrt.CopyShort(d, x)
 								e.B = d
 							} else {
 								e.B = append(e.B[:0], x...)
@@ -58490,9 +58470,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 							e.G, e.T, e.Msg = c.Gen, 6, 0
 							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
 								d := e.B[:len(x)]
-								for i, ch := range x {
-									d[i] = ch
-								}
+								fastrt.CopyShort(d, x)
 								e.B = d
 							} else {
 								e.B = append(e.B[:0], x...)
@@ -58503,9 +58481,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 							e.G, e.T, e.Msg = c.Gen, 6, 0
 							if x := v.SecurityAltIDSource; len(x) <= cap(e.B) {
 								d := e.B[:len(x)]
-								for i, ch := range x {
-									d[i] = ch
-								}
+								fastrt.CopyShort(d, x)
 								e.B = d
 							} else {
 								e.B = append(e.B[:0], x...)
@@ -59449,9 +59425,7 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -59462,9 +59436,7 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -59716,9 +59688,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -59730,9 +59700,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -60010,9 +59978,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -60024,9 +59990,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -60640,9 +60604,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -60654,9 +60616,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -60907,9 +60867,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -60921,9 +60879,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -61537,9 +61493,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -61551,9 +61505,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -61804,9 +61756,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -61818,9 +61768,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -62380,9 +62328,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -62394,9 +62340,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -62647,9 +62591,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -62661,9 +62603,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -63233,9 +63173,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -63246,9 +63184,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -63498,9 +63434,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -63511,9 +63445,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -63868,9 +63800,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -63881,9 +63811,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryType; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -64133,9 +64061,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -64146,9 +64072,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Currency; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -65164,9 +65088,7 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -65178,9 +65100,7 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -65371,9 +65291,7 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -65384,9 +65302,7 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -65730,9 +65646,7 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -65744,9 +65658,7 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -65934,9 +65846,7 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -65948,9 +65858,7 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -66653,9 +66561,7 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -66667,9 +66573,7 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -66857,9 +66761,7 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -66871,9 +66773,7 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -67549,9 +67449,7 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -67563,9 +67461,7 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -67753,9 +67649,7 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -67767,9 +67661,7 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -68391,9 +68283,7 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -68405,9 +68295,7 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -68595,9 +68483,7 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -68609,9 +68495,7 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -69233,9 +69117,7 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -69247,9 +69129,7 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -69437,9 +69317,7 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -69451,9 +69329,7 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -70075,9 +69951,7 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -70089,9 +69963,7 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.MDReqID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -70282,9 +70154,7 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -70295,9 +70165,7 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.MDEntryTime; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -70623,9 +70491,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.NewsSource; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -70637,9 +70503,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.NewsSource; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -70667,9 +70531,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.NewsID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -70681,9 +70543,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.NewsID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -70711,9 +70571,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.LanguageCode; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -70725,9 +70583,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.LanguageCode; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -70755,9 +70611,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.Headline; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -70769,9 +70623,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.Headline; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -70799,9 +70651,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.URLLink; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -70813,9 +70663,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.URLLink; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -70971,9 +70819,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Text; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -70984,9 +70830,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Text; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -71101,9 +70945,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.NewsSource; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71115,9 +70957,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.NewsSource; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71145,9 +70985,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.NewsID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71159,9 +70997,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.NewsID; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71189,9 +71025,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.LanguageCode; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71203,9 +71037,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.LanguageCode; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71233,9 +71065,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.Headline; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71247,9 +71077,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.Headline; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71277,9 +71105,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.URLLink; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71291,9 +71117,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.URLLink; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71449,9 +71273,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Text; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -71462,9 +71284,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Text; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -71578,9 +71398,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.NewsSource; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71592,9 +71410,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.NewsSource; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71622,9 +71438,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.LanguageCode; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71636,9 +71450,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.LanguageCode; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71666,9 +71478,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.Headline; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71680,9 +71490,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.Headline; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71710,9 +71518,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.URLLink; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71724,9 +71530,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.URLLink; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -71918,9 +71722,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Text; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)
@@ -71931,9 +71733,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 					e.G, e.T, e.Msg = c.Gen, 6, 0
 					if x := v.Text; len(x) <= cap(e.B) {
 						d := e.B[:len(x)]
-						for i, ch := range x {
-							d[i] = ch
-						}
+						fastrt.CopyShort(d, x)
 						e.B = d
 					} else {
 						e.B = append(e.B[:0], x...)

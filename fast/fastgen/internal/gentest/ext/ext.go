@@ -3859,9 +3859,7 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.S; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -3873,9 +3871,7 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.S; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -3958,9 +3954,7 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.S; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -3972,9 +3966,7 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.S; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -4273,9 +4265,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 									e.G, e.T, e.Msg = c.Gen, 6, 0
 									if x := v.Z; len(x) <= cap(e.B) {
 										d := e.B[:len(x)]
-										for i, ch := range x {
-											d[i] = ch
-										}
+										fastrt.CopyShort(d, x)
 										e.B = d
 									} else {
 										e.B = append(e.B[:0], x...)
@@ -4286,9 +4276,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 									e.G, e.T, e.Msg = c.Gen, 6, 0
 									if x := v.Z; len(x) <= cap(e.B) {
 										d := e.B[:len(x)]
-										for i, ch := range x {
-											d[i] = ch
-										}
+										fastrt.CopyShort(d, x)
 										e.B = d
 									} else {
 										e.B = append(e.B[:0], x...)
@@ -5285,9 +5273,7 @@ func (c *Encoder) e10(out []byte, v *SharedKey, pm *fastrt.PMapW) ([]byte, error
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.A; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -5299,9 +5285,7 @@ func (c *Encoder) e10(out []byte, v *SharedKey, pm *fastrt.PMapW) ([]byte, error
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.A; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -5338,9 +5322,7 @@ func (c *Encoder) e10(out []byte, v *SharedKey, pm *fastrt.PMapW) ([]byte, error
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.A2; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -5352,9 +5334,7 @@ func (c *Encoder) e10(out []byte, v *SharedKey, pm *fastrt.PMapW) ([]byte, error
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.A2; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -5391,9 +5371,7 @@ func (c *Encoder) e10(out []byte, v *SharedKey, pm *fastrt.PMapW) ([]byte, error
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.A3; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
@@ -5405,9 +5383,7 @@ func (c *Encoder) e10(out []byte, v *SharedKey, pm *fastrt.PMapW) ([]byte, error
 			e.G, e.T, e.Msg = c.Gen, 6, 0
 			if x := v.A3; len(x) <= cap(e.B) {
 				d := e.B[:len(x)]
-				for i, ch := range x {
-					d[i] = ch
-				}
+				fastrt.CopyShort(d, x)
 				e.B = d
 			} else {
 				e.B = append(e.B[:0], x...)
