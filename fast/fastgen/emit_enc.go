@@ -238,8 +238,8 @@ var (
 func inlineAppends(code string) string {
 	// The fallbacks are marked (outMark) so that the rewriting of an enclosing field's code
 	// (a sequence or group written out inline) leaves them alone; Generate removes the marks.
-	code = reAppInt.ReplaceAllString(code, "if x, n := int64($1), len(out); uint64(x+64) < 128 && n < cap(out) {\nout = out[:n+1]\nout[n] = byte(x)&0x7f | 0x80\n} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {\nout = out[:n+2]\nout[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80\n} else {\n"+outMark+"fastrt.AppendInt(out, x)\n}")
-	code = reAppUint.ReplaceAllString(code, "if x, n := uint64($1), len(out); x < 128 && n < cap(out) {\nout = out[:n+1]\nout[n] = byte(x) | 0x80\n} else if x < 16384 && cap(out)-n >= 2 {\nout = out[:n+2]\nout[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80\n} else {\n"+outMark+"fast.AppendUint(out, x)\n}")
+	code = reAppInt.ReplaceAllString(code, "if x, n := int64($1), len(out); uint64(x+64) < 128 && n < cap(out) {\nout = out[:n+1]\nout[n] = byte(x)&0x7f | 0x80\n} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {\nw[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80\nout = out[:n+2]\n} else {\n"+outMark+"fastrt.AppendInt(out, x)\n}")
+	code = reAppUint.ReplaceAllString(code, "if x, n := uint64($1), len(out); x < 128 && n < cap(out) {\nout = out[:n+1]\nout[n] = byte(x) | 0x80\n} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {\nw[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80\nout = out[:n+2]\n} else {\n"+outMark+"fast.AppendUint(out, x)\n}")
 	code = reAppByte.ReplaceAllString(code, "if n := len(out); n < cap(out) {\nout = out[:n+1]\nout[n] = $1\n} else {\n"+outMark+"append(out, $1)\n}")
 	return code
 }

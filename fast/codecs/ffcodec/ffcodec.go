@@ -3402,9 +3402,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -3412,9 +3412,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -3440,9 +3440,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -3472,9 +3472,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -3572,9 +3572,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -3635,9 +3635,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -3678,18 +3678,18 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x)&0x7f | 0x80
-				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 				} else {
 					out = fastrt.AppendInt(out, x)
 				}
 				if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x)&0x7f | 0x80
-				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 				} else {
 					out = fastrt.AppendInt(out, x)
 				}
@@ -3746,9 +3746,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -3756,9 +3756,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -3766,9 +3766,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -3791,9 +3791,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -3819,9 +3819,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -3920,9 +3920,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 					if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -3934,9 +3934,9 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -3967,18 +3967,18 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 				if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x)&0x7f | 0x80
-				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 				} else {
 					out = fastrt.AppendInt(out, x)
 				}
 				if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x)&0x7f | 0x80
-				} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 				} else {
 					out = fastrt.AppendInt(out, x)
 				}
@@ -4035,9 +4035,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -4045,9 +4045,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -4161,18 +4161,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -4190,9 +4190,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if x, n := int64(int64(v.PriceExponent)), len(out); uint64(x+64) < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x)&0x7f | 0x80
-	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 	} else {
 		out = fastrt.AppendInt(out, x)
 	}
@@ -4267,9 +4267,9 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -4277,9 +4277,9 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -4376,9 +4376,9 @@ func (c *Encoder) e6(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -4386,9 +4386,9 @@ func (c *Encoder) e6(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -4396,9 +4396,9 @@ func (c *Encoder) e6(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -4418,9 +4418,9 @@ func (c *Encoder) e7(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, er
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -4428,9 +4428,9 @@ func (c *Encoder) e7(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, er
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -4438,9 +4438,9 @@ func (c *Encoder) e7(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, er
 	if x, n := uint64(uint64(v.NewSeqNo)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}

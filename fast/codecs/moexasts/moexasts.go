@@ -26634,9 +26634,9 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -26644,9 +26644,9 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -26654,9 +26654,9 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := int64(int64(v.HeartBtInt)), len(out); uint64(x+64) < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x)&0x7f | 0x80
-	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 	} else {
 		out = fastrt.AppendInt(out, x)
 	}
@@ -26758,9 +26758,9 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -26768,9 +26768,9 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -26824,9 +26824,9 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -26834,9 +26834,9 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -26899,9 +26899,9 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := int64(int64(v.RptSeq)), len(out); uint64(x+64) < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x)&0x7f | 0x80
-	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 	} else {
 		out = fastrt.AppendInt(out, x)
 	}
@@ -27011,18 +27011,18 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27040,9 +27040,9 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -27170,18 +27170,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27206,18 +27206,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27346,18 +27346,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27382,18 +27382,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27418,18 +27418,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27454,18 +27454,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27490,18 +27490,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27544,18 +27544,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27580,18 +27580,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27616,18 +27616,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27688,18 +27688,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27811,18 +27811,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27883,18 +27883,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27937,18 +27937,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -27973,18 +27973,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28009,18 +28009,18 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28108,9 +28108,9 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -28118,9 +28118,9 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -28128,9 +28128,9 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -28382,18 +28382,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28418,18 +28418,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28522,18 +28522,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28558,18 +28558,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28594,18 +28594,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28630,18 +28630,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28666,18 +28666,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28702,18 +28702,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28756,18 +28756,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28792,18 +28792,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28828,18 +28828,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28900,18 +28900,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -28988,18 +28988,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -29060,18 +29060,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -29114,18 +29114,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -29150,18 +29150,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -29186,18 +29186,18 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -29302,9 +29302,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -29312,9 +29312,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -29340,9 +29340,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := int64(int64(v.RptSeq)), len(out); uint64(x+64) < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x)&0x7f | 0x80
-	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 	} else {
 		out = fastrt.AppendInt(out, x)
 	}
@@ -29477,9 +29477,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -29787,9 +29787,9 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -29797,9 +29797,9 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -29825,9 +29825,9 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := int64(int64(v.RptSeq)), len(out); uint64(x+64) < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x)&0x7f | 0x80
-	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 	} else {
 		out = fastrt.AppendInt(out, x)
 	}
@@ -29944,9 +29944,9 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -30199,9 +30199,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -30209,9 +30209,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -30237,9 +30237,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := int64(int64(v.RptSeq)), len(out); uint64(x+64) < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x)&0x7f | 0x80
-	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 	} else {
 		out = fastrt.AppendInt(out, x)
 	}
@@ -30374,9 +30374,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -30786,9 +30786,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -30796,9 +30796,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -30824,9 +30824,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := int64(int64(v.RptSeq)), len(out); uint64(x+64) < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x)&0x7f | 0x80
-	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 	} else {
 		out = fastrt.AppendInt(out, x)
 	}
@@ -30943,9 +30943,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -31337,9 +31337,9 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -31347,9 +31347,9 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -31357,9 +31357,9 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -31486,18 +31486,18 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -31522,18 +31522,18 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -31663,18 +31663,18 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -31699,18 +31699,18 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -31735,18 +31735,18 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -31771,18 +31771,18 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -31807,18 +31807,18 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -31843,18 +31843,18 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -31897,18 +31897,18 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -31933,18 +31933,18 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -32005,18 +32005,18 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -32041,18 +32041,18 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -32210,9 +32210,9 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -32220,9 +32220,9 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -32230,9 +32230,9 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -32359,18 +32359,18 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -32395,18 +32395,18 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -32536,18 +32536,18 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -32572,18 +32572,18 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -32608,18 +32608,18 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -32644,18 +32644,18 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -32680,18 +32680,18 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -32734,18 +32734,18 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -32806,18 +32806,18 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -32939,9 +32939,9 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -32949,9 +32949,9 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -32959,9 +32959,9 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -33379,9 +33379,9 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -33389,9 +33389,9 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -33399,9 +33399,9 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -33763,9 +33763,9 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -33773,9 +33773,9 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -33783,9 +33783,9 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -33976,18 +33976,18 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34012,18 +34012,18 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34048,18 +34048,18 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34084,18 +34084,18 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34120,18 +34120,18 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34191,18 +34191,18 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34245,18 +34245,18 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34281,18 +34281,18 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34397,9 +34397,9 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -34407,9 +34407,9 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -34417,9 +34417,9 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(len(v.GroupMDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -34610,18 +34610,18 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34646,18 +34646,18 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34682,18 +34682,18 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34753,18 +34753,18 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34807,18 +34807,18 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34843,18 +34843,18 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -34966,9 +34966,9 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x) | 0x80
-		} else if x < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 		} else {
 			out = fast.AppendUint(out, x)
 		}
@@ -34987,9 +34987,9 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -35170,18 +35170,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35229,18 +35229,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35288,18 +35288,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35502,18 +35502,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35543,18 +35543,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35584,18 +35584,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35625,18 +35625,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35666,18 +35666,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35707,18 +35707,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35748,18 +35748,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35789,18 +35789,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35830,18 +35830,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35889,18 +35889,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35930,18 +35930,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -35971,18 +35971,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -36025,9 +36025,9 @@ func (c *Encoder) e27(out []byte, v *DGroupInstrAttrib, pm *fastrt.PMapW) ([]byt
 	if x, n := int64(int64(v.InstrAttribType)), len(out); uint64(x+64) < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x)&0x7f | 0x80
-	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 	} else {
 		out = fastrt.AppendInt(out, x)
 	}
@@ -36057,18 +36057,18 @@ func (c *Encoder) e28(out []byte, v *DMarketSegmentGrp, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -36190,9 +36190,9 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -36200,9 +36200,9 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -36329,9 +36329,9 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -36339,9 +36339,9 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -36349,9 +36349,9 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := int64(int64(v.TradSesStatus)), len(out); uint64(x+64) < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x)&0x7f | 0x80
-	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 	} else {
 		out = fastrt.AppendInt(out, x)
 	}
@@ -36416,9 +36416,9 @@ func (c *Encoder) e32(out []byte, v *X0, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -36426,9 +36426,9 @@ func (c *Encoder) e32(out []byte, v *X0, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}

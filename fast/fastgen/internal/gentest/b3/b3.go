@@ -52851,9 +52851,9 @@ func (c *Encoder) e0(out []byte, v *MDNonFix, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -52861,9 +52861,9 @@ func (c *Encoder) e0(out []byte, v *MDNonFix, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -52875,9 +52875,9 @@ func (c *Encoder) e0(out []byte, v *MDNonFix, pm *fastrt.PMapW) ([]byte, error) 
 	if x, n := uint64(uint64(v.DataLen)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -52910,9 +52910,9 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -52920,9 +52920,9 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -53052,9 +53052,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -53077,9 +53077,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 	if x, n := uint64(uint64(v.TotNoRelatedSym)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -53102,9 +53102,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 	if x, n := uint64(uint64(len(v.RelatedSym))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -53152,9 +53152,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -53181,9 +53181,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			if x, n := uint64(uint64(len(v.ApplIDs))), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -53330,9 +53330,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					if x, n := uint64(uint64(v.UnderlyingSecurityID)), len(out); x < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
 						out = fast.AppendUint(out, x)
 					}
@@ -53368,9 +53368,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 								out = out[:n+1]
 								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+								w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
 								out = fastrt.AppendInt(out, x)
 							}
@@ -53419,9 +53419,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 								out = out[:n+1]
 								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+								w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
 								out = fastrt.AppendInt(out, x)
 							}
@@ -53542,9 +53542,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 								out = out[:n+1]
 								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+								w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
 								out = fastrt.AppendInt(out, x)
 							}
@@ -53593,9 +53593,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 								out = out[:n+1]
 								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+								w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
 								out = fastrt.AppendInt(out, x)
 							}
@@ -53644,9 +53644,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 								out = out[:n+1]
 								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+								w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
 								out = fastrt.AppendInt(out, x)
 							}
@@ -53740,9 +53740,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					if x, n := uint64(uint64(v.LegSecurityID)), len(out); x < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
 						out = fast.AppendUint(out, x)
 					}
@@ -53758,9 +53758,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						if x, n := int64(int64(v.LegRatioQty)), len(out); uint64(x+64) < 128 && n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+							w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						} else {
 							out = fastrt.AppendInt(out, x)
 						}
@@ -53794,9 +53794,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					if x, n := int64(int64(v.LegSide)), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -53872,9 +53872,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -53943,9 +53943,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -54090,9 +54090,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			if x, n := int64(int64(v.Product)), len(out); uint64(x+64) < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x)&0x7f | 0x80
-			} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			} else {
 				out = fastrt.AppendInt(out, x)
 			}
@@ -54265,9 +54265,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -54376,9 +54376,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -54455,9 +54455,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			if x, n := uint64(uint64(v.IssueDate)), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -54559,9 +54559,9 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			if x, n := uint64(uint64(v.SecurityValidityTimestamp)), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -54719,9 +54719,9 @@ func (c *Encoder) e5(out []byte, v *MDSecurityList149RelatedSymApplIDsFeedTypes,
 	if x, n := uint64(uint64(v.MarketDepth)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -54827,9 +54827,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -54852,9 +54852,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(v.TotNoRelatedSym)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -54877,9 +54877,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(len(v.RelatedSym))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -54927,9 +54927,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -54956,9 +54956,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			if x, n := uint64(uint64(len(v.ApplIDs))), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -55105,9 +55105,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					if x, n := uint64(uint64(v.UnderlyingSecurityID)), len(out); x < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
 						out = fast.AppendUint(out, x)
 					}
@@ -55143,9 +55143,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 								out = out[:n+1]
 								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+								w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
 								out = fastrt.AppendInt(out, x)
 							}
@@ -55266,9 +55266,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 								out = out[:n+1]
 								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+								w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
 								out = fastrt.AppendInt(out, x)
 							}
@@ -55317,9 +55317,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 								out = out[:n+1]
 								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+								w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
 								out = fastrt.AppendInt(out, x)
 							}
@@ -55368,9 +55368,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 								out = out[:n+1]
 								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+								w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
 								out = fastrt.AppendInt(out, x)
 							}
@@ -55464,9 +55464,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					if x, n := uint64(uint64(v.LegSecurityID)), len(out); x < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
 						out = fast.AppendUint(out, x)
 					}
@@ -55482,9 +55482,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						if x, n := int64(int64(v.LegRatioQty)), len(out); uint64(x+64) < 128 && n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+							w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						} else {
 							out = fastrt.AppendInt(out, x)
 						}
@@ -55518,9 +55518,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(int64(v.LegSide)), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -55596,9 +55596,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -55667,9 +55667,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -55814,9 +55814,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			if x, n := int64(int64(v.Product)), len(out); uint64(x+64) < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x)&0x7f | 0x80
-			} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			} else {
 				out = fastrt.AppendInt(out, x)
 			}
@@ -55989,9 +55989,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -56100,9 +56100,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -56179,9 +56179,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			if x, n := uint64(uint64(v.IssueDate)), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -56283,9 +56283,9 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			if x, n := uint64(uint64(v.SecurityValidityTimestamp)), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -56443,9 +56443,9 @@ func (c *Encoder) e15(out []byte, v *MDSecurityList148RelatedSymApplIDsFeedTypes
 	if x, n := uint64(uint64(v.MarketDepth)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -56551,9 +56551,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -56576,9 +56576,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(v.TotNoRelatedSym)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -56601,9 +56601,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(len(v.RelatedSym))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -56651,9 +56651,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -56680,9 +56680,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			if x, n := uint64(uint64(len(v.ApplIDs))), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -56829,9 +56829,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					if x, n := uint64(uint64(v.UnderlyingSecurityID)), len(out); x < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
 						out = fast.AppendUint(out, x)
 					}
@@ -56867,9 +56867,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 								out = out[:n+1]
 								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+								w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
 								out = fastrt.AppendInt(out, x)
 							}
@@ -56990,9 +56990,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 								out = out[:n+1]
 								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+								w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
 								out = fastrt.AppendInt(out, x)
 							}
@@ -57041,9 +57041,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 								out = out[:n+1]
 								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+								w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
 								out = fastrt.AppendInt(out, x)
 							}
@@ -57092,9 +57092,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 								out = out[:n+1]
 								out[n] = byte(x)&0x7f | 0x80
-							} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+							} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+								w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 								out = out[:n+2]
-								out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							} else {
 								out = fastrt.AppendInt(out, x)
 							}
@@ -57188,9 +57188,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					if x, n := uint64(uint64(v.LegSecurityID)), len(out); x < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
 						out = fast.AppendUint(out, x)
 					}
@@ -57206,9 +57206,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						if x, n := int64(int64(v.LegRatioQty)), len(out); uint64(x+64) < 128 && n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+							w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						} else {
 							out = fastrt.AppendInt(out, x)
 						}
@@ -57242,9 +57242,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(int64(v.LegSide)), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -57320,9 +57320,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -57391,9 +57391,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -57538,9 +57538,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			if x, n := int64(int64(v.Product)), len(out); uint64(x+64) < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x)&0x7f | 0x80
-			} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			} else {
 				out = fastrt.AppendInt(out, x)
 			}
@@ -57713,9 +57713,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -57824,9 +57824,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -57903,9 +57903,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			if x, n := uint64(uint64(v.IssueDate)), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -58007,9 +58007,9 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			if x, n := uint64(uint64(v.SecurityValidityTimestamp)), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -58167,9 +58167,9 @@ func (c *Encoder) e25(out []byte, v *MDSecurityList141RelatedSymApplIDsFeedTypes
 	if x, n := uint64(uint64(v.MarketDepth)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -58275,9 +58275,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -58285,9 +58285,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -58295,9 +58295,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(v.TotNoRelatedSym)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -58320,9 +58320,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(len(v.RelatedSymbols))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -58370,9 +58370,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -58399,9 +58399,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			if x, n := uint64(uint64(len(v.ApplIds))), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -58570,9 +58570,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					if x, n := uint64(uint64(v.LegSecurityID)), len(out); x < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x) | 0x80
-					} else if x < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 					} else {
 						out = fast.AppendUint(out, x)
 					}
@@ -58588,9 +58588,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						if x, n := int64(int64(v.LegRatioQty)), len(out); uint64(x+64) < 128 && n < cap(out) {
 							out = out[:n+1]
 							out[n] = byte(x)&0x7f | 0x80
-						} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+						} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+							w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 							out = out[:n+2]
-							out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						} else {
 							out = fastrt.AppendInt(out, x)
 						}
@@ -58663,9 +58663,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			if x, n := uint64(uint64(v.RoundLot)), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -58707,9 +58707,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -58721,9 +58721,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -58752,9 +58752,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			if x, n := uint64(uint64(v.TickSizeDenominator)), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -58762,9 +58762,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			if x, n := uint64(uint64(v.MinOrderQty)), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -58772,9 +58772,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			if x, n := uint64(uint64(v.MaxOrderQty)), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -58945,9 +58945,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -59014,9 +59014,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -59028,9 +59028,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 						out = out[:n+1]
 						out[n] = byte(x)&0x7f | 0x80
-					} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+					} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+						w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 						out = out[:n+2]
-						out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 					} else {
 						out = fastrt.AppendInt(out, x)
 					}
@@ -59107,9 +59107,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			if x, n := uint64(uint64(v.IssueDate)), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -59117,9 +59117,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			if x, n := uint64(uint64(v.DatedDate)), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -59282,9 +59282,9 @@ func (c *Encoder) e35(out []byte, v *MDSecurityList111RelatedSymbolsApplIdsFeedT
 	if x, n := uint64(uint64(v.MarketDepth)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -59308,9 +59308,9 @@ func (c *Encoder) e37(out []byte, v *MDSecurityList111RelatedSymbolsUnderlyings,
 	if x, n := uint64(uint64(v.UnderlyingSecurityID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -59341,9 +59341,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -59351,9 +59351,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -59370,9 +59370,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -59513,9 +59513,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -59592,9 +59592,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -59602,9 +59602,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -59630,9 +59630,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -59659,9 +59659,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -59734,9 +59734,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -59762,9 +59762,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -59847,9 +59847,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -60508,9 +60508,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -60518,9 +60518,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -60546,9 +60546,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -60575,9 +60575,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -60650,9 +60650,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -60678,9 +60678,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -60763,9 +60763,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -61397,9 +61397,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -61407,9 +61407,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -61435,9 +61435,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -61464,9 +61464,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -61539,9 +61539,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -61567,9 +61567,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -61652,9 +61652,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -62232,9 +62232,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -62242,9 +62242,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -62270,9 +62270,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -62299,9 +62299,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -62374,9 +62374,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -62402,9 +62402,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -62487,9 +62487,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -63071,9 +63071,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -63081,9 +63081,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -63091,9 +63091,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.TradeDate)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -63101,9 +63101,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -63128,9 +63128,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -63238,9 +63238,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -63264,9 +63264,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -63338,9 +63338,9 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -63698,9 +63698,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -63708,9 +63708,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -63718,9 +63718,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.TradeDate)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -63728,9 +63728,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -63755,9 +63755,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -63865,9 +63865,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -63891,9 +63891,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -63965,9 +63965,9 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -64325,9 +64325,9 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -64335,9 +64335,9 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -64492,9 +64492,9 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	if x, n := uint64(uint64(v.TransactTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -64502,9 +64502,9 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	if x, n := uint64(uint64(v.TradeDate)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -64546,9 +64546,9 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -64556,9 +64556,9 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -64735,9 +64735,9 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	if x, n := uint64(uint64(v.TransactTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -64745,9 +64745,9 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	if x, n := uint64(uint64(v.TradeDate)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -64789,9 +64789,9 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -64799,9 +64799,9 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -64809,9 +64809,9 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	if x, n := uint64(uint64(v.TradeDate)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -64970,9 +64970,9 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	if x, n := uint64(uint64(v.TransactTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -65010,9 +65010,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -65024,9 +65024,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -65034,9 +65034,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -65138,9 +65138,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -65148,9 +65148,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -65166,9 +65166,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -65568,9 +65568,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -65582,9 +65582,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -65592,9 +65592,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -65696,9 +65696,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -65706,9 +65706,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -65724,9 +65724,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -66483,9 +66483,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -66497,9 +66497,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -66507,9 +66507,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -66611,9 +66611,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -66621,9 +66621,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -66639,9 +66639,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -67371,9 +67371,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -67385,9 +67385,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -67395,9 +67395,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -67499,9 +67499,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -67509,9 +67509,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -67527,9 +67527,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -68205,9 +68205,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -68219,9 +68219,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -68229,9 +68229,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -68333,9 +68333,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -68343,9 +68343,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -68361,9 +68361,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -69039,9 +69039,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -69053,9 +69053,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -69063,9 +69063,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -69167,9 +69167,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -69177,9 +69177,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -69195,9 +69195,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -69873,9 +69873,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -69887,9 +69887,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -69897,9 +69897,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -70001,9 +70001,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -70011,9 +70011,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -70029,9 +70029,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -70444,9 +70444,9 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -70454,9 +70454,9 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -70741,9 +70741,9 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -70898,9 +70898,9 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -70908,9 +70908,9 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -71195,9 +71195,9 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -71352,9 +71352,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -71362,9 +71362,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -71581,9 +71581,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 				if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -71814,9 +71814,9 @@ func (c *Encoder) e89(out []byte, v *MDHeartbeat144, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -71824,9 +71824,9 @@ func (c *Encoder) e89(out []byte, v *MDHeartbeat144, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -71850,9 +71850,9 @@ func (c *Encoder) e90(out []byte, v *MDHeartbeat129, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -71860,9 +71860,9 @@ func (c *Encoder) e90(out []byte, v *MDHeartbeat129, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -71886,9 +71886,9 @@ func (c *Encoder) e91(out []byte, v *MDHeartbeat101, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -71896,9 +71896,9 @@ func (c *Encoder) e91(out []byte, v *MDHeartbeat101, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -71931,9 +71931,9 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -71941,9 +71941,9 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -71959,9 +71959,9 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 	if x, n := uint64(uint64(v.HeartbeatInt)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -71989,9 +71989,9 @@ func (c *Encoder) e93(out []byte, v *MDLogout119, pm *fastrt.PMapW) ([]byte, err
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -71999,9 +71999,9 @@ func (c *Encoder) e93(out []byte, v *MDLogout119, pm *fastrt.PMapW) ([]byte, err
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -72047,9 +72047,9 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -72057,9 +72057,9 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -72076,9 +72076,9 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 	if x, n := uint64(uint64(v.NewSeqNo)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}

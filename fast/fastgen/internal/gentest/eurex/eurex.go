@@ -1364,9 +1364,9 @@ func (c *Encoder) e0(out []byte, v *EMDPacketHeader, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(v.PartitionID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -1374,9 +1374,9 @@ func (c *Encoder) e0(out []byte, v *EMDPacketHeader, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(v.SenderCompID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -1449,9 +1449,9 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 		if x, n := uint64(uint64(v.SenderCompID)), len(out); x < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x) | 0x80
-		} else if x < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 		} else {
 			out = fast.AppendUint(out, x)
 		}
@@ -1515,9 +1515,9 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 		if x, n := uint64(uint64(v.MarketSegmentID)), len(out); x < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x) | 0x80
-		} else if x < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 		} else {
 			out = fast.AppendUint(out, x)
 		}
@@ -1555,9 +1555,9 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 		if x, n := uint64(uint64(v.ProductComplex)), len(out); x < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x) | 0x80
-		} else if x < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 		} else {
 			out = fast.AppendUint(out, x)
 		}
@@ -1625,9 +1625,9 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 				if x, n := uint64(uint64(v.MDEntryType)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}

@@ -3810,9 +3810,9 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 		if x, n := uint64(uint64(v.A)), len(out); x < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x) | 0x80
-		} else if x < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 		} else {
 			out = fast.AppendUint(out, x)
 		}
@@ -3905,9 +3905,9 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 		if x, n := uint64(uint64(v.A)), len(out); x < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x) | 0x80
-		} else if x < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 		} else {
 			out = fast.AppendUint(out, x)
 		}
@@ -4115,9 +4115,9 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 			if x, n := uint64(uint64(v.A)), len(out); x < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x) | 0x80
-			} else if x < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 			} else {
 				out = fast.AppendUint(out, x)
 			}
@@ -4179,9 +4179,9 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 				if x, n := uint64(uint64(v.A)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}
@@ -4356,9 +4356,9 @@ func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, erro
 	if x, n := uint64(uint64(len(v.Nested))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -4387,9 +4387,9 @@ func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, erro
 				if x, n := uint64(uint64(v.W)), len(out); x < 128 && n < cap(out) {
 					out = out[:n+1]
 					out[n] = byte(x) | 0x80
-				} else if x < 16384 && cap(out)-n >= 2 {
+				} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+					w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 					out = out[:n+2]
-					out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 				} else {
 					out = fast.AppendUint(out, x)
 				}

@@ -12159,9 +12159,9 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -12169,9 +12169,9 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -12197,9 +12197,9 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -12227,9 +12227,9 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 	if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -12321,9 +12321,9 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -12397,18 +12397,18 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -12457,9 +12457,9 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 	if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -12532,18 +12532,18 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -12645,9 +12645,9 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -12655,9 +12655,9 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -12683,9 +12683,9 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 	if x, n := uint64(uint64(v.RptSeq)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -12693,9 +12693,9 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 	if x, n := uint64(uint64(v.TotNumReports)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -12703,9 +12703,9 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -12779,9 +12779,9 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -12885,18 +12885,18 @@ func (c *Encoder) e3(out []byte, v *DefaultSnapshotMessageMDEntries, pm *fastrt.
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -12927,9 +12927,9 @@ func (c *Encoder) e3(out []byte, v *DefaultSnapshotMessageMDEntries, pm *fastrt.
 	if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -13097,9 +13097,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -13107,9 +13107,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -13117,9 +13117,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(v.TotNumReports)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -13151,9 +13151,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -13265,18 +13265,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -13306,18 +13306,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -13442,18 +13442,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -13471,9 +13471,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if x, n := uint64(uint64(len(v.MDFeedTypes))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -13528,18 +13528,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -13569,18 +13569,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -13610,18 +13610,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -13651,18 +13651,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -13692,18 +13692,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -13733,18 +13733,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -13774,18 +13774,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -13837,18 +13837,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -13878,18 +13878,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -13963,18 +13963,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -14175,9 +14175,9 @@ func (c *Encoder) e7(out []byte, v *SecurityDefinitionInstrumentLegs, pm *fastrt
 	if x, n := uint64(uint64(v.LegSecurityID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14187,18 +14187,18 @@ func (c *Encoder) e7(out []byte, v *SecurityDefinitionInstrumentLegs, pm *fastrt
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -14217,9 +14217,9 @@ func (c *Encoder) e8(out []byte, v *SecurityDefinitionInstrumentAttributes, pm *
 	if x, n := int64(int64(v.InstrAttribType)), len(out); uint64(x+64) < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x)&0x7f | 0x80
-	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 	} else {
 		out = fastrt.AppendInt(out, x)
 	}
@@ -14243,9 +14243,9 @@ func (c *Encoder) e9(out []byte, v *SecurityDefinitionEvntGrp, pm *fastrt.PMapW)
 	if x, n := int64(int64(v.EventType)), len(out); uint64(x+64) < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x)&0x7f | 0x80
-	} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 	} else {
 		out = fastrt.AppendInt(out, x)
 	}
@@ -14253,9 +14253,9 @@ func (c *Encoder) e9(out []byte, v *SecurityDefinitionEvntGrp, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.EventDate)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14263,9 +14263,9 @@ func (c *Encoder) e9(out []byte, v *SecurityDefinitionEvntGrp, pm *fastrt.PMapW)
 	if x, n := uint64(uint64(v.EventTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14292,9 +14292,9 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14302,9 +14302,9 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14312,9 +14312,9 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14338,18 +14338,18 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -14379,18 +14379,18 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -14420,18 +14420,18 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -14469,9 +14469,9 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14479,9 +14479,9 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14489,9 +14489,9 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 	if x, n := uint64(uint64(v.SecurityID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14548,18 +14548,18 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -14589,18 +14589,18 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -14630,18 +14630,18 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -14671,18 +14671,18 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -14712,18 +14712,18 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -14761,9 +14761,9 @@ func (c *Encoder) e12(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14771,9 +14771,9 @@ func (c *Encoder) e12(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14801,9 +14801,9 @@ func (c *Encoder) e13(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, e
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14811,9 +14811,9 @@ func (c *Encoder) e13(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, e
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14821,9 +14821,9 @@ func (c *Encoder) e13(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, e
 	if x, n := uint64(uint64(v.NewSeqNo)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14851,9 +14851,9 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14861,9 +14861,9 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14871,9 +14871,9 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 	if x, n := uint64(uint64(v.TradSesOpenTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14881,9 +14881,9 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 	if x, n := uint64(uint64(v.TradSesCloseTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14927,9 +14927,9 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 	if x, n := uint64(uint64(v.TradingSessionID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -14955,9 +14955,9 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 	if x, n := uint64(uint64(v.TradSesStatus)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15022,9 +15022,9 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15032,9 +15032,9 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15175,9 +15175,9 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(len(v.NewsText))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15228,9 +15228,9 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15238,9 +15238,9 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15248,9 +15248,9 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 	if x, n := uint64(uint64(v.LastFragment)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15258,9 +15258,9 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15288,9 +15288,9 @@ func (c *Encoder) e18(out []byte, v *OrdersLogMDEntries, pm *fastrt.PMapW) ([]by
 	if x, n := uint64(uint64(v.MDUpdateAction)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15384,9 +15384,9 @@ func (c *Encoder) e18(out []byte, v *OrdersLogMDEntries, pm *fastrt.PMapW) ([]by
 	if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15406,18 +15406,18 @@ func (c *Encoder) e18(out []byte, v *OrdersLogMDEntries, pm *fastrt.PMapW) ([]by
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -15460,18 +15460,18 @@ func (c *Encoder) e18(out []byte, v *OrdersLogMDEntries, pm *fastrt.PMapW) ([]by
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -15593,9 +15593,9 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15603,9 +15603,9 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15613,9 +15613,9 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 	if x, n := uint64(uint64(v.LastMsgSeqNumProcessed)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15641,9 +15641,9 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 	if x, n := uint64(uint64(v.LastFragment)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15651,9 +15651,9 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 	if x, n := uint64(uint64(v.RouteFirst)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15661,9 +15661,9 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 	if x, n := uint64(uint64(v.ExchangeTradingSessionID)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15693,9 +15693,9 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 	if x, n := uint64(uint64(len(v.MDEntries))), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15769,9 +15769,9 @@ func (c *Encoder) e20(out []byte, v *OrdersBookMDEntries, pm *fastrt.PMapW) ([]b
 	if x, n := uint64(uint64(v.MDEntryTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15791,18 +15791,18 @@ func (c *Encoder) e20(out []byte, v *OrdersBookMDEntries, pm *fastrt.PMapW) ([]b
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -15888,9 +15888,9 @@ func (c *Encoder) e21(out []byte, v *Logon, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15898,9 +15898,9 @@ func (c *Encoder) e21(out []byte, v *Logon, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15928,9 +15928,9 @@ func (c *Encoder) e22(out []byte, v *Logout, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.MsgSeqNum)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
@@ -15938,9 +15938,9 @@ func (c *Encoder) e22(out []byte, v *Logout, pm *fastrt.PMapW) ([]byte, error) {
 	if x, n := uint64(uint64(v.SendingTime)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}

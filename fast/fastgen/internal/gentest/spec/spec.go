@@ -1374,18 +1374,18 @@ func (c *Encoder) e0(out []byte, v *MandatoryDecimal, pm *fastrt.PMapW) ([]byte,
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -1423,18 +1423,18 @@ func (c *Encoder) e1(out []byte, v *OptionalDecimal, pm *fastrt.PMapW) ([]byte, 
 		if x, n := int64(exp), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
 		if x, n := int64(x.Mantissa), len(out); uint64(x+64) < 128 && n < cap(out) {
 			out = out[:n+1]
 			out[n] = byte(x)&0x7f | 0x80
-		} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+		} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+			w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			out = out[:n+2]
-			out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 		} else {
 			out = fastrt.AppendInt(out, x)
 		}
@@ -1499,9 +1499,9 @@ func (c *Encoder) e3(out []byte, v *OptionalDecimalWithIndividual, pm *fastrt.PM
 			if x, n := int64(d), len(out); uint64(x+64) < 128 && n < cap(out) {
 				out = out[:n+1]
 				out[n] = byte(x)&0x7f | 0x80
-			} else if uint64(x+8192) < 16384 && cap(out)-n >= 2 {
+			} else if w := out[n:cap(out)]; uint64(x+8192) < 16384 && len(w) >= 2 {
+				w[0], w[1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 				out = out[:n+2]
-				out[n], out[n+1] = byte(x>>7)&0x7f, byte(x)&0x7f|0x80
 			} else {
 				out = fastrt.AppendInt(out, x)
 			}

@@ -1032,9 +1032,9 @@ func (c *Encoder) e0(out []byte, v *Mandatory, pm *fastrt.PMapW) ([]byte, error)
 	if x, n := uint64(uint64(v.Value)), len(out); x < 128 && n < cap(out) {
 		out = out[:n+1]
 		out[n] = byte(x) | 0x80
-	} else if x < 16384 && cap(out)-n >= 2 {
+	} else if w := out[n:cap(out)]; x < 16384 && len(w) >= 2 {
+		w[0], w[1] = byte(x>>7), byte(x)&0x7f|0x80
 		out = out[:n+2]
-		out[n], out[n+1] = byte(x>>7), byte(x)&0x7f|0x80
 	} else {
 		out = fast.AppendUint(out, x)
 	}
