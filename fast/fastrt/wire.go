@@ -136,8 +136,9 @@ func AppendASCII(b []byte, s []byte, nullable bool) ([]byte, bool) {
 	return fast.AppendASCII(b, s, nullable), true
 }
 
-// Eq reports whether a and b hold the same bytes. Strings of one and four bytes (entry
-// types, sides, symbols) compare without a call; inlined, it keeps the caller's registers.
+// Eq reports whether a and b hold the same bytes: one and four bytes (entry types, sides,
+// symbols) in one compare, others in a byte loop. It makes no call (memequal's made the
+// generated encoder spill its live registers before every copy-string comparison).
 func Eq(a, b []byte) bool {
 	n := len(a)
 	switch {
@@ -148,7 +149,13 @@ func Eq(a, b []byte) bool {
 	case n == 4:
 		return binary.LittleEndian.Uint32(a) == binary.LittleEndian.Uint32(b)
 	}
-	return string(a) == string(b)
+	b = b[:n]
+	for i, ch := range a {
+		if b[i] != ch {
+			return false
+		}
+	}
+	return true
 }
 
 // PutASCII writes x, a string of one byte or more whose first byte is not NUL, into dst
