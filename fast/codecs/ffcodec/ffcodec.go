@@ -3453,9 +3453,8 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
@@ -3832,9 +3831,8 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]

@@ -29490,9 +29490,8 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.GroupMDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.GroupMDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 11)
 			pmr := uint64(0)
@@ -29957,9 +29956,8 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.GroupMDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.GroupMDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 8)
 			pmr := uint64(0)
@@ -30387,9 +30385,8 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.GroupMDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.GroupMDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 18)
 			pmr := uint64(0)
@@ -30956,9 +30953,8 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.GroupMDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.GroupMDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 16)
 			pmr := uint64(0)
@@ -32972,9 +32968,8 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.GroupMDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.GroupMDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 13)
 			pmr := uint64(0)
@@ -33412,9 +33407,8 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.GroupMDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.GroupMDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 11)
 			pmr := uint64(0)

@@ -53115,9 +53115,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.RelatedSym
-		for j := range es {
-			v := &es[j]
+		for es := v.RelatedSym; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			if n := len(out); n < cap(out) {
@@ -53216,9 +53215,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.SecurityAltIDs
-				for j := range es {
-					v := &es[j]
+				for es := v.SecurityAltIDs; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -53300,9 +53298,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Underlyings
-				for j := range es {
-					v := &es[j]
+				for es := v.Underlyings; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -53507,9 +53504,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.TickRules
-				for j := range es {
-					v := &es[j]
+				for es := v.TickRules; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -53710,9 +53706,8 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Legs
-				for j := range es {
-					v := &es[j]
+				for es := v.Legs; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -54890,9 +54885,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.RelatedSym
-		for j := range es {
-			v := &es[j]
+		for es := v.RelatedSym; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			if n := len(out); n < cap(out) {
@@ -54991,9 +54985,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.SecurityAltIDs
-				for j := range es {
-					v := &es[j]
+				for es := v.SecurityAltIDs; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -55075,9 +55068,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Underlyings
-				for j := range es {
-					v := &es[j]
+				for es := v.Underlyings; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -55231,9 +55223,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.TickRules
-				for j := range es {
-					v := &es[j]
+				for es := v.TickRules; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -55434,9 +55425,8 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Legs
-				for j := range es {
-					v := &es[j]
+				for es := v.Legs; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -56614,9 +56604,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.RelatedSym
-		for j := range es {
-			v := &es[j]
+		for es := v.RelatedSym; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			if n := len(out); n < cap(out) {
@@ -56715,9 +56704,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.SecurityAltIDs
-				for j := range es {
-					v := &es[j]
+				for es := v.SecurityAltIDs; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -56799,9 +56787,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Underlyings
-				for j := range es {
-					v := &es[j]
+				for es := v.Underlyings; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -56955,9 +56942,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.TickRules
-				for j := range es {
-					v := &es[j]
+				for es := v.TickRules; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -57158,9 +57144,8 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Legs
-				for j := range es {
-					v := &es[j]
+				for es := v.Legs; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -58333,9 +58318,8 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.RelatedSymbols
-		for j := range es {
-			v := &es[j]
+		for es := v.RelatedSymbols; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			if n := len(out); n < cap(out) {
@@ -58434,9 +58418,8 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.SecurityAltIDs
-				for j := range es {
-					v := &es[j]
+				for es := v.SecurityAltIDs; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -58540,9 +58523,8 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Legs
-				for j := range es {
-					v := &es[j]
+				for es := v.Legs; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -59383,9 +59365,8 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 10)
 			pmr := uint64(0)
@@ -59643,9 +59624,8 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr, pmn := uint64(0), 0
@@ -60404,9 +60384,8 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Underlyings
-				for j := range es {
-					v := &es[j]
+				for es := v.Underlyings; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -60559,9 +60538,8 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 27)
 			pmr, pmn := uint64(0), 0
@@ -61293,9 +61271,8 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Underlyings
-				for j := range es {
-					v := &es[j]
+				for es := v.Underlyings; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -61448,9 +61425,8 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 27)
 			pmr, pmn := uint64(0), 0
@@ -62128,9 +62104,8 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Underlyings
-				for j := range es {
-					v := &es[j]
+				for es := v.Underlyings; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -62283,9 +62258,8 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 27)
 			pmr, pmn := uint64(0), 0
@@ -62967,9 +62941,8 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Underlyings
-				for j := range es {
-					v := &es[j]
+				for es := v.Underlyings; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -63114,9 +63087,8 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr := uint64(0)
@@ -63741,9 +63713,8 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr := uint64(0)
@@ -65179,9 +65150,8 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 29)
 			pmr := uint64(0)
@@ -65737,9 +65707,8 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 33)
 			pmr, pmn := uint64(0), 0
@@ -66401,9 +66370,8 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Underlyings
-				for j := range es {
-					v := &es[j]
+				for es := v.Underlyings; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -66652,9 +66620,8 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr, pmn := uint64(0), 0
@@ -67289,9 +67256,8 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Underlyings
-				for j := range es {
-					v := &es[j]
+				for es := v.Underlyings; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -67540,9 +67506,8 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr, pmn := uint64(0), 0
@@ -68123,9 +68088,8 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Underlyings
-				for j := range es {
-					v := &es[j]
+				for es := v.Underlyings; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -68374,9 +68338,8 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr, pmn := uint64(0), 0
@@ -68957,9 +68920,8 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Underlyings
-				for j := range es {
-					v := &es[j]
+				for es := v.Underlyings; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -69208,9 +69170,8 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
 			pmr, pmn := uint64(0), 0
@@ -69791,9 +69752,8 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Underlyings
-				for j := range es {
-					v := &es[j]
+				for es := v.Underlyings; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					ownStart := len(out)
 					if n := len(out); n < cap(out) {
 						out = out[:n+1]
@@ -70042,9 +70002,8 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDEntries
-		for j := range es {
-			v := &es[j]
+		for es := v.MDEntries; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 28)
 			pmr := uint64(0)
@@ -70722,9 +70681,8 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.RelatedSym
-		for j := range es {
-			v := &es[j]
+		for es := v.RelatedSym; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
@@ -70798,9 +70756,8 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.LinesOfText
-		for j := range es {
-			v := &es[j]
+		for es := v.LinesOfText; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
@@ -71176,9 +71133,8 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.RelatedSym
-		for j := range es {
-			v := &es[j]
+		for es := v.RelatedSym; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
@@ -71252,9 +71208,8 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.LinesOfText
-		for j := range es {
-			v := &es[j]
+		for es := v.LinesOfText; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
@@ -71562,9 +71517,8 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.RelatedSym
-		for j := range es {
-			v := &es[j]
+		for es := v.RelatedSym; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
@@ -71638,9 +71592,8 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.RoutingIds
-		for j := range es {
-			v := &es[j]
+		for es := v.RoutingIds; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
@@ -71701,9 +71654,8 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.LinesOfText
-		for j := range es {
-			v := &es[j]
+		for es := v.LinesOfText; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]

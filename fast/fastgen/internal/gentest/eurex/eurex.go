@@ -1606,9 +1606,8 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			return out, err
 		}
 		pm.Reg, pm.N = pmr, pmn
-		es := v.MDSshGrp
-		for j := range es {
-			v := &es[j]
+		for es := v.MDSshGrp; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]

@@ -4212,9 +4212,8 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 					return out, err
 				}
 				own.Reg, own.N = pmr, pmn
-				es := v.Inner
-				for j := range es {
-					v := &es[j]
+				for es := v.Inner; len(es) > 0; es = es[1:] {
+					v := &es[0]
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					if n := len(out); n < cap(out) {
@@ -4368,9 +4367,8 @@ func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, erro
 		} else if err := c.Enter(fNested); err != nil {
 			return out, err
 		}
-		es := v.Nested
-		for j := range es {
-			v := &es[j]
+		for es := v.Nested; len(es) > 0; es = es[1:] {
+			v := &es[0]
 			ownStart := len(out)
 			if n := len(out); n < cap(out) {
 				out = out[:n+1]
