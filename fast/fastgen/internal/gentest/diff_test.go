@@ -213,17 +213,19 @@ type pair struct {
 	idec *fast.Decoder
 	ienc *fast.Encoder
 	g    *gcodec
+	g2   *gcodec // a second generated encoder, writing into spare capacity (see encode)
+	buf  []byte
 	im   fast.Message
 	gm   fast.Message
 }
 
 func newPair(f file, t testing.TB) *pair {
 	ts := f.load(t)
-	return &pair{ts: ts, idec: fast.NewDecoder(ts), ienc: fast.NewEncoder(ts), g: f.mk(ts)}
+	return &pair{ts: ts, idec: fast.NewDecoder(ts), ienc: fast.NewEncoder(ts), g: f.mk(ts), g2: f.mk(ts), buf: make([]byte, 0, 1<<16)}
 }
 
 func (p *pair) resetDec() { p.idec.Reset(); p.g.resetDec() }
-func (p *pair) resetEnc() { p.ienc.Reset(); p.g.resetEnc() }
+func (p *pair) resetEnc() { p.ienc.Reset(); p.g.resetEnc(); p.g2.resetEnc() }
 
 // decode checks that both decoders agree on b; it returns the interpreter's result.
 func (p *pair) decode(t testing.TB, b []byte, what string) (int, error) {
@@ -254,6 +256,15 @@ func (p *pair) encode(t testing.TB, m *fast.Message, what string) ([]byte, error
 	}
 	if !bytes.Equal(b1, b2) {
 		t.Fatalf("%s: encode %s:\ninterpreted % x\ngenerated   % x", what, dump(m), b1, b2)
+	}
+	// The same message after a prefix, with room to spare (as the publisher encodes):
+	// the generated code's in-place writes, which an output without capacity never takes.
+	b3, err3 := p.g2.encode(append(p.buf[:0], 0xee), m)
+	if (err1 == nil) != (err3 == nil) || (err1 != nil && fast.CodeOf(err1) != fast.CodeOf(err3)) {
+		t.Fatalf("%s: encode %s into spare capacity: interpreted error %v, generated %v", what, dump(m), err1, err3)
+	}
+	if err3 == nil && (b3[0] != 0xee || !bytes.Equal(b1, b3[1:])) {
+		t.Fatalf("%s: encode %s into spare capacity:\ninterpreted    % x\ngenerated   % x", what, dump(m), b1, b3)
 	}
 	return b1, err1
 }
