@@ -16,7 +16,6 @@ import (
 	"fastfeed/bus/natsbus"
 	"fastfeed/fast"
 	"fastfeed/feed"
-	"fastfeed/publisher"
 )
 
 // feedMaxLag is how far the market publisher may fall behind its schedule before it
@@ -40,13 +39,21 @@ type FanoutConfig struct {
 	PerConn   int           // NATS consumers per connection in the Direct rows (default 100)
 	DirectOwn []int         // NATS consumers, each on its own connection (default 10, 100)
 	Gateway   []int         // FIX clients of a gateway fed from NATS (default 10, 50)
-	Progress  func(string)
+	// Capacity are the feed's rates (datagrams/s, ascending) of the capacity steps: for
+	// each count of CapacityConsumers (PerConn to a connection), one chain per rate, up
+	// to the first rate that fails (see CapacityFailure). Nil: DefaultCapacityRates;
+	// empty: no capacity step.
+	Capacity          []float64
+	CapacityConsumers []int // default 1000
+	Progress          func(string)
 }
 
 // FanoutRow is one measured configuration.
 type FanoutRow struct {
 	Mode        string // "FIX bus in the handler", "NATS direct", "NATS + gateway"
 	Consumers   int
+	Rate        float64 // capacity step: the feed's datagrams/s (0: a row at the feed's rate)
+	FeedRate    float64 // capacity step: entries/s the feed published before the consumers
 	Connections int     // NATS connections of the consumers (direct)
 	Published   float64 // entries the handler published per second in the window
 	Updates     float64 // entries applied by all consumers together per second
@@ -102,36 +109,33 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 	if cfg.DirectOwn == nil {
 		cfg.DirectOwn = []int{10, 100}
 	}
-	progress := cfg.Progress
-	if progress == nil {
-		progress = func(string) {}
+	if cfg.Capacity == nil {
+		cfg.Capacity = DefaultCapacityRates
 	}
+	if cfg.CapacityConsumers == nil {
+		cfg.CapacityConsumers = []int{1000}
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = func(string) {}
+	}
+	rows, err := atFeedRate(ctx, cfg)
+	if err != nil {
+		return rows, err
+	}
+	return append(rows, capacity(ctx, cfg)...), nil
+}
+
+// atFeedRate measures the rows at the feed's rate (cfg.Rate), on one chain.
+func atFeedRate(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
+	progress := cfg.Progress
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ins, err := publisher.GenerateInstruments(cfg.Instruments)
+	c, err := startChain(ctx, cfg, cfg.Rate)
 	if err != nil {
 		return nil, err
 	}
-	p, err := publisher.New(publisher.Config{Instruments: ins, Templates: cfg.Templates, Rate: cfg.Rate, Seed: 7, Linger: time.Hour,
-		MaxLag: feedMaxLag})
-	if err != nil {
-		return nil, err
-	}
-	var symbols []string
-	for _, in := range ins {
-		symbols = append(symbols, in.Symbol)
-	}
-	h, err := feed.New(feed.Config{Topics: symbols, Templates: cfg.Templates})
-	if err != nil {
-		return nil, err
-	}
-	go func() { _ = h.Run(ctx) }()
-	var published atomic.Uint64
-	h.Subscribe(func(ev *feed.Event) {
-		if ev.Kind == feed.EventBook || ev.Kind == feed.EventTrade {
-			published.Add(1)
-		}
-	}, "*")
+	defer c.stop()
+	h, srv, pub := c.h, c.srv, c.pub
 	users := []bus.User{{Username: "bench", Password: "bench", Entitlements: []feed.Pattern{"*"}}}
 	hb, err := bus.New(h, bus.Config{Listen: "127.0.0.1:0", Users: users})
 	if err != nil {
@@ -141,50 +145,10 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 		return nil, err
 	}
 	defer hb.Stop()
-	srv, err := natsbus.StartServer(natsbus.ServerConfig{})
-	if err != nil {
-		return nil, err
-	}
-	defer srv.Shutdown()
-	pnc, err := natsbus.ConnConfig{URL: srv.URL()}.Connect(natsbus.PublisherOptions()...)
-	if err != nil {
-		return nil, err
-	}
-	defer pnc.Close()
-	chOf := func(s string) string { ch, _ := p.ChannelOf(s); return ch }
-	pub, err := natsbus.NewPublisher(natsbus.PublisherConfig{Conn: pnc, Engine: h, ChannelOf: chOf})
-	if err != nil {
-		return nil, err
-	}
-	if err := pub.Start(ctx); err != nil {
-		return nil, err
-	}
-	defer pub.Stop()
-	h.Subscribe(pub.OnEvent, "*")
-	go func() { _ = p.Run(ctx) }()
-
-	// The feed's own rate, before any consumer: the reference a row's window waits for.
-	time.Sleep(cfg.Warmup)
-	p0 := published.Load()
-	time.Sleep(time.Second)
-	feedRate := float64(published.Load() - p0)
+	c.run(ctx, cfg.Warmup)
 	var rows []FanoutRow
 	window := func(row FanoutRow, pr probe) FanoutRow {
-		time.Sleep(cfg.Warmup)
-		row.Note = settle(ctx, cfg.Settle, feedRate, &published, pr)
-		pr.reset()
-		s0 := pr.measure(false)
-		p0, k0 := published.Load(), p.Stats().Skipped
-		t0 := time.Now()
-		time.Sleep(cfg.Window)
-		el := time.Since(t0).Seconds()
-		row.Load = loadAverage()
-		s1 := pr.measure(true)
-		row.Skipped = p.Stats().Skipped - k0
-		if row.Skipped > 0 {
-			row.Note = strings.TrimPrefix(row.Note+fmt.Sprintf("; the feed skipped %d incrementals (starved)", row.Skipped), "; ")
-		}
-		return s1.row(row, s0, float64(published.Load()-p0)/el, el)
+		return c.window(ctx, cfg.Warmup, cfg.Settle, cfg.Window, row, pr)
 	}
 	fixRow := func(mode, addr string, n int, confl func() uint64) FanoutRow {
 		row := FanoutRow{Mode: mode, Consumers: n}

@@ -30,6 +30,7 @@ type fanoutFlags struct {
 	natsCLI           string
 	window            time.Duration
 	natsBenchMessages int
+	rates, capacity   string
 }
 
 func (f *fanoutFlags) register(fs interface {
@@ -44,13 +45,16 @@ func (f *fanoutFlags) register(fs interface {
 	fs.StringVar(&f.directOwn, "fanout-direct-own", "10,100", "with --fanout: `counts` of NATS consumers each on its own connection")
 	fs.StringVar(&f.bus, "fanout-bus", "10,50", "with --fanout: `counts` of FIX clients of the handler's own service")
 	fs.StringVar(&f.gw, "fanout-gateway", "10,50", "with --fanout: `counts` of FIX clients of a gateway fed from NATS")
+	fs.StringVar(&f.rates, "fanout-rates", "1000,2000,4000,8000", "with --fanout: the feed's `rates` (datagrams/s, ascending) of the capacity steps, up to the first\n"+
+		"with p99 > 10 ms, a conflation, a NATS drop or the feed short of its rate (empty: none)")
+	fs.StringVar(&f.capacity, "fanout-capacity-consumers", "1000", "with --fanout: `counts` of NATS consumers (--fanout-per-conn on each) of the capacity steps")
 	fs.DurationVar(&f.window, "fanout-window", 3*time.Second, "with --fanout: each measured `window`")
 	fs.StringVar(&f.natsCLI, "nats-cli", "bin/nats", "the NATS CLI for nats bench (scripts/deps.sh --bench builds it); missing: no nats bench row")
 	fs.IntVar(&f.natsBenchMessages, "nats-bench-msgs", 200000, "with --fanout: messages of each nats bench run")
 }
 
 func counts(flagName, s string) ([]int, error) {
-	var out []int
+	out := []int{} // empty, not nil: no row
 	for _, f := range strings.Split(s, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
@@ -60,6 +64,26 @@ func counts(flagName, s string) ([]int, error) {
 			return nil, usagef("%s: %q is not a count in 1..5000", flagName, f)
 		}
 		out = append(out, n)
+	}
+	return out, nil
+}
+
+// capacityRates parses --fanout-rates: ascending rates in 1..100000; empty: none (an
+// empty, not nil, slice).
+func capacityRates(s string) ([]float64, error) {
+	out := []float64{}
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || !(v >= 1 && v <= 100000) {
+			return nil, usagef("--fanout-rates: %q is not a rate in 1..100000 datagrams/s", f)
+		}
+		if len(out) > 0 && v <= out[len(out)-1] {
+			return nil, usagef("--fanout-rates: %q: want ascending rates", f)
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }
@@ -83,6 +107,15 @@ func runFanout(ctx context.Context, f fanoutFlags, ts *fast.Templates, out, comm
 	}
 	if cfg.Gateway, err = counts("--fanout-gateway", f.gw); err != nil {
 		return err
+	}
+	if cfg.Capacity, err = capacityRates(f.rates); err != nil {
+		return err
+	}
+	if cfg.CapacityConsumers, err = counts("--fanout-capacity-consumers", f.capacity); err != nil {
+		return err
+	}
+	if len(cfg.Capacity)*len(cfg.CapacityConsumers) > 12 {
+		return usagef("--fanout-rates x --fanout-capacity-consumers: at most 12 capacity steps")
 	}
 	if f.window <= 0 || f.window > time.Minute {
 		return usagef("--fanout-window %v: want 0 < D <= 1m", f.window)
