@@ -83,7 +83,7 @@ type ConsumerStats struct {
 	Disconnects   uint64 `json:"disconnects"`          // connection lost
 	Instruments   int    `json:"instruments"`          // instruments known
 	Synchronised  int    `json:"synchronised"`         // of which whole (W applied, no hole since)
-	LastLatencyNs int64  `json:"last_latency_ns"`      // publish-to-apply of the last message
+	LastLatencyNs int64  `json:"last_latency_ns"`      // publish-to-apply of the last message (in a Group: of the group's)
 }
 
 // Consumer follows books over NATS: it subscribes to md, snap and status subjects,
@@ -101,6 +101,7 @@ type Consumer struct {
 
 	// Consumer goroutine only.
 	insts    map[string]*cInst // by symbol
+	bySlot   []*cInst          // by the group's number of the symbol (Group.slot)
 	subjects subjectCache
 	order    []*cInst
 	msg      Message
@@ -408,7 +409,18 @@ func (c *Consumer) Stats() ConsumerStats {
 		Stale: s.stale.Load(), Buffered: s.buffered.Load(), BufferDrops: s.bufferDrops.Load(),
 		ParseErrors: s.parseErrors.Load(), Mismatches: s.subjectMismatch.Load(), TooMany: s.tooMany.Load(), BookErrors: s.bookErrors.Load(), SlowConsumer: s.slowConsumer.Load(),
 		Permission: s.permission.Load(), Reconnects: s.reconnects.Load(), Disconnects: s.disconnects.Load(),
-		Instruments: int(s.instruments.Load()), Synchronised: int(s.synced.Load()), LastLatencyNs: s.lastLatency.Load()}
+		Instruments: int(s.instruments.Load()), Synchronised: int(s.synced.Load()), LastLatencyNs: c.lastLatency()}
+}
+
+// lastLatency is the publish-to-apply time of the last message; in a Group, of the last
+// message any member applied (the group records it once per message, not per member).
+func (c *Consumer) lastLatency() int64 {
+	if c.group != nil {
+		if v := c.group.lastLatency.Load(); v != 0 {
+			return v
+		}
+	}
+	return c.stats.lastLatency.Load()
 }
 
 // Dump returns the books in the --dump-books form, sorted by symbol; a book that is not

@@ -194,7 +194,7 @@ func (c *Consumer) rebook(in *cInst, pe, se int8) bool {
 
 // refreshSubs recomputes the instrument's subscribers when subscriptions changed.
 func (c *Consumer) refreshSubs(in *cInst) {
-	if c.subsDirty.Swap(false) {
+	if c.subsDirty.Load() && c.subsDirty.Swap(false) { // a load first: no locked write per message
 		c.subMu.Lock()
 		c.fsubs = append(c.fsubs, c.newSubs...)
 		c.newSubs = nil

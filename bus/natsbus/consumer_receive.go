@@ -45,7 +45,7 @@ func (c *Consumer) handle(nm *nats.Msg) {
 	if m.PublishTime > 0 {
 		c.record(m, time.Now().UnixNano())
 	}
-	c.deliver(nm, m, channel)
+	c.deliver(nm, m, channel, -1)
 }
 
 func (c *Consumer) refuse(nm *nats.Msg, err error) {
@@ -71,15 +71,28 @@ func (c *Consumer) record(m *Message, now int64) {
 }
 
 // deliver applies a parsed message, about an instrument the consumer follows, to its
-// books. m is read only (a Group hands the same one to all its members).
-func (c *Consumer) deliver(nm *nats.Msg, m *Message, channel string) {
-	in := c.insts[string(m.Symbol)]
+// books. m is read only (a Group hands the same one to all its members). slot is the
+// symbol's number in the consumer's group (Group.slot), -1 if none: with one, the
+// instrument is found by index instead of by a map lookup per member.
+func (c *Consumer) deliver(nm *nats.Msg, m *Message, channel string, slot int) {
+	var in *cInst
+	if slot >= 0 && slot < len(c.bySlot) {
+		in = c.bySlot[slot]
+	}
 	if in == nil {
-		if len(c.insts) >= c.cfg.MaxInstruments {
-			c.stats.tooMany.Add(1)
-			return
+		if in = c.insts[string(m.Symbol)]; in == nil {
+			if len(c.insts) >= c.cfg.MaxInstruments {
+				c.stats.tooMany.Add(1)
+				return
+			}
+			in = c.inst(m.Symbol, channel)
 		}
-		in = c.inst(m.Symbol, channel)
+		if slot >= 0 {
+			if slot >= len(c.bySlot) {
+				c.bySlot = append(c.bySlot, make([]*cInst, slot+1-len(c.bySlot))...)
+			}
+			c.bySlot[slot] = in
+		}
 	}
 	c.refreshSubs(in)
 	switch m.Kind {

@@ -43,8 +43,10 @@ type Group struct {
 	msg      Message
 	subjects subjectCache
 	applied  []*Consumer
+	slots    map[string]int32 // symbol -> its number in the members' instrument caches
 
 	messages, slow, permission, disconnects, reconnects atomic.Uint64
+	lastLatency                                         atomic.Int64 // ns, of the last message a member applied
 	reconnected                                         atomic.Bool
 
 	cancel context.CancelFunc
@@ -87,7 +89,7 @@ func NewGroup(nc *nats.Conn, inbound int, log *slog.Logger) (*Group, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Group{nc: nc, log: log, msgs: make(chan *nats.Msg, inbound), own: make(chan owned, inbound),
-		do: make(chan func()), byFilter: map[string]*groupSub{}, bySub: map[*nats.Subscription]*groupSub{}}, nil
+		do: make(chan func()), slots: map[string]int32{}, byFilter: map[string]*groupSub{}, bySub: map[*nats.Subscription]*groupSub{}}, nil
 }
 
 // Start takes the connection's error and reconnection handlers and starts the group's
@@ -217,10 +219,12 @@ func (g *Group) dispatch(members []*Consumer, nm *nats.Msg) {
 		return
 	}
 	channel := g.subjects.channel(nm.Subject)
+	slot := g.slot(m.Symbol)
+	symbol := string(m.Symbol) // once per message, not per member (on the stack: it does not escape)
 	g.applied = g.applied[:0]
 	for _, c := range members {
-		if c.wanted(string(m.Symbol), channel) {
-			c.deliver(nm, m, channel)
+		if c.wanted(symbol, channel) {
+			c.deliver(nm, m, channel, slot)
 			g.applied = append(g.applied, c)
 		}
 	}
@@ -231,8 +235,8 @@ func (g *Group) dispatch(members []*Consumer, nm *nats.Msg) {
 		lat := now - m.PublishTime
 		var h *hdrhistogram.Histogram
 		var n int64
+		g.lastLatency.Store(lat) // the members' LastLatencyNs: one store per message, not per member
 		for _, c := range g.applied {
-			c.stats.lastLatency.Store(lat)
 			if c.cfg.Latency != h {
 				recordN(h, lat, n, m)
 				h, n = c.cfg.Latency, 0
@@ -243,6 +247,25 @@ func (g *Group) dispatch(members []*Consumer, nm *nats.Msg) {
 	}
 	clear(g.applied)
 	runtime.Gosched() // a group with a backlog lets the process's other goroutines (the feed) run
+}
+
+// maxGroupSlots bounds the symbols a group numbers for its members' instrument caches
+// (each member's cache is a slice indexed by the number, at most this long); the members
+// look the symbols beyond up by name.
+const maxGroupSlots = 1024
+
+// slot returns the symbol's number in the group, -1 beyond maxGroupSlots: one map lookup
+// per message instead of one per member (group goroutine).
+func (g *Group) slot(symbol []byte) int {
+	if s, ok := g.slots[string(symbol)]; ok {
+		return int(s)
+	}
+	if len(g.slots) >= maxGroupSlots {
+		return -1
+	}
+	s := len(g.slots)
+	g.slots[string(symbol)] = int32(s)
+	return s
 }
 
 // recordN records lat n times in h (nil: none), clamped to h's range, for an X.

@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"fastfeed/book"
 	"fastfeed/feed"
+	"fastfeed/md"
 )
 
 // TestGroup: consumers sharing one connection in a Group, with different patterns, one
@@ -67,5 +71,67 @@ func TestGroup(t *testing.T) {
 	g.Stop()
 	if err := late.Do(context.Background(), func() {}); err == nil {
 		t.Error("Do on a member of a stopped group: no error")
+	}
+}
+
+// TestGroupSlots: a group numbers the symbols it sees so that its members find their
+// instruments by index; members with different patterns, over more symbols than the
+// group numbers (the rest found by name), each get every message of their symbols
+// applied to that symbol's own book, and no member's index outgrows the bound.
+func TestGroupSlots(t *testing.T) {
+	g, err := NewGroup(&nats.Conn{}, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = maxGroupSlots + 40
+	sym := func(i int) string { return fmt.Sprintf("S%04d", i) }
+	all, _ := NewConsumer(ConsumerConfig{Group: g})
+	late, _ := NewConsumer(ConsumerConfig{Group: g, Patterns: []feed.Pattern{feed.Pattern(sym(n - 1)), feed.Pattern(sym(3))}})
+	few, _ := NewConsumer(ConsumerConfig{Group: g, Patterns: []feed.Pattern{"S000*"}})
+	members := []*Consumer{all, late, few}
+	for round := range 2 {
+		for i := range n {
+			s := sym(i)
+			if round == 0 {
+				w := md.Snapshot{Symbol: []byte(s), RptSeq: 0}
+				g.dispatch(members, &nats.Msg{Subject: "snap.G1." + s, Data: AppendW(nil, &w, -2, 0, 1)})
+				continue
+			}
+			e := []md.Entry{{Action: md.New, Type: md.Bid, RptSeq: 1, Price: md.Dec(int64(100+i), -2), Size: md.Dec(int64(1+i), 0), Orders: 1}}
+			g.dispatch(members, &nats.Msg{Subject: "md.G1." + s, Data: AppendX(nil, s, e, time.Now().UnixNano())})
+		}
+	}
+	for name, tc := range map[string]struct {
+		c    *Consumer
+		want func(i int) bool
+	}{
+		"*":     {all, func(int) bool { return true }},
+		"late":  {late, func(i int) bool { return i == n-1 || i == 3 }},
+		"S000*": {few, func(i int) bool { return i < 10 }},
+	} {
+		c := tc.c
+		if len(c.bySlot) > maxGroupSlots {
+			t.Errorf("%s: index of %d instruments", name, len(c.bySlot))
+		}
+		for i := range n {
+			in := c.insts[sym(i)]
+			if !tc.want(i) {
+				if in != nil {
+					t.Errorf("%s: has %s", name, sym(i))
+				}
+				continue
+			}
+			if in == nil {
+				t.Errorf("%s: no %s", name, sym(i))
+				continue
+			}
+			lv := in.book.AppendLevels(nil, book.Side(0))
+			if len(lv) != 1 || lv[0].Price != int64(100+i) || lv[0].Size != int64(1+i) || in.rptSeq != 1 {
+				t.Errorf("%s: %s book %+v, RptSeq %d", name, sym(i), lv, in.rptSeq)
+			}
+		}
+		if st := c.Stats(); st.Gaps != 0 || st.BookErrors != 0 || st.ParseErrors != 0 {
+			t.Errorf("%s: %+v", name, st)
+		}
 	}
 }
