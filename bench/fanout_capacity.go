@@ -10,6 +10,9 @@ import (
 // DefaultCapacityRates are the feed's rates (datagrams/s) of the capacity steps.
 var DefaultCapacityRates = []float64{1000, 2000, 4000, 8000}
 
+// notRun starts the error of a capacity step not run because a lower rate failed.
+const notRun = "not run: "
+
 // capacitySettle bounds a capacity step's wait for the feed and the books: a step that
 // cannot settle in it fails anyway.
 const capacitySettle = 10 * time.Second
@@ -28,7 +31,7 @@ func capacity(ctx context.Context, cfg FanoutConfig) []FanoutRow {
 			row := FanoutRow{Consumers: n, Rate: rate}
 			if failed != "" {
 				row.Mode = capacityMode(n, cfg.PerConn)
-				row.Err = "not run: " + failed
+				row.Err = notRun + failed
 				rows = append(rows, row)
 				continue
 			}
@@ -36,7 +39,7 @@ func capacity(ctx context.Context, cfg FanoutConfig) []FanoutRow {
 			row = capacityStep(ctx, cfg, n, rate)
 			rows = append(rows, row)
 			if why := CapacityFailure(row); why != "" {
-				failed = fmt.Sprintf("%.0f datagrams/s failed (%s)", rate, why)
+				failed = fmt.Sprintf("%.0f datagrams/s failed", rate)
 			}
 		}
 	}

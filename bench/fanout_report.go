@@ -165,7 +165,11 @@ func writeCapacity(b *strings.Builder, rows []FanoutRow) {
 			continue
 		}
 		if r.Err != "" {
-			fmt.Fprintf(b, "| %s | %d | %.0f | %s | | | | | | | | | %s | fails |\n", r.Mode, r.Consumers, r.Rate, r.Err, loadOf(r))
+			verdict := "fails"
+			if strings.HasPrefix(r.Err, notRun) {
+				verdict = "-"
+			}
+			fmt.Fprintf(b, "| %s | %d | %.0f | %s | | | | | | | | | %s | %s |\n", r.Mode, r.Consumers, r.Rate, r.Err, loadOf(r), verdict)
 			continue
 		}
 		verdict := "passes"
