@@ -29,6 +29,9 @@ func capacity(ctx context.Context, cfg FanoutConfig) []FanoutRow {
 		failed := ""
 		for _, rate := range cfg.Capacity {
 			row := FanoutRow{Consumers: n, Rate: rate}
+			if failed == "" && ctx.Err() != nil {
+				failed = "cancelled"
+			}
 			if failed != "" {
 				row.Mode = capacityMode(n, cfg.PerConn)
 				row.Err = notRun + failed

@@ -16,8 +16,13 @@ import (
 	"fastfeed/internal/netns"
 )
 
-// benchTimeout bounds a whole "fastfeed bench", whatever the flags.
-const benchTimeout = 5 * time.Minute
+// benchTimeout bounds a whole "fastfeed bench", whatever the flags; fanoutTimeout a
+// whole "fastfeed bench --fanout" (its rows at the feed's rate take about 2-3 minutes,
+// the capacity steps about 15 s each).
+const (
+	benchTimeout  = 5 * time.Minute
+	fanoutTimeout = 8 * time.Minute
+)
 
 // Bench is fastfeed bench: the benchmark suite (package bench) in a private network
 // namespace, writing bench/results/REPORT.md and its plot.
@@ -121,7 +126,7 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			defer pprof.StopCPUProfile()
 		}
-		ctx, cancel := context.WithTimeout(ctx, benchTimeout)
+		ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
 		defer cancel()
 		return runFanout(ctx, fan, cfg.Templates, *out, strings.Join(append([]string{"fastfeed", "bench"}, args...), " "), stdout, stderr)
 	}
