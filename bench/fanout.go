@@ -52,12 +52,13 @@ type FanoutConfig struct {
 type FanoutRow struct {
 	Mode        string // "FIX bus in the handler", "NATS direct", "NATS + gateway"
 	Consumers   int
-	Rate        float64 // capacity step: the feed's datagrams/s (0: a row at the feed's rate)
-	FeedRate    float64 // capacity step: entries/s the feed published before the consumers
-	Connections int     // NATS connections of the consumers (direct)
-	Published   float64 // entries the handler published per second in the window
-	Updates     float64 // entries applied by all consumers together per second
-	Messages    float64 // NATS messages handled by all consumers together per second (direct; 0: not counted)
+	Rate        float64       // capacity step: the feed's datagrams/s (0: a row at the feed's rate)
+	FeedRate    float64       // capacity step: entries/s the feed published before the consumers
+	Window      time.Duration // measured
+	Connections int           // NATS connections of the consumers (direct)
+	Published   float64       // entries the handler published per second in the window
+	Updates     float64       // entries applied by all consumers together per second
+	Messages    float64       // NATS messages handled by all consumers together per second (direct; 0: not counted)
 	P50, P99    time.Duration
 	Conflations uint64
 	Drops       uint64                  // messages NATS dropped for slow consumers in the window (direct)

@@ -13,6 +13,12 @@ var DefaultCapacityRates = []float64{1000, 2000, 4000, 8000}
 // notRun starts the error of a capacity step not run because a lower rate failed.
 const notRun = "not run: "
 
+// maxSkipped is the share of a window's datagrams the market publisher may skip in a
+// passing capacity step: it stands for the exchange, and shares the host's CPU with what
+// is measured; a hiccup of 50 ms on a shared host is not the distribution's failure, a
+// feed starved of more is.
+const maxSkipped = 0.01
+
 // capacitySettle bounds a capacity step's wait for the feed and the books: a step that
 // cannot settle in it fails anyway.
 const capacitySettle = 10 * time.Second
@@ -79,8 +85,9 @@ func capacityStep(ctx context.Context, cfg FanoutConfig, n int, rate float64) Fa
 // CapacityFailure returns why a capacity step does not count as sustained, or "": it
 // was measured and settled, its p99 is within TargetP99, the handler's NATS publisher
 // conflated nothing, NATS dropped nothing and the consumers found no RptSeq hole (no
-// conflation at all, bounded or not), and the feed held its rate (it skipped nothing,
-// reached the rate before the consumers and kept 90% of that in the window).
+// conflation at all, bounded or not), and the feed held its rate (it skipped at most
+// maxSkipped of the window's datagrams, reached the rate before the consumers and kept
+// 90% of that in the window).
 func CapacityFailure(r FanoutRow) string {
 	if r.Err != "" {
 		return "not measured: " + r.Err
@@ -101,7 +108,7 @@ func CapacityFailure(r FanoutRow) string {
 	if r.Gaps > 0 {
 		why = append(why, fmt.Sprintf("%d RptSeq holes", r.Gaps))
 	}
-	if r.Skipped > 0 {
+	if float64(r.Skipped) > maxSkipped*r.Rate*r.Window.Seconds() {
 		why = append(why, fmt.Sprintf("the feed skipped %d datagrams (starved)", r.Skipped))
 	}
 	if r.FeedRate < 0.9*r.Rate {

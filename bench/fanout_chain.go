@@ -123,7 +123,8 @@ func (c *chain) window(ctx context.Context, warmup, settleFor, win time.Duration
 	p0, k0 := c.published.Load(), c.p.Stats().Skipped
 	t0 := time.Now()
 	time.Sleep(win)
-	el := time.Since(t0).Seconds()
+	row.Window = time.Since(t0)
+	el := row.Window.Seconds()
 	row.Load = loadAverage()
 	s1 := pr.measure(true)
 	row.Skipped = c.p.Stats().Skipped - k0
