@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -39,38 +40,69 @@ type NATSBenchRow struct {
 
 var aggregated = regexp.MustCompile(`subscriber aggregated stats: ([0-9,]+) msgs/sec`)
 
+// natsBenchTimeout bounds one nats bench pub/sub run: a subscriber that lost messages
+// (the server cut it off as a slow consumer) waits for them for ever.
+const natsBenchTimeout = time.Minute
+
 // NATSBench runs the NATS CLI's `nats bench sub` with each count of subscribers and
 // `nats bench pub` (one publisher) against url, messages of size bytes, and returns the
-// subscribers' aggregated rates: the engine's own ceiling on this machine.
+// subscribers' aggregated rates: the engine's own ceiling on this machine. A run that
+// fails or outlasts natsBenchTimeout is an error (joined with the others'), and the
+// next count is run.
 func NATSBench(ctx context.Context, cli, url string, subs []int, size, msgs int) ([]NATSBenchRow, error) {
 	var rows []NATSBenchRow
+	var errs []error
 	for _, n := range subs {
-		sub := exec.CommandContext(ctx, cli, "bench", "sub", "fastfeed.bench", "--server", url, "--clients", strconv.Itoa(n),
-			"--msgs", strconv.Itoa(msgs), "--size", strconv.Itoa(size)+"B", "--no-progress")
-		var out strings.Builder
-		sub.Stdout, sub.Stderr = &out, &out
-		if err := sub.Start(); err != nil {
-			return rows, err
+		r, err := natsBench(ctx, cli, url, n, size, msgs, natsBenchTimeout)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%d subscribers: %w", n, err))
+			if ctx.Err() != nil {
+				break
+			}
+			continue
 		}
-		time.Sleep(time.Second)
-		pub := exec.CommandContext(ctx, cli, "bench", "pub", "fastfeed.bench", "--server", url, "--clients", "1",
-			"--msgs", strconv.Itoa(msgs), "--size", strconv.Itoa(size)+"B", "--no-progress")
-		if b, err := pub.CombinedOutput(); err != nil {
-			_ = sub.Process.Kill()
-			_ = sub.Wait()
-			return rows, fmt.Errorf("nats bench pub: %v: %s", err, b)
-		}
-		if err := sub.Wait(); err != nil {
-			return rows, fmt.Errorf("nats bench sub: %v: %s", err, out.String())
-		}
-		m := aggregated.FindStringSubmatch(out.String())
-		if m == nil {
-			return rows, fmt.Errorf("nats bench sub: no aggregated rate in its output: %s", out.String())
-		}
-		v, _ := strconv.ParseFloat(strings.ReplaceAll(m[1], ",", ""), 64)
-		rows = append(rows, NATSBenchRow{Subscribers: n, Size: size, MsgsPerSec: v, Load: loadAverage()})
+		rows = append(rows, r)
 	}
-	return rows, nil
+	return rows, errors.Join(errs...)
+}
+
+func natsBench(ctx context.Context, cli, url string, n, size, msgs int, timeout time.Duration) (NATSBenchRow, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	sub := exec.CommandContext(ctx, cli, "bench", "sub", "fastfeed.bench", "--server", url, "--clients", strconv.Itoa(n),
+		"--msgs", strconv.Itoa(msgs), "--size", strconv.Itoa(size)+"B", "--no-progress")
+	var out strings.Builder
+	sub.Stdout, sub.Stderr = &out, &out
+	sub.WaitDelay = 5 * time.Second // a child holding its output open does not hold the run
+	if err := sub.Start(); err != nil {
+		return NATSBenchRow{}, err
+	}
+	time.Sleep(time.Second)
+	pub := exec.CommandContext(ctx, cli, "bench", "pub", "fastfeed.bench", "--server", url, "--clients", "1",
+		"--msgs", strconv.Itoa(msgs), "--size", strconv.Itoa(size)+"B", "--no-progress")
+	if b, err := pub.CombinedOutput(); err != nil {
+		_ = sub.Process.Kill()
+		_ = sub.Wait()
+		return NATSBenchRow{}, fmt.Errorf("nats bench pub: %v: %s", err, b)
+	}
+	if err := sub.Wait(); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("no result in %v (a subscriber short of messages?): %w", timeout, err)
+		}
+		return NATSBenchRow{}, fmt.Errorf("nats bench sub: %v: %s", err, lastLines(out.String(), 5))
+	}
+	m := aggregated.FindStringSubmatch(out.String())
+	if m == nil {
+		return NATSBenchRow{}, fmt.Errorf("nats bench sub: no aggregated rate in its output: %s", lastLines(out.String(), 5))
+	}
+	v, _ := strconv.ParseFloat(strings.ReplaceAll(m[1], ",", ""), 64)
+	return NATSBenchRow{Subscribers: n, Size: size, MsgsPerSec: v, Load: loadAverage()}, nil
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // WriteFanoutSVG plots each row's publish-to-consumer latency by percentile.
