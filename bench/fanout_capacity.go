@@ -8,7 +8,7 @@ import (
 )
 
 // DefaultCapacityRates are the feed's rates (datagrams/s) of the capacity steps.
-var DefaultCapacityRates = []float64{1000, 2000, 4000, 8000}
+var DefaultCapacityRates = []float64{1000, 1500, 2000, 3000, 4000, 6000, 8000}
 
 // notRun starts the error of a capacity step not run because a lower rate failed.
 const notRun = "not run: "

@@ -45,7 +45,7 @@ func (f *fanoutFlags) register(fs interface {
 	fs.StringVar(&f.directOwn, "fanout-direct-own", "10,100", "with --fanout: `counts` of NATS consumers each on its own connection")
 	fs.StringVar(&f.bus, "fanout-bus", "10,50", "with --fanout: `counts` of FIX clients of the handler's own service")
 	fs.StringVar(&f.gw, "fanout-gateway", "10,50", "with --fanout: `counts` of FIX clients of a gateway fed from NATS")
-	fs.StringVar(&f.rates, "fanout-rates", "1000,2000,4000,8000", "with --fanout: the feed's `rates` (datagrams/s, ascending) of the capacity steps, up to the first\n"+
+	fs.StringVar(&f.rates, "fanout-rates", "1000,1500,2000,3000,4000,6000,8000", "with --fanout: the feed's `rates` (datagrams/s, ascending) of the capacity steps, up to the first\n"+
 		"with p99 > 10 ms, a conflation, a NATS drop or the feed short of its rate (empty: none)")
 	fs.StringVar(&f.capacity, "fanout-capacity-consumers", "1000", "with --fanout: `counts` of NATS consumers (--fanout-per-conn on each) of the capacity steps")
 	fs.DurationVar(&f.window, "fanout-window", 3*time.Second, "with --fanout: each measured `window`")
