@@ -114,7 +114,7 @@ func WriteFanoutSVG(w io.Writer, rows []FanoutRow) error {
 		}
 		name := fmt.Sprintf("%s, %d", r.Mode, r.Consumers)
 		if r.Rate > 0 {
-			name += fmt.Sprintf(", capacity: feed at %.0f datagrams/s", r.Rate)
+			name = fmt.Sprintf("capacity: %d at %.0f datagrams/s", r.Consumers, r.Rate)
 		}
 		c := CurveOf(name, r.Latency)
 		c.Color = Palette[len(curves)%len(Palette)]
