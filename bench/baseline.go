@@ -43,6 +43,7 @@ type Baseline struct {
 
 	mu       sync.Mutex // guards the histograms against Reset while Run records
 	wire     *hdrhistogram.Histogram
+	recv     *hdrhistogram.Histogram // kernel rx -> recvmmsg returned
 	total    *hdrhistogram.Histogram
 	received atomic.Uint64 // incremental datagrams
 	other    atomic.Uint64 // other datagrams (heartbeats, definitions, ...)
@@ -71,7 +72,7 @@ func NewBaseline(cfg BaselineConfig) (*Baseline, error) {
 			return nil, fmt.Errorf("bench: baseline: %w", err)
 		}
 	}
-	return &Baseline{poller: p, batch: cfg.Batch, cfg: cfg, wire: NewHistogram(), total: NewHistogram()}, nil
+	return &Baseline{poller: p, batch: cfg.Batch, cfg: cfg, wire: NewHistogram(), recv: NewHistogram(), total: NewHistogram()}, nil
 }
 
 // Run receives until ctx ends, then closes the sockets. With BusyPoll it spins as the
@@ -128,6 +129,7 @@ func (b *Baseline) Run(ctx context.Context) error {
 			b.received.Add(1)
 			if m.KernelTime > 0 {
 				_ = b.wire.RecordValue(clamp(m.KernelTime - sent))
+				_ = b.recv.RecordValue(clamp(now - m.KernelTime))
 			}
 			_ = b.total.RecordValue(clamp(now - sent))
 		}
@@ -156,6 +158,7 @@ func (b *Baseline) KernelDrops() uint64 {
 func (b *Baseline) ResetLatency() {
 	b.mu.Lock()
 	b.wire.Reset()
+	b.recv.Reset()
 	b.total.Reset()
 	b.mu.Unlock()
 }
@@ -163,6 +166,11 @@ func (b *Baseline) ResetLatency() {
 // Latency returns the histograms (nanoseconds): wire is SendingTime to the kernel's
 // receive time, total SendingTime to the return of recvmmsg. Call it after Run returns.
 func (b *Baseline) Latency() (wire, total *hdrhistogram.Histogram) { return b.wire, b.total }
+
+// ReceiveLatency returns the histogram (nanoseconds) of the kernel's receive time to the
+// return of recvmmsg: how long a datagram waited for the receiver to read it, the
+// handler's feed.DecodeSplit Received measured the same way. Call it after Run returns.
+func (b *Baseline) ReceiveLatency() *hdrhistogram.Histogram { return b.recv }
 
 // Header reads the template ID and the SendingTime of a fastfeed datagram (the 4-byte
 // sequence preamble, then a FAST message whose presence map carries the template ID and

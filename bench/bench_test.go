@@ -207,8 +207,10 @@ func syntheticResults() *Results {
 		for s := feed.Stage(0); s < feed.NumStages; s++ {
 			h.Stages[s] = synthetic(1000, rr.hUnit/time.Duration(feed.NumStages-s))
 		}
+		h.Recv, h.Work = synthetic(1000, 2*time.Microsecond), synthetic(1000, 500*time.Nanosecond)
 		b.Stages[feed.StageWire] = synthetic(1000, time.Microsecond)
 		b.Stages[feed.StageTotal] = synthetic(1000, 10*time.Microsecond)
+		b.Recv = synthetic(1000, 3*time.Microsecond)
 		r.Rates = append(r.Rates, RateResult{Rate: rr.rate, Handler: h, Baseline: b})
 	}
 	return r
@@ -279,6 +281,8 @@ func TestWriteMarkdown(t *testing.T) {
 		"## Handler / baseline", "| 100k | 1.00 | 1.20 | 1.20 | 1.20 | 1.20 | 1.20 | 1.20 |",
 		"| max | 0.50 |",
 		"## Handler stages", "| 100k | tick-to-handler | 1000 |", "| max | baseline send->kernel rx | 1000 |",
+		"| 100k | - kernel rx->received | 1000 | 1000 |", "| 100k | - received->decoded | 1000 | 250.1 |",
+		"| 100k | baseline kernel rx->received | 1000 | 1500 |", "in two parts: *kernel rx->received*",
 		"![latency percentiles](latency.svg)", "| DecodeIncremental5 | 600.0 | 110.0 | 0 | 0 |",
 	} {
 		if !strings.Contains(md, want) {
@@ -299,8 +303,13 @@ func TestWriteMarkdown(t *testing.T) {
 			t.Errorf("line %d has %d cells, its table %d: %q", i+1, n-1, cols-1, line)
 		}
 	}
-	if got := strings.Count(md, "| 100k | "); got != 2+1+int(feed.NumStages)+1 {
-		t.Errorf("%d rows for 100k, want %d", got, 2+1+int(feed.NumStages)+1)
+	// 2 end to end, 1 ratio, the stages, the decode stage's 2 parts, the baseline's 2.
+	if got := strings.Count(md, "| 100k | "); got != 2+1+int(feed.NumStages)+2+2 {
+		t.Errorf("%d rows for 100k, want %d", got, 2+1+int(feed.NumStages)+2+2)
+	}
+	// The decode stage's parts follow it.
+	if i, j := strings.Index(md, "| 100k | kernel rx->decoded |"), strings.Index(md, "| 100k | - kernel rx->received |"); i < 0 || j < i {
+		t.Error("kernel rx->received is not under kernel rx->decoded")
 	}
 }
 

@@ -255,15 +255,24 @@ func WriteMarkdown(w io.Writer, r *Results, command, plot string) error {
 	}
 
 	p("\n## Handler stages\n\n")
-	p("send->kernel rx: SendingTime to the kernel's receive timestamp (SO_TIMESTAMPNS); kernel rx->decoded: wakeup, recvmmsg, sequencing and FAST decode; ")
+	p("send->kernel rx: SendingTime to the kernel's receive timestamp (SO_TIMESTAMPNS); kernel rx->decoded: wakeup, recvmmsg, sequencing and FAST decode, ")
+	p("in two parts: *kernel rx->received*, until the read (recvmmsg) that hands the datagram over returns (the datagram waiting in the socket queue for the ")
+	p("receiver's wakeup or next turn, the scheduler, the read itself: before our code can see it), and *received->decoded*, our own work after the read ")
+	p("(the datagrams before it in the batch, sequencing, decode); ")
 	p("decoded->book: the book updates; book->subscribers: the subscriber callbacks. ")
-	p("The baseline's send->kernel rx is shown for comparison. µs.\n\n")
+	p("The baseline's send->kernel rx and kernel rx->received, measured the same way, are shown for comparison: what the handler's kernel rx->received ")
+	p("exceeds them by is ours (its loop's turn), the rest the kernel's and the scheduler's. µs.\n\n")
 	p("| rate | stage | count | %s |\n|---|---|--:|%s\n", strings.Join(SummaryColumns[:], " | "), strings.Repeat("--:|", len(SummaryColumns)))
 	for _, rr := range r.Rates {
 		for s := feed.Stage(0); s < feed.NumStages; s++ {
 			writeStageRow(p, RateLabel(rr.Rate), s.String(), rr.Handler.Stages[s])
+			if s == feed.StageDecode {
+				writeStageRow(p, RateLabel(rr.Rate), "- kernel rx->received", rr.Handler.Recv)
+				writeStageRow(p, RateLabel(rr.Rate), "- received->decoded", rr.Handler.Work)
+			}
 		}
 		writeStageRow(p, RateLabel(rr.Rate), "baseline send->kernel rx", rr.Baseline.Stages[feed.StageWire])
+		writeStageRow(p, RateLabel(rr.Rate), "baseline kernel rx->received", rr.Baseline.Recv)
 	}
 
 	p("\n## Latency by percentile\n\n![latency percentiles](%s)\n\n", plot)

@@ -152,6 +152,11 @@ type Measurement struct {
 	// fills every stage; the baseline StageWire (SendingTime to kernel receive time) and
 	// StageTotal (SendingTime to the return of recvmmsg).
 	Stages [feed.NumStages]*hdrhistogram.Histogram
+	// Recv is kernel rx->received: the kernel's receive time to the return of the
+	// read (recvmmsg) that handed the datagram over, for both receivers (the handler's
+	// feed.DecodeSplit Received, the baseline's ReceiveLatency). Work is the handler's
+	// received->decoded (its DecodeSplit Work); nil for the baseline.
+	Recv, Work *hdrhistogram.Histogram
 }
 
 // Total returns the tick-to-receiver histogram.
@@ -340,6 +345,9 @@ func (r *handlerReceiver) resetLatency(ctx context.Context) {
 		for _, hist := range r.h.StageLatency() {
 			hist.Reset()
 		}
+		split := r.h.DecodeSplit()
+		split.Received.Reset()
+		split.Work.Reset()
 	})
 }
 
@@ -347,6 +355,8 @@ func (r *handlerReceiver) finish(m *Measurement) {
 	st := r.h.Stats()
 	m.Received, m.KernelDrops, m.Gaps = st.Messages, st.KernelDrops, st.Gaps
 	m.Stages = *r.h.StageLatency()
+	split := r.h.DecodeSplit()
+	m.Recv, m.Work = split.Received, split.Work
 }
 
 type baselineReceiver struct{ b *Baseline }
@@ -357,6 +367,7 @@ func (r baselineReceiver) resetLatency(context.Context)    { r.b.ResetLatency() 
 func (r baselineReceiver) finish(m *Measurement) {
 	m.Received, m.KernelDrops = r.b.Received(), r.b.KernelDrops()
 	m.Stages[feed.StageWire], m.Stages[feed.StageTotal] = r.b.Latency()
+	m.Recv = r.b.ReceiveLatency()
 }
 
 func env() Env {

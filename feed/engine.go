@@ -47,6 +47,7 @@ type Engine struct {
 	lastErr error                   // the last decode error, for a replay's report
 	latency *hdrhistogram.Histogram // tick-to-handler, all channels: stages[StageTotal]
 	stages  *Latencies
+	split   DecodeSplit // StageDecode cut at the return of recvmmsg
 	clock   stageClock
 
 	subsVersion uint64 // counts changes of subs
@@ -100,6 +101,7 @@ func newEngine(cfg Config, join func(netip.AddrPort) (int, error)) (*Engine, err
 		bySymbol: map[string]*instrument{},
 		queue:    newCommandQueue(),
 		stages:   newLatencies(overallDigits),
+		split:    newDecodeSplit(),
 		seed:     maphash.MakeSeed(),
 	}
 	if cfg.Key != nil {
@@ -259,17 +261,17 @@ func (e *Engine) Receive(dst netip.AddrPort, payload []byte, at int64) bool {
 	return true
 }
 
-// receiveOn takes one datagram of socket i, received by the kernel at rx (0: unknown),
-// through the injected faults if any.
+// receiveOn takes one datagram of socket i, received by the kernel at rx (0: unknown)
+// and returned by the read (recvmmsg) at at, through the injected faults if any.
 func (e *Engine) receiveOn(i int, payload []byte, at, rx int64) {
 	e.now = at
 	if e.inj != nil {
 		e.inj.apply(i, e.lineOf(i), payload, at, &e.stats, e.emit)
 		return
 	}
-	e.clock.rx = rx
+	e.clock.rx, e.clock.recv = rx, at
 	e.receive(i, payload, at)
-	e.clock.rx = 0
+	e.clock.rx, e.clock.recv = 0, 0
 }
 
 // DoWork is one duty cycle of the engine's work between datagrams, at time now (the

@@ -21,7 +21,7 @@ type Stage int
 // capture's clock.
 const (
 	StageWire        Stage = iota // publisher SendingTime (52) -> kernel receive time (SO_TIMESTAMPNS)
-	StageDecode                   // kernel receive -> message decoded (wakeup, recvmmsg, sequencing, decode)
+	StageDecode                   // kernel receive -> message decoded (wakeup, recvmmsg, sequencing, decode); split by DecodeSplit
 	StageBook                     // decoded -> the last entry applied to its book
 	StageSubscribers              // the last entry handed to the subscribers (their callbacks)
 	StageTotal                    // tick-to-handler: SendingTime -> entries applied and published
@@ -60,6 +60,7 @@ func newLatencies(digits int) *Latencies {
 // subscriber callbacks of its last entry, with the monotonic clock.
 type stageClock struct {
 	rx        int64     // kernel receive time of the datagram being handled; 0 if unknown
+	recv      int64     // when the read that returned it (recvmmsg) returned; 0 if unknown
 	decoded   time.Time // when the incremental being applied was decoded
 	decodedNs int64     // the same in nanoseconds since the epoch; 0 when not timing
 	last      bool      // the entry being applied is the message's last
@@ -93,8 +94,8 @@ func (e *Engine) endHandOff() {
 // recordStages records the stages of the incremental sent at sent and done at now.
 func (e *Engine) recordStages(ch *channel, sent, now int64) {
 	c := &e.clock
-	rx, decoded, book, subs := c.rx, c.decodedNs, c.book, c.subs
-	c.rx, c.decodedNs, c.book, c.subs = 0, 0, 0, 0 // messages drained after this one were not in this datagram
+	rx, recv, decoded, book, subs := c.rx, c.recv, c.decodedNs, c.book, c.subs
+	c.rx, c.recv, c.decodedNs, c.book, c.subs = 0, 0, 0, 0, 0 // messages drained after this one were not in this datagram
 	if decoded == 0 || ch.lat == nil {
 		return
 	}
@@ -108,6 +109,10 @@ func (e *Engine) recordStages(ch *channel, sent, now int64) {
 	if rx > 0 {
 		record(StageWire, rx-sent)
 		record(StageDecode, decoded-rx)
+		if recv > 0 {
+			recordClamped(e.split.Received, recv-rx)
+			recordClamped(e.split.Work, decoded-recv)
+		}
 	}
 	if subs > 0 {
 		record(StageBook, book)
@@ -121,6 +126,27 @@ func (e *Engine) recordStages(ch *channel, sent, now int64) {
 func recordClamped(hist *hdrhistogram.Histogram, d int64) {
 	_ = hist.RecordValue(min(max(d, 0), hist.HighestTrackableValue()))
 }
+
+// DecodeSplit is StageDecode (kernel rx->decoded) of the handler-wide histograms cut in
+// two at the return of the read (recvmmsg) that handed the datagram to the handler:
+// Received, kernel rx->received, is the time the datagram waited in the kernel's socket
+// queue before the receiver's read returned it (the receiver's wakeup or its next turn,
+// and the read itself); Work, received->decoded, is the handler's own work on its batch up
+// to this message's decode (the datagrams before it in the batch, sequencing, decode).
+// For each message, Received + Work = its StageDecode. Nanoseconds, 3 significant figures.
+type DecodeSplit struct {
+	Received *hdrhistogram.Histogram // kernel rx -> recvmmsg returned
+	Work     *hdrhistogram.Histogram // recvmmsg returned -> decoded
+}
+
+func newDecodeSplit() DecodeSplit {
+	return DecodeSplit{Received: hdrhistogram.New(1, maxLatency, overallDigits), Work: hdrhistogram.New(1, maxLatency, overallDigits)}
+}
+
+// DecodeSplit returns the split of the handler-wide StageDecode; it is recorded only for
+// datagrams read by a Handler (with a kernel receive time). Read it after Run returns, or
+// through Do.
+func (e *Engine) DecodeSplit() DecodeSplit { return e.split }
 
 // StageLatency returns the handler-wide stage histograms (nanoseconds, 3 significant
 // figures); its StageTotal is Latency. Read them after Run returns, or through Do.

@@ -3,6 +3,8 @@ package feed
 import (
 	"testing"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // TestStagePlumbing records known synthetic stage delays and checks that every stage's
@@ -22,10 +24,11 @@ func TestStagePlumbing(t *testing.T) {
 		us := i * int64(time.Microsecond)
 		sent := base
 		h.clock.rx = sent + us
+		h.clock.recv = h.clock.rx + us/2 // decode's 2i: i/2 in the kernel, 3i/2 in the handler
 		h.clock.decodedNs = h.clock.rx + 2*us
 		h.clock.book, h.clock.subs = 3*us, 4*us
 		h.recordStages(ch, sent, h.clock.decodedNs+7*us)
-		if h.clock.rx != 0 || h.clock.decodedNs != 0 {
+		if h.clock.rx != 0 || h.clock.recv != 0 || h.clock.decodedNs != 0 {
 			t.Fatal("the clock of a recorded message was not cleared")
 		}
 	}
@@ -63,6 +66,20 @@ func TestStagePlumbing(t *testing.T) {
 	for s, want := range map[Stage]int64{StageWire: n, StageDecode: n, StageBook: n + 1, StageSubscribers: n, StageTotal: n + 1} {
 		if got := l[s].TotalCount(); got != want {
 			t.Errorf("after a drained message, %v count %d, want %d", s, got, want)
+		}
+	}
+	split := h.DecodeSplit()
+	for _, c := range []struct {
+		name string
+		hist *hdrhistogram.Histogram
+		p50  int64 // µs
+	}{{"kernel rx->received", split.Received, 250}, {"received->decoded", split.Work, 750}} {
+		if got := c.hist.TotalCount(); got != n {
+			t.Errorf("%s: count %d, want %d (the drained message has no kernel time)", c.name, got, n)
+		}
+		want := c.p50 * int64(time.Microsecond)
+		if got := c.hist.ValueAtQuantile(50); got < want*999/1000 || got > want*1001/1000 {
+			t.Errorf("%s p50 = %d ns, want %d", c.name, got, want)
 		}
 	}
 	if h.Latency() != h.StageLatency()[StageTotal] {
