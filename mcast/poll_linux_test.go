@@ -14,7 +14,7 @@ import (
 
 // TestPoll reads with Poll, the busy-polling read, over few sockets (tried in turn with
 // recvmmsg alone) and over many (epoll_wait without waiting): every datagram arrives
-// once, in order per group, and an empty Poll returns at once.
+// once, in order per group, each Poll's from one socket, and an empty Poll returns at once.
 func TestPoll(t *testing.T) {
 	for _, n := range []int{2, 9} {
 		t.Run(fmt.Sprintf("%d-groups", n), func(t *testing.T) {
@@ -48,6 +48,9 @@ func TestPoll(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, m := range in[:k] {
+					if m.Group != in[0].Group {
+						t.Fatalf("one Poll returned datagrams of groups %d and %d: it reads one socket", in[0].Group, m.Group)
+					}
 					if seq := binary.LittleEndian.Uint32(m.Buf); seq != next[m.Group] {
 						t.Fatalf("group %d: datagram %d, want %d", m.Group, seq, next[m.Group])
 					}

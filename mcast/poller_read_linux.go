@@ -35,7 +35,7 @@ func (p *Poller) ReadBatch(ms []Message, timeout time.Duration) (int, error) {
 			return 0, err
 		}
 	}
-	n, err := p.drain(ms)
+	n, err := p.drain(ms, false)
 	if n > 0 || err != nil {
 		return n, err
 	}
@@ -43,19 +43,24 @@ func (p *Poller) ReadBatch(ms []Message, timeout time.Duration) (int, error) {
 	if err != nil || woken {
 		return 0, err
 	}
-	return p.drain(ms)
+	return p.drain(ms, false)
 }
 
 // spinSockets is the most sockets Poll reads in turn with recvmmsg alone; with more, a
 // sweep of empty reads costs more than one epoll_wait that says which have data.
 const spinSockets = 4
 
-// Poll reads up to len(ms) datagrams from the sockets with data without ever sleeping:
+// Poll reads up to len(ms) datagrams from one socket with data without ever sleeping:
 // the read of a busy-polling receiver, which calls it in a loop. With at most
 // spinSockets sockets it tries each in turn with recvmmsg(MSG_DONTWAIT), no epoll; with
-// more, an epoll_wait that does not wait finds the sockets with data, which are read as
-// ReadBatch reads them. 0 with a nil error means nothing had arrived. Messages are
-// filled as by ReadBatch; net.ErrClosed after Close. It does not allocate.
+// more, an epoll_wait that does not wait finds the sockets with data, which are queued
+// and read in turn as ReadBatch reads them (the queue is asked again only once it is
+// empty, or after refreshEvery reads). Either way Poll returns as soon as one recvmmsg
+// returned datagrams: the caller handles them while the next socket's wait in the kernel
+// queue, rather than after one read of every socket with data (a syscall each, which
+// delayed the first datagram by all the others' reads). 0 with a nil error means nothing
+// had arrived. Messages are filled as by ReadBatch; net.ErrClosed after Close. It does not
+// allocate.
 func (p *Poller) Poll(ms []Message) (int, error) {
 	if err := p.enter(); err != nil {
 		return 0, err
@@ -75,16 +80,16 @@ func (p *Poller) Poll(ms []Message) (int, error) {
 				return 0, err
 			}
 		}
-		if n, err := p.drain(ms); n > 0 || err != nil {
+		if n, err := p.drain(ms, true); n > 0 || err != nil {
 			return n, err
 		}
 		if _, err := p.wait(0); err != nil {
 			return 0, err
 		}
-		return p.drain(ms)
+		return p.drain(ms, true)
 	}
 	n := 0
-	for k := 0; k < len(p.members) && n < len(ms); k++ {
+	for k := 0; k < len(p.members) && n == 0; k++ {
 		idx := p.spinNext
 		if p.spinNext++; p.spinNext >= len(p.members) {
 			p.spinNext = 0
@@ -93,7 +98,7 @@ func (p *Poller) Poll(ms []Message) (int, error) {
 		if m.Closed {
 			continue
 		}
-		got, err := p.recv(m, idx, ms[n:n+min(len(ms)-n, len(p.hdrs))])
+		got, err := p.recv(m, idx, ms[:min(len(ms), len(p.hdrs))])
 		n += got
 		if err != nil {
 			return n, err
@@ -191,11 +196,11 @@ func (p *Poller) wait(timeout time.Duration) (bool, error) {
 }
 
 // drain reads from the queued sockets in turn until ms is full or the queue
-// is empty. A socket leaves the queue once a read finds it empty; one that
-// filled ms goes to the back.
-func (p *Poller) drain(ms []Message) (int, error) {
+// is empty, or with one until a read returned datagrams. A socket leaves the
+// queue once a read finds it empty; one that filled ms goes to the back.
+func (p *Poller) drain(ms []Message, one bool) (int, error) {
 	n := 0
-	for n < len(ms) && p.rlen > 0 {
+	for n < len(ms) && p.rlen > 0 && (!one || n == 0) {
 		idx := p.ready[p.rhead]
 		p.rhead = (p.rhead + 1) % len(p.ready)
 		p.rlen--
