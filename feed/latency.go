@@ -10,8 +10,8 @@ import (
 // has a latency histogram, in nanoseconds, per channel and over all channels.
 type Stage int
 
-// The stages, in order. Wire, Decode, Book and Subscribers add up to Total (but for the
-// few nanoseconds after the hand-off) for a message read from a socket in sequence. Book
+// The stages, in order. Wire, Decode, Book and Subscribers add up to Total for a message
+// read from a socket in sequence (Total ends with the hand-off, when one is timed). Book
 // runs to the book update of the message's last entry (the hand-offs of its earlier
 // entries included), Subscribers is the hand-off of that last entry; a message whose last
 // entry is handed to no subscriber counts in Book up to the end and not in Subscribers. A
@@ -56,8 +56,10 @@ func newLatencies(digits int) *Latencies {
 }
 
 // stageClock holds the timestamps of the incremental being applied. Reading the clock
-// costs tens of nanoseconds, so the hand-off is timed once per message, around the
-// subscriber callbacks of its last entry, with the monotonic clock.
+// costs tens of nanoseconds (near 100 on a loaded VM), so the hand-off is timed once per
+// message, around the subscriber callbacks of its last entry, with the monotonic clock,
+// and the end of that hand-off is the message's end (tick-to-handler): three clock reads
+// per message, decoded, hand-off begun and ended.
 type stageClock struct {
 	rx        int64     // kernel receive time of the datagram being handled; 0 if unknown
 	recv      int64     // when the read that returned it (recvmmsg) returned; 0 if unknown
@@ -66,12 +68,13 @@ type stageClock struct {
 	last      bool      // the entry being applied is the message's last
 	book      int64     // decoded -> last entry's book update, if its hand-off was timed
 	subs      int64     // duration of the last entry's hand-off, if timed; else 0
+	end       int64     // when that hand-off ended (ns since the epoch), if timed; else 0
 }
 
 // beginStages starts timing an incremental that has just been decoded.
 func (e *Engine) beginStages() {
 	c := &e.clock
-	c.decodedNs, c.book, c.subs = 0, 0, 0
+	c.decodedNs, c.book, c.subs, c.end = 0, 0, 0, 0
 	if e.live {
 		c.decoded = time.Now()
 		c.decodedNs = c.decoded.UnixNano()
@@ -88,14 +91,16 @@ func (e *Engine) beginHandOff() bool {
 }
 
 func (e *Engine) endHandOff() {
-	e.clock.subs = max(int64(time.Since(e.clock.decoded))-e.clock.book, 1)
+	end := int64(time.Since(e.clock.decoded))
+	e.clock.subs = max(end-e.clock.book, 1)
+	e.clock.end = e.clock.decodedNs + end
 }
 
 // recordStages records the stages of the incremental sent at sent and done at now.
 func (e *Engine) recordStages(ch *channel, sent, now int64) {
 	c := &e.clock
 	rx, recv, decoded, book, subs := c.rx, c.recv, c.decodedNs, c.book, c.subs
-	c.rx, c.recv, c.decodedNs, c.book, c.subs = 0, 0, 0, 0, 0 // messages drained after this one were not in this datagram
+	c.rx, c.recv, c.decodedNs, c.book, c.subs, c.end = 0, 0, 0, 0, 0, 0 // messages drained after this one were not in this datagram
 	if decoded == 0 || ch.lat == nil {
 		return
 	}

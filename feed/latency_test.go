@@ -86,3 +86,31 @@ func TestStagePlumbing(t *testing.T) {
 		t.Error("Latency is not the StageTotal histogram")
 	}
 }
+
+// TestTotalEndsWithHandOff: a message whose hand-off was timed ends there, so that its
+// stages add up to its tick-to-handler with no clock read after the hand-off; one with no
+// timed hand-off reads the clock.
+func TestTotalEndsWithHandOff(t *testing.T) {
+	h, err := New(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ch := h.bySymbol["SBER"].ch
+	us := int64(time.Microsecond)
+	sent := time.Now().UnixNano() - int64(time.Second) // a clock read would give about a second
+	h.clock.rx, h.clock.decodedNs = sent+2*us, sent+3*us
+	h.clock.book, h.clock.subs, h.clock.end = 1*us, 1*us, sent+5*us
+	h.recordLatency(ch, sent)
+	if got := h.Latency().Max(); got < 5*us*999/1000 || got > 5*us*1001/1000 {
+		t.Errorf("tick-to-handler %d ns, want 5 µs: the end of the hand-off", got)
+	}
+	if h.clock.end != 0 {
+		t.Error("the hand-off's end was not cleared")
+	}
+	h.clock.decodedNs = sent + 3*us // no hand-off timed
+	h.recordLatency(ch, sent)
+	if got := h.Latency().Max(); got < int64(time.Second) {
+		t.Errorf("tick-to-handler %d ns without a timed hand-off, want the clock's, over a second", got)
+	}
+}
