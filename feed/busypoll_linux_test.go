@@ -55,6 +55,9 @@ func TestBusyPollReceivesEverything(t *testing.T) {
 			if want := uint64(per * len(tc.symbols)); st.Messages != want || st.Gaps != 0 || st.KernelDrops != 0 {
 				t.Errorf("messages %d of %d, gaps %d, kernel drops %d", st.Messages, want, st.Gaps, st.KernelDrops)
 			}
+			if m := h.Messages(); m != st.Messages {
+				t.Errorf("Messages() = %d, Stats().Messages %d", m, st.Messages)
+			}
 			if l := logs.String(); !strings.Contains(l, "SO_BUSY_POLL set") && !strings.Contains(l, "SO_BUSY_POLL not permitted") {
 				t.Errorf("no busy-poll log line; logs:\n%s", l)
 			}

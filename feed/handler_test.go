@@ -312,21 +312,28 @@ func TestInOrderReorderDuplicatesLineB(t *testing.T) {
 	}
 }
 
+// TestGapRecoveredOverFIX, in both receive modes: busy polling, the gap timer and the
+// recovery's answers (commands) must be seen although the spinning loop runs its duty
+// cycle only every idleTurns empty turns.
 func TestGapRecoveredOverFIX(t *testing.T) {
-	s := newScript(t)
-	rec := &fakeRecovery{s: s}
-	h, stop := startHandler(t, Config{Topics: []string{"SBER"}, Recovery: rec, Gap: gap.Config{GapWait: time.Millisecond}})
-	for i := int64(0); i < 10; i++ {
-		s.update("SBER", md.New, md.Bid, 28400+i, 10+i)
-	}
-	for _, seq := range []uint32{1, 2, 6, 7, 8, 9} {
-		s.send("SBER", seq, false)
-	}
-	s.heartbeat("SBER") // announces 10: the tail was lost too
-	dumpEqual(t, h, s.truthDump("SBER"))
-	st := stop()
-	if st.RecoveredFIX != 4 || st.Missing != 4 || st.StaleBooks != 0 {
-		t.Errorf("stats %+v, retransmits %v", st, rec.retransmits)
+	for _, busy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("busy-poll=%v", busy), func(t *testing.T) {
+			s := newScript(t)
+			rec := &fakeRecovery{s: s}
+			h, stop := startHandler(t, Config{Topics: []string{"SBER"}, Recovery: rec, Gap: gap.Config{GapWait: time.Millisecond}, BusyPoll: busy})
+			for i := int64(0); i < 10; i++ {
+				s.update("SBER", md.New, md.Bid, 28400+i, 10+i)
+			}
+			for _, seq := range []uint32{1, 2, 6, 7, 8, 9} {
+				s.send("SBER", seq, false)
+			}
+			s.heartbeat("SBER") // announces 10: the tail was lost too
+			dumpEqual(t, h, s.truthDump("SBER"))
+			st := stop()
+			if st.RecoveredFIX != 4 || st.Missing != 4 || st.StaleBooks != 0 {
+				t.Errorf("stats %+v, retransmits %v", st, rec.retransmits)
+			}
+		})
 	}
 }
 
