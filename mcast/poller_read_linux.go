@@ -109,10 +109,12 @@ func (p *Poller) Poll(ms []Message) (int, error) {
 
 // SetBusyPoll sets SO_BUSY_POLL to usec microseconds on every socket, and on those
 // joined later: a read that finds a socket empty polls the device's receive queue for
-// that long instead of returning at once (drivers with NAPI; loopback has none). Setting
-// it above net.core.busy_read needs CAP_NET_ADMIN in the initial user namespace; without
-// it SetBusyPoll returns the error (EPERM), changes nothing, and the Poller works as
-// before. 0 turns it off.
+// that long instead of returning at once (drivers with NAPI; loopback has none: its
+// datagrams carry no NAPI ID, SO_INCOMING_NAPI_ID reads 0, and the option changes nothing
+// there). Setting it above net.core.busy_read needs CAP_NET_ADMIN (on Linux 6.18 the
+// owner of a private user and network namespace has it there, as in the tests and the
+// bench); without it SetBusyPoll returns the error (EPERM), changes nothing, and the
+// Poller works as before. 0 turns it off.
 func (p *Poller) SetBusyPoll(usec int) error {
 	if usec < 0 {
 		return fmt.Errorf("mcast: SO_BUSY_POLL %d µs is negative", usec)
