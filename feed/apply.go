@@ -53,10 +53,10 @@ func (e *Engine) recordLatency(ch *channel, sent int64) {
 		e.stats.ClockSkew++ // the publisher's clock is ahead of ours
 		d = 0
 	}
-	_ = e.latency.RecordValue(d) // values beyond the range are clamped by the error check below
 	if d > e.latency.HighestTrackableValue() {
-		e.stats.LatencyOverflow++
+		e.stats.LatencyOverflow++ // a clock 10 s off: recorded at the top of the range
 	}
+	recordClamped(e.latency, d) // RecordValue's error for a value out of range allocates
 	e.recordStages(ch, sent, now)
 }
 

@@ -114,3 +114,22 @@ func TestTotalEndsWithHandOff(t *testing.T) {
 		t.Errorf("tick-to-handler %d ns without a timed hand-off, want the clock's, over a second", got)
 	}
 }
+
+// TestLatencyOverflowNoAllocs: a SendingTime more than 10 s old (a publisher's clock that
+// far behind) is counted and recorded at the top of the range, without allocating (the
+// histogram's error for a value out of range allocates, for every message).
+func TestLatencyOverflowNoAllocs(t *testing.T) {
+	h, err := New(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ch := h.bySymbol["SBER"].ch
+	sent := time.Now().UnixNano() - int64(time.Minute)
+	if a := testing.AllocsPerRun(100, func() { h.recordLatency(ch, sent) }); a != 0 {
+		t.Errorf("%v allocations per message 10 s late", a)
+	}
+	if h.stats.LatencyOverflow != 101 || h.Latency().TotalCount() != 101 || h.Latency().Max() < h.Latency().HighestTrackableValue()*999/1000 {
+		t.Errorf("overflows %d, recorded %d, max %d", h.stats.LatencyOverflow, h.Latency().TotalCount(), h.Latency().Max())
+	}
+}
