@@ -3,6 +3,7 @@ package mcast_test
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"fastfeed/mcast"
 )
@@ -112,4 +113,39 @@ func BenchmarkWriteToEach(b *testing.B) {
 		b.StartTimer()
 	}
 	perDatagram(b)
+}
+
+// BenchmarkPollSpread: one op reads 64 queued datagrams, one on each of 64 group sockets
+// (the bench's spread: many channels, a datagram or two each), with Poll as a busy-polling
+// loop calls it, a clock read after each call with data as feed's Run does.
+func BenchmarkPollSpread(b *testing.B) {
+	p := newPoller(b, mcast.PollerConfig{ReadBuffer: 1 << 20})
+	s := newSender(b, mcast.SenderConfig{})
+	groups := make([]netip.AddrPort, 64)
+	for i := range groups {
+		groups[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 21, 0, byte(i + 1)}), 33001)
+		if _, err := p.JoinGroup(groups[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	out, in := datagrams(len(groups), groups), buffers(64, 512)
+	var sink int64
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		sendAll(b, s, out)
+		b.StartTimer()
+		for got := 0; got < len(out); {
+			n, err := p.Poll(in)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n > 0 {
+				sink += time.Now().UnixNano()
+			}
+			got += n
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(out)), "ns/datagram")
+	_ = sink
 }

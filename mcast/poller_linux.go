@@ -19,6 +19,10 @@ type member struct {
 	fd       int
 	lastOvfl uint32
 	queued   bool
+	// hint is how many datagrams Poll asks recvmmsg for on this socket: twice what its
+	// last read returned, at least 2, so that a sparse feed's read prepares two message
+	// headers rather than the whole batch, and a socket that keeps filling them doubles.
+	hint int
 }
 
 // Poller reads datagrams from any number of group sockets through one epoll
@@ -35,6 +39,11 @@ type Poller struct {
 	ready        []int32
 	rhead, rlen  int
 	sinceRefresh int
+	// round is how many reads Poll makes from the queue before asking epoll again: the
+	// queue's length after the last epoll_wait, at least refreshEvery, so that each
+	// socket found ready is read once before the next epoll_wait (which costs in
+	// proportion to the sockets it returns).
+	round int
 
 	events []unix.EpollEvent
 	hdrs   []unix.Mmsghdr

@@ -54,8 +54,8 @@ const spinSockets = 4
 // the read of a busy-polling receiver, which calls it in a loop. With at most
 // spinSockets sockets it tries each in turn with recvmmsg(MSG_DONTWAIT), no epoll; with
 // more, an epoll_wait that does not wait finds the sockets with data, which are queued
-// and read in turn as ReadBatch reads them (the queue is asked again only once it is
-// empty, or after refreshEvery reads). Either way Poll returns as soon as one recvmmsg
+// and read in turn as ReadBatch reads them (epoll is asked again once the queue is
+// empty, or once each socket it returned has been read: at least refreshEvery reads). Either way Poll returns as soon as one recvmmsg
 // returned datagrams: the caller handles them while the next socket's wait in the kernel
 // queue, rather than after one read of every socket with data (a syscall each, which
 // delayed the first datagram by all the others' reads). 0 with a nil error means nothing
@@ -75,7 +75,7 @@ func (p *Poller) Poll(ms []Message) (int, error) {
 		}
 	}
 	if len(p.members) > spinSockets {
-		if p.rlen > 0 && p.sinceRefresh >= refreshEvery {
+		if p.rlen > 0 && p.sinceRefresh >= p.round {
 			if _, err := p.wait(0); err != nil {
 				return 0, err
 			}
@@ -98,7 +98,8 @@ func (p *Poller) Poll(ms []Message) (int, error) {
 		if m.Closed {
 			continue
 		}
-		got, err := p.recv(m, idx, ms[:min(len(ms), len(p.hdrs))])
+		got, err := p.recv(m, idx, ms[:min(len(ms), len(p.hdrs), max(m.hint, 2))])
+		m.hint = 2 * got
 		n += got
 		if err != nil {
 			return n, err
@@ -193,13 +194,15 @@ func (p *Poller) wait(timeout time.Duration) (bool, error) {
 				p.rlen++
 			}
 		}
+		p.round = max(refreshEvery, p.rlen)
 		return woken && p.rlen == 0, nil
 	}
 }
 
 // drain reads from the queued sockets in turn until ms is full or the queue
-// is empty, or with one until a read returned datagrams. A socket leaves the
-// queue once a read finds it empty; one that filled ms goes to the back.
+// is empty, or with one (Poll) until a read returned datagrams, each read then
+// asking for the socket's hint. A socket leaves the queue once a read returns
+// fewer than asked; one that filled its share goes to the back.
 func (p *Poller) drain(ms []Message, one bool) (int, error) {
 	n := 0
 	for n < len(ms) && p.rlen > 0 && (!one || n == 0) {
@@ -212,7 +215,13 @@ func (p *Poller) drain(ms []Message, one bool) (int, error) {
 			continue
 		}
 		want := min(len(ms)-n, len(p.hdrs))
+		if one {
+			want = min(want, max(m.hint, 2))
+		}
 		got, err := p.recv(m, int(idx), ms[n:n+want])
+		if one {
+			m.hint = 2 * got
+		}
 		n += got
 		p.sinceRefresh++
 		if err != nil {
