@@ -35,8 +35,8 @@ func (e *Engine) apply(ch *channel, m *md.Message) {
 }
 
 // recordLatency records tick-to-handler latency: from the publisher's SendingTime to now,
-// when the message's entries have been applied and published.
-// The stages are recorded too (latency.go).
+// when the message's entries have been applied and published, and the stages
+// (latency.go). A live engine queues the timestamps and records them later (flushStages).
 func (e *Engine) recordLatency(ch *channel, sent int64) {
 	if sent == 0 {
 		return
@@ -48,7 +48,21 @@ func (e *Engine) recordLatency(ch *channel, sent int64) {
 			now = time.Now().UnixNano()
 		}
 	}
-	d := now - sent
+	st := e.takeStamp(ch, sent, now)
+	if !e.live {
+		e.recordStamp(&st)
+		return
+	}
+	if e.npending == len(e.pending) {
+		e.flushStages()
+	}
+	e.pending[e.npending] = st
+	e.npending++
+}
+
+// recordStamp records one message's tick-to-handler and stages.
+func (e *Engine) recordStamp(st *stamp) {
+	d := st.now - st.sent
 	if d < 0 {
 		e.stats.ClockSkew++ // the publisher's clock is ahead of ours
 		d = 0
@@ -57,7 +71,7 @@ func (e *Engine) recordLatency(ch *channel, sent int64) {
 		e.stats.LatencyOverflow++ // a clock 10 s off: recorded at the top of the range
 	}
 	recordClamped(e.latency, d) // RecordValue's error for a value out of range allocates
-	e.recordStages(ch, sent, now)
+	e.recordStages(st)
 }
 
 // entry applies one incremental entry.

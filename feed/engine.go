@@ -49,6 +49,10 @@ type Engine struct {
 	stages  *Latencies
 	split   DecodeSplit // StageDecode cut at the return of recvmmsg
 	clock   stageClock
+	// pending holds the stamps of the messages applied whose histograms a live engine
+	// has not recorded yet (flushStages).
+	pending  [pendingStamps]stamp
+	npending int
 
 	subsVersion uint64 // counts changes of subs
 	subs        []*Subscription
@@ -357,6 +361,7 @@ func (e *Engine) emit(group int, b []byte) { e.receive(group, b, e.now) }
 // sent: they are marked stale, so that the final dump and counters do not show them as
 // current.
 func (e *Engine) finish(now int64) {
+	e.flushStages()
 	if e.inj != nil {
 		e.now = now
 		e.inj.flush(math.MaxInt64, e.emit) // everything held, delayed or not

@@ -16,6 +16,7 @@ import (
 
 // Stats returns the counters. Call it after Run returns, or through Do while it runs.
 func (e *Engine) Stats() Stats {
+	e.flushStages() // ClockSkew and LatencyOverflow are counted as stamps are recorded
 	s := e.stats
 	var t gap.Counters
 	for _, ch := range e.channels {
@@ -188,4 +189,7 @@ type BookSnapshot struct {
 
 // Latency returns the tick-to-handler latency histogram (nanoseconds). Read it after Run
 // returns, or through Do.
-func (e *Engine) Latency() *hdrhistogram.Histogram { return e.latency }
+func (e *Engine) Latency() *hdrhistogram.Histogram {
+	e.flushStages()
+	return e.latency
+}

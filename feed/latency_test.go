@@ -27,7 +27,8 @@ func TestStagePlumbing(t *testing.T) {
 		h.clock.recv = h.clock.rx + us/2 // decode's 2i: i/2 in the kernel, 3i/2 in the handler
 		h.clock.decodedNs = h.clock.rx + 2*us
 		h.clock.book, h.clock.subs = 3*us, 4*us
-		h.recordStages(ch, sent, h.clock.decodedNs+7*us)
+		st := h.takeStamp(ch, sent, h.clock.decodedNs+7*us)
+		h.recordStages(&st)
 		if h.clock.rx != 0 || h.clock.recv != 0 || h.clock.decodedNs != 0 {
 			t.Fatal("the clock of a recorded message was not cleared")
 		}
@@ -61,7 +62,8 @@ func TestStagePlumbing(t *testing.T) {
 	// A message drained from the buffer after the datagram's has no kernel time: it counts
 	// in Book and Total only, and a message with no hand-off not in Subscribers.
 	h.clock.decodedNs = base + 10*int64(time.Microsecond)
-	h.recordStages(ch, base, base+20*int64(time.Microsecond))
+	st := h.takeStamp(ch, base, base+20*int64(time.Microsecond))
+	h.recordStages(&st)
 	l := h.ChannelLatency()[ch.name]
 	for s, want := range map[Stage]int64{StageWire: n, StageDecode: n, StageBook: n + 1, StageSubscribers: n, StageTotal: n + 1} {
 		if got := l[s].TotalCount(); got != want {
@@ -129,7 +131,59 @@ func TestLatencyOverflowNoAllocs(t *testing.T) {
 	if a := testing.AllocsPerRun(100, func() { h.recordLatency(ch, sent) }); a != 0 {
 		t.Errorf("%v allocations per message 10 s late", a)
 	}
-	if h.stats.LatencyOverflow != 101 || h.Latency().TotalCount() != 101 || h.Latency().Max() < h.Latency().HighestTrackableValue()*999/1000 {
-		t.Errorf("overflows %d, recorded %d, max %d", h.stats.LatencyOverflow, h.Latency().TotalCount(), h.Latency().Max())
+	if st := h.Stats(); st.LatencyOverflow != 101 || h.Latency().TotalCount() != 101 || h.Latency().Max() < h.Latency().HighestTrackableValue()*999/1000 {
+		t.Errorf("overflows %d, recorded %d, max %d", st.LatencyOverflow, h.Latency().TotalCount(), h.Latency().Max())
+	}
+}
+
+// TestStampsRecordedWhenRead: a live engine keeps the histograms off the datagrams' path
+// (pendingStamps), but whoever reads them sees every message: a command (Do), the
+// accessors, and a full queue records what it holds.
+func TestStampsRecordedWhenRead(t *testing.T) {
+	h, err := New(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ch := h.bySymbol["SBER"].ch
+	us := int64(time.Microsecond)
+	apply := func(n int) {
+		for range n {
+			sent := time.Now().UnixNano()
+			h.clock.rx, h.clock.recv, h.clock.decodedNs = sent+us, sent+2*us, sent+3*us
+			h.clock.book, h.clock.subs, h.clock.end = us, us, sent+5*us
+			h.recordLatency(ch, sent)
+		}
+	}
+	apply(10)
+	if got := h.latency.TotalCount(); got != 0 {
+		t.Errorf("%d recorded at once, want 0 (queued)", got)
+	}
+	var seen int64
+	h.queue.ch <- command{op: cmdDo, fn: func() { seen = h.latency.TotalCount() }}
+	h.DoWork(time.Now().UnixNano())
+	if seen != 10 {
+		t.Errorf("a command saw %d recorded, want 10", seen)
+	}
+	apply(pendingStamps + 5) // the queue fills once: its stamps are recorded
+	if got := h.latency.TotalCount(); got != 10+pendingStamps {
+		t.Errorf("after a full queue %d recorded, want %d", got, 10+pendingStamps)
+	}
+	want := int64(10 + pendingStamps + 5)
+	if got := h.Latency().TotalCount(); got != want {
+		t.Errorf("Latency: %d, want %d", got, want)
+	}
+	apply(3)
+	for name, got := range map[string]int64{
+		"StageLatency":   h.StageLatency()[StageDecode].TotalCount(),
+		"ChannelLatency": h.ChannelLatency()[ch.name][StageWire].TotalCount(),
+		"DecodeSplit":    h.DecodeSplit().Received.TotalCount(),
+	} {
+		if got != want+3 {
+			t.Errorf("%s: %d, want %d", name, got, want+3)
+		}
+	}
+	if a := testing.AllocsPerRun(1000, func() { apply(1) }); a != 0 {
+		t.Errorf("%v allocations per message", a)
 	}
 }

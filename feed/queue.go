@@ -118,6 +118,9 @@ func (e *Engine) drainCommands(now int64, max int) int {
 		return 0 // a command left in the queue after the stop is run by its Do
 	default:
 	}
+	if len(e.queue.ch) > 0 {
+		e.flushStages() // a command may read the histograms or the counters
+	}
 	for n := 0; n < max; n++ {
 		select {
 		case c := <-e.queue.ch:

@@ -123,6 +123,9 @@ func (h *Handler) Run(ctx context.Context) error {
 			}
 			e.receiveOn(m.Group, m.Buf[:m.N], now, m.KernelTime)
 		}
+		if n == 0 {
+			e.flushStages() // idle: record the stamps of the messages applied (latency.go)
+		}
 		if n == 0 && e.inj != nil {
 			e.now = now
 			e.inj.flush(now, e.emit)
