@@ -20,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
-	"fastfeed/book"
 	"fastfeed/bus"
 	"fastfeed/feed"
 )
@@ -70,21 +69,8 @@ func TestGateway(t *testing.T) {
 	c.waitData(t)
 	bobSyms := func(s string) bool { return s == "SBER" || strings.HasPrefix(s, "G") }
 	for u, keep := range map[string]func(string) bool{"alice": nil, "bob": bobSyms} {
-		want := c.truth(t, keep)
 		cl := clients[u]
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			var got book.Dump
-			cl.Books(func(b *bus.Books) { got = b.Dump() })
-			d := book.DiffDumps(got, want)
-			if d == "" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s via the gateway: books differ from the ground truth (%+v):\n%s", u, cl.Report(), d)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitClientBooks(t, u+" via the gateway", cl, c.truth(t, keep), 20*time.Second)
 		if rep := cl.Report(); rep.Books.Gaps != 0 || len(rep.Errors) != 0 {
 			t.Errorf("%s: %+v", u, rep)
 		}
@@ -235,16 +221,7 @@ func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
 // requests are held and served as the instruments arrive, entitlements applied; a
 // snapshot-only request matching nothing is still refused.
 func TestGatewayEarlySubscriber(t *testing.T) {
-	srv, err := StartServer(ServerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := ConnConfig{URL: srv.URL()}.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	srv, nc := embeddedConn(t)
 	src, err := NewConsumer(ConsumerConfig{Conn: nc, Logger: logger()})
 	if err != nil {
 		t.Fatal(err)
@@ -289,21 +266,7 @@ func TestGatewayEarlySubscriber(t *testing.T) {
 	c.publish()
 	c.waitData(t)
 	for u, keep := range map[string]func(string) bool{"alice": nil, "bob": func(s string) bool { return strings.HasPrefix(s, "G") }} {
-		want := c.truth(t, keep)
-		cl := clients[u]
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			var got book.Dump
-			cl.Books(func(b *bus.Books) { got = b.Dump() })
-			d := book.DiffDumps(got, want)
-			if d == "" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s subscribed before the instruments existed: books differ from the ground truth (%+v):\n%s", u, cl.Report(), d)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitClientBooks(t, u+", subscribed before the instruments existed,", clients[u], c.truth(t, keep), 30*time.Second)
 	}
 	if rej := clients["bob"].Report().Rejects; len(rej) != 0 {
 		t.Errorf("bob's held request was rejected: %+v", rej)

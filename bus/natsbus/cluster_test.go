@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"fastfeed/book"
 	"fastfeed/bus"
 	"fastfeed/feed"
 	"fastfeed/internal/netns"
@@ -196,19 +195,7 @@ func TestCluster(t *testing.T) {
 	wg.Wait()
 	step("21 NATS consumers equal the ground truth")
 	for i, cl := range fix {
-		deadline := time.Now().Add(45 * time.Second)
-		for {
-			var got book.Dump
-			cl.Books(func(b *bus.Books) { got = b.Dump() })
-			d := book.DiffDumps(got, truth)
-			if d == "" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("FIX client %d via the gateway: books differ (%+v):\n%s", i, cl.Report(), d)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitClientBooks(t, fmt.Sprintf("FIX client %d via the gateway", i), cl, truth, 45*time.Second)
 	}
 	step("10 FIX clients equal the ground truth")
 	ps := c.pub.Stats()

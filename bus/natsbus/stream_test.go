@@ -56,16 +56,7 @@ func TestStreamUnavailable(t *testing.T) {
 // (here: direct gets not yet allowed) reads it again until it can, and so learns an
 // instrument that never changes; before, it waited for the instrument's next W.
 func TestCacheReadRetried(t *testing.T) {
-	srv, err := StartServer(ServerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := ConnConfig{URL: srv.URL()}.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	_, nc := embeddedConn(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	sc := DefaultStreamConfig(1, true)
