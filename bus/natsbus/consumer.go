@@ -156,6 +156,7 @@ type cInst struct {
 	rptSeq          uint32
 	synced          bool // a W was applied and no hole since
 	stale           bool // the publisher said stale
+	suspect         bool // the connection dropped since: maybe behind until a W or a following X
 	buf             [][]byte
 	askedAt         time.Time // last resync request
 	snapSubj        string
@@ -438,7 +439,7 @@ func (c *Consumer) Dump() book.Dump {
 		}
 		line := book.DumpOf(in.symbol, v)
 		line.RptSeq = int64(in.rptSeq)
-		line.Stale = !in.synced || in.stale
+		line.Stale = !in.whole()
 		d = append(d, line)
 	}
 	return d
@@ -469,12 +470,10 @@ func (c *Consumer) run(ctx context.Context) {
 func (c *Consumer) tick() {
 	if c.lost.Swap(false) {
 		// What was published while the connection was down is lost to us, and a
-		// quiet instrument would show no RptSeq hole: every book is stale until its
-		// next W (the cache read after the reconnection, or a fresh one asked for).
+		// quiet instrument would show no RptSeq hole: every book is stale until a W
+		// at least as new, or an X that follows it, shows it whole.
 		for _, in := range c.order {
-			if in.synced {
-				c.unsync(in, false)
-			}
+			c.suspect(in)
 		}
 	}
 	if c.reconnects.Swap(false) || c.lvcFailed.Load() && time.Since(c.lvcAt) >= lvcRetryEvery {
@@ -488,7 +487,7 @@ func (c *Consumer) tick() {
 func (c *Consumer) retry() {
 	now := time.Now()
 	for _, in := range c.order {
-		if !in.synced && now.Sub(in.askedAt) >= 4*resyncEvery {
+		if (!in.synced || in.suspect) && now.Sub(in.askedAt) >= 4*resyncEvery {
 			c.askSnapshot(in)
 		}
 	}

@@ -11,6 +11,14 @@ import (
 // applySnapshot replaces the book with a W unless the book is whole and at least as new.
 func (c *Consumer) applySnapshot(in *cInst, m *Message) {
 	if in.synced && m.RptSeq <= in.rptSeq {
+		if in.suspect && m.RptSeq == in.rptSeq && !in.stale {
+			// The book after a disconnection was whole: nothing was missed.
+			in.suspect = false
+			in.book.SetStale(false)
+			in.askedAt = time.Time{}
+			c.publish(in, feed.Event{Kind: feed.EventFresh, Symbol: in.symbol, Book: in.book})
+			return
+		}
 		c.stats.oldSnapshots.Add(1)
 		return
 	}
@@ -54,7 +62,7 @@ func (c *Consumer) applySnapshot(in *cInst, m *Message) {
 		return
 	}
 	b.SetRptSeq(int64(m.RptSeq))
-	in.book, in.rptSeq, in.stale = b, m.RptSeq, false
+	in.book, in.rptSeq, in.stale, in.suspect = b, m.RptSeq, false, false
 	if !in.synced {
 		in.synced = true
 		c.stats.synced.Add(1)
@@ -118,6 +126,13 @@ func (c *Consumer) applyEntries(in *cInst, m *Message, data []byte) {
 			c.unsync(in, true)
 			c.buffer(in, data)
 			return
+		}
+		if in.suspect && !in.stale {
+			// An X that follows the book after a disconnection: nothing was missed.
+			// Subscribers, told stale, get the book again with this entry.
+			in.suspect = false
+			in.book.SetStale(false)
+			in.askedAt = time.Time{}
 		}
 		in.rptSeq = e.RptSeq
 		in.book.SetRptSeq(int64(e.RptSeq))

@@ -38,7 +38,7 @@ func (c *Consumer) ChannelsNow() []ConsumerChannel {
 		if in.synced {
 			ch.Synchronised++
 		}
-		if !in.synced || in.stale {
+		if !in.whole() {
 			ch.Stale++
 		}
 	}
@@ -55,7 +55,7 @@ func (c *Consumer) ChannelsNow() []ConsumerChannel {
 func (c *Consumer) StaleSymbols() []string {
 	var out []string
 	for _, in := range c.order {
-		if !in.synced || in.stale {
+		if !in.whole() {
 			out = append(out, in.symbol)
 		}
 	}
@@ -97,7 +97,7 @@ func (c *Consumer) DumpSymbols(symbols []string, depth int) book.Dump {
 		}
 		line := book.DumpDepth(in.symbol, v, depth)
 		line.RptSeq = int64(in.rptSeq)
-		line.Stale = !in.synced || in.stale
+		line.Stale = !in.whole()
 		d = append(d, line)
 	}
 	return d

@@ -176,6 +176,24 @@ func (c *Consumer) buffer(in *cInst, data []byte) {
 	}
 }
 
+// whole reports whether the book is known whole: a W applied, no hole since, not said
+// stale, no disconnection since.
+func (in *cInst) whole() bool { return in.synced && !in.stale && !in.suspect }
+
+// suspect marks a whole book stale after a disconnection without forgetting its RptSeq:
+// a W at least as new, or an X that follows it, makes it whole again, and an older W
+// (the cache's, written before the disconnection) is refused as before.
+func (c *Consumer) suspect(in *cInst) {
+	if !in.synced || in.suspect {
+		return
+	}
+	in.suspect = true
+	if in.book != nil {
+		in.book.SetStale(true)
+	}
+	c.publish(in, feed.Event{Kind: feed.EventStale, Symbol: in.symbol, Book: in.book})
+}
+
 // unsync marks the book not whole: its subscribers get a stale event, and a W is asked
 // for.
 func (c *Consumer) unsync(in *cInst, ask bool) {
@@ -183,6 +201,7 @@ func (c *Consumer) unsync(in *cInst, ask bool) {
 		in.synced = false
 		c.stats.synced.Add(-1)
 	}
+	in.suspect = false
 	if in.book != nil {
 		in.book.SetStale(true)
 	}

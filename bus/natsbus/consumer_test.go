@@ -30,3 +30,58 @@ func TestConsumerLatencyClamped(t *testing.T) {
 		t.Errorf("histogram: %d values, max %d (top %d)", lat.TotalCount(), lat.Max(), lat.HighestTrackableValue())
 	}
 }
+
+// TestDisconnectionSuspect: after a disconnection a consumer shows its books stale but
+// remembers how far they went: the cache's older W is refused (it was once applied as
+// current), a W as new as the book or an X that follows it makes the book whole again,
+// and a hole resynchronises it as always.
+func TestDisconnectionSuspect(t *testing.T) {
+	_, nc := embeddedConn(t)
+	c, err := NewConsumer(ConsumerConfig{Conn: nc, NoSnapRequests: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const snap, mdSubj = "snap.CH.SBER", "md.CH.SBER"
+	w := func(seq uint32, px int64) *nats.Msg {
+		s := md.Snapshot{Symbol: []byte("SBER"), RptSeq: seq, Entries: []md.Entry{{Type: md.Bid, Price: md.Dec(px, -2), Size: md.Dec(5, 0), Orders: 1}}}
+		return &nats.Msg{Subject: snap, Data: AppendW(nil, &s, -2, 0, time.Now().UnixNano())}
+	}
+	x := func(seq uint32, px int64) *nats.Msg {
+		e := []md.Entry{{Action: md.New, Type: md.Bid, RptSeq: seq, Price: md.Dec(px, -2), Size: md.Dec(1, 0), Orders: 1}}
+		return &nats.Msg{Subject: mdSubj, Data: AppendX(nil, "SBER", e, time.Now().UnixNano())}
+	}
+	state := func() (uint32, bool, int) {
+		d := c.Dump()
+		if len(d) != 1 {
+			t.Fatalf("dump %+v", d)
+		}
+		return uint32(d[0].RptSeq), d[0].Stale, len(d[0].Bids)
+	}
+	check := func(step string, seq uint32, stale bool, bids int) {
+		t.Helper()
+		if s, st, b := state(); s != seq || st != stale || b != bids {
+			t.Fatalf("%s: rptseq %d stale %v bids %d, want %d %v %d (stats %+v)", step, s, st, b, seq, stale, bids, c.Stats())
+		}
+	}
+	disconnect := func() { c.lost.Store(true); c.tick() }
+
+	c.handle(w(10, 10000))
+	c.handle(x(11, 10010))
+	check("whole", 11, false, 2)
+	disconnect()
+	check("disconnected", 11, true, 2)
+	c.handle(w(10, 10000)) // the cache's W, written before the disconnection
+	check("the older W refused", 11, true, 2)
+	c.handle(w(11, 10000))
+	c.handle(x(11, 10010))
+	check("a W as new as the book", 11, false, 2)
+	disconnect()
+	c.handle(x(12, 10020))
+	check("an X that follows", 12, false, 3)
+	disconnect()
+	c.handle(x(14, 10040))
+	check("a hole", 12, true, 3)
+	if st := c.Stats(); st.OldSnapshots != 1 || st.Gaps != 1 || st.Duplicates != 1 {
+		t.Errorf("counters %+v", st)
+	}
+}
