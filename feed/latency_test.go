@@ -10,12 +10,7 @@ import (
 // TestStagePlumbing records known synthetic stage delays and checks that every stage's
 // histogram, handler-wide and of the channel, gives them back within its precision.
 func TestStagePlumbing(t *testing.T) {
-	h, err := New(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	ch := h.bySymbol["SBER"].ch
+	h, ch := sberHandler(t)
 	// Message i (1..1000) spends i µs on the wire, 2i in decode, 3i in the book, 4i in
 	// the hand-off: stage s's p50 is 500(s+1) µs, its p99 990(s+1) µs, its max 1000(s+1).
 	const n = 1000
@@ -93,12 +88,7 @@ func TestStagePlumbing(t *testing.T) {
 // stages add up to its tick-to-handler with no clock read after the hand-off; one with no
 // timed hand-off reads the clock.
 func TestTotalEndsWithHandOff(t *testing.T) {
-	h, err := New(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	ch := h.bySymbol["SBER"].ch
+	h, ch := sberHandler(t)
 	us := int64(time.Microsecond)
 	sent := time.Now().UnixNano() - int64(time.Second) // a clock read would give about a second
 	h.clock.rx, h.clock.decodedNs = sent+2*us, sent+3*us
@@ -121,12 +111,7 @@ func TestTotalEndsWithHandOff(t *testing.T) {
 // far behind) is counted and recorded at the top of the range, without allocating (the
 // histogram's error for a value out of range allocates, for every message).
 func TestLatencyOverflowNoAllocs(t *testing.T) {
-	h, err := New(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	ch := h.bySymbol["SBER"].ch
+	h, ch := sberHandler(t)
 	sent := time.Now().UnixNano() - int64(time.Minute)
 	if a := testing.AllocsPerRun(100, func() { h.recordLatency(ch, sent) }); a != 0 {
 		t.Errorf("%v allocations per message 10 s late", a)
@@ -140,12 +125,7 @@ func TestLatencyOverflowNoAllocs(t *testing.T) {
 // (pendingStamps), but whoever reads them sees every message: a command (Do), the
 // accessors, and a full queue records what it holds.
 func TestStampsRecordedWhenRead(t *testing.T) {
-	h, err := New(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	ch := h.bySymbol["SBER"].ch
+	h, ch := sberHandler(t)
 	us := int64(time.Microsecond)
 	apply := func(n int) {
 		for range n {
@@ -186,4 +166,16 @@ func TestStampsRecordedWhenRead(t *testing.T) {
 	if a := testing.AllocsPerRun(1000, func() { apply(1) }); a != 0 {
 		t.Errorf("%v allocations per message", a)
 	}
+}
+
+// sberHandler returns a handler following SBER, closed at the test's end, and SBER's
+// channel.
+func sberHandler(t *testing.T) (*Handler, *channel) {
+	t.Helper()
+	h, err := New(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h, h.bySymbol["SBER"].ch
 }
