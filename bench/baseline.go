@@ -31,6 +31,9 @@ type BaselineConfig struct {
 	BusyPoll bool
 	PinCPU   bool
 	CPU      int
+	// Shared joins the groups on shared sockets, as the handler's
+	// feed.Config.SharedSockets.
+	Shared bool
 }
 
 // Baseline is the bare receiver: it drains its sockets with recvmmsg and, for each
@@ -62,7 +65,7 @@ func NewBaseline(cfg BaselineConfig) (*Baseline, error) {
 			return nil, fmt.Errorf("bench: baseline: pin to CPU %d: %v", cfg.CPU, err)
 		}
 	}
-	p, err := mcast.NewPoller(mcast.PollerConfig{ReadBuffer: cfg.ReadBuffer, BatchSize: cfg.Batch})
+	p, err := mcast.NewPoller(mcast.PollerConfig{ReadBuffer: cfg.ReadBuffer, BatchSize: cfg.Batch, Shared: cfg.Shared})
 	if err != nil {
 		return nil, fmt.Errorf("bench: baseline: %w", err)
 	}

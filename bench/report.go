@@ -191,11 +191,19 @@ func WriteMarkdown(w io.Writer, r *Results, command, plot string) error {
 		if r.PinCPU {
 			p(", pinned to CPU %d", r.CPU)
 		}
+		if r.SharedSockets {
+			p("; **shared sockets**: every group joined on one socket, so each turn is one recvmmsg")
+		} else {
+			p("; a socket per group: each turn asks epoll_wait, without waiting, which has data, then reads one")
+		}
 		p("). ")
 	} else {
 		p("Receive mode: default (epoll wakeups, recvmmsg batches")
 		if r.PinCPU {
 			p("; the receiving thread pinned to CPU %d", r.CPU)
+		}
+		if r.SharedSockets {
+			p("; **shared sockets**: every group joined on one socket")
 		}
 		p("). ")
 	}

@@ -52,6 +52,10 @@ type Config struct {
 	BusyPoll bool
 	PinCPU   bool
 	CPU      int
+	// SharedSockets joins the groups, handler and baseline alike, on shared sockets
+	// (mcast.PollerConfig.Shared, feed.Config.SharedSockets); the caller makes room for
+	// them all on one socket (net.ipv4.igmp_max_memberships) or gets more sockets.
+	SharedSockets bool
 	// Progress, if set, is told which step starts: "[3/9] handler at 100000 msgs/s".
 	Progress func(step string)
 }
@@ -103,12 +107,13 @@ type Results struct {
 	Blast       int // datagrams of the maximum-rate run
 	// SenderProcess reports that the senders ran in child processes (Config.Spawn).
 	SenderProcess bool
-	// BusyPoll, PinCPU and CPU are the receivers' mode (Config).
-	BusyPoll bool
-	PinCPU   bool
-	CPU      int
-	Micro    []MicroResult
-	Rates    []RateResult
+	// BusyPoll, PinCPU, CPU and SharedSockets are the receivers' mode (Config).
+	BusyPoll      bool
+	PinCPU        bool
+	CPU           int
+	SharedSockets bool
+	Micro         []MicroResult
+	Rates         []RateResult
 }
 
 // Env describes the machine.
@@ -169,7 +174,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, err
 	}
 	res := &Results{Started: time.Now().UTC(), Env: env(), Duration: cfg.Duration, Warmup: cfg.Warmup, Instruments: cfg.Instruments, Blast: cfg.BlastDatagrams,
-		SenderProcess: cfg.Spawn != nil, BusyPoll: cfg.BusyPoll, PinCPU: cfg.PinCPU, CPU: cfg.CPU}
+		SenderProcess: cfg.Spawn != nil, BusyPoll: cfg.BusyPoll, PinCPU: cfg.PinCPU, CPU: cfg.CPU,
+		SharedSockets: cfg.SharedSockets}
 	var micro []Benchmark
 	if !cfg.NoMicro {
 		var err error
@@ -250,7 +256,7 @@ func measure(ctx context.Context, cfg *Config, rate float64, port uint16, kind s
 	var recv receiver
 	if kind == "handler" {
 		h, err := feed.New(feed.Config{Topics: symbols, Templates: cfg.Templates, Port: port,
-			BusyPoll: cfg.BusyPoll, PinCPU: cfg.PinCPU, CPU: cfg.CPU})
+			BusyPoll: cfg.BusyPoll, PinCPU: cfg.PinCPU, CPU: cfg.CPU, SharedSockets: cfg.SharedSockets})
 		if err != nil {
 			return m, fmt.Errorf("%s: %w", where, err)
 		}
@@ -258,7 +264,8 @@ func measure(ctx context.Context, cfg *Config, rate float64, port uint16, kind s
 		h.Subscribe(func(*feed.Event) { hr.events++ }, "*") // a subscriber, so that hand-off is measured
 		recv = hr
 	} else {
-		b, err := NewBaseline(BaselineConfig{Groups: groups, BusyPoll: cfg.BusyPoll, PinCPU: cfg.PinCPU, CPU: cfg.CPU})
+		b, err := NewBaseline(BaselineConfig{Groups: groups, BusyPoll: cfg.BusyPoll, PinCPU: cfg.PinCPU, CPU: cfg.CPU,
+			Shared: cfg.SharedSockets})
 		if err != nil {
 			return m, err
 		}

@@ -18,8 +18,10 @@ import (
 )
 
 // TestBusyPollReceivesEverything runs the spinning receiver over few sockets (read in
-// turn with recvmmsg alone) and over many (an epoll_wait that does not wait finds them),
-// pinned to a CPU: every datagram is applied and the books equal the ground truth.
+// turn with recvmmsg alone), over many (an epoll_wait that does not wait finds them) and
+// over shared sockets (one a port: lines A and B), pinned to a CPU, and the default
+// receiver over shared sockets: every datagram is applied and the books equal the
+// ground truth.
 func TestBusyPollReceivesEverything(t *testing.T) {
 	cpus, err := cpupin.Current()
 	if err != nil {
@@ -29,13 +31,17 @@ func TestBusyPollReceivesEverything(t *testing.T) {
 		name    string
 		symbols []string
 		lineB   bool
+		shared  bool
+		epoll   bool // the default receiver, not busy polling
 	}{
-		{"spin-recvmmsg", []string{"SBER"}, false},                     // 2 sockets: definitions and SBER
-		{"spin-epoll", []string{"SBER", "GAZP", "LKOH", "YNDX"}, true}, // 9 sockets
+		{"spin-recvmmsg", []string{"SBER"}, false, false, false},                     // 2 sockets: definitions and SBER
+		{"spin-epoll", []string{"SBER", "GAZP", "LKOH", "YNDX"}, true, false, false}, // 9 sockets
+		{"spin-shared", []string{"SBER", "GAZP", "LKOH", "YNDX"}, true, true, false}, // 2 sockets: a port each
+		{"epoll-shared", []string{"SBER", "GAZP", "LKOH", "YNDX"}, true, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			cfg := Config{Topics: tc.symbols, BusyPoll: true, PinCPU: true, CPU: cpus[len(cpus)-1],
+			cfg := Config{Topics: tc.symbols, BusyPoll: !tc.epoll, PinCPU: true, CPU: cpus[len(cpus)-1], SharedSockets: tc.shared,
 				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))}
 			if tc.lineB {
 				cfg.BPort = port + 1
@@ -53,6 +59,9 @@ func TestBusyPollReceivesEverything(t *testing.T) {
 				}
 			}
 			dumpEqual(t, h, s.truthDump(tc.symbols...))
+			if want := map[bool]int{false: 1 + len(tc.symbols)*(1+btoi(tc.lineB)), true: 1 + btoi(tc.lineB)}[tc.shared]; h.poller.Sockets() != want {
+				t.Errorf("%d sockets, want %d", h.poller.Sockets(), want)
+			}
 			st := stop()
 			if want := uint64(per * len(tc.symbols)); st.Messages != want || st.Gaps != 0 || st.KernelDrops != 0 {
 				t.Errorf("messages %d of %d, gaps %d, kernel drops %d", st.Messages, want, st.Gaps, st.KernelDrops)
@@ -60,7 +69,7 @@ func TestBusyPollReceivesEverything(t *testing.T) {
 			if m := h.Messages(); m != st.Messages {
 				t.Errorf("Messages() = %d, Stats().Messages %d", m, st.Messages)
 			}
-			if l := logs.String(); !strings.Contains(l, "SO_BUSY_POLL set") && !strings.Contains(l, "SO_BUSY_POLL not permitted") {
+			if l := logs.String(); !tc.epoll && !strings.Contains(l, "SO_BUSY_POLL set") && !strings.Contains(l, "SO_BUSY_POLL not permitted") {
 				t.Errorf("no busy-poll log line; logs:\n%s", l)
 			}
 		})
@@ -131,6 +140,13 @@ func TestBusyPollNoAllocs(t *testing.T) {
 	}
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func channelName(symbol string) string { return mcast.ChannelName(channelOf(symbol)) }
 
 func TestBusyPollConfig(t *testing.T) {
@@ -163,8 +179,20 @@ func TestBusyPollConfig(t *testing.T) {
 // rest of sendto after the timestamp, the kernel's delivery, epoll_wait and recvmmsg: the
 // kernel's floor on this machine), of which read-ns is the read (from the return of sendto,
 // when loopback has delivered the datagram, to the return of Poll), and recv-decoded-ns,
-// our own work up to the decode.
+// our own work up to the decode. It runs with a socket per group (sockets=per-group:
+// epoll_wait, then recvmmsg) and with every group on one socket (sockets=shared:
+// recvmmsg alone).
 func BenchmarkBusyPollDatagram(b *testing.B) {
+	for _, shared := range []bool{false, true} {
+		name := "sockets=per-group"
+		if shared {
+			name = "sockets=shared"
+		}
+		b.Run(name, func(b *testing.B) { benchmarkBusyPollDatagram(b, shared) })
+	}
+}
+
+func benchmarkBusyPollDatagram(b *testing.B, shared bool) {
 	ds, s := stream(b, benchSymbols, 20000)
 	sent := time.Now().UnixNano()
 	for i := range ds { // with a SendingTime, without which no stage is timed
@@ -179,7 +207,7 @@ func BenchmarkBusyPollDatagram(b *testing.B) {
 		}
 		ds[i].Buf = buf
 	}
-	h, err := New(Config{Topics: benchSymbols, Templates: templates(b), Port: port, BusyPoll: true})
+	h, err := New(Config{Topics: benchSymbols, Templates: templates(b), Port: port, BusyPoll: true, SharedSockets: shared})
 	if err != nil {
 		b.Fatal(err)
 	}

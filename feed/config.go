@@ -44,6 +44,12 @@ type Config struct {
 
 	// ReadBuffer is each socket's SO_RCVBUF request (default 8 MiB).
 	ReadBuffer int
+	// SharedSockets joins the groups of a port on shared sockets (mcast.PollerConfig.Shared)
+	// instead of a socket per group: one recvmmsg reads any group, which a busy-polling
+	// Run spins on, and a burst across groups is read in one call. Raise
+	// net.ipv4.igmp_max_memberships (20 by default) to the groups joined to have one
+	// socket per port; below that the Poller opens more.
+	SharedSockets bool
 	// Batch is how many datagrams one recvmmsg may return (default 64).
 	Batch int
 

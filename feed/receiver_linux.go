@@ -18,7 +18,8 @@ func New(cfg Config) (*Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p, err := mcast.NewPoller(mcast.PollerConfig{Interface: cfg.Interface, ReadBuffer: cfg.ReadBuffer, BatchSize: cfg.Batch})
+	p, err := mcast.NewPoller(mcast.PollerConfig{Interface: cfg.Interface, ReadBuffer: cfg.ReadBuffer, BatchSize: cfg.Batch,
+		Shared: cfg.SharedSockets})
 	if err != nil {
 		return nil, err
 	}

@@ -26,17 +26,30 @@ type PollerConfig struct {
 	// BatchSize is the most datagrams read by one recvmmsg call, 1..1024;
 	// 0 means 256.
 	BatchSize int
+	// Shared puts the groups of one port on one socket, bound to the wildcard address
+	// and joined to each of them, instead of a socket per group bound to its group. The
+	// datagrams are told apart by their destination (IP_PKTINFO), and by source for
+	// source-specific joins; a datagram of no group joined (unicast to the port, a group
+	// just left) is dropped and counted (Poller.Strays). One recvmmsg then reads any of
+	// the groups: a busy-polling reader spins on one socket rather than asking epoll
+	// which of hundreds has data, and a burst across many groups is read in one call.
+	// The kernel limits the groups of a socket (net.ipv4.igmp_max_memberships, 20 by
+	// default): when it refuses one more, the Poller opens another socket for the port.
+	// The socket's receive buffer is shared by its groups, and a drop is counted against
+	// the group of the datagram that reports it.
+	Shared bool
 }
 
-// Membership describes one socket of a Poller.
+// Membership describes one group joined by a Poller.
 type Membership struct {
-	// Group is the group address and port the socket is bound to and joined.
+	// Group is the group address and port joined (and, unless shared, the address the
+	// socket is bound to).
 	Group netip.AddrPort
 	// Source is the only source accepted after JoinSourceSpecificGroup;
 	// invalid (the zero Addr) for an any-source join.
 	Source netip.Addr
-	// ReadBuffer is the receive buffer size the kernel reports for the
-	// socket (getsockopt SO_RCVBUF): Linux doubles the size asked for, to
+	// ReadBuffer is the receive buffer size the kernel reported for the
+	// socket when the group was joined (getsockopt SO_RCVBUF): Linux doubles the size asked for, to
 	// leave room for its bookkeeping, and caps what SO_RCVBUF may ask.
 	ReadBuffer int
 	// Drops is the count of datagrams the kernel dropped on this socket

@@ -1,6 +1,7 @@
 package mcast
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -14,9 +15,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// member is one joined group (an index JoinGroup returned): the socket it is read on.
 type member struct {
 	Membership
-	fd       int
+	sock int // index in Poller.socks, -1 after LeaveGroup
+}
+
+// socket is one open socket: bound to a group and joined to it alone, or, with
+// PollerConfig.Shared, bound to the wildcard address and joined to every group of its
+// port (and source mode) that it had room for.
+type socket struct {
+	fd     int
+	port   uint16
+	ssm    bool // source-specific joins (shared sockets keep the two kinds apart)
+	shared bool
+	single int // the member of a socket of its own
+	// members maps a shared socket's datagrams to their member: the destination group
+	// (IP_PKTINFO) in the high 32 bits, the source in the low ones for source-specific
+	// joins (0 otherwise).
+	members  map[uint64]int
+	n        int  // groups joined on it
+	full     bool // the kernel refused it one more group (igmp_max_memberships)
+	granted  int  // SO_RCVBUF as the kernel reports it
 	lastOvfl uint32
 	queued   bool
 	// hint is how many datagrams Poll asks recvmmsg for on this socket: twice what its
@@ -31,11 +51,15 @@ type member struct {
 type Poller struct {
 	iface   netip.Addr
 	rcvbuf  int
+	shared  bool
 	epfd    int
 	wakefd  int
 	members []member
+	socks   []socket
+	open    int    // sockets open
+	strays  uint64 // datagrams of shared sockets that matched no member
 
-	// ready is a FIFO ring of member indices known to have data.
+	// ready is a FIFO ring of socket indices known to have data.
 	ready        []int32
 	rhead, rlen  int
 	sinceRefresh int
@@ -52,7 +76,8 @@ type Poller struct {
 	oob    []byte
 
 	// busyPoll is the SO_BUSY_POLL (µs) of every socket, 0 for none (SetBusyPoll);
-	// spinNext is the socket Poll tries first when it reads the sockets in turn.
+	// spinNext is the socket Poll tries first when it reads the sockets in turn
+	// (an index in socks).
 	busyPoll int
 	spinNext int
 
@@ -89,6 +114,7 @@ func NewPoller(cfg PollerConfig) (*Poller, error) {
 	p := &Poller{
 		iface:  iface,
 		rcvbuf: cfg.ReadBuffer,
+		shared: cfg.Shared,
 		epfd:   -1,
 		wakefd: -1,
 		events: make([]unix.EpollEvent, 128),
@@ -139,18 +165,18 @@ func (p *Poller) enter() error {
 
 func (p *Poller) exit() { p.busy.Store(false) }
 
-// JoinGroup opens a socket for group (an IPv4 multicast address and a
-// port), bound to it, and joins the group on the Poller's interface
-// (IP_ADD_MEMBERSHIP). It returns the socket's index, which Message.Group
-// carries for its datagrams. Several processes may join the same group and
-// port; all of them get every datagram.
+// JoinGroup joins group (an IPv4 multicast address and a port) on the Poller's
+// interface (IP_ADD_MEMBERSHIP), on a socket of its own bound to the group, or with
+// PollerConfig.Shared on the port's shared socket. It returns the membership's index,
+// which Message.Group carries for its datagrams. Several processes may join the same
+// group and port; all of them get every datagram.
 func (p *Poller) JoinGroup(group netip.AddrPort) (int, error) {
 	return p.join(group, netip.Addr{})
 }
 
 // JoinSourceSpecificGroup is JoinGroup for datagrams from source only
 // (IP_ADD_SOURCE_MEMBERSHIP). The same group and port may be joined again
-// for another source; each socket then sees its own source alone.
+// for another source; each membership then sees its own source alone.
 func (p *Poller) JoinSourceSpecificGroup(group netip.AddrPort, source netip.Addr) (int, error) {
 	s := source.Unmap()
 	if !s.Is4() || s.IsMulticast() || s.IsUnspecified() {
@@ -175,22 +201,108 @@ func (p *Poller) join(group netip.AddrPort, source netip.Addr) (int, error) {
 		}
 	}
 	idx := len(p.members)
-	fd, granted, err := p.openSocket(group, source, idx)
+	var si int
+	var err error
+	if p.shared {
+		si, err = p.joinShared(group, source, idx)
+	} else {
+		si, err = p.joinOwn(group, source, idx)
+	}
 	if err != nil {
 		return -1, err
 	}
 	p.members = append(p.members, member{
-		Membership: Membership{Group: group, Source: source, ReadBuffer: granted},
-		fd:         fd,
+		Membership: Membership{Group: group, Source: source, ReadBuffer: p.socks[si].granted},
+		sock:       si,
 	})
-	if cap(p.ready) < len(p.members) {
-		ring := make([]int32, 2*len(p.members))
-		for i := 0; i < p.rlen; i++ {
-			ring[i] = p.ready[(p.rhead+i)%len(p.ready)]
-		}
-		p.ready, p.rhead = ring, 0
-	}
 	return idx, nil
+}
+
+// joinOwn opens a socket bound to group and joins it there.
+func (p *Poller) joinOwn(group netip.AddrPort, source netip.Addr, idx int) (int, error) {
+	where := fmt.Sprintf("mcast: join %v%s on %v", group, sourceNote(source), p.iface)
+	si, err := p.openSocket(where, group.Addr(), group.Port(), source.IsValid(), false)
+	if err != nil {
+		return -1, err
+	}
+	s := &p.socks[si]
+	if err := p.membership(s.fd, true, group.Addr(), source); err != nil {
+		p.closeSocket(si)
+		return -1, joinError(where, source.IsValid(), err)
+	}
+	s.single, s.n = idx, 1
+	return si, nil
+}
+
+// joinShared joins group on a shared socket of its port with room for it, opening one
+// when there is none or when the kernel refuses the open ones another group.
+func (p *Poller) joinShared(group netip.AddrPort, source netip.Addr, idx int) (int, error) {
+	where := fmt.Sprintf("mcast: join %v%s on %v (shared socket)", group, sourceNote(source), p.iface)
+	ssm := source.IsValid()
+	key := memberKey(group.Addr().As4(), source)
+	for si := range p.socks {
+		s := &p.socks[si]
+		if s.fd < 0 || !s.shared || s.full || s.port != group.Port() || s.ssm != ssm {
+			continue
+		}
+		err := p.membership(s.fd, true, group.Addr(), source)
+		if err == nil {
+			s.members[key] = idx
+			s.n++
+			return si, nil
+		}
+		if err != unix.ENOBUFS {
+			return -1, joinError(where, ssm, err)
+		}
+		s.full = true // igmp_max_memberships: try the next, or a new one
+	}
+	si, err := p.openSocket(where, netip.IPv4Unspecified(), group.Port(), ssm, true)
+	if err != nil {
+		return -1, err
+	}
+	s := &p.socks[si]
+	if err := p.membership(s.fd, true, group.Addr(), source); err != nil {
+		p.closeSocket(si)
+		return -1, joinError(where, ssm, err)
+	}
+	s.members = map[uint64]int{key: idx}
+	s.n = 1
+	return si, nil
+}
+
+// memberKey is a shared socket's key of a datagram to group from source, or of a
+// membership of group for source (the zero Addr for any source).
+func memberKey(group [4]byte, source netip.Addr) uint64 {
+	k := uint64(binary.BigEndian.Uint32(group[:])) << 32
+	if source.IsValid() {
+		s := source.As4()
+		k |= uint64(binary.BigEndian.Uint32(s[:]))
+	}
+	return k
+}
+
+// membership adds (IP_ADD_MEMBERSHIP, IP_ADD_SOURCE_MEMBERSHIP) or drops a membership of
+// group on fd, on the Poller's interface.
+func (p *Poller) membership(fd int, add bool, group, source netip.Addr) error {
+	if !source.IsValid() {
+		opt := unix.IP_ADD_MEMBERSHIP
+		if !add {
+			opt = unix.IP_DROP_MEMBERSHIP
+		}
+		mreq := unix.IPMreqn{Multiaddr: group.As4(), Address: p.iface.As4()}
+		return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, opt, &mreq)
+	}
+	opt := unix.IP_ADD_SOURCE_MEMBERSHIP
+	if !add {
+		opt = unix.IP_DROP_SOURCE_MEMBERSHIP
+	}
+	// struct ip_mreq_source, Linux order: group, interface, source.
+	var mreq [12]byte
+	g, i, s := group.As4(), p.iface.As4(), source.As4()
+	copy(mreq[0:], g[:])
+	copy(mreq[4:], i[:])
+	copy(mreq[8:], s[:])
+	return setsockoptBytes(fd, unix.IPPROTO_IP, opt, mreq[:])
 }
 
 func sourceNote(source netip.Addr) string {
@@ -200,21 +312,23 @@ func sourceNote(source netip.Addr) string {
 	return ""
 }
 
-func (p *Poller) openSocket(group netip.AddrPort, source netip.Addr, idx int) (fd, granted int, err error) {
-	where := fmt.Sprintf("mcast: join %v%s on %v", group, sourceNote(source), p.iface)
-	fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+// openSocket opens a socket bound to addr and port, with the Poller's options, adds it
+// to the epoll set and returns its index in socks. A shared socket also reports each
+// datagram's destination (IP_PKTINFO).
+func (p *Poller) openSocket(where string, addr netip.Addr, port uint16, ssm, shared bool) (si int, err error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		if err == unix.EMFILE || err == unix.ENFILE {
-			return -1, 0, fmt.Errorf("%s: socket: %w (one socket per group: raise the open file limit, ulimit -n)", where, err)
+			return -1, fmt.Errorf("%s: socket: %w (one socket per group: raise the open file limit, ulimit -n, or share sockets)", where, err)
 		}
-		return -1, 0, fmt.Errorf("%s: socket: %w", where, err)
+		return -1, fmt.Errorf("%s: socket: %w", where, err)
 	}
 	defer func() {
 		if err != nil {
 			unix.Close(fd)
 		}
 	}()
-	for _, o := range []struct {
+	opts := []struct {
 		name       string
 		level, opt int
 		v          int
@@ -224,52 +338,66 @@ func (p *Poller) openSocket(group netip.AddrPort, source netip.Addr, idx int) (f
 		{"IP_MULTICAST_ALL", unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0},
 		{"SO_RXQ_OVFL", unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1},
 		{"SO_TIMESTAMPNS", unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1},
-	} {
+	}
+	if shared {
+		opts = append(opts, struct {
+			name       string
+			level, opt int
+			v          int
+		}{"IP_PKTINFO", unix.IPPROTO_IP, unix.IP_PKTINFO, 1})
+	}
+	for _, o := range opts {
 		if err = unix.SetsockoptInt(fd, o.level, o.opt, o.v); err != nil {
-			return -1, 0, fmt.Errorf("%s: %s=%d: %w", where, o.name, o.v, err)
+			return -1, fmt.Errorf("%s: %s=%d: %w", where, o.name, o.v, err)
 		}
 	}
 	if p.busyPoll > 0 {
 		if err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL, p.busyPoll); err != nil {
-			return -1, 0, fmt.Errorf("%s: SO_BUSY_POLL=%d: %w", where, p.busyPoll, err)
+			return -1, fmt.Errorf("%s: SO_BUSY_POLL=%d: %w", where, p.busyPoll, err)
 		}
 	}
 	if p.rcvbuf > 0 {
 		if err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, p.rcvbuf); err != nil {
 			if err != unix.EPERM {
-				return -1, 0, fmt.Errorf("%s: SO_RCVBUFFORCE=%d: %w", where, p.rcvbuf, err)
+				return -1, fmt.Errorf("%s: SO_RCVBUFFORCE=%d: %w", where, p.rcvbuf, err)
 			}
 			if err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, p.rcvbuf); err != nil {
-				return -1, 0, fmt.Errorf("%s: SO_RCVBUF=%d: %w", where, p.rcvbuf, err)
+				return -1, fmt.Errorf("%s: SO_RCVBUF=%d: %w", where, p.rcvbuf, err)
 			}
 		}
 	}
-	if granted, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF); err != nil {
-		return -1, 0, fmt.Errorf("%s: get SO_RCVBUF: %w", where, err)
-	}
-	if err = unix.Bind(fd, &unix.SockaddrInet4{Addr: group.Addr().As4(), Port: int(group.Port())}); err != nil {
-		return -1, 0, fmt.Errorf("%s: bind: %w", where, err)
-	}
-	if !source.IsValid() {
-		mreq := unix.IPMreqn{Multiaddr: group.Addr().As4(), Address: p.iface.As4()}
-		err = unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, &mreq)
-	} else {
-		// struct ip_mreq_source, Linux order: group, interface, source.
-		var mreq [12]byte
-		g, i, s := group.Addr().As4(), p.iface.As4(), source.As4()
-		copy(mreq[0:], g[:])
-		copy(mreq[4:], i[:])
-		copy(mreq[8:], s[:])
-		err = setsockoptBytes(fd, unix.IPPROTO_IP, unix.IP_ADD_SOURCE_MEMBERSHIP, mreq[:])
-	}
+	granted, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
 	if err != nil {
-		return -1, 0, joinError(where, source.IsValid(), err)
+		return -1, fmt.Errorf("%s: get SO_RCVBUF: %w", where, err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(idx)}
+	if err = unix.Bind(fd, &unix.SockaddrInet4{Addr: addr.As4(), Port: int(port)}); err != nil {
+		return -1, fmt.Errorf("%s: bind: %w", where, err)
+	}
+	si = len(p.socks)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(si)}
 	if err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		return -1, 0, fmt.Errorf("%s: epoll_ctl add: %w", where, err)
+		return -1, fmt.Errorf("%s: epoll_ctl add: %w", where, err)
 	}
-	return fd, granted, nil
+	p.socks = append(p.socks, socket{fd: fd, port: port, ssm: ssm, shared: shared, single: -1, granted: granted})
+	p.open++
+	if cap(p.ready) < len(p.socks) {
+		ring := make([]int32, 2*len(p.socks))
+		for i := 0; i < p.rlen; i++ {
+			ring[i] = p.ready[(p.rhead+i)%len(p.ready)]
+		}
+		p.ready, p.rhead = ring, 0
+	}
+	return si, nil
+}
+
+// closeSocket closes socket si; it leaves the ready queue the next time it is read.
+func (p *Poller) closeSocket(si int) error {
+	s := &p.socks[si]
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+	err := unix.Close(s.fd)
+	s.fd, s.members, s.n = -1, nil, 0
+	p.open--
+	return err
 }
 
 func joinError(where string, ssm bool, err error) error {
@@ -291,8 +419,8 @@ func joinError(where string, ssm bool, err error) error {
 	return fmt.Errorf("%s: %s: %w", where, op, err)
 }
 
-// LeaveGroup closes socket i, which leaves its group. Its index is not
-// reused.
+// LeaveGroup leaves membership i: it closes the group's own socket, or drops the
+// group from its shared socket (closed with its last group). Its index is not reused.
 func (p *Poller) LeaveGroup(i int) error {
 	if err := p.enter(); err != nil {
 		return fmt.Errorf("mcast: leave socket %d: %w", i, err)
@@ -302,19 +430,39 @@ func (p *Poller) LeaveGroup(i int) error {
 		return fmt.Errorf("mcast: leave socket %d: no such open socket", i)
 	}
 	m := &p.members[i]
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, m.fd, nil)
-	err := unix.Close(m.fd)
-	m.fd, m.Closed = -1, true
-	if err != nil {
-		return fmt.Errorf("mcast: leave %v: close: %w", m.Group, err)
+	s := &p.socks[m.sock]
+	m.Closed = true
+	var err error
+	if s.shared {
+		err = p.membership(s.fd, false, m.Group.Addr(), m.Source)
+		delete(s.members, memberKey(m.Group.Addr().As4(), m.Source))
+		s.n--
+		s.full = false
+		if err != nil {
+			err = fmt.Errorf("mcast: leave %v%s: drop membership: %w", m.Group, sourceNote(m.Source), err)
+		}
 	}
-	return nil
+	if !s.shared || s.n == 0 {
+		if cerr := p.closeSocket(m.sock); cerr != nil && err == nil {
+			err = fmt.Errorf("mcast: leave %v: close: %w", m.Group, cerr)
+		}
+	}
+	m.sock = -1
+	return err
 }
 
-// Len returns the number of sockets ever joined (the bound on indices).
+// Len returns the number of groups ever joined (the bound on indices).
 func (p *Poller) Len() int { return len(p.members) }
 
-// Membership describes socket i, an index JoinGroup returned (it panics on
+// Sockets returns the number of sockets open: one per group joined, or with
+// PollerConfig.Shared one per port (more where the kernel limits a socket's groups).
+func (p *Poller) Sockets() int { return p.open }
+
+// Strays returns the datagrams that shared sockets received for no group joined
+// (unicast to their port, or a group left a moment before) and dropped.
+func (p *Poller) Strays() uint64 { return p.strays }
+
+// Membership describes membership i, an index JoinGroup returned (it panics on
 // others, as a slice index does). It does not allocate. It stays valid after
 // LeaveGroup and Close, so counters can be read at exit.
 func (p *Poller) Membership(i int) Membership {
@@ -323,15 +471,17 @@ func (p *Poller) Membership(i int) Membership {
 	return m
 }
 
-// Drops returns the datagrams the kernel dropped on socket i, as last
-// reported by SO_RXQ_OVFL with a received datagram (the kernel reports the
-// count with the first datagram queued after a drop). It makes no system
-// call. i is an index JoinGroup returned.
+// Drops returns the datagrams the kernel dropped on membership i's socket, as last
+// reported by SO_RXQ_OVFL with a received datagram (the kernel reports the count with
+// the first datagram queued after a drop). A shared socket's drops are counted against
+// the group of the datagram that reported them: their sum over all memberships is the
+// Poller's. It makes no system call. i is an index JoinGroup returned.
 func (p *Poller) Drops(i int) uint64 { return p.members[i].Drops }
 
-// KernelDrops asks the kernel (SO_MEMINFO) how many datagrams it has
-// dropped on socket i so far, including drops no datagram has reported yet,
-// and updates Drops. After LeaveGroup or Close it returns the last count.
+// KernelDrops asks the kernel (SO_MEMINFO) how many datagrams it has dropped on
+// membership i's socket so far, including drops no datagram has reported yet, and
+// updates Drops (for a shared socket, adding the drops not yet counted to i's). After
+// LeaveGroup or Close it returns the last count.
 func (p *Poller) KernelDrops(i int) (uint64, error) {
 	if i < 0 || i >= len(p.members) {
 		return 0, fmt.Errorf("mcast: kernel drops of socket %d: no such socket", i)
@@ -347,23 +497,24 @@ func (p *Poller) KernelDrops(i int) (uint64, error) {
 	if m.Closed {
 		return m.Drops, nil
 	}
+	s := &p.socks[m.sock]
 	var info [skMeminfoVars]uint32
 	size := uint32(unsafe.Sizeof(info))
-	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(m.fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(s.fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
 		uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
 	if errno != 0 {
 		return m.Drops, fmt.Errorf("mcast: %v: SO_MEMINFO: %w", m.Group, errno)
 	}
 	if size > skMeminfoDrops*4 {
-		m.noteDrops(info[skMeminfoDrops])
+		s.noteDrops(m, info[skMeminfoDrops])
 	}
 	return m.Drops, nil
 }
 
-// noteDrops folds the kernel's 32-bit cumulative counter into Drops.
-func (m *member) noteDrops(v uint32) {
-	m.Drops += uint64(v - m.lastOvfl)
-	m.lastOvfl = v
+// noteDrops folds the socket's 32-bit cumulative counter into m's Drops.
+func (s *socket) noteDrops(m *member, v uint32) {
+	m.Drops += uint64(v - s.lastOvfl)
+	s.lastOvfl = v
 }
 
 // Close closes every socket and the epoll set. It may be called from any
@@ -382,11 +533,11 @@ func (p *Poller) Close() error {
 	// p.closed), so that the reading goroutine may read its counters after
 	// ReadBatch returned net.ErrClosed without racing with Close.
 	var first error
-	for i := range p.members {
-		m := &p.members[i]
-		if !m.Closed {
-			if err := unix.Close(m.fd); err != nil && first == nil {
-				first = fmt.Errorf("mcast: close %v: %w", m.Group, err)
+	for i := range p.socks {
+		s := &p.socks[i]
+		if s.fd >= 0 {
+			if err := unix.Close(s.fd); err != nil && first == nil {
+				first = fmt.Errorf("mcast: close socket %d: %w", i, err)
 			}
 		}
 	}

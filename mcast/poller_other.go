@@ -51,3 +51,9 @@ func (p *Poller) Close() error { return nil }
 
 // Wake does nothing.
 func (p *Poller) Wake() {}
+
+// Sockets returns 0.
+func (p *Poller) Sockets() int { return 0 }
+
+// Strays returns 0.
+func (p *Poller) Strays() uint64 { return 0 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -74,7 +75,7 @@ func (p *Poller) Poll(ms []Message) (int, error) {
 			return 0, fmt.Errorf("mcast: Poll: message %d has an empty Buf", i)
 		}
 	}
-	if len(p.members) > spinSockets {
+	if p.open > spinSockets {
 		if p.rlen > 0 && p.sinceRefresh >= p.round {
 			if _, err := p.wait(0); err != nil {
 				return 0, err
@@ -89,17 +90,17 @@ func (p *Poller) Poll(ms []Message) (int, error) {
 		return p.drain(ms, true)
 	}
 	n := 0
-	for k := 0; k < len(p.members) && n == 0; k++ {
-		idx := p.spinNext
-		if p.spinNext++; p.spinNext >= len(p.members) {
+	for k := 0; k < len(p.socks) && n == 0; k++ {
+		si := p.spinNext
+		if p.spinNext++; p.spinNext >= len(p.socks) {
 			p.spinNext = 0
 		}
-		m := &p.members[idx]
-		if m.Closed {
+		s := &p.socks[si]
+		if s.fd < 0 {
 			continue
 		}
-		got, err := p.recv(m, idx, ms[:min(len(ms), len(p.hdrs), max(m.hint, 2))])
-		m.hint = 2 * got
+		got, err := p.recv(s, ms[:min(len(ms), len(p.hdrs), max(s.hint, 2))])
+		s.hint = 2 * got
 		n += got
 		if err != nil {
 			return n, err
@@ -134,13 +135,13 @@ func (p *Poller) SetBusyPoll(usec int) error {
 	if err != nil {
 		return fmt.Errorf("mcast: SO_BUSY_POLL=%d: %w", usec, err)
 	}
-	for i := range p.members {
-		m := &p.members[i]
-		if m.Closed {
+	for i := range p.socks {
+		s := &p.socks[i]
+		if s.fd < 0 {
 			continue
 		}
-		if err := unix.SetsockoptInt(m.fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL, usec); err != nil {
-			return fmt.Errorf("mcast: SO_BUSY_POLL=%d on %v: %w", usec, m.Group, err)
+		if err := unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL, usec); err != nil {
+			return fmt.Errorf("mcast: SO_BUSY_POLL=%d on socket %d (port %d): %w", usec, i, s.port, err)
 		}
 	}
 	p.busyPoll = usec
@@ -187,9 +188,9 @@ func (p *Poller) wait(timeout time.Duration) (bool, error) {
 				woken = true
 				continue
 			}
-			m := &p.members[ev.Fd]
-			if !m.queued && !m.Closed {
-				m.queued = true
+			s := &p.socks[ev.Fd]
+			if !s.queued && s.fd >= 0 {
+				s.queued = true
 				p.ready[(p.rhead+p.rlen)%len(p.ready)] = ev.Fd
 				p.rlen++
 			}
@@ -206,33 +207,33 @@ func (p *Poller) wait(timeout time.Duration) (bool, error) {
 func (p *Poller) drain(ms []Message, one bool) (int, error) {
 	n := 0
 	for n < len(ms) && p.rlen > 0 && (!one || n == 0) {
-		idx := p.ready[p.rhead]
+		si := p.ready[p.rhead]
 		p.rhead = (p.rhead + 1) % len(p.ready)
 		p.rlen--
-		m := &p.members[idx]
-		if m.Closed {
-			m.queued = false
+		s := &p.socks[si]
+		if s.fd < 0 {
+			s.queued = false
 			continue
 		}
 		want := min(len(ms)-n, len(p.hdrs))
 		if one {
-			want = min(want, max(m.hint, 2))
+			want = min(want, max(s.hint, 2))
 		}
-		got, err := p.recv(m, int(idx), ms[n:n+want])
+		got, read, err := p.recvCounted(s, ms[n:n+want])
 		if one {
-			m.hint = 2 * got
+			s.hint = 2 * read
 		}
 		n += got
 		p.sinceRefresh++
 		if err != nil {
-			m.queued = false
+			s.queued = false
 			return n, err
 		}
-		if got < want {
-			m.queued = false // drained
+		if read < want {
+			s.queued = false // drained
 			continue
 		}
-		p.ready[(p.rhead+p.rlen)%len(p.ready)] = idx // may have more
+		p.ready[(p.rhead+p.rlen)%len(p.ready)] = si // may have more
 		p.rlen++
 		if n == len(ms) {
 			break
@@ -241,8 +242,16 @@ func (p *Poller) drain(ms []Message, one bool) (int, error) {
 	return n, nil
 }
 
-// recv reads up to len(ms) datagrams from socket idx with one recvmmsg.
-func (p *Poller) recv(m *member, idx int, ms []Message) (int, error) {
+// recv reads up to len(ms) datagrams from socket s with one recvmmsg and returns how
+// many it filled.
+func (p *Poller) recv(s *socket, ms []Message) (int, error) {
+	got, _, err := p.recvCounted(s, ms)
+	return got, err
+}
+
+// recvCounted is recv that also returns how many datagrams the kernel handed over: a
+// shared socket's strays (datagrams of no member) are counted and left out of ms.
+func (p *Poller) recvCounted(s *socket, ms []Message) (got, read int, err error) {
 	for i := range ms {
 		b := ms[i].Buf
 		p.iovs[i].Base = &b[0]
@@ -253,28 +262,54 @@ func (p *Poller) recv(m *member, idx int, ms []Message) (int, error) {
 		h.Hdr.Flags = 0
 		h.Len = 0
 	}
-	got, errno := mmsg(unix.SYS_RECVMMSG, m.fd, p.hdrs[:len(ms)], unix.MSG_DONTWAIT)
+	read, errno := mmsg(unix.SYS_RECVMMSG, s.fd, p.hdrs[:len(ms)], unix.MSG_DONTWAIT)
+	for i := range ms {
+		p.iovs[i].Base = nil
+	}
 	if errno == unix.EAGAIN {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if errno != 0 {
-		return 0, fmt.Errorf("mcast: recvmmsg %v: %w", m.Group, errno)
+		return 0, 0, fmt.Errorf("mcast: recvmmsg on socket of port %d: %w", s.port, errno)
 	}
-	for i := 0; i < got; i++ {
+	for i := 0; i < read; i++ {
 		h := &p.hdrs[i]
-		msg := &ms[i]
+		c := parseControl(p.oob[i*oobSize : i*oobSize+int(h.Hdr.Controllen)])
+		idx := s.single
+		if s.shared {
+			var ok bool
+			if idx, ok = s.lookup(c, &p.names[i]); !ok {
+				p.strays++
+				continue
+			}
+		}
+		msg := &ms[got]
+		if got != i { // a stray before it: move the datagram's buffer into its place
+			ms[i].Buf, msg.Buf = msg.Buf, ms[i].Buf
+		}
 		msg.N = int(h.Len)
 		msg.Addr = sockaddrAddrPort(&p.names[i])
 		msg.Group = idx
 		msg.Truncated = h.Hdr.Flags&unix.MSG_TRUNC != 0
-		ts, drops, ok := parseControl(p.oob[i*oobSize : i*oobSize+int(h.Hdr.Controllen)])
-		msg.KernelTime = ts
-		if ok {
-			m.noteDrops(drops)
+		msg.KernelTime = c.kernelTime
+		if c.hasDrops {
+			s.noteDrops(&p.members[idx], c.drops)
 		}
+		got++
 	}
-	for i := range ms {
-		p.iovs[i].Base = nil
+	return got, read, nil
+}
+
+// lookup finds the member of a shared socket's datagram from its destination group
+// (IP_PKTINFO) and, for source-specific joins, its source.
+func (s *socket) lookup(c control, from *unix.RawSockaddrInet4) (int, bool) {
+	if !c.hasDst {
+		return 0, false
 	}
-	return got, nil
+	var src netip.Addr
+	if s.ssm {
+		src = netip.AddrFrom4(from.Addr)
+	}
+	idx, ok := s.members[memberKey(c.dst, src)]
+	return idx, ok
 }

@@ -32,6 +32,13 @@ func newPoller(t testing.TB, cfg mcast.PollerConfig) *mcast.Poller {
 	return p
 }
 
+// bothModes runs test with a socket per group and with shared sockets.
+func bothModes(t *testing.T, test func(t *testing.T, shared bool)) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) { test(t, shared) })
+	}
+}
+
 func newSender(t testing.TB, cfg mcast.SenderConfig) *mcast.Sender {
 	t.Helper()
 	netns.Require(t)
@@ -113,8 +120,10 @@ func send(t *testing.T, s *mcast.Sender, ms []mcast.Message) {
 // joined and one joined group on another port, in one WriteBatch, and
 // checks that every socket sees exactly its own group's datagrams, in order,
 // from the sender, with kernel timestamps.
-func TestGroupIsolation(t *testing.T) {
-	p := newPoller(t, mcast.PollerConfig{})
+func TestGroupIsolation(t *testing.T) { bothModes(t, testGroupIsolation) }
+
+func testGroupIsolation(t *testing.T, shared bool) {
+	p := newPoller(t, mcast.PollerConfig{Shared: shared})
 	s := newSender(t, mcast.SenderConfig{})
 	joined := []string{"239.1.0.1:30001", "239.1.0.2:30001", "239.1.0.3:30001", "239.200.7.9:30001", "239.1.0.1:30002"}
 	idx := map[string]int{}
@@ -170,10 +179,12 @@ func TestGroupIsolation(t *testing.T) {
 // TestBatching sends 1,000 datagrams of 64..300 bytes to eight groups in
 // one call, and in chunks of 7, and checks that ReadBatch returns them in
 // batches, in order per group.
-func TestBatching(t *testing.T) {
+func TestBatching(t *testing.T) { bothModes(t, testBatching) }
+
+func testBatching(t *testing.T, shared bool) {
 	for _, sendBatch := range []int{0, 7} {
 		t.Run(fmt.Sprintf("sendBatch=%d", sendBatch), func(t *testing.T) {
-			p := newPoller(t, mcast.PollerConfig{ReadBuffer: 1 << 20, BatchSize: 32})
+			p := newPoller(t, mcast.PollerConfig{Shared: shared, ReadBuffer: 1 << 20, BatchSize: 32})
 			s := newSender(t, mcast.SenderConfig{BatchSize: sendBatch})
 			groups := make([]netip.AddrPort, 8)
 			for i := range groups {
@@ -232,8 +243,10 @@ func datagrams(n int, groups []netip.AddrPort) []mcast.Message {
 // TestSourceSpecific joins one group for source 127.0.0.2, for 127.0.0.3
 // and for any source, and sends from 127.0.0.1, .2 and .3 (lo covers
 // 127.0.0.0/8).
-func TestSourceSpecific(t *testing.T) {
-	p := newPoller(t, mcast.PollerConfig{})
+func TestSourceSpecific(t *testing.T) { bothModes(t, testSourceSpecific) }
+
+func testSourceSpecific(t *testing.T, shared bool) {
+	p := newPoller(t, mcast.PollerConfig{Shared: shared})
 	g := netip.MustParseAddrPort("239.3.3.3:32000")
 	src2, src3 := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
 	only2, err := p.JoinSourceSpecificGroup(g, src2)
@@ -276,8 +289,10 @@ func TestSourceSpecific(t *testing.T) {
 	}
 }
 
-func TestTruncated(t *testing.T) {
-	p := newPoller(t, mcast.PollerConfig{})
+func TestTruncated(t *testing.T) { bothModes(t, testTruncated) }
+
+func testTruncated(t *testing.T, shared bool) {
+	p := newPoller(t, mcast.PollerConfig{Shared: shared})
 	s := newSender(t, mcast.SenderConfig{})
 	g := netip.MustParseAddrPort("239.4.4.4:32001")
 	p.JoinGroup(g)
@@ -331,8 +346,10 @@ func TestReadBufferGranted(t *testing.T) {
 
 // TestDrops overflows a small receive buffer and checks that the drops are
 // counted: by the SO_RXQ_OVFL of the next datagram, and by KernelDrops.
-func TestDrops(t *testing.T) {
-	p := newPoller(t, mcast.PollerConfig{ReadBuffer: 1}) // the kernel's minimum
+func TestDrops(t *testing.T) { bothModes(t, testDrops) }
+
+func testDrops(t *testing.T, shared bool) {
+	p := newPoller(t, mcast.PollerConfig{Shared: shared, ReadBuffer: 1}) // the kernel's minimum
 	s := newSender(t, mcast.SenderConfig{})
 	g := netip.MustParseAddrPort("239.6.6.6:32003")
 	i := join(t, p, g.String())
@@ -365,7 +382,7 @@ func TestDrops(t *testing.T) {
 	}
 
 	// A fresh Poller learns the count from the next datagram's SO_RXQ_OVFL.
-	p2 := newPoller(t, mcast.PollerConfig{ReadBuffer: 1})
+	p2 := newPoller(t, mcast.PollerConfig{Shared: shared, ReadBuffer: 1})
 	j := join(t, p2, "239.6.6.7:32003")
 	send(t, s, datagrams(sent, []netip.AddrPort{netip.MustParseAddrPort("239.6.6.7:32003")}))
 	kernel, err := p2.KernelDrops(j) // what the kernel says now
@@ -418,8 +435,113 @@ func TestMaxMemberships(t *testing.T) {
 	}
 }
 
-func TestLeaveGroup(t *testing.T) {
-	p := newPoller(t, mcast.PollerConfig{})
+// TestSharedSockets: with PollerConfig.Shared, the groups of a port share sockets, as
+// many groups to a socket as the kernel allows (net.ipv4.igmp_max_memberships, set to 4
+// in the test's namespace), each datagram reaches the membership of its group, a
+// unicast datagram to the port is counted as a stray and dropped, and leaving a socket's
+// last group closes it.
+func TestSharedSockets(t *testing.T) {
+	const knob = "/proc/sys/net/ipv4/igmp_max_memberships"
+	netns.Require(t) // the knob is per network namespace: never touch the host's
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(knob, []byte("4"), 0o644); err != nil {
+		t.Fatalf("set %s in the test's namespace: %v", knob, err)
+	}
+	t.Cleanup(func() { os.WriteFile(knob, old, 0o644) })
+
+	p := newPoller(t, mcast.PollerConfig{Shared: true})
+	var groups []netip.AddrPort
+	for k := range 10 { // 4 + 4 + 2 on port 32012
+		groups = append(groups, netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 17, 0, byte(k + 1)}), 32012))
+	}
+	groups = append(groups, netip.MustParseAddrPort("239.17.0.1:32013"), netip.MustParseAddrPort("239.17.0.2:32013"))
+	idx := map[netip.AddrPort]int{}
+	for _, g := range groups {
+		idx[g] = join(t, p, g.String())
+	}
+	if p.Sockets() != 4 || p.Len() != len(groups) {
+		t.Fatalf("%d groups on %d sockets (Len %d), want 4 sockets: 3 for port 32012, 1 for 32013", len(groups), p.Sockets(), p.Len())
+	}
+	s := newSender(t, mcast.SenderConfig{})
+	out := datagrams(10*len(groups), groups)
+	send(t, s, out)
+	u, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 32012})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if _, err := u.Write([]byte("unicast to the port")); err != nil {
+		t.Fatal(err)
+	}
+	next := map[int]uint32{}
+	for _, d := range readN(t, p, len(out), 512, 16) {
+		if seq := binary.LittleEndian.Uint32([]byte(d.payload)); seq != next[d.group] {
+			t.Fatalf("membership %d (%v): datagram %d, want %d", d.group, p.Membership(d.group).Group, seq, next[d.group])
+		}
+		next[d.group]++
+	}
+	for _, g := range groups {
+		if next[idx[g]] != 10 {
+			t.Errorf("%v: %d datagrams, want 10", g, next[idx[g]])
+		}
+	}
+	if p.Strays() != 1 {
+		t.Errorf("Strays %d, want 1 (the unicast datagram)", p.Strays())
+	}
+
+	// Leave the last two groups of port 32012 (the third socket's) and one of the first.
+	for _, g := range []netip.AddrPort{groups[8], groups[9], groups[0]} {
+		if err := p.LeaveGroup(idx[g]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.Sockets() != 3 {
+		t.Errorf("%d sockets after the third socket's groups left, want 3", p.Sockets())
+	}
+	send(t, s, []mcast.Message{
+		{Buf: []byte("left"), Addr: groups[0]}, {Buf: []byte("left"), Addr: groups[9]},
+		{Buf: []byte("kept"), Addr: groups[1]},
+	})
+	if got := readN(t, p, 1, 64, 4); got[0].payload != "kept" || got[0].group != idx[groups[1]] {
+		t.Errorf("after leaving: got %+v, want \"kept\" on membership %d", got[0], idx[groups[1]])
+	}
+	// The room left by the group that left is used again.
+	join(t, p, "239.17.1.1:32012")
+	if p.Sockets() != 3 {
+		t.Errorf("%d sockets after a join into a free place, want 3", p.Sockets())
+	}
+}
+
+// TestSharedArrivalOrder: a shared socket delivers its groups' datagrams in the order
+// they arrived, so a quiet group's datagram sent after a busy group's burst comes right
+// after the burst (with a socket per group, TestFairness: before its end).
+func TestSharedArrivalOrder(t *testing.T) {
+	p := newPoller(t, mcast.PollerConfig{ReadBuffer: 1 << 20, Shared: true})
+	s := newSender(t, mcast.SenderConfig{})
+	busy := netip.MustParseAddrPort("239.9.1.1:32014")
+	quiet := netip.MustParseAddrPort("239.9.1.2:32014")
+	b := join(t, p, busy.String())
+	q := join(t, p, quiet.String())
+	send(t, s, datagrams(500, []netip.AddrPort{busy}))
+	send(t, s, []mcast.Message{{Buf: []byte("quiet"), Addr: quiet}})
+	got := readN(t, p, 501, 512, 16)
+	for i, d := range got[:500] {
+		if d.group != b || binary.LittleEndian.Uint32([]byte(d.payload)) != uint32(i) {
+			t.Fatalf("datagram %d: %+v, want the busy group's %d", i, d, i)
+		}
+	}
+	if got[500].group != q || got[500].payload != "quiet" {
+		t.Errorf("last datagram %+v, want the quiet group's", got[500])
+	}
+}
+
+func TestLeaveGroup(t *testing.T) { bothModes(t, testLeaveGroup) }
+
+func testLeaveGroup(t *testing.T, shared bool) {
+	p := newPoller(t, mcast.PollerConfig{Shared: shared})
 	s := newSender(t, mcast.SenderConfig{})
 	a := join(t, p, "239.8.0.1:32005")
 	b := join(t, p, "239.8.0.2:32005")
@@ -586,8 +708,10 @@ func TestConfigErrors(t *testing.T) {
 }
 
 // TestNoAllocs proves the data path allocates nothing per batch.
-func TestNoAllocs(t *testing.T) {
-	p := newPoller(t, mcast.PollerConfig{ReadBuffer: 1 << 20})
+func TestNoAllocs(t *testing.T) { bothModes(t, testNoAllocs) }
+
+func testNoAllocs(t *testing.T, shared bool) {
+	p := newPoller(t, mcast.PollerConfig{Shared: shared, ReadBuffer: 1 << 20})
 	s := newSender(t, mcast.SenderConfig{})
 	groups := make([]netip.AddrPort, 4)
 	for i := range groups {
@@ -621,9 +745,11 @@ func TestNoAllocs(t *testing.T) {
 
 // TestTwoReceivers: two Pollers (as two processes would) join the same group
 // and port, and each gets every datagram.
-func TestTwoReceivers(t *testing.T) {
-	p1 := newPoller(t, mcast.PollerConfig{})
-	p2 := newPoller(t, mcast.PollerConfig{})
+func TestTwoReceivers(t *testing.T) { bothModes(t, testTwoReceivers) }
+
+func testTwoReceivers(t *testing.T, shared bool) {
+	p1 := newPoller(t, mcast.PollerConfig{Shared: shared})
+	p2 := newPoller(t, mcast.PollerConfig{Shared: shared})
 	join(t, p1, "239.14.0.1:32011")
 	join(t, p2, "239.14.0.1:32011")
 	s := newSender(t, mcast.SenderConfig{})

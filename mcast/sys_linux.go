@@ -23,8 +23,10 @@ const (
 )
 
 // oobSize is the control buffer per received datagram: room for a timespec
-// (SCM_TIMESTAMPNS) and a uint32 (SO_RXQ_OVFL), with spare.
-var oobSize = unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))) + unix.CmsgSpace(4) + 32
+// (SCM_TIMESTAMPNS), a uint32 (SO_RXQ_OVFL) and an in_pktinfo (IP_PKTINFO, shared
+// sockets), with spare.
+var oobSize = unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))) + unix.CmsgSpace(4) +
+	unix.CmsgSpace(unix.SizeofInet4Pktinfo) + 32
 
 const (
 	cmsgLenSize = int(unsafe.Sizeof(unix.Cmsghdr{}.Len))
@@ -59,11 +61,18 @@ func mmsg(trap uintptr, fd int, hs []unix.Mmsghdr, flags int) (int, unix.Errno) 
 	}
 }
 
-// parseControl reads the control messages of one received datagram: the
-// kernel receive time (SCM_TIMESTAMPNS) in ns since the epoch, and the
-// socket's cumulative drop counter (SO_RXQ_OVFL), with hasDrops telling
-// whether it was present. Malformed input ends the parse; it never panics.
-func parseControl(b []byte) (kernelTime int64, drops uint32, hasDrops bool) {
+// control is what the control messages of one received datagram say.
+type control struct {
+	kernelTime int64   // kernel receive time (SCM_TIMESTAMPNS), ns since the epoch; 0 if absent
+	drops      uint32  // the socket's cumulative drop counter (SO_RXQ_OVFL)
+	hasDrops   bool    // drops was present
+	dst        [4]byte // the datagram's destination address (IP_PKTINFO's ipi_addr)
+	hasDst     bool    // dst was present
+}
+
+// parseControl reads the control messages of one received datagram. Malformed input
+// ends the parse; it never panics.
+func parseControl(b []byte) (c control) {
 	for len(b) >= unix.SizeofCmsghdr {
 		var l uint64
 		if cmsgLenSize == 8 {
@@ -77,24 +86,28 @@ func parseControl(b []byte) (kernelTime int64, drops uint32, hasDrops bool) {
 		level := int32(binary.NativeEndian.Uint32(b[cmsgLenSize:]))
 		typ := int32(binary.NativeEndian.Uint32(b[cmsgLenSize+4:]))
 		data := b[unix.SizeofCmsghdr:l]
-		if level == unix.SOL_SOCKET {
-			switch typ {
-			case unix.SCM_TIMESTAMPNS:
-				if len(data) >= 2*tsFieldSize {
-					var sec, nsec int64
-					if tsFieldSize == 8 {
-						sec = int64(binary.NativeEndian.Uint64(data))
-						nsec = int64(binary.NativeEndian.Uint64(data[8:]))
-					} else {
-						sec = int64(int32(binary.NativeEndian.Uint32(data)))
-						nsec = int64(int32(binary.NativeEndian.Uint32(data[4:])))
-					}
-					kernelTime = sec*1e9 + nsec
+		switch {
+		case level == unix.SOL_SOCKET && typ == unix.SCM_TIMESTAMPNS:
+			if len(data) >= 2*tsFieldSize {
+				var sec, nsec int64
+				if tsFieldSize == 8 {
+					sec = int64(binary.NativeEndian.Uint64(data))
+					nsec = int64(binary.NativeEndian.Uint64(data[8:]))
+				} else {
+					sec = int64(int32(binary.NativeEndian.Uint32(data)))
+					nsec = int64(int32(binary.NativeEndian.Uint32(data[4:])))
 				}
-			case unix.SO_RXQ_OVFL:
-				if len(data) >= 4 {
-					drops, hasDrops = binary.NativeEndian.Uint32(data), true
-				}
+				c.kernelTime = sec*1e9 + nsec
+			}
+		case level == unix.SOL_SOCKET && typ == unix.SO_RXQ_OVFL:
+			if len(data) >= 4 {
+				c.drops, c.hasDrops = binary.NativeEndian.Uint32(data), true
+			}
+		case level == unix.IPPROTO_IP && typ == unix.IP_PKTINFO:
+			// struct in_pktinfo: ipi_ifindex, ipi_spec_dst, ipi_addr (the header's destination).
+			if len(data) >= unix.SizeofInet4Pktinfo {
+				copy(c.dst[:], data[8:12])
+				c.hasDst = true
 			}
 		}
 		next := cmsgAlign(l)

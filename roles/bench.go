@@ -46,6 +46,8 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	busyPoll := fs.Bool("busy-poll", false, "receive in busy-poll mode, handler and baseline alike: spin on recvmmsg on a locked OS thread, no epoll sleep\n"+
 		"(SO_BUSY_POLL where the kernel permits); it keeps a CPU busy")
 	cpu := fs.Int("cpu", -1, "pin the receiving thread (handler and baseline) to CPU `N` (default: not pinned)")
+	shared := fs.Bool("shared-sockets", false, "join the groups on one shared socket, handler and baseline alike (feed --shared-sockets;\n"+
+		"the bench raises net.ipv4.igmp_max_memberships in its private namespace to fit them)")
 	senderRole := fs.Bool("sender", false, "internal: be the sender child of a run (its arguments follow --)")
 	var fan fanoutFlags
 	fan.register(fs)
@@ -63,7 +65,7 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := bench.Config{Instruments: *instruments, NoMicro: *noMicro, Duration: *duration, BlastDatagrams: *blast,
-		BusyPoll: *busyPoll, PinCPU: pin, CPU: *cpu}
+		BusyPoll: *busyPoll, PinCPU: pin, CPU: *cpu, SharedSockets: *shared}
 	if *quick && cfg.Duration == 0 {
 		cfg.Duration = time.Second
 	}
@@ -110,6 +112,13 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	if cfg.Templates, err = LoadTemplates(*templates, *templates != DefaultTemplates); err != nil {
 		return err
+	}
+	if cfg.SharedSockets {
+		// Room for every group (and the definitions channel) on one socket, in the
+		// bench's own namespace.
+		if err := netns.RaiseMemberships(cfg.Instruments + 1); err != nil {
+			return fmt.Errorf("--shared-sockets: %w", err)
+		}
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("output directory: %w", err)

@@ -38,7 +38,7 @@ type FeedOptions struct {
 	Config, Topics, Source, FixConnect, Username, Password, CompID string
 	ServeFIX, BusConfig, DumpBooks, StatsOut, LatencyOut           string
 	HTTP                                                           string // --http: the operator's view (package opshttp)
-	All, BusyPoll                                                  bool
+	All, BusyPoll, SharedSockets                                   bool
 	CPU                                                            int
 	Duration, GapWait, RecoveryTimeout                             time.Duration
 	Window, ReadBuffer                                             int
@@ -87,6 +87,9 @@ func (o *FeedOptions) Register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.BusyPoll, "busy-poll", false, "spin on recvmmsg on a locked OS thread instead of sleeping in epoll (SO_BUSY_POLL where\n"+
 		"the kernel permits): lowest latency, one CPU kept busy")
 	fs.IntVar(&o.CPU, "cpu", -1, "pin the receiving thread to CPU `N` (default: not pinned)")
+	fs.BoolVar(&o.SharedSockets, "shared-sockets", false, "join the groups of a port on one socket (told apart by IP_PKTINFO) instead of one socket\n"+
+		"per group: with --busy-poll the loop spins on one recvmmsg; raise net.ipv4.igmp_max_memberships (20)\n"+
+		"to the groups joined, or more sockets are opened")
 	in := &o.Inject
 	fs.Float64Var(&in.Loss, "inject-loss", 0, "test fault: drop each datagram with `probability` P")
 	fs.Float64Var(&in.Reorder, "inject-reorder", 0, "test fault: hold back each datagram with `probability` P")
@@ -364,7 +367,7 @@ func (o *FeedOptions) HandlerConfig(set map[string]bool) (feed.Config, error) {
 	}
 	cfg.Gap = gap.Config{Window: o.Window, GapWait: o.GapWait, RecoveryTimeout: o.RecoveryTimeout}
 	cfg.ReadBuffer = o.ReadBuffer
-	cfg.BusyPoll, cfg.CPU = o.BusyPoll, o.CPU
+	cfg.BusyPoll, cfg.CPU, cfg.SharedSockets = o.BusyPoll, o.CPU, o.SharedSockets
 	if cfg.PinCPU, err = CPUFlag(o.CPU); err != nil {
 		return cfg, err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -168,6 +169,28 @@ func SetupLoopback() error {
 	ifr.SetUint16(want)
 	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("netns: bring lo up: SIOCSIFFLAGS %#x: %w", want, err)
+	}
+	return nil
+}
+
+// RaiseMemberships sets net.ipv4.igmp_max_memberships, the groups one socket may join,
+// to at least n in the current network namespace (the knob is per namespace), for shared
+// sockets (mcast.PollerConfig.Shared) joined to every group of a benchmark. It refuses,
+// with ErrNotInside, to touch the host's.
+func RaiseMemberships(n int) error {
+	const knob = "/proc/sys/net/ipv4/igmp_max_memberships"
+	if !Inside() {
+		return fmt.Errorf("netns: raise %s: %w", knob, ErrNotInside)
+	}
+	b, err := os.ReadFile(knob)
+	if err != nil {
+		return fmt.Errorf("netns: raise igmp_max_memberships: %w", err)
+	}
+	if cur, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && cur >= n {
+		return nil
+	}
+	if err := os.WriteFile(knob, []byte(strconv.Itoa(n)), 0o644); err != nil {
+		return fmt.Errorf("netns: raise igmp_max_memberships to %d: %w", n, err)
 	}
 	return nil
 }

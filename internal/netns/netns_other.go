@@ -42,6 +42,8 @@ func ReexecFiles(ctx context.Context, args []string, files []*os.File) (bool, in
 
 func SetupLoopback() error { return errUnsupported }
 
+func RaiseMemberships(int) error { return errUnsupported }
+
 func Command(ctx context.Context, name string, args ...string) (*exec.Cmd, error) {
 	return nil, fmt.Errorf("netns: command %s: %w", name, errUnsupported)
 }
