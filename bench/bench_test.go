@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -408,6 +409,72 @@ func TestRun(t *testing.T) {
 	dir := t.TempDir()
 	if err := WriteReport(dir, r, "test"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRunRounds runs a rate in two rounds, handler and baseline alternating, busy
+// polling over shared sockets: four steps in that order, and the report says so.
+func TestRunRounds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var steps []string
+	r, err := Run(ctx, Config{Templates: templates(t), Rates: []float64{20000}, Duration: 600 * time.Millisecond, Rounds: 2,
+		BusyPoll: true, SharedSockets: true, Instruments: 4, NoMicro: true, Progress: func(s string) { steps = append(steps, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"[1/4] handler at 20k", "[2/4] baseline at 20k", "[3/4] handler at 20k", "[4/4] baseline at 20k"}
+	if len(steps) != len(want) {
+		t.Fatalf("steps %q", steps)
+	}
+	for i, s := range steps {
+		if !strings.HasPrefix(s, want[i]) || !strings.HasSuffix(s, fmt.Sprintf("round %d of 2", i/2+1)) {
+			t.Errorf("step %d: %q, want %q ... round %d of 2", i, s, want[i], i/2+1)
+		}
+	}
+	h := r.Rates[0].Handler
+	if h.Received+h.Gaps < h.Sent || h.Total().TotalCount() == 0 || h.Recv.TotalCount() != h.Work.TotalCount() {
+		t.Errorf("handler: %d of %d applied, %d gaps, %d latencies, split %d/%d", h.Received, h.Sent, h.Gaps, h.Total().TotalCount(),
+			h.Recv.TotalCount(), h.Work.TotalCount())
+	}
+	dir := t.TempDir()
+	if err := WriteReport(dir, r, "test"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"Each rate ran **2 rounds**", "**shared sockets**", "Receive mode: **busy poll**"} {
+		if !strings.Contains(string(b), s) {
+			t.Errorf("report lacks %q", s)
+		}
+	}
+}
+
+// TestMeasurementMerge: a receiver's rounds add up: counts and times summed, the rate the
+// sum's, the histograms merged.
+func TestMeasurementMerge(t *testing.T) {
+	run := func(received uint64, elapsed time.Duration, latencies ...int64) Measurement {
+		m := Measurement{Receiver: "handler", Sent: received + 1, Entries: 2 * received, Received: received, Elapsed: elapsed,
+			KernelDrops: 1, Gaps: 2, Recv: NewHistogram()}
+		for i := range m.Stages {
+			m.Stages[i] = NewHistogram()
+			for _, v := range latencies {
+				_ = m.Stages[i].RecordValue(v)
+			}
+		}
+		return m
+	}
+	m := run(1000, time.Second, 10_000, 20_000)
+	o := run(3000, time.Second, 30_000)
+	m.merge(&o)
+	if m.Sent != 4002 || m.Entries != 8000 || m.Received != 4000 || m.Elapsed != 2*time.Second || m.Rate != 2000 ||
+		m.KernelDrops != 2 || m.Gaps != 4 || m.Work != nil {
+		t.Errorf("merged %+v", m)
+	}
+	if n, max := m.Total().TotalCount(), m.Total().Max(); n != 3 || max < 29_000 || max > 31_000 {
+		t.Errorf("merged histogram: %d values, max %d; want 3, about 30000", n, max)
 	}
 }
 

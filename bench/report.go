@@ -220,7 +220,11 @@ func WriteMarkdown(w io.Writer, r *Results, command, plot string) error {
 		r.Blast, r.Instruments, blastBatch)
 	p("Latency starts at the publisher's SendingTime (52), stamped just before sendmmsg. ")
 	p("*Handler*: tick-to-handler, until the message's entries are applied to the books and handed to a subscriber. ")
-	p("*Baseline*: a bare receiver (recvmmsg, read the kernel timestamp and the SendingTime, nothing else), until recvmmsg returns: this machine's physical limit.\n\n")
+	p("*Baseline*: a bare receiver (recvmmsg, read the kernel timestamp and the SendingTime, nothing else), until recvmmsg returns: this machine's physical limit.")
+	if r.Rounds > 1 {
+		p(" Each rate ran **%d rounds**, handler and baseline alternating (handler, baseline, handler, ...), each round a fresh publisher and receiver; a row merges a receiver's rounds (histograms merged, counts summed), so that both saw the machine's changing load alike.", r.Rounds)
+	}
+	p("\n\n")
 
 	p("## Targets\n\n| target | result | value | detail |\n|---|---|---|---|\n")
 	for _, t := range Targets(r) {
@@ -234,9 +238,15 @@ func WriteMarkdown(w io.Writer, r *Results, command, plot string) error {
 		p("| %s | %s | %s | %s |\n", t.Name, verdict, value, t.Detail)
 	}
 
-	p("\nEach row below is one run, made one after the other: the load of a shared machine differs between them, and the spread ")
-	p("between runs of the same command (of the tails above all) can exceed the handler/baseline difference. A ratio below 1, ")
-	p("the handler faster than the bare receiver, is such noise. Repeat the command before drawing conclusions.\n")
+	if r.Rounds > 1 {
+		p("\nEach row below merges %d runs, alternating with the other receiver's: the load of a shared machine changes between runs, ", r.Rounds)
+		p("and alternating spreads it over both receivers, but the spread between runs of the same command (of the tails above all) can still exceed ")
+		p("the handler/baseline difference. A ratio below 1, the handler faster than the bare receiver, is such noise.\n")
+	} else {
+		p("\nEach row below is one run, made one after the other: the load of a shared machine differs between them, and the spread ")
+		p("between runs of the same command (of the tails above all) can exceed the handler/baseline difference. A ratio below 1, ")
+		p("the handler faster than the bare receiver, is such noise. Repeat the command before drawing conclusions (or use --rounds).\n")
+	}
 	p("\n## End to end\n\nLatency in µs (HdrHistogram, 3 significant figures).\n\n")
 	p("| rate | receiver | sent | entries/msg | received | lost | kernel drops | msgs/s | %s |\n", strings.Join(SummaryColumns[:], " | "))
 	p("|---|---|--:|--:|--:|--:|--:|--:|%s\n", strings.Repeat("--:|", len(SummaryColumns)))

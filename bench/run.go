@@ -52,6 +52,10 @@ type Config struct {
 	BusyPoll bool
 	PinCPU   bool
 	CPU      int
+	// Rounds is how many times each rate is measured through each receiver, handler and
+	// baseline alternating (default 1): their histograms and counts are merged, so that
+	// the two see the machine's changing load alike rather than one after the other.
+	Rounds int
 	// SharedSockets joins the groups, handler and baseline alike, on shared sockets
 	// (mcast.PollerConfig.Shared, feed.Config.SharedSockets); the caller makes room for
 	// them all on one socket (net.ipv4.igmp_max_memberships) or gets more sockets.
@@ -93,6 +97,9 @@ func (c *Config) defaults() error {
 	if c.Progress == nil {
 		c.Progress = func(string) {}
 	}
+	if c.Rounds <= 0 {
+		c.Rounds = 1
+	}
 	return nil
 }
 
@@ -102,6 +109,7 @@ type Results struct {
 	Took        time.Duration
 	Env         Env
 	Duration    time.Duration // per end-to-end run
+	Rounds      int           // runs per rate and receiver, alternating (Config.Rounds)
 	Warmup      time.Duration
 	Instruments int
 	Blast       int // datagrams of the maximum-rate run
@@ -164,6 +172,34 @@ type Measurement struct {
 	Recv, Work *hdrhistogram.Histogram
 }
 
+// merge adds o, another run of the same rate and receiver, to m: counts and times are
+// summed, the rate is the sum's, the histograms are merged.
+func (m *Measurement) merge(o *Measurement) {
+	m.Sent += o.Sent
+	m.Entries += o.Entries
+	m.Received += o.Received
+	m.Elapsed += o.Elapsed
+	if m.Elapsed > 0 {
+		m.Rate = float64(m.Received) / m.Elapsed.Seconds()
+	}
+	m.KernelDrops += o.KernelDrops
+	m.Gaps += o.Gaps
+	mergeInto := func(dst **hdrhistogram.Histogram, src *hdrhistogram.Histogram) {
+		switch {
+		case src == nil:
+		case *dst == nil:
+			*dst = src
+		default:
+			(*dst).Merge(src)
+		}
+	}
+	for i := range m.Stages {
+		mergeInto(&m.Stages[i], o.Stages[i])
+	}
+	mergeInto(&m.Recv, o.Recv)
+	mergeInto(&m.Work, o.Work)
+}
+
 // Total returns the tick-to-receiver histogram.
 func (m *Measurement) Total() *hdrhistogram.Histogram { return m.Stages[feed.StageTotal] }
 
@@ -173,7 +209,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	res := &Results{Started: time.Now().UTC(), Env: env(), Duration: cfg.Duration, Warmup: cfg.Warmup, Instruments: cfg.Instruments, Blast: cfg.BlastDatagrams,
+	res := &Results{Started: time.Now().UTC(), Env: env(), Duration: cfg.Duration, Rounds: cfg.Rounds, Warmup: cfg.Warmup, Instruments: cfg.Instruments, Blast: cfg.BlastDatagrams,
 		SenderProcess: cfg.Spawn != nil, BusyPoll: cfg.BusyPoll, PinCPU: cfg.PinCPU, CPU: cfg.CPU,
 		SharedSockets: cfg.SharedSockets}
 	var micro []Benchmark
@@ -183,7 +219,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			return nil, err
 		}
 	}
-	steps, step := len(micro)+2*len(cfg.Rates), 0
+	steps, step := len(micro)+2*cfg.Rounds*len(cfg.Rates), 0
 	next := func(what string) {
 		step++
 		cfg.Progress(fmt.Sprintf("[%d/%d] %s", step, steps, what))
@@ -202,21 +238,30 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	port := cfg.Port
 	for _, rate := range cfg.Rates {
 		rr := RateResult{Rate: rate}
-		for _, recv := range []string{"handler", "baseline"} {
-			what := fmt.Sprintf("%s at %s msgs/s (%v)", recv, RateLabel(rate), cfg.Duration)
-			if rate == 0 {
-				what = fmt.Sprintf("%s at max msgs/s (%d datagrams)", recv, cfg.BlastDatagrams)
-			}
-			next(what)
-			m, err := measure(ctx, &cfg, rate, port, recv)
-			if err != nil {
-				return nil, err
-			}
-			port++
-			if recv == "handler" {
-				rr.Handler = m
-			} else {
-				rr.Baseline = m
+		for round := range cfg.Rounds {
+			for _, recv := range []string{"handler", "baseline"} {
+				what := fmt.Sprintf("%s at %s msgs/s (%v)", recv, RateLabel(rate), cfg.Duration)
+				if rate == 0 {
+					what = fmt.Sprintf("%s at max msgs/s (%d datagrams)", recv, cfg.BlastDatagrams)
+				}
+				if cfg.Rounds > 1 {
+					what += fmt.Sprintf(", round %d of %d", round+1, cfg.Rounds)
+				}
+				next(what)
+				m, err := measure(ctx, &cfg, rate, port, recv)
+				if err != nil {
+					return nil, err
+				}
+				port++
+				into := &rr.Handler
+				if recv == "baseline" {
+					into = &rr.Baseline
+				}
+				if round == 0 {
+					*into = m
+				} else {
+					into.merge(&m)
+				}
 			}
 		}
 		res.Rates = append(res.Rates, rr)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"net/netip"
 	"runtime"
 	"strings"
@@ -48,6 +49,16 @@ func TestBusyPollReceivesEverything(t *testing.T) {
 			}
 			s := newScript(t)
 			h, stop := startHandler(t, cfg)
+			if tc.shared { // unicast to the port: a shared socket's stray, dropped and counted
+				u, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := u.Write([]byte("not a group's")); err != nil {
+					t.Fatal(err)
+				}
+				u.Close()
+			}
 			const per = 500
 			for i := range per {
 				for _, sym := range tc.symbols {
@@ -63,8 +74,11 @@ func TestBusyPollReceivesEverything(t *testing.T) {
 				t.Errorf("%d sockets, want %d", h.poller.Sockets(), want)
 			}
 			st := stop()
-			if want := uint64(per * len(tc.symbols)); st.Messages != want || st.Gaps != 0 || st.KernelDrops != 0 {
-				t.Errorf("messages %d of %d, gaps %d, kernel drops %d", st.Messages, want, st.Gaps, st.KernelDrops)
+			if want := uint64(per * len(tc.symbols)); st.Messages != want || st.Gaps != 0 || st.KernelDrops != 0 || st.DecodeErrors != 0 {
+				t.Errorf("messages %d of %d, gaps %d, kernel drops %d, decode errors %d", st.Messages, want, st.Gaps, st.KernelDrops, st.DecodeErrors)
+			}
+			if want := uint64(btoi(tc.shared)); st.Strays != want {
+				t.Errorf("%d strays, want %d", st.Strays, want)
 			}
 			if m := h.Messages(); m != st.Messages {
 				t.Errorf("Messages() = %d, Stats().Messages %d", m, st.Messages)

@@ -25,6 +25,7 @@ func (h *Handler) Stats() Stats {
 		for i := 0; i < h.poller.Len(); i++ {
 			s.KernelDrops += h.poller.Drops(i)
 		}
+		s.Strays = h.poller.Strays()
 	}
 	return s
 }

@@ -99,9 +99,11 @@ func (h *Handler) Run(ctx context.Context) error {
 			return fmt.Errorf("feed: read: %w", err)
 		}
 		if n == 0 && busy {
-			// Nothing arrived: spin again at once. The clock read and the duty cycle
-			// (commands, timers, faults held) would lengthen every empty turn by a
-			// fifth: they run every idleTurns empty turns, or at once for a command.
+			// Nothing arrived: record one held message's latencies (latency.go), then
+			// spin again at once. The clock read and the duty cycle (commands, timers,
+			// faults held) would lengthen every empty turn by a fifth: they run every
+			// idleTurns empty turns, or at once for a command.
+			e.recordHeld(1)
 			if idle++; idle < idleTurns && len(e.queue.ch) == 0 {
 				continue
 			}
@@ -124,7 +126,7 @@ func (h *Handler) Run(ctx context.Context) error {
 			}
 			e.receiveOn(m.Group, m.Buf[:m.N], now, m.KernelTime)
 		}
-		if n == 0 {
+		if n == 0 && !busy {
 			e.flushStages() // idle: record the stamps of the messages applied (latency.go)
 		}
 		if n == 0 && e.inj != nil {

@@ -17,13 +17,14 @@ type Stats struct {
 	Skipped         uint64 `json:"skipped_seq"` // sequence numbers superseded by a snapshot
 	StaleBooks      uint64 `json:"stale_books"` // books stale at exit
 	StaleEvents     uint64 `json:"stale_events"`
-	UpstreamStale   uint64 `json:"upstream_stale"` // books the source said were stale (status 20)
-	DecodeErrors    uint64 `json:"decode_errors"`  // malformed datagrams
-	ForeignSource   uint64 `json:"foreign_source"` // datagrams from a sender other than Config.Source
-	AuthFailures    uint64 `json:"auth_failures"`  // datagrams whose trailer did not check (Config.Key)
-	ABMismatch      uint64 `json:"ab_mismatch"`    // copies of a sequence number that differ from the copy taken
-	Filtered        uint64 `json:"filtered"`       // entries of topics not subscribed, sharing a group
-	KernelDrops     uint64 `json:"kernel_drops"`   // datagrams the kernel dropped (SO_RXQ_OVFL)
+	UpstreamStale   uint64 `json:"upstream_stale"`  // books the source said were stale (status 20)
+	DecodeErrors    uint64 `json:"decode_errors"`   // malformed datagrams
+	ForeignSource   uint64 `json:"foreign_source"`  // datagrams from a sender other than Config.Source
+	AuthFailures    uint64 `json:"auth_failures"`   // datagrams whose trailer did not check (Config.Key)
+	ABMismatch      uint64 `json:"ab_mismatch"`     // copies of a sequence number that differ from the copy taken
+	Filtered        uint64 `json:"filtered"`        // entries of topics not subscribed, sharing a group
+	KernelDrops     uint64 `json:"kernel_drops"`    // datagrams the kernel dropped (SO_RXQ_OVFL)
+	Strays          uint64 `json:"stray_datagrams"` // datagrams of no group joined on a shared socket (unicast to its port)
 	Heartbeats      uint64 `json:"heartbeats"`
 	Resets          uint64 `json:"resets"`
 	Dropped         uint64 `json:"dropped"`         // datagrams too far ahead of sequence

@@ -46,6 +46,7 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	busyPoll := fs.Bool("busy-poll", false, "receive in busy-poll mode, handler and baseline alike: spin on recvmmsg on a locked OS thread, no epoll sleep\n"+
 		"(SO_BUSY_POLL where the kernel permits); it keeps a CPU busy")
 	cpu := fs.Int("cpu", -1, "pin the receiving thread (handler and baseline) to CPU `N` (default: not pinned)")
+	rounds := fs.Int("rounds", 1, "measure each rate `N` times through each receiver, handler and baseline alternating, and merge them")
 	shared := fs.Bool("shared-sockets", false, "join the groups on one shared socket, handler and baseline alike (feed --shared-sockets;\n"+
 		"the bench raises net.ipv4.igmp_max_memberships in its private namespace to fit them)")
 	senderRole := fs.Bool("sender", false, "internal: be the sender child of a run (its arguments follow --)")
@@ -65,7 +66,7 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := bench.Config{Instruments: *instruments, NoMicro: *noMicro, Duration: *duration, BlastDatagrams: *blast,
-		BusyPoll: *busyPoll, PinCPU: pin, CPU: *cpu, SharedSockets: *shared}
+		BusyPoll: *busyPoll, PinCPU: pin, CPU: *cpu, SharedSockets: *shared, Rounds: *rounds}
 	if *quick && cfg.Duration == 0 {
 		cfg.Duration = time.Second
 	}
@@ -79,8 +80,8 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if cfg.Duration < 0 || cfg.Duration > 30*time.Second || *benchtime < 0 || *benchtime > 5*time.Second || *instruments <= 0 || *instruments > 1000 ||
-		*blast < 0 || *blast > 2000000 || *procs < 1 || *procs > 256 {
-		return &UsageError{"need 0 < --duration <= 30s, 0 < --benchtime <= 5s, 0 < --instruments <= 1000, 0 < --blast <= 2000000, 1 <= --gomaxprocs <= 256"}
+		*blast < 0 || *blast > 2000000 || *procs < 1 || *procs > 256 || *rounds < 1 || *rounds > 10 {
+		return &UsageError{"need 0 < --duration <= 30s, 0 < --benchtime <= 5s, 0 < --instruments <= 1000, 0 < --blast <= 2000000, 1 <= --gomaxprocs <= 256, 1 <= --rounds <= 10"}
 	}
 	for _, r := range strings.Split(*rates, ",") {
 		r = strings.TrimSpace(r)
