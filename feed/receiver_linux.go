@@ -83,7 +83,8 @@ func (h *Handler) Run(ctx context.Context) error {
 	var done atomic.Bool // set when ctx ends: cheaper than ctx.Err in a spinning loop
 	stop := context.AfterFunc(ctx, func() { done.Store(true); h.poller.Wake() })
 	defer stop()
-	idle := 0 // empty busy-poll turns since the duty cycle last ran
+	idle := 0  // empty busy-poll turns since the duty cycle last ran
+	quiet := 0 // empty busy-poll turns since the last datagram
 	for !done.Load() {
 		var n int
 		var err error
@@ -99,14 +100,19 @@ func (h *Handler) Run(ctx context.Context) error {
 			return fmt.Errorf("feed: read: %w", err)
 		}
 		if n == 0 && busy {
-			// Nothing arrived: record one held message's latencies (latency.go), then
-			// spin again at once. The clock read and the duty cycle (commands, timers,
-			// faults held) would lengthen every empty turn by a fifth: they run every
-			// idleTurns empty turns, or at once for a command.
-			e.recordHeld(1)
+			// Nothing arrived. Once the line has been quiet for quietTurns, record one
+			// held message's latencies a turn (latency.go). Then spin again at once: the
+			// clock read and the duty cycle (commands, timers, faults held) would
+			// lengthen every empty turn by a fifth: they run every idleTurns empty turns,
+			// or at once for a command.
+			if quiet++; quiet >= quietTurns {
+				e.recordHeld(1)
+			}
 			if idle++; idle < idleTurns && len(e.queue.ch) == 0 {
 				continue
 			}
+		} else {
+			quiet = 0
 		}
 		idle = 0
 		now := time.Now().UnixNano()
@@ -152,6 +158,11 @@ const (
 	// (Engine.DoWork) when no command waits: tens of microseconds at a few hundred
 	// nanoseconds a turn, well within the timers' millisecond.
 	idleTurns = 64
+	// quietTurns is how many empty turns in a row (several µs) tell a busy-polling Run
+	// that the publisher's burst is over: only then does it record the latencies held
+	// (a microsecond a message, cold histograms), so that they never delay a datagram of
+	// the burst. A queue that fills meanwhile is recorded at once (Engine.recordLatency).
+	quietTurns = 16
 )
 
 func (h *Handler) pollWait() time.Duration {
