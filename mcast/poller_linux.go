@@ -455,7 +455,8 @@ func (p *Poller) LeaveGroup(i int) error {
 func (p *Poller) Len() int { return len(p.members) }
 
 // Sockets returns the number of sockets open: one per group joined, or with
-// PollerConfig.Shared one per port (more where the kernel limits a socket's groups).
+// PollerConfig.Shared one per port (more where the kernel limits a socket's groups); after
+// Close, as many as were open then.
 func (p *Poller) Sockets() int { return p.open }
 
 // Strays returns the datagrams that shared sockets received for no group joined

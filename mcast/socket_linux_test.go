@@ -399,10 +399,10 @@ func testDrops(t *testing.T, shared bool) {
 	}
 }
 
-// TestMaxMemberships makes the kernel refuse a join (the limit is per
-// socket, so with one socket per group it bites only at 0) and checks the
-// error names the sysctl and its value.
-func TestMaxMemberships(t *testing.T) {
+// maxMemberships returns a setter of net.ipv4.igmp_max_memberships, the groups one socket
+// may join, in the test's namespace; the value it had is put back when the test ends.
+func maxMemberships(t *testing.T) func(v string) {
+	t.Helper()
 	const knob = "/proc/sys/net/ipv4/igmp_max_memberships"
 	netns.Require(t) // the knob is per network namespace: never touch the host's
 	old, err := os.ReadFile(knob)
@@ -415,14 +415,21 @@ func TestMaxMemberships(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { set(string(old)) })
+	return set
+}
 
+// TestMaxMemberships makes the kernel refuse a join (the limit is per
+// socket, so with one socket per group it bites only at 0) and checks the
+// error names the sysctl and its value.
+func TestMaxMemberships(t *testing.T) {
+	set := maxMemberships(t)
 	set("1")
 	p := newPoller(t, mcast.PollerConfig{})
 	for k := 1; k <= 3; k++ {
 		join(t, p, fmt.Sprintf("239.7.7.%d:32004", k)) // one membership per socket
 	}
 	set("0")
-	_, err = p.JoinGroup(netip.MustParseAddrPort("239.7.7.9:32004"))
+	_, err := p.JoinGroup(netip.MustParseAddrPort("239.7.7.9:32004"))
 	if !errors.Is(err, unix.ENOBUFS) || !strings.Contains(err.Error(), "net.ipv4.igmp_max_memberships is 0") {
 		t.Fatalf("join over the limit: err %v, want ENOBUFS naming net.ipv4.igmp_max_memberships is 0", err)
 	}
@@ -433,6 +440,12 @@ func TestMaxMemberships(t *testing.T) {
 	if p.Len() != 3 {
 		t.Errorf("Len %d after failed joins, want 3", p.Len())
 	}
+	// Shared: a fresh socket that may join nothing is an error too, and is closed.
+	s := newPoller(t, mcast.PollerConfig{Shared: true})
+	if _, err := s.JoinGroup(netip.MustParseAddrPort("239.7.7.9:32004")); !errors.Is(err, unix.ENOBUFS) ||
+		!strings.Contains(err.Error(), "igmp_max_memberships is 0") || s.Sockets() != 0 || s.Len() != 0 {
+		t.Errorf("shared join over the limit: err %v, %d sockets, Len %d", err, s.Sockets(), s.Len())
+	}
 }
 
 // TestSharedSockets: with PollerConfig.Shared, the groups of a port share sockets, as
@@ -441,16 +454,7 @@ func TestMaxMemberships(t *testing.T) {
 // unicast datagram to the port is counted as a stray and dropped, and leaving a socket's
 // last group closes it.
 func TestSharedSockets(t *testing.T) {
-	const knob = "/proc/sys/net/ipv4/igmp_max_memberships"
-	netns.Require(t) // the knob is per network namespace: never touch the host's
-	old, err := os.ReadFile(knob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(knob, []byte("4"), 0o644); err != nil {
-		t.Fatalf("set %s in the test's namespace: %v", knob, err)
-	}
-	t.Cleanup(func() { os.WriteFile(knob, old, 0o644) })
+	maxMemberships(t)("4")
 
 	p := newPoller(t, mcast.PollerConfig{Shared: true})
 	var groups []netip.AddrPort
