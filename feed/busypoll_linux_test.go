@@ -3,6 +3,7 @@ package feed
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -92,12 +93,19 @@ func TestBusyPollReceivesEverything(t *testing.T) {
 }
 
 // TestBusyPollNoAllocs counts the process's allocations while a spinning handler
-// receives and applies datagrams: neither the empty polls (millions of them) nor the
-// datagrams allocate. What remains is the test's own polling of the handler (Do).
+// receives and applies datagrams, over a socket per group and over a shared socket:
+// neither the empty polls (millions of them) nor the datagrams allocate. What remains is
+// the test's own polling of the handler (Do).
 func TestBusyPollNoAllocs(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) { testBusyPollNoAllocs(t, shared) })
+	}
+}
+
+func testBusyPollNoAllocs(t *testing.T, shared bool) {
 	symbols := []string{"SBER", "GAZP", "LKOH", "YNDX", "VTBR", "ROSN"}
 	s := newScript(t)
-	h, stop := startHandler(t, Config{Topics: symbols, BusyPoll: true})
+	h, stop := startHandler(t, Config{Topics: symbols, BusyPoll: true, SharedSockets: shared})
 	h.Subscribe(func(*Event) {}, "*")
 	const n = 20000
 	type datagram struct {

@@ -95,7 +95,7 @@ func TestFeedPrecedence(t *testing.T) {
 	inject := hc(func(c feed.Config) any { return words(c.Inject.Loss, string(rune(c.Inject.Line))) })
 	lineB := hc(func(c feed.Config) any { return fmt.Sprint(c.BPort, c.BBase) })
 	iface := hc(func(c feed.Config) any { return c.Interface })
-	busy := hc(func(c feed.Config) any { return words(c.BusyPoll, c.PinCPU, c.CPU) })
+	busy := hc(func(c feed.Config) any { return words(c.BusyPoll, c.PinCPU, c.CPU, c.SharedSockets) })
 	common := func(o *FeedOptions, set map[string]bool) (any, error) {
 		return words(o.LogLevel, o.Templates, set["templates"]), nil
 	}
@@ -117,9 +117,11 @@ func TestFeedPrecedence(t *testing.T) {
 		{"inject flag over config", []string{"--all", "--inject-loss", "0.5"}, `{"inject-loss": 0.25}`, inject, "0.5 \x00"},
 		{"line B config", []string{"--all"}, `{"b-port": 30002, "b-group-base": "239.2.0.1"}`, lineB, "30002 239.2.0.1"},
 		{"iface config", []string{"--all"}, `{"iface": "127.0.0.1"}`, iface, "127.0.0.1"},
-		{"busy poll default", []string{"--all"}, "", busy, "false false -1"},
-		{"busy poll flags", []string{"--all", "--busy-poll", "--cpu", "0"}, "", busy, "true true 0"},
-		{"busy poll config", []string{"--all"}, `{"busy-poll": true, "cpu": 0}`, busy, "true true 0"},
+		{"busy poll default", []string{"--all"}, "", busy, "false false -1 false"},
+		{"busy poll flags", []string{"--all", "--busy-poll", "--cpu", "0"}, "", busy, "true true 0 false"},
+		{"busy poll config", []string{"--all"}, `{"busy-poll": true, "cpu": 0}`, busy, "true true 0 false"},
+		{"shared sockets flag", []string{"--all", "--busy-poll", "--shared-sockets"}, "", busy, "true false -1 true"},
+		{"shared sockets config", []string{"--all"}, `{"shared-sockets": true}`, busy, "false false -1 true"},
 		{"common default", []string{"--all"}, "", common, "info fixtures/templates.xml false"},
 		{"common config", []string{"--all"}, `{"log-level": "debug", "templates": "x.xml"}`, common, "debug x.xml true"},
 		{"common flag over config", []string{"--all", "--log-level", "warn"}, `{"log-level": "debug"}`, common, "warn fixtures/templates.xml false"},

@@ -135,6 +135,7 @@ func TestFeedFollowsPublisher(t *testing.T) {
 		{"subset", []string{"SBER", "LKOH", "AAPL"}, nil},
 		{"all topics", []string{"AAPL", "GAZP", "GMKN", "LKOH", "MSFT", "NVDA", "SBER", "USD000UTSTOM"}, nil},
 		{"busy poll pinned", []string{"SBER", "GAZP"}, []string{"--busy-poll", "--cpu", strconv.Itoa(cpus[0])}},
+		{"shared sockets", []string{"AAPL", "GAZP", "GMKN", "LKOH", "MSFT", "NVDA", "SBER", "USD000UTSTOM"}, []string{"--shared-sockets"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pub, fed, st := runPubAndFeed(t, 8, 3000,
