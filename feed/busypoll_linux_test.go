@@ -5,9 +5,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +174,38 @@ func btoi(b bool) int {
 }
 
 func channelName(symbol string) string { return mcast.ChannelName(channelOf(symbol)) }
+
+// TestSharedSocketsBufferWarning: with shared sockets, New warns when the kernel granted
+// less receive buffer than asked (one buffer for all of a port's groups), and only then. In
+// the tests' user namespace SO_RCVBUFFORCE is refused, so asking beyond twice rmem_max
+// gets less.
+func TestSharedSocketsBufferWarning(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rmemMax, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ask := range []int{64 << 10, min(2*rmemMax+1<<20, math.MaxInt32/2)} {
+		var logs bytes.Buffer
+		h, err := New(Config{Topics: []string{"SBER", "GAZP"}, Templates: templates(t), SharedSockets: true, ReadBuffer: ask,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		granted := h.Sockets()[0].ReadBuffer
+		h.Close()
+		warned := strings.Contains(logs.String(), "shared sockets: the kernel granted a smaller receive buffer than asked")
+		if warned != (granted < ask) {
+			t.Errorf("asked %d, granted %d: warned %v; logs:\n%s", ask, granted, warned, logs.String())
+		}
+		if ask > 2*rmemMax && !warned {
+			t.Errorf("asked %d beyond twice rmem_max (%d), granted %d: no warning", ask, rmemMax, granted)
+		}
+	}
+}
 
 func TestBusyPollConfig(t *testing.T) {
 	for _, tc := range []struct {

@@ -37,6 +37,18 @@ func New(cfg Config) (*Handler, error) {
 	if !cfg.BusyPoll {
 		e.queue.wake = p.Wake // a spinning Run sees its commands without a wake-up
 	}
+	if cfg.SharedSockets {
+		// One receive buffer holds every group of a port: say so when the kernel granted
+		// less than asked (SO_RCVBUF without CAP_NET_ADMIN is capped by rmem_max).
+		for i := range p.Len() {
+			if got := p.Membership(i).ReadBuffer; got < e.cfg.ReadBuffer {
+				e.log.Warn("shared sockets: the kernel granted a smaller receive buffer than asked, for all the groups of a port",
+					"granted", got, "asked", e.cfg.ReadBuffer, "groups", p.Len(), "sockets", p.Sockets(),
+					"fix", "raise net.core.rmem_max, or run with CAP_NET_ADMIN (SO_RCVBUFFORCE)")
+				break
+			}
+		}
+	}
 	e.leave = p.LeaveGroup
 	return &Handler{Engine: e, poller: p}, nil
 }
