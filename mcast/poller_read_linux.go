@@ -99,8 +99,8 @@ func (p *Poller) Poll(ms []Message) (int, error) {
 		if s.fd < 0 {
 			continue
 		}
-		got, err := p.recv(s, ms[:min(len(ms), len(p.hdrs), max(s.hint, 2))])
-		s.hint = 2 * got
+		got, read, err := p.recv(s, ms[:min(len(ms), len(p.hdrs), max(s.hint, 2))])
+		s.hint = 2 * read
 		n += got
 		if err != nil {
 			return n, err
@@ -219,7 +219,7 @@ func (p *Poller) drain(ms []Message, one bool) (int, error) {
 		if one {
 			want = min(want, max(s.hint, 2))
 		}
-		got, read, err := p.recvCounted(s, ms[n:n+want])
+		got, read, err := p.recv(s, ms[n:n+want])
 		if one {
 			s.hint = 2 * read
 		}
@@ -242,16 +242,10 @@ func (p *Poller) drain(ms []Message, one bool) (int, error) {
 	return n, nil
 }
 
-// recv reads up to len(ms) datagrams from socket s with one recvmmsg and returns how
-// many it filled.
-func (p *Poller) recv(s *socket, ms []Message) (int, error) {
-	got, _, err := p.recvCounted(s, ms)
-	return got, err
-}
-
-// recvCounted is recv that also returns how many datagrams the kernel handed over: a
-// shared socket's strays (datagrams of no member) are counted and left out of ms.
-func (p *Poller) recvCounted(s *socket, ms []Message) (got, read int, err error) {
+// recv reads up to len(ms) datagrams from socket s with one recvmmsg. It returns how many
+// messages it filled and how many datagrams the kernel handed over: a shared socket's
+// strays (datagrams of no member) are counted and left out of ms.
+func (p *Poller) recv(s *socket, ms []Message) (got, read int, err error) {
 	for i := range ms {
 		b := ms[i].Buf
 		p.iovs[i].Base = &b[0]
