@@ -106,7 +106,8 @@ type stamp struct {
 // them. Recording touches a dozen histograms (cache misses: a third of the handler's work
 // per message, in the profile of the bench at 100k msgs/s), so it is kept off the path
 // of the datagrams: stamps are recorded when the receiving loop is idle (Run; a
-// busy-polling Run records one message's per empty turn, recordHeld), before commands
+// busy-polling Run records one message's per empty turn once the line is quiet,
+// recordHeld), before commands
 // run (their functions may read the histograms, Do), when the queue is full, and when
 // the histograms or counters are read.
 const pendingStamps = 256
@@ -129,18 +130,19 @@ func (e *Engine) flushStages() {
 	e.npending = 0
 }
 
-// recordHeld records the stamps of at most k held messages, the latest first (the
-// histograms do not care about order). A busy-polling Run calls it on each empty turn
-// with k = 1: a message's dozen histograms cost about a microsecond, so a datagram that
-// arrives meanwhile waits that long at most, where a flush of the whole queue in an
-// idle moment of a burst kept the rest of the burst waiting for hundreds.
-func (e *Engine) recordHeld(k int) {
-	for ; k > 0 && e.npending > 0; k-- {
-		e.npending--
-		st := &e.pending[e.npending]
-		e.recordStamp(st)
-		st.ch = nil
+// recordHeld records the stamps of one held message, the latest (the histograms do not
+// care about order), if any. A busy-polling Run calls it on each empty turn once the line
+// has been quiet for quietTurns: a message's dozen histograms cost about a microsecond, so
+// a datagram that arrives meanwhile waits that long at most, where a flush of the whole
+// queue in an idle moment of a burst kept the rest of the burst waiting for hundreds.
+func (e *Engine) recordHeld() {
+	if e.npending == 0 {
+		return
 	}
+	e.npending--
+	st := &e.pending[e.npending]
+	e.recordStamp(st)
+	st.ch = nil
 }
 
 // recordStages records the stages of a stamp.

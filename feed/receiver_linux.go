@@ -118,7 +118,7 @@ func (h *Handler) Run(ctx context.Context) error {
 			// lengthen every empty turn by a fifth: they run every idleTurns empty turns,
 			// or at once for a command.
 			if quiet++; quiet >= quietTurns {
-				e.recordHeld(1)
+				e.recordHeld()
 			}
 			if idle++; idle < idleTurns && len(e.queue.ch) == 0 {
 				continue
