@@ -239,7 +239,7 @@ func TestTargets(t *testing.T) {
 // rx->decoded p50.
 func TestTargetsBusyPoll(t *testing.T) {
 	r := syntheticResults()
-	r.BusyPoll = true
+	r.BusyPoll, r.NoWarm = true, true
 	ts := Targets(r)
 	if len(ts) != 4 {
 		t.Fatalf("%d targets: %+v", len(ts), ts)
@@ -263,8 +263,8 @@ func TestTargetsBusyPoll(t *testing.T) {
 	if err := WriteMarkdown(&md, r, "fastfeed bench --busy-poll", "latency.svg"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(md.String(), "Receive mode: **busy poll**") {
-		t.Error("report does not name the busy-poll mode")
+	if !strings.Contains(md.String(), "Receive mode: **busy poll**") || !strings.Contains(md.String(), "cache warming between datagrams is **off**") {
+		t.Error("report does not name the busy-poll mode and the warming off")
 	}
 }
 
@@ -275,7 +275,7 @@ func TestWriteMarkdown(t *testing.T) {
 	}
 	md := b.String()
 	for _, want := range []string{
-		"# fastfeed benchmark report", "`fastfeed bench --quick`", "test CPU, 2 CPUs", "one process (GOMAXPROCS 4)",
+		"# fastfeed benchmark report", "`fastfeed bench --quick`", "test CPU, 2 CPUs", "one process (GOMAXPROCS 4)", "Pacing: sleep",
 		"## Targets", "| met | 1.20x |", "| **not met** | 0.50x |",
 		"## End to end", "| 100k | handler | 1000 | 1.50 | 1000 | 0 | 0 | 100000 | 6001 |",
 		"| 100k | baseline | 1000 | 1.50 | 990 | 10 | 0 | 100000 | 5001 |",
@@ -413,13 +413,14 @@ func TestRun(t *testing.T) {
 }
 
 // TestRunRounds runs a rate in two rounds, handler and baseline alternating, busy
-// polling over shared sockets: four steps in that order, and the report says so.
+// polling over shared sockets, the publisher spinning: four steps in that order, and the
+// report says so.
 func TestRunRounds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var steps []string
 	r, err := Run(ctx, Config{Templates: templates(t), Rates: []float64{20000}, Duration: 600 * time.Millisecond, Rounds: 2,
-		BusyPoll: true, SharedSockets: true, Instruments: 4, NoMicro: true, Progress: func(s string) { steps = append(steps, s) }})
+		BusyPoll: true, SharedSockets: true, SpinPacing: true, Instruments: 4, NoMicro: true, Progress: func(s string) { steps = append(steps, s) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +446,7 @@ func TestRunRounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"Each rate ran **2 rounds**", "**shared sockets**", "Receive mode: **busy poll**"} {
+	for _, s := range []string{"Each rate ran **2 rounds**", "**shared sockets**", "Receive mode: **busy poll**", "Pacing: **spin**"} {
 		if !strings.Contains(string(b), s) {
 			t.Errorf("report lacks %q", s)
 		}

@@ -216,6 +216,14 @@ func WriteMarkdown(w io.Writer, r *Results, command, plot string) error {
 	p("Paced runs (10k, 100k, ...): the publisher (market simulator, FAST encoder, sendmmsg; %s) publishes %d instruments, one multicast group each, ",
 		where, r.Instruments)
 	p("for %s at the target rate; the first %s are left out of the histograms (warm-up); *msgs/s* is what was achieved, the publisher sharing the CPUs. ", r.Duration, r.Warmup)
+	if r.SpinPacing {
+		p("Pacing: **spin** (the publisher spins through its waits, so that each datagram leaves when it is due and its send->kernel rx is the kernel's path alone; `--pacing spin`). ")
+	} else {
+		p("Pacing: sleep (the publisher sleeps between sends, and Go's timers wake a sub-millisecond sleep up to a millisecond late: it sends a millisecond's datagrams at once, so a datagram's send->kernel rx includes its place in that burst, tens of µs at 10k msgs/s, the same for both receivers; `--pacing spin` sends each when due). ")
+	}
+	if r.BusyPoll && r.NoWarm {
+		p("The handler's cache warming between datagrams is **off** (`--no-warm`). ")
+	}
 	p("*max*: %d datagrams of one book entry each, over the same %d groups, encoded in advance and handed to sendmmsg in batches of %d as fast as the kernel takes them, no warm-up. ",
 		r.Blast, r.Instruments, blastBatch)
 	p("Latency starts at the publisher's SendingTime (52), stamped just before sendmmsg. ")

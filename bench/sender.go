@@ -34,15 +34,22 @@ type senderJob struct {
 	port        uint16
 	instruments int
 	blast       int
+	spin        bool // Config.SpinPacing
 }
 
 func (j senderJob) args() []string {
 	return []string{"-rate", strconv.FormatFloat(j.rate, 'g', -1, 64), "-duration", j.duration.String(),
-		"-port", strconv.Itoa(int(j.port)), "-instruments", strconv.Itoa(j.instruments), "-blast", strconv.Itoa(j.blast)}
+		"-port", strconv.Itoa(int(j.port)), "-instruments", strconv.Itoa(j.instruments), "-blast", strconv.Itoa(j.blast),
+		"-spin=" + strconv.FormatBool(j.spin)}
 }
 
+// spinWait is the publisher's SpinWait with Config.SpinPacing: every wait of a paced run
+// from 500 msgs/s up (a sleep's millisecond of error matters less below).
+const spinWait = 2 * time.Millisecond
+
 func newSource(cfg *Config, rate float64, port uint16) (*source, error) {
-	job := senderJob{rate: rate, duration: cfg.Duration, port: port, instruments: cfg.Instruments, blast: cfg.BlastDatagrams}
+	job := senderJob{rate: rate, duration: cfg.Duration, port: port, instruments: cfg.Instruments, blast: cfg.BlastDatagrams,
+		spin: cfg.SpinPacing}
 	if cfg.Spawn == nil {
 		return localSource(cfg.Templates, job)
 	}
@@ -85,8 +92,12 @@ func localSource(ts *fast.Templates, job senderJob) (*source, error) {
 }
 
 func newPublisher(ts *fast.Templates, ins []publisher.Instrument, job senderJob) (*publisher.Publisher, error) {
-	return publisher.New(publisher.Config{Instruments: ins, Templates: ts, Rate: job.rate,
-		Duration: job.duration, Port: job.port, NoStatus: true, Seed: 1, SendBuffer: 4 << 20})
+	cfg := publisher.Config{Instruments: ins, Templates: ts, Rate: job.rate,
+		Duration: job.duration, Port: job.port, NoStatus: true, Seed: 1, SendBuffer: 4 << 20}
+	if job.spin {
+		cfg.SpinWait = spinWait
+	}
+	return publisher.New(cfg)
 }
 
 // childSource sends from a child process that runs RunSender.
@@ -141,6 +152,28 @@ func childSource(ts *fast.Templates, job senderJob, spawn func(context.Context, 
 	return src, nil
 }
 
+// parseSenderJob parses what senderJob.args wrote.
+func parseSenderJob(args []string) (senderJob, error) {
+	fs := flag.NewFlagSet("sender", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var job senderJob
+	var port uint
+	fs.Float64Var(&job.rate, "rate", 0, "")
+	fs.DurationVar(&job.duration, "duration", 0, "")
+	fs.UintVar(&port, "port", 0, "")
+	fs.IntVar(&job.instruments, "instruments", 0, "")
+	fs.IntVar(&job.blast, "blast", 0, "")
+	fs.BoolVar(&job.spin, "spin", false, "")
+	if err := fs.Parse(args); err != nil {
+		return job, fmt.Errorf("bench: sender: %w", err)
+	}
+	if fs.NArg() > 0 || job.rate < 0 || job.duration <= 0 || port == 0 || port > 65535 || job.instruments <= 0 || job.blast <= 0 {
+		return job, fmt.Errorf("bench: sender: bad arguments %q", args)
+	}
+	job.port = uint16(port)
+	return job, nil
+}
+
 // readSender reads what RunSender writes, calling started on its "ready".
 func readSender(r io.Reader, started func(), datagrams, entries *uint64) error {
 	sc := bufio.NewScanner(r)
@@ -173,22 +206,10 @@ func readSender(r io.Reader, started func(), datagrams, entries *uint64) error {
 // sends, and "sent <datagrams> <entries>" after. It opens a multicast socket on
 // loopback: run it inside the parent's private network namespace.
 func RunSender(ctx context.Context, ts *fast.Templates, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("sender", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	var job senderJob
-	var port uint
-	fs.Float64Var(&job.rate, "rate", 0, "")
-	fs.DurationVar(&job.duration, "duration", 0, "")
-	fs.UintVar(&port, "port", 0, "")
-	fs.IntVar(&job.instruments, "instruments", 0, "")
-	fs.IntVar(&job.blast, "blast", 0, "")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("bench: sender: %w", err)
+	job, err := parseSenderJob(args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 || job.rate < 0 || job.duration <= 0 || port == 0 || port > 65535 || job.instruments <= 0 || job.blast <= 0 {
-		return fmt.Errorf("bench: sender: bad arguments %q", args)
-	}
-	job.port = uint16(port)
 	src, err := localSource(ts, job)
 	if err != nil {
 		return fmt.Errorf("bench: sender: %w", err)

@@ -49,15 +49,31 @@ func TestRunSenderRefusesBadArguments(t *testing.T) {
 	}
 }
 
-// TestRunSender runs a short paced sender in this process, as the child would.
-func TestRunSender(t *testing.T) {
-	var out strings.Builder
-	args := senderJob{rate: 2000, duration: 1e8, port: 34100, instruments: 3, blast: 10}.args()
-	if err := RunSender(context.Background(), templates(t), args, &out); err != nil {
-		t.Fatal(err)
+// TestSenderJobArgs: what args writes, parseSenderJob reads back.
+func TestSenderJobArgs(t *testing.T) {
+	for _, job := range []senderJob{
+		{rate: 1000, duration: 1e8, port: 34000, instruments: 2, blast: 10},
+		{rate: 0, duration: 3e9, port: 65535, instruments: 256, blast: 300000, spin: true},
+	} {
+		got, err := parseSenderJob(job.args())
+		if err != nil || got != job {
+			t.Errorf("%+v: read back %+v, %v", job, got, err)
+		}
 	}
-	var d, e uint64
-	if err := readSender(strings.NewReader(out.String()), func() {}, &d, &e); err != nil || d == 0 || e < d {
-		t.Fatalf("output %q: %v, %d datagrams, %d entries", out.String(), err, d, e)
+}
+
+// TestRunSender runs a short paced sender in this process, as the child would, sleeping
+// and spinning between sends.
+func TestRunSender(t *testing.T) {
+	for i, spin := range []bool{false, true} {
+		var out strings.Builder
+		args := senderJob{rate: 2000, duration: 1e8, port: 34100 + uint16(i), instruments: 3, blast: 10, spin: spin}.args()
+		if err := RunSender(context.Background(), templates(t), args, &out); err != nil {
+			t.Fatal(err)
+		}
+		var d, e uint64
+		if err := readSender(strings.NewReader(out.String()), func() {}, &d, &e); err != nil || d == 0 || e < d {
+			t.Fatalf("spin %v: output %q: %v, %d datagrams, %d entries", spin, out.String(), err, d, e)
+		}
 	}
 }

@@ -191,6 +191,13 @@ func TestMBPAccessors(t *testing.T) {
 	if got := b.At(Ask, 2); got != lv(112, 102, 0) {
 		t.Errorf("At(Ask, 2) = %v", got)
 	}
+	before := slices.Concat(b.AppendLevels(nil, Bid), b.AppendLevels(nil, Ask))
+	if got, want := b.Touch(), int64(102+101+100)+^int64(110)+^int64(111)+^int64(112); got != want {
+		t.Errorf("Touch = %d, want the sum of the keys %d", got, want)
+	}
+	if after := slices.Concat(b.AppendLevels(nil, Bid), b.AppendLevels(nil, Ask)); !slices.Equal(after, before) {
+		t.Errorf("Touch changed the book: %v, was %v", after, before)
+	}
 	if got := b.AppendLevels([]Level{lv(1, 1, 1)}, Side(2)); len(got) != 1 {
 		t.Errorf("AppendLevels of invalid side appended %v", got)
 	}

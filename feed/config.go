@@ -60,6 +60,12 @@ type Config struct {
 	// every socket where the kernel permits it (CAP_NET_ADMIN) and logs once, at Info,
 	// when it does not, spinning without. The spin ends with Run's context.
 	BusyPoll bool
+	// NoWarm stops a busy-polling Run from warming the caches between datagrams: by
+	// default, every few empty turns it touches the state of one followed instrument
+	// (its channel's sequencer and copy digests, the instrument, its book), round robin,
+	// so that a datagram finds its state in the CPU's cache (warm.go). For measuring
+	// what warming gives.
+	NoWarm bool
 	// BusyPollMicros is the SO_BUSY_POLL of BusyPoll, in microseconds (default 50).
 	BusyPollMicros int
 	// PinCPU pins the OS thread of Run's loop to CPU (sched_setaffinity), locked to it

@@ -70,6 +70,7 @@ type Engine struct {
 	seed       maphash.Seed // of the copy digests without a key
 	authLog    rateLog
 	copyLog    rateLog
+	warm       warmCursor // a busy-polling Run's cache warming (warm.go)
 }
 
 // socketInfo is what a socket index stands for: a line of a channel, or the

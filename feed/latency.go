@@ -132,9 +132,11 @@ func (e *Engine) flushStages() {
 
 // recordHeld records the stamps of one held message, the latest (the histograms do not
 // care about order), if any. A busy-polling Run calls it on each empty turn once the line
-// has been quiet for quietTurns: a message's dozen histograms cost about a microsecond, so
-// a datagram that arrives meanwhile waits that long at most, where a flush of the whole
-// queue in an idle moment of a burst kept the rest of the burst waiting for hundreds.
+// has been quiet for quietTurns, or while half the queue is full: a message's dozen
+// histograms cost about a microsecond, so a datagram that arrives meanwhile waits that
+// long at most, where a flush of the whole queue in an idle moment of a burst kept the
+// rest of the burst waiting for hundreds, and so did a queue that filled at a steady rate
+// (100k msgs/s, a datagram every few turns, never quiet for quietTurns).
 func (e *Engine) recordHeld() {
 	if e.npending == 0 {
 		return

@@ -95,6 +95,7 @@ func (h *Handler) Run(ctx context.Context) error {
 	var done atomic.Bool // set when ctx ends: cheaper than ctx.Err in a spinning loop
 	stop := context.AfterFunc(ctx, func() { done.Store(true); h.poller.Wake() })
 	defer stop()
+	warm := busy && !e.cfg.NoWarm
 	idle := 0  // empty busy-poll turns since the duty cycle last ran
 	quiet := 0 // empty busy-poll turns since the last datagram
 	for !done.Load() {
@@ -112,13 +113,19 @@ func (h *Handler) Run(ctx context.Context) error {
 			return fmt.Errorf("feed: read: %w", err)
 		}
 		if n == 0 && busy {
-			// Nothing arrived. Once the line has been quiet for quietTurns, record one
-			// held message's latencies a turn (latency.go). Then spin again at once: the
-			// clock read and the duty cycle (commands, timers, faults held) would
-			// lengthen every empty turn by a fifth: they run every idleTurns empty turns,
-			// or at once for a command.
-			if quiet++; quiet >= quietTurns {
+			// Nothing arrived. Once the line has been quiet for quietTurns, or when half
+			// the queue of held stamps is full (a steady rate whose datagrams come a few
+			// turns apart never leaves the line quiet that long), record one held
+			// message's latencies a turn (latency.go); every warmEvery turns, touch one
+			// instrument's state (warm.go). Then spin again at once: the clock read and
+			// the duty cycle (commands, timers, faults held) would lengthen every empty
+			// turn by a fifth: they run every idleTurns empty turns, or at once for a
+			// command.
+			if quiet++; quiet >= quietTurns || e.npending >= pendingStamps/2 {
 				e.recordHeld()
+			}
+			if warm && quiet%warmEvery == 0 {
+				e.warmNext()
 			}
 			if idle++; idle < idleTurns && len(e.queue.ch) == 0 {
 				continue
@@ -173,7 +180,8 @@ const (
 	// quietTurns is how many empty turns in a row (several µs) tell a busy-polling Run
 	// that the publisher's burst is over: only then does it record the latencies held
 	// (a microsecond a message, cold histograms), so that they never delay a datagram of
-	// the burst. A queue that fills meanwhile is recorded at once (Engine.recordLatency).
+	// the burst. From half full, the queue is recorded a message an empty turn however
+	// short the quiet; a queue that fills is recorded at once (Engine.recordLatency).
 	quietTurns = 16
 )
 

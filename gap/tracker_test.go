@@ -414,3 +414,19 @@ func TestSnapshotBackoff(t *testing.T) {
 		t.Errorf("two seeds asked again at the same times %v: no jitter", a)
 	}
 }
+
+// TestSequencerTouch: Touch reads the in-order state and changes none of it.
+func TestSequencerTouch(t *testing.T) {
+	s := NewSequencer[int](Config{})
+	for seq := uint32(1); seq <= 3; seq++ {
+		s.Offer(seq, LineA, 0)
+	}
+	s.Offer(4, LineB, 0)
+	next, state, counters := s.Next(), s.State(), s.Counters()
+	if got, want := s.Touch(), uint64(next)+uint64(state)+counters.Delivered+counters.LineBFirst; got != want {
+		t.Errorf("Touch = %d, want %d (next %d, state %v, %+v)", got, want, next, state, counters)
+	}
+	if s.Next() != next || s.State() != state || s.Counters() != counters {
+		t.Errorf("Touch changed the sequencer: next %d state %v %+v", s.Next(), s.State(), s.Counters())
+	}
+}

@@ -401,7 +401,11 @@ func (p *Publisher) loop(ctx context.Context) error {
 		if len(p.snap.chans) > 0 {
 			wake = min(wake, p.snapshotWake())
 		}
-		p.sleep(ctx, timer, wake-time.Since(epoch))
+		if d := wake - time.Since(epoch); dataOn && d < cfg.SpinWait {
+			p.spin(ctx, d)
+		} else {
+			p.sleep(ctx, timer, d)
+		}
 	}
 }
 
@@ -418,6 +422,21 @@ func (p *Publisher) sleep(ctx context.Context, timer *time.Timer, d time.Duratio
 	case <-timer.C:
 	}
 	timer.Stop()
+}
+
+// spin waits for d as sleep does, without sleeping (Config.SpinWait): it reads the
+// clock until d has passed, a request comes or ctx ends.
+func (p *Publisher) spin(ctx context.Context, d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-p.reqs:
+			p.queue = append(p.queue, r)
+			return
+		default:
+		}
+	}
 }
 
 // produce runs one send tick: events until want incremental datagrams are

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -339,6 +340,7 @@ func TestConfigErrors(t *testing.T) {
 		{"duplicate", dup, `symbol "SBER" already given`},
 		{"off tick", offTick, "not a multiple of the tick"},
 		{"negative rate", func() Config { c := good(); c.Rate = -1; return c }(), "rate -1"},
+		{"negative spin wait", func() Config { c := good(); c.SpinWait = -1; return c }(), "spin wait -1ns is negative"},
 		{"payload", func() Config { c := good(); c.PayloadLimit = 10; return c }(), "payload limit 10"},
 		{"depth", func() Config { c := good(); c.MinDepth, c.MaxDepth = 5, 3; return c }(), "depth 5..3"},
 		{"iface", func() Config { c := good(); c.Interface = netip.MustParseAddr("239.1.1.1"); return c }(), "not a unicast"},
@@ -432,5 +434,69 @@ func TestMaxLag(t *testing.T) {
 			t.Errorf("max lag %v: %d incrementals, %d skipped; want about 120 skipped", maxLag, st.Incrementals, st.Skipped)
 		}
 		t.Logf("max lag %v: %d incrementals, %d skipped, max lag seen %v", maxLag, st.Incrementals, st.Skipped, st.MaxLag)
+	}
+}
+
+// sizeWriter records how many datagrams each WriteBatch (sendmmsg) was given.
+type sizeWriter struct {
+	captureWriter
+	sizes []int
+}
+
+func (w *sizeWriter) WriteBatch(ms []mcast.Message) (int, error) {
+	w.sizes = append(w.sizes, len(ms))
+	return w.captureWriter.WriteBatch(ms)
+}
+
+// TestSpinWait: with SpinWait the paced loop sends each datagram when it is due, one a
+// sendmmsg, where sleeping sends what came due while Go's timer overslept (logged, not
+// asserted: that is the runtime's business); the rate is kept either way.
+func TestSpinWait(t *testing.T) {
+	const rate, dur = 2000, 400 * time.Millisecond
+	for _, spin := range []time.Duration{0, 5 * time.Millisecond} {
+		p := newPublisher(t, Config{Instruments: generate(t, 4), Rate: rate, Duration: dur, Seed: 5,
+			NoStatus: true, Heartbeat: time.Second, SpinWait: spin})
+		w := &sizeWriter{}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		p.state.Store(stateRunning)
+		err := p.run(ctx, w)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := p.Stats()
+		if want := uint64(rate * dur.Seconds()); st.Incrementals < want*9/10 || st.Incrementals > want*11/10 {
+			t.Errorf("spin wait %v: %d incrementals in %v, want about %d", spin, st.Incrementals, dur, want)
+		}
+		sizes := slices.Sorted(slices.Values(w.sizes))
+		median := sizes[len(sizes)/2]
+		t.Logf("spin wait %v: %d incrementals in %d sendmmsg, median %d datagrams, max %d", spin, st.Incrementals, len(sizes), median, sizes[len(sizes)-1])
+		if spin > 0 && median != 1 {
+			t.Errorf("spin wait %v: median %d datagrams a sendmmsg, want 1", spin, median)
+		}
+	}
+}
+
+// TestSpinReturns: a spinning wait ends early for a request, which it queues, and for the
+// end of the context.
+func TestSpinReturns(t *testing.T) {
+	p := newPublisher(t, Config{Instruments: generate(t, 1)})
+	r := &request{ch: 7}
+	go func() { time.Sleep(20 * time.Millisecond); p.reqs <- r }()
+	start := time.Now()
+	p.spin(context.Background(), time.Minute)
+	if el := time.Since(start); el > 30*time.Second || len(p.queue) != 1 || p.queue[0] != r {
+		t.Fatalf("after %v: queue %v, want the request", el, p.queue)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	p.spin(ctx, time.Minute)
+	if ctx.Err() == nil {
+		t.Fatal("spin returned before its context ended, with nothing to do")
+	}
+	start = time.Now()
+	p.spin(context.Background(), 2*time.Millisecond)
+	if el := time.Since(start); el < 2*time.Millisecond {
+		t.Errorf("a spin of 2ms returned after %v", el)
 	}
 }

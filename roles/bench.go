@@ -49,6 +49,11 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rounds := fs.Int("rounds", 1, "measure each rate `N` times through each receiver, handler and baseline alternating, and merge them")
 	shared := fs.Bool("shared-sockets", false, "join the groups on one shared socket, handler and baseline alike (feed --shared-sockets;\n"+
 		"the bench raises net.ipv4.igmp_max_memberships in its private namespace to fit them)")
+	pacing := fs.String("pacing", "", "how the paced publisher waits between sends: spin (each datagram sent when due; keeps the\n"+
+		"sender's CPU busy) or sleep (Go's timers wake up to a millisecond late, so a millisecond's datagrams go at once)\n"+
+		"(default: spin with --busy-poll, sleep otherwise)")
+	noWarm := fs.Bool("no-warm", false, "with --busy-poll, turn off the handler's cache warming between datagrams (feed.Config.NoWarm),\n"+
+		"to measure what it gives")
 	senderRole := fs.Bool("sender", false, "internal: be the sender child of a run (its arguments follow --)")
 	var fan fanoutFlags
 	fan.register(fs)
@@ -66,7 +71,18 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := bench.Config{Instruments: *instruments, NoMicro: *noMicro, Duration: *duration, BlastDatagrams: *blast,
-		BusyPoll: *busyPoll, PinCPU: pin, CPU: *cpu, SharedSockets: *shared, Rounds: *rounds}
+		BusyPoll: *busyPoll, PinCPU: pin, CPU: *cpu, SharedSockets: *shared, Rounds: *rounds, NoWarm: *noWarm}
+	switch *pacing {
+	case "":
+		cfg.SpinPacing = *busyPoll
+	case "spin", "sleep":
+		cfg.SpinPacing = *pacing == "spin"
+	default:
+		return &UsageError{fmt.Sprintf("--pacing: %q is neither spin nor sleep", *pacing)}
+	}
+	if *noWarm && !*busyPoll {
+		return &UsageError{"--no-warm: the handler warms its caches only with --busy-poll"}
+	}
 	if *quick && cfg.Duration == 0 {
 		cfg.Duration = time.Second
 	}

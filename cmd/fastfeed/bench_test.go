@@ -60,6 +60,8 @@ func TestBenchCommandErrors(t *testing.T) {
 		{"--rates", "-5"},
 		{"--duration", "1h"},
 		{"--instruments", "0"},
+		{"--pacing", "fast"},
+		{"--no-warm"}, // without --busy-poll
 		{"extra"},
 	} {
 		code, _, stderr := fastfeed(t, ctx, bin, append([]string{"bench"}, args...)...)
