@@ -119,6 +119,7 @@ func (e *Engine) receive(group int, b []byte, now int64) {
 			e.decodeError(ch, seq, err)
 			return
 		}
+		e.lastInc = body // for warmDecode
 	}
 	sum := e.datagramDigest(b)
 	if !e.sameCopy(ch, si.line, seq, sum, now) {

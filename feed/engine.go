@@ -71,6 +71,11 @@ type Engine struct {
 	authLog    rateLog
 	copyLog    rateLog
 	warm       warmCursor // a busy-polling Run's cache warming (warm.go)
+	// lastInc is the body of the incremental decoded last in the current read's batch:
+	// it aliases the read's buffer, so the receiving loop clears it before each read's
+	// datagrams; warmDecode copies it into warmBody, the engine's own (warm.go).
+	lastInc  []byte
+	warmBody []byte
 }
 
 // socketInfo is what a socket index stands for: a line of a channel, or the

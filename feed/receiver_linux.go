@@ -117,15 +117,16 @@ func (h *Handler) Run(ctx context.Context) error {
 			// the queue of held stamps is full (a steady rate whose datagrams come a few
 			// turns apart never leaves the line quiet that long), record one held
 			// message's latencies a turn (latency.go); every warmEvery turns, touch one
-			// instrument's state (warm.go). Then spin again at once: the clock read and
-			// the duty cycle (commands, timers, faults held) would lengthen every empty
-			// turn by a fifth: they run every idleTurns empty turns, or at once for a
-			// command.
+			// instrument's state and decode the last incremental again (warm.go). Then
+			// spin again at once: the clock read and the duty cycle (commands, timers,
+			// faults held) would lengthen every empty turn by a fifth: they run every
+			// idleTurns empty turns, or at once for a command.
 			if quiet++; quiet >= quietTurns || e.npending >= pendingStamps/2 {
 				e.recordHeld()
 			}
 			if warm && quiet%warmEvery == 0 {
 				e.warmNext()
+				e.warmDecode()
 			}
 			if idle++; idle < idleTurns && len(e.queue.ch) == 0 {
 				continue
@@ -135,6 +136,9 @@ func (h *Handler) Run(ctx context.Context) error {
 		}
 		idle = 0
 		now := time.Now().UnixNano()
+		if n > 0 {
+			e.lastInc = nil // this read overwrote the buffer it aliased
+		}
 		for i := range msgs[:n] {
 			m := &msgs[i]
 			if m.Truncated {
