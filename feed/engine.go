@@ -268,6 +268,7 @@ func (e *Engine) Receive(dst netip.AddrPort, payload []byte, at int64) bool {
 		return true
 	}
 	e.receive(i, payload, at)
+	e.lastInc = nil // payload is the caller's again (warm.go)
 	return true
 }
 

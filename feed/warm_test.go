@@ -97,11 +97,13 @@ func TestWarmDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.warmDecode() // nothing received yet: nothing to do
-	hand := func(sym string, seq uint32) []byte {
+	if seq := s.update("SBER", md.New, md.Offer, 19900, 1); !e.Receive(channelOf("SBER"), s.sent[mcast.ChannelName(channelOf("SBER"))][seq], 1) || e.lastInc != nil {
+		t.Fatalf("Receive kept the caller's payload (lastInc %d bytes)", len(e.lastInc))
+	}
+	hand := func(sym string, seq uint32) []byte { // as Run hands a datagram of its reads
 		b := slices.Clone(s.sent[mcast.ChannelName(channelOf(sym))][seq])
-		if !e.Receive(channelOf(sym), b, int64(seq)) {
-			t.Fatalf("%s: datagram %d not received", sym, seq)
-		}
+		e.lastInc = nil
+		e.receiveOn(e.socketIndex(channelOf(sym)), b, int64(seq), 0)
 		return b
 	}
 	for j := range 20 {
