@@ -44,6 +44,9 @@ func (e *Engine) warmNext() *instrument {
 		}
 		i := ch.tracker.Next() % copiesLen
 		s := ch.tracker.Touch() + ch.copies.sum[i] + uint64(ch.copies.seq[i])
+		if ch.copies.used[i] { // sameCopy reads all three
+			s++
+		}
 		in := ch.instruments[w.inst]
 		s += uint64(in.rptSeq) + uint64(len(in.symbol)) + uint64(len(in.subs))
 		if len(in.symbol) > 0 {
