@@ -287,7 +287,12 @@ func WriteMarkdown(w io.Writer, r *Results, command, plot string) error {
 	p("(the datagrams before it in the batch, sequencing, decode); ")
 	p("decoded->book: the book updates; book->subscribers: the subscriber callbacks. ")
 	p("The baseline's send->kernel rx and kernel rx->received, measured the same way, are shown for comparison: what the handler's kernel rx->received ")
-	p("exceeds them by is ours (its loop's turn), the rest the kernel's and the scheduler's. µs.\n\n")
+	p("exceeds them by is ours (its loop's turn), the rest the kernel's and the scheduler's. ")
+	if r.StageEvery > 1 {
+		p("The handler's stages are a sample: those of one message in %d of each channel's are timed (`--stage-every`; the others' path is two clock reads shorter), ", r.StageEvery)
+		p("its tick-to-handler every message's, as the baseline's rows. ")
+	}
+	p("µs.\n\n")
 	p("| rate | stage | count | %s |\n|---|---|--:|%s\n", strings.Join(SummaryColumns[:], " | "), strings.Repeat("--:|", len(SummaryColumns)))
 	for _, rr := range r.Rates {
 		for s := feed.Stage(0); s < feed.NumStages; s++ {

@@ -69,6 +69,9 @@ type Config struct {
 	SpinPacing bool
 	// NoWarm turns off the handler's cache warming in busy-poll mode (feed.Config.NoWarm).
 	NoWarm bool
+	// StageEvery is the handler's stage sample (feed.Config.StageEvery; 0: its default,
+	// one message in 8 of each channel's; 1: every message).
+	StageEvery int
 	// Progress, if set, is told which step starts: "[3/9] handler at 100000 msgs/s".
 	Progress func(step string)
 }
@@ -129,9 +132,11 @@ type Results struct {
 	PinCPU        bool
 	CPU           int
 	SharedSockets bool
-	// SpinPacing and NoWarm are Config's.
+	// SpinPacing and NoWarm are Config's; StageEvery is the handler's stage sample in
+	// effect (feed.Config.StageEvery, its default filled in).
 	SpinPacing bool
 	NoWarm     bool
+	StageEvery int
 	Micro      []MicroResult
 	Rates      []RateResult
 }
@@ -223,7 +228,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	res := &Results{Started: time.Now().UTC(), Env: env(), Duration: cfg.Duration, Rounds: cfg.Rounds, Warmup: cfg.Warmup, Instruments: cfg.Instruments, Blast: cfg.BlastDatagrams,
 		SenderProcess: cfg.Spawn != nil, BusyPoll: cfg.BusyPoll, PinCPU: cfg.PinCPU, CPU: cfg.CPU,
-		SharedSockets: cfg.SharedSockets, SpinPacing: cfg.SpinPacing, NoWarm: cfg.NoWarm}
+		SharedSockets: cfg.SharedSockets, SpinPacing: cfg.SpinPacing, NoWarm: cfg.NoWarm, StageEvery: cfg.StageEvery}
+	if res.StageEvery == 0 {
+		res.StageEvery = feed.DefaultStageEvery
+	}
 	var micro []Benchmark
 	if !cfg.NoMicro {
 		var err error
@@ -313,7 +321,8 @@ func measure(ctx context.Context, cfg *Config, rate float64, port uint16, kind s
 	var recv receiver
 	if kind == "handler" {
 		h, err := feed.New(feed.Config{Topics: symbols, Templates: cfg.Templates, Port: port,
-			BusyPoll: cfg.BusyPoll, PinCPU: cfg.PinCPU, CPU: cfg.CPU, SharedSockets: cfg.SharedSockets, NoWarm: cfg.NoWarm})
+			BusyPoll: cfg.BusyPoll, PinCPU: cfg.PinCPU, CPU: cfg.CPU, SharedSockets: cfg.SharedSockets, NoWarm: cfg.NoWarm,
+			StageEvery: cfg.StageEvery})
 		if err != nil {
 			return m, fmt.Errorf("%s: %w", where, err)
 		}

@@ -2,7 +2,6 @@ package feed
 
 import (
 	"fmt"
-	"time"
 
 	"fastfeed/book"
 	"fastfeed/mcast"
@@ -16,7 +15,7 @@ func (e *Engine) apply(ch *channel, m *md.Message) {
 	e.stats.Messages++
 	switch m.Kind {
 	case md.KindIncremental:
-		e.beginStages()
+		e.beginStages(ch)
 		entries := m.Incremental.Entries
 		for i := range entries {
 			e.clock.last = i == len(entries)-1 && e.clock.decodedNs != 0 // time its hand-off
@@ -45,7 +44,7 @@ func (e *Engine) recordLatency(ch *channel, sent int64) {
 	if e.live {
 		now = e.clock.end // the end of the timed hand-off: no second clock read
 		if now == 0 {
-			now = time.Now().UnixNano()
+			now = e.clockNow()
 		}
 	}
 	st := e.takeStamp(ch, sent, now)

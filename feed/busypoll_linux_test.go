@@ -215,6 +215,7 @@ func TestBusyPollConfig(t *testing.T) {
 		{Config{PinCPU: true, CPU: -1}, "feed: pin: CPU -1 is negative"},
 		{Config{PinCPU: true, CPU: 1 << 20}, "feed: pin: cpupin: CPU 1048576 is not one this process may run on (allowed: "},
 		{Config{BusyPoll: true, BusyPollMicros: -3}, "feed: busy-poll time -3 µs is negative"},
+		{Config{StageEvery: -2}, "feed: stage sample: one in -2 messages is not a sample"},
 	} {
 		tc.cfg.Topics, tc.cfg.Templates = []string{"SBER"}, templates(t)
 		_, err := New(tc.cfg)

@@ -47,6 +47,7 @@ type channel struct {
 	instruments []*instrument
 	polling     bool // in the list of channels whose timers run
 	lat         *Latencies
+	stageTick   int      // incrementals since the last one whose stages were timed (latency.go)
 	snapWaiting int      // instruments whose snapshot has not arrived
 	copies      copyRing // digests of the copies taken of the last sequence numbers (auth.go)
 	snap        snapJoin // the snapshot channel, while joined (snapchan.go)

@@ -66,6 +66,13 @@ type Config struct {
 	// so that a datagram finds its state in the CPU's cache (warm.go). For measuring
 	// what warming gives.
 	NoWarm bool
+	// StageEvery samples the stage breakdown (Stage, DecodeSplit): the stages of one
+	// incremental in StageEvery of each channel's are timed (default 8; 1 times every
+	// one). Tick-to-handler (StageTotal, Latency) is timed for every message. Each stage
+	// timed costs a clock read on the message's path, some 25 ns, and its histograms a
+	// dozen records; a sample of one in 8 leaves the breakdown's percentiles as they were
+	// and takes two clock reads off seven messages in eight (latency.go).
+	StageEvery int
 	// BusyPollMicros is the SO_BUSY_POLL of BusyPoll, in microseconds (default 50).
 	BusyPollMicros int
 	// PinCPU pins the OS thread of Run's loop to CPU (sched_setaffinity), locked to it
@@ -187,6 +194,12 @@ func (c *Config) validate() error {
 	}
 	if c.Batch <= 0 {
 		c.Batch = 64
+	}
+	if c.StageEvery < 0 {
+		return fmt.Errorf("feed: stage sample: one in %d messages is not a sample", c.StageEvery)
+	}
+	if c.StageEvery == 0 {
+		c.StageEvery = DefaultStageEvery
 	}
 	if c.BusyPollMicros < 0 {
 		return fmt.Errorf("feed: busy-poll time %d µs is negative", c.BusyPollMicros)

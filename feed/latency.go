@@ -55,45 +55,79 @@ func newLatencies(digits int) *Latencies {
 	return &l
 }
 
+// DefaultStageEvery is Config.StageEvery's default: the stages of one incremental in 8
+// of each channel's are timed.
+const DefaultStageEvery = 8
+
 // stageClock holds the timestamps of the incremental being applied. Reading the clock
-// costs tens of nanoseconds (near 100 on a loaded VM), so the hand-off is timed once per
-// message, around the subscriber callbacks of its last entry, with the monotonic clock,
-// and the end of that hand-off is the message's end (tick-to-handler): three clock reads
-// per message, decoded, hand-off begun and ended.
+// costs tens of nanoseconds (near 100 on a loaded VM), and a message's path is a few
+// hundred, so a live engine reads it as little as it can:
+//
+//   - once per read, Run's (its wall and monotonic clocks: base); every later reading in
+//     that read's batch is base plus the monotonic time since (time.Since: one clock,
+//     where time.Now reads two);
+//   - once per message, at its end (tick-to-handler);
+//   - and, for the messages whose stages are sampled (Config.StageEvery, counted per
+//     channel so that each channel's breakdown has its share), twice more: when decoded
+//     and when the hand-off of the last entry begins; the end of that hand-off is the
+//     message's end.
 type stageClock struct {
+	base      time.Time // the clock read of the read being handled (Run's); zero outside Run
+	baseNs    int64     // the same in nanoseconds since the epoch
 	rx        int64     // kernel receive time of the datagram being handled; 0 if unknown
 	recv      int64     // when the read that returned it (recvmmsg) returned; 0 if unknown
-	decoded   time.Time // when the incremental being applied was decoded
-	decodedNs int64     // the same in nanoseconds since the epoch; 0 when not timing
-	last      bool      // the entry being applied is the message's last
+	decodedNs int64     // when the incremental being applied was decoded; 0 when its stages are not timed
+	last      bool      // the entry being applied is the message's last, and its stages are timed
 	book      int64     // decoded -> last entry's book update, if its hand-off was timed
 	subs      int64     // duration of the last entry's hand-off, if timed; else 0
 	end       int64     // when that hand-off ended (ns since the epoch), if timed; else 0
 }
 
-// beginStages starts timing an incremental that has just been decoded.
-func (e *Engine) beginStages() {
-	c := &e.clock
-	c.decodedNs, c.book, c.subs, c.end = 0, 0, 0, 0
-	if e.live {
-		c.decoded = time.Now()
-		c.decodedNs = c.decoded.UnixNano()
-	}
+// setBase sets the clock read of the read whose datagrams come next: Run calls it once
+// per read, so that the readings of its messages cost one monotonic clock each.
+func (e *Engine) setBase(t time.Time) {
+	e.clock.base, e.clock.baseNs = t, t.UnixNano()
 }
 
-// beginHandOff and endHandOff time the subscriber callbacks of a message's last entry.
+// clockNow returns the wall time in nanoseconds since the epoch: the read's clock plus
+// the monotonic time since, or the clock itself outside Run.
+func (e *Engine) clockNow() int64 {
+	c := &e.clock
+	if c.baseNs == 0 {
+		return time.Now().UnixNano()
+	}
+	return c.baseNs + int64(time.Since(c.base))
+}
+
+// beginStages starts timing an incremental of ch that has just been decoded, if its
+// stages are sampled (one in Config.StageEvery of the channel's).
+func (e *Engine) beginStages(ch *channel) {
+	c := &e.clock
+	c.decodedNs, c.book, c.subs, c.end = 0, 0, 0, 0
+	if !e.live {
+		return
+	}
+	if ch.stageTick++; ch.stageTick < e.cfg.StageEvery {
+		return
+	}
+	ch.stageTick = 0
+	c.decodedNs = e.clockNow()
+}
+
+// beginHandOff and endHandOff time the subscriber callbacks of a message's last entry,
+// when its stages are timed.
 func (e *Engine) beginHandOff() bool {
 	if !e.clock.last {
 		return false
 	}
-	e.clock.book = int64(time.Since(e.clock.decoded))
+	e.clock.book = e.clockNow() - e.clock.decodedNs
 	return true
 }
 
 func (e *Engine) endHandOff() {
-	end := int64(time.Since(e.clock.decoded))
-	e.clock.subs = max(end-e.clock.book, 1)
-	e.clock.end = e.clock.decodedNs + end
+	c := &e.clock
+	c.end = e.clockNow()
+	c.subs = max(c.end-c.decodedNs-c.book, 1)
 }
 
 // stamp is the timestamps of one applied message, as recordStamp records them.
@@ -151,16 +185,17 @@ func (e *Engine) recordHeld() {
 func (e *Engine) recordStages(st *stamp) {
 	ch := st.ch
 	rx, recv, decoded, book, subs, sent, now := st.rx, st.recv, st.decoded, st.book, st.subs, st.sent, st.now
-	if decoded == 0 || ch.lat == nil {
+	if !e.live || ch.lat == nil {
 		return
 	}
+	recordClamped(ch.lat[StageTotal], now-sent) // every message's; the handler-wide one is e.latency
+	if decoded == 0 {
+		return // its stages were not sampled
+	}
 	record := func(s Stage, d int64) {
-		if s != StageTotal {
-			recordClamped(e.stages[s], d)
-		}
+		recordClamped(e.stages[s], d)
 		recordClamped(ch.lat[s], d)
 	}
-	record(StageTotal, now-sent)
 	if rx > 0 {
 		record(StageWire, rx-sent)
 		record(StageDecode, decoded-rx)

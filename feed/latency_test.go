@@ -1,10 +1,16 @@
 package feed
 
 import (
+	"fmt"
+	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"fastfeed/mcast"
+	"fastfeed/md"
 )
 
 // TestStagePlumbing records known synthetic stage delays and checks that every stage's
@@ -185,4 +191,122 @@ func sberHandler(t *testing.T) (*Handler, *channel) {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h, h.bySymbol["SBER"].ch
+}
+
+// TestStageSampling: a live engine times the stages of one incremental in StageEvery of
+// each channel's, and every message's tick-to-handler; the readings are the batch's
+// clock plus the monotonic time since (setBase), so a sampled message's stages add up to
+// its tick-to-handler and fall between its send and the test's clock after it.
+func TestStageSampling(t *testing.T) {
+	syms := []string{"SBER", "GAZP"}
+	for _, tc := range []struct {
+		every, per int // StageEvery, messages per symbol
+	}{{1, 12}, {4, 12}, {DefaultStageEvery, 20}, {0, 17}} {
+		t.Run(fmt.Sprint("every=", tc.every), func(t *testing.T) {
+			s := newScript(t)
+			next := 0
+			fakeJoin := func(netip.AddrPort) (int, error) { next++; return next - 1, nil }
+			e, err := newEngine(Config{Topics: syms, Templates: templates(t), Port: port, StageEvery: tc.every}, fakeJoin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Subscribe(func(*Event) {}, "SBER", "GAZP")
+			e.DoWork(time.Now().UnixNano())
+			for j := range tc.per {
+				for i, sym := range syms {
+					seq := s.update(sym, md.New, md.Offer, int64(20000+100*j), int64(1+i))
+					b := stamped(t, s, s.sent[mcast.ChannelName(channelOf(sym))][seq], time.Now().UnixNano())
+					base := time.Now()
+					e.setBase(base)
+					e.receiveOn(e.socketIndex(channelOf(sym)), b, base.UnixNano(), base.UnixNano()-1000)
+				}
+			}
+			sampled := 0
+			for _, st := range e.pending[:e.npending] { // held, not yet recorded
+				if st.now < st.rx || st.now > time.Now().UnixNano() {
+					t.Fatalf("message ended at %d, received at %d, now %d", st.now, st.rx, time.Now().UnixNano())
+				}
+				if st.decoded == 0 {
+					continue
+				}
+				sampled++
+				if st.decoded < st.recv || st.recv < st.rx || st.book < 0 || st.subs <= 0 || st.decoded+st.book+st.subs != st.now {
+					t.Errorf("sampled stamp out of order or not adding up: %+v", st)
+				}
+			}
+			every := tc.every
+			if every == 0 {
+				every = DefaultStageEvery
+			}
+			want := int64(tc.per / every) // sampled per channel
+			if sampled != int(want)*len(syms) {
+				t.Errorf("%d messages held with their stages, want %d", sampled, int(want)*len(syms))
+			}
+			if got := e.Latency().TotalCount(); got != int64(tc.per*len(syms)) {
+				t.Errorf("tick-to-handler: %d recorded, want every message's, %d", got, tc.per*len(syms))
+			}
+			for _, sym := range syms {
+				l := e.ChannelLatency()[mcast.ChannelName(channelOf(sym))]
+				if got := l[StageTotal].TotalCount(); got != int64(tc.per) {
+					t.Errorf("%s tick-to-handler: %d, want %d", sym, got, tc.per)
+				}
+				for _, st := range []Stage{StageWire, StageDecode, StageBook, StageSubscribers} {
+					if got := l[st].TotalCount(); got != want {
+						t.Errorf("%s %v: %d sampled, want %d (one in %d)", sym, st, got, want, every)
+					}
+				}
+			}
+			split := e.DecodeSplit()
+			for name, got := range map[string]int64{"handler decode": e.StageLatency()[StageDecode].TotalCount(),
+				"split received": split.Received.TotalCount(), "split work": split.Work.TotalCount()} {
+				if got != want*int64(len(syms)) {
+					t.Errorf("%s: %d sampled, want %d", name, got, want*int64(len(syms)))
+				}
+			}
+			var more [][]byte
+			for j := range 101 {
+				seq := s.update("SBER", md.Change, md.Offer, int64(20000+100*(j%tc.per)), 7)
+				more = append(more, stamped(t, s, s.sent[mcast.ChannelName(channelOf("SBER"))][seq], time.Now().UnixNano()))
+			}
+			if a := testing.AllocsPerRun(100, func() {
+				e.setBase(time.Now())
+				e.receiveOn(e.socketIndex(channelOf("SBER")), more[0], e.clock.baseNs, e.clock.baseNs-1000)
+				more = more[1:]
+			}); a != 0 {
+				t.Errorf("%v allocations per message", a)
+			}
+		})
+	}
+}
+
+// TestClockNow: readings within a batch are its clock plus the monotonic time since,
+// and outside Run (no batch clock) the wall clock.
+func TestClockNow(t *testing.T) {
+	h, _ := sberHandler(t)
+	before := time.Now().UnixNano()
+	if got := h.clockNow(); got < before || got > time.Now().UnixNano() {
+		t.Errorf("without a batch clock: %d, not between the reads around it", got)
+	}
+	base := time.Now().Add(-time.Hour) // a read an hour ago: an hour of monotonic time since
+	h.setBase(base)
+	got := h.clockNow()
+	if d := got - time.Now().UnixNano(); d < -int64(time.Millisecond) || d > 0 {
+		t.Errorf("batch an hour ago: clockNow %d ns from the wall clock, want within a millisecond before", d)
+	}
+}
+
+// stamped returns datagram b of script s with SendingTime sent: without one, no latency
+// is timed.
+func stamped(t *testing.T, s *script, b []byte, sent int64) []byte {
+	t.Helper()
+	if _, err := s.codec.Decode(b[4:]); err != nil {
+		t.Fatal(err)
+	}
+	inc := s.codec.Message.Incremental
+	inc.SendingTime = sent
+	out, err := s.codec.AppendIncremental(slices.Clone(b[:4]), &inc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

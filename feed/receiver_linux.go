@@ -135,7 +135,9 @@ func (h *Handler) Run(ctx context.Context) error {
 			quiet = 0
 		}
 		idle = 0
-		now := time.Now().UnixNano()
+		t := time.Now()
+		e.setBase(t) // the batch's clock (latency.go)
+		now := t.UnixNano()
 		if n > 0 {
 			e.lastInc = nil // this read overwrote the buffer it aliased
 		}

@@ -54,6 +54,8 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"(default: spin with --busy-poll, sleep otherwise)")
 	noWarm := fs.Bool("no-warm", false, "with --busy-poll, turn off the handler's cache warming between datagrams (feed.Config.NoWarm),\n"+
 		"to measure what it gives")
+	stageEvery := fs.Int("stage-every", 0, "time the handler's stages for one message in `N` of each channel's (feed --stage-every;\n"+
+		"default 8, 1: every message); tick-to-handler is every message's")
 	senderRole := fs.Bool("sender", false, "internal: be the sender child of a run (its arguments follow --)")
 	var fan fanoutFlags
 	fan.register(fs)
@@ -71,7 +73,11 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := bench.Config{Instruments: *instruments, NoMicro: *noMicro, Duration: *duration, BlastDatagrams: *blast,
-		BusyPoll: *busyPoll, PinCPU: pin, CPU: *cpu, SharedSockets: *shared, Rounds: *rounds, NoWarm: *noWarm}
+		BusyPoll: *busyPoll, PinCPU: pin, CPU: *cpu, SharedSockets: *shared, Rounds: *rounds, NoWarm: *noWarm,
+		StageEvery: *stageEvery}
+	if *stageEvery < 0 {
+		return &UsageError{fmt.Sprintf("--stage-every %d: want 1 or more (0: the default)", *stageEvery)}
+	}
 	switch *pacing {
 	case "":
 		cfg.SpinPacing = *busyPoll

@@ -39,7 +39,7 @@ type FeedOptions struct {
 	ServeFIX, BusConfig, DumpBooks, StatsOut, LatencyOut           string
 	HTTP                                                           string // --http: the operator's view (package opshttp)
 	All, BusyPoll, SharedSockets                                   bool
-	CPU                                                            int
+	CPU, StageEvery                                                int
 	Duration, GapWait, RecoveryTimeout                             time.Duration
 	Window, ReadBuffer                                             int
 	Inject                                                         InjectOptions
@@ -87,6 +87,8 @@ func (o *FeedOptions) Register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.BusyPoll, "busy-poll", false, "spin on recvmmsg on a locked OS thread instead of sleeping in epoll (SO_BUSY_POLL where\n"+
 		"the kernel permits): lowest latency, one CPU kept busy")
 	fs.IntVar(&o.CPU, "cpu", -1, "pin the receiving thread to CPU `N` (default: not pinned)")
+	fs.IntVar(&o.StageEvery, "stage-every", 0, "time the latency stages (--latency-out, /metrics) of one message in `N` of each channel's\n"+
+		"(default 8, 1: every message; each timed message's path is two clock reads longer); tick-to-handler is every message's")
 	fs.BoolVar(&o.SharedSockets, "shared-sockets", false, "join the groups of a port on one socket (told apart by IP_PKTINFO) instead of one socket\n"+
 		"per group: with --busy-poll the loop spins on one recvmmsg; raise net.ipv4.igmp_max_memberships (20)\n"+
 		"to the groups joined, or more sockets are opened")
@@ -368,6 +370,10 @@ func (o *FeedOptions) HandlerConfig(set map[string]bool) (feed.Config, error) {
 	cfg.Gap = gap.Config{Window: o.Window, GapWait: o.GapWait, RecoveryTimeout: o.RecoveryTimeout}
 	cfg.ReadBuffer = o.ReadBuffer
 	cfg.BusyPoll, cfg.CPU, cfg.SharedSockets = o.BusyPoll, o.CPU, o.SharedSockets
+	if o.StageEvery < 0 {
+		return cfg, fmt.Errorf("--stage-every %d: want 1 or more (0: the default, 8)", o.StageEvery)
+	}
+	cfg.StageEvery = o.StageEvery
 	if cfg.PinCPU, err = CPUFlag(o.CPU); err != nil {
 		return cfg, err
 	}

@@ -96,6 +96,7 @@ func TestFeedPrecedence(t *testing.T) {
 	lineB := hc(func(c feed.Config) any { return fmt.Sprint(c.BPort, c.BBase) })
 	iface := hc(func(c feed.Config) any { return c.Interface })
 	busy := hc(func(c feed.Config) any { return words(c.BusyPoll, c.PinCPU, c.CPU, c.SharedSockets) })
+	stages := hc(func(c feed.Config) any { return c.StageEvery })
 	common := func(o *FeedOptions, set map[string]bool) (any, error) {
 		return words(o.LogLevel, o.Templates, set["templates"]), nil
 	}
@@ -122,6 +123,9 @@ func TestFeedPrecedence(t *testing.T) {
 		{"busy poll config", []string{"--all"}, `{"busy-poll": true, "cpu": 0}`, busy, "true true 0 false"},
 		{"shared sockets flag", []string{"--all", "--busy-poll", "--shared-sockets"}, "", busy, "true false -1 true"},
 		{"shared sockets config", []string{"--all"}, `{"shared-sockets": true}`, busy, "false false -1 true"},
+		{"stage sample default", []string{"--all"}, "", stages, "0"},
+		{"stage sample flag", []string{"--all", "--stage-every", "1"}, "", stages, "1"},
+		{"stage sample config", []string{"--all"}, `{"stage-every": 4}`, stages, "4"},
 		{"common default", []string{"--all"}, "", common, "info fixtures/templates.xml false"},
 		{"common config", []string{"--all"}, `{"log-level": "debug", "templates": "x.xml"}`, common, "debug x.xml true"},
 		{"common flag over config", []string{"--all", "--log-level", "warn"}, `{"log-level": "debug"}`, common, "warn fixtures/templates.xml false"},
@@ -276,6 +280,7 @@ func TestFeedOptionErrors(t *testing.T) {
 		{[]string{"--all", "--cpu", "-2"}, "--cpu -2: want a CPU number, 0 or more"},
 		{[]string{"--all", "--busy-poll", "--cpu", "4096"}, "--cpu 4096: cpupin: CPU 4096 is not one this process may run on (allowed: "},
 		{[]string{"--all", "--cpu", "x"}, `--cpu "x": want a whole number`},
+		{[]string{"--all", "--stage-every", "-1"}, "--stage-every -1: want 1 or more"},
 	} {
 		var o FeedOptions
 		set, err := parseRole(t, o.Register, tt.args, "", true)

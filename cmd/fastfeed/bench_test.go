@@ -62,6 +62,7 @@ func TestBenchCommandErrors(t *testing.T) {
 		{"--instruments", "0"},
 		{"--pacing", "fast"},
 		{"--no-warm"}, // without --busy-poll
+		{"--stage-every", "-1"},
 		{"extra"},
 	} {
 		code, _, stderr := fastfeed(t, ctx, bin, append([]string{"bench"}, args...)...)
