@@ -446,7 +446,10 @@ func TestRunRounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"Each rate ran **2 rounds**", "**shared sockets**", "Receive mode: **busy poll**", "Pacing: **spin**"} {
+	b20 := r.Rates[0].Baseline
+	for _, s := range []string{"Each rate ran **2 rounds**", "**shared sockets**", "Receive mode: **busy poll**", "Pacing: **spin**",
+		"those of one message in 8 of each channel's are timed", "## The receiving process",
+		fmt.Sprintf("| 20k | handler | %d | %d |", h.Faults, h.Preempted), fmt.Sprintf("| 20k | baseline | %d | %d |", b20.Faults, b20.Preempted)} {
 		if !strings.Contains(string(b), s) {
 			t.Errorf("report lacks %q", s)
 		}
@@ -458,7 +461,7 @@ func TestRunRounds(t *testing.T) {
 func TestMeasurementMerge(t *testing.T) {
 	run := func(received uint64, elapsed time.Duration, latencies ...int64) Measurement {
 		m := Measurement{Receiver: "handler", Sent: received + 1, Entries: 2 * received, Received: received, Elapsed: elapsed,
-			KernelDrops: 1, Gaps: 2, Recv: NewHistogram()}
+			KernelDrops: 1, Gaps: 2, Faults: 3, Preempted: 4, Recv: NewHistogram()}
 		for i := range m.Stages {
 			m.Stages[i] = NewHistogram()
 			for _, v := range latencies {
@@ -471,7 +474,7 @@ func TestMeasurementMerge(t *testing.T) {
 	o := run(3000, time.Second, 30_000)
 	m.merge(&o)
 	if m.Sent != 4002 || m.Entries != 8000 || m.Received != 4000 || m.Elapsed != 2*time.Second || m.Rate != 2000 ||
-		m.KernelDrops != 2 || m.Gaps != 4 || m.Work != nil {
+		m.KernelDrops != 2 || m.Gaps != 4 || m.Faults != 6 || m.Preempted != 8 || m.Work != nil {
 		t.Errorf("merged %+v", m)
 	}
 	if n, max := m.Total().TotalCount(), m.Total().Max(); n != 3 || max < 29_000 || max > 31_000 {

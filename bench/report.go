@@ -306,6 +306,16 @@ func WriteMarkdown(w io.Writer, r *Results, command, plot string) error {
 		writeStageRow(p, RateLabel(rr.Rate), "baseline kernel rx->received", rr.Baseline.Recv)
 	}
 
+	p("\n## The receiving process\n\n")
+	p("While the publisher sent (all rounds): minor page faults and involuntary context switches of the bench's process, which runs the receiver ")
+	p("(getrusage; the publisher is a child and not counted). A fault on the receiving thread holds up the datagrams behind it for microseconds.\n\n")
+	p("| rate | receiver | page faults | preempted |\n|---|---|--:|--:|\n")
+	for _, rr := range r.Rates {
+		for _, m := range []*Measurement{&rr.Handler, &rr.Baseline} {
+			p("| %s | %s | %d | %d |\n", RateLabel(rr.Rate), m.Receiver, m.Faults, m.Preempted)
+		}
+	}
+
 	p("\n## Latency by percentile\n\n![latency percentiles](%s)\n\n", plot)
 	p("x: percentile on HdrHistogram's log scale of 1/(1-p); y: latency in µs, log scale. Solid: handler (tick-to-handler); dashed: baseline; one color per rate.\n")
 

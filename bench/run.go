@@ -187,6 +187,11 @@ type Measurement struct {
 	// feed.DecodeSplit Received, the baseline's ReceiveLatency). Work is the handler's
 	// received->decoded (its DecodeSplit Work); nil for the baseline.
 	Recv, Work *hdrhistogram.Histogram
+	// Faults and Preempted are the minor page faults and the involuntary context switches
+	// of the receiving process (the bench's; the sender is a child) while the publisher
+	// sent: a page touched for the first time on the receiving thread holds up the
+	// datagrams behind it for a fault's microseconds.
+	Faults, Preempted uint64
 }
 
 // merge adds o, another run of the same rate and receiver, to m: counts and times are
@@ -201,6 +206,8 @@ func (m *Measurement) merge(o *Measurement) {
 	}
 	m.KernelDrops += o.KernelDrops
 	m.Gaps += o.Gaps
+	m.Faults += o.Faults
+	m.Preempted += o.Preempted
 	mergeInto := func(dst **hdrhistogram.Histogram, src *hdrhistogram.Histogram) {
 		switch {
 		case src == nil:
@@ -361,7 +368,10 @@ func measure(ctx context.Context, cfg *Config, rate float64, port uint16, kind s
 			}
 		}()
 	}
+	faults, preempted := processCounters()
 	sendErr := src.send(ctx, started)
+	f, pr := processCounters()
+	m.Faults, m.Preempted = f-faults, pr-preempted
 	if sendErr != nil && start.IsZero() {
 		close(warmed)
 	}

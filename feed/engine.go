@@ -110,7 +110,7 @@ func newEngine(cfg Config, join func(netip.AddrPort) (int, error)) (*Engine, err
 		channels: map[string]*channel{},
 		bySymbol: map[string]*instrument{},
 		queue:    newCommandQueue(),
-		stages:   newLatencies(overallDigits),
+		stages:   newLatencies(overallDigits, true), // 1 MiB, once
 		split:    newDecodeSplit(),
 		seed:     maphash.MakeSeed(),
 	}
@@ -193,7 +193,7 @@ func (e *Engine) channelFor(addr netip.AddrPort) (*channel, error) {
 	if ch := e.channels[name]; ch != nil {
 		return ch, nil
 	}
-	ch := &channel{name: name, addr: addr, tracker: gap.NewSequencer[*md.Message](e.cfg.Gap), lat: newLatencies(channelDigits)}
+	ch := &channel{name: name, addr: addr, tracker: gap.NewSequencer[*md.Message](e.cfg.Gap), lat: newLatencies(channelDigits, e.cfg.BusyPoll)}
 	i, err := e.joinGroup(addr)
 	if err != nil {
 		return nil, fmt.Errorf("feed: channel %s: %w", name, err)
