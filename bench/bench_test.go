@@ -304,9 +304,10 @@ func TestWriteMarkdown(t *testing.T) {
 			t.Errorf("line %d has %d cells, its table %d: %q", i+1, n-1, cols-1, line)
 		}
 	}
-	// 2 end to end, 1 ratio, the stages, the decode stage's 2 parts, the baseline's 2.
-	if got := strings.Count(md, "| 100k | "); got != 2+1+int(feed.NumStages)+2+2 {
-		t.Errorf("%d rows for 100k, want %d", got, 2+1+int(feed.NumStages)+2+2)
+	// 2 end to end, 1 ratio, the stages, the decode stage's 2 parts, the baseline's 2,
+	// the receiving process's 2.
+	if got, want := strings.Count(md, "| 100k | "), 2+1+int(feed.NumStages)+2+2+2; got != want {
+		t.Errorf("%d rows for 100k, want %d", got, want)
 	}
 	// The decode stage's parts follow it.
 	if i, j := strings.Index(md, "| 100k | kernel rx->decoded |"), strings.Index(md, "| 100k | - kernel rx->received |"); i < 0 || j < i {
