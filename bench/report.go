@@ -307,7 +307,7 @@ func WriteMarkdown(w io.Writer, r *Results, command, plot string) error {
 	}
 
 	p("\n## The receiving process\n\n")
-	p("While the publisher sent (all rounds): minor page faults and involuntary context switches of the bench's process, which runs the receiver ")
+	p("From the end of the warm-up to the end of the sending, the part measured (all rounds): minor page faults and involuntary context switches of the bench's process, which runs the receiver ")
 	p("(getrusage; the publisher is a child and not counted). A fault on the receiving thread holds up the datagrams behind it for microseconds.\n\n")
 	p("| rate | receiver | page faults | preempted |\n|---|---|--:|--:|\n")
 	for _, rr := range r.Rates {

@@ -188,9 +188,10 @@ type Measurement struct {
 	// received->decoded (its DecodeSplit Work); nil for the baseline.
 	Recv, Work *hdrhistogram.Histogram
 	// Faults and Preempted are the minor page faults and the involuntary context switches
-	// of the receiving process (the bench's; the sender is a child) while the publisher
-	// sent: a page touched for the first time on the receiving thread holds up the
-	// datagrams behind it for a fault's microseconds.
+	// of the receiving process (the bench's; the sender is a child) from the end of the
+	// warm-up to the end of the publisher's sending, the part the histograms hold: a page
+	// touched for the first time on the receiving thread holds up the datagrams behind it
+	// for a fault's microseconds.
 	Faults, Preempted uint64
 }
 
@@ -354,24 +355,28 @@ func measure(ctx context.Context, cfg *Config, rate float64, port uint16, kind s
 
 	var start time.Time
 	warmed := make(chan struct{})
+	var faults, preempted uint64 // the process's, when the measured part began (after the warm-up)
+	measuring := false
 	started := func() { // the sender is about to send: its process, if any, has started
 		start = time.Now()
 		go func() {
 			defer close(warmed)
 			if warmup == 0 {
+				faults, preempted = processCounters()
+				measuring = true
 				return
 			}
 			select {
 			case <-time.After(warmup):
 				recv.resetLatency(rctx)
+				faults, preempted = processCounters()
+				measuring = true
 			case <-rctx.Done():
 			}
 		}()
 	}
-	faults, preempted := processCounters()
 	sendErr := src.send(ctx, started)
-	f, pr := processCounters()
-	m.Faults, m.Preempted = f-faults, pr-preempted
+	endFaults, endPreempted := processCounters()
 	if sendErr != nil && start.IsZero() {
 		close(warmed)
 	}
@@ -391,6 +396,9 @@ func measure(ctx context.Context, cfg *Config, rate float64, port uint16, kind s
 	stop()
 	wg.Wait()
 	<-warmed
+	if measuring {
+		m.Faults, m.Preempted = endFaults-faults, endPreempted-preempted
+	}
 	if sendErr != nil {
 		return m, fmt.Errorf("%s: sending: %w", where, sendErr)
 	}
