@@ -70,8 +70,8 @@ type Config struct {
 	// incremental in StageEvery of each channel's are timed (default 8; 1 times every
 	// one). Tick-to-handler (StageTotal, Latency) is timed for every message. Each stage
 	// timed costs a clock read on the message's path, some 25 ns, and its histograms a
-	// dozen records; a sample of one in 8 leaves the breakdown's percentiles as they were
-	// and takes two clock reads off seven messages in eight (latency.go).
+	// dozen records; one in 8 takes two clock reads off seven messages in eight, and the
+	// breakdown's percentiles are then a sample's (latency.go).
 	StageEvery int
 	// BusyPollMicros is the SO_BUSY_POLL of BusyPoll, in microseconds (default 50).
 	BusyPollMicros int

@@ -18,7 +18,8 @@ type Stage int
 // message taken from the out-of-order buffer or from recovery, or read with fault
 // injection on (Config.Inject), has no kernel time of its own: it counts in Book,
 // Subscribers and Total only. An engine that no Handler runs (replay) records Total alone, on the
-// capture's clock.
+// capture's clock. A Handler records Total for every message and the other stages for one
+// incremental in Config.StageEvery of each channel's.
 const (
 	StageWire        Stage = iota // publisher SendingTime (52) -> kernel receive time (SO_TIMESTAMPNS)
 	StageDecode                   // kernel receive -> message decoded (wakeup, recvmmsg, sequencing, decode); split by DecodeSplit
@@ -253,7 +254,8 @@ func prefaulted(h *hdrhistogram.Histogram) *hdrhistogram.Histogram {
 }
 
 // DecodeSplit returns the split of the handler-wide StageDecode; it is recorded only for
-// datagrams read by a Handler (with a kernel receive time). Read it after Run returns, or
+// datagrams read by a Handler (with a kernel receive time), for the sample whose stages
+// are timed (Config.StageEvery). Read it after Run returns, or
 // through Do.
 func (e *Engine) DecodeSplit() DecodeSplit {
 	e.flushStages()
