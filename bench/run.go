@@ -396,7 +396,7 @@ func measure(ctx context.Context, cfg *Config, rate float64, port uint16, kind s
 	stop()
 	wg.Wait()
 	<-warmed
-	if measuring {
+	if measuring && endFaults >= faults && endPreempted >= preempted { // not if the sending ended within the warm-up
 		m.Faults, m.Preempted = endFaults-faults, endPreempted-preempted
 	}
 	if sendErr != nil {
