@@ -26,8 +26,9 @@
 // address and port (so it sees no other group), with IP_MULTICAST_ALL off,
 // SO_RXQ_OVFL (kernel drop counts) and SO_TIMESTAMPNS (kernel receive time)
 // on, all in one epoll set; or, with [PollerConfig] Shared, one socket per port
-// joined to all of its groups, each datagram's group told by IP_PKTINFO. [Poller.ReadBatch] reads with recvmmsg(2) into
-// buffers the caller owns and reuses; neither it nor WriteBatch allocates.
+// joined to all of its groups, each datagram's group told by IP_PKTINFO.
+// [Poller.ReadBatch] reads with recvmmsg(2) into buffers the caller owns and
+// reuses; neither it nor WriteBatch allocates.
 //
 // The names follow golang.org/x/net/ipv4 where they wrap the same socket
 // options: JoinGroup, JoinSourceSpecificGroup, ReadBatch, WriteBatch,

@@ -46,8 +46,9 @@ type socket struct {
 }
 
 // Poller reads datagrams from any number of joined groups, on a socket each or on
-// shared sockets (PollerConfig.Shared), through one epoll set. Join, leave and read from one goroutine; Wake and Close may be called
-// from any goroutine and wake a ReadBatch blocked in wait.
+// shared sockets (PollerConfig.Shared), through one epoll set. Join, leave and read
+// from one goroutine; Wake and Close may be called from any goroutine and wake a
+// ReadBatch blocked in wait.
 type Poller struct {
 	iface   netip.Addr
 	rcvbuf  int
